@@ -1,0 +1,177 @@
+//! A step that misbehaves on request, so tests can show the sandbox and the limits hold.
+//!
+//! Param `mode` picks the behaviour:
+//! - `escape`: tries to read `/etc/passwd`, `..` of its input, and symlinks out of its output dir;
+//!   logs each attempt and returns `escaped` (how many succeeded) and `report` (JSON).
+//! - `env`: returns the value of env var `var` (JSON `null` when absent) and `env_count`.
+//! - `loop`: spins forever.  `alloc`: allocates and touches memory until it cannot.
+//! - `flood`: writes `bytes` bytes to stdout.  `write`: writes `bytes` bytes to output `out`.
+//! - `entropy`: writes random bytes and clock readings to output `out`.
+//! - `trap`: panics.  `fail`: returns an error.
+use std::fmt::Write as _;
+use std::io::Write as _;
+use weft_step::{emit, out_param, Guest, Level, ParamValue, StepInput, StepOutput};
+
+struct Misbehave;
+
+impl Guest for Misbehave {
+    fn run(input: StepInput) -> Result<StepOutput, String> {
+        match input.str_param("mode")? {
+            "escape" => escape(&input),
+            "env" => env(&input),
+            "loop" => spin(),
+            "alloc" => alloc(),
+            "flood" => flood(input.int_param_or("bytes", 1 << 20)? as usize),
+            "write" => write(&input),
+            "entropy" => entropy(&input),
+            "trap" => trap(),
+            "fail" => Err("asked to fail".to_string()),
+            other => Err(format!("unknown mode `{other}`")),
+        }
+    }
+}
+
+fn escape(input: &StepInput) -> Result<StepOutput, String> {
+    let input_path = input.input("data")?;
+    let out_dir = input.output("out")?;
+    let input_dir = input_path.rsplit_once('/').map(|(d, _)| d).unwrap_or(input_path);
+    symlink("/etc/passwd", &format!("{out_dir}/abs-link"));
+    symlink("../../../../../../etc/passwd", &format!("{out_dir}/rel-link"));
+    let attempts = [
+        "/etc/passwd".to_string(),
+        format!("{input_dir}/../../etc/passwd"),
+        format!("{input_dir}/.."),
+        format!("{out_dir}/abs-link"),
+        format!("{out_dir}/rel-link"),
+        format!("{out_dir}/planted-link"),
+    ];
+    let mut escaped = 0;
+    let mut report = String::from("[");
+    for (i, path) in attempts.iter().enumerate() {
+        let outcome = match std::fs::read(path).map(|b| b.len()).or_else(|e| {
+            std::fs::read_dir(path).map(|d| d.count()).map_err(|_| e)
+        }) {
+            Ok(n) => {
+                escaped += 1;
+                format!("read {n} entries or bytes")
+            }
+            Err(e) => format!("denied: {e}"),
+        };
+        emit(Level::Warn, &format!("access {path}: {outcome}"), &[("path".into(), path.clone()), ("outcome".into(), outcome.clone())]);
+        let _ = write!(report, "{}{{\"path\":\"{path}\",\"outcome\":\"{outcome}\"}}", if i > 0 { "," } else { "" });
+    }
+    report.push(']');
+    Ok(StepOutput {
+        params: vec![out_param("escaped", ParamValue::Int(escaped)), out_param("report", ParamValue::Json(report))],
+    })
+}
+
+/// Creates a symlink through wasi-libc (std's WASI symlink API is unstable); failure is logged.
+fn symlink(target: &str, link: &str) {
+    extern "C" {
+        fn symlink(target: *const std::ffi::c_char, link: *const std::ffi::c_char) -> i32;
+    }
+    let (t, l) = (std::ffi::CString::new(target).unwrap(), std::ffi::CString::new(link).unwrap());
+    let rc = unsafe { symlink(t.as_ptr(), l.as_ptr()) };
+    let outcome = if rc == 0 { "created".to_string() } else { format!("refused: {}", std::io::Error::last_os_error()) };
+    emit(Level::Info, &format!("symlink {link} -> {target}: {outcome}"), &[]);
+}
+
+fn env(input: &StepInput) -> Result<StepOutput, String> {
+    let var = input.str_param("var")?;
+    let value = match std::env::var(var) {
+        Ok(v) => format!("\"{v}\""),
+        Err(_) => "null".to_string(),
+    };
+    Ok(StepOutput {
+        params: vec![
+            out_param("value", ParamValue::Json(value)),
+            out_param("env_count", ParamValue::Int(std::env::vars().count() as i64)),
+        ],
+    })
+}
+
+fn spin() -> ! {
+    let mut x: u64 = 0;
+    loop {
+        x = std::hint::black_box(x.wrapping_add(1));
+    }
+}
+
+fn alloc() -> Result<StepOutput, String> {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![1u8; 1 << 20]);
+        std::hint::black_box(&hoard);
+    }
+}
+
+fn flood(bytes: usize) -> Result<StepOutput, String> {
+    let line = [b'x'; 1023];
+    let mut out = std::io::stdout().lock();
+    let mut written = 0;
+    while written < bytes {
+        out.write_all(&line).and_then(|_| out.write_all(b"\n")).map_err(|e| format!("stdout: {e}"))?;
+        written += 1024;
+    }
+    Ok(StepOutput { params: vec![out_param("written", ParamValue::Int(written as i64))] })
+}
+
+fn write(input: &StepInput) -> Result<StepOutput, String> {
+    let bytes = input.int_param_or("bytes", 1 << 20)? as usize;
+    let path = format!("{}/blob.bin", input.output("out")?);
+    let mut file = std::fs::File::create(&path).map_err(|e| format!("{path}: {e}"))?;
+    let chunk = vec![7u8; 64 * 1024];
+    let mut written = 0;
+    while written < bytes {
+        file.write_all(&chunk).map_err(|e| format!("writing {path}: {e}"))?;
+        written += chunk.len();
+    }
+    Ok(StepOutput { params: vec![out_param("written", ParamValue::Int(written as i64))] })
+}
+
+fn entropy(input: &StepInput) -> Result<StepOutput, String> {
+    let path = format!("{}/entropy.txt", input.output("out")?);
+    let mut text = String::new();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?;
+    let start = std::time::Instant::now();
+    let _ = writeln!(text, "wall {}.{:09}", now.as_secs(), now.subsec_nanos());
+    let _ = writeln!(text, "elapsed {:?}", start.elapsed());
+    let _ = writeln!(text, "hashmap-order {:?}", {
+        let mut m = std::collections::HashMap::new();
+        for i in 0..16 {
+            m.insert(i, ());
+        }
+        m.keys().copied().collect::<Vec<_>>()
+    });
+    let _ = writeln!(text, "random {:?}", random_bytes(32));
+    std::fs::write(&path, &text).map_err(|e| format!("{path}: {e}"))?;
+    Ok(StepOutput { params: vec![out_param("entropy", ParamValue::Str(text))] })
+}
+
+/// Random bytes from WASI `random_get`, the way libc and language runtimes ask for entropy.
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    // `getrandom`-style call through wasi-libc.
+    extern "C" {
+        fn getentropy(buf: *mut u8, len: usize) -> i32;
+    }
+    let rc = unsafe { getentropy(buf.as_mut_ptr(), n) };
+    assert_eq!(rc, 0, "getentropy failed");
+    buf
+}
+
+fn trap() -> Result<StepOutput, String> {
+    let depth = std::hint::black_box(3);
+    nested_panic(depth)
+}
+
+#[inline(never)]
+fn nested_panic(depth: u32) -> Result<StepOutput, String> {
+    if depth == 0 {
+        panic!("misbehave asked to trap");
+    }
+    nested_panic(std::hint::black_box(depth - 1))
+}
+
+weft_step::export!(Misbehave with_types_in weft_step::bindings);

@@ -1,0 +1,88 @@
+//! Rust SDK for Weft pipeline steps.
+//!
+//! Generates the `weft:pipeline/step` bindings once so every step crate shares them, and adds the
+//! small helpers each step would otherwise rewrite: typed parameter lookup and artifact paths.
+//!
+//! ```ignore
+//! struct MyStep;
+//! impl weft_step::Guest for MyStep {
+//!     fn run(input: weft_step::StepInput) -> Result<weft_step::StepOutput, String> { ... }
+//! }
+//! weft_step::export!(MyStep with_types_in weft_step::bindings);
+//! ```
+
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../../wit/pipeline",
+        world: "weft:pipeline/step",
+        pub_export_macro: true,
+        export_macro_name: "export",
+        default_bindings_module: "weft_step::bindings",
+    });
+}
+
+pub use bindings::exports::weft::pipeline::task::Guest;
+pub use bindings::export;
+pub use bindings::weft::pipeline::log::{emit, Level};
+pub use bindings::weft::pipeline::metrics::report;
+pub use bindings::weft::pipeline::types::{
+    Artifact, Param, ParamValue, StepContext, StepInput, StepOutput,
+};
+
+impl StepInput {
+    /// The parameter called `name`, if given.
+    pub fn param(&self, name: &str) -> Option<&ParamValue> {
+        self.params.iter().find(|p| p.name == name).map(|p| &p.value)
+    }
+
+    /// A string parameter, or an error naming it when it is missing or not a string.
+    pub fn str_param(&self, name: &str) -> Result<&str, String> {
+        match self.param(name) {
+            Some(ParamValue::Str(s)) => Ok(s),
+            Some(other) => Err(format!("parameter `{name}` must be a string, got {other:?}")),
+            None => Err(format!("missing parameter `{name}`")),
+        }
+    }
+
+    /// An integer parameter, `default` when absent.
+    pub fn int_param_or(&self, name: &str, default: i64) -> Result<i64, String> {
+        match self.param(name) {
+            Some(ParamValue::Int(v)) => Ok(*v),
+            Some(other) => Err(format!("parameter `{name}` must be an int, got {other:?}")),
+            None => Ok(default),
+        }
+    }
+
+    /// A boolean parameter, `default` when absent.
+    pub fn bool_param_or(&self, name: &str, default: bool) -> Result<bool, String> {
+        match self.param(name) {
+            Some(ParamValue::Boolean(v)) => Ok(*v),
+            Some(other) => Err(format!("parameter `{name}` must be a bool, got {other:?}")),
+            None => Ok(default),
+        }
+    }
+
+    /// The guest path of input artifact `name`.
+    pub fn input(&self, name: &str) -> Result<&str, String> {
+        find_artifact(&self.inputs, name).ok_or_else(|| format!("missing input artifact `{name}`"))
+    }
+
+    /// The guest path of output artifact directory `name`.
+    pub fn output(&self, name: &str) -> Result<&str, String> {
+        find_artifact(&self.outputs, name).ok_or_else(|| format!("missing output artifact `{name}`"))
+    }
+}
+
+fn find_artifact<'a>(list: &'a [Artifact], name: &str) -> Option<&'a str> {
+    list.iter().find(|a| a.name == name).map(|a| a.path.as_str())
+}
+
+/// Shorthand for an output parameter.
+pub fn out_param(name: &str, value: ParamValue) -> Param {
+    Param { name: name.to_string(), value }
+}
+
+/// Log at info level with no fields.
+pub fn info(message: &str) {
+    emit(Level::Info, message, &[]);
+}

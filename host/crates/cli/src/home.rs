@@ -1,0 +1,30 @@
+//! `$WEFT_HOME`: where local state lives.
+
+use std::path::{Path, PathBuf};
+
+pub struct Home(PathBuf);
+
+impl Home {
+    /// `--home`, else `$WEFT_HOME` (clap reads both), else the per-user data directory.
+    pub fn resolve(explicit: Option<PathBuf>) -> Self {
+        let dir = explicit
+            .or_else(|| dirs::data_dir().map(|d| d.join("weft")))
+            .unwrap_or_else(|| PathBuf::from(".weft"));
+        Home(dir)
+    }
+
+    /// Compiled components, keyed by digest and engine settings.
+    pub fn component_cache(&self) -> PathBuf {
+        self.0.join("cache").join("components")
+    }
+
+    /// The log of one task of one run.
+    pub fn task_log(&self, run_id: &str, task: &str) -> PathBuf {
+        self.0.join("logs").join(run_id).join(format!("{task}.log"))
+    }
+
+    #[allow(dead_code)]
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}

@@ -1,0 +1,290 @@
+//! `wasm-run run`: one step, end to end.
+
+use crate::home::Home;
+use anyhow::{bail, Context, Result};
+use bytesize::ByteSize;
+use clap::Args;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+use weft_runtime::{InputArtifact, Limits, Runtime, RuntimeConfig, StepOutcome, StepRequest};
+use weft_spec::ParamValue;
+
+#[derive(Args)]
+#[command(after_help = "\
+Inside the sandbox the step sees: input NAME at /inputs/NAME (read-only; a file input is the one \
+file in that directory), the output directory at /outputs (read-write; each --output-artifact \
+NAME is created as /outputs/NAME), only the --env variables, an empty stdin, no network unless \
+--allow-network. stdout and stderr go to the task log.
+
+Exit status: 0 on success, 1 when the step fails (error, trap or limit), 2 on bad usage.
+
+Example:
+  wasm-run run csv-transform.wasm --input data=iris.csv --output-dir out \\
+      --output-artifact transformed --param drop=species --memory 128MiB --timeout 10s")]
+pub struct RunArgs {
+    /// The component (.wasm) to run; it must target the weft:pipeline/step world.
+    #[arg(value_name = "COMPONENT.wasm")]
+    component: PathBuf,
+
+    /// A parameter: NAME=VALUE (type inferred: int, float, bool, JSON list/object, else string)
+    /// or NAME:TYPE=VALUE with TYPE one of string, int, float, bool, json. Repeatable.
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
+    params: Vec<(String, ParamValue)>,
+
+    /// An input artifact: NAME=PATH, a file or directory granted read-only. Repeatable.
+    #[arg(long = "input", short = 'i', value_name = "NAME=PATH", value_parser = parse_input)]
+    inputs: Vec<InputArtifact>,
+
+    /// Directory granted read-write to the step at /outputs (created if missing).
+    #[arg(long, value_name = "DIR")]
+    output_dir: Option<PathBuf>,
+
+    /// A named output artifact: created as DIR/NAME and passed to the step. Repeatable.
+    #[arg(
+        long = "output-artifact",
+        short = 'o',
+        value_name = "NAME",
+        requires = "output_dir"
+    )]
+    outputs: Vec<String>,
+
+    /// An environment variable the step may see: NAME=VALUE, or NAME to pass the host's value.
+    /// Nothing else from the host environment reaches the step. Repeatable.
+    #[arg(long = "env", short = 'e', value_name = "NAME[=VALUE]")]
+    env: Vec<String>,
+
+    /// Grant TCP/UDP sockets and DNS lookup (denied by default).
+    #[arg(long)]
+    allow_network: bool,
+
+    /// Virtualise clocks and randomness from --seed: identical inputs give identical outputs.
+    #[arg(long)]
+    hermetic: bool,
+
+    /// Seed for --hermetic.
+    #[arg(long, default_value_t = 0, requires = "hermetic")]
+    seed: u64,
+
+    /// Linear memory limit (e.g. 256MiB, 1GiB; at most 4GiB).
+    #[arg(long, default_value = "256MiB", value_parser = parse_size)]
+    memory: u64,
+
+    /// Wall-clock limit for the step (e.g. 500ms, 30s, 5m).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+
+    /// Limit on bytes written to the output directory.
+    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    max_output: u64,
+
+    /// Limit on the task log (stdout + stderr + log records); the rest is dropped and counted.
+    #[arg(long, default_value = "1MiB", value_parser = parse_size)]
+    max_log: u64,
+
+    /// Limit on core instances, tables and memories the component may create.
+    #[arg(long, default_value_t = Limits::default().max_instances)]
+    max_instances: usize,
+
+    /// Limit on elements per table.
+    #[arg(long, default_value_t = Limits::default().max_table_elements)]
+    max_table_elements: u64,
+
+    /// Run id given to the step (default: random; `hermetic-SEED` with --hermetic).
+    #[arg(long)]
+    run_id: Option<String>,
+
+    /// Task name given to the step (default: the component's file stem).
+    #[arg(long)]
+    task: Option<String>,
+
+    /// Where to write the task log (default: $WEFT_HOME/logs/RUN/TASK.log).
+    #[arg(long, value_name = "PATH")]
+    log_file: Option<PathBuf>,
+
+    /// Print the outcome as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_param(s: &str) -> Result<(String, ParamValue), String> {
+    ParamValue::parse_assignment(s).map_err(|e| e.to_string())
+}
+
+fn parse_input(s: &str) -> Result<InputArtifact, String> {
+    let (name, path) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: write NAME=PATH"))?;
+    Ok(InputArtifact {
+        name: name.to_string(),
+        path: PathBuf::from(path),
+    })
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    s.parse::<ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("`{s}`: {e} (write e.g. 256MiB)"))
+}
+
+pub fn run(home: &Home, args: RunArgs) -> Result<ExitCode> {
+    let task = match &args.task {
+        Some(t) => t.clone(),
+        None => args
+            .component
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("step")
+            .to_string(),
+    };
+    let run_id = args.run_id.clone().unwrap_or_else(|| match args.hermetic {
+        true => format!("hermetic-{}", args.seed),
+        false => uuid::Uuid::new_v4().to_string(),
+    });
+    let log_path = args
+        .log_file
+        .clone()
+        .unwrap_or_else(|| home.task_log(&run_id, &task));
+    let env = args
+        .env
+        .iter()
+        .map(|e| resolve_env(e))
+        .collect::<Result<Vec<_>>>()?;
+
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(home.component_cache()),
+        max_concurrent_steps: 4,
+    })
+    .context("starting the WebAssembly engine")?;
+    let component = {
+        let spinner = spinner(&format!("loading {}", args.component.display()));
+        let loaded = runtime.load(&args.component);
+        spinner.finish_and_clear();
+        match loaded {
+            Ok(c) => c,
+            Err(e) => bail!("{e}"),
+        }
+    };
+    tracing::info!(component = %component.path.display(), digest = %component.digest, source = ?component.source, "loaded");
+
+    let mut req = StepRequest::new(run_id, task);
+    req.params = args.params;
+    req.inputs = args.inputs;
+    req.output_dir = args.output_dir.clone();
+    req.outputs = args.outputs;
+    req.env = env;
+    req.allow_network = args.allow_network;
+    req.hermetic_seed = args.hermetic.then_some(args.seed);
+    req.limits = Limits {
+        memory_bytes: args.memory,
+        timeout: args.timeout,
+        max_output_bytes: args.max_output,
+        max_log_bytes: args.max_log,
+        max_instances: args.max_instances,
+        max_table_elements: args.max_table_elements,
+        ..Limits::default()
+    };
+    req.log_path = Some(log_path.clone());
+
+    match runtime.run(&component, &req) {
+        Ok(outcome) => {
+            let printed = if args.json {
+                writeln!(
+                    std::io::stdout(),
+                    "{}",
+                    serde_json::to_string_pretty(&outcome)?
+                )
+            } else {
+                print_outcome(&mut std::io::stdout().lock(), &req, &outcome)
+            };
+            // A closed pipe (`| head`) is the reader's choice, not our failure.
+            if let Err(e) = printed.and_then(|_| std::io::stdout().flush()) {
+                if e.kind() != std::io::ErrorKind::BrokenPipe {
+                    return Err(e.into());
+                }
+            }
+            if outcome.log.truncated() {
+                eprintln!(
+                    "warning: task log truncated at {} ({} bytes dropped): {}",
+                    ByteSize(args.max_log),
+                    outcome.log.dropped_bytes,
+                    log_path.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            // The full report (with the guest backtrace) goes to the log; one line to the user.
+            let _ = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&log_path)
+                .and_then(|mut f| writeln!(f, "\n[weft] step {}: {e}", e.kind()));
+            eprintln!("error: {} (log: {})", e.one_line(), log_path.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `NAME=VALUE` as given, or `NAME` taken from the host environment.
+fn resolve_env(spec: &str) -> Result<(String, String)> {
+    match spec.split_once('=') {
+        Some((k, v)) => Ok((k.to_string(), v.to_string())),
+        None => match std::env::var(spec) {
+            Ok(v) => Ok((spec.to_string(), v)),
+            Err(_) => bail!(
+                "--env {spec}: not set in the host environment (write {spec}=VALUE to set it)"
+            ),
+        },
+    }
+}
+
+fn spinner(message: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner().with_message(message.to_string());
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+fn print_outcome(out: &mut impl Write, req: &StepRequest, o: &StepOutcome) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "task {} succeeded in {:.3} ms (component {})",
+        req.context.task_name,
+        o.elapsed.as_secs_f64() * 1e3,
+        o.component_digest
+    )?;
+    if !o.params.is_empty() {
+        writeln!(out, "output parameters:")?;
+        for (name, value) in &o.params {
+            writeln!(out, "  {name} = {value} ({})", value.type_name())?;
+        }
+    }
+    if !o.artifacts.is_empty() {
+        let dir = req
+            .output_dir
+            .as_ref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        writeln!(out, "artifacts written (under {dir}):")?;
+        for a in &o.artifacts {
+            writeln!(out, "  {}  {}  {}", a.path, ByteSize(a.bytes), a.digest)?;
+        }
+    }
+    if !o.metrics.is_empty() {
+        writeln!(out, "metrics:")?;
+        for m in &o.metrics {
+            match m.step {
+                Some(step) => writeln!(out, "  {} = {} (step {step})", m.name, m.value),
+                None => writeln!(out, "  {} = {}", m.name, m.value),
+            }?;
+        }
+    }
+    if let Some(path) = &o.log.path {
+        writeln!(out, "log: {} ({})", path.display(), ByteSize(o.log.bytes))?;
+    }
+    Ok(())
+}

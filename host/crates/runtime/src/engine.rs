@@ -1,0 +1,165 @@
+//! The one wasmtime Engine of a process, its linker, and the loaded components.
+
+use crate::bindings::{Step, StepPre};
+use crate::cache::{self, ComponentCache, LoadSource};
+use crate::error::StepError;
+use crate::state::StepState;
+use crate::step::TASK_EXPORT;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances: the granularity of `--timeout`.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// The largest linear memory any step may be granted (wasm32's whole address space).
+pub const MAX_MEMORY_BYTES: u64 = 4 << 30;
+
+/// Process-wide settings.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Where compiled components are cached; `None` keeps them in memory only.
+    pub cache_dir: Option<PathBuf>,
+    /// Steps that may run at once (slots in the pooling allocator).
+    pub max_concurrent_steps: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cache_dir: None,
+            max_concurrent_steps: 64,
+        }
+    }
+}
+
+/// A component compiled, type-checked as a step, and linked, ready to instantiate quickly.
+pub struct LoadedComponent {
+    /// `sha256:` of the component's bytes.
+    pub digest: String,
+    /// Where it was loaded from.
+    pub path: PathBuf,
+    /// How it was obtained this time.
+    pub source: LoadSource,
+    pub(crate) pre: StepPre<StepState>,
+}
+
+/// Runs steps. Cheap to share across threads (`&Runtime` is `Sync`).
+pub struct Runtime {
+    pub(crate) engine: Engine,
+    linker: Linker<StepState>,
+    cache: ComponentCache,
+    loaded: Mutex<HashMap<String, Arc<LoadedComponent>>>,
+}
+
+impl Runtime {
+    /// Builds the engine: pooling allocator with copy-on-write memory images for microsecond
+    /// instantiation, epoch interruption for timeouts, guest backtraces for traps.
+    pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
+        let slots = config.max_concurrent_steps.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * 16)
+            .total_memories(slots * 4)
+            .total_tables(slots * 16)
+            .max_memory_size(MAX_MEMORY_BYTES as usize)
+            .max_core_instances_per_component(128)
+            .max_memories_per_component(16)
+            .max_tables_per_component(128);
+        let mut cfg = Config::new();
+        cfg.wasm_component_model(true)
+            .epoch_interruption(true)
+            .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64))
+            .memory_init_cow(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&cfg)?;
+        start_epoch_ticker(&engine);
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        crate::output_quota::add_to_linker(&mut linker)?;
+        Step::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)?;
+
+        let cache = ComponentCache::new(&engine, config.cache_dir);
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+            loaded: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Loads a component from a file: from memory if this runtime has it, else from the disk
+    /// cache, else compiled. Checks that it is a `weft:pipeline/step` and that its imports link.
+    pub fn load(&self, path: &Path) -> Result<Arc<LoadedComponent>, StepError> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| StepError::Grant(format!("component {}: {e}", path.display())))?;
+        let digest = cache::digest(&bytes);
+        if let Some(hit) = self.loaded.lock().unwrap().get(&digest) {
+            return Ok(Arc::new(LoadedComponent {
+                digest,
+                path: path.to_path_buf(),
+                source: LoadSource::Memory,
+                pre: hit.pre.clone(),
+            }));
+        }
+        let shown = path.display().to_string();
+        let (component, source) = self
+            .cache
+            .load_or_compile(&self.engine, &digest, &bytes)
+            .map_err(|e| StepError::InvalidComponent {
+                path: shown.clone(),
+                reason: format!("{e:#}"),
+            })?;
+
+        let ty = component.component_type();
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        if !exports.iter().any(|e| e == TASK_EXPORT) {
+            return Err(StepError::NotAStep {
+                path: shown,
+                expected: TASK_EXPORT,
+                exports,
+            });
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| StepError::Link {
+                path: shown.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        let pre = StepPre::new(pre).map_err(|e| StepError::Link {
+            path: shown,
+            reason: format!("{e:#}"),
+        })?;
+        let loaded = Arc::new(LoadedComponent {
+            digest: digest.clone(),
+            path: path.to_path_buf(),
+            source,
+            pre,
+        });
+        self.loaded.lock().unwrap().insert(digest, loaded.clone());
+        tracing::debug!(component = %path.display(), digest = %loaded.digest, ?source, "component loaded");
+        Ok(loaded)
+    }
+}
+
+/// Advances the engine's epoch every tick until the engine is dropped.
+fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("weft-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => return,
+            }
+        })
+        .expect("spawning the epoch thread");
+}

@@ -1,0 +1,99 @@
+//! What can go wrong when running a step, worded for the person who has to fix it.
+
+use std::time::Duration;
+
+/// A sandbox limit a step ran into. Each says which limit and at what value.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LimitExceeded {
+    #[error("memory limit exceeded: the step asked for {requested} bytes of linear memory, limit {limit} bytes (raise --memory)")]
+    Memory { limit: u64, requested: u64 },
+    #[error("time limit exceeded: the step ran past {}; it was interrupted (raise --timeout)", humanize(*.limit))]
+    Timeout { limit: Duration },
+    #[error("output limit exceeded: the step wrote more than {limit} bytes to its output artifacts (raise --max-output)")]
+    OutputBytes { limit: u64 },
+    #[error("table limit exceeded: a table asked for {requested} elements, limit {limit}")]
+    TableElements { limit: u64, requested: u64 },
+    #[error("instance limit exceeded: the component needs more than {limit} core instances, tables or memories")]
+    Instances { limit: usize },
+    #[error("metrics limit exceeded: the step reported more than {limit} metric values")]
+    Metrics { limit: usize },
+}
+
+fn humanize(d: Duration) -> String {
+    format!("{:.3}s", d.as_secs_f64())
+}
+
+/// Why a step did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    /// The component ran and returned `err(message)`.
+    #[error("step failed: {message}")]
+    Failed { message: String },
+    /// The guest trapped (panic, unreachable, out-of-bounds, ...).
+    #[error("step trapped: {message}\nguest backtrace:\n{backtrace}")]
+    Trap { message: String, backtrace: String },
+    /// A sandbox limit stopped the step.
+    #[error(transparent)]
+    Limit(#[from] LimitExceeded),
+    /// The component does not export `weft:pipeline/task@0.1.0`.
+    #[error("{path}: not a Weft step: it does not export `{expected}`; it exports {}", list(.exports))]
+    NotAStep {
+        path: String,
+        expected: &'static str,
+        exports: Vec<String>,
+    },
+    /// The component imports something the host does not provide.
+    #[error("{path}: cannot be linked: {reason}")]
+    Link { path: String, reason: String },
+    /// The file is not a loadable WebAssembly component.
+    #[error("{path}: not a valid WebAssembly component: {reason}")]
+    InvalidComponent { path: String, reason: String },
+    /// A grant in the request is unusable (missing input, unwritable output dir, bad env name).
+    #[error("{0}")]
+    Grant(String),
+    /// Host-side I/O or internal failure.
+    #[error(transparent)]
+    Host(#[from] anyhow::Error),
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "nothing".to_string()
+    } else {
+        items
+            .iter()
+            .map(|e| format!("`{e}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+impl StepError {
+    /// A short stable name for the kind of failure, for logs and JSON output.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            StepError::Failed { .. } => "failed",
+            StepError::Trap { .. } => "trap",
+            StepError::Limit(LimitExceeded::Memory { .. }) => "memory-limit",
+            StepError::Limit(LimitExceeded::Timeout { .. }) => "timeout",
+            StepError::Limit(LimitExceeded::OutputBytes { .. }) => "output-limit",
+            StepError::Limit(LimitExceeded::TableElements { .. }) => "table-limit",
+            StepError::Limit(LimitExceeded::Instances { .. }) => "instance-limit",
+            StepError::Limit(LimitExceeded::Metrics { .. }) => "metrics-limit",
+            StepError::NotAStep { .. } => "not-a-step",
+            StepError::Link { .. } => "link",
+            StepError::InvalidComponent { .. } => "invalid-component",
+            StepError::Grant(_) => "grant",
+            StepError::Host(_) => "host",
+        }
+    }
+
+    /// The first line of the message: what `wasm-run` prints as the one-line cause.
+    pub fn one_line(&self) -> String {
+        self.to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    }
+}

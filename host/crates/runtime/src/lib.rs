@@ -1,0 +1,31 @@
+//! Weft's component host: runs one pipeline step (a WebAssembly component of the
+//! `weft:pipeline/step` world) inside a capability sandbox, fast.
+//!
+//! - [`Runtime`] owns one wasmtime [`wasmtime::Engine`] (pooling allocator, copy-on-write memory
+//!   images, epoch interruption) and the on-disk cache of compiled components.
+//! - [`Runtime::load`] compiles or loads a component once and keeps its `InstancePre`.
+//! - [`Runtime::run`] runs a [`StepRequest`] in a fresh Store whose WASI context grants only what
+//!   the request names, under [`Limits`], and returns a [`StepOutcome`] or a [`StepError`] that
+//!   says what happened.
+
+pub mod bindings;
+mod cache;
+mod engine;
+mod error;
+mod hermetic;
+mod limits;
+mod log_sink;
+mod output_quota;
+mod sandbox;
+mod state;
+mod step;
+
+pub use cache::LoadSource;
+pub use engine::{LoadedComponent, Runtime, RuntimeConfig};
+pub use error::{LimitExceeded, StepError};
+pub use limits::Limits;
+pub use log_sink::LogSummary;
+pub use step::{
+    ArtifactFile, InputArtifact, Metric, StepContext, StepOutcome, StepRequest, TASK_EXPORT,
+};
+pub use weft_spec::ParamValue;

@@ -1,0 +1,339 @@
+//! One step execution: request in, outcome or error out.
+
+use crate::bindings::weft::pipeline::types as wit;
+use crate::engine::{LoadedComponent, Runtime, EPOCH_TICK};
+use crate::error::{LimitExceeded, StepError};
+use crate::limits::{self, Limiter, Limits};
+use crate::log_sink::{LogSink, LogSummary};
+use crate::output_quota::OutputQuota;
+use crate::state::StepState;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap, WasmBacktrace};
+use weft_spec::ParamValue;
+
+/// The export every step must have.
+pub const TASK_EXPORT: &str = "weft:pipeline/task@0.1.0";
+
+/// Where this execution sits in its run.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepContext {
+    pub run_id: String,
+    pub task_name: String,
+    pub attempt: u32,
+}
+
+/// A file or directory granted read-only as input `name`.
+#[derive(Clone, Debug)]
+pub struct InputArtifact {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// Everything a step is granted. What is not named here, the step does not get.
+#[derive(Clone, Debug)]
+pub struct StepRequest {
+    pub context: StepContext,
+    pub params: Vec<(String, ParamValue)>,
+    pub inputs: Vec<InputArtifact>,
+    /// Preopened read-write at `/outputs`; `None` grants no writable directory at all.
+    pub output_dir: Option<PathBuf>,
+    /// Named output artifacts: directories created as `<output_dir>/<name>`.
+    pub outputs: Vec<String>,
+    /// The only environment variables the step sees.
+    pub env: Vec<(String, String)>,
+    /// Grants TCP/UDP sockets and name lookup.
+    pub allow_network: bool,
+    /// Virtualised clocks and random from this seed: identical inputs, identical outputs.
+    pub hermetic_seed: Option<u64>,
+    pub limits: Limits,
+    /// The task log; `None` keeps it in memory (returned in the outcome).
+    pub log_path: Option<PathBuf>,
+}
+
+impl StepRequest {
+    /// A request with no grants at all, default limits.
+    pub fn new(run_id: impl Into<String>, task_name: impl Into<String>) -> Self {
+        StepRequest {
+            context: StepContext {
+                run_id: run_id.into(),
+                task_name: task_name.into(),
+                attempt: 1,
+            },
+            params: Vec::new(),
+            inputs: Vec::new(),
+            output_dir: None,
+            outputs: Vec::new(),
+            env: Vec::new(),
+            allow_network: false,
+            hermetic_seed: None,
+            limits: Limits::default(),
+            log_path: None,
+        }
+    }
+}
+
+/// A scalar metric the step reported.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Metric {
+    pub name: String,
+    pub value: f64,
+    pub step: Option<u64>,
+}
+
+/// A file the step left in its output directory.
+#[derive(Clone, Debug, Serialize)]
+pub struct ArtifactFile {
+    /// Path relative to the output directory, `/`-separated.
+    pub path: String,
+    pub bytes: u64,
+    /// `sha256:<hex>` of the content.
+    pub digest: String,
+}
+
+/// What a successful step produced.
+#[derive(Clone, Debug, Serialize)]
+pub struct StepOutcome {
+    pub params: Vec<(String, ParamValue)>,
+    pub metrics: Vec<Metric>,
+    pub artifacts: Vec<ArtifactFile>,
+    pub log: LogSummary,
+    pub component_digest: String,
+    #[serde(with = "duration_secs")]
+    pub elapsed: Duration,
+}
+
+mod duration_secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &std::time::Duration,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+impl Runtime {
+    /// Runs one step in a fresh Store. The step's failure is an `Err`; the runtime stays usable.
+    pub fn run(
+        &self,
+        component: &LoadedComponent,
+        req: &StepRequest,
+    ) -> Result<StepOutcome, StepError> {
+        let started = Instant::now();
+        let limits = &req.limits;
+        if limits.memory_bytes > crate::engine::MAX_MEMORY_BYTES {
+            return Err(StepError::Grant(format!(
+                "memory limit {} bytes is above the maximum {} bytes",
+                limits.memory_bytes,
+                crate::engine::MAX_MEMORY_BYTES
+            )));
+        }
+        let log = LogSink::create(req.log_path.as_deref(), limits.max_log_bytes).map_err(|e| {
+            StepError::Grant(format!(
+                "log file {}: {e}",
+                req.log_path.as_deref().unwrap_or(Path::new("")).display()
+            ))
+        })?;
+        let stage = if req.inputs.is_empty() {
+            None
+        } else {
+            Some(tempfile::tempdir().map_err(anyhow::Error::from)?)
+        };
+        let (wasi, granted) = crate::sandbox::build(
+            req,
+            stage.as_ref().map(|s| s.path()).unwrap_or(Path::new("")),
+            &log,
+        )?;
+        let quota = Arc::new(OutputQuota::new(limits.max_output_bytes));
+        let state = StepState {
+            wasi,
+            table: ResourceTable::new(),
+            limiter: Limiter::new(limits.clone()),
+            quota: quota.clone(),
+            log: log.clone(),
+            metrics: Vec::new(),
+            max_metrics: limits.max_metrics,
+            metrics_tripped: false,
+            task: req.context.task_name.clone(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = limits.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64;
+        store.set_epoch_deadline(ticks.max(1));
+        store.epoch_deadline_trap();
+
+        let input = wit::StepInput {
+            context: wit::StepContext {
+                run_id: req.context.run_id.clone(),
+                task_name: req.context.task_name.clone(),
+                attempt: req.context.attempt,
+            },
+            params: req
+                .params
+                .iter()
+                .map(|(n, v)| wit::Param {
+                    name: n.clone(),
+                    value: to_wit(v),
+                })
+                .collect(),
+            inputs: artifacts(granted.inputs),
+            outputs: artifacts(granted.outputs),
+        };
+        let result = component
+            .pre
+            .instantiate(&mut store)
+            .and_then(|step| step.weft_pipeline_task().call_run(&mut store, &input));
+        let result = match result {
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(message)) => Err(StepError::Failed { message }),
+            Err(e) => Err(classify(e, store.data(), limits, &log)),
+        };
+        let state = store.into_data();
+        let log = log
+            .finish()
+            .map_err(|e| StepError::Host(anyhow::anyhow!("writing the task log: {e}")))?;
+        let out = result?;
+        let params = out
+            .params
+            .into_iter()
+            .map(|p| Ok((p.name.clone(), from_wit(&p.name, p.value)?)))
+            .collect::<Result<Vec<_>, StepError>>()?;
+        let artifacts = match &req.output_dir {
+            Some(dir) => list_artifacts(dir)
+                .map_err(|e| StepError::Host(anyhow::anyhow!("listing {}: {e}", dir.display())))?,
+            None => Vec::new(),
+        };
+        Ok(StepOutcome {
+            params,
+            metrics: state.metrics,
+            artifacts,
+            log,
+            component_digest: component.digest.clone(),
+            elapsed: started.elapsed(),
+        })
+    }
+}
+
+fn artifacts(list: Vec<(String, String)>) -> Vec<wit::Artifact> {
+    list.into_iter()
+        .map(|(name, path)| wit::Artifact { name, path })
+        .collect()
+}
+
+/// Says which limit or fault ended the step: a limit the limiter or quota recorded wins over the
+/// trap it caused (a guest aborting on a refused allocation traps with `unreachable`).
+fn classify(err: wasmtime::Error, state: &StepState, limits: &Limits, log: &LogSink) -> StepError {
+    if let Some(limit) = err.downcast_ref::<LimitExceeded>() {
+        return limit.clone().into();
+    }
+    if let Some(limit) = state.quota.tripped() {
+        return limit.into();
+    }
+    if state.metrics_tripped {
+        return LimitExceeded::Metrics {
+            limit: limits.max_metrics,
+        }
+        .into();
+    }
+    if let Some(limit) = state.limiter.tripped.clone() {
+        return limit.into();
+    }
+    if err.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        return LimitExceeded::Timeout {
+            limit: limits.timeout,
+        }
+        .into();
+    }
+    if limits::is_count_limit_error(&err) {
+        return LimitExceeded::Instances {
+            limit: limits.max_instances,
+        }
+        .into();
+    }
+    let backtrace = err
+        .downcast_ref::<WasmBacktrace>()
+        .map(|bt| bt.to_string())
+        .unwrap_or_else(|| "(none)".into());
+    let mut message = match err.downcast_ref::<Trap>() {
+        Some(trap) => trap.to_string(),
+        None => format!("{:#}", err),
+    };
+    if let Some(panic) = panic_message(&log.tail()) {
+        message = format!("{message}; guest {panic}");
+    }
+    StepError::Trap { message, backtrace }
+}
+
+/// The Rust-style panic report in the log's tail (`panicked at FILE:LINE:COL:` + the message), on
+/// one line; other languages' guests print their own and leave it in the log.
+fn panic_message(tail: &str) -> Option<String> {
+    let lines: Vec<&str> = tail.lines().collect();
+    let at = lines.iter().rposition(|l| l.contains("panicked at"))?;
+    let header = lines[at];
+    let header = &header[header.find("panicked at")?..];
+    Some(match lines.get(at + 1) {
+        Some(msg) if !msg.trim().is_empty() => format!("{} {}", header, msg.trim()),
+        _ => header.to_string(),
+    })
+}
+
+fn to_wit(v: &ParamValue) -> wit::ParamValue {
+    match v {
+        ParamValue::String(s) => wit::ParamValue::Str(s.clone()),
+        ParamValue::Int(i) => wit::ParamValue::Int(*i),
+        ParamValue::Float(f) => wit::ParamValue::Float(*f),
+        ParamValue::Bool(b) => wit::ParamValue::Boolean(*b),
+        ParamValue::Json(j) => wit::ParamValue::Json(j.to_string()),
+    }
+}
+
+fn from_wit(name: &str, v: wit::ParamValue) -> Result<ParamValue, StepError> {
+    Ok(match v {
+        wit::ParamValue::Str(s) => ParamValue::String(s),
+        wit::ParamValue::Int(i) => ParamValue::Int(i),
+        wit::ParamValue::Float(f) => ParamValue::Float(f),
+        wit::ParamValue::Boolean(b) => ParamValue::Bool(b),
+        wit::ParamValue::Json(text) => {
+            ParamValue::Json(serde_json::from_str(&text).map_err(|e| StepError::Failed {
+                message: format!(
+                    "output parameter `{name}` is declared JSON but does not parse: {e}"
+                ),
+            })?)
+        }
+    })
+}
+
+/// Every regular file under `dir`, sorted by path, with size and digest. Symlinks are listed
+/// as what they are and never followed.
+fn list_artifacts(dir: &Path) -> std::io::Result<Vec<ArtifactFile>> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d)? {
+            let entry = entry?;
+            let ty = entry.file_type()?;
+            let path = entry.path();
+            if ty.is_dir() {
+                stack.push(path);
+            } else if ty.is_file() {
+                let bytes = std::fs::read(&path)?;
+                let rel = path
+                    .strip_prefix(dir)
+                    .unwrap_or(&path)
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.push(ArtifactFile {
+                    path: rel,
+                    bytes: bytes.len() as u64,
+                    digest: format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}

@@ -1,0 +1,6 @@
+//! Spec types shared by every Weft front end: the local `wasm-run`, and later the Kubernetes
+//! operator, which serves them as CRDs. Kept free of wasmtime and kube so both can depend on it.
+
+pub mod params;
+
+pub use params::{ParamError, ParamValue};
