@@ -60,6 +60,17 @@ fn escape(input: &StepInput) -> Result<StepOutput, String> {
         emit(Level::Warn, &format!("access {path}: {outcome}"), &[("path".into(), path.clone()), ("outcome".into(), outcome.clone())]);
         let _ = write!(report, "{}{{\"path\":\"{path}\",\"outcome\":\"{outcome}\"}}", if i > 0 { "," } else { "" });
     }
+    // Inputs are read-only: writing to one must fail.
+    let write = std::fs::OpenOptions::new().append(true).open(input_path).and_then(|mut f| f.write_all(b"tampered"));
+    let outcome = match write {
+        Ok(()) => {
+            escaped += 1;
+            "wrote".to_string()
+        }
+        Err(e) => format!("denied: {e}"),
+    };
+    emit(Level::Warn, &format!("write {input_path}: {outcome}"), &[]);
+    let _ = write!(report, ",{{\"path\":\"write:{input_path}\",\"outcome\":\"{outcome}\"}}");
     report.push(']');
     Ok(StepOutput {
         params: vec![out_param("escaped", ParamValue::Int(escaped)), out_param("report", ParamValue::Json(report))],

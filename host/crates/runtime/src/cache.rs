@@ -68,14 +68,18 @@ impl ComponentCache {
         bytes: &[u8],
     ) -> wasmtime::Result<(Component, LoadSource)> {
         let entry = self.entry(digest);
-        if let Some(path) = entry.as_deref().filter(|p| p.exists()) {
-            // SAFETY: the file was written by `store` below from a component this engine compiled;
-            // the engine key in its name guarantees matching settings, and wasmtime checks the
-            // header again. A corrupt or foreign file fails to deserialise and is recompiled.
-            match unsafe { Component::deserialize_file(engine, path) } {
-                Ok(c) => return Ok((c, LoadSource::DiskCache)),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable cache entry")
+        if let Some(path) = entry.as_deref() {
+            // Read into memory rather than `deserialize_file`'s mmap: a cache file truncated or
+            // rewritten in place by another process would otherwise crash this one (SIGBUS).
+            if let Ok(compiled) = std::fs::read(path) {
+                // SAFETY: entries are written by `store` below from components an engine with the
+                // same settings compiled (the engine key is in the name), and wasmtime checks the
+                // header again; a corrupt or foreign file fails to deserialise and is recompiled.
+                match unsafe { Component::deserialize(engine, &compiled) } {
+                    Ok(c) => return Ok((c, LoadSource::DiskCache)),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "discarding unusable cache entry")
+                    }
                 }
             }
         }

@@ -1,0 +1,10 @@
+//! End-to-end tests: real components built from source (weft-test-programs), run through the
+//! `wasm-run` CLI and the runtime API.
+
+mod cli;
+mod hermetic;
+mod limits;
+mod runtime_api;
+mod sandbox;
+mod support;
+mod transform;

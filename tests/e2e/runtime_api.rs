@@ -1,0 +1,113 @@
+//! The runtime API: one engine survives every failure, and components are cached on disk.
+
+use crate::support::*;
+use std::time::Duration;
+use weft_runtime::{
+    LimitExceeded, LoadSource, ParamValue, Runtime, RuntimeConfig, StepError, StepRequest,
+};
+
+fn request(mode: &str) -> StepRequest {
+    let mut req = StepRequest::new("run-1", mode);
+    req.params
+        .push(("mode".into(), ParamValue::String(mode.into())));
+    req
+}
+
+#[test]
+fn the_host_keeps_working_after_each_limit_and_trap() {
+    let rt = Runtime::new(RuntimeConfig::default()).unwrap();
+    let misbehave = rt.load(MISBEHAVE.as_ref()).unwrap();
+    let noop = rt.load(NOOP.as_ref()).unwrap();
+    let out = tempfile::tempdir().unwrap();
+
+    let mut looping = request("loop");
+    looping.limits.timeout = Duration::from_millis(100);
+    let mut alloc = request("alloc");
+    alloc.limits.memory_bytes = 16 << 20;
+    let mut write = request("write");
+    write
+        .params
+        .push(("bytes".into(), ParamValue::Int(1 << 20)));
+    write.output_dir = Some(out.path().to_path_buf());
+    write.outputs = vec!["out".into()];
+    write.limits.max_output_bytes = 64 << 10;
+    let trap = request("trap");
+
+    let expect = |r: Result<_, StepError>, kind: &str| match r {
+        Err(e) => assert_eq!(e.kind(), kind, "{e}"),
+        Ok(_) => panic!("expected {kind}"),
+    };
+    expect(rt.run(&misbehave, &looping), "timeout");
+    rt.run(&noop, &StepRequest::new("run-1", "after-timeout"))
+        .unwrap();
+    expect(rt.run(&misbehave, &alloc), "memory-limit");
+    rt.run(&noop, &StepRequest::new("run-1", "after-oom"))
+        .unwrap();
+    expect(rt.run(&misbehave, &write), "output-limit");
+    rt.run(&noop, &StepRequest::new("run-1", "after-output"))
+        .unwrap();
+    expect(rt.run(&misbehave, &trap), "trap");
+    rt.run(&noop, &StepRequest::new("run-1", "after-trap"))
+        .unwrap();
+}
+
+#[test]
+fn a_runaway_step_does_not_hold_up_steps_running_beside_it() {
+    let rt = Runtime::new(RuntimeConfig::default()).unwrap();
+    let misbehave = rt.load(MISBEHAVE.as_ref()).unwrap();
+    let noop = rt.load(NOOP.as_ref()).unwrap();
+    std::thread::scope(|scope| {
+        let spinner = scope.spawn(|| {
+            let mut req = request("loop");
+            req.limits.timeout = Duration::from_millis(500);
+            rt.run(&misbehave, &req)
+        });
+        for i in 0..50 {
+            rt.run(&noop, &StepRequest::new("run-2", format!("noop-{i}")))
+                .unwrap();
+        }
+        match spinner.join().unwrap() {
+            Err(StepError::Limit(LimitExceeded::Timeout { limit })) => {
+                assert_eq!(limit, Duration::from_millis(500))
+            }
+            other => panic!("expected a timeout, got {:?}", other.map(|_| ())),
+        }
+    });
+}
+
+#[test]
+fn compiled_components_are_cached_on_disk_and_a_corrupt_entry_is_recompiled() {
+    let cache = tempfile::tempdir().unwrap();
+    let config = RuntimeConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..RuntimeConfig::default()
+    };
+
+    let first = Runtime::new(config.clone()).unwrap();
+    assert_eq!(
+        first.load(NOOP.as_ref()).unwrap().source,
+        LoadSource::Compiled
+    );
+    assert_eq!(
+        first.load(NOOP.as_ref()).unwrap().source,
+        LoadSource::Memory
+    );
+    drop(first);
+
+    let second = Runtime::new(config.clone()).unwrap();
+    let loaded = second.load(NOOP.as_ref()).unwrap();
+    assert_eq!(loaded.source, LoadSource::DiskCache);
+    second
+        .run(&loaded, &StepRequest::new("r", "cached"))
+        .unwrap();
+
+    for entry in std::fs::read_dir(cache.path()).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
+    }
+    let third = Runtime::new(config).unwrap();
+    let loaded = third.load(NOOP.as_ref()).unwrap();
+    assert_eq!(loaded.source, LoadSource::Compiled);
+    third
+        .run(&loaded, &StepRequest::new("r", "recompiled"))
+        .unwrap();
+}

@@ -1,0 +1,121 @@
+//! Running `wasm-run` the way a user does, in a scratch WEFT_HOME.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub use weft_test_programs::{CSV_TRANSFORM, MISBEHAVE, NOOP, NOT_A_STEP};
+
+/// A scratch directory for one test: WEFT_HOME and outputs live inside it.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        Scratch {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// `wasm-run` with WEFT_HOME in this scratch dir and no inherited RUST_LOG noise.
+    pub fn wasm_run(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wasm-run"));
+        cmd.env("WEFT_HOME", self.path("home"))
+            .env("RUST_LOG", "off");
+        cmd
+    }
+
+    /// Runs `wasm-run run COMPONENT ARGS...`.
+    pub fn run(&self, component: &str, args: &[&str]) -> Run {
+        self.run_with(component, args, |_| {})
+    }
+
+    pub fn run_with(
+        &self,
+        component: &str,
+        args: &[&str],
+        tweak: impl FnOnce(&mut Command),
+    ) -> Run {
+        let mut cmd = self.wasm_run();
+        cmd.arg("run").arg(component).args(args);
+        tweak(&mut cmd);
+        Run(cmd.output().expect("starting wasm-run"))
+    }
+}
+
+/// What one `wasm-run` invocation did.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    /// Asserts success and parses the `--json` outcome.
+    pub fn json(&self) -> serde_json::Value {
+        assert_eq!(
+            self.code(),
+            0,
+            "wasm-run failed:\nstdout: {}\nstderr: {}",
+            self.stdout(),
+            self.stderr()
+        );
+        serde_json::from_str(&self.stdout())
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout()))
+    }
+
+    /// Asserts the documented failure shape: exit 1, one `error:` line naming the log file.
+    pub fn failure(&self) -> String {
+        assert_eq!(
+            self.code(),
+            1,
+            "expected a step failure:\nstdout: {}\nstderr: {}",
+            self.stdout(),
+            self.stderr()
+        );
+        let err = self.stderr();
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("error: "))
+            .unwrap_or_else(|| panic!("no error line: {err}"));
+        assert!(
+            line.contains("(log: "),
+            "the error line names the log: {line}"
+        );
+        line.to_string()
+    }
+
+    /// The log path named on the error line.
+    pub fn log_path(&self) -> PathBuf {
+        let line = self.failure();
+        let start = line.rfind("(log: ").unwrap() + "(log: ".len();
+        PathBuf::from(&line[start..line.len() - 1])
+    }
+}
+
+/// The output parameter `name` of a `--json` outcome, as `{"type": .., "value": ..}`.
+pub fn param<'a>(outcome: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    outcome["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p[0] == name)
+        .map(|p| &p[1])
+        .unwrap_or_else(|| panic!("no output param {name} in {outcome}"))
+}
+
+pub fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../..")
+        .join(rel)
+}
