@@ -102,3 +102,46 @@ fn an_env_var_not_granted_is_absent_and_a_granted_one_present() {
     assert_eq!(param(&granted, "value")["value"], "hunter2");
     assert_eq!(param(&granted, "env_count")["value"], 1);
 }
+
+#[test]
+fn sockets_are_denied_unless_the_network_is_granted() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let s = Scratch::new();
+    let args = |extra: &'static [&'static str]| {
+        let mut a = vec![
+            "-p".to_string(),
+            "mode=net".into(),
+            "-p".into(),
+            format!("addr:string={addr}"),
+            "--json".into(),
+        ];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
+    };
+    let denied_args = args(&[]);
+    let denied = s
+        .run(
+            MISBEHAVE,
+            &denied_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .json();
+    let outcome = param(&denied, "outcome")["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(outcome.starts_with("denied"), "{outcome}");
+
+    let granted_args = args(&["--allow-network"]);
+    let granted = s
+        .run(
+            MISBEHAVE,
+            &granted_args.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+        .json();
+    assert_eq!(param(&granted, "outcome")["value"], "connected");
+    let (mut conn, _) = listener.accept().unwrap();
+    let mut got = String::new();
+    std::io::Read::read_to_string(&mut conn, &mut got).unwrap();
+    assert_eq!(got, "hello from the sandbox");
+}

@@ -1,22 +1,112 @@
-//! `cargo xtask components`: builds the guest components into `target/wasm-guests/components`.
-use anyhow::{bail, Result};
-use std::path::PathBuf;
+//! Project automation, run as `cargo xtask <task>`:
+//!
+//! - `components`: build the guest components (components/) into target/wasm-guests/components;
+//! - `example`: build them and `wasm-run` and run the example step on the iris dataset;
+//! - `test`: build the components, then run every test (cargo-nextest when installed, else
+//!   `cargo test`), and check formatting.
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 fn main() -> Result<()> {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .unwrap()
         .to_path_buf();
-    match std::env::args().nth(1).as_deref() {
+    let task = std::env::args().nth(1);
+    match task.as_deref() {
         Some("components") => {
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| repo.join("target"));
-            for c in weft_guest_build::GuestBuild::for_repo(&repo, &target).build_all()? {
+            for c in build_components(&repo)? {
                 println!("{}", c.path.display());
             }
             Ok(())
         }
-        _ => bail!("usage: cargo xtask components   (build the guest components from components/)"),
+        Some("example") => example(&repo),
+        Some("test") => test(&repo),
+        _ => bail!(
+            "usage: cargo xtask <task>\n  components  build the guest components\n  example     run the example step end to end\n  test        run all tests"
+        ),
     }
+}
+
+fn target_dir(repo: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.join("target"))
+}
+
+fn build_components(repo: &Path) -> Result<Vec<weft_guest_build::BuiltComponent>> {
+    weft_guest_build::GuestBuild::for_repo(repo, &target_dir(repo)).build_all()
+}
+
+fn cargo(repo: &Path) -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(repo);
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd.status().with_context(|| format!("starting {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok(())
+}
+
+/// The README's main job: the CSV transform component on the iris dataset, sandboxed.
+fn example(repo: &Path) -> Result<()> {
+    let components = build_components(repo)?;
+    let csv = components
+        .iter()
+        .find(|c| c.package == "csv-transform")
+        .context("the csv-transform component was not built")?;
+    run(cargo(repo).args(["build", "--quiet", "-p", "wasm-run"]))?;
+    let out = target_dir(repo).join("example-output");
+    let _ = std::fs::remove_dir_all(&out);
+    let wasm_run = target_dir(repo).join("debug/wasm-run");
+    run(Command::new(wasm_run).current_dir(repo).args([
+        "run".as_ref(),
+        csv.path.as_os_str(),
+        "--input".as_ref(),
+        "data=examples/data/iris.csv".as_ref(),
+        "--output-dir".as_ref(),
+        out.as_os_str(),
+        "--output-artifact".as_ref(),
+        "transformed".as_ref(),
+        "--param".as_ref(),
+        "drop=sepal_width".as_ref(),
+        "--memory".as_ref(),
+        "64MiB".as_ref(),
+        "--timeout".as_ref(),
+        "10s".as_ref(),
+    ]))?;
+    let head: Vec<String> = std::fs::read_to_string(out.join("transformed/data.csv"))?
+        .lines()
+        .take(4)
+        .map(str::to_string)
+        .collect();
+    println!(
+        "\nfirst rows of {}:\n{}",
+        out.join("transformed/data.csv").display(),
+        head.join("\n")
+    );
+    Ok(())
+}
+
+fn test(repo: &Path) -> Result<()> {
+    build_components(repo)?;
+    let has_nextest = cargo(repo)
+        .args(["nextest", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if has_nextest {
+        run(cargo(repo).args(["nextest", "run", "--workspace", "--no-fail-fast"]))?;
+    } else {
+        eprintln!("xtask: cargo-nextest not installed; using cargo test");
+        run(cargo(repo).args(["test", "--workspace", "--no-fail-fast"]))?;
+    }
+    // Doc tests are not run by nextest; the workspace has none that run, so nothing is skipped.
+    run(cargo(repo).args(["fmt", "--all", "--", "--check"]))
 }

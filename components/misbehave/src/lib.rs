@@ -8,6 +8,7 @@
 //! - `flood`: writes `bytes` bytes to stdout.  `write`: writes `bytes` bytes to output `out`.
 //! - `entropy`: writes random bytes and clock readings to output `out`.
 //! - `trap`: panics.  `fail`: returns an error.
+//! - `net`: tries a TCP connection to `addr`; returns `outcome`.
 use std::fmt::Write as _;
 use std::io::Write as _;
 use weft_step::{emit, out_param, Guest, Level, ParamValue, StepInput, StepOutput};
@@ -25,6 +26,7 @@ impl Guest for Misbehave {
             "write" => write(&input),
             "entropy" => entropy(&input),
             "trap" => trap(),
+            "net" => net(&input),
             "fail" => Err("asked to fail".to_string()),
             other => Err(format!("unknown mode `{other}`")),
         }
@@ -170,6 +172,19 @@ fn random_bytes(n: usize) -> Vec<u8> {
     let rc = unsafe { getentropy(buf.as_mut_ptr(), n) };
     assert_eq!(rc, 0, "getentropy failed");
     buf
+}
+
+fn net(input: &StepInput) -> Result<StepOutput, String> {
+    let addr = input.str_param("addr")?;
+    let outcome = match std::net::TcpStream::connect(addr) {
+        Ok(mut stream) => {
+            let _ = stream.write_all(b"hello from the sandbox");
+            "connected".to_string()
+        }
+        Err(e) => format!("denied: {e}"),
+    };
+    emit(Level::Warn, &format!("connect {addr}: {outcome}"), &[]);
+    Ok(StepOutput { params: vec![out_param("outcome", ParamValue::Str(outcome))] })
 }
 
 fn trap() -> Result<StepOutput, String> {

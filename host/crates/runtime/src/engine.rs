@@ -149,6 +149,15 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// Forgets the components loaded so far (the disk cache stays), so the next `load` of each
+    /// reads the disk cache again: for a long-lived process whose components change, and for
+    /// measuring cached loads.
+    pub fn clear_loaded(&self) {
+        self.loaded.lock().unwrap().clear();
+    }
+}
+
 /// Advances the engine's epoch every tick until the engine is dropped.
 fn start_epoch_ticker(engine: &Engine) {
     let weak = engine.weak();

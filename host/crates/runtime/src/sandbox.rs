@@ -43,7 +43,10 @@ pub(crate) fn build(
         b.env(k, v);
     }
     if req.allow_network {
-        b.inherit_network().allow_ip_name_lookup(true);
+        b.inherit_network()
+            .allow_tcp(true)
+            .allow_udp(true)
+            .allow_ip_name_lookup(true);
     }
     if let Some(seed) = req.hermetic_seed {
         crate::hermetic::apply(&mut b, seed);
