@@ -1,6 +1,10 @@
-//! Spec types shared by every Weft front end: the local `wasm-run`, and later the Kubernetes
-//! operator, which serves them as CRDs. Kept free of wasmtime and kube so both can depend on it.
+//! Spec types shared by every Weft front end: the local `wasm-run`, and the Kubernetes operator,
+//! which serves them as CRDs. Kept free of wasmtime and kube so both can depend on it.
 
 pub mod params;
+pub mod pipeline;
+pub mod validate;
+pub mod yaml;
 
 pub use params::{ParamError, ParamValue};
+pub use yaml::{Document, SpecError};

@@ -1,0 +1,321 @@
+//! `Pipeline` and `PipelineRun`: the YAML that `wasm-run` runs and the operator serves as CRDs.
+//!
+//! Shaped like a Kubernetes resource (`apiVersion: weft.dev/v1alpha1`, `kind`, `metadata`,
+//! `spec`) and like Kubeflow Pipelines inside: components declare a typed interface, tasks wire
+//! pipeline parameters, literals and upstream outputs into it.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The API group/version of every Weft resource.
+pub const API_VERSION: &str = "weft.dev/v1alpha1";
+
+/// Kubernetes-style object metadata (the subset Weft uses locally).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ObjectMeta {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A pipeline definition: `kind: Pipeline`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Pipeline {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: PipelineSpec,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PipelineSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Pipeline parameters, given per run (`--param`) or defaulted here.
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamDecl>,
+    /// Pipeline input artifacts: a type and a default path (relative to this file).
+    #[serde(default)]
+    pub artifacts: BTreeMap<String, InputArtifactDecl>,
+    /// The components the tasks use, with their typed interfaces.
+    pub components: BTreeMap<String, ComponentDecl>,
+    /// The DAG. Edges come from data references and `after`.
+    pub tasks: BTreeMap<String, TaskSpec>,
+    /// Outputs of the pipeline, when it is used as a sub-pipeline.
+    #[serde(default)]
+    pub outputs: PipelineOutputs,
+}
+
+/// A parameter's type, as Kubeflow Pipelines has them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamType {
+    String,
+    Int,
+    Float,
+    Bool,
+    Json,
+}
+
+impl ParamType {
+    /// Whether a value of type `from` may feed an input of this type (an int widens to float;
+    /// anything fits JSON).
+    pub fn accepts(self, from: ParamType) -> bool {
+        self == from
+            || (self == ParamType::Float && from == ParamType::Int)
+            || self == ParamType::Json
+    }
+
+    /// The type of a YAML/JSON literal, if it has one of ours.
+    pub fn of_literal(v: &serde_json::Value) -> ParamType {
+        match v {
+            serde_json::Value::String(_) => ParamType::String,
+            serde_json::Value::Bool(_) => ParamType::Bool,
+            serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => ParamType::Int,
+            serde_json::Value::Number(_) => ParamType::Float,
+            _ => ParamType::Json,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ParamType::String => "string",
+            ParamType::Int => "int",
+            ParamType::Float => "float",
+            ParamType::Bool => "bool",
+            ParamType::Json => "json",
+        }
+    }
+}
+
+/// Artifact types, as Kubeflow Pipelines' `system.*` types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ArtifactType {
+    Artifact,
+    Dataset,
+    Model,
+    Metrics,
+    ClassificationMetrics,
+    HTML,
+    Markdown,
+}
+
+impl ArtifactType {
+    /// A consumer of `Artifact` takes anything; otherwise the types must match.
+    pub fn accepts(self, from: ArtifactType) -> bool {
+        self == from || self == ArtifactType::Artifact
+    }
+}
+
+/// A declared parameter: type, optional default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParamDecl {
+    #[serde(rename = "type")]
+    pub ty: ParamType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// A pipeline input artifact.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct InputArtifactDecl {
+    #[serde(rename = "type")]
+    pub ty: ArtifactType,
+    /// Default file or directory, relative to the pipeline file; a run may override it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// A component and its interface.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ComponentDecl {
+    /// A `.wasm` path relative to the pipeline file, or `sha256:<hex>` of a stored component.
+    pub source: String,
+    #[serde(default)]
+    pub inputs: Interface,
+    #[serde(default)]
+    pub outputs: OutputInterface,
+}
+
+/// What a component takes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Interface {
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamDecl>,
+    #[serde(default)]
+    pub artifacts: BTreeMap<String, ArtifactType>,
+}
+
+/// What a component produces.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OutputInterface {
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamType>,
+    #[serde(default)]
+    pub artifacts: BTreeMap<String, ArtifactType>,
+}
+
+/// One node of the DAG.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskSpec {
+    /// The name of an entry of `spec.components`.
+    pub component: String,
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamSource>,
+    #[serde(default)]
+    pub artifacts: BTreeMap<String, ArtifactSource>,
+    /// Extra ordering edges, beyond those data references imply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    /// Run only when this holds; otherwise the task (and what needs it) is NOT_TRIGGERED.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
+    /// Wall-clock limit, e.g. `30s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Linear memory limit, e.g. `256MiB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    /// Use the cache for this task (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<bool>,
+    /// Environment variables granted to the step.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+}
+
+/// Where a parameter value comes from: exactly one of `value`, `param`, or `task` + `output`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParamSource {
+    /// A literal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
+    /// A pipeline parameter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param: Option<String>,
+    /// An upstream task's output parameter (with `output`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+}
+
+/// Where an input artifact comes from: a pipeline input (`artifact`) or `task` + `output`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ArtifactSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+}
+
+/// Comparison operators of conditions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Op {
+    #[serde(rename = "==")]
+    Eq,
+    #[serde(rename = "!=")]
+    Ne,
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = ">=")]
+    Ge,
+}
+
+/// A condition on a parameter or an upstream output: a comparison (`input`, `op`, `value`), or
+/// `all`/`any`/`not` of conditions. Exactly one form per node.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Condition {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<ParamSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub op: Option<Op>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all: Option<Vec<Condition>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub any: Option<Vec<Condition>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not: Option<Box<Condition>>,
+}
+
+/// Retries with exponential backoff.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt.
+    pub limit: u32,
+    /// First delay, e.g. `100ms` (default `1s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<String>,
+    /// Multiplier per retry (default 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factor: Option<f64>,
+}
+
+/// Pipeline outputs for use as a sub-pipeline.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PipelineOutputs {
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamSource>,
+    #[serde(default)]
+    pub artifacts: BTreeMap<String, ArtifactSource>,
+}
+
+/// A run request: `kind: PipelineRun`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PipelineRun {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: PipelineRunSpec,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PipelineRunSpec {
+    /// The pipeline file, relative to this file.
+    pub pipeline_ref: String,
+    /// Values for pipeline parameters.
+    #[serde(default)]
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// Paths for pipeline input artifacts, relative to this file.
+    #[serde(default)]
+    pub artifacts: BTreeMap<String, String>,
+    /// Turn the cache off for every task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<bool>,
+    /// Virtualise clocks and randomness from this seed, for replayable runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hermetic_seed: Option<u64>,
+}
