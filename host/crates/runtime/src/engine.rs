@@ -12,7 +12,7 @@ use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// How often the epoch advances: the granularity of `--timeout`.
+/// How often the epoch advances: the granularity of `--timeout` and of cancellation.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The largest linear memory any step may be granted (wasm32's whole address space).
 pub const MAX_MEMORY_BYTES: u64 = 4 << 30;

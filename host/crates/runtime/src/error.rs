@@ -51,6 +51,9 @@ pub enum StepError {
     /// A grant in the request is unusable (missing input, unwritable output dir, bad env name).
     #[error("{0}")]
     Grant(String),
+    /// Stopped from outside (Ctrl-C, a cancelled run).
+    #[error("step cancelled")]
+    Cancelled,
     /// Host-side I/O or internal failure.
     #[error(transparent)]
     Host(#[from] anyhow::Error),
@@ -84,6 +87,7 @@ impl StepError {
             StepError::Link { .. } => "link",
             StepError::InvalidComponent { .. } => "invalid-component",
             StepError::Grant(_) => "grant",
+            StepError::Cancelled => "cancelled",
             StepError::Host(_) => "host",
         }
     }

@@ -1,7 +1,7 @@
 //! One step execution: request in, outcome or error out.
 
 use crate::bindings::weft::pipeline::types as wit;
-use crate::engine::{LoadedComponent, Runtime, EPOCH_TICK};
+use crate::engine::{LoadedComponent, Runtime};
 use crate::error::{LimitExceeded, StepError};
 use crate::limits::{self, Limiter, Limits};
 use crate::log_sink::{LogSink, LogSummary};
@@ -13,7 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
-use wasmtime::{Store, Trap, WasmBacktrace};
+use std::sync::atomic::{AtomicBool, Ordering};
+use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use weft_spec::ParamValue;
 
 /// The export every step must have.
@@ -53,7 +54,21 @@ pub struct StepRequest {
     pub limits: Limits,
     /// The task log; `None` keeps it in memory (returned in the outcome).
     pub log_path: Option<PathBuf>,
+    /// Set to stop the step at the next epoch tick (it fails with [`StepError::Cancelled`]).
+    pub cancel: Option<Arc<AtomicBool>>,
 }
+
+/// The trap payload of a cancelled step.
+#[derive(Debug)]
+struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("cancelled")
+    }
+}
+
+impl std::error::Error for Cancelled {}
 
 impl StepRequest {
     /// A request with no grants at all, default limits.
@@ -73,6 +88,7 @@ impl StepRequest {
             hermetic_seed: None,
             limits: Limits::default(),
             log_path: None,
+            cancel: None,
         }
     }
 }
@@ -162,9 +178,19 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = limits.timeout.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64;
-        store.set_epoch_deadline(ticks.max(1));
-        store.epoch_deadline_trap();
+        // Checked on every epoch tick: the time limit, and cancellation from outside (Ctrl-C).
+        let deadline = Instant::now() + limits.timeout;
+        let cancel = req.cancel.clone();
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                return Err(Cancelled.into());
+            }
+            if Instant::now() >= deadline {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
 
         let input = wit::StepInput {
             context: wit::StepContext {
@@ -227,6 +253,9 @@ fn artifacts(list: Vec<(String, String)>) -> Vec<wit::Artifact> {
 /// Says which limit or fault ended the step: a limit the limiter or quota recorded wins over the
 /// trap it caused (a guest aborting on a refused allocation traps with `unreachable`).
 fn classify(err: wasmtime::Error, state: &StepState, limits: &Limits, log: &LogSink) -> StepError {
+    if err.downcast_ref::<Cancelled>().is_some() {
+        return StepError::Cancelled;
+    }
     if let Some(limit) = err.downcast_ref::<LimitExceeded>() {
         return limit.clone().into();
     }

@@ -1,0 +1,195 @@
+//! Artifacts as immutable directories named by the digest of their content.
+//!
+//! A task writes each output artifact into a fresh directory; when the task succeeds, the
+//! directory is hashed (sorted relative paths and file digests) and renamed into
+//! `<root>/sha256/<hex>`. Renames are atomic, so a crash never leaves half an artifact under its
+//! name, and an artifact that already exists is deduplicated. Consumers are granted these
+//! directories read-only, without copying.
+
+use crate::{Result, StoreError};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+/// An artifact in the store.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredArtifact {
+    /// `sha256:<hex>` of the directory's content.
+    pub digest: String,
+    pub bytes: u64,
+    pub files: u64,
+}
+
+pub struct ArtifactStore {
+    root: PathBuf,
+}
+
+impl ArtifactStore {
+    pub fn open(root: &Path) -> Result<Self> {
+        std::fs::create_dir_all(root.join("sha256"))?;
+        std::fs::create_dir_all(root.join("tmp"))?;
+        Ok(ArtifactStore { root: root.to_path_buf() })
+    }
+
+    /// Where the artifact `digest` lives (whether or not it exists).
+    pub fn path(&self, digest: &str) -> PathBuf {
+        self.root.join("sha256").join(digest.trim_start_matches("sha256:"))
+    }
+
+    pub fn contains(&self, digest: &str) -> bool {
+        self.path(digest).is_dir()
+    }
+
+    /// A fresh scratch directory on the store's filesystem, for outputs to be ingested.
+    pub fn scratch_dir(&self) -> Result<tempfile::TempDir> {
+        Ok(tempfile::Builder::new().prefix("out-").tempdir_in(self.root.join("tmp"))?)
+    }
+
+    /// Moves `dir` into the store under its digest and returns it.
+    pub fn ingest_dir(&self, dir: &Path) -> Result<StoredArtifact> {
+        let stored = tree_digest(dir)?;
+        let dest = self.path(&stored.digest);
+        if dest.exists() {
+            std::fs::remove_dir_all(dir)?;
+            return Ok(stored);
+        }
+        make_read_only(dir)?;
+        match std::fs::rename(dir, &dest) {
+            Ok(()) => Ok(stored),
+            // Lost a race with an identical artifact: same digest, same content.
+            Err(_) if dest.exists() => {
+                let _ = std::fs::remove_dir_all(dir);
+                Ok(stored)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Copies a user's file or directory into the store (a pipeline input). A file becomes the
+    /// single entry of the artifact directory, under its own name.
+    pub fn import(&self, src: &Path) -> Result<StoredArtifact> {
+        let meta = std::fs::metadata(src).map_err(|e| StoreError::Invalid(format!("{}: {e}", src.display())))?;
+        let scratch = self.scratch_dir()?;
+        let staged = scratch.path().join("a");
+        if meta.is_dir() {
+            copy_tree(src, &staged)?;
+        } else {
+            std::fs::create_dir(&staged)?;
+            let name = src.file_name().ok_or_else(|| StoreError::Invalid(format!("{}: no file name", src.display())))?;
+            std::fs::copy(src, staged.join(name))?;
+        }
+        self.ingest_dir(&staged)
+    }
+
+    /// Recomputes the digest of a stored artifact: true when it still matches its name.
+    pub fn verify(&self, digest: &str) -> Result<bool> {
+        let path = self.path(digest);
+        if !path.is_dir() {
+            return Ok(false);
+        }
+        Ok(tree_digest(&path)?.digest == digest)
+    }
+}
+
+/// Digest of a directory: SHA-256 over `path\0file-sha256\n` lines in path order.
+pub fn tree_digest(dir: &Path) -> Result<StoredArtifact> {
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files)?;
+    files.sort();
+    let mut h = Sha256::new();
+    let mut bytes = 0;
+    for (rel, path) in &files {
+        let content = std::fs::read(path)?;
+        bytes += content.len() as u64;
+        h.update(rel.as_bytes());
+        h.update([0]);
+        h.update(hex::encode(Sha256::digest(&content)).as_bytes());
+        h.update([b'\n']);
+    }
+    Ok(StoredArtifact { digest: format!("sha256:{}", hex::encode(h.finalize())), bytes, files: files.len() as u64 })
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let ty = entry.file_type()?;
+        let path = entry.path();
+        if ty.is_dir() {
+            walk(root, &path, out)?;
+        } else if ty.is_file() {
+            let rel = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            out.push((rel, path));
+        } else {
+            return Err(StoreError::Invalid(format!(
+                "{}: artifacts hold regular files and directories only (found a symlink or special file)",
+                path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn make_read_only(dir: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            make_read_only(&path)?;
+        } else {
+            let mut perms = std::fs::metadata(&path)?.permissions();
+            perms.set_readonly(true);
+            std::fs::set_permissions(&path, perms)?;
+        }
+    }
+    Ok(())
+}
+
+fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
+    std::fs::create_dir_all(dest)?;
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let target = dest.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_tree(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identical_content_has_one_digest_and_one_copy() {
+        let root = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::open(root.path()).unwrap();
+        let make = |text: &str| {
+            let d = store.scratch_dir().unwrap().keep();
+            std::fs::create_dir_all(d.join("sub")).unwrap();
+            std::fs::write(d.join("sub/x.txt"), text).unwrap();
+            d
+        };
+        let a = store.ingest_dir(&make("hello")).unwrap();
+        let b = store.ingest_dir(&make("hello")).unwrap();
+        let c = store.ingest_dir(&make("hellO")).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a.digest, c.digest);
+        assert!(store.verify(&a.digest).unwrap());
+        assert_eq!(std::fs::read_to_string(store.path(&a.digest).join("sub/x.txt")).unwrap(), "hello");
+        assert!(std::fs::metadata(store.path(&a.digest).join("sub/x.txt")).unwrap().permissions().readonly());
+    }
+
+    #[test]
+    fn a_changed_file_with_the_same_name_changes_the_digest() {
+        let root = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::open(root.path()).unwrap();
+        let input = root.path().join("data.csv");
+        std::fs::write(&input, "a,b\n1,2\n").unwrap();
+        let first = store.import(&input).unwrap();
+        std::fs::write(&input, "a,b\n1,3\n").unwrap();
+        let second = store.import(&input).unwrap();
+        assert_ne!(first.digest, second.digest);
+    }
+}

@@ -1,0 +1,32 @@
+//! Weft's embedded stores, the defaults of `wasm-run`: run metadata in SQLite ([`MetadataStore`])
+//! and artifacts content-addressed on local disk ([`ArtifactStore`]).
+//!
+//! Crash safety comes from ordering: a task's output directory is moved into the artifact store
+//! (an atomic rename) before the one transaction that records the task as succeeded, its
+//! artifacts, lineage events, metrics and cache entry. A `kill -9` at any point leaves either no
+//! record or a record whose artifacts all exist with their digests.
+
+mod artifacts;
+mod metadata;
+
+pub use artifacts::{ArtifactStore, StoredArtifact};
+pub use metadata::*;
+
+/// Store failures, saying which store and what.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("metadata store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("metadata store migration: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    #[error("artifact store: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("artifact store: {0}")]
+    Invalid(String),
+    #[error("metadata store: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("no run `{0}`")]
+    NoRun(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;

@@ -1,0 +1,536 @@
+//! Run metadata in SQLite: runs, tasks (executions), artifacts, lineage events, metrics, the
+//! cache index and the logs index (each task's log path), with schema migrations.
+
+use crate::{Result, StoreError};
+use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite_migration::{Migrations, M};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// Task states, as Kubeflow Pipelines names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskState {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    /// Not executed: its outputs came from the cache.
+    Skipped,
+    /// Not executed: its condition was false (or an upstream task was not triggered).
+    NotTriggered,
+    Cancelled,
+}
+
+impl TaskState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskState::Pending => "PENDING",
+            TaskState::Running => "RUNNING",
+            TaskState::Succeeded => "SUCCEEDED",
+            TaskState::Failed => "FAILED",
+            TaskState::Skipped => "SKIPPED",
+            TaskState::NotTriggered => "NOT_TRIGGERED",
+            TaskState::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "PENDING" => TaskState::Pending,
+            "RUNNING" => TaskState::Running,
+            "SUCCEEDED" => TaskState::Succeeded,
+            "FAILED" => TaskState::Failed,
+            "SKIPPED" => TaskState::Skipped,
+            "NOT_TRIGGERED" => TaskState::NotTriggered,
+            "CANCELLED" => TaskState::Cancelled,
+            _ => return None,
+        })
+    }
+
+    /// Whether the task is done, one way or another.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, TaskState::Pending | TaskState::Running)
+    }
+
+    /// Whether downstream tasks may use its outputs.
+    pub fn has_outputs(self) -> bool {
+        matches!(self, TaskState::Succeeded | TaskState::Skipped)
+    }
+}
+
+/// Run states.
+pub const RUN_RUNNING: &str = "RUNNING";
+pub const RUN_SUCCEEDED: &str = "SUCCEEDED";
+pub const RUN_FAILED: &str = "FAILED";
+pub const RUN_CANCELLED: &str = "CANCELLED";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub pipeline: String,
+    /// The pipeline file the run was started from.
+    pub pipeline_file: String,
+    /// The resolved run (pipeline spec, parameters, component and input digests) as JSON: what
+    /// `resume` and `replay` re-execute.
+    pub plan_json: String,
+    pub state: String,
+    pub created_at: String,
+    pub finished_at: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TaskRecord {
+    pub run_id: String,
+    pub name: String,
+    pub state: TaskState,
+    pub attempt: u32,
+    pub component_digest: Option<String>,
+    pub cache_key: Option<String>,
+    /// For a cache hit: the run whose outputs were reused.
+    pub cached_from: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<f64>,
+    pub error: Option<String>,
+    /// Output parameters: `{"name": {"type": .., "value": ..}}`.
+    pub outputs_json: Option<String>,
+    pub log_path: Option<String>,
+}
+
+/// One artifact a task produced or consumed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ArtifactEvent {
+    pub run_id: String,
+    pub task: String,
+    /// The input or output name.
+    pub name: String,
+    pub digest: String,
+    /// `input` or `output`.
+    pub direction: String,
+    pub artifact_type: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MetricRecord {
+    pub task: String,
+    pub name: String,
+    pub value: f64,
+    pub step: Option<u64>,
+}
+
+/// What a cache hit gives back: the outputs of an earlier execution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CacheEntry {
+    pub run_id: String,
+    pub task: String,
+    pub outputs_json: String,
+    /// Output artifacts: name → digest.
+    pub artifacts: Vec<(String, String)>,
+}
+
+/// Everything recorded when a task succeeds, written in one transaction.
+#[derive(Clone, Debug)]
+pub struct TaskCompletion {
+    pub state: TaskState,
+    pub outputs_json: String,
+    pub inputs: Vec<(String, String, String)>,
+    /// (name, digest, type, bytes, files)
+    pub outputs: Vec<(String, crate::StoredArtifact, String)>,
+    pub metrics: Vec<MetricRecord>,
+    pub cache_key: Option<String>,
+    pub cached_from: Option<String>,
+    pub duration_ms: f64,
+    pub log_path: Option<String>,
+}
+
+fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(
+        "CREATE TABLE runs (
+            id TEXT PRIMARY KEY,
+            pipeline TEXT NOT NULL,
+            pipeline_file TEXT NOT NULL,
+            plan_json TEXT NOT NULL,
+            state TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            finished_at TEXT,
+            error TEXT
+        );
+        CREATE TABLE tasks (
+            run_id TEXT NOT NULL REFERENCES runs(id),
+            name TEXT NOT NULL,
+            state TEXT NOT NULL,
+            attempt INTEGER NOT NULL DEFAULT 0,
+            component_digest TEXT,
+            cache_key TEXT,
+            cached_from TEXT,
+            started_at TEXT,
+            finished_at TEXT,
+            duration_ms REAL,
+            error TEXT,
+            outputs_json TEXT,
+            log_path TEXT,
+            PRIMARY KEY (run_id, name)
+        );
+        CREATE TABLE artifacts (
+            digest TEXT PRIMARY KEY,
+            artifact_type TEXT NOT NULL,
+            bytes INTEGER NOT NULL,
+            files INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id TEXT NOT NULL,
+            task TEXT NOT NULL,
+            name TEXT NOT NULL,
+            digest TEXT NOT NULL REFERENCES artifacts(digest),
+            direction TEXT NOT NULL CHECK (direction IN ('input', 'output')),
+            artifact_type TEXT NOT NULL
+        );
+        CREATE INDEX events_by_digest ON events(digest);
+        CREATE INDEX events_by_run ON events(run_id, task);
+        CREATE TABLE metrics (
+            run_id TEXT NOT NULL,
+            task TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value REAL NOT NULL,
+            step INTEGER
+        );
+        CREATE INDEX metrics_by_run ON metrics(run_id, task);
+        CREATE TABLE cache (
+            key TEXT PRIMARY KEY,
+            run_id TEXT NOT NULL,
+            task TEXT NOT NULL,
+            outputs_json TEXT NOT NULL,
+            artifacts_json TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );",
+    )])
+}
+
+/// The SQLite metadata store. One writer connection; WAL mode so readers (`wasm-run runs list`
+/// while a run is going) never block it.
+pub struct MetadataStore {
+    conn: Mutex<Connection>,
+}
+
+pub fn now() -> String {
+    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("{}.{:03}", d.as_secs(), d.subsec_millis())
+}
+
+impl MetadataStore {
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        migrations().to_latest(&mut conn)?;
+        Ok(MetadataStore { conn: Mutex::new(conn) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
+        Ok(f(&mut self.conn.lock().unwrap())?)
+    }
+
+    pub fn create_run(&self, run: &RunRecord, tasks: &[String]) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            tx.execute(
+                "INSERT INTO runs (id, pipeline, pipeline_file, plan_json, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![run.id, run.pipeline, run.pipeline_file, run.plan_json, run.state, run.created_at],
+            )?;
+            for t in tasks {
+                tx.execute("INSERT INTO tasks (run_id, name, state) VALUES (?1, ?2, 'PENDING')", params![run.id, t])?;
+            }
+            tx.commit()
+        })
+    }
+
+    pub fn finish_run(&self, run: &str, state: &str, error: Option<&str>) -> Result<()> {
+        self.with(|c| {
+            c.execute("UPDATE runs SET state = ?2, finished_at = ?3, error = ?4 WHERE id = ?1", params![run, state, now(), error])
+                .map(|_| ())
+        })
+    }
+
+    pub fn reopen_run(&self, run: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute("UPDATE runs SET state = 'RUNNING', finished_at = NULL, error = NULL WHERE id = ?1", params![run])
+                .map(|_| ())
+        })
+    }
+
+    /// Moves a task to RUNNING for `attempt`.
+    pub fn start_task(&self, run: &str, task: &str, attempt: u32, component_digest: &str, log_path: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE tasks SET state = 'RUNNING', attempt = ?3, component_digest = ?4, log_path = ?5, started_at = ?6, error = NULL
+                 WHERE run_id = ?1 AND name = ?2",
+                params![run, task, attempt, component_digest, log_path, now()],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Sets a terminal state that carries no outputs (FAILED, NOT_TRIGGERED, CANCELLED) or resets
+    /// a task to PENDING.
+    pub fn set_task_state(&self, run: &str, task: &str, state: TaskState, error: Option<&str>) -> Result<()> {
+        let finished = state.is_terminal().then(now);
+        self.with(|c| {
+            c.execute(
+                "UPDATE tasks SET state = ?3, error = ?4, finished_at = ?5 WHERE run_id = ?1 AND name = ?2",
+                params![run, task, state.as_str(), error, finished],
+            )
+            .map(|_| ())
+        })
+    }
+
+    /// Records a succeeded (or cache-skipped) task with everything it produced, atomically.
+    /// The output artifacts must already be in the artifact store.
+    pub fn complete_task(&self, run: &str, task: &str, done: &TaskCompletion) -> Result<()> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let ts = now();
+            for (name, art, ty) in &done.outputs {
+                tx.execute(
+                    "INSERT OR IGNORE INTO artifacts (digest, artifact_type, bytes, files, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![art.digest, ty, art.bytes, art.files, ts],
+                )?;
+                tx.execute(
+                    "INSERT INTO events (run_id, task, name, digest, direction, artifact_type) VALUES (?1, ?2, ?3, ?4, 'output', ?5)",
+                    params![run, task, name, art.digest, ty],
+                )?;
+            }
+            for (name, digest, ty) in &done.inputs {
+                tx.execute(
+                    "INSERT INTO events (run_id, task, name, digest, direction, artifact_type) VALUES (?1, ?2, ?3, ?4, 'input', ?5)",
+                    params![run, task, name, digest, ty],
+                )?;
+            }
+            for m in &done.metrics {
+                tx.execute(
+                    "INSERT INTO metrics (run_id, task, name, value, step) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![run, task, m.name, m.value, m.step.map(|s| s as i64)],
+                )?;
+            }
+            if let (Some(key), TaskState::Succeeded) = (&done.cache_key, done.state) {
+                let artifacts: Vec<(&str, &str)> =
+                    done.outputs.iter().map(|(n, a, _)| (n.as_str(), a.digest.as_str())).collect();
+                tx.execute(
+                    "INSERT OR REPLACE INTO cache (key, run_id, task, outputs_json, artifacts_json, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![key, run, task, done.outputs_json, serde_json::to_string(&artifacts).unwrap(), ts],
+                )?;
+            }
+            tx.execute(
+                "UPDATE tasks SET state = ?3, outputs_json = ?4, cache_key = ?5, cached_from = ?6, finished_at = ?7, duration_ms = ?8,
+                        log_path = COALESCE(?9, log_path), error = NULL
+                 WHERE run_id = ?1 AND name = ?2",
+                params![run, task, done.state.as_str(), done.outputs_json, done.cache_key, done.cached_from, ts, done.duration_ms, done.log_path],
+            )?;
+            tx.commit()
+        })
+    }
+
+    /// The cache entry for `key`, if any.
+    pub fn cache_lookup(&self, key: &str) -> Result<Option<CacheEntry>> {
+        let row = self.with(|c| {
+            c.query_row(
+                "SELECT run_id, task, outputs_json, artifacts_json FROM cache WHERE key = ?1",
+                params![key],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)),
+            )
+            .optional()
+        })?;
+        Ok(match row {
+            Some((run_id, task, outputs_json, artifacts)) => {
+                Some(CacheEntry { run_id, task, outputs_json, artifacts: serde_json::from_str(&artifacts)? })
+            }
+            None => None,
+        })
+    }
+
+    /// Drops a cache entry whose artifacts are gone, so it is never hit again.
+    pub fn cache_forget(&self, key: &str) -> Result<()> {
+        self.with(|c| c.execute("DELETE FROM cache WHERE key = ?1", params![key]).map(|_| ()))
+    }
+
+    pub fn run(&self, id: &str) -> Result<RunRecord> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT id, pipeline, pipeline_file, plan_json, state, created_at, finished_at, error FROM runs WHERE id = ?1",
+                params![id],
+                run_row,
+            )
+            .optional()
+        })?
+        .ok_or_else(|| StoreError::NoRun(id.to_string()))
+    }
+
+    /// Runs, newest first.
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT id, pipeline, pipeline_file, plan_json, state, created_at, finished_at, error FROM runs
+                 ORDER BY created_at DESC, rowid DESC LIMIT ?1",
+            )?;
+            let rows = st.query_map(params![limit as i64], run_row)?;
+            rows.collect()
+        })
+    }
+
+    pub fn tasks(&self, run: &str) -> Result<Vec<TaskRecord>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT run_id, name, state, attempt, component_digest, cache_key, cached_from, started_at, finished_at,
+                        duration_ms, error, outputs_json, log_path
+                 FROM tasks WHERE run_id = ?1 ORDER BY COALESCE(started_at, '9'), name",
+            )?;
+            let rows = st.query_map(params![run], |r| {
+                Ok(TaskRecord {
+                    run_id: r.get(0)?,
+                    name: r.get(1)?,
+                    state: TaskState::parse(&r.get::<_, String>(2)?).unwrap_or(TaskState::Pending),
+                    attempt: r.get(3)?,
+                    component_digest: r.get(4)?,
+                    cache_key: r.get(5)?,
+                    cached_from: r.get(6)?,
+                    started_at: r.get(7)?,
+                    finished_at: r.get(8)?,
+                    duration_ms: r.get(9)?,
+                    error: r.get(10)?,
+                    outputs_json: r.get(11)?,
+                    log_path: r.get(12)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+
+    /// Artifact events of a run (or of every run when `run` is `None`).
+    pub fn events(&self, run: Option<&str>) -> Result<Vec<ArtifactEvent>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT run_id, task, name, digest, direction, artifact_type FROM events
+                 WHERE ?1 IS NULL OR run_id = ?1 ORDER BY id",
+            )?;
+            let rows = st.query_map(params![run], event_row)?;
+            rows.collect()
+        })
+    }
+
+    /// Every event that touches the artifact `digest`: who produced it, who consumed it.
+    pub fn lineage(&self, digest: &str) -> Result<Vec<ArtifactEvent>> {
+        self.with(|c| {
+            let mut st = c.prepare(
+                "SELECT run_id, task, name, digest, direction, artifact_type FROM events WHERE digest = ?1 ORDER BY id",
+            )?;
+            let rows = st.query_map(params![digest], event_row)?;
+            rows.collect()
+        })
+    }
+
+    /// All artifacts recorded, with size.
+    pub fn artifacts(&self) -> Result<Vec<(String, String, u64, u64)>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT digest, artifact_type, bytes, files FROM artifacts ORDER BY created_at, digest")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            rows.collect()
+        })
+    }
+
+    pub fn metrics(&self, run: &str) -> Result<Vec<MetricRecord>> {
+        self.with(|c| {
+            let mut st = c.prepare("SELECT task, name, value, step FROM metrics WHERE run_id = ?1 ORDER BY rowid")?;
+            let rows = st.query_map(params![run], |r| {
+                Ok(MetricRecord { task: r.get(0)?, name: r.get(1)?, value: r.get(2)?, step: r.get::<_, Option<i64>>(3)?.map(|s| s as u64) })
+            })?;
+            rows.collect()
+        })
+    }
+}
+
+fn run_row(r: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
+    Ok(RunRecord {
+        id: r.get(0)?,
+        pipeline: r.get(1)?,
+        pipeline_file: r.get(2)?,
+        plan_json: r.get(3)?,
+        state: r.get(4)?,
+        created_at: r.get(5)?,
+        finished_at: r.get(6)?,
+        error: r.get(7)?,
+    })
+}
+
+fn event_row(r: &rusqlite::Row) -> rusqlite::Result<ArtifactEvent> {
+    Ok(ArtifactEvent {
+        run_id: r.get(0)?,
+        task: r.get(1)?,
+        name: r.get(2)?,
+        digest: r.get(3)?,
+        direction: r.get(4)?,
+        artifact_type: r.get(5)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_valid() {
+        migrations().validate().unwrap();
+    }
+
+    #[test]
+    fn a_completed_task_is_recorded_with_its_artifacts_and_cache_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = MetadataStore::open(&dir.path().join("m.db")).unwrap();
+        let run = RunRecord {
+            id: "r1".into(),
+            pipeline: "p".into(),
+            pipeline_file: "p.yaml".into(),
+            plan_json: "{}".into(),
+            state: RUN_RUNNING.into(),
+            created_at: now(),
+            finished_at: None,
+            error: None,
+        };
+        db.create_run(&run, &["a".into()]).unwrap();
+        db.start_task("r1", "a", 1, "sha256:c", "/l").unwrap();
+        let art = crate::StoredArtifact { digest: "sha256:aa".into(), bytes: 3, files: 1 };
+        db.complete_task(
+            "r1",
+            "a",
+            &TaskCompletion {
+                state: TaskState::Succeeded,
+                outputs_json: "{}".into(),
+                inputs: vec![],
+                outputs: vec![("model".into(), art, "Model".into())],
+                metrics: vec![MetricRecord { task: "a".into(), name: "acc".into(), value: 0.9, step: None }],
+                cache_key: Some("k".into()),
+                cached_from: None,
+                duration_ms: 1.0,
+                log_path: None,
+            },
+        )
+        .unwrap();
+        let t = &db.tasks("r1").unwrap()[0];
+        assert_eq!(t.state, TaskState::Succeeded);
+        assert_eq!(db.cache_lookup("k").unwrap().unwrap().artifacts, vec![("model".to_string(), "sha256:aa".to_string())]);
+        assert_eq!(db.lineage("sha256:aa").unwrap()[0].task, "a");
+        assert_eq!(db.metrics("r1").unwrap()[0].value, 0.9);
+        // Reopening applies no migration twice and keeps the data.
+        drop(db);
+        let db = MetadataStore::open(&dir.path().join("m.db")).unwrap();
+        assert_eq!(db.runs(10).unwrap()[0].id, "r1");
+    }
+}
