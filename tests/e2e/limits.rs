@@ -120,3 +120,34 @@ fn a_trap_reports_the_panic_and_the_guest_backtrace() {
         "{log}"
     );
 }
+
+#[test]
+fn a_step_blocked_in_a_host_sleep_still_stops_at_the_time_limit() {
+    let s = Scratch::new();
+    let line = s
+        .run(
+            MISBEHAVE,
+            &["-p", "mode=sleep", "-p", "ms=60000", "--timeout", "300ms"],
+        )
+        .failure();
+    assert!(
+        line.contains("time limit exceeded") && line.contains("0.300s"),
+        "{line}"
+    );
+    // A sleep inside the limit is untouched.
+    let outcome = s
+        .run(
+            MISBEHAVE,
+            &[
+                "-p",
+                "mode=sleep",
+                "-p",
+                "ms=50",
+                "--timeout",
+                "10s",
+                "--json",
+            ],
+        )
+        .json();
+    assert_eq!(param(&outcome, "slept_ms")["value"], 50);
+}

@@ -1,7 +1,7 @@
 //! Project automation, run as `cargo xtask <task>`:
 //!
 //! - `components`: build the guest components (components/) into target/wasm-guests/components;
-//! - `example`: build them and `wasm-run` and run the example step on the iris dataset;
+//! - `example`: build them and `wasm-run` and run the iris pipeline end to end;
 //! - `test`: build the components, then run every test (cargo-nextest when installed, else
 //!   `cargo test`), and check formatting.
 use anyhow::{bail, Context, Result};
@@ -54,42 +54,27 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// The README's main job: the CSV transform component on the iris dataset, sandboxed.
+/// The README's main job: the iris pipeline (load, split, standardize, train, evaluate, publish),
+/// end to end on the embedded stores, then the trained model's evaluation.
 fn example(repo: &Path) -> Result<()> {
-    let components = build_components(repo)?;
-    let csv = components
-        .iter()
-        .find(|c| c.package == "csv-transform")
-        .context("the csv-transform component was not built")?;
+    build_components(repo)?;
     run(cargo(repo).args(["build", "--quiet", "-p", "wasm-run"]))?;
-    let out = target_dir(repo).join("example-output");
-    let _ = std::fs::remove_dir_all(&out);
     let wasm_run = target_dir(repo).join("debug/wasm-run");
-    run(Command::new(wasm_run).current_dir(repo).args([
-        "run".as_ref(),
-        csv.path.as_os_str(),
-        "--input".as_ref(),
-        "data=examples/data/iris.csv".as_ref(),
-        "--output-dir".as_ref(),
-        out.as_os_str(),
-        "--output-artifact".as_ref(),
-        "transformed".as_ref(),
-        "--param".as_ref(),
-        "drop=sepal_width".as_ref(),
-        "--memory".as_ref(),
-        "64MiB".as_ref(),
-        "--timeout".as_ref(),
-        "10s".as_ref(),
-    ]))?;
-    let head: Vec<String> = std::fs::read_to_string(out.join("transformed/data.csv"))?
-        .lines()
-        .take(4)
-        .map(str::to_string)
-        .collect();
+    let home = target_dir(repo).join("example-home");
+    let _ = std::fs::remove_dir_all(&home);
+    run(Command::new(&wasm_run)
+        .current_dir(repo)
+        .arg("--home")
+        .arg(&home)
+        .args(["pipeline", "run", "examples/pipelines/iris/pipeline.yaml"]))?;
     println!(
-        "\nfirst rows of {}:\n{}",
-        out.join("transformed/data.csv").display(),
-        head.join("\n")
+        "\nstate (runs, artifacts, logs) is in {}; try:",
+        home.display()
+    );
+    println!(
+        "  {} --home {} runs list",
+        wasm_run.display(),
+        home.display()
     );
     Ok(())
 }

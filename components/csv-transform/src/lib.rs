@@ -11,7 +11,9 @@ struct CsvTransform;
 
 impl Guest for CsvTransform {
     fn run(input: StepInput) -> Result<StepOutput, String> {
-        let src = input.input("data")?;
+        // A file, or an artifact directory holding one .csv.
+        let src_path = weft_tabular::find_csv(input.input("data")?)?;
+        let src = src_path.to_str().ok_or("input path is not UTF-8")?;
         let out_dir = input.output("transformed")?;
         let standardize = input.bool_param_or("standardize", true)?;
         let drop: Vec<String> = match input.param("drop") {

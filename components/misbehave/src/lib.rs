@@ -9,6 +9,8 @@
 //! - `entropy`: writes random bytes and clock readings to output `out`.
 //! - `trap`: panics.  `fail`: returns an error.
 //! - `net`: tries a TCP connection to `addr`; returns `outcome`.
+//! - `sleep`: sleeps `ms` milliseconds (blocked in the host), then succeeds.
+//! - `busy`: computes for `ms` milliseconds (reading the clock), then succeeds.
 use std::fmt::Write as _;
 use std::io::Write as _;
 use weft_step::{emit, out_param, Guest, Level, ParamValue, StepInput, StepOutput};
@@ -27,6 +29,8 @@ impl Guest for Misbehave {
             "entropy" => entropy(&input),
             "trap" => trap(),
             "net" => net(&input),
+            "sleep" => sleep(input.int_param_or("ms", 500)? as u64),
+            "busy" => busy(input.int_param_or("ms", 500)? as u64),
             "fail" => Err("asked to fail".to_string()),
             other => Err(format!("unknown mode `{other}`")),
         }
@@ -185,6 +189,20 @@ fn net(input: &StepInput) -> Result<StepOutput, String> {
     };
     emit(Level::Warn, &format!("connect {addr}: {outcome}"), &[]);
     Ok(StepOutput { params: vec![out_param("outcome", ParamValue::Str(outcome))] })
+}
+
+fn sleep(ms: u64) -> Result<StepOutput, String> {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    Ok(StepOutput { params: vec![out_param("slept_ms", ParamValue::Int(ms as i64))] })
+}
+
+fn busy(ms: u64) -> Result<StepOutput, String> {
+    let start = std::time::Instant::now();
+    let mut spins: u64 = 0;
+    while start.elapsed() < std::time::Duration::from_millis(ms) {
+        spins = std::hint::black_box(spins + 1);
+    }
+    Ok(StepOutput { params: vec![out_param("busy_ms", ParamValue::Int(ms as i64))] })
 }
 
 fn trap() -> Result<StepOutput, String> {

@@ -53,6 +53,24 @@ impl StepInput {
         }
     }
 
+    /// A float parameter (an int is widened), `default` when absent.
+    pub fn float_param_or(&self, name: &str, default: f64) -> Result<f64, String> {
+        match self.param(name) {
+            Some(ParamValue::Float(v)) => Ok(*v),
+            Some(ParamValue::Int(v)) => Ok(*v as f64),
+            Some(other) => Err(format!("parameter `{name}` must be a float, got {other:?}")),
+            None => Ok(default),
+        }
+    }
+
+    /// A string parameter, `default` when absent.
+    pub fn str_param_or<'a>(&'a self, name: &str, default: &'a str) -> Result<&'a str, String> {
+        match self.param(name) {
+            None => Ok(default),
+            Some(_) => self.str_param(name),
+        }
+    }
+
     /// A boolean parameter, `default` when absent.
     pub fn bool_param_or(&self, name: &str, default: bool) -> Result<bool, String> {
         match self.param(name) {

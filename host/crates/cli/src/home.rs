@@ -23,6 +23,26 @@ impl Home {
         self.0.join("logs").join(run_id).join(format!("{task}.log"))
     }
 
+    /// Task logs of all runs.
+    pub fn logs(&self) -> PathBuf {
+        self.0.join("logs")
+    }
+
+    /// The SQLite metadata store.
+    pub fn metadata_db(&self) -> PathBuf {
+        self.0.join("metadata.db")
+    }
+
+    /// Content-addressed artifacts.
+    pub fn artifacts(&self) -> PathBuf {
+        self.0.join("artifacts")
+    }
+
+    /// Components by digest.
+    pub fn components(&self) -> PathBuf {
+        self.0.join("components")
+    }
+
     #[allow(dead_code)]
     pub fn path(&self) -> &Path {
         &self.0

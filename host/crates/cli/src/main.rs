@@ -1,7 +1,10 @@
 //! `wasm-run`: Weft's command line.
 
 mod home;
+mod pipeline;
+mod progress;
 mod run;
+mod runs;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -38,6 +41,24 @@ enum Command {
     /// Run one step: a component of the weft:pipeline/step world, on the given parameters and
     /// artifacts, in a sandbox that grants nothing else.
     Run(run::RunArgs),
+    /// Pipelines: run, validate, resume, schema.
+    #[command(subcommand)]
+    Pipeline(pipeline::PipelineCommand),
+    /// Recorded runs: list, show.
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
+    /// Print the log of one task of a run.
+    Logs { run: String, task: String },
+    /// Artifacts in the store: list, get.
+    #[command(subcommand)]
+    Artifacts(runs::ArtifactsCommand),
+    /// Which runs and tasks produced and consumed an artifact.
+    Lineage {
+        /// The artifact's digest (sha256:...).
+        digest: String,
+        #[arg(long, value_enum, default_value = "table")]
+        output: runs::Format,
+    },
 }
 
 fn main() -> ExitCode {
@@ -46,6 +67,11 @@ fn main() -> ExitCode {
     let home = home::Home::resolve(cli.home);
     let result = match cli.command {
         Command::Run(args) => run::run(&home, args),
+        Command::Pipeline(cmd) => pipeline::command(&home, cmd),
+        Command::Runs(cmd) => runs::runs(&home, cmd),
+        Command::Logs { run, task } => runs::logs(&home, &run, &task),
+        Command::Artifacts(cmd) => runs::artifacts(&home, cmd),
+        Command::Lineage { digest, output } => runs::lineage(&home, &digest, output),
     };
     match result {
         Ok(code) => code,

@@ -80,6 +80,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         crate::output_quota::add_to_linker(&mut linker)?;
+        crate::wait_cap::add_to_linker(&mut linker)?;
         Step::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)?;
 
         let cache = ComponentCache::new(&engine, config.cache_dir);

@@ -19,6 +19,7 @@ mod output_quota;
 mod sandbox;
 mod state;
 mod step;
+mod wait_cap;
 
 pub use cache::LoadSource;
 pub use engine::{LoadedComponent, Runtime, RuntimeConfig};

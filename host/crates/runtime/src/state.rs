@@ -21,6 +21,8 @@ pub(crate) struct StepState {
     pub(crate) metrics_tripped: bool,
     /// For the host's own structured logs.
     pub(crate) task: String,
+    /// When the step's time limit runs out; host-side waits end by then.
+    pub(crate) deadline: std::time::Instant,
 }
 
 impl WasiView for StepState {

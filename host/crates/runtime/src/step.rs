@@ -10,10 +10,10 @@ use crate::state::StepState;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
-use std::sync::atomic::{AtomicBool, Ordering};
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
 use weft_spec::ParamValue;
 
@@ -165,6 +165,7 @@ impl Runtime {
             &log,
         )?;
         let quota = Arc::new(OutputQuota::new(limits.max_output_bytes));
+        let deadline = Instant::now() + limits.timeout;
         let state = StepState {
             wasi,
             table: ResourceTable::new(),
@@ -175,11 +176,11 @@ impl Runtime {
             max_metrics: limits.max_metrics,
             metrics_tripped: false,
             task: req.context.task_name.clone(),
+            deadline,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         // Checked on every epoch tick: the time limit, and cancellation from outside (Ctrl-C).
-        let deadline = Instant::now() + limits.timeout;
         let cancel = req.cancel.clone();
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {

@@ -69,6 +69,20 @@ impl ParamValue {
         ParamValue::String(text.to_string())
     }
 
+    /// A YAML/JSON literal as a parameter value: strings, integers, floats and booleans keep
+    /// their type; lists, objects and null become JSON.
+    pub fn infer_json(v: &serde_json::Value) -> ParamValue {
+        match v {
+            serde_json::Value::String(s) => ParamValue::String(s.clone()),
+            serde_json::Value::Bool(b) => ParamValue::Bool(*b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => ParamValue::Int(i),
+                None => ParamValue::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            other => ParamValue::Json(other.clone()),
+        }
+    }
+
     /// Parses `value` as the named type.
     pub fn parse_typed(name: &str, ty: &str, value: &str) -> Result<ParamValue, ParamError> {
         let bad = |ty: &'static str, reason: String| ParamError::BadValue {

@@ -379,48 +379,49 @@ impl Validator<'_> {
         task: Option<&str>,
         deps: &mut BTreeSet<String>,
     ) {
-        let produced =
-            match (&src.artifact, &src.task, &src.output) {
-                (Some(a), None, None) => match self.spec().artifacts.get(a) {
-                    Some(d) => (d.ty, format!("pipeline artifact `{a}`")),
+        let produced = match (&src.artifact, &src.task, &src.output) {
+            (Some(a), None, None) => match self.spec().artifacts.get(a) {
+                Some(d) => (d.ty, format!("pipeline artifact `{a}`")),
+                None => {
+                    return self.err(
+                        path,
+                        format!("pipeline artifact `{a}` is not declared in spec.artifacts"),
+                    )
+                }
+            },
+            (None, Some(t), Some(out)) => {
+                let ok = match task {
+                    Some(from) => self.task_ref(path, from, t, deps),
+                    None => self.spec().tasks.contains_key(t),
+                };
+                if !ok {
+                    return;
+                }
+                let comp = &self.spec().tasks[t].component;
+                match self
+                    .spec()
+                    .components
+                    .get(comp)
+                    .and_then(|c| c.outputs.artifacts.get(out))
+                {
+                    Some(ty) => (*ty, format!("task `{t}` output `{out}`")),
                     None => {
                         return self.err(
-                            path,
-                            format!("pipeline artifact `{a}` is not declared in spec.artifacts"),
-                        )
-                    }
-                },
-                (None, Some(t), Some(out)) => {
-                    let ok = match task {
-                        Some(from) => self.task_ref(path, from, t, deps),
-                        None => self.spec().tasks.contains_key(t),
-                    };
-                    if !ok {
-                        return;
-                    }
-                    let comp = &self.spec().tasks[t].component;
-                    match self
-                        .spec()
-                        .components
-                        .get(comp)
-                        .and_then(|c| c.outputs.artifacts.get(out))
-                    {
-                        Some(ty) => (*ty, format!("task `{t}` output `{out}`")),
-                        None => return self.err(
                             path,
                             format!(
                                 "task `{t}` (component `{comp}`) has no output artifact `{out}`"
                             ),
-                        ),
+                        )
                     }
                 }
-                _ => {
-                    return self.err(
-                        path,
-                        "give exactly one of `artifact`, or `task` with `output`",
-                    )
-                }
-            };
+            }
+            _ => {
+                return self.err(
+                    path,
+                    "give exactly one of `artifact`, or `task` with `output`",
+                )
+            }
+        };
         if let Some(want) = expected {
             if !want.accepts(produced.0) {
                 self.err(

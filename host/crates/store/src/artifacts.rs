@@ -27,12 +27,16 @@ impl ArtifactStore {
     pub fn open(root: &Path) -> Result<Self> {
         std::fs::create_dir_all(root.join("sha256"))?;
         std::fs::create_dir_all(root.join("tmp"))?;
-        Ok(ArtifactStore { root: root.to_path_buf() })
+        Ok(ArtifactStore {
+            root: root.to_path_buf(),
+        })
     }
 
     /// Where the artifact `digest` lives (whether or not it exists).
     pub fn path(&self, digest: &str) -> PathBuf {
-        self.root.join("sha256").join(digest.trim_start_matches("sha256:"))
+        self.root
+            .join("sha256")
+            .join(digest.trim_start_matches("sha256:"))
     }
 
     pub fn contains(&self, digest: &str) -> bool {
@@ -41,7 +45,9 @@ impl ArtifactStore {
 
     /// A fresh scratch directory on the store's filesystem, for outputs to be ingested.
     pub fn scratch_dir(&self) -> Result<tempfile::TempDir> {
-        Ok(tempfile::Builder::new().prefix("out-").tempdir_in(self.root.join("tmp"))?)
+        Ok(tempfile::Builder::new()
+            .prefix("out-")
+            .tempdir_in(self.root.join("tmp"))?)
     }
 
     /// Moves `dir` into the store under its digest and returns it.
@@ -67,14 +73,17 @@ impl ArtifactStore {
     /// Copies a user's file or directory into the store (a pipeline input). A file becomes the
     /// single entry of the artifact directory, under its own name.
     pub fn import(&self, src: &Path) -> Result<StoredArtifact> {
-        let meta = std::fs::metadata(src).map_err(|e| StoreError::Invalid(format!("{}: {e}", src.display())))?;
+        let meta = std::fs::metadata(src)
+            .map_err(|e| StoreError::Invalid(format!("{}: {e}", src.display())))?;
         let scratch = self.scratch_dir()?;
         let staged = scratch.path().join("a");
         if meta.is_dir() {
             copy_tree(src, &staged)?;
         } else {
             std::fs::create_dir(&staged)?;
-            let name = src.file_name().ok_or_else(|| StoreError::Invalid(format!("{}: no file name", src.display())))?;
+            let name = src
+                .file_name()
+                .ok_or_else(|| StoreError::Invalid(format!("{}: no file name", src.display())))?;
             std::fs::copy(src, staged.join(name))?;
         }
         self.ingest_dir(&staged)
@@ -105,7 +114,11 @@ pub fn tree_digest(dir: &Path) -> Result<StoredArtifact> {
         h.update(hex::encode(Sha256::digest(&content)).as_bytes());
         h.update([b'\n']);
     }
-    Ok(StoredArtifact { digest: format!("sha256:{}", hex::encode(h.finalize())), bytes, files: files.len() as u64 })
+    Ok(StoredArtifact {
+        digest: format!("sha256:{}", hex::encode(h.finalize())),
+        bytes,
+        files: files.len() as u64,
+    })
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
@@ -116,7 +129,11 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()>
         if ty.is_dir() {
             walk(root, &path, out)?;
         } else if ty.is_file() {
-            let rel = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
             out.push((rel, path));
         } else {
             return Err(StoreError::Invalid(format!(
@@ -177,8 +194,14 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a.digest, c.digest);
         assert!(store.verify(&a.digest).unwrap());
-        assert_eq!(std::fs::read_to_string(store.path(&a.digest).join("sub/x.txt")).unwrap(), "hello");
-        assert!(std::fs::metadata(store.path(&a.digest).join("sub/x.txt")).unwrap().permissions().readonly());
+        assert_eq!(
+            std::fs::read_to_string(store.path(&a.digest).join("sub/x.txt")).unwrap(),
+            "hello"
+        );
+        assert!(std::fs::metadata(store.path(&a.digest).join("sub/x.txt"))
+            .unwrap()
+            .permissions()
+            .readonly());
     }
 
     #[test]

@@ -217,9 +217,9 @@ pub struct MetadataStore {
     conn: Mutex<Connection>,
 }
 
+/// The current time as RFC 3339 with microseconds (sorts as text).
 pub fn now() -> String {
-    let d = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    format!("{}.{:03}", d.as_secs(), d.subsec_millis())
+    humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string()
 }
 
 impl MetadataStore {
@@ -233,7 +233,9 @@ impl MetadataStore {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         migrations().to_latest(&mut conn)?;
-        Ok(MetadataStore { conn: Mutex::new(conn) })
+        Ok(MetadataStore {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
@@ -256,20 +258,33 @@ impl MetadataStore {
 
     pub fn finish_run(&self, run: &str, state: &str, error: Option<&str>) -> Result<()> {
         self.with(|c| {
-            c.execute("UPDATE runs SET state = ?2, finished_at = ?3, error = ?4 WHERE id = ?1", params![run, state, now(), error])
-                .map(|_| ())
+            c.execute(
+                "UPDATE runs SET state = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
+                params![run, state, now(), error],
+            )
+            .map(|_| ())
         })
     }
 
     pub fn reopen_run(&self, run: &str) -> Result<()> {
         self.with(|c| {
-            c.execute("UPDATE runs SET state = 'RUNNING', finished_at = NULL, error = NULL WHERE id = ?1", params![run])
-                .map(|_| ())
+            c.execute(
+                "UPDATE runs SET state = 'RUNNING', finished_at = NULL, error = NULL WHERE id = ?1",
+                params![run],
+            )
+            .map(|_| ())
         })
     }
 
     /// Moves a task to RUNNING for `attempt`.
-    pub fn start_task(&self, run: &str, task: &str, attempt: u32, component_digest: &str, log_path: &str) -> Result<()> {
+    pub fn start_task(
+        &self,
+        run: &str,
+        task: &str,
+        attempt: u32,
+        component_digest: &str,
+        log_path: &str,
+    ) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "UPDATE tasks SET state = 'RUNNING', attempt = ?3, component_digest = ?4, log_path = ?5, started_at = ?6, error = NULL
@@ -282,7 +297,13 @@ impl MetadataStore {
 
     /// Sets a terminal state that carries no outputs (FAILED, NOT_TRIGGERED, CANCELLED) or resets
     /// a task to PENDING.
-    pub fn set_task_state(&self, run: &str, task: &str, state: TaskState, error: Option<&str>) -> Result<()> {
+    pub fn set_task_state(
+        &self,
+        run: &str,
+        task: &str,
+        state: TaskState,
+        error: Option<&str>,
+    ) -> Result<()> {
         let finished = state.is_terminal().then(now);
         self.with(|c| {
             c.execute(
@@ -339,27 +360,51 @@ impl MetadataStore {
         })
     }
 
+    /// Records an artifact that entered the store from outside a task (a pipeline input).
+    pub fn record_artifact(&self, art: &crate::StoredArtifact, artifact_type: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO artifacts (digest, artifact_type, bytes, files, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![art.digest, artifact_type, art.bytes, art.files, now()],
+            )
+            .map(|_| ())
+        })
+    }
+
     /// The cache entry for `key`, if any.
     pub fn cache_lookup(&self, key: &str) -> Result<Option<CacheEntry>> {
         let row = self.with(|c| {
             c.query_row(
                 "SELECT run_id, task, outputs_json, artifacts_json FROM cache WHERE key = ?1",
                 params![key],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                },
             )
             .optional()
         })?;
         Ok(match row {
-            Some((run_id, task, outputs_json, artifacts)) => {
-                Some(CacheEntry { run_id, task, outputs_json, artifacts: serde_json::from_str(&artifacts)? })
-            }
+            Some((run_id, task, outputs_json, artifacts)) => Some(CacheEntry {
+                run_id,
+                task,
+                outputs_json,
+                artifacts: serde_json::from_str(&artifacts)?,
+            }),
             None => None,
         })
     }
 
     /// Drops a cache entry whose artifacts are gone, so it is never hit again.
     pub fn cache_forget(&self, key: &str) -> Result<()> {
-        self.with(|c| c.execute("DELETE FROM cache WHERE key = ?1", params![key]).map(|_| ()))
+        self.with(|c| {
+            c.execute("DELETE FROM cache WHERE key = ?1", params![key])
+                .map(|_| ())
+        })
     }
 
     pub fn run(&self, id: &str) -> Result<RunRecord> {
@@ -391,7 +436,7 @@ impl MetadataStore {
             let mut st = c.prepare(
                 "SELECT run_id, name, state, attempt, component_digest, cache_key, cached_from, started_at, finished_at,
                         duration_ms, error, outputs_json, log_path
-                 FROM tasks WHERE run_id = ?1 ORDER BY COALESCE(started_at, '9'), name",
+                 FROM tasks WHERE run_id = ?1 ORDER BY rowid",
             )?;
             let rows = st.query_map(params![run], |r| {
                 Ok(TaskRecord {
@@ -448,9 +493,16 @@ impl MetadataStore {
 
     pub fn metrics(&self, run: &str) -> Result<Vec<MetricRecord>> {
         self.with(|c| {
-            let mut st = c.prepare("SELECT task, name, value, step FROM metrics WHERE run_id = ?1 ORDER BY rowid")?;
+            let mut st = c.prepare(
+                "SELECT task, name, value, step FROM metrics WHERE run_id = ?1 ORDER BY rowid",
+            )?;
             let rows = st.query_map(params![run], |r| {
-                Ok(MetricRecord { task: r.get(0)?, name: r.get(1)?, value: r.get(2)?, step: r.get::<_, Option<i64>>(3)?.map(|s| s as u64) })
+                Ok(MetricRecord {
+                    task: r.get(0)?,
+                    name: r.get(1)?,
+                    value: r.get(2)?,
+                    step: r.get::<_, Option<i64>>(3)?.map(|s| s as u64),
+                })
             })?;
             rows.collect()
         })
@@ -506,7 +558,11 @@ mod tests {
         };
         db.create_run(&run, &["a".into()]).unwrap();
         db.start_task("r1", "a", 1, "sha256:c", "/l").unwrap();
-        let art = crate::StoredArtifact { digest: "sha256:aa".into(), bytes: 3, files: 1 };
+        let art = crate::StoredArtifact {
+            digest: "sha256:aa".into(),
+            bytes: 3,
+            files: 1,
+        };
         db.complete_task(
             "r1",
             "a",
@@ -515,7 +571,12 @@ mod tests {
                 outputs_json: "{}".into(),
                 inputs: vec![],
                 outputs: vec![("model".into(), art, "Model".into())],
-                metrics: vec![MetricRecord { task: "a".into(), name: "acc".into(), value: 0.9, step: None }],
+                metrics: vec![MetricRecord {
+                    task: "a".into(),
+                    name: "acc".into(),
+                    value: 0.9,
+                    step: None,
+                }],
                 cache_key: Some("k".into()),
                 cached_from: None,
                 duration_ms: 1.0,
@@ -525,7 +586,10 @@ mod tests {
         .unwrap();
         let t = &db.tasks("r1").unwrap()[0];
         assert_eq!(t.state, TaskState::Succeeded);
-        assert_eq!(db.cache_lookup("k").unwrap().unwrap().artifacts, vec![("model".to_string(), "sha256:aa".to_string())]);
+        assert_eq!(
+            db.cache_lookup("k").unwrap().unwrap().artifacts,
+            vec![("model".to_string(), "sha256:aa".to_string())]
+        );
         assert_eq!(db.lineage("sha256:aa").unwrap()[0].task, "a");
         assert_eq!(db.metrics("r1").unwrap()[0].value, 0.9);
         // Reopening applies no migration twice and keeps the data.

@@ -1,0 +1,255 @@
+//! `wasm-run pipeline ...`: validate, run, resume, and the JSON Schema of the spec.
+
+use crate::home::Home;
+use crate::progress::Progress;
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use weft_pipeline::{plan, Executor, PlanError, RunArgs, RunOptions, RunSummary, Stores};
+use weft_runtime::{Runtime, RuntimeConfig};
+use weft_spec::ParamValue;
+
+#[derive(Subcommand)]
+pub enum PipelineCommand {
+    /// Run a pipeline to the end, with a live progress view.
+    Run(RunPipelineArgs),
+    /// Check a pipeline file without running it: fields, references, types, cycles, and that
+    /// each component is a weft:pipeline/step component.
+    Validate {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Finish an interrupted or failed run, reusing the tasks it completed.
+    Resume(ResumeArgs),
+    /// Print the JSON Schema of `kind: Pipeline` (or `--kind PipelineRun`).
+    Schema {
+        #[arg(long, default_value = "Pipeline", value_parser = ["Pipeline", "PipelineRun"])]
+        kind: String,
+    },
+}
+
+#[derive(Args)]
+pub struct RunPipelineArgs {
+    /// The pipeline YAML (`kind: Pipeline`).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// A pipeline parameter: NAME=VALUE or NAME:TYPE=VALUE. Repeatable.
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE", value_parser = parse_param)]
+    params: Vec<(String, ParamValue)>,
+    /// A pipeline input artifact: NAME=PATH, overriding the file's default. Repeatable.
+    #[arg(long = "artifact", short = 'a', value_name = "NAME=PATH", value_parser = parse_artifact)]
+    artifacts: Vec<(String, PathBuf)>,
+    /// Use the cache (the default).
+    #[arg(long, overrides_with = "no_cache")]
+    cache: bool,
+    /// Run every task, ignoring cached results.
+    #[arg(long)]
+    no_cache: bool,
+    /// Tasks running at once (default: the number of CPUs).
+    #[arg(long)]
+    parallelism: Option<usize>,
+    /// Virtualise clocks and randomness from this seed (a replayable run).
+    #[arg(long, value_name = "SEED")]
+    hermetic_seed: Option<u64>,
+    /// The run's id (default: random).
+    #[arg(long)]
+    run_id: Option<String>,
+    /// Print the final summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct ResumeArgs {
+    /// The run to finish.
+    run: String,
+    #[arg(long)]
+    parallelism: Option<usize>,
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_param(s: &str) -> Result<(String, ParamValue), String> {
+    ParamValue::parse_assignment(s).map_err(|e| e.to_string())
+}
+
+fn parse_artifact(s: &str) -> Result<(String, PathBuf), String> {
+    let (n, p) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: write NAME=PATH"))?;
+    Ok((n.to_string(), PathBuf::from(p)))
+}
+
+/// The stores and runtime of `$WEFT_HOME`.
+pub fn open(home: &Home) -> Result<Executor> {
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(home.component_cache()),
+        max_concurrent_steps: 64,
+    })
+    .context("starting the WebAssembly engine")?;
+    let stores = Stores {
+        meta: Arc::new(weft_store::MetadataStore::open(&home.metadata_db())?),
+        artifacts: Arc::new(weft_store::ArtifactStore::open(&home.artifacts())?),
+        components_dir: home.components(),
+        logs_dir: home.logs(),
+    };
+    Ok(Executor::new(Arc::new(runtime), stores))
+}
+
+fn parallelism(asked: Option<usize>) -> usize {
+    asked.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    })
+}
+
+pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
+    match cmd {
+        PipelineCommand::Schema { kind } => {
+            let schema = match kind.as_str() {
+                "PipelineRun" => schemars::schema_for!(weft_spec::pipeline::PipelineRun),
+                _ => schemars::schema_for!(weft_spec::pipeline::Pipeline),
+            };
+            println!("{}", serde_json::to_string_pretty(&schema)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        PipelineCommand::Validate { file } => {
+            let exec = open(home)?;
+            let s = exec.stores();
+            match plan(
+                &file,
+                &RunArgs {
+                    cache: true,
+                    ..Default::default()
+                },
+                exec.runtime(),
+                &s.components_dir,
+                &s.artifacts,
+            ) {
+                Ok(p) => {
+                    println!(
+                        "{}: valid pipeline `{}` with {} tasks",
+                        file.display(),
+                        p.pipeline.metadata.name,
+                        p.pipeline.spec.tasks.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => report_plan_error(e),
+            }
+        }
+        PipelineCommand::Run(args) => {
+            let exec = open(home)?;
+            let s = exec.stores();
+            let run_args = RunArgs {
+                params: args.params,
+                artifacts: args.artifacts,
+                cache: !args.no_cache,
+                hermetic_seed: args.hermetic_seed,
+            };
+            let plan = match plan(
+                &args.file,
+                &run_args,
+                exec.runtime(),
+                &s.components_dir,
+                &s.artifacts,
+            ) {
+                Ok(p) => p,
+                Err(e) => return report_plan_error(e),
+            };
+            let total = plan.pipeline.spec.tasks.len();
+            drive(
+                home,
+                args.json,
+                total,
+                parallelism(args.parallelism),
+                |opts| {
+                    let exec = exec;
+                    async move { exec.start(plan, args.run_id, &opts).await }
+                },
+            )
+        }
+        PipelineCommand::Resume(args) => {
+            let exec = open(home)?;
+            let record = exec.stores().meta.run(&args.run)?;
+            let total = exec.stores().meta.tasks(&record.id)?.len();
+            drive(
+                home,
+                args.json,
+                total,
+                parallelism(args.parallelism),
+                |opts| {
+                    let exec = exec;
+                    async move { exec.resume(&args.run, &opts).await }
+                },
+            )
+        }
+    }
+}
+
+fn report_plan_error(e: PlanError) -> Result<ExitCode> {
+    match e {
+        PlanError::Invalid(errors) => {
+            for err in &errors {
+                eprintln!("error: {err}");
+            }
+            eprintln!("{} error(s); nothing was run", errors.len());
+            Ok(ExitCode::from(2))
+        }
+        PlanError::Args(msg) => {
+            eprintln!("error: {msg}");
+            Ok(ExitCode::from(2))
+        }
+        PlanError::Other(e) => Err(e),
+    }
+}
+
+/// Runs the executor on a tokio runtime with the progress view and Ctrl-C cancellation.
+fn drive<F, Fut>(
+    home: &Home,
+    json: bool,
+    total: usize,
+    parallelism: usize,
+    run: F,
+) -> Result<ExitCode>
+where
+    F: FnOnce(RunOptions) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<RunSummary>>,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let cancel = Arc::new(AtomicBool::new(false));
+        let ctrlc = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!("\ncancelling: stopping running steps (Ctrl-C again to abort)");
+                ctrlc.store(true, Ordering::Relaxed);
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    std::process::exit(130);
+                }
+            }
+        });
+        let progress = tokio::spawn(Progress::new(total).follow(rx));
+        let opts = RunOptions {
+            parallelism,
+            events: Some(tx),
+            cancel,
+        };
+        let summary = run(opts).await;
+        let _ = progress.await;
+        let summary = summary?;
+        crate::runs::print_summary(home, &summary, json)?;
+        Ok(match summary.state.as_str() {
+            weft_store::RUN_SUCCEEDED => ExitCode::SUCCESS,
+            weft_store::RUN_CANCELLED => ExitCode::from(130),
+            _ => ExitCode::from(1),
+        })
+    })
+}

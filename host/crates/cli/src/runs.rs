@@ -1,0 +1,273 @@
+//! Inspecting what ran: `runs list|show`, `logs`, `artifacts list|get`, `lineage`.
+
+use crate::home::Home;
+use anyhow::{bail, Context, Result};
+use clap::{Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use weft_pipeline::RunSummary;
+use weft_store::{ArtifactStore, MetadataStore, TaskRecord};
+
+#[derive(Clone, Copy, ValueEnum, PartialEq)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub enum RunsCommand {
+    /// Runs, newest first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    /// One run: its tasks, states, timings, outputs and metrics.
+    Show {
+        run: String,
+        #[arg(long, value_enum, default_value = "table")]
+        output: Format,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ArtifactsCommand {
+    /// Artifacts recorded (of one run with --run).
+    List {
+        #[arg(long)]
+        run: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    /// Copy an artifact (by digest) out of the store into a directory.
+    Get {
+        digest: String,
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
+}
+
+fn meta(home: &Home) -> Result<MetadataStore> {
+    Ok(MetadataStore::open(&home.metadata_db())?)
+}
+
+pub fn runs(home: &Home, cmd: RunsCommand) -> Result<ExitCode> {
+    let db = meta(home)?;
+    match cmd {
+        RunsCommand::List { limit, output } => {
+            let runs = db.runs(limit)?;
+            if output == Format::Json {
+                let rows: Vec<_> = runs
+                    .iter()
+                    .map(|r| serde_json::json!({"id": r.id, "pipeline": r.pipeline, "state": r.state, "created_at": r.created_at, "finished_at": r.finished_at, "error": r.error}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:<38} {:<20} {:<10} CREATED", "RUN", "PIPELINE", "STATE");
+                for r in runs {
+                    println!(
+                        "{:<38} {:<20} {:<10} {}",
+                        r.id, r.pipeline, r.state, r.created_at
+                    );
+                }
+            }
+        }
+        RunsCommand::Show { run, output } => {
+            let record = db.run(&run)?;
+            let summary = RunSummary {
+                run_id: record.id.clone(),
+                state: record.state.clone(),
+                tasks: db.tasks(&run)?,
+            };
+            print_summary(home, &summary, output == Format::Json)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The run table (or JSON with tasks, artifacts and metrics).
+pub fn print_summary(home: &Home, s: &RunSummary, json: bool) -> Result<()> {
+    let db = meta(home)?;
+    let events = db.events(Some(&s.run_id))?;
+    let metrics = db.metrics(&s.run_id)?;
+    if json {
+        let doc = serde_json::json!({
+            "run_id": s.run_id,
+            "state": s.state,
+            "tasks": s.tasks,
+            "artifacts": events,
+            "metrics": metrics,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(());
+    }
+    println!("run {}: {}", s.run_id, s.state);
+    println!("  {:<16} {:<14} {:>10}  OUTPUTS", "TASK", "STATE", "TIME");
+    for t in &s.tasks {
+        println!(
+            "  {:<16} {:<14} {:>10}  {}",
+            t.name,
+            t.state.as_str(),
+            time(t),
+            outputs(t)
+        );
+        if let Some(e) = &t.error {
+            println!("  {:<16} {e}", "");
+        }
+    }
+    let outs: Vec<_> = events.iter().filter(|e| e.direction == "output").collect();
+    if !outs.is_empty() {
+        println!("artifacts:");
+        for e in outs {
+            println!(
+                "  {}.{} ({})  {}",
+                e.task, e.name, e.artifact_type, e.digest
+            );
+        }
+    }
+    Ok(())
+}
+
+fn time(t: &TaskRecord) -> String {
+    match (t.state, t.duration_ms) {
+        (weft_store::TaskState::Skipped, _) => "cached".into(),
+        (_, Some(ms)) => format!("{ms:.1} ms"),
+        _ => "-".into(),
+    }
+}
+
+fn outputs(t: &TaskRecord) -> String {
+    let Some(json) = &t.outputs_json else {
+        return String::new();
+    };
+    let Ok(map) =
+        serde_json::from_str::<std::collections::BTreeMap<String, weft_spec::ParamValue>>(json)
+    else {
+        return json.clone();
+    };
+    map.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn logs(home: &Home, run: &str, task: &str) -> Result<ExitCode> {
+    let db = meta(home)?;
+    db.run(run)?;
+    let tasks = db.tasks(run)?;
+    let Some(t) = tasks.iter().find(|t| t.name == task) else {
+        bail!(
+            "run {run} has no task `{task}` (tasks: {})",
+            tasks
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
+    let Some(path) = &t.log_path else {
+        bail!(
+            "task `{task}` of run {run} has no log (state {})",
+            t.state.as_str()
+        );
+    };
+    let text = std::fs::read(path).with_context(|| format!("reading {path}"))?;
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(&text);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn artifacts(home: &Home, cmd: ArtifactsCommand) -> Result<ExitCode> {
+    let db = meta(home)?;
+    match cmd {
+        ArtifactsCommand::List { run, output } => {
+            let all = db.artifacts()?;
+            let events = db.events(run.as_deref())?;
+            let rows: Vec<_> = all
+                .into_iter()
+                .filter(|(d, ..)| run.is_none() || events.iter().any(|e| &e.digest == d))
+                .map(|(digest, ty, bytes, files)| {
+                    let producer = events
+                        .iter()
+                        .find(|e| e.digest == digest && e.direction == "output");
+                    (
+                        digest,
+                        ty,
+                        bytes,
+                        files,
+                        producer.map(|e| format!("{}/{}.{}", e.run_id, e.task, e.name)),
+                    )
+                })
+                .collect();
+            if output == Format::Json {
+                let json: Vec<_> = rows
+                    .iter()
+                    .map(|(d, t, b, f, p)| serde_json::json!({"digest": d, "type": t, "bytes": b, "files": f, "produced_by": p}))
+                    .collect();
+                println!("{}", serde_json::to_string_pretty(&json)?);
+            } else {
+                println!(
+                    "{:<72} {:<22} {:>10}  PRODUCED BY",
+                    "DIGEST", "TYPE", "BYTES"
+                );
+                for (d, t, b, _, p) in rows {
+                    println!(
+                        "{d:<72} {t:<22} {b:>10}  {}",
+                        p.unwrap_or_else(|| "(input)".into())
+                    );
+                }
+            }
+        }
+        ArtifactsCommand::Get { digest, to } => {
+            let store = ArtifactStore::open(&home.artifacts())?;
+            if !store.contains(&digest) {
+                bail!("no artifact {digest} in {}", home.artifacts().display());
+            }
+            copy_dir(&store.path(&digest), &to)?;
+            println!("{}", to.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn lineage(home: &Home, digest: &str, output: Format) -> Result<ExitCode> {
+    let events = meta(home)?.lineage(digest)?;
+    if events.is_empty() {
+        bail!("no run produced or consumed artifact {digest}");
+    }
+    if output == Format::Json {
+        println!("{}", serde_json::to_string_pretty(&events)?);
+    } else {
+        for e in events {
+            let verb = if e.direction == "output" {
+                "produced by"
+            } else {
+                "consumed by"
+            };
+            println!(
+                "{verb} run {} task {} as `{}` ({})",
+                e.run_id, e.task, e.name, e.artifact_type
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn copy_dir(src: &std::path::Path, dest: &std::path::Path) -> Result<()> {
+    std::fs::create_dir_all(dest)?;
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let target = dest.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+            let mut perms = std::fs::metadata(&target)?.permissions();
+            #[allow(clippy::permissions_set_readonly_false)]
+            perms.set_readonly(false);
+            std::fs::set_permissions(&target, perms)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! The cache key of a task execution.
+//!
+//! It covers everything that determines the outputs: the component digest, every parameter value,
+//! every input artifact's digest, the declared outputs, the granted env vars and the hermetic
+//! seed. Names of files do not enter it; their content does (through the artifact digests), so a
+//! changed input file with the same name is a miss, and a renamed identical one is a hit.
+
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use weft_spec::pipeline::OutputInterface;
+use weft_spec::ParamValue;
+
+pub(crate) struct KeyParts<'a> {
+    pub component: &'a str,
+    pub params: &'a BTreeMap<String, ParamValue>,
+    /// Input artifact name → digest.
+    pub inputs: &'a BTreeMap<String, String>,
+    pub outputs: &'a OutputInterface,
+    pub env: &'a BTreeMap<String, String>,
+    pub hermetic_seed: Option<u64>,
+}
+
+pub(crate) fn cache_key(p: &KeyParts) -> String {
+    let doc = serde_json::json!({
+        "version": "weft-cache-v1",
+        "component": p.component,
+        "params": p.params,
+        "inputs": p.inputs,
+        "outputs": p.outputs,
+        "env": p.env,
+        "hermetic_seed": p.hermetic_seed,
+    });
+    // serde_json maps are sorted (BTreeMap), so the text is canonical.
+    tracing::debug!(key_document = %doc, "cache key");
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(doc.to_string().as_bytes()))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_part_changes_the_key() {
+        let params = BTreeMap::from([("lr".to_string(), ParamValue::Float(0.1))]);
+        let inputs = BTreeMap::from([("data".to_string(), "sha256:aa".to_string())]);
+        let outputs = OutputInterface::default();
+        let env = BTreeMap::new();
+        let base = KeyParts {
+            component: "sha256:c1",
+            params: &params,
+            inputs: &inputs,
+            outputs: &outputs,
+            env: &env,
+            hermetic_seed: None,
+        };
+        let k = cache_key(&base);
+        assert_eq!(k, cache_key(&base));
+        assert_ne!(
+            k,
+            cache_key(&KeyParts {
+                component: "sha256:c2",
+                ..base
+            })
+        );
+        let p2 = BTreeMap::from([("lr".to_string(), ParamValue::Float(0.2))]);
+        assert_ne!(
+            k,
+            cache_key(&KeyParts {
+                params: &p2,
+                ..base
+            })
+        );
+        let i2 = BTreeMap::from([("data".to_string(), "sha256:ab".to_string())]);
+        assert_ne!(
+            k,
+            cache_key(&KeyParts {
+                inputs: &i2,
+                ..base
+            })
+        );
+        let mut o2 = OutputInterface::default();
+        o2.params
+            .insert("acc".into(), weft_spec::pipeline::ParamType::Float);
+        assert_ne!(
+            k,
+            cache_key(&KeyParts {
+                outputs: &o2,
+                ..base
+            })
+        );
+        assert_ne!(
+            k,
+            cache_key(&KeyParts {
+                hermetic_seed: Some(1),
+                ..base
+            })
+        );
+    }
+}

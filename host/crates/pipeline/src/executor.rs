@@ -1,0 +1,819 @@
+//! The DAG executor: runs ready tasks in parallel up to a limit, recording every transition.
+//!
+//! One async loop owns the run's state; each task runs on a blocking thread (a wasm step is
+//! synchronous CPU work), retries included. Order of writes per task: output directories are
+//! moved into the artifact store, then one transaction records the task's completion. So after a
+//! crash, a task is either recorded with artifacts that exist, or re-run by `resume`.
+
+use crate::cache_key::{cache_key, KeyParts};
+use crate::condition;
+use crate::plan::{component_path, from_json, Plan};
+use anyhow::{anyhow, Context, Result};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedSender;
+use weft_runtime::{InputArtifact, Limits, Runtime, StepError, StepRequest};
+use weft_spec::pipeline::{ArtifactSource, ParamSource, TaskSpec};
+use weft_spec::ParamValue;
+use weft_store::{
+    ArtifactStore, MetadataStore, MetricRecord, RunRecord, TaskCompletion, TaskRecord, TaskState,
+    RUN_CANCELLED, RUN_FAILED, RUN_RUNNING, RUN_SUCCEEDED,
+};
+
+/// Where a run's state goes.
+#[derive(Clone)]
+pub struct Stores {
+    pub meta: Arc<MetadataStore>,
+    pub artifacts: Arc<ArtifactStore>,
+    /// Components by digest (`<hex>.wasm`).
+    pub components_dir: PathBuf,
+    /// Task logs: `<logs>/<run>/<task>.log`.
+    pub logs_dir: PathBuf,
+}
+
+/// Progress of a run, for a live view.
+#[derive(Clone, Debug)]
+pub enum RunEvent {
+    Started {
+        run_id: String,
+        tasks: usize,
+    },
+    TaskStarted {
+        task: String,
+        attempt: u32,
+    },
+    TaskRetrying {
+        task: String,
+        attempt: u32,
+        delay: Duration,
+        error: String,
+    },
+    TaskFinished {
+        task: String,
+        state: TaskState,
+        duration: Option<Duration>,
+        detail: Option<String>,
+    },
+}
+
+pub struct RunOptions {
+    /// Tasks running at once.
+    pub parallelism: usize,
+    pub events: Option<UnboundedSender<RunEvent>>,
+    /// Set to cancel the run: running steps stop at the next epoch tick.
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            parallelism: 4,
+            events: None,
+            cancel: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RunSummary {
+    pub run_id: String,
+    pub state: String,
+    pub tasks: Vec<TaskRecord>,
+}
+
+/// What a finished task makes available downstream.
+#[derive(Clone, Debug, Default)]
+struct TaskOutputs {
+    params: BTreeMap<String, ParamValue>,
+    /// Output artifact name → digest.
+    artifacts: BTreeMap<String, String>,
+}
+
+pub struct Executor {
+    runtime: Arc<Runtime>,
+    stores: Stores,
+}
+
+impl Executor {
+    pub fn new(runtime: Arc<Runtime>, stores: Stores) -> Self {
+        Executor { runtime, stores }
+    }
+
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    pub fn stores(&self) -> &Stores {
+        &self.stores
+    }
+
+    /// Records a new run of `plan` and runs it to the end.
+    pub async fn start(
+        &self,
+        plan: Plan,
+        run_id: Option<String>,
+        opts: &RunOptions,
+    ) -> Result<RunSummary> {
+        let run_id = run_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let record = RunRecord {
+            id: run_id.clone(),
+            pipeline: plan.pipeline.metadata.name.clone(),
+            pipeline_file: plan.pipeline_file.clone(),
+            plan_json: serde_json::to_string(&plan)?,
+            state: RUN_RUNNING.into(),
+            created_at: weft_store::now(),
+            finished_at: None,
+            error: None,
+        };
+        let tasks = plan.order.clone();
+        for (name, art) in &plan.input_artifacts {
+            let ty = plan
+                .pipeline
+                .spec
+                .artifacts
+                .get(name)
+                .map(|d| format!("{:?}", d.ty))
+                .unwrap_or_else(|| "Artifact".into());
+            self.stores.meta.record_artifact(art, &ty)?;
+        }
+        self.stores.meta.create_run(&record, &tasks)?;
+        self.drive(
+            &run_id,
+            Arc::new(plan),
+            opts,
+            BTreeMap::new(),
+            BTreeMap::new(),
+        )
+        .await
+    }
+
+    /// Finishes an interrupted or failed run: tasks recorded as done keep their outputs; the
+    /// rest run again.
+    pub async fn resume(&self, run_id: &str, opts: &RunOptions) -> Result<RunSummary> {
+        let record = self.stores.meta.run(run_id)?;
+        let plan: Plan =
+            serde_json::from_str(&record.plan_json).context("reading the stored plan")?;
+        let events = self.stores.meta.events(Some(run_id))?;
+        let mut states = BTreeMap::new();
+        let mut outputs = BTreeMap::new();
+        for t in self.stores.meta.tasks(run_id)? {
+            match t.state {
+                TaskState::Succeeded | TaskState::Skipped => {
+                    let params: BTreeMap<String, ParamValue> =
+                        serde_json::from_str(t.outputs_json.as_deref().unwrap_or("{}"))
+                            .unwrap_or_default();
+                    let artifacts = events
+                        .iter()
+                        .filter(|e| e.task == t.name && e.direction == "output")
+                        .map(|e| (e.name.clone(), e.digest.clone()))
+                        .collect();
+                    outputs.insert(t.name.clone(), TaskOutputs { params, artifacts });
+                    states.insert(t.name.clone(), t.state);
+                }
+                TaskState::NotTriggered => {
+                    states.insert(t.name.clone(), t.state);
+                }
+                _ => self
+                    .stores
+                    .meta
+                    .set_task_state(run_id, &t.name, TaskState::Pending, None)?,
+            }
+        }
+        self.stores.meta.reopen_run(run_id)?;
+        self.drive(run_id, Arc::new(plan), opts, states, outputs)
+            .await
+    }
+
+    async fn drive(
+        &self,
+        run_id: &str,
+        plan: Arc<Plan>,
+        opts: &RunOptions,
+        mut states: BTreeMap<String, TaskState>,
+        mut outputs: BTreeMap<String, TaskOutputs>,
+    ) -> Result<RunSummary> {
+        let emit = |e: RunEvent| {
+            if let Some(tx) = &opts.events {
+                let _ = tx.send(e);
+            }
+        };
+        let spec = &plan.pipeline.spec;
+        emit(RunEvent::Started {
+            run_id: run_id.to_string(),
+            tasks: spec.tasks.len(),
+        });
+        for name in spec.tasks.keys() {
+            states.entry(name.clone()).or_insert(TaskState::Pending);
+        }
+        let mut running = tokio::task::JoinSet::new();
+        let mut in_flight = 0usize;
+        loop {
+            // Decide what can be decided: skip, not-trigger, cancel, or launch.
+            let mut progressed = true;
+            while progressed {
+                progressed = false;
+                for name in &plan.order {
+                    if states[name] != TaskState::Pending {
+                        continue;
+                    }
+                    let ups = &plan.upstream[name];
+                    if ups.iter().any(|u| !states[u].is_terminal()) {
+                        continue;
+                    }
+                    let decided = if opts.cancel.load(Ordering::Relaxed) {
+                        Some((TaskState::Cancelled, "run cancelled".to_string()))
+                    } else if let Some(u) = ups
+                        .iter()
+                        .find(|u| matches!(states[*u], TaskState::Failed | TaskState::Cancelled))
+                    {
+                        Some((
+                            TaskState::Cancelled,
+                            format!("upstream task `{u}` did not succeed"),
+                        ))
+                    } else if let Some(u) =
+                        ups.iter().find(|u| states[*u] == TaskState::NotTriggered)
+                    {
+                        Some((
+                            TaskState::NotTriggered,
+                            format!("upstream task `{u}` was not triggered"),
+                        ))
+                    } else {
+                        match &spec.tasks[name].when {
+                            None => None,
+                            Some(cond) => match condition::holds(cond, &|src| {
+                                resolve_param(&plan, &outputs, src)
+                            }) {
+                                Ok(true) => None,
+                                Ok(false) => Some((
+                                    TaskState::NotTriggered,
+                                    "condition is false".to_string(),
+                                )),
+                                Err(e) => Some((
+                                    TaskState::Failed,
+                                    format!("evaluating the condition: {e}"),
+                                )),
+                            },
+                        }
+                    };
+                    if let Some((state, why)) = decided {
+                        self.stores
+                            .meta
+                            .set_task_state(run_id, name, state, Some(&why))?;
+                        states.insert(name.clone(), state);
+                        emit(RunEvent::TaskFinished {
+                            task: name.clone(),
+                            state,
+                            duration: None,
+                            detail: Some(why),
+                        });
+                        progressed = true;
+                        continue;
+                    }
+                    if in_flight >= opts.parallelism.max(1) {
+                        continue;
+                    }
+                    let job = match self.prepare(run_id, &plan, name, &outputs) {
+                        Ok(job) => job,
+                        Err(e) => {
+                            let why = format!("{e:#}");
+                            self.stores.meta.set_task_state(
+                                run_id,
+                                name,
+                                TaskState::Failed,
+                                Some(&why),
+                            )?;
+                            states.insert(name.clone(), TaskState::Failed);
+                            emit(RunEvent::TaskFinished {
+                                task: name.clone(),
+                                state: TaskState::Failed,
+                                duration: None,
+                                detail: Some(why),
+                            });
+                            progressed = true;
+                            continue;
+                        }
+                    };
+                    states.insert(name.clone(), TaskState::Running);
+                    in_flight += 1;
+                    progressed = true;
+                    let runtime = self.runtime.clone();
+                    let stores = self.stores.clone();
+                    let events = opts.events.clone();
+                    let cancel = opts.cancel.clone();
+                    running.spawn_blocking(move || {
+                        let name = job.task.clone();
+                        (name, execute(&runtime, &stores, job, events, cancel))
+                    });
+                }
+            }
+            if in_flight == 0 {
+                break;
+            }
+            let (name, result) = running.join_next().await.expect("a task is in flight")?;
+            in_flight -= 1;
+            let (state, out) = result;
+            states.insert(name.clone(), state);
+            if let Some(out) = out {
+                outputs.insert(name, out);
+            }
+        }
+
+        let any_failed = states.values().any(|s| *s == TaskState::Failed);
+        let state = if opts.cancel.load(Ordering::Relaxed) {
+            RUN_CANCELLED
+        } else if any_failed {
+            RUN_FAILED
+        } else {
+            RUN_SUCCEEDED
+        };
+        let failed: Vec<&String> = states
+            .iter()
+            .filter(|(_, s)| **s == TaskState::Failed)
+            .map(|(n, _)| n)
+            .collect();
+        let error = (!failed.is_empty()).then(|| {
+            format!(
+                "failed tasks: {}",
+                failed
+                    .iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        });
+        self.stores
+            .meta
+            .finish_run(run_id, state, error.as_deref())?;
+        Ok(RunSummary {
+            run_id: run_id.to_string(),
+            state: state.to_string(),
+            tasks: self.stores.meta.tasks(run_id)?,
+        })
+    }
+
+    /// Resolves a ready task's inputs and cache key.
+    fn prepare(
+        &self,
+        run_id: &str,
+        plan: &Arc<Plan>,
+        name: &str,
+        outputs: &BTreeMap<String, TaskOutputs>,
+    ) -> Result<Job> {
+        let task = plan.pipeline.spec.tasks[name].clone();
+        let decl = plan.pipeline.spec.components[&task.component].clone();
+        let mut params = BTreeMap::new();
+        for (input, d) in &decl.inputs.params {
+            match task.params.get(input) {
+                Some(src) => {
+                    let value = resolve_param(plan, outputs, src).map_err(|e| anyhow!(e))?;
+                    // An int feeding a float input is widened, as validation allowed.
+                    let value = match (d.ty, value) {
+                        (weft_spec::pipeline::ParamType::Float, ParamValue::Int(i)) => {
+                            ParamValue::Float(i as f64)
+                        }
+                        (_, v) => v,
+                    };
+                    params.insert(input.clone(), value);
+                }
+                None => {
+                    if let Some(v) = &d.default {
+                        params.insert(input.clone(), from_json(d.ty, v.clone()));
+                    }
+                }
+            }
+        }
+        let mut inputs = BTreeMap::new();
+        let mut input_types = BTreeMap::new();
+        for (input, ty) in &decl.inputs.artifacts {
+            let src = &task.artifacts[input];
+            inputs.insert(
+                input.clone(),
+                resolve_artifact(plan, outputs, src).map_err(|e| anyhow!(e))?,
+            );
+            input_types.insert(input.clone(), format!("{ty:?}"));
+        }
+        let component = plan.components[&task.component].clone();
+        let key = cache_key(&KeyParts {
+            component: &component,
+            params: &params,
+            inputs: &inputs,
+            outputs: &decl.outputs,
+            env: &task.env,
+            hermetic_seed: plan.hermetic_seed,
+        });
+        Ok(Job {
+            run_id: run_id.to_string(),
+            task: name.to_string(),
+            spec: task.clone(),
+            plan: plan.clone(),
+            component,
+            params,
+            inputs,
+            input_types,
+            cache_key: key,
+            use_cache: plan.cache && task.cache.unwrap_or(true),
+        })
+    }
+}
+
+/// A ready task with everything resolved.
+struct Job {
+    run_id: String,
+    task: String,
+    spec: TaskSpec,
+    plan: Arc<Plan>,
+    component: String,
+    params: BTreeMap<String, ParamValue>,
+    inputs: BTreeMap<String, String>,
+    input_types: BTreeMap<String, String>,
+    cache_key: String,
+    use_cache: bool,
+}
+
+fn resolve_param(
+    plan: &Plan,
+    outputs: &BTreeMap<String, TaskOutputs>,
+    src: &ParamSource,
+) -> Result<ParamValue, String> {
+    if let Some(v) = &src.value {
+        return Ok(ParamValue::infer_json(v));
+    }
+    if let Some(p) = &src.param {
+        return plan
+            .params
+            .get(p)
+            .cloned()
+            .ok_or_else(|| format!("no pipeline parameter `{p}`"));
+    }
+    let (t, o) = (
+        src.task.as_deref().unwrap_or(""),
+        src.output.as_deref().unwrap_or(""),
+    );
+    outputs
+        .get(t)
+        .and_then(|out| out.params.get(o))
+        .cloned()
+        .ok_or_else(|| format!("task `{t}` produced no output parameter `{o}`"))
+}
+
+fn resolve_artifact(
+    plan: &Plan,
+    outputs: &BTreeMap<String, TaskOutputs>,
+    src: &ArtifactSource,
+) -> Result<String, String> {
+    if let Some(a) = &src.artifact {
+        return plan
+            .input_artifacts
+            .get(a)
+            .map(|s| s.digest.clone())
+            .ok_or_else(|| format!("no pipeline artifact `{a}`"));
+    }
+    let (t, o) = (
+        src.task.as_deref().unwrap_or(""),
+        src.output.as_deref().unwrap_or(""),
+    );
+    outputs
+        .get(t)
+        .and_then(|out| out.artifacts.get(o))
+        .cloned()
+        .ok_or_else(|| format!("task `{t}` produced no output artifact `{o}`"))
+}
+
+/// Runs one task to a terminal state: cache hit, success (with retries), or failure.
+fn execute(
+    runtime: &Runtime,
+    stores: &Stores,
+    job: Job,
+    events: Option<UnboundedSender<RunEvent>>,
+    cancel: Arc<AtomicBool>,
+) -> (TaskState, Option<TaskOutputs>) {
+    let emit = |e: RunEvent| {
+        if let Some(tx) = &events {
+            let _ = tx.send(e);
+        }
+    };
+    match run_with_retries(runtime, stores, &job, &emit, &cancel) {
+        Ok((state, out, duration, detail)) => {
+            emit(RunEvent::TaskFinished {
+                task: job.task.clone(),
+                state,
+                duration: Some(duration),
+                detail,
+            });
+            (state, Some(out))
+        }
+        Err((state, why)) => {
+            if let Err(e) = stores
+                .meta
+                .set_task_state(&job.run_id, &job.task, state, Some(&why))
+            {
+                tracing::error!(task = %job.task, error = %e, "recording the task's failure");
+            }
+            emit(RunEvent::TaskFinished {
+                task: job.task.clone(),
+                state,
+                duration: None,
+                detail: Some(why),
+            });
+            (state, None)
+        }
+    }
+}
+
+type Finished = (TaskState, TaskOutputs, Duration, Option<String>);
+
+fn run_with_retries(
+    runtime: &Runtime,
+    stores: &Stores,
+    job: &Job,
+    emit: &dyn Fn(RunEvent),
+    cancel: &Arc<AtomicBool>,
+) -> std::result::Result<Finished, (TaskState, String)> {
+    let fail = |e: anyhow::Error| (TaskState::Failed, format!("{e:#}"));
+    if job.use_cache {
+        if let Some(hit) = cache_hit(stores, job).map_err(fail)? {
+            return Ok(hit);
+        }
+    }
+    let retry = job.spec.retry.clone();
+    let limit = retry.as_ref().map(|r| r.limit).unwrap_or(0);
+    let mut delay = retry
+        .as_ref()
+        .and_then(|r| r.backoff.as_deref())
+        .and_then(|b| humantime::parse_duration(b).ok())
+        .unwrap_or(Duration::from_secs(1));
+    let factor = retry.as_ref().and_then(|r| r.factor).unwrap_or(2.0);
+    let mut attempt = 1;
+    loop {
+        emit(RunEvent::TaskStarted {
+            task: job.task.clone(),
+            attempt,
+        });
+        match run_once(runtime, stores, job, attempt, cancel) {
+            Ok(done) => return Ok(done),
+            Err(AttemptError::Cancelled) => return Err((TaskState::Cancelled, "cancelled".into())),
+            Err(AttemptError::Host(e)) => return Err(fail(e)),
+            Err(AttemptError::Step(e)) if attempt <= limit && !cancel.load(Ordering::Relaxed) => {
+                emit(RunEvent::TaskRetrying {
+                    task: job.task.clone(),
+                    attempt,
+                    delay,
+                    error: e.clone(),
+                });
+                let until = Instant::now() + delay;
+                while Instant::now() < until && !cancel.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(10).min(until - Instant::now()));
+                }
+                delay = delay.mul_f64(factor);
+                attempt += 1;
+            }
+            Err(AttemptError::Step(e)) => return Err((TaskState::Failed, e)),
+        }
+    }
+}
+
+enum AttemptError {
+    /// The step failed (may be retried).
+    Step(String),
+    Cancelled,
+    /// The host failed (store, I/O): not the step's fault, not retried.
+    Host(anyhow::Error),
+}
+
+fn cache_hit(stores: &Stores, job: &Job) -> Result<Option<Finished>> {
+    let Some(entry) = stores.meta.cache_lookup(&job.cache_key)? else {
+        return Ok(None);
+    };
+    // A hit is only as good as its artifacts: if one is gone or altered, forget the entry.
+    for (_, digest) in &entry.artifacts {
+        if !stores.artifacts.verify(digest)? {
+            tracing::warn!(task = %job.task, %digest, "cached artifact missing or altered; running instead");
+            stores.meta.cache_forget(&job.cache_key)?;
+            return Ok(None);
+        }
+    }
+    let params: BTreeMap<String, ParamValue> = serde_json::from_str(&entry.outputs_json)?;
+    let decl = &job.plan.pipeline.spec.components[&job.spec.component];
+    let outputs = entry
+        .artifacts
+        .iter()
+        .map(|(name, digest)| {
+            let stored = weft_store::StoredArtifact {
+                digest: digest.clone(),
+                bytes: 0,
+                files: 0,
+            };
+            let ty = decl
+                .outputs
+                .artifacts
+                .get(name)
+                .map(|t| format!("{t:?}"))
+                .unwrap_or_else(|| "Artifact".into());
+            (name.clone(), stored, ty)
+        })
+        .collect();
+    stores.meta.complete_task(
+        &job.run_id,
+        &job.task,
+        &TaskCompletion {
+            state: TaskState::Skipped,
+            outputs_json: entry.outputs_json.clone(),
+            inputs: input_events(job),
+            outputs,
+            metrics: Vec::new(),
+            cache_key: Some(job.cache_key.clone()),
+            cached_from: Some(entry.run_id.clone()),
+            duration_ms: 0.0,
+            log_path: None,
+        },
+    )?;
+    let out = TaskOutputs {
+        params,
+        artifacts: entry.artifacts.into_iter().collect(),
+    };
+    Ok(Some((
+        TaskState::Skipped,
+        out,
+        Duration::ZERO,
+        Some(format!("cache hit from run {}", entry.run_id)),
+    )))
+}
+
+fn input_events(job: &Job) -> Vec<(String, String, String)> {
+    job.inputs
+        .iter()
+        .map(|(n, d)| (n.clone(), d.clone(), job.input_types[n].clone()))
+        .collect()
+}
+
+fn run_once(
+    runtime: &Runtime,
+    stores: &Stores,
+    job: &Job,
+    attempt: u32,
+    cancel: &Arc<AtomicBool>,
+) -> std::result::Result<Finished, AttemptError> {
+    let host = |e: anyhow::Error| AttemptError::Host(e);
+    let decl = &job.plan.pipeline.spec.components[&job.spec.component];
+    let component = runtime
+        .load(&component_path(&stores.components_dir, &job.component))
+        .map_err(|e| AttemptError::Step(e.to_string()))?;
+    let log_name = if attempt == 1 {
+        format!("{}.log", job.task)
+    } else {
+        format!("{}.attempt-{attempt}.log", job.task)
+    };
+    let log_path = stores.logs_dir.join(&job.run_id).join(log_name);
+    stores
+        .meta
+        .start_task(
+            &job.run_id,
+            &job.task,
+            attempt,
+            &job.component,
+            &log_path.display().to_string(),
+        )
+        .map_err(|e| host(e.into()))?;
+    let scratch = stores.artifacts.scratch_dir().map_err(|e| host(e.into()))?;
+
+    let mut req = StepRequest::new(job.run_id.clone(), job.task.clone());
+    req.context.attempt = attempt;
+    req.params = job
+        .params
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    req.inputs = job
+        .inputs
+        .iter()
+        .map(|(name, digest)| InputArtifact {
+            name: name.clone(),
+            path: stores.artifacts.path(digest),
+        })
+        .collect();
+    req.output_dir = Some(scratch.path().to_path_buf());
+    req.outputs = decl.outputs.artifacts.keys().cloned().collect();
+    req.env = job
+        .spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    req.hermetic_seed = job.plan.hermetic_seed;
+    req.limits = Limits::default();
+    if let Some(t) = job
+        .spec
+        .timeout
+        .as_deref()
+        .and_then(|t| humantime::parse_duration(t).ok())
+    {
+        req.limits.timeout = t;
+    }
+    if let Some(m) = job
+        .spec
+        .memory
+        .as_deref()
+        .and_then(|m| m.parse::<bytesize::ByteSize>().ok())
+    {
+        req.limits.memory_bytes = m.as_u64();
+    }
+    req.log_path = Some(log_path.clone());
+    req.cancel = Some(cancel.clone());
+
+    let started = Instant::now();
+    let outcome = match runtime.run(&component, &req) {
+        Ok(o) => o,
+        Err(StepError::Cancelled) => return Err(AttemptError::Cancelled),
+        Err(e) => {
+            let message = e.to_string();
+            let _ = std::fs::OpenOptions::new()
+                .append(true)
+                .open(&log_path)
+                .and_then(|mut f| {
+                    std::io::Write::write_all(
+                        &mut f,
+                        format!("\n[weft] step {}: {message}\n", e.kind()).as_bytes(),
+                    )
+                });
+            return Err(AttemptError::Step(e.one_line()));
+        }
+    };
+
+    // Declared output parameters must all come back, with their types.
+    let mut params = BTreeMap::new();
+    for (name, value) in outcome.params {
+        params.insert(name, value);
+    }
+    for (name, ty) in &decl.outputs.params {
+        match params.get(name) {
+            None => {
+                return Err(AttemptError::Step(format!(
+                    "the component returned no output parameter `{name}` ({})",
+                    ty.name()
+                )))
+            }
+            Some(v) if !ty.accepts(crate::plan::type_of(v)) => {
+                return Err(AttemptError::Step(format!(
+                    "output parameter `{name}` should be {} but is {} `{v}`",
+                    ty.name(),
+                    crate::plan::type_of(v).name()
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    params.retain(|k, _| decl.outputs.params.contains_key(k));
+
+    let mut outputs = Vec::new();
+    let mut out_map = BTreeMap::new();
+    for (name, ty) in &decl.outputs.artifacts {
+        let stored = stores
+            .artifacts
+            .ingest_dir(&scratch.path().join(name))
+            .map_err(|e| host(e.into()))?;
+        out_map.insert(name.clone(), stored.digest.clone());
+        outputs.push((name.clone(), stored, format!("{ty:?}")));
+    }
+    let metrics = outcome
+        .metrics
+        .iter()
+        .map(|m| MetricRecord {
+            task: job.task.clone(),
+            name: m.name.clone(),
+            value: m.value,
+            step: m.step,
+        })
+        .collect();
+    let duration = started.elapsed();
+    let outputs_json = serde_json::to_string(&params).map_err(|e| host(e.into()))?;
+    stores
+        .meta
+        .complete_task(
+            &job.run_id,
+            &job.task,
+            &TaskCompletion {
+                state: TaskState::Succeeded,
+                outputs_json,
+                inputs: input_events(job),
+                outputs,
+                metrics,
+                cache_key: Some(job.cache_key.clone()),
+                cached_from: None,
+                duration_ms: duration.as_secs_f64() * 1e3,
+                log_path: Some(log_path.display().to_string()),
+            },
+        )
+        .map_err(|e| host(e.into()))?;
+    Ok((
+        TaskState::Succeeded,
+        TaskOutputs {
+            params,
+            artifacts: out_map,
+        },
+        duration,
+        None,
+    ))
+}

@@ -1,0 +1,264 @@
+//! From a pipeline file and run arguments to a [`Plan`]: everything pinned by digest.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use weft_runtime::Runtime;
+use weft_spec::pipeline::{ParamType, Pipeline};
+use weft_spec::validate::validate;
+use weft_spec::{Document, ParamValue, SpecError};
+use weft_store::ArtifactStore;
+
+/// A run, resolved: what the executor runs and what `resume`/`replay` run again.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Plan {
+    pub pipeline: Pipeline,
+    pub pipeline_file: String,
+    pub params: BTreeMap<String, ParamValue>,
+    /// Pipeline input artifacts: name → what was imported into the artifact store.
+    pub input_artifacts: BTreeMap<String, weft_store::StoredArtifact>,
+    /// Components: name → digest in the component store.
+    pub components: BTreeMap<String, String>,
+    pub upstream: BTreeMap<String, BTreeSet<String>>,
+    /// A topological order of the tasks.
+    pub order: Vec<String>,
+    pub cache: bool,
+    pub hermetic_seed: Option<u64>,
+}
+
+/// What the user asked for on top of the pipeline file.
+#[derive(Clone, Debug, Default)]
+pub struct RunArgs {
+    pub params: Vec<(String, ParamValue)>,
+    /// Input artifact overrides: name → path.
+    pub artifacts: Vec<(String, PathBuf)>,
+    pub cache: bool,
+    pub hermetic_seed: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<SpecError>),
+    #[error("{0}")]
+    Args(String),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<SpecError> for PlanError {
+    fn from(e: SpecError) -> Self {
+        PlanError::Invalid(vec![e])
+    }
+}
+
+/// Parses, validates and resolves `file`. Components are copied into `components_dir` (by
+/// digest) and loaded to check they are steps; input artifacts are imported.
+pub fn plan(
+    file: &Path,
+    args: &RunArgs,
+    runtime: &Runtime,
+    components_dir: &Path,
+    artifacts: &ArtifactStore,
+) -> Result<Plan, PlanError> {
+    let shown = file.display().to_string();
+    let text =
+        std::fs::read_to_string(file).map_err(|e| PlanError::Args(format!("{shown}: {e}")))?;
+    let doc = Document::<Pipeline>::parse(&shown, &text)?;
+    let graph = validate(&doc).map_err(PlanError::Invalid)?;
+    let base = file.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let spec = &doc.value.spec;
+
+    let mut params = BTreeMap::new();
+    for (name, value) in &args.params {
+        let Some(decl) = spec.params.get(name) else {
+            return Err(PlanError::Args(format!(
+                "--param {name}: the pipeline has no parameter `{name}` (parameters: {:?})",
+                spec.params.keys().collect::<Vec<_>>()
+            )));
+        };
+        params.insert(name.clone(), coerce(name, decl.ty, value.clone())?);
+    }
+    for (name, decl) in &spec.params {
+        if params.contains_key(name) {
+            continue;
+        }
+        match &decl.default {
+            Some(d) => {
+                params.insert(name.clone(), from_json(decl.ty, d.clone()));
+            }
+            None => {
+                return Err(PlanError::Args(format!(
+                    "pipeline parameter `{name}` ({}) has no default: give --param {name}=VALUE",
+                    decl.ty.name()
+                )))
+            }
+        }
+    }
+
+    let mut errors = Vec::new();
+    let mut components = BTreeMap::new();
+    std::fs::create_dir_all(components_dir).map_err(anyhow::Error::from)?;
+    for (name, decl) in &spec.components {
+        let at = ["spec", "components", name.as_str(), "source"];
+        let stored = if decl.source.starts_with("sha256:") {
+            let p = components_dir.join(format!(
+                "{}.wasm",
+                decl.source.trim_start_matches("sha256:")
+            ));
+            if !p.exists() {
+                errors.push(doc.error_at(
+                    &at,
+                    format!(
+                        "component {} is not in the component store ({})",
+                        decl.source,
+                        components_dir.display()
+                    ),
+                ));
+                continue;
+            }
+            p
+        } else {
+            let src = base.join(&decl.source);
+            match std::fs::read(&src) {
+                Ok(bytes) => {
+                    store_component(components_dir, &bytes).map_err(anyhow::Error::from)?
+                }
+                Err(e) => {
+                    errors.push(doc.error_at(
+                        &at,
+                        format!("component `{name}`: cannot read {}: {e}", src.display()),
+                    ));
+                    continue;
+                }
+            }
+        };
+        match runtime.load(&stored) {
+            Ok(loaded) => {
+                components.insert(name.clone(), loaded.digest.clone());
+            }
+            Err(e) => errors.push(doc.error_at(&at, format!("component `{name}`: {e}"))),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(PlanError::Invalid(errors));
+    }
+
+    let mut input_artifacts = BTreeMap::new();
+    for (name, path) in &args.artifacts {
+        if !spec.artifacts.contains_key(name) {
+            return Err(PlanError::Args(format!(
+                "--artifact {name}: the pipeline has no input artifact `{name}`"
+            )));
+        }
+        let stored = artifacts
+            .import(path)
+            .map_err(|e| PlanError::Args(format!("--artifact {name}: {e}")))?;
+        input_artifacts.insert(name.clone(), stored);
+    }
+    for (name, decl) in &spec.artifacts {
+        if input_artifacts.contains_key(name) {
+            continue;
+        }
+        let Some(rel) = &decl.path else {
+            return Err(PlanError::Args(format!(
+                "pipeline artifact `{name}` has no default path: give --artifact {name}=PATH"
+            )));
+        };
+        let stored = artifacts.import(&base.join(rel)).map_err(|e| {
+            PlanError::from(doc.error_at(
+                &["spec", "artifacts", name, "path"],
+                format!("artifact `{name}`: {e}"),
+            ))
+        })?;
+        input_artifacts.insert(name.clone(), stored);
+    }
+
+    Ok(Plan {
+        pipeline: doc.value.clone(),
+        pipeline_file: shown,
+        params,
+        input_artifacts,
+        components,
+        upstream: graph.upstream,
+        order: graph.order,
+        cache: args.cache,
+        hermetic_seed: args.hermetic_seed,
+    })
+}
+
+/// Copies component bytes into the store under their digest (atomically); returns the path.
+fn store_component(dir: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    use sha2::Digest;
+    let hex = hex::encode(sha2::Sha256::digest(bytes));
+    let dest = dir.join(format!("{hex}.wasm"));
+    if !dest.exists() {
+        let tmp = dir.join(format!(".{hex}.{}.tmp", std::process::id()));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, &dest)?;
+    }
+    Ok(dest)
+}
+
+/// The stored path of a component digest.
+pub(crate) fn component_path(dir: &Path, digest: &str) -> PathBuf {
+    dir.join(format!("{}.wasm", digest.trim_start_matches("sha256:")))
+}
+
+/// Fits a command-line value to a declared type: `--param n=3` for a float is 3.0, for a string
+/// "3".
+fn coerce(name: &str, ty: ParamType, v: ParamValue) -> Result<ParamValue, PlanError> {
+    Ok(match (ty, v) {
+        (ParamType::String, v) => ParamValue::String(match v {
+            ParamValue::String(s) => s,
+            ParamValue::Json(j) => j.to_string(),
+            other => other.to_string(),
+        }),
+        (ParamType::Float, ParamValue::Int(i)) => ParamValue::Float(i as f64),
+        (ParamType::Json, ParamValue::Json(j)) => ParamValue::Json(j),
+        (ParamType::Json, other) => ParamValue::Json(to_json(&other)),
+        (want, v) if want == type_of(&v) => v,
+        (want, v) => {
+            return Err(PlanError::Args(format!(
+                "--param {name}: expected {}, got {} `{v}`",
+                want.name(),
+                type_of(&v).name()
+            )))
+        }
+    })
+}
+
+pub(crate) fn type_of(v: &ParamValue) -> ParamType {
+    match v {
+        ParamValue::String(_) => ParamType::String,
+        ParamValue::Int(_) => ParamType::Int,
+        ParamValue::Float(_) => ParamType::Float,
+        ParamValue::Bool(_) => ParamType::Bool,
+        ParamValue::Json(_) => ParamType::Json,
+    }
+}
+
+/// A YAML/JSON literal as a value of the declared type.
+pub(crate) fn from_json(ty: ParamType, v: serde_json::Value) -> ParamValue {
+    match (ty, &v) {
+        (ParamType::String, serde_json::Value::String(s)) => ParamValue::String(s.clone()),
+        (ParamType::Int, serde_json::Value::Number(n)) if n.is_i64() => {
+            ParamValue::Int(n.as_i64().unwrap())
+        }
+        (ParamType::Float, serde_json::Value::Number(n)) => {
+            ParamValue::Float(n.as_f64().unwrap_or(f64::NAN))
+        }
+        (ParamType::Bool, serde_json::Value::Bool(b)) => ParamValue::Bool(*b),
+        _ => ParamValue::Json(v),
+    }
+}
+
+pub(crate) fn to_json(v: &ParamValue) -> serde_json::Value {
+    match v {
+        ParamValue::String(s) => serde_json::Value::String(s.clone()),
+        ParamValue::Int(i) => serde_json::json!(i),
+        ParamValue::Float(f) => serde_json::json!(f),
+        ParamValue::Bool(b) => serde_json::Value::Bool(*b),
+        ParamValue::Json(j) => j.clone(),
+    }
+}
