@@ -4,6 +4,7 @@
 mod cli;
 mod hermetic;
 mod limits;
+mod pipelines;
 mod runtime_api;
 mod sandbox;
 mod support;

@@ -10,7 +10,8 @@
 //! - `trap`: panics.  `fail`: returns an error.
 //! - `net`: tries a TCP connection to `addr`; returns `outcome`.
 //! - `sleep`: sleeps `ms` milliseconds (blocked in the host), then succeeds.
-//! - `busy`: computes for `ms` milliseconds (reading the clock), then succeeds.
+//! - `busy`: computes for `ms` milliseconds (reading the clock), then succeeds, leaving
+//!   `busy.txt` in output `out` when it has one.
 use std::fmt::Write as _;
 use std::io::Write as _;
 use weft_step::{emit, out_param, Guest, Level, ParamValue, StepInput, StepOutput};
@@ -30,7 +31,7 @@ impl Guest for Misbehave {
             "trap" => trap(),
             "net" => net(&input),
             "sleep" => sleep(input.int_param_or("ms", 500)? as u64),
-            "busy" => busy(input.int_param_or("ms", 500)? as u64),
+            "busy" => busy(&input, input.int_param_or("ms", 500)? as u64),
             "fail" => Err("asked to fail".to_string()),
             other => Err(format!("unknown mode `{other}`")),
         }
@@ -196,11 +197,16 @@ fn sleep(ms: u64) -> Result<StepOutput, String> {
     Ok(StepOutput { params: vec![out_param("slept_ms", ParamValue::Int(ms as i64))] })
 }
 
-fn busy(ms: u64) -> Result<StepOutput, String> {
+fn busy(input: &StepInput, ms: u64) -> Result<StepOutput, String> {
     let start = std::time::Instant::now();
     let mut spins: u64 = 0;
     while start.elapsed() < std::time::Duration::from_millis(ms) {
         spins = std::hint::black_box(spins + 1);
+    }
+    // With an output `out`, leave a result there (for artifact bookkeeping tests).
+    if let Ok(dir) = input.output("out") {
+        let path = format!("{dir}/busy.txt");
+        std::fs::write(&path, format!("{} {ms}\n", input.context.task_name)).map_err(|e| format!("{path}: {e}"))?;
     }
     Ok(StepOutput { params: vec![out_param("busy_ms", ParamValue::Int(ms as i64))] })
 }

@@ -4,6 +4,10 @@
 //! every input artifact's digest, the declared outputs, the granted env vars and the hermetic
 //! seed. Names of files do not enter it; their content does (through the artifact digests), so a
 //! changed input file with the same name is a miss, and a renamed identical one is a hit.
+//!
+//! The step context (run id, task name, attempt) is left out, as Kubeflow Pipelines leaves it
+//! out: a step's outputs are meant to be a function of its parameters and inputs, so two tasks
+//! running the same component on the same inputs share one cache entry.
 
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -31,7 +35,7 @@ pub(crate) fn cache_key(p: &KeyParts) -> String {
         "hermetic_seed": p.hermetic_seed,
     });
     // serde_json maps are sorted (BTreeMap), so the text is canonical.
-    tracing::debug!(key_document = %doc, "cache key");
+    tracing::trace!(key_document = %doc, "cache key");
     format!(
         "sha256:{}",
         hex::encode(Sha256::digest(doc.to_string().as_bytes()))

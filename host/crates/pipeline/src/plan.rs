@@ -137,7 +137,9 @@ pub fn plan(
             Ok(loaded) => {
                 components.insert(name.clone(), loaded.digest.clone());
             }
-            Err(e) => errors.push(doc.error_at(&at, format!("component `{name}`: {e}"))),
+            Err(e) => {
+                errors.push(doc.error_at(&at, format!("component `{name}` ({}): {e}", decl.source)))
+            }
         }
     }
     if !errors.is_empty() {

@@ -1,0 +1,583 @@
+//! Pipelines through `wasm-run`: the iris example, caching, validation, conditions, retries,
+//! parallelism, crash recovery and cancellation.
+
+use crate::support::*;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use weft_store::{ArtifactStore, MetadataStore, TaskState};
+
+fn components_dir() -> PathBuf {
+    Path::new(CSV_TRANSFORM).parent().unwrap().to_path_buf()
+}
+
+/// The iris example, with its component paths pointed at this build's components.
+fn iris_yaml(s: &Scratch) -> PathBuf {
+    let text = std::fs::read_to_string(repo_file("examples/pipelines/iris/pipeline.yaml")).unwrap();
+    let text = text
+        .replace(
+            "../../../target/wasm-guests/components/",
+            &format!("{}/", components_dir().display()),
+        )
+        .replace(
+            "../../data/iris.csv",
+            repo_file("examples/data/iris.csv").to_str().unwrap(),
+        );
+    let path = s.path("iris.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn pipeline(s: &Scratch, file: &Path, args: &[&str]) -> Run {
+    let mut cmd = s.wasm_run();
+    cmd.args(["pipeline", "run"])
+        .arg(file)
+        .args(args)
+        .arg("--json");
+    Run(cmd.output().unwrap())
+}
+
+fn run_json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout())
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", run.stdout(), run.stderr()))
+}
+
+fn task<'a>(summary: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    summary["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no task {name}"))
+}
+
+fn out_param(summary: &serde_json::Value, name: &str, output: &str) -> serde_json::Value {
+    let outputs: serde_json::Value =
+        serde_json::from_str(task(summary, name)["outputs_json"].as_str().unwrap()).unwrap();
+    outputs[output]["value"].clone()
+}
+
+fn states(summary: &serde_json::Value) -> Vec<(String, String)> {
+    summary["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap().to_string(),
+                t["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_iris_pipeline_trains_a_model_as_good_as_the_data_allows() {
+    let s = Scratch::new();
+    let run = pipeline(&s, &iris_yaml(&s), &[]);
+    assert_eq!(run.code(), 0, "{}\n{}", run.stdout(), run.stderr());
+    let summary = run_json(&run);
+    assert_eq!(summary["state"], "SUCCEEDED");
+    assert!(
+        states(&summary).iter().all(|(_, st)| st == "SUCCEEDED"),
+        "{:?}",
+        states(&summary)
+    );
+
+    // Iris is nearly linearly separable: logistic regression reaches ~0.95 on held-out rows,
+    // where always guessing the commonest class scores 1/3.
+    let accuracy = out_param(&summary, "evaluate", "accuracy")
+        .as_f64()
+        .unwrap();
+    assert!(accuracy >= 0.9, "accuracy {accuracy}");
+    let test_rows = out_param(&summary, "split", "test_rows").as_i64().unwrap();
+    assert_eq!(test_rows, 45);
+
+    // The confusion matrix artifact agrees with the accuracy parameter.
+    let event = |task: &str, name: &str| {
+        summary["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["task"] == task && e["name"] == name && e["direction"] == "output")
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let metrics_dir = s.path("metrics");
+    let got = s
+        .wasm_run()
+        .args(["artifacts", "get", &event("evaluate", "metrics"), "--to"])
+        .arg(&metrics_dir)
+        .output()
+        .unwrap();
+    assert!(got.status.success());
+    let cm: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(metrics_dir.join("confusion_matrix.json")).unwrap(),
+    )
+    .unwrap();
+    let matrix = cm["matrix"].as_array().unwrap();
+    let total: i64 = matrix
+        .iter()
+        .flat_map(|r| r.as_array().unwrap())
+        .map(|v| v.as_i64().unwrap())
+        .sum();
+    let diagonal: i64 = (0..3).map(|i| matrix[i][i].as_i64().unwrap()).sum();
+    assert_eq!(total, test_rows);
+    assert!((diagonal as f64 / total as f64 - accuracy).abs() < 1e-12);
+
+    // Lineage of the model: produced by train, consumed by evaluate and publish.
+    let model = event("train", "model");
+    let lineage = s
+        .wasm_run()
+        .args(["lineage", &model, "--output", "json"])
+        .output()
+        .unwrap();
+    let lineage: serde_json::Value = serde_json::from_slice(&lineage.stdout).unwrap();
+    let users: Vec<(String, String)> = lineage
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["task"].as_str().unwrap().into(),
+                e["direction"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        users.contains(&("train".into(), "output".into())),
+        "{users:?}"
+    );
+    assert!(
+        users.contains(&("evaluate".into(), "input".into())),
+        "{users:?}"
+    );
+    assert!(
+        users.contains(&("publish".into(), "input".into())),
+        "{users:?}"
+    );
+
+    // Logs and listings.
+    let run_id = summary["run_id"].as_str().unwrap();
+    let logs = s
+        .wasm_run()
+        .args(["logs", run_id, "load"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&logs.stdout).contains("wrote 150 rows"),
+        "{}",
+        String::from_utf8_lossy(&logs.stdout)
+    );
+    let list = s
+        .wasm_run()
+        .args(["runs", "list", "--output", "json"])
+        .output()
+        .unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    assert_eq!(list[0]["id"], run_id);
+}
+
+#[test]
+fn the_cache_has_no_false_hits_and_no_false_misses() {
+    let s = Scratch::new();
+    let yaml = iris_yaml(&s);
+    let first = run_json(&pipeline(&s, &yaml, &[]));
+    let first_id = first["run_id"].as_str().unwrap().to_string();
+
+    // Same inputs: every task is a hit, pointing at the first run.
+    let second = run_json(&pipeline(&s, &yaml, &[]));
+    for t in second["tasks"].as_array().unwrap() {
+        assert_eq!(t["state"], "SKIPPED", "{t}");
+        assert_eq!(t["cached_from"], first_id.as_str());
+    }
+    assert_eq!(
+        out_param(&second, "evaluate", "accuracy"),
+        out_param(&first, "evaluate", "accuracy")
+    );
+
+    // --no-cache runs everything.
+    let fresh = run_json(&pipeline(&s, &yaml, &["--no-cache"]));
+    assert!(states(&fresh).iter().all(|(_, st)| st == "SUCCEEDED"));
+
+    // A changed parameter misses from the task that uses it on, and only there.
+    let epochs = run_json(&pipeline(&s, &yaml, &["-p", "epochs=50"]));
+    let st: std::collections::BTreeMap<_, _> = states(&epochs).into_iter().collect();
+    assert_eq!(st["load"], "SKIPPED");
+    assert_eq!(st["standardize"], "SKIPPED");
+    assert_eq!(st["train"], "SUCCEEDED");
+    assert_eq!(st["evaluate"], "SUCCEEDED");
+
+    // A changed input file with the same name misses.
+    let edited_dir = s.path("edited");
+    std::fs::create_dir_all(&edited_dir).unwrap();
+    let edited = edited_dir.join("iris.csv");
+    let text = std::fs::read_to_string(repo_file("examples/data/iris.csv")).unwrap();
+    std::fs::write(
+        &edited,
+        text.replacen("5.1,3.5,1.4,0.2", "5.2,3.5,1.4,0.2", 1),
+    )
+    .unwrap();
+    let changed = run_json(&pipeline(
+        &s,
+        &yaml,
+        &["--artifact", &format!("iris={}", edited.display())],
+    ));
+    assert_eq!(task(&changed, "load")["state"], "SUCCEEDED");
+    assert_eq!(task(&changed, "split")["state"], "SUCCEEDED");
+
+    // A changed component (same file name, new bytes: a custom section appended) misses; what
+    // it produces is identical, so the next task hits again.
+    let comp_dir = s.path("components");
+    std::fs::create_dir_all(&comp_dir).unwrap();
+    let mut bytes = std::fs::read(CSV_TRANSFORM).unwrap();
+    bytes.extend_from_slice(b"\x00\x05\x04test");
+    std::fs::write(comp_dir.join("csv-transform.wasm"), bytes).unwrap();
+    let text = std::fs::read_to_string(&yaml).unwrap().replace(
+        CSV_TRANSFORM,
+        comp_dir.join("csv-transform.wasm").to_str().unwrap(),
+    );
+    let yaml2 = s.path("iris2.yaml");
+    std::fs::write(&yaml2, text).unwrap();
+    let recompiled = run_json(&pipeline(&s, &yaml2, &[]));
+    assert_eq!(task(&recompiled, "load")["state"], "SUCCEEDED");
+    assert_ne!(
+        task(&recompiled, "load")["component_digest"],
+        task(&first, "load")["component_digest"]
+    );
+    assert_eq!(task(&recompiled, "split")["state"], "SKIPPED");
+}
+
+#[test]
+fn an_invalid_pipeline_is_refused_with_file_line_and_column() {
+    let s = Scratch::new();
+    let yaml = iris_yaml(&s);
+    let text = std::fs::read_to_string(&yaml).unwrap();
+    let bad = s.path("bad.yaml");
+    std::fs::write(
+        &bad,
+        text.replace("output: accuracy}, op", "output: acuracy}, op")
+            .replace(
+                "epochs: {param: epochs}",
+                "epochs: {param: epochs}\n        learning_rat: {value: 1}",
+            ),
+    )
+    .unwrap();
+    let out = s
+        .wasm_run()
+        .args(["pipeline", "validate"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let shown = bad.display().to_string();
+    assert!(
+        err.contains(&format!("{shown}:111:")) && err.contains("no output parameter `acuracy`"),
+        "{err}"
+    );
+    assert!(err.contains("no input parameter `learning_rat`"), "{err}");
+
+    std::fs::write(&bad, text.replace(CSV_TRANSFORM, NOT_A_STEP)).unwrap();
+    let out = s
+        .wasm_run()
+        .args(["pipeline", "run"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{shown}:21:")) && err.contains("not a Weft step"),
+        "{err}"
+    );
+
+    std::fs::write(
+        &bad,
+        text.replace(
+            "      artifacts: {data: {artifact: iris}}",
+            "      artifacts: {data: {artifact: iris}}\n      after: [publish]",
+        ),
+    )
+    .unwrap();
+    let out = s
+        .wasm_run()
+        .args(["pipeline", "validate"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cycle") && err.contains("load -> "), "{err}");
+}
+
+/// A pipeline of `misbehave` steps: `spec` is the YAML under `tasks:`.
+fn misbehave_pipeline(s: &Scratch, tasks: &str) -> PathBuf {
+    let text = format!(
+        "apiVersion: weft.dev/v1alpha1
+kind: Pipeline
+metadata:
+  name: test
+spec:
+  components:
+    m:
+      source: {MISBEHAVE}
+      inputs:
+        params:
+          mode: {{type: string}}
+          ms: {{type: int, default: 0}}
+      outputs:
+        artifacts: {{out: Artifact}}
+    busy:
+      source: {MISBEHAVE}
+      inputs:
+        params:
+          mode: {{type: string, default: busy}}
+          ms: {{type: int, default: 0}}
+      outputs:
+        params: {{busy_ms: int}}
+        artifacts: {{out: Artifact}}
+  tasks:
+{tasks}"
+    );
+    let path = s.path("p.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn conditions_skip_branches_and_retries_back_off_before_failing() {
+    let s = Scratch::new();
+    let yaml = misbehave_pipeline(
+        &s,
+        "    a:
+      component: busy
+      params: {ms: {value: 5}}
+    if-slow:
+      component: busy
+      when: {input: {task: a, output: busy_ms}, op: \">\", value: 100}
+    after-if:
+      component: busy
+      after: [if-slow]
+    else:
+      component: busy
+      when: {not: {input: {task: a, output: busy_ms}, op: \">\", value: 100}}
+    flaky:
+      component: m
+      params: {mode: {value: fail}}
+      retry: {limit: 2, backoff: 10ms}
+      after: [else]
+    never:
+      component: busy
+      after: [flaky]
+",
+    );
+    let run = pipeline(&s, &yaml, &[]);
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    let summary = run_json(&run);
+    assert_eq!(summary["state"], "FAILED");
+    let st: std::collections::BTreeMap<_, _> = states(&summary).into_iter().collect();
+    assert_eq!(st["a"], "SUCCEEDED");
+    assert_eq!(st["if-slow"], "NOT_TRIGGERED");
+    assert_eq!(st["after-if"], "NOT_TRIGGERED");
+    assert_eq!(st["else"], "SUCCEEDED");
+    assert_eq!(st["flaky"], "FAILED");
+    assert_eq!(st["never"], "CANCELLED");
+    let flaky = task(&summary, "flaky");
+    assert_eq!(flaky["attempt"], 3);
+    assert!(
+        flaky["error"].as_str().unwrap().contains("asked to fail"),
+        "{flaky}"
+    );
+    assert!(
+        run.stderr().contains("retrying in 10ms") && run.stderr().contains("retrying in 20ms"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn independent_tasks_run_at_the_same_time() {
+    let s = Scratch::new();
+    let yaml = misbehave_pipeline(
+        &s,
+        "    left:
+      component: busy
+      params: {ms: {value: 300}}
+    right:
+      component: busy
+      params: {ms: {value: 300}}
+",
+    );
+    let summary = run_json(&pipeline(&s, &yaml, &["--parallelism", "2"]));
+    let (l, r) = (task(&summary, "left"), task(&summary, "right"));
+    // Each started before the other finished (RFC 3339 timestamps compare as text).
+    assert!(
+        l["started_at"].as_str() < r["finished_at"].as_str()
+            && r["started_at"].as_str() < l["finished_at"].as_str(),
+        "{l}\n{r}"
+    );
+}
+
+fn home_stores(s: &Scratch) -> (MetadataStore, ArtifactStore) {
+    (
+        MetadataStore::open(&s.path("home/metadata.db")).unwrap(),
+        ArtifactStore::open(&s.path("home/artifacts")).unwrap(),
+    )
+}
+
+/// Every artifact any event records exists and still has its digest.
+fn assert_store_consistent(s: &Scratch) {
+    let (meta, artifacts) = home_stores(s);
+    for e in meta.events(None).unwrap() {
+        assert!(
+            artifacts.verify(&e.digest).unwrap(),
+            "recorded artifact {} ({}.{}) is missing or altered",
+            e.digest,
+            e.task,
+            e.name
+        );
+    }
+}
+
+fn wait_for(deadline: Duration, mut ready: impl FnMut() -> bool) {
+    let until = Instant::now() + deadline;
+    while !ready() {
+        assert!(Instant::now() < until, "timed out waiting");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn task_state(s: &Scratch, run: &str, name: &str) -> Option<TaskState> {
+    let (meta, _) = home_stores(s);
+    meta.tasks(run)
+        .ok()?
+        .into_iter()
+        .find(|t| t.name == name)
+        .map(|t| t.state)
+}
+
+const CHAIN: &str = "    first:
+      component: busy
+      params: {ms: {value: 10}}
+    slow:
+      component: busy
+      params: {ms: {value: 1500}}
+      after: [first]
+    last:
+      component: busy
+      params: {ms: {value: 11}}
+      after: [slow]
+";
+
+#[test]
+fn kill_9_at_any_point_leaves_a_consistent_store_and_resume_finishes_the_run() {
+    // Kill points: before any task finished, while `slow` runs, and after `slow` finished.
+    for (i, kill_when) in ["start", "slow-running", "slow-done"].iter().enumerate() {
+        let s = Scratch::new();
+        let yaml = misbehave_pipeline(&s, CHAIN);
+        let run_id = format!("crash-{i}");
+        let mut child = s
+            .wasm_run()
+            .args(["pipeline", "run"])
+            .arg(&yaml)
+            .args(["--run-id", &run_id])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        match *kill_when {
+            "start" => wait_for(Duration::from_secs(30), || {
+                task_state(&s, &run_id, "first").is_some()
+            }),
+            "slow-running" => wait_for(Duration::from_secs(30), || {
+                task_state(&s, &run_id, "slow") == Some(TaskState::Running)
+            }),
+            _ => wait_for(Duration::from_secs(30), || {
+                task_state(&s, &run_id, "slow") == Some(TaskState::Succeeded)
+            }),
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        assert_store_consistent(&s);
+        let before: Vec<_> = home_stores(&s).0.tasks(&run_id).unwrap();
+
+        let resumed = s
+            .wasm_run()
+            .args(["pipeline", "resume", &run_id, "--json"])
+            .output()
+            .unwrap();
+        let resumed = Run(resumed);
+        assert_eq!(
+            resumed.code(),
+            0,
+            "{}\n{}",
+            resumed.stdout(),
+            resumed.stderr()
+        );
+        let summary = run_json(&resumed);
+        assert_eq!(summary["state"], "SUCCEEDED");
+        assert!(
+            states(&summary).iter().all(|(_, st)| st == "SUCCEEDED"),
+            "{:?}",
+            states(&summary)
+        );
+        // What had finished was reused, not run again.
+        for t in before.iter().filter(|t| t.state == TaskState::Succeeded) {
+            assert_eq!(
+                task(&summary, &t.name)["finished_at"].as_str(),
+                t.finished_at.as_deref(),
+                "{} re-ran",
+                t.name
+            );
+        }
+        assert_store_consistent(&s);
+    }
+}
+
+#[test]
+fn ctrl_c_cancels_the_run_cleanly() {
+    let s = Scratch::new();
+    let yaml = misbehave_pipeline(&s, &CHAIN.replace("{value: 1500}", "{value: 20000}"));
+    let child = s
+        .wasm_run()
+        .args(["pipeline", "run"])
+        .arg(&yaml)
+        .args(["--run-id", "cancel-me"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(30), || {
+        task_state(&s, "cancel-me", "slow") == Some(TaskState::Running)
+    });
+    let started = Instant::now();
+    assert!(Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the 20 s step was not stopped"
+    );
+    let (meta, _) = home_stores(&s);
+    assert_eq!(meta.run("cancel-me").unwrap().state, "CANCELLED");
+    assert_eq!(
+        task_state(&s, "cancel-me", "slow"),
+        Some(TaskState::Cancelled)
+    );
+    assert_eq!(
+        task_state(&s, "cancel-me", "last"),
+        Some(TaskState::Cancelled)
+    );
+    assert_store_consistent(&s);
+}
