@@ -232,7 +232,21 @@ impl MetadataStore {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        migrations().to_latest(&mut conn)?;
+        // Two processes opening a fresh store at once (a run starting while `runs list` looks)
+        // both see version 0; the loser's migration fails on the tables the winner made. Its
+        // retry reads the new version and has nothing left to do.
+        let mut attempt = 0;
+        loop {
+            match migrations().to_latest(&mut conn) {
+                Ok(()) => break,
+                Err(e) if attempt < 20 => {
+                    tracing::debug!(error = %e, "migration raced another process; retrying");
+                    attempt += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         Ok(MetadataStore {
             conn: Mutex::new(conn),
         })
@@ -536,6 +550,20 @@ fn event_row(r: &rusqlite::Row) -> rusqlite::Result<ArtifactEvent> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn processes_opening_a_fresh_store_at_once_all_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| s.spawn(|| MetadataStore::open(&path).map(|_| ())))
+                .collect();
+            for h in handles {
+                h.join().unwrap().unwrap();
+            }
+        });
+    }
 
     #[test]
     fn migrations_are_valid() {
