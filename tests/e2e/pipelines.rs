@@ -581,3 +581,41 @@ fn ctrl_c_cancels_the_run_cleanly() {
     );
     assert_store_consistent(&s);
 }
+
+#[test]
+fn replay_reproduces_a_hermetic_run_bit_for_bit() {
+    let s = Scratch::new();
+    let yaml = misbehave_pipeline(
+        &s,
+        "    clocks-and-random:
+      component: m
+      params: {mode: {value: entropy}}
+",
+    );
+    let first = pipeline(&s, &yaml, &["--hermetic-seed", "11", "--run-id", "h"]);
+    assert_eq!(first.code(), 0, "{}", first.stderr());
+    let replay = Run(s.wasm_run().args(["pipeline", "replay", "h", "--json"]).output().unwrap());
+    assert_eq!(replay.code(), 0, "{}\n{}", replay.stdout(), replay.stderr());
+    let report = run_json(&replay);
+    let outputs = report["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), 1, "{report}");
+    assert_eq!(outputs[0]["original"], outputs[0]["replayed"]);
+    assert_eq!(report["replay"]["run_id"], "h-replay-1");
+
+    // The same step, not hermetic, gives other bytes each time: replay refuses such a run.
+    let loose = run_json(&pipeline(&s, &yaml, &["--no-cache", "--run-id", "loose"]));
+    assert_eq!(loose["state"], "SUCCEEDED");
+    let refused = s.wasm_run().args(["pipeline", "replay", "loose"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("was not hermetic"));
+}
+
+#[test]
+fn the_iris_pipeline_replays_exactly() {
+    let s = Scratch::new();
+    let yaml = iris_yaml(&s);
+    assert_eq!(pipeline(&s, &yaml, &["--hermetic-seed", "5", "--run-id", "iris"]).code(), 0);
+    let replay = Run(s.wasm_run().args(["pipeline", "replay", "iris"]).output().unwrap());
+    assert_eq!(replay.code(), 0, "{}\n{}", replay.stdout(), replay.stderr());
+    assert!(replay.stdout().contains("17/17 outputs reproduced exactly"), "{}", replay.stdout());
+}

@@ -24,6 +24,8 @@ pub enum PipelineCommand {
     },
     /// Finish an interrupted or failed run, reusing the tasks it completed.
     Resume(ResumeArgs),
+    /// Re-execute a hermetic run and report, per output, whether it reproduced bit for bit.
+    Replay(ResumeArgs),
     /// Print the JSON Schema of `kind: Pipeline` (or `--kind PipelineRun`).
     Schema {
         #[arg(long, default_value = "Pipeline", value_parser = ["Pipeline", "PipelineRun"])]
@@ -64,7 +66,7 @@ pub struct RunPipelineArgs {
 
 #[derive(Args)]
 pub struct ResumeArgs {
-    /// The run to finish.
+    /// The run.
     run: String,
     #[arg(long)]
     parallelism: Option<usize>,
@@ -172,6 +174,37 @@ pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
                     async move { exec.start(plan, args.run_id, &opts).await }
                 },
             )
+        }
+        PipelineCommand::Replay(args) => {
+            let exec = open(home)?;
+            let record = exec.stores().meta.run(&args.run)?;
+            let total = exec.stores().meta.tasks(&record.id)?.len();
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let report = rt.block_on(async {
+                let progress = tokio::spawn(Progress::new(total).follow(rx));
+                let opts = RunOptions { parallelism: parallelism(args.parallelism), events: Some(tx), cancel: Arc::new(AtomicBool::new(false)) };
+                let report = exec.replay(&args.run, &opts).await;
+                drop(opts);
+                let _ = progress.await;
+                report
+            })?;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("replay {} of run {}: {}", report.replay.run_id, report.original, report.replay.state);
+                println!("  {:<16} {:<14} {:<8} {:<6} ORIGINAL", "TASK", "OUTPUT", "KIND", "MATCH");
+                for o in &report.outputs {
+                    let mark = if o.matches() { "yes" } else { "NO" };
+                    println!("  {:<16} {:<14} {:<8} {:<6} {}", o.task, o.output, o.kind, mark, o.original);
+                    if !o.matches() {
+                        println!("  {:<47} replay: {}", "", o.replayed.as_deref().unwrap_or("(missing)"));
+                    }
+                }
+                let matched = report.outputs.iter().filter(|o| o.matches()).count();
+                println!("{matched}/{} outputs reproduced{}", report.outputs.len(), if report.reproduced() { " exactly" } else { "" });
+            }
+            Ok(if report.reproduced() { ExitCode::SUCCESS } else { ExitCode::from(1) })
         }
         PipelineCommand::Resume(args) => {
             let exec = open(home)?;

@@ -84,6 +84,37 @@ pub struct RunSummary {
     pub tasks: Vec<TaskRecord>,
 }
 
+/// One output of a replayed run, next to the original.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReplayedOutput {
+    pub task: String,
+    pub output: String,
+    /// `artifact` (compared by digest) or `param` (compared by value).
+    pub kind: &'static str,
+    pub original: String,
+    pub replayed: Option<String>,
+}
+
+impl ReplayedOutput {
+    pub fn matches(&self) -> bool {
+        self.replayed.as_deref() == Some(self.original.as_str())
+    }
+}
+
+/// The reproducibility proof of a run.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReplayReport {
+    pub original: String,
+    pub replay: RunSummary,
+    pub outputs: Vec<ReplayedOutput>,
+}
+
+impl ReplayReport {
+    pub fn reproduced(&self) -> bool {
+        self.replay.state == RUN_SUCCEEDED && self.outputs.iter().all(ReplayedOutput::matches)
+    }
+}
+
 /// What a finished task makes available downstream.
 #[derive(Clone, Debug, Default)]
 struct TaskOutputs {
@@ -352,6 +383,57 @@ impl Executor {
             state: state.to_string(),
             tasks: self.stores.meta.tasks(run_id)?,
         })
+    }
+
+    /// Re-executes a hermetic run from its stored plan, cache off, and compares every output
+    /// (artifact digests and parameter values) with the original's.
+    pub async fn replay(&self, run_id: &str, opts: &RunOptions) -> Result<ReplayReport> {
+        let record = self.stores.meta.run(run_id)?;
+        let mut plan: Plan = serde_json::from_str(&record.plan_json).context("reading the stored plan")?;
+        if plan.hermetic_seed.is_none() {
+            anyhow::bail!("run {run_id} was not hermetic, so its outputs may depend on time and randomness; start runs with --hermetic-seed N to replay them");
+        }
+        plan.cache = false;
+        plan.replay_of = Some(plan.replay_of.clone().unwrap_or_else(|| run_id.to_string()));
+        let n = self.stores.meta.runs(usize::MAX)?.iter().filter(|r| r.id.starts_with(&format!("{run_id}-replay-"))).count();
+        let replay_id = format!("{run_id}-replay-{}", n + 1);
+        let summary = self.start(plan, Some(replay_id.clone()), opts).await?;
+
+        let original_tasks = self.stores.meta.tasks(run_id)?;
+        let original_events = self.stores.meta.events(Some(run_id))?;
+        let replay_events = self.stores.meta.events(Some(&replay_id))?;
+        let mut outputs = Vec::new();
+        for t in &original_tasks {
+            if !t.state.has_outputs() {
+                continue;
+            }
+            for e in original_events.iter().filter(|e| e.task == t.name && e.direction == "output") {
+                let replayed = replay_events.iter().find(|r| r.task == e.task && r.name == e.name && r.direction == "output");
+                outputs.push(ReplayedOutput {
+                    task: t.name.clone(),
+                    output: e.name.clone(),
+                    kind: "artifact",
+                    original: e.digest.clone(),
+                    replayed: replayed.map(|r| r.digest.clone()),
+                });
+            }
+            let replayed_task = summary.tasks.iter().find(|r| r.name == t.name);
+            let original_params: BTreeMap<String, serde_json::Value> = serde_json::from_str(t.outputs_json.as_deref().unwrap_or("{}")).unwrap_or_default();
+            let replayed_params: BTreeMap<String, serde_json::Value> = replayed_task
+                .and_then(|r| r.outputs_json.as_deref())
+                .and_then(|j| serde_json::from_str(j).ok())
+                .unwrap_or_default();
+            for (name, value) in original_params {
+                outputs.push(ReplayedOutput {
+                    task: t.name.clone(),
+                    output: name.clone(),
+                    kind: "param",
+                    original: value.to_string(),
+                    replayed: replayed_params.get(&name).map(|v| v.to_string()),
+                });
+            }
+        }
+        Ok(ReplayReport { original: run_id.to_string(), replay: summary, outputs })
     }
 
     /// Resolves a ready task's inputs and cache key.
@@ -679,7 +761,9 @@ fn run_once(
         .map_err(|e| host(e.into()))?;
     let scratch = stores.artifacts.scratch_dir().map_err(|e| host(e.into()))?;
 
-    let mut req = StepRequest::new(job.run_id.clone(), job.task.clone());
+    // A replay shows the steps the original run's id, so that identical steps see identical input.
+    let context_run = job.plan.replay_of.clone().unwrap_or_else(|| job.run_id.clone());
+    let mut req = StepRequest::new(context_run, job.task.clone());
     req.context.attempt = attempt;
     req.params = job
         .params

@@ -11,5 +11,5 @@ mod condition;
 mod executor;
 mod plan;
 
-pub use executor::{Executor, RunEvent, RunOptions, RunSummary, Stores};
+pub use executor::{Executor, ReplayReport, ReplayedOutput, RunEvent, RunOptions, RunSummary, Stores};
 pub use plan::{plan, Plan, PlanError, RunArgs};

@@ -24,6 +24,9 @@ pub struct Plan {
     pub order: Vec<String>,
     pub cache: bool,
     pub hermetic_seed: Option<u64>,
+    /// Set on a replay: the original run, whose id the steps see again.
+    #[serde(default)]
+    pub replay_of: Option<String>,
 }
 
 /// What the user asked for on top of the pipeline file.
@@ -186,6 +189,7 @@ pub fn plan(
         order: graph.order,
         cache: args.cache,
         hermetic_seed: args.hermetic_seed,
+        replay_of: None,
     })
 }
 
