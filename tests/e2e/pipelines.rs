@@ -594,7 +594,11 @@ fn replay_reproduces_a_hermetic_run_bit_for_bit() {
     );
     let first = pipeline(&s, &yaml, &["--hermetic-seed", "11", "--run-id", "h"]);
     assert_eq!(first.code(), 0, "{}", first.stderr());
-    let replay = Run(s.wasm_run().args(["pipeline", "replay", "h", "--json"]).output().unwrap());
+    let replay = Run(s
+        .wasm_run()
+        .args(["pipeline", "replay", "h", "--json"])
+        .output()
+        .unwrap());
     assert_eq!(replay.code(), 0, "{}\n{}", replay.stdout(), replay.stderr());
     let report = run_json(&replay);
     let outputs = report["outputs"].as_array().unwrap();
@@ -605,7 +609,11 @@ fn replay_reproduces_a_hermetic_run_bit_for_bit() {
     // The same step, not hermetic, gives other bytes each time: replay refuses such a run.
     let loose = run_json(&pipeline(&s, &yaml, &["--no-cache", "--run-id", "loose"]));
     assert_eq!(loose["state"], "SUCCEEDED");
-    let refused = s.wasm_run().args(["pipeline", "replay", "loose"]).output().unwrap();
+    let refused = s
+        .wasm_run()
+        .args(["pipeline", "replay", "loose"])
+        .output()
+        .unwrap();
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("was not hermetic"));
 }
@@ -614,8 +622,48 @@ fn replay_reproduces_a_hermetic_run_bit_for_bit() {
 fn the_iris_pipeline_replays_exactly() {
     let s = Scratch::new();
     let yaml = iris_yaml(&s);
-    assert_eq!(pipeline(&s, &yaml, &["--hermetic-seed", "5", "--run-id", "iris"]).code(), 0);
-    let replay = Run(s.wasm_run().args(["pipeline", "replay", "iris"]).output().unwrap());
+    assert_eq!(
+        pipeline(&s, &yaml, &["--hermetic-seed", "5", "--run-id", "iris"]).code(),
+        0
+    );
+    let replay = Run(s
+        .wasm_run()
+        .args(["pipeline", "replay", "iris"])
+        .output()
+        .unwrap());
     assert_eq!(replay.code(), 0, "{}\n{}", replay.stdout(), replay.stderr());
-    assert!(replay.stdout().contains("17/17 outputs reproduced exactly"), "{}", replay.stdout());
+    assert!(
+        replay.stdout().contains("17/17 outputs reproduced exactly"),
+        "{}",
+        replay.stdout()
+    );
+}
+
+#[test]
+fn a_pipeline_run_file_supplies_arguments_the_command_line_can_override() {
+    let s = Scratch::new();
+    iris_yaml(&s);
+    let run_file = s.path("run.yaml");
+    std::fs::write(
+        &run_file,
+        "apiVersion: weft.dev/v1alpha1\nkind: PipelineRun\nmetadata: {name: r}\nspec:\n  pipelineRef: iris.yaml\n  params: {model_name: from-file, epochs: 20}\n",
+    )
+    .unwrap();
+    let summary = run_json(&pipeline(&s, &run_file, &["-p", "epochs=30"]));
+    assert_eq!(summary["state"], "SUCCEEDED");
+    assert_eq!(out_param(&summary, "publish", "uri"), "models/from-file");
+    let bad = s.path("bad-run.yaml");
+    std::fs::write(&bad, "apiVersion: weft.dev/v1alpha1\nkind: PipelineRun\nmetadata: {name: r}\nspec:\n  pipelineRef: iris.yaml\n  parms: {}\n").unwrap();
+    let out = s
+        .wasm_run()
+        .args(["pipeline", "run"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad-run.yaml:6:") && err.contains("parms"),
+        "{err}"
+    );
 }

@@ -35,7 +35,7 @@ pub enum PipelineCommand {
 
 #[derive(Args)]
 pub struct RunPipelineArgs {
-    /// The pipeline YAML (`kind: Pipeline`).
+    /// The pipeline YAML (`kind: Pipeline`), or a `kind: PipelineRun` naming one.
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// A pipeline parameter: NAME=VALUE or NAME:TYPE=VALUE. Repeatable.
@@ -112,10 +112,16 @@ fn parallelism(asked: Option<usize>) -> usize {
 pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
     match cmd {
         PipelineCommand::Schema { kind } => {
-            let schema = match kind.as_str() {
-                "PipelineRun" => schemars::schema_for!(weft_spec::pipeline::PipelineRun),
-                _ => schemars::schema_for!(weft_spec::pipeline::Pipeline),
+            let file = if kind == "PipelineRun" {
+                "pipelinerun.schema.json"
+            } else {
+                "pipeline.schema.json"
             };
+            let schema = weft_spec::schema::all()
+                .into_iter()
+                .find(|(n, _)| *n == file)
+                .map(|(_, s)| s)
+                .expect("known kind");
             println!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -147,14 +153,19 @@ pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
         PipelineCommand::Run(args) => {
             let exec = open(home)?;
             let s = exec.stores();
-            let run_args = RunArgs {
+            let mut run_args = RunArgs {
                 params: args.params,
                 artifacts: args.artifacts,
                 cache: !args.no_cache,
                 hermetic_seed: args.hermetic_seed,
             };
+            let file = match from_pipeline_run(&args.file, &mut run_args) {
+                Ok(Some(file)) => file,
+                Ok(None) => args.file.clone(),
+                Err(e) => return report_plan_error(e),
+            };
             let plan = match plan(
-                &args.file,
+                &file,
                 &run_args,
                 exec.runtime(),
                 &s.components_dir,
@@ -179,11 +190,17 @@ pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
             let exec = open(home)?;
             let record = exec.stores().meta.run(&args.run)?;
             let total = exec.stores().meta.tasks(&record.id)?.len();
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let report = rt.block_on(async {
                 let progress = tokio::spawn(Progress::new(total).follow(rx));
-                let opts = RunOptions { parallelism: parallelism(args.parallelism), events: Some(tx), cancel: Arc::new(AtomicBool::new(false)) };
+                let opts = RunOptions {
+                    parallelism: parallelism(args.parallelism),
+                    events: Some(tx),
+                    cancel: Arc::new(AtomicBool::new(false)),
+                };
                 let report = exec.replay(&args.run, &opts).await;
                 drop(opts);
                 let _ = progress.await;
@@ -192,19 +209,40 @@ pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                println!("replay {} of run {}: {}", report.replay.run_id, report.original, report.replay.state);
-                println!("  {:<16} {:<14} {:<8} {:<6} ORIGINAL", "TASK", "OUTPUT", "KIND", "MATCH");
+                println!(
+                    "replay {} of run {}: {}",
+                    report.replay.run_id, report.original, report.replay.state
+                );
+                println!(
+                    "  {:<16} {:<14} {:<8} {:<6} ORIGINAL",
+                    "TASK", "OUTPUT", "KIND", "MATCH"
+                );
                 for o in &report.outputs {
                     let mark = if o.matches() { "yes" } else { "NO" };
-                    println!("  {:<16} {:<14} {:<8} {:<6} {}", o.task, o.output, o.kind, mark, o.original);
+                    println!(
+                        "  {:<16} {:<14} {:<8} {:<6} {}",
+                        o.task, o.output, o.kind, mark, o.original
+                    );
                     if !o.matches() {
-                        println!("  {:<47} replay: {}", "", o.replayed.as_deref().unwrap_or("(missing)"));
+                        println!(
+                            "  {:<47} replay: {}",
+                            "",
+                            o.replayed.as_deref().unwrap_or("(missing)")
+                        );
                     }
                 }
                 let matched = report.outputs.iter().filter(|o| o.matches()).count();
-                println!("{matched}/{} outputs reproduced{}", report.outputs.len(), if report.reproduced() { " exactly" } else { "" });
+                println!(
+                    "{matched}/{} outputs reproduced{}",
+                    report.outputs.len(),
+                    if report.reproduced() { " exactly" } else { "" }
+                );
             }
-            Ok(if report.reproduced() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            Ok(if report.reproduced() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
         PipelineCommand::Resume(args) => {
             let exec = open(home)?;
@@ -222,6 +260,53 @@ pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
             )
         }
     }
+}
+
+/// When `file` is a `kind: PipelineRun`, folds its arguments under the command line's (which
+/// win) and returns the pipeline file it refers to; `None` for a plain `kind: Pipeline`.
+fn from_pipeline_run(
+    file: &std::path::Path,
+    args: &mut RunArgs,
+) -> Result<Option<PathBuf>, PlanError> {
+    #[derive(serde::Deserialize)]
+    struct Kind {
+        kind: Option<String>,
+    }
+    let shown = file.display().to_string();
+    let text =
+        std::fs::read_to_string(file).map_err(|e| PlanError::Args(format!("{shown}: {e}")))?;
+    let kind: Kind = serde_saphyr::from_str(&text).map_err(|e| {
+        PlanError::Args(format!(
+            "{shown}: {}",
+            e.to_string().lines().next().unwrap_or("")
+        ))
+    })?;
+    if kind.kind.as_deref() != Some("PipelineRun") {
+        return Ok(None);
+    }
+    let doc = weft_spec::Document::<weft_spec::pipeline::PipelineRun>::parse(&shown, &text)?;
+    let run = &doc.value;
+    if run.api_version != weft_spec::pipeline::API_VERSION {
+        let msg = format!("apiVersion must be `{}`", weft_spec::pipeline::API_VERSION);
+        return Err(doc.error_at(&["apiVersion"], msg).into());
+    }
+    let base = file.parent().unwrap_or(std::path::Path::new("."));
+    for (name, value) in &run.spec.params {
+        if !args.params.iter().any(|(n, _)| n == name) {
+            args.params
+                .push((name.clone(), ParamValue::infer_json(value)));
+        }
+    }
+    for (name, path) in &run.spec.artifacts {
+        if !args.artifacts.iter().any(|(n, _)| n == name) {
+            args.artifacts.push((name.clone(), base.join(path)));
+        }
+    }
+    if run.spec.cache == Some(false) {
+        args.cache = false;
+    }
+    args.hermetic_seed = args.hermetic_seed.or(run.spec.hermetic_seed);
+    Ok(Some(base.join(&run.spec.pipeline_ref)))
 }
 
 fn report_plan_error(e: PlanError) -> Result<ExitCode> {

@@ -389,13 +389,20 @@ impl Executor {
     /// (artifact digests and parameter values) with the original's.
     pub async fn replay(&self, run_id: &str, opts: &RunOptions) -> Result<ReplayReport> {
         let record = self.stores.meta.run(run_id)?;
-        let mut plan: Plan = serde_json::from_str(&record.plan_json).context("reading the stored plan")?;
+        let mut plan: Plan =
+            serde_json::from_str(&record.plan_json).context("reading the stored plan")?;
         if plan.hermetic_seed.is_none() {
             anyhow::bail!("run {run_id} was not hermetic, so its outputs may depend on time and randomness; start runs with --hermetic-seed N to replay them");
         }
         plan.cache = false;
         plan.replay_of = Some(plan.replay_of.clone().unwrap_or_else(|| run_id.to_string()));
-        let n = self.stores.meta.runs(usize::MAX)?.iter().filter(|r| r.id.starts_with(&format!("{run_id}-replay-"))).count();
+        let n = self
+            .stores
+            .meta
+            .runs(usize::MAX)?
+            .iter()
+            .filter(|r| r.id.starts_with(&format!("{run_id}-replay-")))
+            .count();
         let replay_id = format!("{run_id}-replay-{}", n + 1);
         let summary = self.start(plan, Some(replay_id.clone()), opts).await?;
 
@@ -407,8 +414,13 @@ impl Executor {
             if !t.state.has_outputs() {
                 continue;
             }
-            for e in original_events.iter().filter(|e| e.task == t.name && e.direction == "output") {
-                let replayed = replay_events.iter().find(|r| r.task == e.task && r.name == e.name && r.direction == "output");
+            for e in original_events
+                .iter()
+                .filter(|e| e.task == t.name && e.direction == "output")
+            {
+                let replayed = replay_events
+                    .iter()
+                    .find(|r| r.task == e.task && r.name == e.name && r.direction == "output");
                 outputs.push(ReplayedOutput {
                     task: t.name.clone(),
                     output: e.name.clone(),
@@ -418,7 +430,8 @@ impl Executor {
                 });
             }
             let replayed_task = summary.tasks.iter().find(|r| r.name == t.name);
-            let original_params: BTreeMap<String, serde_json::Value> = serde_json::from_str(t.outputs_json.as_deref().unwrap_or("{}")).unwrap_or_default();
+            let original_params: BTreeMap<String, serde_json::Value> =
+                serde_json::from_str(t.outputs_json.as_deref().unwrap_or("{}")).unwrap_or_default();
             let replayed_params: BTreeMap<String, serde_json::Value> = replayed_task
                 .and_then(|r| r.outputs_json.as_deref())
                 .and_then(|j| serde_json::from_str(j).ok())
@@ -433,7 +446,11 @@ impl Executor {
                 });
             }
         }
-        Ok(ReplayReport { original: run_id.to_string(), replay: summary, outputs })
+        Ok(ReplayReport {
+            original: run_id.to_string(),
+            replay: summary,
+            outputs,
+        })
     }
 
     /// Resolves a ready task's inputs and cache key.
@@ -762,7 +779,11 @@ fn run_once(
     let scratch = stores.artifacts.scratch_dir().map_err(|e| host(e.into()))?;
 
     // A replay shows the steps the original run's id, so that identical steps see identical input.
-    let context_run = job.plan.replay_of.clone().unwrap_or_else(|| job.run_id.clone());
+    let context_run = job
+        .plan
+        .replay_of
+        .clone()
+        .unwrap_or_else(|| job.run_id.clone());
     let mut req = StepRequest::new(context_run, job.task.clone());
     req.context.attempt = attempt;
     req.params = job

@@ -11,5 +11,7 @@ mod condition;
 mod executor;
 mod plan;
 
-pub use executor::{Executor, ReplayReport, ReplayedOutput, RunEvent, RunOptions, RunSummary, Stores};
+pub use executor::{
+    Executor, ReplayReport, ReplayedOutput, RunEvent, RunOptions, RunSummary, Stores,
+};
 pub use plan::{plan, Plan, PlanError, RunArgs};

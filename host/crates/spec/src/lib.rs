@@ -3,6 +3,7 @@
 
 pub mod params;
 pub mod pipeline;
+pub mod schema;
 pub mod validate;
 pub mod yaml;
 
