@@ -667,3 +667,87 @@ fn a_pipeline_run_file_supplies_arguments_the_command_line_can_override() {
         "{err}"
     );
 }
+
+#[test]
+fn parallel_for_fans_out_over_a_list_and_fans_the_outputs_back_in() {
+    let s = Scratch::new();
+    let text = std::fs::read_to_string(misbehave_pipeline(
+        &s,
+        "    fan:
+      component: busy
+      parallelFor: {items: {param: sizes}, parallelism: 1}
+      params: {ms: {loopItem: ms}}
+    literal:
+      component: busy
+      parallelFor: {items: {value: [1, 2, 3, 4]}}
+      params: {ms: {loopItem: .}}
+",
+    ))
+    .unwrap();
+    let yaml = s.path("fan.yaml");
+    std::fs::write(
+        &yaml,
+        text.replace(
+            "spec:\n  components:",
+            "spec:\n  params:\n    sizes: {type: json}\n  components:",
+        ),
+    )
+    .unwrap();
+    let run = pipeline(
+        &s,
+        &yaml,
+        &["-p", r#"sizes=[{"ms": 30}, {"ms": 20}, {"ms": 10}]"#],
+    );
+    assert_eq!(run.code(), 0, "{}\n{}", run.stdout(), run.stderr());
+    let summary = run_json(&run);
+    assert_eq!(
+        out_param(&summary, "fan", "busy_ms"),
+        serde_json::json!([30, 20, 10])
+    );
+    assert_eq!(
+        out_param(&summary, "literal", "busy_ms"),
+        serde_json::json!([1, 2, 3, 4])
+    );
+    // Each iteration is recorded; with parallelism 1 they ran one after another.
+    let iters: Vec<&serde_json::Value> = (0..3)
+        .map(|i| task(&summary, &format!("fan[{i}]")))
+        .collect();
+    for w in iters.windows(2) {
+        assert_eq!(w[0]["state"], "SUCCEEDED");
+        assert!(
+            w[0]["finished_at"].as_str() <= w[1]["started_at"].as_str(),
+            "{}\n{}",
+            w[0],
+            w[1]
+        );
+    }
+    // The fanned-in artifact holds every iteration's output in order.
+    let digest = summary["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["task"] == "fan" && e["direction"] == "output")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let dir = s.path("fan-out");
+    assert!(s
+        .wasm_run()
+        .args(["artifacts", "get", &digest, "--to"])
+        .arg(&dir)
+        .status()
+        .unwrap()
+        .success());
+    for (i, ms) in [30, 20, 10].iter().enumerate() {
+        let text = std::fs::read_to_string(dir.join(format!("{i}/busy.txt"))).unwrap();
+        assert_eq!(text, format!("fan[{i}] {ms}\n"));
+    }
+    // Not a list: a clear failure of the task.
+    let run = pipeline(&s, &yaml, &["-p", r#"sizes={"ms": 1}"#]);
+    assert_eq!(run.code(), 1);
+    assert!(task(&run_json(&run), "fan")["error"]
+        .as_str()
+        .unwrap()
+        .contains("must be a list"));
+}

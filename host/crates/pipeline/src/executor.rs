@@ -126,11 +126,20 @@ struct TaskOutputs {
 pub struct Executor {
     runtime: Arc<Runtime>,
     stores: Stores,
+    /// Iterations of a parallelFor running at once when it does not say.
+    default_parallelism: usize,
 }
 
 impl Executor {
     pub fn new(runtime: Arc<Runtime>, stores: Stores) -> Self {
-        Executor { runtime, stores }
+        let default_parallelism = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Executor {
+            runtime,
+            stores,
+            default_parallelism,
+        }
     }
 
     pub fn runtime(&self) -> &Runtime {
@@ -464,8 +473,16 @@ impl Executor {
         let task = plan.pipeline.spec.tasks[name].clone();
         let decl = plan.pipeline.spec.components[&task.component].clone();
         let mut params = BTreeMap::new();
+        let mut loop_params = Vec::new();
         for (input, d) in &decl.inputs.params {
             match task.params.get(input) {
+                Some(src) if src.loop_item.is_some() => {
+                    loop_params.push((
+                        input.clone(),
+                        src.loop_item.clone().unwrap_or_default(),
+                        d.ty,
+                    ));
+                }
                 Some(src) => {
                     let value = resolve_param(plan, outputs, src).map_err(|e| anyhow!(e))?;
                     // An int feeding a float input is widened, as validation allowed.
@@ -503,7 +520,31 @@ impl Executor {
             env: &task.env,
             hermetic_seed: plan.hermetic_seed,
         });
+        let items = match &task.parallel_for {
+            None => None,
+            Some(pf) => {
+                let list = match &pf.items.value {
+                    Some(v) => v.clone(),
+                    None => crate::plan::to_json(
+                        &resolve_param(plan, outputs, &pf.items).map_err(|e| anyhow!(e))?,
+                    ),
+                };
+                match list {
+                    serde_json::Value::Array(items) => Some(items),
+                    other => anyhow::bail!("parallelFor items must be a list, got {other}"),
+                }
+            }
+        };
+        let loop_parallelism = task
+            .parallel_for
+            .as_ref()
+            .and_then(|pf| pf.parallelism)
+            .map(|p| p as usize)
+            .unwrap_or(self.default_parallelism);
         Ok(Job {
+            items,
+            loop_params,
+            loop_parallelism,
             run_id: run_id.to_string(),
             task: name.to_string(),
             spec: task.clone(),
@@ -519,6 +560,7 @@ impl Executor {
 }
 
 /// A ready task with everything resolved.
+#[derive(Clone)]
 struct Job {
     run_id: String,
     task: String,
@@ -530,6 +572,40 @@ struct Job {
     input_types: BTreeMap<String, String>,
     cache_key: String,
     use_cache: bool,
+    /// For a parallelFor: the items, the inputs fed from each item (input, field, type), and
+    /// how many iterations run at once.
+    items: Option<Vec<serde_json::Value>>,
+    loop_params: Vec<(String, String, weft_spec::pipeline::ParamType)>,
+    loop_parallelism: usize,
+}
+
+impl Job {
+    /// The job of iteration `i` over `item`: its own name, parameters and cache key.
+    fn iteration(&self, i: usize, item: &serde_json::Value) -> Result<Job> {
+        let mut job = self.clone();
+        job.task = format!("{}[{i}]", self.task);
+        job.items = None;
+        for (input, field, ty) in &self.loop_params {
+            let value = if field == "." {
+                item.clone()
+            } else {
+                item.get(field).cloned().ok_or_else(|| {
+                    anyhow!("item {i} ({item}) has no field `{field}` for input `{input}`")
+                })?
+            };
+            job.params.insert(input.clone(), from_json(*ty, value));
+        }
+        let decl = &self.plan.pipeline.spec.components[&self.spec.component];
+        job.cache_key = cache_key(&KeyParts {
+            component: &job.component,
+            params: &job.params,
+            inputs: &job.inputs,
+            outputs: &decl.outputs,
+            env: &job.spec.env,
+            hermetic_seed: job.plan.hermetic_seed,
+        });
+        Ok(job)
+    }
 }
 
 fn resolve_param(
@@ -594,7 +670,12 @@ fn execute(
             let _ = tx.send(e);
         }
     };
-    match run_with_retries(runtime, stores, &job, &emit, &cancel) {
+    let result = if job.items.is_some() {
+        run_loop(runtime, stores, &job, &emit, &cancel)
+    } else {
+        run_with_retries(runtime, stores, &job, &emit, &cancel)
+    };
+    match result {
         Ok((state, out, duration, detail)) => {
             emit(RunEvent::TaskFinished {
                 task: job.task.clone(),
@@ -624,11 +705,173 @@ fn execute(
 
 type Finished = (TaskState, TaskOutputs, Duration, Option<String>);
 
+/// Runs every iteration of a parallelFor (each cached, retried and recorded as `task[i]`), then
+/// fans their outputs in: parameters as lists, artifacts as one directory of `0/`, `1/`, ...
+fn run_loop(
+    runtime: &Runtime,
+    stores: &Stores,
+    job: &Job,
+    emit: &(dyn Fn(RunEvent) + Sync),
+    cancel: &Arc<AtomicBool>,
+) -> std::result::Result<Finished, (TaskState, String)> {
+    let fail = |e: anyhow::Error| (TaskState::Failed, format!("{e:#}"));
+    let started = Instant::now();
+    let items = job.items.clone().unwrap_or_default();
+    let iterations: Vec<Job> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| job.iteration(i, item))
+        .collect::<Result<_>>()
+        .map_err(fail)?;
+    for it in &iterations {
+        stores
+            .meta
+            .add_task(&job.run_id, &it.task)
+            .map_err(|e| fail(e.into()))?;
+    }
+    stores
+        .meta
+        .start_task(&job.run_id, &job.task, 1, &job.component, "")
+        .map_err(|e| fail(e.into()))?;
+
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<std::result::Result<Finished, (TaskState, String)>>>> =
+        iterations
+            .iter()
+            .map(|_| std::sync::Mutex::new(None))
+            .collect();
+    std::thread::scope(|scope| {
+        for _ in 0..job.loop_parallelism.max(1).min(iterations.len().max(1)) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(it) = iterations.get(i) else { break };
+                let r = run_with_retries(runtime, stores, it, emit, cancel);
+                match &r {
+                    Ok((state, _, d, detail)) => emit(RunEvent::TaskFinished {
+                        task: it.task.clone(),
+                        state: *state,
+                        duration: Some(*d),
+                        detail: detail.clone(),
+                    }),
+                    Err((state, why)) => {
+                        let _ =
+                            stores
+                                .meta
+                                .set_task_state(&job.run_id, &it.task, *state, Some(why));
+                        emit(RunEvent::TaskFinished {
+                            task: it.task.clone(),
+                            state: *state,
+                            duration: None,
+                            detail: Some(why.clone()),
+                        });
+                    }
+                }
+                *results[i].lock().unwrap() = Some(r);
+            });
+        }
+    });
+    let mut done = Vec::new();
+    for (i, r) in results.into_iter().enumerate() {
+        match r.into_inner().unwrap() {
+            Some(Ok((_, out, ..))) => done.push(out),
+            Some(Err((state, why))) => {
+                return Err((state, format!("iteration {i} {}: {why}", state.as_str())))
+            }
+            None => return Err((TaskState::Cancelled, format!("iteration {i} did not run"))),
+        }
+    }
+
+    // Fan-in.
+    let decl = &job.plan.pipeline.spec.components[&job.spec.component];
+    let mut params = BTreeMap::new();
+    for name in decl.outputs.params.keys() {
+        let values: Vec<serde_json::Value> = done
+            .iter()
+            .map(|o| {
+                o.params
+                    .get(name)
+                    .map(crate::plan::to_json)
+                    .unwrap_or(serde_json::Value::Null)
+            })
+            .collect();
+        params.insert(
+            name.clone(),
+            ParamValue::Json(serde_json::Value::Array(values)),
+        );
+    }
+    let mut outputs = Vec::new();
+    let mut out_map = BTreeMap::new();
+    for (name, ty) in &decl.outputs.artifacts {
+        let scratch = stores.artifacts.scratch_dir().map_err(|e| fail(e.into()))?;
+        let combined = scratch.path().join(name);
+        for (i, o) in done.iter().enumerate() {
+            let digest = &o.artifacts[name];
+            link_tree(
+                &stores.artifacts.path(digest),
+                &combined.join(i.to_string()),
+            )
+            .map_err(|e| fail(e.into()))?;
+        }
+        std::fs::create_dir_all(&combined).map_err(|e| fail(e.into()))?;
+        let stored = stores
+            .artifacts
+            .ingest_dir(&combined)
+            .map_err(|e| fail(e.into()))?;
+        out_map.insert(name.clone(), stored.digest.clone());
+        outputs.push((name.clone(), stored, format!("{ty:?}")));
+    }
+    let duration = started.elapsed();
+    let outputs_json = serde_json::to_string(&params).map_err(|e| fail(e.into()))?;
+    stores
+        .meta
+        .complete_task(
+            &job.run_id,
+            &job.task,
+            &TaskCompletion {
+                state: TaskState::Succeeded,
+                outputs_json,
+                inputs: input_events(job),
+                outputs,
+                metrics: Vec::new(),
+                cache_key: None,
+                cached_from: None,
+                duration_ms: duration.as_secs_f64() * 1e3,
+                log_path: None,
+            },
+        )
+        .map_err(|e| fail(e.into()))?;
+    let detail = format!("{} iterations", iterations.len());
+    Ok((
+        TaskState::Succeeded,
+        TaskOutputs {
+            params,
+            artifacts: out_map,
+        },
+        duration,
+        Some(detail),
+    ))
+}
+
+/// Hard-links (or copies, across filesystems) a stored artifact's files into `dest`.
+fn link_tree(src: &std::path::Path, dest: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dest)?;
+    for entry in std::fs::read_dir(src)? {
+        let entry = entry?;
+        let target = dest.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            link_tree(&entry.path(), &target)?;
+        } else if std::fs::hard_link(entry.path(), &target).is_err() {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
 fn run_with_retries(
     runtime: &Runtime,
     stores: &Stores,
     job: &Job,
-    emit: &dyn Fn(RunEvent),
+    emit: &(dyn Fn(RunEvent) + Sync),
     cancel: &Arc<AtomicBool>,
 ) -> std::result::Result<Finished, (TaskState, String)> {
     let fail = |e: anyhow::Error| (TaskState::Failed, format!("{e:#}"));

@@ -183,6 +183,11 @@ pub struct TaskSpec {
     /// Extra ordering edges, beyond those data references imply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<String>,
+    /// Run the component once per item of a list, in parallel (Kubeflow's `dsl.ParallelFor`).
+    /// Downstream, each output parameter of this task is the list of the iterations' values
+    /// and each output artifact a directory holding the iterations' artifacts as `0/`, `1/`, ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_for: Option<ParallelFor>,
     /// Run only when this holds; otherwise the task (and what needs it) is NOT_TRIGGERED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<Condition>,
@@ -217,6 +222,20 @@ pub struct ParamSource {
     pub task: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    /// In a `parallelFor` task: the current item (`.`), or a field of it (`lr` for `{lr: 0.1}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loop_item: Option<String>,
+}
+
+/// Fan-out over a list.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ParallelFor {
+    /// The list: a literal (`value: [..]`), a JSON pipeline parameter, or an upstream JSON output.
+    pub items: ParamSource,
+    /// Iterations running at once (default: the run's parallelism).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
 }
 
 /// Where an input artifact comes from: a pipeline input (`artifact`) or `task` + `output`.

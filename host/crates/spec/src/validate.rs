@@ -234,6 +234,31 @@ impl Validator<'_> {
             p.push(i.to_string());
             self.task_ref(&strs(&p), name, after, deps);
         }
+        if let Some(pf) = &task.parallel_for {
+            let p = at(&["parallelFor", "items"]);
+            let items = &pf.items;
+            if items.loop_item.is_some() {
+                self.err(
+                    &strs(&p),
+                    "the items of a parallelFor cannot be a loop item",
+                );
+            } else if let Some(v) = &items.value {
+                if !v.is_array() {
+                    self.err(
+                        &strs(&p),
+                        format!("parallelFor items must be a list, got {v}"),
+                    );
+                }
+            } else {
+                self.param_source(&strs(&p), items, Some(ParamType::Json), Some(name), deps);
+            }
+            if pf.parallelism == Some(0) {
+                self.err(
+                    &strs(&at(&["parallelFor", "parallelism"])),
+                    "parallelism must be at least 1",
+                );
+            }
+        }
         if let Some(cond) = &task.when {
             self.condition(&strs(&at(&["when"])), cond, name, deps);
         }
@@ -302,15 +327,33 @@ impl Validator<'_> {
         task: Option<&str>,
         deps: &mut BTreeSet<String>,
     ) -> Produced {
-        let forms = [src.value.is_some(), src.param.is_some(), src.task.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let forms = [
+            src.value.is_some(),
+            src.param.is_some(),
+            src.task.is_some(),
+            src.loop_item.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if forms != 1 || src.task.is_some() != src.output.is_some() {
             self.err(
                 path,
-                "give exactly one of `value`, `param`, or `task` with `output`",
+                "give exactly one of `value`, `param`, `task` with `output`, or `loopItem`",
             );
+            return Produced::Unknown;
+        }
+        if src.loop_item.is_some() {
+            let in_loop = task
+                .and_then(|t| self.spec().tasks.get(t))
+                .is_some_and(|t| t.parallel_for.is_some());
+            if !in_loop {
+                self.err(
+                    path,
+                    "`loopItem` is only meaningful in a task with `parallelFor`",
+                );
+            }
+            // An item's type is known only when the list is: checked at run time.
             return Produced::Unknown;
         }
         let (produced, what) = if let Some(v) = &src.value {
@@ -354,7 +397,15 @@ impl Validator<'_> {
                 );
                 return Produced::Unknown;
             };
-            (ty, format!("task `{t}` output `{out}`"))
+            if self.spec().tasks[t].parallel_for.is_some() {
+                // Fan-in: the iterations' values, as a JSON list.
+                (
+                    ParamType::Json,
+                    format!("task `{t}` output `{out}` (a list: `{t}` is a parallelFor)"),
+                )
+            } else {
+                (ty, format!("task `{t}` output `{out}`"))
+            }
         };
         if let Some(want) = expected {
             if !want.accepts(produced) {

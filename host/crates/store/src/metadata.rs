@@ -290,6 +290,17 @@ impl MetadataStore {
         })
     }
 
+    /// Adds a task row discovered while running (an iteration of a parallelFor), if absent.
+    pub fn add_task(&self, run: &str, task: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "INSERT OR IGNORE INTO tasks (run_id, name, state) VALUES (?1, ?2, 'PENDING')",
+                params![run, task],
+            )
+            .map(|_| ())
+        })
+    }
+
     /// Moves a task to RUNNING for `attempt`.
     pub fn start_task(
         &self,
