@@ -751,3 +751,41 @@ fn parallel_for_fans_out_over_a_list_and_fans_the_outputs_back_in() {
         .unwrap()
         .contains("must be a list"));
 }
+
+#[test]
+fn the_exit_handler_runs_last_and_learns_the_final_status() {
+    for (mode, expected) in [("busy", "SUCCEEDED"), ("fail", "FAILED")] {
+        let s = Scratch::new();
+        let text = std::fs::read_to_string(misbehave_pipeline(
+            &s,
+            &format!("    work:\n      component: m\n      params: {{mode: {{value: {mode}}}}}\n"),
+        ))
+        .unwrap();
+        let text = text.replace(
+            "  tasks:\n",
+            &format!(
+                "    echo:
+      source: {MISBEHAVE}
+      inputs:
+        params:
+          mode: {{type: string}}
+          text: {{type: string}}
+      outputs:
+        params: {{echo: string}}
+  exitHandler:
+    component: echo
+    params:
+      mode: {{value: echo}}
+      text: {{runStatus: state}}
+  tasks:
+"
+            ),
+        );
+        let yaml = s.path("exit.yaml");
+        std::fs::write(&yaml, text).unwrap();
+        let summary = run_json(&pipeline(&s, &yaml, &[]));
+        assert_eq!(summary["state"], expected);
+        assert_eq!(task(&summary, "exit-handler")["state"], "SUCCEEDED");
+        assert_eq!(out_param(&summary, "exit-handler", "echo"), expected);
+    }
+}

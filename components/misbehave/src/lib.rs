@@ -7,7 +7,7 @@
 //! - `loop`: spins forever.  `alloc`: allocates and touches memory until it cannot.
 //! - `flood`: writes `bytes` bytes to stdout.  `write`: writes `bytes` bytes to output `out`.
 //! - `entropy`: writes random bytes and clock readings to output `out`.
-//! - `trap`: panics.  `fail`: returns an error.
+//! - `trap`: panics.  `fail`: returns an error.  `echo`: returns param `text` as `echo`.
 //! - `net`: tries a TCP connection to `addr`; returns `outcome`.
 //! - `sleep`: sleeps `ms` milliseconds (blocked in the host), then succeeds.
 //! - `busy`: computes for `ms` milliseconds (reading the clock), then succeeds, leaving
@@ -33,6 +33,7 @@ impl Guest for Misbehave {
             "sleep" => sleep(input.int_param_or("ms", 500)? as u64),
             "busy" => busy(&input, input.int_param_or("ms", 500)? as u64),
             "fail" => Err("asked to fail".to_string()),
+            "echo" => Ok(StepOutput { params: vec![out_param("echo", ParamValue::Str(input.str_param("text")?.to_string()))] }),
             other => Err(format!("unknown mode `{other}`")),
         }
     }

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 use weft_runtime::{InputArtifact, Limits, Runtime, StepError, StepRequest};
 use weft_spec::pipeline::{ArtifactSource, ParamSource, TaskSpec};
+use weft_spec::validate::EXIT_HANDLER;
 use weft_spec::ParamValue;
 use weft_store::{
     ArtifactStore, MetadataStore, MetricRecord, RunRecord, TaskCompletion, TaskRecord, TaskState,
@@ -168,7 +169,10 @@ impl Executor {
             finished_at: None,
             error: None,
         };
-        let tasks = plan.order.clone();
+        let mut tasks = plan.order.clone();
+        if plan.pipeline.spec.exit_handler.is_some() {
+            tasks.push(EXIT_HANDLER.to_string());
+        }
         for (name, art) in &plan.input_artifacts {
             let ty = plan
                 .pipeline
@@ -284,7 +288,7 @@ impl Executor {
                         match &spec.tasks[name].when {
                             None => None,
                             Some(cond) => match condition::holds(cond, &|src| {
-                                resolve_param(&plan, &outputs, src)
+                                resolve_param(&plan, &outputs, None, src)
                             }) {
                                 Ok(true) => None,
                                 Ok(false) => Some((
@@ -315,7 +319,14 @@ impl Executor {
                     if in_flight >= opts.parallelism.max(1) {
                         continue;
                     }
-                    let job = match self.prepare(run_id, &plan, name, &outputs) {
+                    let job = match self.prepare(
+                        run_id,
+                        &plan,
+                        name,
+                        &spec.tasks[name],
+                        &outputs,
+                        None,
+                    ) {
                         Ok(job) => job,
                         Err(e) => {
                             let why = format!("{e:#}");
@@ -374,7 +385,7 @@ impl Executor {
             .filter(|(_, s)| **s == TaskState::Failed)
             .map(|(n, _)| n)
             .collect();
-        let error = (!failed.is_empty()).then(|| {
+        let mut error = (!failed.is_empty()).then(|| {
             format!(
                 "failed tasks: {}",
                 failed
@@ -384,6 +395,51 @@ impl Executor {
                     .join(", ")
             )
         });
+        let mut state = state;
+        if let Some(handler) = &spec.exit_handler {
+            let done = states.get(EXIT_HANDLER).is_some_and(|s| s.has_outputs());
+            if !done {
+                let status = RunStatus {
+                    state: state.to_string(),
+                    error: error.clone().unwrap_or_default(),
+                };
+                let handler_state = match self.prepare(
+                    run_id,
+                    &plan,
+                    EXIT_HANDLER,
+                    handler,
+                    &outputs,
+                    Some(&status),
+                ) {
+                    Ok(job) => {
+                        let runtime = self.runtime.clone();
+                        let stores = self.stores.clone();
+                        let events = opts.events.clone();
+                        // The handler runs even after a cancel: it is the cleanup.
+                        let cancel = Arc::new(AtomicBool::new(false));
+                        tokio::task::spawn_blocking(move || {
+                            execute(&runtime, &stores, job, events, cancel)
+                        })
+                        .await?
+                        .0
+                    }
+                    Err(e) => {
+                        let why = format!("{e:#}");
+                        self.stores.meta.set_task_state(
+                            run_id,
+                            EXIT_HANDLER,
+                            TaskState::Failed,
+                            Some(&why),
+                        )?;
+                        TaskState::Failed
+                    }
+                };
+                if handler_state == TaskState::Failed && state == RUN_SUCCEEDED {
+                    state = RUN_FAILED;
+                    error = Some("the exit handler failed".into());
+                }
+            }
+        }
         self.stores
             .meta
             .finish_run(run_id, state, error.as_deref())?;
@@ -468,9 +524,11 @@ impl Executor {
         run_id: &str,
         plan: &Arc<Plan>,
         name: &str,
+        task: &TaskSpec,
         outputs: &BTreeMap<String, TaskOutputs>,
+        status: Option<&RunStatus>,
     ) -> Result<Job> {
-        let task = plan.pipeline.spec.tasks[name].clone();
+        let task = task.clone();
         let decl = plan.pipeline.spec.components[&task.component].clone();
         let mut params = BTreeMap::new();
         let mut loop_params = Vec::new();
@@ -484,7 +542,8 @@ impl Executor {
                     ));
                 }
                 Some(src) => {
-                    let value = resolve_param(plan, outputs, src).map_err(|e| anyhow!(e))?;
+                    let value =
+                        resolve_param(plan, outputs, status, src).map_err(|e| anyhow!(e))?;
                     // An int feeding a float input is widened, as validation allowed.
                     let value = match (d.ty, value) {
                         (weft_spec::pipeline::ParamType::Float, ParamValue::Int(i)) => {
@@ -526,7 +585,7 @@ impl Executor {
                 let list = match &pf.items.value {
                     Some(v) => v.clone(),
                     None => crate::plan::to_json(
-                        &resolve_param(plan, outputs, &pf.items).map_err(|e| anyhow!(e))?,
+                        &resolve_param(plan, outputs, None, &pf.items).map_err(|e| anyhow!(e))?,
                     ),
                 };
                 match list {
@@ -608,11 +667,27 @@ impl Job {
     }
 }
 
+/// What the exit handler learns of the run.
+struct RunStatus {
+    state: String,
+    error: String,
+}
+
 fn resolve_param(
     plan: &Plan,
     outputs: &BTreeMap<String, TaskOutputs>,
+    status: Option<&RunStatus>,
     src: &ParamSource,
 ) -> Result<ParamValue, String> {
+    if let Some(field) = &src.run_status {
+        let status = status.ok_or("`runStatus` is only available to the exit handler")?;
+        let value = if field == "error" {
+            &status.error
+        } else {
+            &status.state
+        };
+        return Ok(ParamValue::String(value.clone()));
+    }
     if let Some(v) = &src.value {
         return Ok(ParamValue::infer_json(v));
     }

@@ -49,6 +49,10 @@ pub struct PipelineSpec {
     pub components: BTreeMap<String, ComponentDecl>,
     /// The DAG. Edges come from data references and `after`.
     pub tasks: BTreeMap<String, TaskSpec>,
+    /// A task run after all others, whatever happened (Kubeflow's `dsl.ExitHandler`): for
+    /// notifications and cleanup. Its parameters may use `runStatus` (`state` or `error`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_handler: Option<Box<TaskSpec>>,
     /// Outputs of the pipeline, when it is used as a sub-pipeline.
     #[serde(default)]
     pub outputs: PipelineOutputs,
@@ -222,6 +226,10 @@ pub struct ParamSource {
     pub task: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output: Option<String>,
+    /// In the exit handler: the run's final `state` (SUCCEEDED, FAILED, CANCELLED) or its
+    /// `error` (empty when none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_status: Option<String>,
     /// In a `parallelFor` task: the current item (`.`), or a field of it (`lr` for `{lr: 0.1}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loop_item: Option<String>,

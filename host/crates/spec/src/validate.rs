@@ -14,6 +14,9 @@ pub struct Graph {
     pub order: Vec<String>,
 }
 
+/// The name the exit handler's task is recorded under.
+pub const EXIT_HANDLER: &str = "exit-handler";
+
 /// Validates `doc`; returns the graph, or every error found, in file order.
 pub fn validate(doc: &Document<Pipeline>) -> Result<Graph, Vec<SpecError>> {
     let mut v = Validator {
@@ -135,8 +138,21 @@ impl Validator<'_> {
         let mut upstream: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for (name, task) in &spec.tasks {
             let mut deps = BTreeSet::new();
-            self.check_task(name, task, &mut deps);
+            self.check_task(&["spec", "tasks", name], name, task, &mut deps);
             upstream.insert(name.clone(), deps);
+        }
+        if let Some(handler) = &spec.exit_handler {
+            if spec.tasks.contains_key(EXIT_HANDLER) {
+                self.err(
+                    &["spec", "tasks", EXIT_HANDLER],
+                    format!("`{EXIT_HANDLER}` is the exit handler's name; rename this task"),
+                );
+            }
+            let mut deps = BTreeSet::new();
+            self.check_task(&["spec", "exitHandler"], EXIT_HANDLER, handler, &mut deps);
+            if !deps.is_empty() || !handler.after.is_empty() {
+                self.err(&["spec", "exitHandler"], "the exit handler runs after every task and may not refer to tasks; use `runStatus` and pipeline parameters");
+            }
         }
         for (out, src) in &spec.outputs.params {
             self.param_source(
@@ -169,9 +185,15 @@ impl Validator<'_> {
         }
     }
 
-    fn check_task(&mut self, name: &str, task: &TaskSpec, deps: &mut BTreeSet<String>) {
+    fn check_task(
+        &mut self,
+        base: &[&str],
+        name: &str,
+        task: &TaskSpec,
+        deps: &mut BTreeSet<String>,
+    ) {
         let at = |rest: &[&'static str]| -> Vec<String> {
-            let mut p = vec!["spec".to_string(), "tasks".to_string(), name.to_string()];
+            let mut p: Vec<String> = base.iter().map(|s| s.to_string()).collect();
             p.extend(rest.iter().map(|s| s.to_string()));
             p
         };
@@ -332,6 +354,7 @@ impl Validator<'_> {
             src.param.is_some(),
             src.task.is_some(),
             src.loop_item.is_some(),
+            src.run_status.is_some(),
         ]
         .iter()
         .filter(|b| **b)
@@ -339,9 +362,20 @@ impl Validator<'_> {
         if forms != 1 || src.task.is_some() != src.output.is_some() {
             self.err(
                 path,
-                "give exactly one of `value`, `param`, `task` with `output`, or `loopItem`",
+                "give exactly one of `value`, `param`, `task` with `output`, `loopItem` or `runStatus`",
             );
             return Produced::Unknown;
+        }
+        if let Some(field) = &src.run_status {
+            if task != Some(EXIT_HANDLER) {
+                self.err(path, "`runStatus` is only available to the exit handler");
+            } else if field != "state" && field != "error" {
+                self.err(
+                    path,
+                    format!("`runStatus: {field}`: use `state` or `error`"),
+                );
+            }
+            return Produced::Param(ParamType::String);
         }
         if src.loop_item.is_some() {
             let in_loop = task
