@@ -789,3 +789,59 @@ fn the_exit_handler_runs_last_and_learns_the_final_status() {
         assert_eq!(out_param(&summary, "exit-handler", "echo"), expected);
     }
 }
+
+#[test]
+fn artifacts_published_to_a_backend_survive_the_loss_of_the_local_store() {
+    let s = Scratch::new();
+    let yaml = iris_yaml(&s);
+    let backend = format!("file://{}", s.path("remote").display());
+    let first = run_json(&pipeline(&s, &yaml, &["--artifact-store", &backend]));
+    assert_eq!(first["state"], "SUCCEEDED");
+    let model = first["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["task"] == "train" && e["direction"] == "output")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // The machine loses its artifacts; the backend still has them.
+    std::fs::remove_dir_all(s.path("home/artifacts")).unwrap();
+    let out = s.path("model");
+    let got = s
+        .wasm_run()
+        .args([
+            "--artifact-store",
+            &backend,
+            "artifacts",
+            "get",
+            &model,
+            "--to",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    assert!(std::fs::read_to_string(out.join("model.json"))
+        .unwrap()
+        .contains("logistic-regression"));
+
+    // Cache hits are still good: their artifacts come back from the backend, checked.
+    let second = run_json(&pipeline(&s, &yaml, &["--artifact-store", &backend]));
+    assert!(
+        states(&second).iter().all(|(_, st)| st == "SKIPPED"),
+        "{:?}",
+        states(&second)
+    );
+
+    // Without the backend, the lost artifacts are misses: the tasks run again.
+    std::fs::remove_dir_all(s.path("home/artifacts")).unwrap();
+    let third = run_json(&pipeline(&s, &yaml, &[]));
+    assert_eq!(task(&third, "load")["state"], "SUCCEEDED");
+}

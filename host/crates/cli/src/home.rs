@@ -2,15 +2,28 @@
 
 use std::path::{Path, PathBuf};
 
-pub struct Home(PathBuf);
+pub struct Home(PathBuf, Option<String>);
 
 impl Home {
-    /// `--home`, else `$WEFT_HOME` (clap reads both), else the per-user data directory.
-    pub fn resolve(explicit: Option<PathBuf>) -> Self {
+    /// `--home`, else `$WEFT_HOME` (clap reads both), else the per-user data directory; and the
+    /// artifact backend URL (`--artifact-store` / `$WEFT_ARTIFACT_STORE`), if any.
+    pub fn resolve(explicit: Option<PathBuf>, artifact_store: Option<String>) -> Self {
         let dir = explicit
             .or_else(|| dirs::data_dir().map(|d| d.join("weft")))
             .unwrap_or_else(|| PathBuf::from(".weft"));
-        Home(dir)
+        Home(dir, artifact_store)
+    }
+
+    /// The artifact store: the local working copy, publishing to and fetching from the
+    /// configured backend.
+    pub fn open_artifacts(&self) -> anyhow::Result<weft_store::ArtifactStore> {
+        let store = weft_store::ArtifactStore::open(&self.artifacts())?;
+        Ok(match &self.1 {
+            Some(url) => {
+                store.with_backend(Box::new(weft_store::ObjectStoreBackend::from_url(url)?))
+            }
+            None => store,
+        })
     }
 
     /// Compiled components, keyed by digest and engine settings.

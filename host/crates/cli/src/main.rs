@@ -22,6 +22,11 @@ struct Cli {
     #[arg(long, global = true, env = "WEFT_HOME", value_name = "DIR")]
     home: Option<PathBuf>,
 
+    /// Where artifacts are also published and fetched from: `file:///path`, `memory://`, or
+    /// `s3://bucket/prefix` (a build with the `s3` feature; AWS_* env for endpoint, credentials).
+    #[arg(long, global = true, env = "WEFT_ARTIFACT_STORE", value_name = "URL")]
+    artifact_store: Option<String>,
+
     /// Host log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -64,7 +69,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
-    let home = home::Home::resolve(cli.home);
+    let home = home::Home::resolve(cli.home, cli.artifact_store);
     let result = match cli.command {
         Command::Run(args) => run::run(&home, args),
         Command::Pipeline(cmd) => pipeline::command(&home, cmd),

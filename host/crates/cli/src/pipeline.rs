@@ -94,7 +94,7 @@ pub fn open(home: &Home) -> Result<Executor> {
     .context("starting the WebAssembly engine")?;
     let stores = Stores {
         meta: Arc::new(weft_store::MetadataStore::open(&home.metadata_db())?),
-        artifacts: Arc::new(weft_store::ArtifactStore::open(&home.artifacts())?),
+        artifacts: Arc::new(home.open_artifacts()?),
         components_dir: home.components(),
         logs_dir: home.logs(),
     };

@@ -6,7 +6,7 @@ use clap::{Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use weft_pipeline::RunSummary;
-use weft_store::{ArtifactStore, MetadataStore, TaskRecord};
+use weft_store::{MetadataStore, TaskRecord};
 
 #[derive(Clone, Copy, ValueEnum, PartialEq)]
 pub enum Format {
@@ -220,11 +220,11 @@ pub fn artifacts(home: &Home, cmd: ArtifactsCommand) -> Result<ExitCode> {
             }
         }
         ArtifactsCommand::Get { digest, to } => {
-            let store = ArtifactStore::open(&home.artifacts())?;
-            if !store.contains(&digest) {
-                bail!("no artifact {digest} in {}", home.artifacts().display());
-            }
-            copy_dir(&store.path(&digest), &to)?;
+            let store = home.open_artifacts()?;
+            let local = store
+                .ensure_local(&digest)
+                .with_context(|| format!("getting artifact {digest}"))?;
+            copy_dir(&local, &to)?;
             println!("{}", to.display());
         }
     }

@@ -8,7 +8,9 @@ use std::path::Path;
 use std::sync::Arc;
 use weft_pipeline::{plan, Executor, RunArgs, RunOptions, Stores};
 use weft_runtime::{Runtime, RuntimeConfig, StepRequest};
-use weft_store::{ArtifactStore, MetadataStore, RunRecord, StoredArtifact, TaskCompletion, TaskState};
+use weft_store::{
+    ArtifactStore, MetadataStore, RunRecord, StoredArtifact, TaskCompletion, TaskState,
+};
 
 fn stores(dir: &Path) -> Stores {
     Stores {
@@ -30,19 +32,43 @@ fn fan_out(c: &mut Criterion) {
         ),
     )
     .unwrap();
-    let runtime = Arc::new(Runtime::new(RuntimeConfig { cache_dir: Some(dir.path().join("cache")), max_concurrent_steps: 64 }).unwrap());
+    let runtime = Arc::new(
+        Runtime::new(RuntimeConfig {
+            cache_dir: Some(dir.path().join("cache")),
+            max_concurrent_steps: 64,
+        })
+        .unwrap(),
+    );
     let stores = stores(dir.path());
-    let items = weft_spec::ParamValue::Json(serde_json::Value::Array((0..1000).map(|i| serde_json::json!(i)).collect()));
-    let args = RunArgs { params: vec![("items".into(), items)], cache: false, ..Default::default() };
-    let plan = plan(&yaml, &args, &runtime, &stores.components_dir, &stores.artifacts).unwrap();
+    let items = weft_spec::ParamValue::Json(serde_json::Value::Array(
+        (0..1000).map(|i| serde_json::json!(i)).collect(),
+    ));
+    let args = RunArgs {
+        params: vec![("items".into(), items)],
+        cache: false,
+        ..Default::default()
+    };
+    let plan = plan(
+        &yaml,
+        &args,
+        &runtime,
+        &stores.components_dir,
+        &stores.artifacts,
+    )
+    .unwrap();
     let exec = Executor::new(runtime.clone(), stores.clone());
-    let tokio = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
 
     let mut group = c.benchmark_group("pipeline");
     group.sample_size(10);
     group.bench_function("parallel_for_1000_noop", |b| {
         b.iter(|| {
-            let summary = tokio.block_on(exec.start(plan.clone(), None, &RunOptions::default())).unwrap();
+            let summary = tokio
+                .block_on(exec.start(plan.clone(), None, &RunOptions::default()))
+                .unwrap();
             assert_eq!(summary.state, "SUCCEEDED");
         })
     });
@@ -50,7 +76,9 @@ fn fan_out(c: &mut Criterion) {
 
     let noop = runtime.load(Path::new(weft_test_programs::NOOP)).unwrap();
     let req = StepRequest::new("bench", "noop");
-    c.bench_function("noop_step_baseline", |b| b.iter(|| runtime.run(&noop, &req).unwrap()));
+    c.bench_function("noop_step_baseline", |b| {
+        b.iter(|| runtime.run(&noop, &req).unwrap())
+    });
 }
 
 fn cache_lookup(c: &mut Criterion) {
@@ -71,7 +99,11 @@ fn cache_lookup(c: &mut Criterion) {
     for i in 0..n {
         let task = format!("t{i}");
         meta.add_task("fill", &task).unwrap();
-        let art = StoredArtifact { digest: format!("sha256:{i:064x}"), bytes: 1, files: 1 };
+        let art = StoredArtifact {
+            digest: format!("sha256:{i:064x}"),
+            bytes: 1,
+            files: 1,
+        };
         meta.complete_task(
             "fill",
             &task,
@@ -93,7 +125,10 @@ fn cache_lookup(c: &mut Criterion) {
     c.bench_function("cache_lookup_100k", |b| {
         b.iter(|| {
             i = (i * 7919 + 13) % n;
-            assert!(meta.cache_lookup(&format!("sha256:key{i}")).unwrap().is_some());
+            assert!(meta
+                .cache_lookup(&format!("sha256:key{i}"))
+                .unwrap()
+                .is_some());
         })
     });
 }

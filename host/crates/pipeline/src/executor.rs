@@ -881,11 +881,11 @@ fn run_loop(
         let combined = scratch.path().join(name);
         for (i, o) in done.iter().enumerate() {
             let digest = &o.artifacts[name];
-            link_tree(
-                &stores.artifacts.path(digest),
-                &combined.join(i.to_string()),
-            )
-            .map_err(|e| fail(e.into()))?;
+            let local = stores
+                .artifacts
+                .ensure_local(digest)
+                .map_err(|e| fail(e.into()))?;
+            link_tree(&local, &combined.join(i.to_string())).map_err(|e| fail(e.into()))?;
         }
         std::fs::create_dir_all(&combined).map_err(|e| fail(e.into()))?;
         let stored = stores
@@ -1112,11 +1112,18 @@ fn run_once(
     req.inputs = job
         .inputs
         .iter()
-        .map(|(name, digest)| InputArtifact {
-            name: name.clone(),
-            path: stores.artifacts.path(digest),
+        .map(|(name, digest)| {
+            // Fetched from the artifact backend when this machine does not have it.
+            let path = stores
+                .artifacts
+                .ensure_local(digest)
+                .map_err(|e| host(e.into()))?;
+            Ok(InputArtifact {
+                name: name.clone(),
+                path,
+            })
         })
-        .collect();
+        .collect::<std::result::Result<_, AttemptError>>()?;
     req.output_dir = Some(scratch.path().to_path_buf());
     req.outputs = decl.outputs.artifacts.keys().cloned().collect();
     req.env = job

@@ -21,6 +21,8 @@ pub struct StoredArtifact {
 
 pub struct ArtifactStore {
     root: PathBuf,
+    /// Where artifacts are published and fetched from, beyond the local working copy.
+    backend: Option<Box<dyn crate::ArtifactBackend>>,
 }
 
 impl ArtifactStore {
@@ -29,7 +31,41 @@ impl ArtifactStore {
         std::fs::create_dir_all(root.join("tmp"))?;
         Ok(ArtifactStore {
             root: root.to_path_buf(),
+            backend: None,
         })
+    }
+
+    /// Publishes every ingested artifact to `backend` too, and fetches from it what is not here.
+    pub fn with_backend(mut self, backend: Box<dyn crate::ArtifactBackend>) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// The local directory of `digest`, fetched from the backend first when only it has it.
+    /// The fetched copy is checked against its digest before it is used.
+    pub fn ensure_local(&self, digest: &str) -> Result<PathBuf> {
+        let path = self.path(digest);
+        if path.is_dir() {
+            return Ok(path);
+        }
+        let Some(backend) = &self.backend else {
+            return Err(StoreError::Invalid(format!(
+                "artifact {digest} is not in {}",
+                self.root.display()
+            )));
+        };
+        let scratch = self.scratch_dir()?;
+        let staged = scratch.path().join("a");
+        backend.get_tree(digest, &staged)?;
+        let fetched = self.ingest_local(&staged)?;
+        if fetched.digest != digest {
+            return Err(StoreError::Invalid(format!(
+                "artifact {digest} from {} has digest {}: corrupt, not used",
+                backend.describe(),
+                fetched.digest
+            )));
+        }
+        Ok(path)
     }
 
     /// Where the artifact `digest` lives (whether or not it exists).
@@ -50,8 +86,16 @@ impl ArtifactStore {
             .tempdir_in(self.root.join("tmp"))?)
     }
 
-    /// Moves `dir` into the store under its digest and returns it.
+    /// Moves `dir` into the store under its digest (and publishes it to the backend, if any).
     pub fn ingest_dir(&self, dir: &Path) -> Result<StoredArtifact> {
+        let stored = self.ingest_local(dir)?;
+        if let Some(backend) = &self.backend {
+            backend.put_tree(&stored.digest, &self.path(&stored.digest))?;
+        }
+        Ok(stored)
+    }
+
+    fn ingest_local(&self, dir: &Path) -> Result<StoredArtifact> {
         let stored = tree_digest(dir)?;
         let dest = self.path(&stored.digest);
         if dest.exists() {
@@ -93,7 +137,11 @@ impl ArtifactStore {
     pub fn verify(&self, digest: &str) -> Result<bool> {
         let path = self.path(digest);
         if !path.is_dir() {
-            return Ok(false);
+            // Not here: good if the backend has it intact.
+            return Ok(match &self.backend {
+                Some(b) if b.contains(digest)? => self.ensure_local(digest).is_ok(),
+                _ => false,
+            });
         }
         Ok(tree_digest(&path)?.digest == digest)
     }
@@ -177,6 +225,40 @@ fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_backend_receives_artifacts_and_serves_them_to_an_empty_store() {
+        // One in-memory object store shared by two artifact stores.
+        let shared = std::sync::Arc::new(object_store::memory::InMemory::new());
+        let make = |root: &Path| {
+            let b =
+                crate::ObjectStoreBackend::new(shared.clone(), "weft".into(), "memory://").unwrap();
+            ArtifactStore::open(root).unwrap().with_backend(Box::new(b))
+        };
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let first = make(a.path());
+        let src = a.path().join("in");
+        std::fs::create_dir_all(src.join("deep")).unwrap();
+        std::fs::write(src.join("deep/model.json"), "{}").unwrap();
+        std::fs::write(src.join("card.md"), "# card").unwrap();
+        let stored = first.import(&src).unwrap();
+
+        let second = make(b.path());
+        assert!(!second.contains(&stored.digest));
+        assert!(second.verify(&stored.digest).unwrap());
+        let local = second.ensure_local(&stored.digest).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(local.join("deep/model.json")).unwrap(),
+            "{}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(local.join("card.md")).unwrap(),
+            "# card"
+        );
+        assert!(second
+            .ensure_local("sha256:0000000000000000000000000000000000000000000000000000000000000000")
+            .is_err());
+    }
 
     #[test]
     fn identical_content_has_one_digest_and_one_copy() {

@@ -8,9 +8,11 @@
 
 mod artifacts;
 mod metadata;
+mod remote;
 
 pub use artifacts::{ArtifactStore, StoredArtifact};
 pub use metadata::*;
+pub use remote::{ArtifactBackend, ObjectStoreBackend};
 
 /// Store failures, saying which store and what.
 #[derive(Debug, thiserror::Error)]
