@@ -29,7 +29,19 @@ pub struct ObjectStoreBackend {
     store: Arc<dyn ObjectStore>,
     prefix: ObjectPath,
     url: String,
-    rt: tokio::runtime::Runtime,
+    /// object_store is async; this backend is called from blocking code, so it drives its own
+    /// small runtime (`None` only while dropping).
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for ObjectStoreBackend {
+    /// The store may be dropped inside someone else's async context, where a blocking runtime
+    /// shutdown would panic; shut down in the background instead.
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 impl ObjectStoreBackend {
@@ -57,7 +69,7 @@ impl ObjectStoreBackend {
             store,
             prefix,
             url: url.to_string(),
-            rt,
+            rt: Some(rt),
         })
     }
 
@@ -69,6 +81,13 @@ impl ObjectStoreBackend {
             .collect();
         parts.extend(rest.split('/').map(str::to_string));
         ObjectPath::from_iter(parts)
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt
+            .as_ref()
+            .expect("runtime lives until drop")
+            .block_on(f)
     }
 
     fn fail(&self, what: &str, e: object_store::Error) -> StoreError {
@@ -89,7 +108,7 @@ impl ArtifactBackend for ObjectStoreBackend {
         let mut files = Vec::new();
         collect(dir, dir, &mut files)?;
         files.sort();
-        self.rt.block_on(async {
+        self.block_on(async {
             for rel in &files {
                 let bytes = std::fs::read(dir.join(rel))?;
                 self.store
@@ -111,7 +130,7 @@ impl ArtifactBackend for ObjectStoreBackend {
 
     fn get_tree(&self, digest: &str, dest: &Path) -> Result<()> {
         let hex = hex_of(digest);
-        self.rt.block_on(async {
+        self.block_on(async {
             let manifest = self
                 .store
                 .get(&self.key(&format!("{hex}.manifest")))
@@ -150,7 +169,7 @@ impl ArtifactBackend for ObjectStoreBackend {
 
     fn contains(&self, digest: &str) -> Result<bool> {
         let key = self.key(&format!("{}.manifest", hex_of(digest)));
-        self.rt.block_on(async {
+        self.block_on(async {
             match self.store.head(&key).await {
                 Ok(_) => Ok(true),
                 Err(object_store::Error::NotFound { .. }) => Ok(false),
