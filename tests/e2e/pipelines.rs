@@ -790,12 +790,20 @@ fn the_exit_handler_runs_last_and_learns_the_final_status() {
     }
 }
 
-#[test]
-fn artifacts_published_to_a_backend_survive_the_loss_of_the_local_store() {
+/// Runs iris publishing to `backend`, loses the local artifacts, and gets them back from it.
+fn backend_round_trip(backend: &str, env: &[(&str, String)]) {
     let s = Scratch::new();
     let yaml = iris_yaml(&s);
-    let backend = format!("file://{}", s.path("remote").display());
-    let first = run_json(&pipeline(&s, &yaml, &["--artifact-store", &backend]));
+    let wasm_run = |args: &[&str]| {
+        let mut cmd = s.wasm_run();
+        cmd.arg("--artifact-store").arg(backend).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Run(cmd.output().unwrap())
+    };
+    let yaml_s = yaml.to_str().unwrap();
+    let first = run_json(&wasm_run(&["pipeline", "run", yaml_s, "--json"]));
     assert_eq!(first["state"], "SUCCEEDED");
     let model = first["artifacts"]
         .as_array()
@@ -810,30 +818,14 @@ fn artifacts_published_to_a_backend_survive_the_loss_of_the_local_store() {
     // The machine loses its artifacts; the backend still has them.
     std::fs::remove_dir_all(s.path("home/artifacts")).unwrap();
     let out = s.path("model");
-    let got = s
-        .wasm_run()
-        .args([
-            "--artifact-store",
-            &backend,
-            "artifacts",
-            "get",
-            &model,
-            "--to",
-        ])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(
-        got.status.success(),
-        "{}",
-        String::from_utf8_lossy(&got.stderr)
-    );
+    let got = wasm_run(&["artifacts", "get", &model, "--to", out.to_str().unwrap()]);
+    assert_eq!(got.code(), 0, "{}", got.stderr());
     assert!(std::fs::read_to_string(out.join("model.json"))
         .unwrap()
         .contains("logistic-regression"));
 
     // Cache hits are still good: their artifacts come back from the backend, checked.
-    let second = run_json(&pipeline(&s, &yaml, &["--artifact-store", &backend]));
+    let second = run_json(&wasm_run(&["pipeline", "run", yaml_s, "--json"]));
     assert!(
         states(&second).iter().all(|(_, st)| st == "SKIPPED"),
         "{:?}",
@@ -844,4 +836,115 @@ fn artifacts_published_to_a_backend_survive_the_loss_of_the_local_store() {
     std::fs::remove_dir_all(s.path("home/artifacts")).unwrap();
     let third = run_json(&pipeline(&s, &yaml, &[]));
     assert_eq!(task(&third, "load")["state"], "SUCCEEDED");
+}
+
+#[test]
+fn artifacts_published_to_a_backend_survive_the_loss_of_the_local_store() {
+    let remote = tempfile::tempdir().unwrap();
+    backend_round_trip(&format!("file://{}", remote.path().display()), &[]);
+}
+
+/// Against a real S3-compatible server (moto, from PyPI; `cargo xtask test` installs it and
+/// builds with the `s3` feature).
+#[cfg(feature = "s3")]
+#[test]
+fn artifacts_round_trip_through_an_s3_compatible_server() {
+    let moto = std::env::var("WEFT_TEST_MOTO_SERVER")
+        .expect("tests with the s3 feature need WEFT_TEST_MOTO_SERVER (the moto_server binary; cargo xtask test installs it)");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _server = Kill(
+        Command::new(&moto)
+            .args(["-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let endpoint = format!("127.0.0.1:{port}");
+    wait_for(Duration::from_secs(30), || {
+        std::net::TcpStream::connect(&endpoint).is_ok()
+    });
+    // Create the bucket with a bare S3 CreateBucket request.
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(&endpoint).unwrap();
+    write!(conn, "PUT /weft-test HTTP/1.1\r\nHost: {endpoint}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").unwrap();
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let env = [
+        ("AWS_ENDPOINT", format!("http://{endpoint}")),
+        ("AWS_ALLOW_HTTP", "true".to_string()),
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+    ];
+    backend_round_trip("s3://weft-test/artifacts", &env);
+}
+
+/// An example file with its component and data paths pointed at this build, written to `s`.
+fn example_in(s: &Scratch, name: &str) -> PathBuf {
+    let text =
+        std::fs::read_to_string(repo_file(&format!("examples/pipelines/iris/{name}"))).unwrap();
+    let text = text
+        .replace(
+            "../../../target/wasm-guests/components/",
+            &format!("{}/", components_dir().display()),
+        )
+        .replace(
+            "../../data/iris.csv",
+            repo_file("examples/data/iris.csv").to_str().unwrap(),
+        );
+    let path = s.path(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_sub_pipeline_runs_as_a_task() {
+    let s = Scratch::new();
+    example_in(&s, "prepare.yaml");
+    let nested = example_in(&s, "nested.yaml");
+    let run = pipeline(&s, &nested, &[]);
+    assert_eq!(run.code(), 0, "{}\n{}", run.stdout(), run.stderr());
+    let summary = run_json(&run);
+    assert_eq!(task(&summary, "prepare/load")["state"], "SUCCEEDED");
+    assert_eq!(task(&summary, "prepare/split")["state"], "SUCCEEDED");
+    // Same data, same split, same training as the flat pipeline: the same accuracy.
+    let flat = run_json(&pipeline(&s, &iris_yaml(&s), &[]));
+    assert_eq!(
+        out_param(&summary, "evaluate", "accuracy"),
+        out_param(&flat, "evaluate", "accuracy")
+    );
+    // The flat run reuses the nested run's steps from the cache: they are the same steps.
+    assert_eq!(task(&flat, "split")["state"], "SKIPPED");
+
+    // An interface that does not match the sub-pipeline is refused before anything runs.
+    let text = std::fs::read_to_string(&nested)
+        .unwrap()
+        .replace("seed: {type: int}", "seed: {type: string}")
+        .replace("seed: {param: seed}", "seed: {value: x}");
+    std::fs::write(&nested, text).unwrap();
+    let out = s
+        .wasm_run()
+        .args(["pipeline", "run"])
+        .arg(&nested)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("input parameter `seed` is string here but int in the sub-pipeline"),
+        "{err}"
+    );
 }

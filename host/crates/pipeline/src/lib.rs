@@ -10,6 +10,7 @@ mod cache_key;
 mod condition;
 mod executor;
 mod plan;
+mod subpipeline;
 
 pub use executor::{
     Executor, ReplayReport, ReplayedOutput, RunEvent, RunOptions, RunSummary, Stores,

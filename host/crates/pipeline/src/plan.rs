@@ -70,7 +70,15 @@ pub fn plan(
     let doc = Document::<Pipeline>::parse(&shown, &text)?;
     let graph = validate(&doc).map_err(PlanError::Invalid)?;
     let base = file.parent().unwrap_or(Path::new(".")).to_path_buf();
-    let spec = &doc.value.spec;
+    // Sub-pipelines become tasks of this one; the graph is recomputed over the result.
+    let mut pipeline = doc.value.clone();
+    crate::subpipeline::inline(&mut pipeline, &base, 0)?;
+    let graph = if pipeline == doc.value {
+        graph
+    } else {
+        weft_spec::validate::dependencies(&pipeline.spec)
+    };
+    let spec = &pipeline.spec;
 
     let mut params = BTreeMap::new();
     for (name, value) in &args.params {
@@ -180,7 +188,7 @@ pub fn plan(
     }
 
     Ok(Plan {
-        pipeline: doc.value.clone(),
+        pipeline: pipeline.clone(),
         pipeline_file: shown,
         params,
         input_artifacts,

@@ -39,6 +39,69 @@ struct Validator<'a> {
     errors: Vec<SpecError>,
 }
 
+/// Whether a component source is a sub-pipeline file rather than a component.
+pub fn is_pipeline_source(source: &str) -> bool {
+    source.ends_with(".yaml") || source.ends_with(".yml")
+}
+
+/// The task graph implied by a spec's references, `after` and conditions, without checking them
+/// (for specs made by the planner, such as a pipeline with its sub-pipelines inlined).
+pub fn dependencies(spec: &PipelineSpec) -> Graph {
+    fn param(src: &ParamSource, deps: &mut BTreeSet<String>) {
+        if let Some(t) = &src.task {
+            deps.insert(t.clone());
+        }
+    }
+    fn cond(c: &Condition, deps: &mut BTreeSet<String>) {
+        if let Some(i) = &c.input {
+            param(i, deps);
+        }
+        for inner in c.all.iter().chain(c.any.iter()).flatten() {
+            cond(inner, deps);
+        }
+        if let Some(n) = &c.not {
+            cond(n, deps);
+        }
+    }
+    let mut upstream = BTreeMap::new();
+    for (name, t) in &spec.tasks {
+        let mut deps: BTreeSet<String> = t.after.iter().cloned().collect();
+        t.params.values().for_each(|p| param(p, &mut deps));
+        for a in t.artifacts.values() {
+            if let Some(t) = &a.task {
+                deps.insert(t.clone());
+            }
+        }
+        if let Some(c) = &t.when {
+            cond(c, &mut deps);
+        }
+        if let Some(pf) = &t.parallel_for {
+            param(&pf.items, &mut deps);
+        }
+        deps.remove(name);
+        upstream.insert(name.clone(), deps);
+    }
+    let mut remaining: BTreeMap<&String, usize> =
+        upstream.iter().map(|(t, d)| (t, d.len())).collect();
+    let mut order = Vec::new();
+    while let Some(next) = remaining
+        .iter()
+        .find(|(_, n)| **n == 0)
+        .map(|(t, _)| (*t).clone())
+    {
+        remaining.remove(&next);
+        for (other, deps) in &upstream {
+            if deps.contains(&next) {
+                if let Some(n) = remaining.get_mut(other) {
+                    *n -= 1;
+                }
+            }
+        }
+        order.push(next);
+    }
+    Graph { upstream, order }
+}
+
 /// A name used as a path component and in references.
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
@@ -122,11 +185,14 @@ impl Validator<'_> {
                         c.source
                     ),
                 );
-            } else if !c.source.starts_with("sha256:") && !c.source.ends_with(".wasm") {
+            } else if !c.source.starts_with("sha256:")
+                && !c.source.ends_with(".wasm")
+                && !is_pipeline_source(&c.source)
+            {
                 self.err(
                     &["spec", "components", name, "source"],
                     format!(
-                        "component source `{}` must be a .wasm path or a sha256: digest",
+                        "component source `{}` must be a .wasm path, a sha256: digest, or a pipeline .yaml",
                         c.source
                     ),
                 );
