@@ -126,6 +126,24 @@ fn the_iris_pipeline_trains_a_model_as_good_as_the_data_allows() {
     let diagonal: i64 = (0..3).map(|i| matrix[i][i].as_i64().unwrap()).sum();
     assert_eq!(total, test_rows);
     assert!((diagonal as f64 / total as f64 - accuracy).abs() < 1e-12);
+    // One ROC curve per class, from (0,0) to (1,1), rising; setosa is separable (AUC 1).
+    let roc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(metrics_dir.join("roc.json")).unwrap())
+            .unwrap();
+    let curves = roc.as_array().unwrap();
+    assert_eq!(curves.len(), 3);
+    for curve in curves {
+        let pts = curve["points"].as_array().unwrap();
+        let xy = |p: &serde_json::Value| (p["fpr"].as_f64().unwrap(), p["tpr"].as_f64().unwrap());
+        assert_eq!(xy(&pts[0]), (0.0, 0.0));
+        assert_eq!(xy(pts.last().unwrap()), (1.0, 1.0));
+        assert!(pts
+            .windows(2)
+            .all(|w| xy(&w[0]).0 <= xy(&w[1]).0 && xy(&w[0]).1 <= xy(&w[1]).1));
+        assert!(curve["auc"].as_f64().unwrap() > 0.9, "{curve}");
+    }
+    assert_eq!(curves[0]["class"], "setosa");
+    assert_eq!(curves[0]["auc"], 1.0);
 
     // Lineage of the model: produced by train, consumed by evaluate and publish.
     let model = event("train", "model");
