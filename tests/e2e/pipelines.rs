@@ -966,3 +966,35 @@ fn a_sub_pipeline_runs_as_a_task() {
         "{err}"
     );
 }
+
+#[test]
+fn components_can_be_referenced_by_digest_once_stored() {
+    let s = Scratch::new();
+    let by_path = misbehave_pipeline(&s, "    a:\n      component: busy\n      cache: false\n");
+    let first = run_json(&pipeline(&s, &by_path, &[]));
+    let digest = task(&first, "a")["component_digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The run stored the component under its digest; a pipeline may now name it so.
+    let text = std::fs::read_to_string(&by_path)
+        .unwrap()
+        .replace(MISBEHAVE, &digest);
+    let by_digest = s.path("by-digest.yaml");
+    std::fs::write(&by_digest, &text).unwrap();
+    let second = run_json(&pipeline(&s, &by_digest, &[]));
+    assert_eq!(task(&second, "a")["component_digest"], digest.as_str());
+    // `cache: false` on the task: it ran again rather than hitting the first run's entry.
+    assert_eq!(task(&second, "a")["state"], "SUCCEEDED");
+
+    let unknown = format!("sha256:{}", "0".repeat(64));
+    std::fs::write(&by_digest, text.replace(&digest, &unknown)).unwrap();
+    let out = s
+        .wasm_run()
+        .args(["pipeline", "validate"])
+        .arg(&by_digest)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not in the component store"));
+}
