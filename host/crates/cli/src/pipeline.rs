@@ -175,36 +175,17 @@ pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
                 Err(e) => return report_plan_error(e),
             };
             let total = plan.pipeline.spec.tasks.len();
-            drive(
-                home,
-                args.json,
-                total,
-                parallelism(args.parallelism),
-                |opts| {
-                    let exec = exec;
-                    async move { exec.start(plan, args.run_id, &opts).await }
-                },
-            )
+            let summary = with_progress(total, parallelism(args.parallelism), |opts| async move {
+                exec.start(plan, args.run_id, &opts).await
+            })?;
+            report_run(home, summary, args.json)
         }
         PipelineCommand::Replay(args) => {
             let exec = open(home)?;
             let record = exec.stores().meta.run(&args.run)?;
             let total = exec.stores().meta.tasks(&record.id)?.len();
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let report = rt.block_on(async {
-                let progress = tokio::spawn(Progress::new(total).follow(rx));
-                let opts = RunOptions {
-                    parallelism: parallelism(args.parallelism),
-                    events: Some(tx),
-                    cancel: Arc::new(AtomicBool::new(false)),
-                };
-                let report = exec.replay(&args.run, &opts).await;
-                drop(opts);
-                let _ = progress.await;
-                report
+            let report = with_progress(total, parallelism(args.parallelism), |opts| async move {
+                exec.replay(&args.run, &opts).await
             })?;
             if args.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -248,16 +229,10 @@ pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
             let exec = open(home)?;
             let record = exec.stores().meta.run(&args.run)?;
             let total = exec.stores().meta.tasks(&record.id)?.len();
-            drive(
-                home,
-                args.json,
-                total,
-                parallelism(args.parallelism),
-                |opts| {
-                    let exec = exec;
-                    async move { exec.resume(&args.run, &opts).await }
-                },
-            )
+            let summary = with_progress(total, parallelism(args.parallelism), |opts| async move {
+                exec.resume(&args.run, &opts).await
+            })?;
+            report_run(home, summary, args.json)
         }
     }
 }
@@ -327,16 +302,12 @@ fn report_plan_error(e: PlanError) -> Result<ExitCode> {
 }
 
 /// Runs the executor on a tokio runtime with the progress view and Ctrl-C cancellation.
-fn drive<F, Fut>(
-    home: &Home,
-    json: bool,
-    total: usize,
-    parallelism: usize,
-    run: F,
-) -> Result<ExitCode>
+/// Runs `run` on a tokio runtime with the live progress view and Ctrl-C cancellation (a second
+/// Ctrl-C aborts).
+fn with_progress<T, F, Fut>(total: usize, parallelism: usize, run: F) -> Result<T>
 where
     F: FnOnce(RunOptions) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<RunSummary>>,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -355,19 +326,24 @@ where
             }
         });
         let progress = tokio::spawn(Progress::new(total).follow(rx));
-        let opts = RunOptions {
+        // `run` owns the options, so the progress channel closes when it finishes.
+        let result = run(RunOptions {
             parallelism,
             events: Some(tx),
             cancel,
-        };
-        let summary = run(opts).await;
-        let _ = progress.await;
-        let summary = summary?;
-        crate::runs::print_summary(home, &summary, json)?;
-        Ok(match summary.state.as_str() {
-            weft_store::RUN_SUCCEEDED => ExitCode::SUCCESS,
-            weft_store::RUN_CANCELLED => ExitCode::from(130),
-            _ => ExitCode::from(1),
         })
+        .await;
+        let _ = progress.await;
+        result
+    })
+}
+
+/// Prints a finished run and maps its state to the exit status.
+fn report_run(home: &Home, summary: RunSummary, json: bool) -> Result<ExitCode> {
+    crate::runs::print_summary(home, &summary, json)?;
+    Ok(match summary.state.as_str() {
+        weft_store::RUN_SUCCEEDED => ExitCode::SUCCESS,
+        weft_store::RUN_CANCELLED => ExitCode::from(130),
+        _ => ExitCode::from(1),
     })
 }
