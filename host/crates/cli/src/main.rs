@@ -5,6 +5,7 @@ mod pipeline;
 mod progress;
 mod run;
 mod runs;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -54,6 +55,8 @@ enum Command {
     Runs(runs::RunsCommand),
     /// Print the log of one task of a run.
     Logs { run: String, task: String },
+    /// Serve models over the Open Inference Protocol (KServe V2 REST).
+    Serve(serve::ServeArgs),
     /// Artifacts in the store: list, get.
     #[command(subcommand)]
     Artifacts(runs::ArtifactsCommand),
@@ -75,6 +78,7 @@ fn main() -> ExitCode {
         Command::Pipeline(cmd) => pipeline::command(&home, cmd),
         Command::Runs(cmd) => runs::runs(&home, cmd),
         Command::Logs { run, task } => runs::logs(&home, &run, &task),
+        Command::Serve(args) => serve::run(&home, args),
         Command::Artifacts(cmd) => runs::artifacts(&home, cmd),
         Command::Lineage { digest, output } => runs::lineage(&home, &digest, output),
     };

@@ -49,8 +49,8 @@ pub struct LoadedComponent {
 /// Runs steps. Cheap to share across threads (`&Runtime` is `Sync`).
 pub struct Runtime {
     pub(crate) engine: Engine,
-    linker: Linker<StepState>,
-    cache: ComponentCache,
+    pub(crate) linker: Linker<StepState>,
+    pub(crate) cache: ComponentCache,
     loaded: Mutex<HashMap<String, Arc<LoadedComponent>>>,
 }
 

@@ -16,6 +16,7 @@ mod hermetic;
 mod limits;
 mod log_sink;
 mod output_quota;
+pub mod predictor;
 mod sandbox;
 mod state;
 mod step;

@@ -23,6 +23,8 @@ pub(crate) struct StepState {
     pub(crate) task: String,
     /// When the step's time limit runs out; host-side waits end by then.
     pub(crate) deadline: std::time::Instant,
+    /// The staging directory of file inputs: lives as long as the Store that is granted it.
+    pub(crate) _stage: Option<tempfile::TempDir>,
 }
 
 impl WasiView for StepState {

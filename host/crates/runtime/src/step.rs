@@ -133,13 +133,12 @@ mod duration_secs {
 }
 
 impl Runtime {
-    /// Runs one step in a fresh Store. The step's failure is an `Err`; the runtime stays usable.
-    pub fn run(
+    /// A fresh Store sandboxed by `req`: its WASI grants, limiter, output quota, task log, and
+    /// an epoch callback enforcing the time limit (`StepState::deadline`) and cancellation.
+    pub(crate) fn new_store(
         &self,
-        component: &LoadedComponent,
         req: &StepRequest,
-    ) -> Result<StepOutcome, StepError> {
-        let started = Instant::now();
+    ) -> Result<(Store<StepState>, crate::sandbox::Granted, LogSink), StepError> {
         let limits = &req.limits;
         if limits.memory_bytes > crate::engine::MAX_MEMORY_BYTES {
             return Err(StepError::Grant(format!(
@@ -164,34 +163,45 @@ impl Runtime {
             stage.as_ref().map(|s| s.path()).unwrap_or(Path::new("")),
             &log,
         )?;
-        let quota = Arc::new(OutputQuota::new(limits.max_output_bytes));
-        let deadline = Instant::now() + limits.timeout;
         let state = StepState {
             wasi,
             table: ResourceTable::new(),
             limiter: Limiter::new(limits.clone()),
-            quota: quota.clone(),
+            quota: Arc::new(OutputQuota::new(limits.max_output_bytes)),
             log: log.clone(),
             metrics: Vec::new(),
             max_metrics: limits.max_metrics,
             metrics_tripped: false,
             task: req.context.task_name.clone(),
-            deadline,
+            deadline: Instant::now() + limits.timeout,
+            _stage: stage,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         // Checked on every epoch tick: the time limit, and cancellation from outside (Ctrl-C).
         let cancel = req.cancel.clone();
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
+        store.epoch_deadline_callback(move |ctx| {
             if cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return Err(Cancelled.into());
             }
-            if Instant::now() >= deadline {
+            if Instant::now() >= ctx.data().deadline {
                 return Ok(UpdateDeadline::Interrupt);
             }
             Ok(UpdateDeadline::Continue(1))
         });
+        Ok((store, granted, log))
+    }
+
+    /// Runs one step in a fresh Store. The step's failure is an `Err`; the runtime stays usable.
+    pub fn run(
+        &self,
+        component: &LoadedComponent,
+        req: &StepRequest,
+    ) -> Result<StepOutcome, StepError> {
+        let started = Instant::now();
+        let limits = &req.limits;
+        let (mut store, granted, log) = self.new_store(req)?;
 
         let input = wit::StepInput {
             context: wit::StepContext {
@@ -253,7 +263,7 @@ fn artifacts(list: Vec<(String, String)>) -> Vec<wit::Artifact> {
 
 /// Says which limit or fault ended the step: a limit the limiter or quota recorded wins over the
 /// trap it caused (a guest aborting on a refused allocation traps with `unreachable`).
-fn classify(err: wasmtime::Error, state: &StepState, limits: &Limits, log: &LogSink) -> StepError {
+pub(crate) fn classify(err: wasmtime::Error, state: &StepState, limits: &Limits, log: &LogSink) -> StepError {
     if err.downcast_ref::<Cancelled>().is_some() {
         return StepError::Cancelled;
     }

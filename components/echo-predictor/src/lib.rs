@@ -1,0 +1,53 @@
+//! A model for protocol and fault tests: returns every input as an output of the same name
+//! (renamed `<name>_out`), for any datatype. An input named `trap` panics, `spin` loops forever,
+//! `hog` allocates without bound: a request can fail in each way a model can.
+wit_bindgen::generate!({ path: "../../wit/serve", world: "weft:serve/predictor" });
+
+use exports::weft::serve::model::{Guest, InferError, InferRequest, InferResponse, ModelMetadata};
+use weft::serve::types::{Datatype, Tensor, TensorSpec};
+
+struct Echo;
+
+impl Guest for Echo {
+    fn load(_model_dir: Option<String>) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn metadata() -> ModelMetadata {
+        ModelMetadata {
+            platform: "weft-echo".into(),
+            inputs: vec![TensorSpec { name: "x".into(), datatype: Datatype::Fp32, shape: vec![-1] }],
+            outputs: vec![TensorSpec { name: "x_out".into(), datatype: Datatype::Fp32, shape: vec![-1] }],
+        }
+    }
+
+    fn infer(request: InferRequest) -> Result<InferResponse, InferError> {
+        let mut outputs = Vec::new();
+        for t in request.inputs {
+            match t.name.as_str() {
+                "trap" => panic!("echo-predictor asked to trap"),
+                "spin" => {
+                    let mut x = 0u64;
+                    loop {
+                        x = std::hint::black_box(x.wrapping_add(1));
+                    }
+                }
+                "hog" => {
+                    let mut hoard: Vec<Vec<u8>> = Vec::new();
+                    loop {
+                        hoard.push(vec![1; 1 << 20]);
+                        std::hint::black_box(&hoard);
+                    }
+                }
+                "invalid" => return Err(InferError::InvalidInput("asked to reject".into())),
+                _ => outputs.push(Tensor { name: format!("{}_out", t.name), ..t }),
+            }
+        }
+        if !request.outputs.is_empty() {
+            outputs.retain(|t| request.outputs.contains(&t.name));
+        }
+        Ok(InferResponse { outputs, parameters: request.parameters })
+    }
+}
+
+export!(Echo);

@@ -1,0 +1,269 @@
+//! The axum server and its V2 handlers.
+
+use crate::tensor;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use weft_runtime::predictor::{InferError, InferRequest, LoadedPredictor, ModelMetadata};
+use weft_runtime::{InputArtifact, Limits, Runtime, StepError, StepRequest};
+
+/// One served model.
+#[derive(Clone, Debug)]
+pub struct ModelConfig {
+    pub name: String,
+    pub component: PathBuf,
+    /// The model artifact, granted read-only to every instance.
+    pub model_dir: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub addr: SocketAddr,
+    pub models: Vec<ModelConfig>,
+    /// Per request: memory, time (the request timeout), log.
+    pub limits: Limits,
+    pub max_body_bytes: usize,
+    /// Requests running at once; the rest wait.
+    pub concurrency: usize,
+}
+
+/// The only version each model has in this server, until versions and canaries land.
+const VERSION: &str = "1";
+
+struct Model {
+    config: ModelConfig,
+    predictor: LoadedPredictor,
+    metadata: ModelMetadata,
+}
+
+struct AppState {
+    runtime: Arc<Runtime>,
+    models: BTreeMap<String, Model>,
+    limits: Limits,
+    slots: tokio::sync::Semaphore,
+}
+
+/// A V2 error: `{"error": "..."}` with a status code.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+/// The grants of one instance of `model`: its artifact read-only, nothing else.
+fn grants(model: &ModelConfig, limits: &Limits) -> StepRequest {
+    let mut req = StepRequest::new("serve", model.name.clone());
+    req.limits = limits.clone();
+    if let Some(dir) = &model.model_dir {
+        req.inputs.push(InputArtifact { name: "model".into(), path: dir.clone() });
+    }
+    req
+}
+
+fn guest_model_dir(model: &ModelConfig) -> Option<&'static str> {
+    model.model_dir.as_ref().map(|_| "/inputs/model")
+}
+
+/// Loads every model (compiling, linking, and loading one instance to read its metadata), binds
+/// `addr`, reports the bound address on stderr, and serves until Ctrl-C, draining requests in
+/// flight before it returns.
+pub async fn serve(config: ServerConfig, runtime: Arc<Runtime>) -> anyhow::Result<()> {
+    // Loading runs wasm (and blocking WASI calls): keep it off the async workers.
+    let (models, runtime) = {
+        let config = config.clone();
+        tokio::task::spawn_blocking(move || load_models(&config, &runtime).map(|m| (m, runtime))).await??
+    };
+    let state = Arc::new(AppState {
+        runtime,
+        models,
+        limits: config.limits.clone(),
+        slots: tokio::sync::Semaphore::new(config.concurrency.max(1)),
+    });
+    let app = Router::new()
+        .route("/v2", get(server_metadata))
+        .route("/v2/health/live", get(|| async { Json(json!({"live": true})) }))
+        .route("/v2/health/ready", get(|| async { Json(json!({"ready": true})) }))
+        .route("/v2/models", get(list_models))
+        .route("/v2/models/{name}", get(model_metadata))
+        .route("/v2/models/{name}/ready", get(model_ready))
+        .route("/v2/models/{name}/infer", post(infer))
+        .route("/v2/models/{name}/versions/{version}", get(model_metadata_v))
+        .route("/v2/models/{name}/versions/{version}/ready", get(model_ready_v))
+        .route("/v2/models/{name}/versions/{version}/infer", post(infer_v))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    eprintln!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("shutting down: draining requests in flight");
+        })
+        .await?;
+    Ok(())
+}
+
+/// Compiles and links every model and loads one instance of each to read its metadata, so a
+/// model that cannot load is an error at start-up, not on the first request.
+fn load_models(config: &ServerConfig, runtime: &Runtime) -> anyhow::Result<BTreeMap<String, Model>> {
+    let mut models = BTreeMap::new();
+    for m in &config.models {
+        let predictor = runtime.load_predictor(&m.component).map_err(|e| anyhow::anyhow!("model `{}`: {e}", m.name))?;
+        let mut instance = runtime
+            .instantiate_predictor(&predictor, &grants(m, &config.limits), guest_model_dir(m))
+            .map_err(|e| anyhow::anyhow!("model `{}`: {e}", m.name))?;
+        let metadata = instance.metadata().map_err(|e| anyhow::anyhow!("model `{}`: {e}", m.name))?;
+        tracing::info!(model = %m.name, digest = %predictor.digest, "model ready");
+        models.insert(m.name.clone(), Model { config: m.clone(), predictor, metadata });
+    }
+    Ok(models)
+}
+
+async fn server_metadata() -> Json<Value> {
+    Json(json!({"name": "weft", "version": env!("CARGO_PKG_VERSION"), "extensions": []}))
+}
+
+fn model<'a>(state: &'a AppState, name: &str, version: Option<&str>) -> Result<&'a Model, ApiError> {
+    let m = state.models.get(name).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown model `{name}`")))?;
+    match version {
+        Some(v) if v != VERSION => Err(ApiError(StatusCode::NOT_FOUND, format!("model `{name}` has no version `{v}` (versions: [\"{VERSION}\"])"))),
+        _ => Ok(m),
+    }
+}
+
+fn spec_json(specs: &[weft_runtime::predictor::TensorSpec]) -> Vec<Value> {
+    specs.iter().map(|s| json!({"name": s.name, "datatype": tensor::datatype_name(s.datatype), "shape": s.shape})).collect()
+}
+
+fn metadata_json(m: &Model) -> Value {
+    json!({
+        "name": m.config.name,
+        "versions": [VERSION],
+        "platform": m.metadata.platform,
+        "inputs": spec_json(&m.metadata.inputs),
+        "outputs": spec_json(&m.metadata.outputs),
+    })
+}
+
+async fn list_models(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let models: Vec<Value> = state
+        .models
+        .values()
+        .map(|m| json!({"name": m.config.name, "versions": [VERSION], "platform": m.metadata.platform, "ready": true}))
+        .collect();
+    Json(json!({"models": models}))
+}
+
+async fn model_metadata(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult {
+    Ok(Json(metadata_json(model(&state, &name, None)?)))
+}
+
+async fn model_metadata_v(State(state): State<Arc<AppState>>, Path((name, version)): Path<(String, String)>) -> ApiResult {
+    Ok(Json(metadata_json(model(&state, &name, Some(&version))?)))
+}
+
+async fn model_ready(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult {
+    model(&state, &name, None)?;
+    Ok(Json(json!({"name": name, "ready": true})))
+}
+
+async fn model_ready_v(State(state): State<Arc<AppState>>, Path((name, version)): Path<(String, String)>) -> ApiResult {
+    model(&state, &name, Some(&version))?;
+    Ok(Json(json!({"name": name, "ready": true})))
+}
+
+async fn infer(State(state): State<Arc<AppState>>, Path(name): Path<String>, body: axum::body::Bytes) -> ApiResult {
+    run_infer(state, name, None, body).await
+}
+
+async fn infer_v(
+    State(state): State<Arc<AppState>>,
+    Path((name, version)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    run_infer(state, name, Some(version), body).await
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+async fn run_infer(state: Arc<AppState>, name: String, version: Option<String>, body: axum::body::Bytes) -> ApiResult {
+    model(&state, &name, version.as_deref())?;
+    let req: Value = serde_json::from_slice(&body).map_err(|e| bad(format!("malformed JSON body: {e}")))?;
+    let inputs = req["inputs"].as_array().ok_or_else(|| bad("the request has no `inputs` list"))?;
+    let inputs = inputs.iter().map(tensor::from_json).collect::<Result<Vec<_>, _>>().map_err(bad)?;
+    let id = req.get("id").and_then(Value::as_str).map(str::to_string);
+    let outputs: Vec<String> = match req.get("outputs") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|o| o["name"].as_str().map(str::to_string).ok_or_else(|| bad("each requested output needs a `name`")))
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(bad("`outputs` must be a list")),
+    };
+    let parameters = match req.get("parameters") {
+        None | Some(Value::Null) => "{}".to_string(),
+        Some(p @ Value::Object(_)) => p.to_string(),
+        Some(_) => return Err(bad("`parameters` must be an object")),
+    };
+    let request = InferRequest { id: id.clone(), inputs, outputs: outputs.clone(), parameters };
+
+    let _slot = state.slots.acquire().await.map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()))?;
+    let worker = state.clone();
+    let model_name = name.clone();
+    // Each request: a fresh instance in its own Store; whatever it does ends with it.
+    let result = tokio::task::spawn_blocking(move || {
+        let m = &worker.models[&model_name];
+        let mut instance = worker.runtime.instantiate_predictor(&m.predictor, &grants(&m.config, &worker.limits), guest_model_dir(&m.config))?;
+        instance.infer(&request)
+    })
+    .await
+    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("request worker: {e}")))?;
+    let response = match result {
+        Ok(Ok(r)) => r,
+        Ok(Err(InferError::InvalidInput(m))) => return Err(bad(m)),
+        Ok(Err(InferError::Failed(m))) => return Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("model failed: {m}"))),
+        Err(e) => {
+            tracing::warn!(model = %name, error = %e, "request failed in the sandbox");
+            return Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, model_fault(&e)));
+        }
+    };
+    for o in &outputs {
+        if !response.outputs.iter().any(|t| &t.name == o) {
+            return Err(bad(format!("model `{name}` has no output `{o}`")));
+        }
+    }
+    let outs = response
+        .outputs
+        .iter()
+        .map(tensor::to_json)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("model returned a bad tensor: {e}")))?;
+    let mut body = json!({"model_name": name, "model_version": VERSION, "outputs": outs});
+    if let Some(id) = id {
+        body["id"] = json!(id);
+    }
+    if let Ok(p @ Value::Object(_)) = serde_json::from_str::<Value>(&response.parameters) {
+        if p.as_object().is_some_and(|o| !o.is_empty()) {
+            body["parameters"] = p;
+        }
+    }
+    Ok(Json(body))
+}
+
+/// The one-line cause of a request that died in the sandbox.
+fn model_fault(e: &StepError) -> String {
+    format!("model failed: {}", e.one_line())
+}
