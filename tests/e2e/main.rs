@@ -7,5 +7,6 @@ mod limits;
 mod pipelines;
 mod runtime_api;
 mod sandbox;
+mod serve;
 mod support;
 mod transform;

@@ -45,30 +45,53 @@ pub struct ServeArgs {
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
-    s.parse::<ByteSize>().map(|b| b.as_u64()).map_err(|e| format!("`{s}`: {e}"))
+    s.parse::<ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("`{s}`: {e}"))
 }
 
 fn parse_model(s: &str) -> Result<ModelConfig, String> {
-    let (name, rest) = s.split_once('=').ok_or_else(|| format!("`{s}`: write NAME=COMPONENT.wasm[:MODEL_DIR]"))?;
+    let (name, rest) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}`: write NAME=COMPONENT.wasm[:MODEL_DIR]"))?;
     let (component, dir) = match rest.split_once(".wasm:") {
         Some((c, d)) => (format!("{c}.wasm"), Some(PathBuf::from(d))),
         None => (rest.to_string(), None),
     };
-    Ok(ModelConfig { name: name.to_string(), component: PathBuf::from(component), model_dir: dir })
+    Ok(ModelConfig {
+        name: name.to_string(),
+        component: PathBuf::from(component),
+        model_dir: dir,
+    })
 }
 
 pub fn run(home: &Home, args: ServeArgs) -> Result<ExitCode> {
-    let concurrency = args.concurrency.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2));
-    let runtime = Runtime::new(RuntimeConfig { cache_dir: Some(home.component_cache()), max_concurrent_steps: (concurrency as u32 + 4).max(8) })
-        .context("starting the WebAssembly engine")?;
+    let concurrency = args.concurrency.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+    });
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(home.component_cache()),
+        max_concurrent_steps: (concurrency as u32 + 4).max(8),
+    })
+    .context("starting the WebAssembly engine")?;
     let config = ServerConfig {
-        addr: format!("{}:{}", args.host, args.port).parse().context("--host/--port")?,
+        addr: format!("{}:{}", args.host, args.port)
+            .parse()
+            .context("--host/--port")?,
         models: args.models,
-        limits: Limits { memory_bytes: args.memory, timeout: args.timeout, ..Limits::default() },
+        limits: Limits {
+            memory_bytes: args.memory,
+            timeout: args.timeout,
+            ..Limits::default()
+        },
         max_body_bytes: args.max_body as usize,
         concurrency,
     };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(weft_serve::serve(config, Arc::new(runtime)))?;
     Ok(ExitCode::SUCCESS)
 }

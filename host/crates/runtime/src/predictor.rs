@@ -17,7 +17,9 @@ pub mod bindings {
     });
 }
 
-pub use bindings::exports::weft::serve::model::{InferError, InferRequest, InferResponse, ModelMetadata};
+pub use bindings::exports::weft::serve::model::{
+    InferError, InferRequest, InferResponse, ModelMetadata,
+};
 pub use bindings::weft::serve::types::{Datatype, Tensor, TensorSpec};
 
 /// The export a served model must have.
@@ -42,24 +44,46 @@ pub struct PredictorInstance {
 impl Runtime {
     /// Loads a served model's component; checks it exports `weft:serve/model@0.1.0`.
     pub fn load_predictor(&self, path: &Path) -> Result<LoadedPredictor, StepError> {
-        let bytes = std::fs::read(path).map_err(|e| StepError::Grant(format!("component {}: {e}", path.display())))?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| StepError::Grant(format!("component {}: {e}", path.display())))?;
         let digest = cache::digest(&bytes);
         let shown = path.display().to_string();
         let (component, source) = self
             .cache
             .load_or_compile(&self.engine, &digest, &bytes)
-            .map_err(|e| StepError::InvalidComponent { path: shown.clone(), reason: format!("{e:#}") })?;
-        let exports: Vec<String> =
-            component.component_type().exports(&self.engine).map(|(name, _)| name.to_string()).collect();
+            .map_err(|e| StepError::InvalidComponent {
+                path: shown.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
         if !exports.iter().any(|e| e == MODEL_EXPORT) {
-            return Err(StepError::NotAStep { path: shown, expected: MODEL_EXPORT, exports });
+            return Err(StepError::NotAStep {
+                path: shown,
+                expected: MODEL_EXPORT,
+                exports,
+            });
         }
         let pre = self
             .linker
             .instantiate_pre(&component)
-            .map_err(|e| StepError::Link { path: shown.clone(), reason: format!("{e:#}") })?;
-        let pre = bindings::PredictorPre::new(pre).map_err(|e| StepError::Link { path: shown, reason: format!("{e:#}") })?;
-        Ok(LoadedPredictor { digest, path: path.to_path_buf(), source, pre })
+            .map_err(|e| StepError::Link {
+                path: shown.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        let pre = bindings::PredictorPre::new(pre).map_err(|e| StepError::Link {
+            path: shown,
+            reason: format!("{e:#}"),
+        })?;
+        Ok(LoadedPredictor {
+            digest,
+            path: path.to_path_buf(),
+            source,
+            pre,
+        })
     }
 
     /// A fresh instance sandboxed by `grants`, with its model loaded from `model_dir` (a guest
@@ -72,14 +96,26 @@ impl Runtime {
     ) -> Result<PredictorInstance, StepError> {
         let (mut store, _granted, log) = self.new_store(grants)?;
         let limits = grants.limits.clone();
-        let model = predictor.pre.instantiate(&mut store).map_err(|e| crate::step::classify(e, store.data(), &limits, &log))?;
+        let model = predictor
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| crate::step::classify(e, store.data(), &limits, &log))?;
         let loaded = model.weft_serve_model().call_load(&mut store, model_dir);
         match loaded {
             Ok(Ok(())) => {}
-            Ok(Err(message)) => return Err(StepError::Failed { message: format!("loading the model: {message}") }),
+            Ok(Err(message)) => {
+                return Err(StepError::Failed {
+                    message: format!("loading the model: {message}"),
+                })
+            }
             Err(e) => return Err(crate::step::classify(e, store.data(), &limits, &log)),
         }
-        Ok(PredictorInstance { store, model, timeout: limits.timeout, limits })
+        Ok(PredictorInstance {
+            store,
+            model,
+            timeout: limits.timeout,
+            limits,
+        })
     }
 }
 
@@ -101,9 +137,15 @@ impl PredictorInstance {
     }
 
     /// Runs one request. A trap or limit is an `Err`; the instance must not be reused after one.
-    pub fn infer(&mut self, request: &InferRequest) -> Result<Result<InferResponse, InferError>, StepError> {
+    pub fn infer(
+        &mut self,
+        request: &InferRequest,
+    ) -> Result<Result<InferResponse, InferError>, StepError> {
         self.arm();
-        let r = self.model.weft_serve_model().call_infer(&mut self.store, request);
+        let r = self
+            .model
+            .weft_serve_model()
+            .call_infer(&mut self.store, request);
         r.map_err(|e| self.fail(e))
     }
 }

@@ -263,7 +263,12 @@ fn artifacts(list: Vec<(String, String)>) -> Vec<wit::Artifact> {
 
 /// Says which limit or fault ended the step: a limit the limiter or quota recorded wins over the
 /// trap it caused (a guest aborting on a refused allocation traps with `unreachable`).
-pub(crate) fn classify(err: wasmtime::Error, state: &StepState, limits: &Limits, log: &LogSink) -> StepError {
+pub(crate) fn classify(
+    err: wasmtime::Error,
+    state: &StepState,
+    limits: &Limits,
+    log: &LogSink,
+) -> StepError {
     if err.downcast_ref::<Cancelled>().is_some() {
         return StepError::Cancelled;
     }

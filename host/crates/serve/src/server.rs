@@ -66,7 +66,10 @@ fn grants(model: &ModelConfig, limits: &Limits) -> StepRequest {
     let mut req = StepRequest::new("serve", model.name.clone());
     req.limits = limits.clone();
     if let Some(dir) = &model.model_dir {
-        req.inputs.push(InputArtifact { name: "model".into(), path: dir.clone() });
+        req.inputs.push(InputArtifact {
+            name: "model".into(),
+            path: dir.clone(),
+        });
     }
     req
 }
@@ -82,7 +85,8 @@ pub async fn serve(config: ServerConfig, runtime: Arc<Runtime>) -> anyhow::Resul
     // Loading runs wasm (and blocking WASI calls): keep it off the async workers.
     let (models, runtime) = {
         let config = config.clone();
-        tokio::task::spawn_blocking(move || load_models(&config, &runtime).map(|m| (m, runtime))).await??
+        tokio::task::spawn_blocking(move || load_models(&config, &runtime).map(|m| (m, runtime)))
+            .await??
     };
     let state = Arc::new(AppState {
         runtime,
@@ -92,14 +96,26 @@ pub async fn serve(config: ServerConfig, runtime: Arc<Runtime>) -> anyhow::Resul
     });
     let app = Router::new()
         .route("/v2", get(server_metadata))
-        .route("/v2/health/live", get(|| async { Json(json!({"live": true})) }))
-        .route("/v2/health/ready", get(|| async { Json(json!({"ready": true})) }))
+        .route(
+            "/v2/health/live",
+            get(|| async { Json(json!({"live": true})) }),
+        )
+        .route(
+            "/v2/health/ready",
+            get(|| async { Json(json!({"ready": true})) }),
+        )
         .route("/v2/models", get(list_models))
         .route("/v2/models/{name}", get(model_metadata))
         .route("/v2/models/{name}/ready", get(model_ready))
         .route("/v2/models/{name}/infer", post(infer))
-        .route("/v2/models/{name}/versions/{version}", get(model_metadata_v))
-        .route("/v2/models/{name}/versions/{version}/ready", get(model_ready_v))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(model_metadata_v),
+        )
+        .route(
+            "/v2/models/{name}/versions/{version}/ready",
+            get(model_ready_v),
+        )
         .route("/v2/models/{name}/versions/{version}/infer", post(infer_v))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .with_state(state);
@@ -116,16 +132,30 @@ pub async fn serve(config: ServerConfig, runtime: Arc<Runtime>) -> anyhow::Resul
 
 /// Compiles and links every model and loads one instance of each to read its metadata, so a
 /// model that cannot load is an error at start-up, not on the first request.
-fn load_models(config: &ServerConfig, runtime: &Runtime) -> anyhow::Result<BTreeMap<String, Model>> {
+fn load_models(
+    config: &ServerConfig,
+    runtime: &Runtime,
+) -> anyhow::Result<BTreeMap<String, Model>> {
     let mut models = BTreeMap::new();
     for m in &config.models {
-        let predictor = runtime.load_predictor(&m.component).map_err(|e| anyhow::anyhow!("model `{}`: {e}", m.name))?;
+        let predictor = runtime
+            .load_predictor(&m.component)
+            .map_err(|e| anyhow::anyhow!("model `{}`: {e}", m.name))?;
         let mut instance = runtime
             .instantiate_predictor(&predictor, &grants(m, &config.limits), guest_model_dir(m))
             .map_err(|e| anyhow::anyhow!("model `{}`: {e}", m.name))?;
-        let metadata = instance.metadata().map_err(|e| anyhow::anyhow!("model `{}`: {e}", m.name))?;
+        let metadata = instance
+            .metadata()
+            .map_err(|e| anyhow::anyhow!("model `{}`: {e}", m.name))?;
         tracing::info!(model = %m.name, digest = %predictor.digest, "model ready");
-        models.insert(m.name.clone(), Model { config: m.clone(), predictor, metadata });
+        models.insert(
+            m.name.clone(),
+            Model {
+                config: m.clone(),
+                predictor,
+                metadata,
+            },
+        );
     }
     Ok(models)
 }
@@ -134,10 +164,20 @@ async fn server_metadata() -> Json<Value> {
     Json(json!({"name": "weft", "version": env!("CARGO_PKG_VERSION"), "extensions": []}))
 }
 
-fn model<'a>(state: &'a AppState, name: &str, version: Option<&str>) -> Result<&'a Model, ApiError> {
-    let m = state.models.get(name).ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown model `{name}`")))?;
+fn model<'a>(
+    state: &'a AppState,
+    name: &str,
+    version: Option<&str>,
+) -> Result<&'a Model, ApiError> {
+    let m = state
+        .models
+        .get(name)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown model `{name}`")))?;
     match version {
-        Some(v) if v != VERSION => Err(ApiError(StatusCode::NOT_FOUND, format!("model `{name}` has no version `{v}` (versions: [\"{VERSION}\"])"))),
+        Some(v) if v != VERSION => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("model `{name}` has no version `{v}` (versions: [\"{VERSION}\"])"),
+        )),
         _ => Ok(m),
     }
 }
@@ -169,7 +209,10 @@ async fn model_metadata(State(state): State<Arc<AppState>>, Path(name): Path<Str
     Ok(Json(metadata_json(model(&state, &name, None)?)))
 }
 
-async fn model_metadata_v(State(state): State<Arc<AppState>>, Path((name, version)): Path<(String, String)>) -> ApiResult {
+async fn model_metadata_v(
+    State(state): State<Arc<AppState>>,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult {
     Ok(Json(metadata_json(model(&state, &name, Some(&version))?)))
 }
 
@@ -178,12 +221,19 @@ async fn model_ready(State(state): State<Arc<AppState>>, Path(name): Path<String
     Ok(Json(json!({"name": name, "ready": true})))
 }
 
-async fn model_ready_v(State(state): State<Arc<AppState>>, Path((name, version)): Path<(String, String)>) -> ApiResult {
+async fn model_ready_v(
+    State(state): State<Arc<AppState>>,
+    Path((name, version)): Path<(String, String)>,
+) -> ApiResult {
     model(&state, &name, Some(&version))?;
     Ok(Json(json!({"name": name, "ready": true})))
 }
 
-async fn infer(State(state): State<Arc<AppState>>, Path(name): Path<String>, body: axum::body::Bytes) -> ApiResult {
+async fn infer(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult {
     run_infer(state, name, None, body).await
 }
 
@@ -199,17 +249,34 @@ fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
-async fn run_infer(state: Arc<AppState>, name: String, version: Option<String>, body: axum::body::Bytes) -> ApiResult {
+async fn run_infer(
+    state: Arc<AppState>,
+    name: String,
+    version: Option<String>,
+    body: axum::body::Bytes,
+) -> ApiResult {
     model(&state, &name, version.as_deref())?;
-    let req: Value = serde_json::from_slice(&body).map_err(|e| bad(format!("malformed JSON body: {e}")))?;
-    let inputs = req["inputs"].as_array().ok_or_else(|| bad("the request has no `inputs` list"))?;
-    let inputs = inputs.iter().map(tensor::from_json).collect::<Result<Vec<_>, _>>().map_err(bad)?;
+    let req: Value =
+        serde_json::from_slice(&body).map_err(|e| bad(format!("malformed JSON body: {e}")))?;
+    let inputs = req["inputs"]
+        .as_array()
+        .ok_or_else(|| bad("the request has no `inputs` list"))?;
+    let inputs = inputs
+        .iter()
+        .map(tensor::from_json)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(bad)?;
     let id = req.get("id").and_then(Value::as_str).map(str::to_string);
     let outputs: Vec<String> = match req.get("outputs") {
         None | Some(Value::Null) => Vec::new(),
         Some(Value::Array(list)) => list
             .iter()
-            .map(|o| o["name"].as_str().map(str::to_string).ok_or_else(|| bad("each requested output needs a `name`")))
+            .map(|o| {
+                o["name"]
+                    .as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| bad("each requested output needs a `name`"))
+            })
             .collect::<Result<_, _>>()?,
         Some(_) => return Err(bad("`outputs` must be a list")),
     };
@@ -218,23 +285,46 @@ async fn run_infer(state: Arc<AppState>, name: String, version: Option<String>, 
         Some(p @ Value::Object(_)) => p.to_string(),
         Some(_) => return Err(bad("`parameters` must be an object")),
     };
-    let request = InferRequest { id: id.clone(), inputs, outputs: outputs.clone(), parameters };
+    let request = InferRequest {
+        id: id.clone(),
+        inputs,
+        outputs: outputs.clone(),
+        parameters,
+    };
 
-    let _slot = state.slots.acquire().await.map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()))?;
+    let _slot = state
+        .slots
+        .acquire()
+        .await
+        .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()))?;
     let worker = state.clone();
     let model_name = name.clone();
     // Each request: a fresh instance in its own Store; whatever it does ends with it.
     let result = tokio::task::spawn_blocking(move || {
         let m = &worker.models[&model_name];
-        let mut instance = worker.runtime.instantiate_predictor(&m.predictor, &grants(&m.config, &worker.limits), guest_model_dir(&m.config))?;
+        let mut instance = worker.runtime.instantiate_predictor(
+            &m.predictor,
+            &grants(&m.config, &worker.limits),
+            guest_model_dir(&m.config),
+        )?;
         instance.infer(&request)
     })
     .await
-    .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("request worker: {e}")))?;
+    .map_err(|e| {
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("request worker: {e}"),
+        )
+    })?;
     let response = match result {
         Ok(Ok(r)) => r,
         Ok(Err(InferError::InvalidInput(m))) => return Err(bad(m)),
-        Ok(Err(InferError::Failed(m))) => return Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("model failed: {m}"))),
+        Ok(Err(InferError::Failed(m))) => {
+            return Err(ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("model failed: {m}"),
+            ))
+        }
         Err(e) => {
             tracing::warn!(model = %name, error = %e, "request failed in the sandbox");
             return Err(ApiError(StatusCode::INTERNAL_SERVER_ERROR, model_fault(&e)));
@@ -250,7 +340,12 @@ async fn run_infer(state: Arc<AppState>, name: String, version: Option<String>, 
         .iter()
         .map(tensor::to_json)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, format!("model returned a bad tensor: {e}")))?;
+        .map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("model returned a bad tensor: {e}"),
+            )
+        })?;
     let mut body = json!({"model_name": name, "model_version": VERSION, "outputs": outs});
     if let Some(id) = id {
         body["id"] = json!(id);

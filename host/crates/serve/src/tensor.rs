@@ -52,30 +52,54 @@ fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
 
 /// A V2 JSON input tensor as the component sees it; errors name the tensor and what is wrong.
 pub(crate) fn from_json(v: &Value) -> Result<Tensor, String> {
-    let name = v["name"].as_str().ok_or("an input tensor has no `name`")?.to_string();
-    let dt_name = v["datatype"].as_str().ok_or_else(|| format!("input `{name}` has no `datatype`"))?;
-    let dt = datatype(dt_name).ok_or_else(|| format!("input `{name}`: unknown datatype `{dt_name}`"))?;
+    let name = v["name"]
+        .as_str()
+        .ok_or("an input tensor has no `name`")?
+        .to_string();
+    let dt_name = v["datatype"]
+        .as_str()
+        .ok_or_else(|| format!("input `{name}` has no `datatype`"))?;
+    let dt =
+        datatype(dt_name).ok_or_else(|| format!("input `{name}`: unknown datatype `{dt_name}`"))?;
     let shape: Vec<i64> = v["shape"]
         .as_array()
         .ok_or_else(|| format!("input `{name}` has no `shape`"))?
         .iter()
-        .map(|d| d.as_i64().filter(|d| *d >= 0).ok_or_else(|| format!("input `{name}`: shape entries must be non-negative integers")))
+        .map(|d| {
+            d.as_i64().filter(|d| *d >= 0).ok_or_else(|| {
+                format!("input `{name}`: shape entries must be non-negative integers")
+            })
+        })
         .collect::<Result<_, _>>()?;
     let expected: i64 = shape.iter().product();
     let mut flat = Vec::new();
-    flatten(v.get("data").ok_or_else(|| format!("input `{name}` has no `data`"))?, &mut flat);
+    flatten(
+        v.get("data")
+            .ok_or_else(|| format!("input `{name}` has no `data`"))?,
+        &mut flat,
+    );
     if flat.len() as i64 != expected {
-        return Err(format!("input `{name}`: shape {shape:?} needs {expected} elements, `data` has {}", flat.len()));
+        return Err(format!(
+            "input `{name}`: shape {shape:?} needs {expected} elements, `data` has {}",
+            flat.len()
+        ));
     }
     if matches!(dt, Datatype::Fp16 | Datatype::Bf16) {
-        return Err(format!("input `{name}`: {dt_name} tensors are sent with the binary tensor extension, not JSON"));
+        return Err(format!(
+            "input `{name}`: {dt_name} tensors are sent with the binary tensor extension, not JSON"
+        ));
     }
-    let bad = |i: usize, x: &Value| format!("input `{name}`: element {i} ({x}) is not a valid {dt_name}");
+    let bad =
+        |i: usize, x: &Value| format!("input `{name}`: element {i} ({x}) is not a valid {dt_name}");
     let mut data = Vec::with_capacity(flat.len() * 4);
     for (i, x) in flat.iter().enumerate() {
         macro_rules! int {
             ($t:ty) => {{
-                let n = x.as_i64().map(|n| n as i128).or_else(|| x.as_u64().map(|n| n as i128)).ok_or_else(|| bad(i, x))?;
+                let n = x
+                    .as_i64()
+                    .map(|n| n as i128)
+                    .or_else(|| x.as_u64().map(|n| n as i128))
+                    .ok_or_else(|| bad(i, x))?;
                 let n = <$t>::try_from(n).map_err(|_| bad(i, x))?;
                 data.extend_from_slice(&n.to_le_bytes());
             }};
@@ -90,8 +114,12 @@ pub(crate) fn from_json(v: &Value) -> Result<Tensor, String> {
             Datatype::Int16 => int!(i16),
             Datatype::Int32 => int!(i32),
             Datatype::Int64 => int!(i64),
-            Datatype::Fp32 => data.extend_from_slice(&(x.as_f64().ok_or_else(|| bad(i, x))? as f32).to_le_bytes()),
-            Datatype::Fp64 => data.extend_from_slice(&x.as_f64().ok_or_else(|| bad(i, x))?.to_le_bytes()),
+            Datatype::Fp32 => {
+                data.extend_from_slice(&(x.as_f64().ok_or_else(|| bad(i, x))? as f32).to_le_bytes())
+            }
+            Datatype::Fp64 => {
+                data.extend_from_slice(&x.as_f64().ok_or_else(|| bad(i, x))?.to_le_bytes())
+            }
             Datatype::Bytes => {
                 let s = x.as_str().ok_or_else(|| bad(i, x))?.as_bytes();
                 data.extend_from_slice(&(s.len() as u32).to_le_bytes());
@@ -100,7 +128,12 @@ pub(crate) fn from_json(v: &Value) -> Result<Tensor, String> {
             Datatype::Fp16 | Datatype::Bf16 => unreachable!("refused above"),
         }
     }
-    Ok(Tensor { name, datatype: dt, shape, data })
+    Ok(Tensor {
+        name,
+        datatype: dt,
+        shape,
+        data,
+    })
 }
 
 /// A component's output tensor as V2 JSON (flat `data`); errors when its bytes do not match
@@ -117,7 +150,13 @@ pub(crate) fn to_json(t: &Tensor) -> Result<Value, String> {
     let mut data = Vec::new();
     if width > 0 {
         if t.data.len() as i64 != count * width {
-            return Err(format!("output `{}`: {} bytes for shape {:?} of {}", t.name, t.data.len(), t.shape, datatype_name(t.datatype)));
+            return Err(format!(
+                "output `{}`: {} bytes for shape {:?} of {}",
+                t.name,
+                t.data.len(),
+                t.shape,
+                datatype_name(t.datatype)
+            ));
         }
         for b in t.data.chunks_exact(width as usize) {
             data.push(match t.datatype {
@@ -133,7 +172,11 @@ pub(crate) fn to_json(t: &Tensor) -> Result<Value, String> {
                 Datatype::Int64 => json!(i64::from_le_bytes(b.try_into().unwrap())),
                 Datatype::Fp64 => json!(f64::from_le_bytes(b.try_into().unwrap())),
                 Datatype::Fp16 | Datatype::Bf16 => {
-                    return Err(format!("output `{}`: {} needs the binary tensor extension", t.name, datatype_name(t.datatype)))
+                    return Err(format!(
+                        "output `{}`: {} needs the binary tensor extension",
+                        t.name,
+                        datatype_name(t.datatype)
+                    ))
                 }
                 Datatype::Bytes => unreachable!(),
             });
@@ -142,15 +185,24 @@ pub(crate) fn to_json(t: &Tensor) -> Result<Value, String> {
         let mut rest = &t.data[..];
         while rest.len() >= 4 {
             let n = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
-            let item = rest.get(4..4 + n).ok_or_else(|| format!("output `{}`: truncated BYTES element", t.name))?;
+            let item = rest
+                .get(4..4 + n)
+                .ok_or_else(|| format!("output `{}`: truncated BYTES element", t.name))?;
             data.push(json!(String::from_utf8_lossy(item)));
             rest = &rest[4 + n..];
         }
         if data.len() as i64 != count || !rest.is_empty() {
-            return Err(format!("output `{}`: {} BYTES elements for shape {:?}", t.name, data.len(), t.shape));
+            return Err(format!(
+                "output `{}`: {} BYTES elements for shape {:?}",
+                t.name,
+                data.len(),
+                t.shape
+            ));
         }
     }
-    Ok(json!({"name": t.name, "datatype": datatype_name(t.datatype), "shape": t.shape, "data": data}))
+    Ok(
+        json!({"name": t.name, "datatype": datatype_name(t.datatype), "shape": t.shape, "data": data}),
+    )
 }
 
 #[cfg(test)]
@@ -173,7 +225,8 @@ mod tests {
             ("FP64", json!([0.1, -1e300])),
             ("BYTES", json!(["hello", ""])),
         ] {
-            let t = from_json(&json!({"name": "x", "datatype": dt, "shape": [2], "data": data})).unwrap();
+            let t = from_json(&json!({"name": "x", "datatype": dt, "shape": [2], "data": data}))
+                .unwrap();
             let back = to_json(&t).unwrap();
             assert_eq!(back["data"], data, "{dt}");
             assert_eq!(back["datatype"], dt);
@@ -182,13 +235,20 @@ mod tests {
 
     #[test]
     fn nested_data_is_flattened_and_counts_are_checked() {
-        let t = from_json(&json!({"name": "x", "datatype": "INT32", "shape": [2, 2], "data": [[1, 2], [3, 4]]})).unwrap();
+        let t = from_json(
+            &json!({"name": "x", "datatype": "INT32", "shape": [2, 2], "data": [[1, 2], [3, 4]]}),
+        )
+        .unwrap();
         assert_eq!(to_json(&t).unwrap()["data"], json!([1, 2, 3, 4]));
-        let e = from_json(&json!({"name": "x", "datatype": "INT32", "shape": [2, 3], "data": [1, 2]})).unwrap_err();
+        let e =
+            from_json(&json!({"name": "x", "datatype": "INT32", "shape": [2, 3], "data": [1, 2]}))
+                .unwrap_err();
         assert!(e.contains("needs 6 elements, `data` has 2"), "{e}");
-        let e = from_json(&json!({"name": "x", "datatype": "UINT8", "shape": [1], "data": [256]})).unwrap_err();
+        let e = from_json(&json!({"name": "x", "datatype": "UINT8", "shape": [1], "data": [256]}))
+            .unwrap_err();
         assert!(e.contains("not a valid UINT8"), "{e}");
-        let e = from_json(&json!({"name": "x", "datatype": "FP16", "shape": [1], "data": [1.0]})).unwrap_err();
+        let e = from_json(&json!({"name": "x", "datatype": "FP16", "shape": [1], "data": [1.0]}))
+            .unwrap_err();
         assert!(e.contains("binary tensor extension"), "{e}");
     }
 }

@@ -1,0 +1,372 @@
+//! `wasm-run serve` through HTTP: every V2 endpoint, the error codes, and faults that stay in
+//! their own request.
+
+use crate::support::*;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+
+fn component(name: &str) -> String {
+    Path::new(NOOP)
+        .with_file_name(format!("{name}.wasm"))
+        .display()
+        .to_string()
+}
+
+/// A running server; killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(s: &Scratch, args: &[&str]) -> Server {
+    let mut child = s
+        .wasm_run()
+        .args(["serve", "--port", "0"])
+        .args(args)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            break addr.to_string();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server { child, url }
+}
+
+fn get(url: &str) -> (u16, Value) {
+    match ureq::get(url).call() {
+        Ok(r) => (r.status(), r.into_json().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+fn post(url: &str, body: &str) -> (u16, Value) {
+    match ureq::post(url)
+        .set("Content-Type", "application/json")
+        .send_string(body)
+    {
+        Ok(r) => (r.status(), r.into_json().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+/// Trains the iris model with the example pipeline and returns (model dir, test rows).
+fn trained_iris(s: &Scratch) -> (PathBuf, Vec<(Vec<f64>, String)>) {
+    let text = std::fs::read_to_string(repo_file("examples/pipelines/iris/pipeline.yaml"))
+        .unwrap()
+        .replace(
+            "../../../target/wasm-guests/components/",
+            &format!("{}/", Path::new(NOOP).parent().unwrap().display()),
+        )
+        .replace(
+            "../../data/iris.csv",
+            repo_file("examples/data/iris.csv").to_str().unwrap(),
+        );
+    let yaml = s.path("iris.yaml");
+    std::fs::write(&yaml, text).unwrap();
+    let out = s
+        .wasm_run()
+        .args(["pipeline", "run"])
+        .arg(&yaml)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let digest = |task: &str, name: &str| {
+        summary["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["task"] == task && e["name"] == name && e["direction"] == "output")
+            .unwrap()["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let get_artifact = |digest: String, to: &str| {
+        let dir = s.path(to);
+        assert!(s
+            .wasm_run()
+            .args(["artifacts", "get", &digest, "--to"])
+            .arg(&dir)
+            .status()
+            .unwrap()
+            .success());
+        dir
+    };
+    let model = get_artifact(digest("train", "model"), "model");
+    let test = get_artifact(digest("standardize", "test"), "test");
+    let rows = std::fs::read_to_string(test.join("data.csv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[..4].iter().map(|v| v.parse().unwrap()).collect(),
+                f[4].to_string(),
+            )
+        })
+        .collect();
+    (model, rows)
+}
+
+#[test]
+fn the_trained_iris_model_is_served_over_v2() {
+    let s = Scratch::new();
+    let (model, rows) = trained_iris(&s);
+    let server = start(
+        &s,
+        &[
+            "--model",
+            &format!("iris={}:{}", component("iris-predictor"), model.display()),
+        ],
+    );
+    let u = |p: &str| format!("{}{p}", server.url);
+
+    assert_eq!(get(&u("/v2/health/live")), (200, json!({"live": true})));
+    assert_eq!(get(&u("/v2/health/ready")), (200, json!({"ready": true})));
+    assert_eq!(get(&u("/v2")).1["name"], "weft");
+    assert_eq!(get(&u("/v2/models")).1["models"][0]["name"], "iris");
+    let (code, meta) = get(&u("/v2/models/iris"));
+    assert_eq!(code, 200);
+    assert_eq!(
+        meta["inputs"],
+        json!([{"name": "input", "datatype": "FP32", "shape": [-1, 4]}])
+    );
+    assert_eq!(get(&u("/v2/models/iris/versions/1")).1, meta);
+    assert_eq!(
+        get(&u("/v2/models/iris/ready")),
+        (200, json!({"name": "iris", "ready": true}))
+    );
+    assert_eq!(get(&u("/v2/models/iris/versions/1/ready")).0, 200);
+    assert_eq!(get(&u("/v2/models/iris/versions/2")).0, 404);
+    assert_eq!(get(&u("/v2/models/nope")).0, 404);
+    assert_eq!(get(&u("/v2/models/nope/ready")).0, 404);
+
+    // The held-out rows, one batch (nested data), labels selected, id echoed.
+    let data: Vec<Vec<f64>> = rows.iter().map(|(x, _)| x.clone()).collect();
+    let body = json!({"id": "batch-1", "inputs": [{"name": "input", "datatype": "FP32", "shape": [rows.len(), 4], "data": data}], "outputs": [{"name": "label"}]});
+    let (code, resp) = post(&u("/v2/models/iris/infer"), &body.to_string());
+    assert_eq!(code, 200, "{resp}");
+    assert_eq!(resp["id"], "batch-1");
+    assert_eq!(resp["model_name"], "iris");
+    let outputs = resp["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), 1);
+    let labels = outputs[0]["data"].as_array().unwrap();
+    let correct = labels
+        .iter()
+        .zip(&rows)
+        .filter(|(l, (_, y))| l.as_str() == Some(y.as_str()))
+        .count();
+    assert!(
+        correct as f64 / rows.len() as f64 >= 0.9,
+        "{correct}/{}",
+        rows.len()
+    );
+
+    // Flat data, both outputs, versioned path.
+    let flat: Vec<f64> = rows[0].0.clone();
+    let body =
+        json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": flat}]});
+    let (code, resp) = post(&u("/v2/models/iris/versions/1/infer"), &body.to_string());
+    assert_eq!(code, 200);
+    let probs: Vec<f64> = resp["outputs"][0]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+
+    // Errors, with KServe's codes and `{"error": ...}` bodies.
+    let cases = [
+        ("{not json", 400, "malformed JSON"),
+        (
+            r#"{"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [1, 2]}]}"#,
+            400,
+            "needs 4 elements",
+        ),
+        (
+            r#"{"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 3], "data": [1, 2, 3]}]}"#,
+            400,
+            "input shape must be [batch, 4]",
+        ),
+        (
+            r#"{"inputs": [{"name": "input", "datatype": "FP99", "shape": [1], "data": [1]}]}"#,
+            400,
+            "unknown datatype",
+        ),
+        (
+            r#"{"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}], "outputs": [{"name": "nope"}]}"#,
+            400,
+            "no output `nope`",
+        ),
+    ];
+    for (body, code, text) in cases {
+        let (got, resp) = post(&u("/v2/models/iris/infer"), body);
+        assert_eq!(got, code, "{body}: {resp}");
+        assert!(
+            resp["error"].as_str().unwrap().contains(text),
+            "{body}: {resp}"
+        );
+    }
+    assert_eq!(post(&u("/v2/models/nope/infer"), "{}").0, 404);
+}
+
+#[test]
+fn every_json_datatype_and_parameters_pass_through_a_model() {
+    let s = Scratch::new();
+    let server = start(
+        &s,
+        &["--model", &format!("echo={}", component("echo-predictor"))],
+    );
+    let body = json!({
+        "parameters": {"trace": "abc"},
+        "inputs": [
+            {"name": "b", "datatype": "BOOL", "shape": [2], "data": [true, false]},
+            {"name": "u8", "datatype": "UINT8", "shape": [2], "data": [0, 255]},
+            {"name": "u64", "datatype": "UINT64", "shape": [1], "data": [u64::MAX]},
+            {"name": "i16", "datatype": "INT16", "shape": [2], "data": [-32768, 32767]},
+            {"name": "i64", "datatype": "INT64", "shape": [1], "data": [i64::MIN]},
+            {"name": "f64", "datatype": "FP64", "shape": [2, 1], "data": [[0.1], [-2.5]]},
+            {"name": "s", "datatype": "BYTES", "shape": [2], "data": ["héllo", ""]},
+        ]
+    });
+    let (code, resp) = post(
+        &format!("{}/v2/models/echo/infer", server.url),
+        &body.to_string(),
+    );
+    assert_eq!(code, 200, "{resp}");
+    assert_eq!(resp["parameters"], json!({"trace": "abc"}));
+    let out = |n: &str| {
+        resp["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(out("b_out")["data"], json!([true, false]));
+    assert_eq!(out("u8_out")["data"], json!([0, 255]));
+    assert_eq!(out("u64_out")["data"], json!([u64::MAX]));
+    assert_eq!(out("i16_out")["data"], json!([-32768, 32767]));
+    assert_eq!(out("i64_out")["data"], json!([i64::MIN]));
+    assert_eq!(out("f64_out")["data"], json!([0.1, -2.5]));
+    assert_eq!(out("f64_out")["shape"], json!([2, 1]));
+    assert_eq!(out("s_out")["data"], json!(["héllo", ""]));
+    // A model's own rejection is a 400.
+    let (code, resp) = post(
+        &format!("{}/v2/models/echo/infer", server.url),
+        r#"{"inputs": [{"name": "invalid", "datatype": "INT8", "shape": [1], "data": [1]}]}"#,
+    );
+    assert_eq!(
+        (code, resp["error"].as_str().unwrap()),
+        (400, "asked to reject")
+    );
+}
+
+#[test]
+fn a_failing_request_fails_alone_while_good_requests_keep_succeeding() {
+    let s = Scratch::new();
+    let server = start(
+        &s,
+        &[
+            "--model",
+            &format!("echo={}", component("echo-predictor")),
+            "--timeout",
+            "500ms",
+            "--memory",
+            "32MiB",
+            "--max-body",
+            "64KiB",
+            "--concurrency",
+            "4",
+        ],
+    );
+    let url = format!("{}/v2/models/echo/infer", server.url);
+    let good = r#"{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.5]}]}"#;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let stream = scope.spawn(|| {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (code, resp) = post(&url, good);
+                assert_eq!(code, 200, "a good request failed beside a bad one: {resp}");
+                assert_eq!(resp["outputs"][0]["data"], json!([1.5]));
+                n += 1;
+            }
+            n
+        });
+        let fault = |name: &str| {
+            post(
+                &url,
+                &format!(
+                    r#"{{"inputs": [{{"name": "{name}", "datatype": "INT8", "shape": [1], "data": [1]}}]}}"#
+                ),
+            )
+        };
+        let (code, resp) = fault("trap");
+        assert_eq!(code, 500);
+        assert!(
+            resp["error"]
+                .as_str()
+                .unwrap()
+                .contains("echo-predictor asked to trap"),
+            "{resp}"
+        );
+        let (code, resp) = fault("spin");
+        assert_eq!(code, 500);
+        assert!(
+            resp["error"]
+                .as_str()
+                .unwrap()
+                .contains("time limit exceeded"),
+            "{resp}"
+        );
+        let (code, resp) = fault("hog");
+        assert_eq!(code, 500);
+        assert!(
+            resp["error"]
+                .as_str()
+                .unwrap()
+                .contains("memory limit exceeded"),
+            "{resp}"
+        );
+        let big = format!(
+            r#"{{"inputs": [{{"name": "x", "datatype": "FP32", "shape": [20000], "data": [{}]}}]}}"#,
+            vec!["1.0"; 20000].join(",")
+        );
+        let (code, _) = post(&url, &big);
+        assert_eq!(code, 413, "a body over --max-body is refused");
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        assert!(stream.join().unwrap() > 0);
+    });
+    // The server is still healthy.
+    assert_eq!(get(&format!("{}/v2/health/live", server.url)).0, 200);
+}
