@@ -367,6 +367,23 @@ fn a_failing_request_fails_alone_while_good_requests_keep_succeeding() {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         assert!(stream.join().unwrap() > 0);
     });
-    // The server is still healthy.
+    // The server is still healthy, and its metrics saw all of it.
     assert_eq!(get(&format!("{}/v2/health/live", server.url)).0, 200);
+    let metrics = ureq::get(&format!("{}/metrics", server.url))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        metrics.contains(r#"weft_requests_total{model_name="echo",code="500"} 3"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"weft_requests_total{model_name="echo",code="200"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"request_predict_seconds_count{model_name="echo"}"#),
+        "{metrics}"
+    );
 }

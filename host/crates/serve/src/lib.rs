@@ -3,6 +3,7 @@
 //! traps, times out or runs out of memory fails alone (500) and leaves the server and other
 //! requests untouched.
 
+mod metrics;
 mod server;
 mod tensor;
 

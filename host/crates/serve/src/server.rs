@@ -44,6 +44,7 @@ struct Model {
 }
 
 struct AppState {
+    metrics: crate::metrics::Metrics,
     runtime: Arc<Runtime>,
     models: BTreeMap<String, Model>,
     limits: Limits,
@@ -89,6 +90,7 @@ pub async fn serve(config: ServerConfig, runtime: Arc<Runtime>) -> anyhow::Resul
             .await??
     };
     let state = Arc::new(AppState {
+        metrics: crate::metrics::Metrics::new(),
         runtime,
         models,
         limits: config.limits.clone(),
@@ -117,7 +119,9 @@ pub async fn serve(config: ServerConfig, runtime: Arc<Runtime>) -> anyhow::Resul
             get(model_ready_v),
         )
         .route("/v2/models/{name}/versions/{version}/infer", post(infer_v))
+        .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(axum::middleware::from_fn(access_log))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     eprintln!("listening on http://{}", listener.local_addr()?);
@@ -229,12 +233,49 @@ async fn model_ready_v(
     Ok(Json(json!({"name": name, "ready": true})))
 }
 
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    (
+        [(axum::http::header::CONTENT_TYPE, content_type)],
+        state.metrics.render(),
+    )
+}
+
+/// One structured line per request (`RUST_LOG=weft::access=info`).
+async fn access_log(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (method, uri) = (req.method().clone(), req.uri().clone());
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    let latency_ms = started.elapsed().as_secs_f64() * 1e3;
+    tracing::info!(target: "weft::access", %method, %uri, status = response.status().as_u16(), latency_ms, "request");
+    response
+}
+
 async fn infer(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult {
-    run_infer(state, name, None, body).await
+    timed(state, name, None, body).await
+}
+
+/// Runs an inference and counts it, whatever its outcome.
+async fn timed(
+    state: Arc<AppState>,
+    name: String,
+    version: Option<String>,
+    body: axum::body::Bytes,
+) -> ApiResult {
+    let started = std::time::Instant::now();
+    let result = run_infer(state.clone(), name.clone(), version, body).await;
+    let code = match &result {
+        Ok(_) => 200,
+        Err(ApiError(code, _)) => code.as_u16(),
+    };
+    if state.models.contains_key(&name) {
+        state.metrics.observe(&name, code, started.elapsed());
+    }
+    result
 }
 
 async fn infer_v(
@@ -242,7 +283,7 @@ async fn infer_v(
     Path((name, version)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> ApiResult {
-    run_infer(state, name, Some(version), body).await
+    timed(state, name, Some(version), body).await
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
