@@ -387,3 +387,97 @@ fn a_failing_request_fails_alone_while_good_requests_keep_succeeding() {
         "{metrics}"
     );
 }
+
+#[test]
+fn the_binary_tensor_extension_carries_fp16_and_mixes_with_json() {
+    let s = Scratch::new();
+    let server = start(
+        &s,
+        &["--model", &format!("echo={}", component("echo-predictor"))],
+    );
+    let url = format!("{}/v2/models/echo/infer", server.url);
+    // FP16 1.0, -2.0, 0.5 and BF16 1.0, raw little-endian.
+    let fp16: Vec<u8> = [0x3c00u16, 0xc000, 0x3800]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let bf16: Vec<u8> = 0x3f80u16.to_le_bytes().to_vec();
+    let header = json!({
+        "inputs": [
+            {"name": "h", "datatype": "FP16", "shape": [3], "parameters": {"binary_data_size": 6}},
+            {"name": "j", "datatype": "INT32", "shape": [2], "data": [7, 8]},
+            {"name": "b", "datatype": "BF16", "shape": [1], "parameters": {"binary_data_size": 2}},
+        ],
+        "outputs": [{"name": "h_out", "parameters": {"binary_data": true}}, {"name": "b_out", "parameters": {"binary_data": true}}, {"name": "j_out"}],
+    })
+    .to_string();
+    let mut body = header.clone().into_bytes();
+    body.extend_from_slice(&fp16);
+    body.extend_from_slice(&bf16);
+    let resp = ureq::post(&url)
+        .set("Inference-Header-Content-Length", &header.len().to_string())
+        .send_bytes(&body)
+        .unwrap();
+    assert_eq!(
+        resp.header("content-type"),
+        Some("application/octet-stream")
+    );
+    let json_len: usize = resp
+        .header("inference-header-content-length")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut resp.into_reader(), &mut raw).unwrap();
+    let head: Value = serde_json::from_slice(&raw[..json_len]).unwrap();
+    let outs = head["outputs"].as_array().unwrap();
+    let by = |n: &str| outs.iter().find(|o| o["name"] == n).unwrap().clone();
+    assert_eq!(by("h_out")["parameters"]["binary_data_size"], 6);
+    assert_eq!(by("b_out")["parameters"]["binary_data_size"], 2);
+    assert_eq!(by("j_out")["data"], json!([7, 8]));
+    // Binary outputs follow the JSON in the order listed.
+    let blob = &raw[json_len..];
+    let order: Vec<&str> = outs
+        .iter()
+        .filter(|o| o.get("data").is_none())
+        .map(|o| o["name"].as_str().unwrap())
+        .collect();
+    let mut expected = Vec::new();
+    for name in order {
+        expected.extend_from_slice(if name == "h_out" { &fp16 } else { &bf16 });
+    }
+    assert_eq!(blob, &expected[..]);
+
+    // FP16 out as JSON is refused with a pointer to the extension; so is a short blob.
+    let (code, resp) = match ureq::post(&url)
+        .set("Inference-Header-Content-Length", &header.len().to_string())
+        .send_bytes(&body[..body.len() - 1])
+    {
+        Err(ureq::Error::Status(code, r)) => (code, r.into_json::<Value>().unwrap()),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(code, 400);
+    assert!(
+        resp["error"]
+            .as_str()
+            .unwrap()
+            .contains("runs past the body"),
+        "{resp}"
+    );
+    let plain = header.replace(r#""parameters":{"binary_data":true}"#, r#""parameters":{}"#);
+    let mut body = plain.clone().into_bytes();
+    body.extend_from_slice(&fp16);
+    body.extend_from_slice(&bf16);
+    let (code, resp) = match ureq::post(&url)
+        .set("Inference-Header-Content-Length", &plain.len().to_string())
+        .send_bytes(&body)
+    {
+        Err(ureq::Error::Status(code, r)) => (code, r.into_json::<Value>().unwrap()),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(code, 400);
+    assert!(
+        resp["error"].as_str().unwrap().contains("binary_data"),
+        "{resp}"
+    );
+}

@@ -61,6 +61,10 @@ impl IntoResponse for ApiError {
 }
 
 type ApiResult = Result<Json<Value>, ApiError>;
+type InferResult = Result<Response, ApiError>;
+
+/// The binary tensor extension's header: the length of the JSON part of the body.
+const HEADER_LENGTH: &str = "inference-header-content-length";
 
 /// The grants of one instance of `model`: its artifact read-only, nothing else.
 fn grants(model: &ModelConfig, limits: &Limits) -> StepRequest {
@@ -165,7 +169,9 @@ fn load_models(
 }
 
 async fn server_metadata() -> Json<Value> {
-    Json(json!({"name": "weft", "version": env!("CARGO_PKG_VERSION"), "extensions": []}))
+    Json(
+        json!({"name": "weft", "version": env!("CARGO_PKG_VERSION"), "extensions": ["binary_tensor_data"]}),
+    )
 }
 
 fn model<'a>(
@@ -254,9 +260,10 @@ async fn access_log(req: axum::extract::Request, next: axum::middleware::Next) -
 async fn infer(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
-) -> ApiResult {
-    timed(state, name, None, body).await
+) -> InferResult {
+    timed(state, name, None, headers, body).await
 }
 
 /// Runs an inference and counts it, whatever its outcome.
@@ -264,10 +271,11 @@ async fn timed(
     state: Arc<AppState>,
     name: String,
     version: Option<String>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
-) -> ApiResult {
+) -> InferResult {
     let started = std::time::Instant::now();
-    let result = run_infer(state.clone(), name.clone(), version, body).await;
+    let result = run_infer(state.clone(), name.clone(), version, headers, body).await;
     let code = match &result {
         Ok(_) => 200,
         Err(ApiError(code, _)) => code.as_u16(),
@@ -281,9 +289,10 @@ async fn timed(
 async fn infer_v(
     State(state): State<Arc<AppState>>,
     Path((name, version)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
-) -> ApiResult {
-    timed(state, name, Some(version), body).await
+) -> InferResult {
+    timed(state, name, Some(version), headers, body).await
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -294,19 +303,68 @@ async fn run_infer(
     state: Arc<AppState>,
     name: String,
     version: Option<String>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
-) -> ApiResult {
+) -> InferResult {
     model(&state, &name, version.as_deref())?;
+    // With the binary extension the body is JSON, then the tensors' raw bytes.
+    let (json_part, mut blob) = match headers.get(HEADER_LENGTH) {
+        None => (&body[..], &[][..]),
+        Some(v) => {
+            let n: usize = v
+                .to_str()
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|n| *n <= body.len())
+                .ok_or_else(|| {
+                    bad(format!(
+                        "{HEADER_LENGTH} must be a length within the body ({} bytes)",
+                        body.len()
+                    ))
+                })?;
+            body.split_at(n)
+        }
+    };
     let req: Value =
-        serde_json::from_slice(&body).map_err(|e| bad(format!("malformed JSON body: {e}")))?;
-    let inputs = req["inputs"]
+        serde_json::from_slice(json_part).map_err(|e| bad(format!("malformed JSON body: {e}")))?;
+    let specs = req["inputs"]
         .as_array()
         .ok_or_else(|| bad("the request has no `inputs` list"))?;
-    let inputs = inputs
-        .iter()
-        .map(tensor::from_json)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(bad)?;
+    let mut inputs = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let tensor = match spec["parameters"]["binary_data_size"].as_u64() {
+            Some(size) => {
+                let size = size as usize;
+                if size > blob.len() {
+                    return Err(bad(format!(
+                        "input {}: binary_data_size {size} runs past the body",
+                        spec["name"]
+                    )));
+                }
+                let (raw, rest) = blob.split_at(size);
+                blob = rest;
+                tensor::from_binary(spec, raw)
+            }
+            None => tensor::from_json(spec),
+        };
+        inputs.push(tensor.map_err(bad)?);
+    }
+    if !blob.is_empty() {
+        return Err(bad(format!(
+            "{} bytes of binary data follow the inputs unclaimed",
+            blob.len()
+        )));
+    }
+    let all_binary = req["parameters"]["binary_data_output"]
+        .as_bool()
+        .unwrap_or(false);
+    let binary_outputs: Vec<String> = req["outputs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|o| o["parameters"]["binary_data"].as_bool() == Some(true))
+        .filter_map(|o| o["name"].as_str().map(str::to_string))
+        .collect();
     let id = req.get("id").and_then(Value::as_str).map(str::to_string);
     let outputs: Vec<String> = match req.get("outputs") {
         None | Some(Value::Null) => Vec::new(),
@@ -376,17 +434,36 @@ async fn run_infer(
             return Err(bad(format!("model `{name}` has no output `{o}`")));
         }
     }
-    let outs = response
-        .outputs
-        .iter()
-        .map(tensor::to_json)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| {
-            ApiError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("model returned a bad tensor: {e}"),
-            )
-        })?;
+    let mut outs = Vec::new();
+    let mut out_blob: Vec<u8> = Vec::new();
+    for t in &response.outputs {
+        if all_binary || binary_outputs.contains(&t.name) {
+            tensor::check_raw(&format!("output {}", t.name), t.datatype, &t.shape, &t.data)
+                .map_err(|e| {
+                    ApiError(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("model returned a bad tensor: {e}"),
+                    )
+                })?;
+            outs.push(json!({
+                "name": t.name,
+                "datatype": tensor::datatype_name(t.datatype),
+                "shape": t.shape,
+                "parameters": {"binary_data_size": t.data.len()},
+            }));
+            out_blob.extend_from_slice(&t.data);
+        } else {
+            let j = tensor::to_json(t).map_err(|e| match t.datatype {
+                weft_runtime::predictor::Datatype::Fp16
+                | weft_runtime::predictor::Datatype::Bf16 => bad(e),
+                _ => ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("model returned a bad tensor: {e}"),
+                ),
+            })?;
+            outs.push(j);
+        }
+    }
     let mut body = json!({"model_name": name, "model_version": VERSION, "outputs": outs});
     if let Some(id) = id {
         body["id"] = json!(id);
@@ -396,7 +473,26 @@ async fn run_infer(
             body["parameters"] = p;
         }
     }
-    Ok(Json(body))
+    if out_blob.is_empty() && !all_binary && binary_outputs.is_empty() {
+        return Ok(Json(body).into_response());
+    }
+    let mut bytes = serde_json::to_vec(&body).expect("a JSON value serialises");
+    let header_len = bytes.len();
+    bytes.extend_from_slice(&out_blob);
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "application/octet-stream".to_string(),
+            ),
+            (
+                axum::http::HeaderName::from_static(HEADER_LENGTH),
+                header_len.to_string(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// The one-line cause of a request that died in the sandbox.

@@ -136,17 +136,86 @@ pub(crate) fn from_json(v: &Value) -> Result<Tensor, String> {
     })
 }
 
-/// A component's output tensor as V2 JSON (flat `data`); errors when its bytes do not match
-/// its shape and datatype (a model bug: 500).
-pub(crate) fn to_json(t: &Tensor) -> Result<Value, String> {
-    let count: i64 = t.shape.iter().product();
-    let width = match t.datatype {
+/// Bytes per element of a fixed-width datatype (0 for BYTES).
+pub(crate) fn width(dt: Datatype) -> usize {
+    match dt {
         Datatype::Bool | Datatype::Uint8 | Datatype::Int8 => 1,
         Datatype::Uint16 | Datatype::Int16 | Datatype::Fp16 | Datatype::Bf16 => 2,
         Datatype::Uint32 | Datatype::Int32 | Datatype::Fp32 => 4,
         Datatype::Uint64 | Datatype::Int64 | Datatype::Fp64 => 8,
         Datatype::Bytes => 0,
-    };
+    }
+}
+
+/// Checks raw tensor bytes against shape and datatype (BYTES: length-prefixed elements).
+pub(crate) fn check_raw(name: &str, dt: Datatype, shape: &[i64], raw: &[u8]) -> Result<(), String> {
+    let count: i64 = shape.iter().product();
+    let w = width(dt);
+    if w > 0 {
+        if raw.len() as i64 != count * w as i64 {
+            return Err(format!(
+                "`{name}`: shape {shape:?} of {} needs {} bytes, got {}",
+                datatype_name(dt),
+                count * w as i64,
+                raw.len()
+            ));
+        }
+        return Ok(());
+    }
+    let (mut rest, mut n) = (raw, 0i64);
+    while !rest.is_empty() {
+        let len = rest
+            .get(..4)
+            .map(|b| u32::from_le_bytes(b.try_into().unwrap()) as usize)
+            .ok_or_else(|| format!("`{name}`: truncated BYTES element"))?;
+        rest = rest
+            .get(4 + len..)
+            .ok_or_else(|| format!("`{name}`: truncated BYTES element"))?;
+        n += 1;
+    }
+    if n != count {
+        return Err(format!(
+            "`{name}`: shape {shape:?} needs {count} BYTES elements, got {n}"
+        ));
+    }
+    Ok(())
+}
+
+/// An input sent with the binary tensor extension: its JSON header and its raw bytes.
+pub(crate) fn from_binary(v: &Value, raw: &[u8]) -> Result<Tensor, String> {
+    let name = v["name"]
+        .as_str()
+        .ok_or("an input tensor has no `name`")?
+        .to_string();
+    let dt_name = v["datatype"]
+        .as_str()
+        .ok_or_else(|| format!("input `{name}` has no `datatype`"))?;
+    let dt =
+        datatype(dt_name).ok_or_else(|| format!("input `{name}`: unknown datatype `{dt_name}`"))?;
+    let shape: Vec<i64> = v["shape"]
+        .as_array()
+        .ok_or_else(|| format!("input `{name}` has no `shape`"))?
+        .iter()
+        .map(|d| {
+            d.as_i64().filter(|d| *d >= 0).ok_or_else(|| {
+                format!("input `{name}`: shape entries must be non-negative integers")
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    check_raw(&format!("input {name}"), dt, &shape, raw)?;
+    Ok(Tensor {
+        name,
+        datatype: dt,
+        shape,
+        data: raw.to_vec(),
+    })
+}
+
+/// A component's output tensor as V2 JSON (flat `data`); errors when its bytes do not match
+/// its shape and datatype (a model bug: 500).
+pub(crate) fn to_json(t: &Tensor) -> Result<Value, String> {
+    let count: i64 = t.shape.iter().product();
+    let width = width(t.datatype) as i64;
     let mut data = Vec::new();
     if width > 0 {
         if t.data.len() as i64 != count * width {
@@ -173,7 +242,7 @@ pub(crate) fn to_json(t: &Tensor) -> Result<Value, String> {
                 Datatype::Fp64 => json!(f64::from_le_bytes(b.try_into().unwrap())),
                 Datatype::Fp16 | Datatype::Bf16 => {
                     return Err(format!(
-                        "output `{}`: {} needs the binary tensor extension",
+                        "output `{}`: {} has no JSON form; ask for it with \"binary_data\": true (the binary tensor extension)",
                         t.name,
                         datatype_name(t.datatype)
                     ))
