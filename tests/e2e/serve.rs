@@ -481,3 +481,35 @@ fn the_binary_tensor_extension_carries_fp16_and_mixes_with_json() {
         "{resp}"
     );
 }
+
+/// Triton's Python client (from PyPI) talks to the server unchanged. `cargo xtask test` installs
+/// it and sets WEFT_TEST_PYTHON; without it (no PyPI) the test says so and passes nothing off.
+#[test]
+fn an_independent_v2_client_from_pypi_works_unchanged() {
+    let Ok(python) = std::env::var("WEFT_TEST_PYTHON") else {
+        eprintln!("WEFT_TEST_PYTHON unset: the tritonclient test did not run (cargo xtask test installs it)");
+        return;
+    };
+    let s = Scratch::new();
+    let (model, _) = trained_iris(&s);
+    let server = start(
+        &s,
+        &[
+            "--model",
+            &format!("iris={}:{}", component("iris-predictor"), model.display()),
+        ],
+    );
+    let out = std::process::Command::new(python)
+        .arg(repo_file("tests/e2e/v2_client.py"))
+        .arg(server.url.trim_start_matches("http://"))
+        .arg("iris")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}

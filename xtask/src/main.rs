@@ -81,10 +81,10 @@ fn example(repo: &Path) -> Result<()> {
 
 fn test(repo: &Path) -> Result<()> {
     build_components(repo)?;
-    // The S3 artifact store is tested against a real S3-compatible server, moto, from PyPI.
-    // Where PyPI is out of reach, those tests are left out (the object-store backend is still
-    // tested through its filesystem and in-memory stores) and this says so.
-    let moto = install_moto(repo);
+    // Tools from PyPI that tests run against: moto (a real S3-compatible server, for the S3
+    // artifact store) and tritonclient (an independent Open Inference Protocol client). Where
+    // PyPI is out of reach those tests are left out, and this says so loudly.
+    let tools = install_python_tools(repo);
     let has_nextest = cargo(repo)
         .args(["nextest", "--version"])
         .output()
@@ -109,17 +109,30 @@ fn test(repo: &Path) -> Result<()> {
     run(cargo(repo).args(["fmt", "--all", "--", "--check"]))
 }
 
-/// A venv with `moto[server]` under the target dir; returns the `moto_server` path.
-fn install_moto(repo: &Path) -> Result<PathBuf> {
-    let venv = target_dir(repo).join("test-tools/moto");
-    let server = venv.join("bin/moto_server");
-    if server.exists() {
-        return Ok(server);
+/// A venv under the target dir with moto's server and Triton's HTTP client; returns its `bin`.
+fn install_python_tools(repo: &Path) -> Result<PathBuf> {
+    let venv = target_dir(repo).join("test-tools/py");
+    let bin = venv.join("bin");
+    if bin.join("moto_server").exists()
+        && bin.join("python").exists()
+        && venv.join(".complete").exists()
+    {
+        return Ok(bin);
     }
     run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
-    run(Command::new(venv.join("bin/pip")).args(["install", "--quiet", "moto[server]==5.*"]))?;
-    if !server.exists() {
-        bail!("pip installed moto but {} is missing", server.display());
+    run(Command::new(bin.join("pip")).args([
+        "install",
+        "--quiet",
+        "moto[server]==5.*",
+        "tritonclient[http]==2.*",
+        "numpy",
+    ]))?;
+    if !bin.join("moto_server").exists() {
+        bail!(
+            "pip installed moto but {} is missing",
+            bin.join("moto_server").display()
+        );
     }
-    Ok(server)
+    std::fs::write(venv.join(".complete"), "")?;
+    Ok(bin)
 }
