@@ -97,12 +97,15 @@ fn test(repo: &Path) -> Result<()> {
         eprintln!("xtask: cargo-nextest not installed; using cargo test");
         cmd.args(["test", "--workspace", "--no-fail-fast"]);
     }
-    match &moto {
-        Ok(server) => {
+    match &tools {
+        Ok(bin) => {
             cmd.args(["--features", "wasm-run/s3"])
-                .env("WEFT_TEST_MOTO_SERVER", server);
+                .env("WEFT_TEST_MOTO_SERVER", bin.join("moto_server"))
+                .env("WEFT_TEST_PYTHON", bin.join("python"));
         }
-        Err(e) => eprintln!("xtask: WARNING: S3 tests skipped: could not install moto ({e:#})"),
+        Err(e) => eprintln!(
+            "xtask: WARNING: S3 and tritonclient tests skipped: could not install them from PyPI ({e:#})"
+        ),
     }
     run(&mut cmd)?;
     // Doc tests are not run by nextest; the workspace has none that run, so nothing is skipped.
