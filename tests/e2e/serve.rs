@@ -293,12 +293,23 @@ fn every_json_datatype_and_parameters_pass_through_a_model() {
 
 #[test]
 fn a_failing_request_fails_alone_while_good_requests_keep_succeeding() {
+    fails_alone("0");
+}
+
+/// With warm instances reused, a faulted one is thrown away, not handed to the next request.
+#[test]
+fn a_failing_request_fails_alone_with_a_warm_pool_too() {
+    fails_alone("2");
+}
+
+fn fails_alone(pool: &str) {
     let s = Scratch::new();
+    let model = format!("echo={}", component("echo-predictor"));
     let server = start(
         &s,
         &[
             "--model",
-            &format!("echo={}", component("echo-predictor")),
+            &model,
             "--timeout",
             "500ms",
             "--memory",
@@ -307,6 +318,8 @@ fn a_failing_request_fails_alone_while_good_requests_keep_succeeding() {
             "64KiB",
             "--concurrency",
             "4",
+            "--pool",
+            pool,
         ],
     );
     let url = format!("{}/v2/models/echo/infer", server.url);

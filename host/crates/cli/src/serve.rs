@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// Requests running at once (default: the number of CPUs); the rest wait their turn.
     #[arg(long)]
     concurrency: Option<usize>,
+    /// Keep up to N warm instances per model and reuse them (the model loads once); 0, the
+    /// default, gives every request a fresh instance. A faulted instance is never reused.
+    #[arg(long, default_value_t = 0)]
+    pool: usize,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -88,6 +92,7 @@ pub fn run(home: &Home, args: ServeArgs) -> Result<ExitCode> {
         },
         max_body_bytes: args.max_body as usize,
         concurrency,
+        pool: args.pool,
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

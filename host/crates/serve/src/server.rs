@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use weft_runtime::predictor::{InferError, InferRequest, LoadedPredictor, ModelMetadata};
+use weft_runtime::predictor::{
+    InferError, InferRequest, LoadedPredictor, ModelMetadata, PredictorInstance,
+};
 use weft_runtime::{InputArtifact, Limits, Runtime, StepError, StepRequest};
 
 /// One served model.
@@ -32,6 +34,10 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Requests running at once; the rest wait.
     pub concurrency: usize,
+    /// Warm instances kept per model (0: a fresh instance for every request, the default). A
+    /// pooled instance is reused across requests, so the model loads once; one that traps or
+    /// hits a limit is discarded, never reused.
+    pub pool: usize,
 }
 
 /// The only version each model has in this server, until versions and canaries land.
@@ -41,9 +47,11 @@ struct Model {
     config: ModelConfig,
     predictor: LoadedPredictor,
     metadata: ModelMetadata,
+    warm: std::sync::Mutex<Vec<PredictorInstance>>,
 }
 
 struct AppState {
+    pool: usize,
     metrics: crate::metrics::Metrics,
     runtime: Arc<Runtime>,
     models: BTreeMap<String, Model>,
@@ -94,6 +102,7 @@ pub async fn serve(config: ServerConfig, runtime: Arc<Runtime>) -> anyhow::Resul
             .await??
     };
     let state = Arc::new(AppState {
+        pool: config.pool,
         metrics: crate::metrics::Metrics::new(),
         runtime,
         models,
@@ -156,12 +165,20 @@ fn load_models(
             .metadata()
             .map_err(|e| anyhow::anyhow!("model `{}`: {e}", m.name))?;
         tracing::info!(model = %m.name, digest = %predictor.digest, "model ready");
+        // The instance that answered the metadata is the first warm one.
+        let warm = if config.pool > 0 {
+            vec![instance]
+        } else {
+            Vec::new()
+        };
+        let warm = std::sync::Mutex::new(warm);
         models.insert(
             m.name.clone(),
             Model {
                 config: m.clone(),
                 predictor,
                 metadata,
+                warm,
             },
         );
     }
@@ -398,15 +415,27 @@ async fn run_infer(
         .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()))?;
     let worker = state.clone();
     let model_name = name.clone();
-    // Each request: a fresh instance in its own Store; whatever it does ends with it.
+    // A fresh instance in its own Store (or a warm one from the pool); after a trap or limit it
+    // is dropped with everything it did.
     let result = tokio::task::spawn_blocking(move || {
         let m = &worker.models[&model_name];
-        let mut instance = worker.runtime.instantiate_predictor(
-            &m.predictor,
-            &grants(&m.config, &worker.limits),
-            guest_model_dir(&m.config),
-        )?;
-        instance.infer(&request)
+        let pooled = m.warm.lock().unwrap().pop();
+        let mut instance = match pooled {
+            Some(i) => i,
+            None => worker.runtime.instantiate_predictor(
+                &m.predictor,
+                &grants(&m.config, &worker.limits),
+                guest_model_dir(&m.config),
+            )?,
+        };
+        let result = instance.infer(&request);
+        if result.is_ok() {
+            let mut warm = m.warm.lock().unwrap();
+            if warm.len() < worker.pool {
+                warm.push(instance);
+            }
+        }
+        result
     })
     .await
     .map_err(|e| {
