@@ -7,4 +7,4 @@ mod metrics;
 mod server;
 mod tensor;
 
-pub use server::{serve, ModelConfig, ServerConfig};
+pub use server::{serve, serve_on, ModelConfig, ServerConfig};

@@ -95,6 +95,16 @@ fn guest_model_dir(model: &ModelConfig) -> Option<&'static str> {
 /// `addr`, reports the bound address on stderr, and serves until Ctrl-C, draining requests in
 /// flight before it returns.
 pub async fn serve(config: ServerConfig, runtime: Arc<Runtime>) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.addr).await?;
+    serve_on(listener, config, runtime).await
+}
+
+/// [`serve`] on a listener the caller bound (tests and benchmarks bind port 0 themselves).
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    config: ServerConfig,
+    runtime: Arc<Runtime>,
+) -> anyhow::Result<()> {
     // Loading runs wasm (and blocking WASI calls): keep it off the async workers.
     let (models, runtime) = {
         let config = config.clone();
@@ -136,7 +146,6 @@ pub async fn serve(config: ServerConfig, runtime: Arc<Runtime>) -> anyhow::Resul
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(axum::middleware::from_fn(access_log))
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind(config.addr).await?;
     eprintln!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app)
         .with_graceful_shutdown(async {

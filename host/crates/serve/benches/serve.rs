@@ -1,0 +1,206 @@
+//! Serving figures for docs/PERFORMANCE.md, in one process: the iris predictor behind
+//! `wasm-run serve` with a fresh instance per request and with a warm pool, against the same
+//! model compiled natively into a plain axum handler that parses the same V2 JSON. A closed-loop
+//! load generator on loopback prints throughput, p50/p99 latency and ratios to native.
+//!
+//! `cargo bench -p weft-serve --bench serve [-- CLIENTS REQUESTS_PER_CLIENT]`
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use weft_runtime::{Limits, Runtime, RuntimeConfig};
+use weft_serve::{ModelConfig, ServerConfig};
+
+const WEIGHTS: [[f64; 4]; 3] = [
+    [-1.0, 1.2, -1.8, -1.7],
+    [0.4, -0.9, -0.1, -0.6],
+    [0.6, -0.3, 1.9, 2.3],
+];
+const BIAS: [f64; 3] = [-0.2, 1.5, -1.3];
+
+fn model_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let rows: Vec<String> = WEIGHTS
+        .iter()
+        .map(|w| {
+            format!(
+                "[{}]",
+                w.iter()
+                    .map(|v| format!("{v:?}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        })
+        .collect();
+    let model = format!(
+        "{{\"kind\":\"logistic-regression\",\"features\":[\"a\",\"b\",\"c\",\"d\"],\"classes\":[\"setosa\",\"versicolor\",\"virginica\"],\"weights\":[{}],\"bias\":[{}]}}\n",
+        rows.join(","),
+        BIAS.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(",")
+    );
+    std::fs::write(dir.path().join("model.json"), model).unwrap();
+    dir
+}
+
+/// The same model, natively: parse the V2 request, softmax, answer.
+async fn native(Json(req): Json<Value>) -> Json<Value> {
+    let data: Vec<f64> = req["inputs"][0]["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().cloned().unwrap_or_else(|| vec![r.clone()]))
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let mut probs = Vec::new();
+    let mut labels = Vec::new();
+    for x in data.chunks_exact(4) {
+        let logits: Vec<f64> = (0..3)
+            .map(|c| BIAS[c] + (0..4).map(|j| WEIGHTS[c][j] * x[j]).sum::<f64>())
+            .collect();
+        let max = logits.iter().cloned().fold(f64::MIN, f64::max);
+        let e: Vec<f64> = logits.iter().map(|l| (l - max).exp()).collect();
+        let sum: f64 = e.iter().sum();
+        let p: Vec<f32> = e.iter().map(|v| (v / sum) as f32).collect();
+        let best = (0..3).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap();
+        labels.push(["setosa", "versicolor", "virginica"][best]);
+        probs.extend(p);
+    }
+    let n = labels.len();
+    Json(
+        json!({"model_name": "iris", "model_version": "1", "outputs": [
+            {"name": "probabilities", "datatype": "FP32", "shape": [n, 3], "data": probs},
+            {"name": "label", "datatype": "BYTES", "shape": [n], "data": labels},
+        ]}),
+    )
+}
+
+struct Figures {
+    rps: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn load(url: &str, clients: usize, per_client: usize) -> Figures {
+    let body = json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [[-0.9, 1.0, -1.3, -1.3]]}]}).to_string();
+    // Warm up (compiles nothing: just connections and caches).
+    let agent = ureq::Agent::new();
+    for _ in 0..50 {
+        agent.post(url).send_string(&body).unwrap();
+    }
+    let started = Instant::now();
+    let mut all: Vec<Duration> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..clients)
+            .map(|_| {
+                s.spawn(|| {
+                    let agent = ureq::Agent::new();
+                    (0..per_client)
+                        .map(|_| {
+                            let t = Instant::now();
+                            let r = agent
+                                .post(url)
+                                .set("Content-Type", "application/json")
+                                .send_string(&body)
+                                .unwrap();
+                            assert_eq!(r.status(), 200);
+                            let _ = r.into_string().unwrap();
+                            t.elapsed()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    all.sort();
+    Figures {
+        rps: all.len() as f64 / elapsed.as_secs_f64(),
+        p50: all[all.len() / 2],
+        p99: all[all.len() * 99 / 100],
+    }
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let clients = args.first().copied().unwrap_or(4);
+    let per_client = args.get(1).copied().unwrap_or(2000);
+    let dir = model_dir();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let runtime = Arc::new(
+        Runtime::new(RuntimeConfig {
+            cache_dir: None,
+            max_concurrent_steps: 32,
+        })
+        .unwrap(),
+    );
+
+    let mut urls = Vec::new();
+    for pool in [0usize, 8] {
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        urls.push(format!(
+            "http://{}/v2/models/iris/infer",
+            listener.local_addr().unwrap()
+        ));
+        let config = ServerConfig {
+            addr: listener.local_addr().unwrap(),
+            models: vec![ModelConfig {
+                name: "iris".into(),
+                component: weft_test_programs::IRIS_PREDICTOR.into(),
+                model_dir: Some(dir.path().to_path_buf()),
+            }],
+            limits: Limits::default(),
+            max_body_bytes: 1 << 20,
+            concurrency: 16,
+            pool,
+        };
+        rt.spawn(weft_serve::serve_on(listener, config, runtime.clone()));
+    }
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let native_url = format!(
+        "http://{}/v2/models/iris/infer",
+        listener.local_addr().unwrap()
+    );
+    rt.spawn(async move {
+        axum::serve(
+            listener,
+            Router::new().route("/v2/models/iris/infer", post(native)),
+        )
+        .await
+    });
+    std::thread::sleep(Duration::from_millis(500));
+
+    let native = load(&native_url, clients, per_client);
+    let fresh = load(&urls[0], clients, per_client);
+    let pooled = load(&urls[1], clients, per_client);
+    println!("serving iris, {clients} clients x {per_client} requests, loopback, keep-alive");
+    println!(
+        "{:<34} {:>10} {:>10} {:>10} {:>10}",
+        "mode", "req/s", "p50", "p99", "vs native"
+    );
+    for (name, f) in [
+        ("native axum handler (baseline)", &native),
+        ("fresh instance per request", &fresh),
+        ("warm pool (8)", &pooled),
+    ] {
+        println!(
+            "{name:<34} {:>10.0} {:>10.1?} {:>10.1?} {:>9.2}x",
+            f.rps,
+            f.p50,
+            f.p99,
+            f.rps / native.rps
+        );
+    }
+}
