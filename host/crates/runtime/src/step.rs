@@ -153,7 +153,8 @@ impl Runtime {
                 req.log_path.as_deref().unwrap_or(Path::new("")).display()
             ))
         })?;
-        let stage = if req.inputs.is_empty() {
+        // Only file inputs are staged (alone in a fresh directory); directories are granted as is.
+        let stage = if req.inputs.iter().all(|i| i.path.is_dir()) {
             None
         } else {
             Some(tempfile::tempdir().map_err(anyhow::Error::from)?)

@@ -85,7 +85,11 @@ fn load(url: &str, clients: usize, per_client: usize) -> Figures {
     // Warm up (compiles nothing: just connections and caches).
     let agent = ureq::Agent::new();
     for _ in 0..50 {
-        agent.post(url).send_string(&body).unwrap();
+        agent
+            .post(url)
+            .set("Content-Type", "application/json")
+            .send_string(&body)
+            .unwrap();
     }
     let started = Instant::now();
     let mut all: Vec<Duration> = std::thread::scope(|s| {
