@@ -7,24 +7,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use weft_store::{ArtifactStore, MetadataStore, TaskState};
 
-fn components_dir() -> PathBuf {
-    Path::new(CSV_TRANSFORM).parent().unwrap().to_path_buf()
-}
-
 /// The iris example, with its component paths pointed at this build's components.
 fn iris_yaml(s: &Scratch) -> PathBuf {
-    let text = std::fs::read_to_string(repo_file("examples/pipelines/iris/pipeline.yaml")).unwrap();
-    let text = text
-        .replace(
-            "../../../target/wasm-guests/components/",
-            &format!("{}/", components_dir().display()),
-        )
-        .replace(
-            "../../data/iris.csv",
-            repo_file("examples/data/iris.csv").to_str().unwrap(),
-        );
     let path = s.path("iris.yaml");
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, example_text("pipeline.yaml")).unwrap();
     path
 }
 
@@ -910,21 +896,10 @@ fn artifacts_round_trip_through_an_s3_compatible_server() {
     backend_round_trip("s3://weft-test/artifacts", &env);
 }
 
-/// An example file with its component and data paths pointed at this build, written to `s`.
+/// An example file with its paths pointed at this build, written to `s`.
 fn example_in(s: &Scratch, name: &str) -> PathBuf {
-    let text =
-        std::fs::read_to_string(repo_file(&format!("examples/pipelines/iris/{name}"))).unwrap();
-    let text = text
-        .replace(
-            "../../../target/wasm-guests/components/",
-            &format!("{}/", components_dir().display()),
-        )
-        .replace(
-            "../../data/iris.csv",
-            repo_file("examples/data/iris.csv").to_str().unwrap(),
-        );
     let path = s.path(name);
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, example_text(name)).unwrap();
     path
 }
 

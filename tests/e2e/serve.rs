@@ -71,16 +71,7 @@ fn post(url: &str, body: &str) -> (u16, Value) {
 
 /// Trains the iris model with the example pipeline and returns (model dir, test rows).
 fn trained_iris(s: &Scratch) -> (PathBuf, Vec<(Vec<f64>, String)>) {
-    let text = std::fs::read_to_string(repo_file("examples/pipelines/iris/pipeline.yaml"))
-        .unwrap()
-        .replace(
-            "../../../target/wasm-guests/components/",
-            &format!("{}/", Path::new(NOOP).parent().unwrap().display()),
-        )
-        .replace(
-            "../../data/iris.csv",
-            repo_file("examples/data/iris.csv").to_str().unwrap(),
-        );
+    let text = example_text("pipeline.yaml");
     let yaml = s.path("iris.yaml");
     std::fs::write(&yaml, text).unwrap();
     let out = s

@@ -119,3 +119,22 @@ pub fn repo_file(rel: &str) -> PathBuf {
         .join("../../..")
         .join(rel)
 }
+
+/// An example pipeline file's text with its component and data paths pointed at this build.
+pub fn example_text(name: &str) -> String {
+    let components = Path::new(CSV_TRANSFORM)
+        .parent()
+        .unwrap()
+        .display()
+        .to_string();
+    std::fs::read_to_string(repo_file(&format!("examples/pipelines/iris/{name}")))
+        .unwrap()
+        .replace(
+            "../../../target/wasm-guests/components/",
+            &format!("{components}/"),
+        )
+        .replace(
+            "../../data/iris.csv",
+            repo_file("examples/data/iris.csv").to_str().unwrap(),
+        )
+}

@@ -111,34 +111,8 @@ impl Runtime {
                 pre: hit.pre.clone(),
             }));
         }
+        let (pre, source) = self.link(path, &digest, &bytes, TASK_EXPORT)?;
         let shown = path.display().to_string();
-        let (component, source) = self
-            .cache
-            .load_or_compile(&self.engine, &digest, &bytes)
-            .map_err(|e| StepError::InvalidComponent {
-                path: shown.clone(),
-                reason: format!("{e:#}"),
-            })?;
-
-        let ty = component.component_type();
-        let exports: Vec<String> = ty
-            .exports(&self.engine)
-            .map(|(name, _)| name.to_string())
-            .collect();
-        if !exports.iter().any(|e| e == TASK_EXPORT) {
-            return Err(StepError::NotAStep {
-                path: shown,
-                expected: TASK_EXPORT,
-                exports,
-            });
-        }
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| StepError::Link {
-                path: shown.clone(),
-                reason: format!("{e:#}"),
-            })?;
         let pre = StepPre::new(pre).map_err(|e| StepError::Link {
             path: shown,
             reason: format!("{e:#}"),
@@ -156,6 +130,45 @@ impl Runtime {
 }
 
 impl Runtime {
+    /// Compiles (or loads from the cache) `bytes`, checks the component exports `expected`,
+    /// and links it against the sandbox's imports: what every kind of component goes through.
+    pub(crate) fn link(
+        &self,
+        path: &Path,
+        digest: &str,
+        bytes: &[u8],
+        expected: &'static str,
+    ) -> Result<(wasmtime::component::InstancePre<StepState>, LoadSource), StepError> {
+        let shown = path.display().to_string();
+        let (component, source) = self
+            .cache
+            .load_or_compile(&self.engine, digest, bytes)
+            .map_err(|e| StepError::InvalidComponent {
+                path: shown.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        if !exports.iter().any(|e| e == expected) {
+            return Err(StepError::NotAStep {
+                path: shown,
+                expected,
+                exports,
+            });
+        }
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| StepError::Link {
+                path: shown,
+                reason: format!("{e:#}"),
+            })?;
+        Ok((pre, source))
+    }
+
     /// Forgets the components loaded so far (the disk cache stays), so the next `load` of each
     /// reads the disk cache again: for a long-lived process whose components change, and for
     /// measuring cached loads.

@@ -47,35 +47,9 @@ impl Runtime {
         let bytes = std::fs::read(path)
             .map_err(|e| StepError::Grant(format!("component {}: {e}", path.display())))?;
         let digest = cache::digest(&bytes);
-        let shown = path.display().to_string();
-        let (component, source) = self
-            .cache
-            .load_or_compile(&self.engine, &digest, &bytes)
-            .map_err(|e| StepError::InvalidComponent {
-                path: shown.clone(),
-                reason: format!("{e:#}"),
-            })?;
-        let exports: Vec<String> = component
-            .component_type()
-            .exports(&self.engine)
-            .map(|(name, _)| name.to_string())
-            .collect();
-        if !exports.iter().any(|e| e == MODEL_EXPORT) {
-            return Err(StepError::NotAStep {
-                path: shown,
-                expected: MODEL_EXPORT,
-                exports,
-            });
-        }
-        let pre = self
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| StepError::Link {
-                path: shown.clone(),
-                reason: format!("{e:#}"),
-            })?;
+        let (pre, source) = self.link(path, &digest, &bytes, MODEL_EXPORT)?;
         let pre = bindings::PredictorPre::new(pre).map_err(|e| StepError::Link {
-            path: shown,
+            path: path.display().to_string(),
             reason: format!("{e:#}"),
         })?;
         Ok(LoadedPredictor {

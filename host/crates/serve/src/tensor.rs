@@ -50,8 +50,8 @@ fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
     }
 }
 
-/// A V2 JSON input tensor as the component sees it; errors name the tensor and what is wrong.
-pub(crate) fn from_json(v: &Value) -> Result<Tensor, String> {
+/// The name, datatype and shape of a V2 JSON tensor.
+fn header(v: &Value) -> Result<(String, Datatype, Vec<i64>), String> {
     let name = v["name"]
         .as_str()
         .ok_or("an input tensor has no `name`")?
@@ -71,6 +71,13 @@ pub(crate) fn from_json(v: &Value) -> Result<Tensor, String> {
             })
         })
         .collect::<Result<_, _>>()?;
+    Ok((name, dt, shape))
+}
+
+/// A V2 JSON input tensor as the component sees it; errors name the tensor and what is wrong.
+pub(crate) fn from_json(v: &Value) -> Result<Tensor, String> {
+    let (name, dt, shape) = header(v)?;
+    let dt_name = datatype_name(dt);
     let expected: i64 = shape.iter().product();
     let mut flat = Vec::new();
     flatten(
@@ -183,25 +190,7 @@ pub(crate) fn check_raw(name: &str, dt: Datatype, shape: &[i64], raw: &[u8]) -> 
 
 /// An input sent with the binary tensor extension: its JSON header and its raw bytes.
 pub(crate) fn from_binary(v: &Value, raw: &[u8]) -> Result<Tensor, String> {
-    let name = v["name"]
-        .as_str()
-        .ok_or("an input tensor has no `name`")?
-        .to_string();
-    let dt_name = v["datatype"]
-        .as_str()
-        .ok_or_else(|| format!("input `{name}` has no `datatype`"))?;
-    let dt =
-        datatype(dt_name).ok_or_else(|| format!("input `{name}`: unknown datatype `{dt_name}`"))?;
-    let shape: Vec<i64> = v["shape"]
-        .as_array()
-        .ok_or_else(|| format!("input `{name}` has no `shape`"))?
-        .iter()
-        .map(|d| {
-            d.as_i64().filter(|d| *d >= 0).ok_or_else(|| {
-                format!("input `{name}`: shape entries must be non-negative integers")
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    let (name, dt, shape) = header(v)?;
     check_raw(&format!("input {name}"), dt, &shape, raw)?;
     Ok(Tensor {
         name,
