@@ -316,7 +316,15 @@ fn fails_alone(pool: &str) {
     let url = format!("{}/v2/models/echo/infer", server.url);
     let good = r#"{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.5]}]}"#;
     let stop = std::sync::atomic::AtomicBool::new(false);
+    // Whatever happens below, the stream stops when the scope unwinds or ends.
+    struct StopOnDrop<'a>(&'a std::sync::atomic::AtomicBool);
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
     std::thread::scope(|scope| {
+        let _stop_guard = StopOnDrop(&stop);
         let stream = scope.spawn(|| {
             let mut n = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -516,4 +524,91 @@ fn an_independent_v2_client_from_pypi_works_unchanged() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok");
+}
+
+#[test]
+fn versions_split_traffic_and_promote_and_rollback_without_dropping_requests() {
+    let s = Scratch::new();
+    let echo = component("echo-predictor");
+    let server = start(
+        &s,
+        &[
+            "--model",
+            &format!("echo@1={echo}"),
+            "--model",
+            &format!("echo@2={echo}"),
+            "--traffic",
+            "echo:1=90,2=10",
+        ],
+    );
+    let url = format!("{}/v2/models/echo/infer", server.url);
+    let good = r#"{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.5]}]}"#;
+    let version = |resp: &Value| resp["model_version"].as_str().unwrap().to_string();
+    assert_eq!(
+        get(&format!("{}/v2/models/echo", server.url)).1["versions"],
+        json!(["1", "2"])
+    );
+
+    // 90/10, exactly, over 100 requests.
+    let picks: Vec<String> = (0..100).map(|_| version(&post(&url, good).1)).collect();
+    assert_eq!(picks.iter().filter(|v| *v == "2").count(), 10);
+    assert_eq!(picks.iter().filter(|v| *v == "1").count(), 90);
+    // A versioned request goes where it asks.
+    assert_eq!(
+        version(
+            &post(
+                &format!("{}/v2/models/echo/versions/2/infer", server.url),
+                good
+            )
+            .1
+        ),
+        "2"
+    );
+
+    let traffic = |args: &[&str]| {
+        let out = s
+            .wasm_run()
+            .args(["traffic", "--server", &server.url, "echo"])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    // Promote under load: no request fails, and afterwards all go to version 2.
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let stream = scope.spawn(|| {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let (code, resp) = post(&url, good);
+                assert_eq!(code, 200, "{resp}");
+                n += 1;
+            }
+            n
+        });
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        let promoted = traffic(&["promote", "2"]);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        // Stop the stream before asserting, so a failure cannot leave it running.
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (code, out, err) = promoted;
+        assert_eq!(code, Some(0), "{err}");
+        assert!(out.contains(r#"{"2":100}"#), "{out}");
+        assert!(stream.join().unwrap() > 0);
+    });
+    assert!((0..20).all(|_| version(&post(&url, good).1) == "2"));
+
+    let (code, out, _) = traffic(&["rollback"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains(r#"{"1":90,"2":10}"#), "{out}");
+    let (code, _, err) = traffic(&["set", "1=50,3=50"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no version `3`"), "{err}");
+    let (code, out, _) = traffic(&["show"]);
+    assert_eq!(code, Some(0));
+    assert!(out.contains(r#"{"1":90,"2":10}"#), "{out}");
 }

@@ -57,6 +57,8 @@ enum Command {
     Logs { run: String, task: String },
     /// Serve models over the Open Inference Protocol (KServe V2 REST).
     Serve(serve::ServeArgs),
+    /// Show or change the traffic split of a model on a running server (canary, promote, rollback).
+    Traffic(serve::TrafficArgs),
     /// Artifacts in the store: list, get.
     #[command(subcommand)]
     Artifacts(runs::ArtifactsCommand),
@@ -79,6 +81,7 @@ fn main() -> ExitCode {
         Command::Runs(cmd) => runs::runs(&home, cmd),
         Command::Logs { run, task } => runs::logs(&home, &run, &task),
         Command::Serve(args) => serve::run(&home, args),
+        Command::Traffic(args) => serve::traffic(args),
         Command::Artifacts(cmd) => runs::artifacts(&home, cmd),
         Command::Lineage { digest, output } => runs::lineage(&home, &digest, output),
     };

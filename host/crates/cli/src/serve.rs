@@ -20,10 +20,15 @@ traps, times out or runs out of memory gets a 500 and affects nothing else.
 Example:
   wasm-run serve --model iris=iris-predictor.wasm:path/to/model-dir --port 8080")]
 pub struct ServeArgs {
-    /// A model: NAME=COMPONENT.wasm[:MODEL_DIR], the component a weft:serve/predictor and the
-    /// directory its model loads from (granted read-only). Repeatable.
-    #[arg(long = "model", short = 'm', value_name = "NAME=COMPONENT[:DIR]", value_parser = parse_model, required = true)]
+    /// A model version: NAME[@VERSION]=COMPONENT.wasm[:MODEL_DIR], the component a
+    /// weft:serve/predictor and the directory its model loads from (granted read-only). Give one
+    /// name several times with different versions to serve them side by side. Repeatable.
+    #[arg(long = "model", short = 'm', value_name = "NAME[@V]=COMPONENT[:DIR]", value_parser = parse_model, required = true)]
     models: Vec<ModelConfig>,
+    /// A traffic split: NAME:V1=90,V2=10 (percentages summing to 100). Without one, a model's
+    /// traffic goes to its last version. Change it at run time with `wasm-run traffic`.
+    #[arg(long = "traffic", value_name = "NAME:V=PERCENT,...", value_parser = parse_traffic)]
+    traffic: Vec<(String, Vec<(String, u32)>)>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: String,
@@ -57,16 +62,28 @@ fn parse_size(s: &str) -> Result<u64, String> {
 fn parse_model(s: &str) -> Result<ModelConfig, String> {
     let (name, rest) = s
         .split_once('=')
-        .ok_or_else(|| format!("`{s}`: write NAME=COMPONENT.wasm[:MODEL_DIR]"))?;
+        .ok_or_else(|| format!("`{s}`: write NAME[@VERSION]=COMPONENT.wasm[:MODEL_DIR]"))?;
+    let (name, version) = match name.split_once('@') {
+        Some((n, v)) => (n, v.to_string()),
+        None => (name, "1".to_string()),
+    };
     let (component, dir) = match rest.split_once(".wasm:") {
         Some((c, d)) => (format!("{c}.wasm"), Some(PathBuf::from(d))),
         None => (rest.to_string(), None),
     };
     Ok(ModelConfig {
         name: name.to_string(),
+        version,
         component: PathBuf::from(component),
         model_dir: dir,
     })
+}
+
+fn parse_traffic(s: &str) -> Result<(String, Vec<(String, u32)>), String> {
+    let (name, split) = s
+        .split_once(':')
+        .ok_or_else(|| format!("`{s}`: write NAME:V1=90,V2=10"))?;
+    Ok((name.to_string(), weft_serve::parse_split(split)?))
 }
 
 pub fn run(home: &Home, args: ServeArgs) -> Result<ExitCode> {
@@ -93,10 +110,75 @@ pub fn run(home: &Home, args: ServeArgs) -> Result<ExitCode> {
         max_body_bytes: args.max_body as usize,
         concurrency,
         pool: args.pool,
+        splits: args.traffic.into_iter().collect(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(weft_serve::serve(config, Arc::new(runtime)))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `wasm-run traffic`: look at or change a running server's traffic split.
+#[derive(Args)]
+pub struct TrafficArgs {
+    /// The server, e.g. http://127.0.0.1:8080.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// The model.
+    model: String,
+    #[command(subcommand)]
+    action: Option<TrafficAction>,
+}
+
+#[derive(clap::Subcommand)]
+enum TrafficAction {
+    /// Print the split (the default).
+    Show,
+    /// Set the split: V1=90,V2=10.
+    Set { split: String },
+    /// Send all traffic to one version.
+    Promote {
+        #[arg(value_name = "VERSION")]
+        target: String,
+    },
+    /// Return to the split before the last change.
+    Rollback,
+}
+
+pub fn traffic(args: TrafficArgs) -> Result<ExitCode> {
+    let base = format!(
+        "{}/admin/models/{}",
+        args.server.trim_end_matches('/'),
+        args.model
+    );
+    let result = match args.action.unwrap_or(TrafficAction::Show) {
+        TrafficAction::Show => ureq::get(&format!("{base}/traffic")).call(),
+        TrafficAction::Set { split } => {
+            let split = weft_serve::parse_split(&split).map_err(anyhow::Error::msg)?;
+            let map: serde_json::Map<String, serde_json::Value> =
+                split.into_iter().map(|(v, w)| (v, w.into())).collect();
+            ureq::put(&format!("{base}/traffic")).send_json(serde_json::json!({"traffic": map}))
+        }
+        TrafficAction::Promote { target } => {
+            ureq::post(&format!("{base}/promote")).send_json(serde_json::json!({"version": target}))
+        }
+        TrafficAction::Rollback => ureq::post(&format!("{base}/rollback")).call(),
+    };
+    match result {
+        Ok(r) => {
+            let body: serde_json::Value = r.into_json()?;
+            println!("{}: {}", args.model, body["traffic"]);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(ureq::Error::Status(code, r)) => {
+            let body: serde_json::Value = r.into_json().unwrap_or_default();
+            eprintln!(
+                "error: {code}: {}",
+                body["error"].as_str().unwrap_or("(no message)")
+            );
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => Err(anyhow::anyhow!("{}: {e}", args.server)),
+    }
 }

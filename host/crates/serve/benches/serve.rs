@@ -160,6 +160,7 @@ fn main() {
             addr: listener.local_addr().unwrap(),
             models: vec![ModelConfig {
                 name: "iris".into(),
+                version: "1".into(),
                 component: weft_test_programs::IRIS_PREDICTOR.into(),
                 model_dir: Some(dir.path().to_path_buf()),
             }],
@@ -167,6 +168,7 @@ fn main() {
             max_body_bytes: 1 << 20,
             concurrency: 16,
             pool,
+            splits: Default::default(),
         };
         rt.spawn(weft_serve::serve_on(listener, config, runtime.clone()));
     }

@@ -4,7 +4,9 @@
 //! requests untouched.
 
 mod metrics;
+mod routing;
 mod server;
 mod tensor;
 
+pub use routing::parse as parse_split;
 pub use server::{serve, serve_on, ModelConfig, ServerConfig};

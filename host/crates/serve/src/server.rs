@@ -16,10 +16,12 @@ use weft_runtime::predictor::{
 };
 use weft_runtime::{InputArtifact, Limits, Runtime, StepError, StepRequest};
 
-/// One served model.
+/// One version of a served model.
 #[derive(Clone, Debug)]
 pub struct ModelConfig {
     pub name: String,
+    /// Several configs with one name are versions of one model (default "1").
+    pub version: String,
     pub component: PathBuf,
     /// The model artifact, granted read-only to every instance.
     pub model_dir: Option<PathBuf>,
@@ -38,16 +40,21 @@ pub struct ServerConfig {
     /// pooled instance is reused across requests, so the model loads once; one that traps or
     /// hits a limit is discarded, never reused.
     pub pool: usize,
+    /// Initial traffic splits: model → [(version, percent)]. A model without one sends all
+    /// traffic to its last version.
+    pub splits: BTreeMap<String, Vec<(String, u32)>>,
 }
 
-/// The only version each model has in this server, until versions and canaries land.
-const VERSION: &str = "1";
-
-struct Model {
+struct Version {
     config: ModelConfig,
     predictor: LoadedPredictor,
     metadata: ModelMetadata,
     warm: std::sync::Mutex<Vec<PredictorInstance>>,
+}
+
+struct Model {
+    versions: BTreeMap<String, Version>,
+    routing: crate::routing::Routing,
 }
 
 struct AppState {
@@ -143,6 +150,12 @@ pub async fn serve_on(
         )
         .route("/v2/models/{name}/versions/{version}/infer", post(infer_v))
         .route("/metrics", get(metrics))
+        .route(
+            "/admin/models/{name}/traffic",
+            get(get_traffic).put(set_traffic),
+        )
+        .route("/admin/models/{name}/promote", post(promote))
+        .route("/admin/models/{name}/rollback", post(rollback))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(axum::middleware::from_fn(access_log))
         .with_state(state);
@@ -156,40 +169,76 @@ pub async fn serve_on(
     Ok(())
 }
 
-/// Compiles and links every model and loads one instance of each to read its metadata, so a
-/// model that cannot load is an error at start-up, not on the first request.
+/// Compiles and links every model version and loads one instance of each to read its metadata,
+/// so a model that cannot load is an error at start-up, not on the first request.
 fn load_models(
     config: &ServerConfig,
     runtime: &Runtime,
 ) -> anyhow::Result<BTreeMap<String, Model>> {
-    let mut models = BTreeMap::new();
+    let mut versions: BTreeMap<String, BTreeMap<String, Version>> = BTreeMap::new();
     for m in &config.models {
+        let what = format!("model `{}` version `{}`", m.name, m.version);
         let predictor = runtime
             .load_predictor(&m.component)
-            .map_err(|e| anyhow::anyhow!("model `{}`: {e}", m.name))?;
+            .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
         let mut instance = runtime
             .instantiate_predictor(&predictor, &grants(m, &config.limits), guest_model_dir(m))
-            .map_err(|e| anyhow::anyhow!("model `{}`: {e}", m.name))?;
+            .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
         let metadata = instance
             .metadata()
-            .map_err(|e| anyhow::anyhow!("model `{}`: {e}", m.name))?;
-        tracing::info!(model = %m.name, digest = %predictor.digest, "model ready");
+            .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+        tracing::info!(model = %m.name, version = %m.version, digest = %predictor.digest, "model ready");
         // The instance that answered the metadata is the first warm one.
-        let warm = if config.pool > 0 {
+        let warm = std::sync::Mutex::new(if config.pool > 0 {
             vec![instance]
         } else {
             Vec::new()
+        });
+        let v = Version {
+            config: m.clone(),
+            predictor,
+            metadata,
+            warm,
         };
-        let warm = std::sync::Mutex::new(warm);
+        if versions
+            .entry(m.name.clone())
+            .or_default()
+            .insert(m.version.clone(), v)
+            .is_some()
+        {
+            anyhow::bail!("{what} is given twice");
+        }
+    }
+    let mut models = BTreeMap::new();
+    for (name, versions) in versions {
+        let split = match config.splits.get(&name) {
+            Some(split) => split.clone(),
+            None => {
+                let last = config
+                    .models
+                    .iter()
+                    .rev()
+                    .find(|m| m.name == name)
+                    .map(|m| m.version.clone())
+                    .unwrap_or_default();
+                vec![(last, 100)]
+            }
+        };
+        let names: Vec<&str> = versions.keys().map(String::as_str).collect();
+        crate::routing::check(&split, &names)
+            .map_err(|e| anyhow::anyhow!("traffic split of model `{name}`: {e}"))?;
         models.insert(
-            m.name.clone(),
+            name,
             Model {
-                config: m.clone(),
-                predictor,
-                metadata,
-                warm,
+                versions,
+                routing: crate::routing::Routing::new(split),
             },
         );
+    }
+    for name in config.splits.keys() {
+        if !models.contains_key(name) {
+            anyhow::bail!("a traffic split names model `{name}`, which is not served");
+        }
     }
     Ok(models)
 }
@@ -200,43 +249,53 @@ async fn server_metadata() -> Json<Value> {
     )
 }
 
+/// The model `name`, and the version asked for (or, for unversioned metadata, its primary).
 fn model<'a>(
     state: &'a AppState,
     name: &str,
     version: Option<&str>,
-) -> Result<&'a Model, ApiError> {
+) -> Result<(&'a Model, &'a Version), ApiError> {
     let m = state
         .models
         .get(name)
         .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown model `{name}`")))?;
-    match version {
-        Some(v) if v != VERSION => Err(ApiError(
+    let v = match version {
+        Some(v) => v.to_string(),
+        None => m.routing.primary(),
+    };
+    let found = m.versions.get(&v).ok_or_else(|| {
+        ApiError(
             StatusCode::NOT_FOUND,
-            format!("model `{name}` has no version `{v}` (versions: [\"{VERSION}\"])"),
-        )),
-        _ => Ok(m),
-    }
+            format!(
+                "model `{name}` has no version `{v}` (versions: {:?})",
+                m.versions.keys().collect::<Vec<_>>()
+            ),
+        )
+    })?;
+    Ok((m, found))
 }
 
 fn spec_json(specs: &[weft_runtime::predictor::TensorSpec]) -> Vec<Value> {
     specs.iter().map(|s| json!({"name": s.name, "datatype": tensor::datatype_name(s.datatype), "shape": s.shape})).collect()
 }
 
-fn metadata_json(m: &Model) -> Value {
+fn metadata_json((m, v): (&Model, &Version)) -> Value {
     json!({
-        "name": m.config.name,
-        "versions": [VERSION],
-        "platform": m.metadata.platform,
-        "inputs": spec_json(&m.metadata.inputs),
-        "outputs": spec_json(&m.metadata.outputs),
+        "name": v.config.name,
+        "versions": m.versions.keys().collect::<Vec<_>>(),
+        "platform": v.metadata.platform,
+        "inputs": spec_json(&v.metadata.inputs),
+        "outputs": spec_json(&v.metadata.outputs),
     })
 }
 
 async fn list_models(State(state): State<Arc<AppState>>) -> Json<Value> {
     let models: Vec<Value> = state
         .models
-        .values()
-        .map(|m| json!({"name": m.config.name, "versions": [VERSION], "platform": m.metadata.platform, "ready": true}))
+        .iter()
+        .map(|(name, m)| {
+            json!({"name": name, "versions": m.versions.keys().collect::<Vec<_>>(), "traffic": m.routing.current(), "ready": true})
+        })
         .collect();
     Json(json!({"models": models}))
 }
@@ -263,6 +322,74 @@ async fn model_ready_v(
 ) -> ApiResult {
     model(&state, &name, Some(&version))?;
     Ok(Json(json!({"name": name, "ready": true})))
+}
+
+fn routing<'a>(state: &'a AppState, name: &str) -> Result<&'a Model, ApiError> {
+    state
+        .models
+        .get(name)
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown model `{name}`")))
+}
+
+fn traffic_json(name: &str, m: &Model) -> Json<Value> {
+    Json(json!({"name": name, "traffic": m.routing.current()}))
+}
+
+async fn get_traffic(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult {
+    Ok(traffic_json(&name, routing(&state, &name)?))
+}
+
+/// `PUT {"traffic": {"1": 90, "2": 10}}`: a new split, effective for requests arriving after it.
+async fn set_traffic(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Json(body): Json<Value>,
+) -> ApiResult {
+    let m = routing(&state, &name)?;
+    let split: crate::routing::Split = body["traffic"]
+        .as_object()
+        .ok_or_else(|| bad("the body needs a `traffic` object of version → percent"))?
+        .iter()
+        .map(|(v, w)| {
+            w.as_u64().map(|w| (v.clone(), w as u32)).ok_or_else(|| {
+                bad(format!(
+                    "version `{v}`: the percentage must be a whole number"
+                ))
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let versions: Vec<&str> = m.versions.keys().map(String::as_str).collect();
+    crate::routing::check(&split, &versions).map_err(bad)?;
+    m.routing.set(split);
+    tracing::info!(model = %name, traffic = ?m.routing.current(), "traffic split changed");
+    Ok(traffic_json(&name, m))
+}
+
+/// `POST {"version": "2"}`: all traffic to that version.
+async fn promote(
+    State(state): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    Json(body): Json<Value>,
+) -> ApiResult {
+    let m = routing(&state, &name)?;
+    let v = body["version"]
+        .as_str()
+        .ok_or_else(|| bad("the body needs a `version`"))?
+        .to_string();
+    let versions: Vec<&str> = m.versions.keys().map(String::as_str).collect();
+    let split = vec![(v, 100)];
+    crate::routing::check(&split, &versions).map_err(bad)?;
+    m.routing.set(split);
+    tracing::info!(model = %name, traffic = ?m.routing.current(), "version promoted");
+    Ok(traffic_json(&name, m))
+}
+
+/// Back to the split before the last change.
+async fn rollback(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult {
+    let m = routing(&state, &name)?;
+    m.routing.rollback().map_err(bad)?;
+    tracing::info!(model = %name, traffic = ?m.routing.current(), "traffic rolled back");
+    Ok(traffic_json(&name, m))
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
@@ -332,7 +459,20 @@ async fn run_infer(
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> InferResult {
-    model(&state, &name, version.as_deref())?;
+    // An unversioned request takes the version the traffic split picks, once, here.
+    let chosen = match version {
+        Some(v) => v,
+        None => match state.models.get(&name) {
+            Some(m) => m.routing.pick(),
+            None => {
+                return Err(ApiError(
+                    StatusCode::NOT_FOUND,
+                    format!("unknown model `{name}`"),
+                ))
+            }
+        },
+    };
+    model(&state, &name, Some(&chosen))?;
     // With the binary extension the body is JSON, then the tensors' raw bytes.
     let (json_part, mut blob) = match headers.get(HEADER_LENGTH) {
         None => (&body[..], &[][..]),
@@ -424,10 +564,11 @@ async fn run_infer(
         .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()))?;
     let worker = state.clone();
     let model_name = name.clone();
+    let version = chosen.clone();
     // A fresh instance in its own Store (or a warm one from the pool); after a trap or limit it
     // is dropped with everything it did.
     let result = tokio::task::spawn_blocking(move || {
-        let m = &worker.models[&model_name];
+        let m = &worker.models[&model_name].versions[&version];
         let pooled = m.warm.lock().unwrap().pop();
         let mut instance = match pooled {
             Some(i) => i,
@@ -502,7 +643,7 @@ async fn run_infer(
             outs.push(j);
         }
     }
-    let mut body = json!({"model_name": name, "model_version": VERSION, "outputs": outs});
+    let mut body = json!({"model_name": name, "model_version": chosen, "outputs": outs});
     if let Some(id) = id {
         body["id"] = json!(id);
     }
