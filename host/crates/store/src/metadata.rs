@@ -146,6 +146,15 @@ pub struct TaskCompletion {
     pub log_path: Option<String>,
 }
 
+/// Journal mode, durability, foreign keys, then the schema migrations.
+fn init(conn: &mut Connection) -> Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrations().to_latest(conn)?;
+    Ok(())
+}
+
 fn migrations() -> Migrations<'static> {
     Migrations::new(vec![M::up(
         "CREATE TABLE runs (
@@ -228,23 +237,21 @@ impl MetadataStore {
             std::fs::create_dir_all(dir)?;
         }
         let mut conn = Connection::open(path)?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // Two processes opening a fresh store at once (a run starting while `runs list` looks)
-        // both see version 0; the loser's migration fails on the tables the winner made. Its
-        // retry reads the new version and has nothing left to do.
+        // Processes opening a fresh store at once (a run starting while `runs list` looks) race:
+        // SQLite answers some of them "busy" without waiting (switching to WAL), and the loser of
+        // the first migration fails on tables the winner made. Retrying the whole set-up settles
+        // both: the retry finds WAL on and the schema current, with nothing left to do.
         let mut attempt = 0;
         loop {
-            match migrations().to_latest(&mut conn) {
+            match init(&mut conn) {
                 Ok(()) => break,
-                Err(e) if attempt < 20 => {
-                    tracing::debug!(error = %e, "migration raced another process; retrying");
+                Err(e) if attempt < 100 => {
+                    tracing::debug!(error = %e, "store set-up raced another process; retrying");
                     attempt += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(25));
+                    std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         }
         Ok(MetadataStore {
