@@ -80,17 +80,7 @@ fn the_iris_pipeline_trains_a_model_as_good_as_the_data_allows() {
     assert_eq!(test_rows, 45);
 
     // The confusion matrix artifact agrees with the accuracy parameter.
-    let event = |task: &str, name: &str| {
-        summary["artifacts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["task"] == task && e["name"] == name && e["direction"] == "output")
-            .unwrap()["digest"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let event = |task: &str, name: &str| output_digest(&summary, task, name);
     let metrics_dir = s.path("metrics");
     let got = s
         .wasm_run()
@@ -260,59 +250,48 @@ fn an_invalid_pipeline_is_refused_with_file_line_and_column() {
     let yaml = iris_yaml(&s);
     let text = std::fs::read_to_string(&yaml).unwrap();
     let bad = s.path("bad.yaml");
-    std::fs::write(
-        &bad,
+    let shown = bad.display().to_string();
+    // Writes a broken variant of the pipeline and returns what `wasm-run pipeline CMD` said.
+    let refused = |cmd: &str, text: String| {
+        std::fs::write(&bad, text).unwrap();
+        let out = s
+            .wasm_run()
+            .args(["pipeline", cmd])
+            .arg(&bad)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        err
+    };
+
+    let err = refused(
+        "validate",
         text.replace("output: accuracy}, op", "output: acuracy}, op")
             .replace(
                 "epochs: {param: epochs}",
                 "epochs: {param: epochs}\n        learning_rat: {value: 1}",
             ),
-    )
-    .unwrap();
-    let out = s
-        .wasm_run()
-        .args(["pipeline", "validate"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
-    let shown = bad.display().to_string();
+    );
     assert!(
         err.contains(&format!("{shown}:111:")) && err.contains("no output parameter `acuracy`"),
         "{err}"
     );
     assert!(err.contains("no input parameter `learning_rat`"), "{err}");
 
-    std::fs::write(&bad, text.replace(CSV_TRANSFORM, NOT_A_STEP)).unwrap();
-    let out = s
-        .wasm_run()
-        .args(["pipeline", "run"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = refused("run", text.replace(CSV_TRANSFORM, NOT_A_STEP));
     assert!(
         err.contains(&format!("{shown}:21:")) && err.contains("not a Weft step"),
         "{err}"
     );
 
-    std::fs::write(
-        &bad,
+    let err = refused(
+        "validate",
         text.replace(
             "      artifacts: {data: {artifact: iris}}",
             "      artifacts: {data: {artifact: iris}}\n      after: [publish]",
         ),
-    )
-    .unwrap();
-    let out = s
-        .wasm_run()
-        .args(["pipeline", "validate"])
-        .arg(&bad)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    );
     assert!(err.contains("cycle") && err.contains("load -> "), "{err}");
 }
 
@@ -726,15 +705,7 @@ fn parallel_for_fans_out_over_a_list_and_fans_the_outputs_back_in() {
         );
     }
     // The fanned-in artifact holds every iteration's output in order.
-    let digest = summary["artifacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["task"] == "fan" && e["direction"] == "output")
-        .unwrap()["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let digest = output_digest(&summary, "fan", "out");
     let dir = s.path("fan-out");
     assert!(s
         .wasm_run()
@@ -809,15 +780,7 @@ fn backend_round_trip(backend: &str, env: &[(&str, String)]) {
     let yaml_s = yaml.to_str().unwrap();
     let first = run_json(&wasm_run(&["pipeline", "run", yaml_s, "--json"]));
     assert_eq!(first["state"], "SUCCEEDED");
-    let model = first["artifacts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["task"] == "train" && e["direction"] == "output")
-        .unwrap()["digest"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let model = output_digest(&first, "train", "model");
 
     // The machine loses its artifacts; the backend still has them.
     std::fs::remove_dir_all(s.path("home/artifacts")).unwrap();

@@ -87,17 +87,7 @@ fn trained_iris(s: &Scratch) -> (PathBuf, Vec<(Vec<f64>, String)>) {
         String::from_utf8_lossy(&out.stderr)
     );
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let digest = |task: &str, name: &str| {
-        summary["artifacts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|e| e["task"] == task && e["name"] == name && e["direction"] == "output")
-            .unwrap()["digest"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let digest = |task: &str, name: &str| output_digest(&summary, task, name);
     let get_artifact = |digest: String, to: &str| {
         let dir = s.path(to);
         assert!(s

@@ -138,3 +138,16 @@ pub fn example_text(name: &str) -> String {
             repo_file("examples/data/iris.csv").to_str().unwrap(),
         )
 }
+
+/// The digest of output artifact `name` of `task` in a `--json` run summary.
+pub fn output_digest(summary: &serde_json::Value, task: &str, name: &str) -> String {
+    summary["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["task"] == task && e["name"] == name && e["direction"] == "output")
+        .unwrap_or_else(|| panic!("no output {task}.{name} in {summary}"))["digest"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}

@@ -358,11 +358,16 @@ async fn set_traffic(
             })
         })
         .collect::<Result<_, _>>()?;
+    apply_split(&name, m, split)
+}
+
+/// Checks `split` against the model's versions and makes it the one new requests follow.
+fn apply_split(name: &str, m: &Model, split: crate::routing::Split) -> ApiResult {
     let versions: Vec<&str> = m.versions.keys().map(String::as_str).collect();
     crate::routing::check(&split, &versions).map_err(bad)?;
     m.routing.set(split);
     tracing::info!(model = %name, traffic = ?m.routing.current(), "traffic split changed");
-    Ok(traffic_json(&name, m))
+    Ok(traffic_json(name, m))
 }
 
 /// `POST {"version": "2"}`: all traffic to that version.
@@ -376,12 +381,7 @@ async fn promote(
         .as_str()
         .ok_or_else(|| bad("the body needs a `version`"))?
         .to_string();
-    let versions: Vec<&str> = m.versions.keys().map(String::as_str).collect();
-    let split = vec![(v, 100)];
-    crate::routing::check(&split, &versions).map_err(bad)?;
-    m.routing.set(split);
-    tracing::info!(model = %name, traffic = ?m.routing.current(), "version promoted");
-    Ok(traffic_json(&name, m))
+    apply_split(&name, m, vec![(v, 100)])
 }
 
 /// Back to the split before the last change.
