@@ -27,7 +27,28 @@ impl Drop for Server {
     }
 }
 
+/// Starts `wasm-run serve` and waits until its models have loaded.
 fn start(s: &Scratch, args: &[&str]) -> Server {
+    let (server, mut lines) = start_listening(s, args);
+    loop {
+        let line = lines
+            .next()
+            .expect("server exited before it was ready")
+            .unwrap();
+        if line.starts_with("ready:") {
+            break;
+        }
+    }
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    server
+}
+
+/// Starts `wasm-run serve` and returns as soon as it listens, models perhaps still loading.
+fn start_listening(
+    s: &Scratch,
+    args: &[&str],
+) -> (Server, std::io::Lines<BufReader<std::process::ChildStderr>>) {
     let mut child = s
         .wasm_run()
         .args(["serve", "--port", "0"])
@@ -45,9 +66,7 @@ fn start(s: &Scratch, args: &[&str]) -> Server {
             break addr.to_string();
         }
     };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server { child, url }
+    (Server { child, url }, lines)
 }
 
 fn get(url: &str) -> (u16, Value) {
@@ -601,4 +620,104 @@ fn versions_split_traffic_and_promote_and_rollback_without_dropping_requests() {
     let (code, out, _) = traffic(&["show"]);
     assert_eq!(code, Some(0));
     assert!(out.contains(r#"{"1":90,"2":10}"#), "{out}");
+}
+
+/// A logistic-regression `model.json` the iris predictor reads, written without training.
+fn write_iris_model(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let model = json!({
+        "kind": "logistic-regression",
+        "features": ["a", "b", "c", "d"],
+        "classes": ["setosa", "versicolor", "virginica"],
+        "weights": [[-1.0, 1.2, -1.8, -1.7], [0.4, -0.9, -0.1, -0.6], [0.6, -0.3, 1.9, 2.3]],
+        "bias": [-0.2, 1.5, -1.3],
+    });
+    std::fs::write(dir.join("model.json"), model.to_string()).unwrap();
+}
+
+#[test]
+fn fresh_instances_start_from_a_snapshot_taken_after_load() {
+    let s = Scratch::new();
+    let body = json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [1.0, -0.5, 2.0, 1.5]}]});
+    let body = body.to_string();
+    let mut answers = Vec::new();
+    for (dir, extra) in [("snap", None), ("loading", Some("--no-snapshot"))] {
+        let model = s.path(dir);
+        write_iris_model(&model);
+        let spec = format!("iris={}:{}", component("iris-predictor"), model.display());
+        let mut args = vec!["--model", spec.as_str()];
+        args.extend(extra);
+        let server = start(&s, &args);
+        let infer = format!("{}/v2/models/iris/infer", server.url);
+        let (code, first) = post(&infer, &body);
+        assert_eq!(code, 200, "{first}");
+        // With the model's file gone, a snapshot instance still has the model in memory; one
+        // that loads per request cannot load it any more, and says so.
+        std::fs::remove_file(model.join("model.json")).unwrap();
+        let again = post(&infer, &body);
+        answers.push((first, again));
+    }
+    let (first, again) = &answers[0];
+    assert_eq!(again, &(200, first.clone()));
+    let (first, (code, err)) = &answers[1];
+    assert_eq!(first, &answers[0].0);
+    assert_eq!(*code, 500, "{err}");
+    assert!(
+        err["error"].as_str().unwrap().contains("loading the model"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_model_still_loading_is_live_but_not_ready_and_answers_503() {
+    let s = Scratch::new();
+    let dir = s.path("slow");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("load-delay-ms"), "1500").unwrap();
+    let spec = format!("echo={}:{}", component("echo-predictor"), dir.display());
+    let (server, mut lines) = start_listening(&s, &["--model", &spec]);
+    let u = |p: &str| format!("{}{p}", server.url);
+    let body = json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.5]}]});
+    let body = body.to_string();
+
+    assert_eq!(get(&u("/v2/health/live")), (200, json!({"live": true})));
+    assert_eq!(get(&u("/v2/health/ready")), (503, json!({"ready": false})));
+    let (code, err) = get(&u("/v2/models/echo/ready"));
+    assert_eq!(code, 503);
+    assert!(
+        err["error"].as_str().unwrap().contains("still loading"),
+        "{err}"
+    );
+    assert_eq!(post(&u("/v2/models/echo/infer"), &body).0, 503);
+    assert_eq!(get(&u("/v2/models")).1["models"][0]["ready"], false);
+    assert_eq!(get(&u("/v2/models/nope/ready")).0, 404);
+
+    let line = lines.find(|l| l.as_ref().unwrap().starts_with("ready:"));
+    assert!(line.is_some(), "the server never became ready");
+    std::thread::spawn(move || for _ in lines {});
+    assert_eq!(get(&u("/v2/health/ready")), (200, json!({"ready": true})));
+    assert_eq!(get(&u("/v2/models/echo/ready")).0, 200);
+    let (code, resp) = post(&u("/v2/models/echo/infer"), &body);
+    assert_eq!(code, 200, "{resp}");
+    assert_eq!(resp["outputs"][0]["data"], json!([1.5]));
+}
+
+#[test]
+fn a_model_that_fails_to_load_stops_the_server_with_its_error() {
+    let s = Scratch::new();
+    let dir = s.path("broken");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("load-delay-ms"), "soon").unwrap();
+    let spec = format!("echo={}:{}", component("echo-predictor"), dir.display());
+    let out = s
+        .wasm_run()
+        .args(["serve", "--port", "0", "--model", &spec])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("model `echo` version `1`") && err.contains("load-delay-ms"),
+        "{err}"
+    );
 }

@@ -1,6 +1,7 @@
 //! A model for protocol and fault tests: returns every input as an output of the same name
 //! (renamed `<name>_out`), for any datatype. An input named `trap` panics, `spin` loops forever,
-//! `hog` allocates without bound: a request can fail in each way a model can.
+//! `hog` allocates without bound: a request can fail in each way a model can. A model directory
+//! holding `load-delay-ms` makes `load` take that long (a slow-loading model).
 wit_bindgen::generate!({ path: "../../wit/serve", world: "weft:serve/predictor" });
 
 use exports::weft::serve::model::{Guest, InferError, InferRequest, InferResponse, ModelMetadata};
@@ -9,7 +10,12 @@ use weft::serve::types::{Datatype, Tensor, TensorSpec};
 struct Echo;
 
 impl Guest for Echo {
-    fn load(_model_dir: Option<String>) -> Result<(), String> {
+    fn load(model_dir: Option<String>) -> Result<(), String> {
+        let Some(dir) = model_dir else { return Ok(()) };
+        if let Ok(ms) = std::fs::read_to_string(format!("{dir}/load-delay-ms")) {
+            let ms: u64 = ms.trim().parse().map_err(|e| format!("load-delay-ms: {e}"))?;
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
         Ok(())
     }
 

@@ -51,6 +51,11 @@ pub struct ServeArgs {
     /// default, gives every request a fresh instance. A faulted instance is never reused.
     #[arg(long, default_value_t = 0)]
     pool: usize,
+    /// Run the model's `load` in every fresh instance. By default it runs once at start-up and
+    /// instances start from a snapshot of that state (memories and globals), so a request pays
+    /// no model load.
+    #[arg(long)]
+    no_snapshot: bool,
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -110,6 +115,7 @@ pub fn run(home: &Home, args: ServeArgs) -> Result<ExitCode> {
         max_body_bytes: args.max_body as usize,
         concurrency,
         pool: args.pool,
+        snapshot: !args.no_snapshot,
         splits: args.traffic.into_iter().collect(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

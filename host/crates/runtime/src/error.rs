@@ -48,6 +48,10 @@ pub enum StepError {
     /// The file is not a loadable WebAssembly component.
     #[error("{path}: not a valid WebAssembly component: {reason}")]
     InvalidComponent { path: String, reason: String },
+    /// The component could not be pre-initialised (snapshotted after its model's `load`);
+    /// it can still be run the ordinary way.
+    #[error("{path}: cannot be snapshotted after loading its model: {reason}")]
+    Snapshot { path: String, reason: String },
     /// A grant in the request is unusable (missing input, unwritable output dir, bad env name).
     #[error("{0}")]
     Grant(String),
@@ -86,6 +90,7 @@ impl StepError {
             StepError::NotAStep { .. } => "not-a-step",
             StepError::Link { .. } => "link",
             StepError::InvalidComponent { .. } => "invalid-component",
+            StepError::Snapshot { .. } => "snapshot",
             StepError::Grant(_) => "grant",
             StepError::Cancelled => "cancelled",
             StepError::Host(_) => "host",

@@ -18,6 +18,7 @@ mod log_sink;
 mod output_quota;
 pub mod predictor;
 mod sandbox;
+mod snapshot;
 mod state;
 mod step;
 mod wait_cap;

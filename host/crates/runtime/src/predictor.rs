@@ -30,6 +30,8 @@ pub struct LoadedPredictor {
     pub digest: String,
     pub path: PathBuf,
     pub source: LoadSource,
+    /// The model was loaded once and its instance snapshotted: instances start loaded.
+    pub preloaded: bool,
     pre: bindings::PredictorPre<StepState>,
 }
 
@@ -48,15 +50,54 @@ impl Runtime {
             .map_err(|e| StepError::Grant(format!("component {}: {e}", path.display())))?;
         let digest = cache::digest(&bytes);
         let (pre, source) = self.link(path, &digest, &bytes, MODEL_EXPORT)?;
-        let pre = bindings::PredictorPre::new(pre).map_err(|e| StepError::Link {
-            path: path.display().to_string(),
-            reason: format!("{e:#}"),
-        })?;
         Ok(LoadedPredictor {
             digest,
             path: path.to_path_buf(),
             source,
-            pre,
+            preloaded: false,
+            pre: typed(path, pre)?,
+        })
+    }
+
+    /// Like [`Runtime::load_predictor`], but runs the model's `load` once, here, sandboxed by
+    /// `grants`, and keeps the instance's state at that point as the component's initial state
+    /// (see the `snapshot` module): a fresh instance then costs no model load at all.
+    pub fn preload_predictor(
+        &self,
+        path: &Path,
+        grants: &StepRequest,
+        model_dir: Option<&str>,
+    ) -> Result<LoadedPredictor, StepError> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| StepError::Grant(format!("component {}: {e}", path.display())))?;
+        let digest = cache::digest(&bytes);
+        let shown = path.display().to_string();
+        let (cx, instrumented) = crate::snapshot::instrument(&shown, &bytes)?;
+        let (pre, _) = self.link(
+            path,
+            &cache::digest(&instrumented),
+            &instrumented,
+            MODEL_EXPORT,
+        )?;
+        let (mut store, _granted, log) = self.new_store(grants)?;
+        let limits = &grants.limits;
+        let instance = pre
+            .instantiate(&mut store)
+            .map_err(|e| crate::step::classify(e, store.data(), limits, &log))?;
+        let model =
+            bindings::Predictor::new(&mut store, &instance).map_err(|e| StepError::Link {
+                path: shown.clone(),
+                reason: format!("{e:#}"),
+            })?;
+        load_model(&model, &mut store, model_dir, limits, &log)?;
+        let snapshot = crate::snapshot::snapshot(&shown, &cx, &mut store, instance)?;
+        let (pre, source) = self.link(path, &cache::digest(&snapshot), &snapshot, MODEL_EXPORT)?;
+        Ok(LoadedPredictor {
+            digest,
+            path: path.to_path_buf(),
+            source,
+            preloaded: true,
+            pre: typed(path, pre)?,
         })
     }
 
@@ -74,15 +115,8 @@ impl Runtime {
             .pre
             .instantiate(&mut store)
             .map_err(|e| crate::step::classify(e, store.data(), &limits, &log))?;
-        let loaded = model.weft_serve_model().call_load(&mut store, model_dir);
-        match loaded {
-            Ok(Ok(())) => {}
-            Ok(Err(message)) => {
-                return Err(StepError::Failed {
-                    message: format!("loading the model: {message}"),
-                })
-            }
-            Err(e) => return Err(crate::step::classify(e, store.data(), &limits, &log)),
+        if !predictor.preloaded {
+            load_model(&model, &mut store, model_dir, &limits, &log)?;
         }
         Ok(PredictorInstance {
             store,
@@ -90,6 +124,33 @@ impl Runtime {
             timeout: limits.timeout,
             limits,
         })
+    }
+}
+
+fn typed(
+    path: &Path,
+    pre: wasmtime::component::InstancePre<StepState>,
+) -> Result<bindings::PredictorPre<StepState>, StepError> {
+    bindings::PredictorPre::new(pre).map_err(|e| StepError::Link {
+        path: path.display().to_string(),
+        reason: format!("{e:#}"),
+    })
+}
+
+/// Calls the model's `load`; its `Err` is the model's own message.
+fn load_model(
+    model: &bindings::Predictor,
+    store: &mut Store<StepState>,
+    model_dir: Option<&str>,
+    limits: &crate::Limits,
+    log: &crate::log_sink::LogSink,
+) -> Result<(), StepError> {
+    match model.weft_serve_model().call_load(&mut *store, model_dir) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(message)) => Err(StepError::Failed {
+            message: format!("loading the model: {message}"),
+        }),
+        Err(e) => Err(crate::step::classify(e, store.data(), limits, log)),
     }
 }
 

@@ -82,8 +82,12 @@ struct Figures {
 
 fn load(url: &str, clients: usize, per_client: usize) -> Figures {
     let body = json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [[-0.9, 1.0, -1.3, -1.3]]}]}).to_string();
-    // Warm up (compiles nothing: just connections and caches).
+    // Wait for the models to load (readiness), then warm up connections and caches.
     let agent = ureq::Agent::new();
+    let ready = url.replace("/models/iris/infer", "/health/ready");
+    while let Err(ureq::Error::Status(503, _)) = agent.get(&ready).call() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     for _ in 0..50 {
         agent
             .post(url)
@@ -148,7 +152,8 @@ fn main() {
     );
 
     let mut urls = Vec::new();
-    for pool in [0usize, 8] {
+    // (pool, snapshot): load per request, the default (snapshot after load), warm pool.
+    for (pool, snapshot) in [(0usize, false), (0, true), (8, true)] {
         let listener = rt
             .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
             .unwrap();
@@ -168,6 +173,7 @@ fn main() {
             max_body_bytes: 1 << 20,
             concurrency: 16,
             pool,
+            snapshot,
             splits: Default::default(),
         };
         rt.spawn(weft_serve::serve_on(listener, config, runtime.clone()));
@@ -189,8 +195,9 @@ fn main() {
     std::thread::sleep(Duration::from_millis(500));
 
     let native = load(&native_url, clients, per_client);
-    let fresh = load(&urls[0], clients, per_client);
-    let pooled = load(&urls[1], clients, per_client);
+    let loading = load(&urls[0], clients, per_client);
+    let fresh = load(&urls[1], clients, per_client);
+    let pooled = load(&urls[2], clients, per_client);
     println!("serving iris, {clients} clients x {per_client} requests, loopback, keep-alive");
     println!(
         "{:<34} {:>10} {:>10} {:>10} {:>10}",
@@ -198,7 +205,8 @@ fn main() {
     );
     for (name, f) in [
         ("native axum handler (baseline)", &native),
-        ("fresh instance per request", &fresh),
+        ("fresh instance, load per request", &loading),
+        ("fresh instance from snapshot", &fresh),
         ("warm pool (8)", &pooled),
     ] {
         println!(

@@ -40,6 +40,10 @@ pub struct ServerConfig {
     /// pooled instance is reused across requests, so the model loads once; one that traps or
     /// hits a limit is discarded, never reused.
     pub pool: usize,
+    /// Start every instance from a snapshot taken once after the model's `load` (the default),
+    /// rather than loading the model in each fresh instance. A component the snapshot cannot
+    /// handle falls back to loading per instance, with a warning.
+    pub snapshot: bool,
     /// Initial traffic splits: model → [(version, percent)]. A model without one sends all
     /// traffic to its last version.
     pub splits: BTreeMap<String, Vec<(String, u32)>>,
@@ -61,12 +65,16 @@ struct AppState {
     pool: usize,
     metrics: crate::metrics::Metrics,
     runtime: Arc<Runtime>,
-    models: BTreeMap<String, Model>,
+    /// The models named on the command line: known (404 otherwise) even while loading.
+    declared: std::collections::BTreeSet<String>,
+    /// Set once every model has loaded; until then the server is live but not ready (503).
+    models: std::sync::OnceLock<BTreeMap<String, Model>>,
     limits: Limits,
     slots: tokio::sync::Semaphore,
 }
 
 /// A V2 error: `{"error": "..."}` with a status code.
+#[derive(Debug)]
 struct ApiError(StatusCode, String);
 
 impl IntoResponse for ApiError {
@@ -98,9 +106,11 @@ fn guest_model_dir(model: &ModelConfig) -> Option<&'static str> {
     model.model_dir.as_ref().map(|_| "/inputs/model")
 }
 
-/// Loads every model (compiling, linking, and loading one instance to read its metadata), binds
-/// `addr`, reports the bound address on stderr, and serves until Ctrl-C, draining requests in
-/// flight before it returns.
+/// Binds `addr`, reports the bound address on stderr, loads every model (compiling, linking, and
+/// loading one instance to read its metadata) while already answering liveness, and serves until
+/// Ctrl-C, draining requests in flight before it returns. Until every model has loaded, readiness
+/// and model requests answer 503, as KServe does, so a Kubernetes readiness probe holds traffic
+/// back; a model that fails to load stops the server with its error.
 pub async fn serve(config: ServerConfig, runtime: Arc<Runtime>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.addr).await?;
     serve_on(listener, config, runtime).await
@@ -112,17 +122,12 @@ pub async fn serve_on(
     config: ServerConfig,
     runtime: Arc<Runtime>,
 ) -> anyhow::Result<()> {
-    // Loading runs wasm (and blocking WASI calls): keep it off the async workers.
-    let (models, runtime) = {
-        let config = config.clone();
-        tokio::task::spawn_blocking(move || load_models(&config, &runtime).map(|m| (m, runtime)))
-            .await??
-    };
     let state = Arc::new(AppState {
         pool: config.pool,
         metrics: crate::metrics::Metrics::new(),
         runtime,
-        models,
+        declared: config.models.iter().map(|m| m.name.clone()).collect(),
+        models: std::sync::OnceLock::new(),
         limits: config.limits.clone(),
         slots: tokio::sync::Semaphore::new(config.concurrency.max(1)),
     });
@@ -132,10 +137,7 @@ pub async fn serve_on(
             "/v2/health/live",
             get(|| async { Json(json!({"live": true})) }),
         )
-        .route(
-            "/v2/health/ready",
-            get(|| async { Json(json!({"ready": true})) }),
-        )
+        .route("/v2/health/ready", get(server_ready))
         .route("/v2/models", get(list_models))
         .route("/v2/models/{name}", get(model_metadata))
         .route("/v2/models/{name}/ready", get(model_ready))
@@ -158,15 +160,61 @@ pub async fn serve_on(
         .route("/admin/models/{name}/rollback", post(rollback))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(axum::middleware::from_fn(access_log))
-        .with_state(state);
+        .with_state(state.clone());
     eprintln!("listening on http://{}", listener.local_addr()?);
+    // Loading runs wasm (and blocking WASI calls): keep it off the async workers.
+    let loading = tokio::task::spawn_blocking(move || {
+        let models = load_models(&config, &state.runtime)?;
+        let _ = state.models.set(models);
+        eprintln!("ready: {} model(s) loaded", state.declared.len());
+        anyhow::Ok(())
+    });
+    let failed = Arc::new(std::sync::Mutex::new(None));
+    let shutdown = {
+        let failed = failed.clone();
+        async move {
+            let load_failure = async {
+                match loading.await {
+                    Ok(Ok(())) => std::future::pending().await,
+                    Ok(Err(e)) => e,
+                    Err(e) => anyhow::anyhow!("loading the models: {e}"),
+                }
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {
+                    eprintln!("shutting down: draining requests in flight");
+                }
+                e = load_failure => *failed.lock().unwrap() = Some(e),
+            }
+        }
+    };
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-            eprintln!("shutting down: draining requests in flight");
-        })
+        .with_graceful_shutdown(shutdown)
         .await?;
-    Ok(())
+    let failure = failed.lock().unwrap().take();
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// The model's component, snapshotted after `load` when asked and possible.
+fn load_predictor(
+    runtime: &Runtime,
+    m: &ModelConfig,
+    config: &ServerConfig,
+) -> Result<LoadedPredictor, StepError> {
+    if !config.snapshot {
+        return runtime.load_predictor(&m.component);
+    }
+    let grants = grants(m, &config.limits);
+    match runtime.preload_predictor(&m.component, &grants, guest_model_dir(m)) {
+        Err(e @ StepError::Snapshot { .. }) => {
+            tracing::warn!(model = %m.name, version = %m.version, error = %e, "loading the model in every instance instead");
+            runtime.load_predictor(&m.component)
+        }
+        other => other,
+    }
 }
 
 /// Compiles and links every model version and loads one instance of each to read its metadata,
@@ -178,9 +226,8 @@ fn load_models(
     let mut versions: BTreeMap<String, BTreeMap<String, Version>> = BTreeMap::new();
     for m in &config.models {
         let what = format!("model `{}` version `{}`", m.name, m.version);
-        let predictor = runtime
-            .load_predictor(&m.component)
-            .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+        let predictor =
+            load_predictor(runtime, m, config).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
         let mut instance = runtime
             .instantiate_predictor(&predictor, &grants(m, &config.limits), guest_model_dir(m))
             .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
@@ -249,16 +296,41 @@ async fn server_metadata() -> Json<Value> {
     )
 }
 
+/// `/v2/health/ready`: 503 until every model has loaded.
+async fn server_ready(State(state): State<Arc<AppState>>) -> Response {
+    let ready = state.models.get().is_some();
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(json!({"ready": ready}))).into_response()
+}
+
+/// A served model: 404 if no such model was named, 503 while the models are still loading.
+fn loaded<'a>(state: &'a AppState, name: &str) -> Result<&'a Model, ApiError> {
+    if !state.declared.contains(name) {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("unknown model `{name}`"),
+        ));
+    }
+    let models = state.models.get().ok_or_else(|| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("model `{name}` is not ready: it is still loading"),
+        )
+    })?;
+    Ok(&models[name])
+}
+
 /// The model `name`, and the version asked for (or, for unversioned metadata, its primary).
 fn model<'a>(
     state: &'a AppState,
     name: &str,
     version: Option<&str>,
 ) -> Result<(&'a Model, &'a Version), ApiError> {
-    let m = state
-        .models
-        .get(name)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown model `{name}`")))?;
+    let m = loaded(state, name)?;
     let v = match version {
         Some(v) => v.to_string(),
         None => m.routing.primary(),
@@ -290,13 +362,19 @@ fn metadata_json((m, v): (&Model, &Version)) -> Value {
 }
 
 async fn list_models(State(state): State<Arc<AppState>>) -> Json<Value> {
-    let models: Vec<Value> = state
-        .models
-        .iter()
-        .map(|(name, m)| {
-            json!({"name": name, "versions": m.versions.keys().collect::<Vec<_>>(), "traffic": m.routing.current(), "ready": true})
-        })
-        .collect();
+    let models: Vec<Value> = match state.models.get() {
+        Some(models) => models
+            .iter()
+            .map(|(name, m)| {
+                json!({"name": name, "versions": m.versions.keys().collect::<Vec<_>>(), "traffic": m.routing.current(), "ready": true})
+            })
+            .collect(),
+        None => state
+            .declared
+            .iter()
+            .map(|name| json!({"name": name, "ready": false}))
+            .collect(),
+    };
     Json(json!({"models": models}))
 }
 
@@ -324,19 +402,12 @@ async fn model_ready_v(
     Ok(Json(json!({"name": name, "ready": true})))
 }
 
-fn routing<'a>(state: &'a AppState, name: &str) -> Result<&'a Model, ApiError> {
-    state
-        .models
-        .get(name)
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("unknown model `{name}`")))
-}
-
 fn traffic_json(name: &str, m: &Model) -> Json<Value> {
     Json(json!({"name": name, "traffic": m.routing.current()}))
 }
 
 async fn get_traffic(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult {
-    Ok(traffic_json(&name, routing(&state, &name)?))
+    Ok(traffic_json(&name, loaded(&state, &name)?))
 }
 
 /// `PUT {"traffic": {"1": 90, "2": 10}}`: a new split, effective for requests arriving after it.
@@ -345,7 +416,7 @@ async fn set_traffic(
     Path(name): Path<String>,
     Json(body): Json<Value>,
 ) -> ApiResult {
-    let m = routing(&state, &name)?;
+    let m = loaded(&state, &name)?;
     let split: crate::routing::Split = body["traffic"]
         .as_object()
         .ok_or_else(|| bad("the body needs a `traffic` object of version → percent"))?
@@ -376,7 +447,7 @@ async fn promote(
     Path(name): Path<String>,
     Json(body): Json<Value>,
 ) -> ApiResult {
-    let m = routing(&state, &name)?;
+    let m = loaded(&state, &name)?;
     let v = body["version"]
         .as_str()
         .ok_or_else(|| bad("the body needs a `version`"))?
@@ -386,7 +457,7 @@ async fn promote(
 
 /// Back to the split before the last change.
 async fn rollback(State(state): State<Arc<AppState>>, Path(name): Path<String>) -> ApiResult {
-    let m = routing(&state, &name)?;
+    let m = loaded(&state, &name)?;
     m.routing.rollback().map_err(bad)?;
     tracing::info!(model = %name, traffic = ?m.routing.current(), "traffic rolled back");
     Ok(traffic_json(&name, m))
@@ -433,7 +504,7 @@ async fn timed(
         Ok(_) => 200,
         Err(ApiError(code, _)) => code.as_u16(),
     };
-    if state.models.contains_key(&name) {
+    if state.declared.contains(&name) {
         state.metrics.observe(&name, code, started.elapsed());
     }
     result
@@ -462,15 +533,7 @@ async fn run_infer(
     // An unversioned request takes the version the traffic split picks, once, here.
     let chosen = match version {
         Some(v) => v,
-        None => match state.models.get(&name) {
-            Some(m) => m.routing.pick(),
-            None => {
-                return Err(ApiError(
-                    StatusCode::NOT_FOUND,
-                    format!("unknown model `{name}`"),
-                ))
-            }
-        },
+        None => loaded(&state, &name)?.routing.pick(),
     };
     model(&state, &name, Some(&chosen))?;
     // With the binary extension the body is JSON, then the tensors' raw bytes.
@@ -568,7 +631,9 @@ async fn run_infer(
     // A fresh instance in its own Store (or a warm one from the pool); after a trap or limit it
     // is dropped with everything it did.
     let result = tokio::task::spawn_blocking(move || {
-        let m = &worker.models[&model_name].versions[&version];
+        let m = &loaded(&worker, &model_name)
+            .expect("checked before the request was queued")
+            .versions[&version];
         let pooled = m.warm.lock().unwrap().pop();
         let mut instance = match pooled {
             Some(i) => i,
