@@ -721,3 +721,70 @@ fn a_model_that_fails_to_load_stops_the_server_with_its_error() {
         "{err}"
     );
 }
+
+fn put(s: &Scratch, path: &Path) -> String {
+    let out = s
+        .wasm_run()
+        .args(["artifacts", "put"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+#[test]
+fn an_inference_service_file_serves_its_predictor_and_canary_from_stored_artifacts() {
+    let s = Scratch::new();
+    let component = put(&s, Path::new(&component("iris-predictor")));
+    let stable = s.path("stable");
+    write_iris_model(&stable);
+    let canary = s.path("canary");
+    write_iris_model(&canary);
+    // The canary's model differs: one more byte of whitespace is another digest.
+    let text = std::fs::read_to_string(canary.join("model.json")).unwrap() + "\n";
+    std::fs::write(canary.join("model.json"), text).unwrap();
+    let (stable, canary) = (put(&s, &stable), put(&s, &canary));
+    assert!(component.starts_with("sha256:") && stable != canary);
+    let file = s.path("isvc.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: weft.dev/v1alpha1\nkind: InferenceService\nmetadata: {{name: iris}}\nspec:\n  predictor: {{component: \"{component}\", storageUri: \"{stable}\", timeout: 5s}}\n  canary: {{component: \"{component}\", storageUri: \"{canary}\", trafficPercent: 30}}\n"
+        ),
+    )
+    .unwrap();
+    let server = start(&s, &["-f", file.to_str().unwrap()]);
+    let infer = format!("{}/v2/models/iris/infer", server.url);
+    let body = json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [1.0, -0.5, 2.0, 1.5]}]});
+    let mut to_canary = 0;
+    for _ in 0..100 {
+        let (code, resp) = post(&infer, &body.to_string());
+        assert_eq!(code, 200, "{resp}");
+        to_canary += usize::from(resp["model_version"] == "2");
+    }
+    assert_eq!(to_canary, 30);
+
+    // A model directory that does not exist is named with its place in the file.
+    std::fs::write(
+        &file,
+        format!("apiVersion: weft.dev/v1alpha1\nkind: InferenceService\nmetadata: {{name: iris}}\nspec:\n  predictor:\n    component: \"{component}\"\n    storageUri: nowhere\n"),
+    )
+    .unwrap();
+    let out = s
+        .wasm_run()
+        .args(["serve", "--port", "0", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("isvc.yaml:7:") && err.contains("nowhere"),
+        "{err}"
+    );
+}

@@ -1,6 +1,7 @@
 //! `wasm-run`: Weft's command line.
 
 mod home;
+mod inference_file;
 mod pipeline;
 mod progress;
 mod run;

@@ -26,9 +26,9 @@ pub enum PipelineCommand {
     Resume(ResumeArgs),
     /// Re-execute a hermetic run and report, per output, whether it reproduced bit for bit.
     Replay(ResumeArgs),
-    /// Print the JSON Schema of `kind: Pipeline` (or `--kind PipelineRun`).
+    /// Print the JSON Schema of `kind: Pipeline` (or `--kind PipelineRun`, `InferenceService`).
     Schema {
-        #[arg(long, default_value = "Pipeline", value_parser = ["Pipeline", "PipelineRun"])]
+        #[arg(long, default_value = "Pipeline", value_parser = ["Pipeline", "PipelineRun", "InferenceService"])]
         kind: String,
     },
 }
@@ -112,11 +112,7 @@ fn parallelism(asked: Option<usize>) -> usize {
 pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
     match cmd {
         PipelineCommand::Schema { kind } => {
-            let file = if kind == "PipelineRun" {
-                "pipelinerun.schema.json"
-            } else {
-                "pipeline.schema.json"
-            };
+            let file = format!("{}.schema.json", kind.to_lowercase());
             let schema = weft_spec::schema::all()
                 .into_iter()
                 .find(|(n, _)| *n == file)
@@ -264,6 +260,10 @@ fn from_pipeline_run(
     if run.api_version != weft_spec::pipeline::API_VERSION {
         let msg = format!("apiVersion must be `{}`", weft_spec::pipeline::API_VERSION);
         return Err(doc.error_at(&["apiVersion"], msg).into());
+    }
+    if run.spec.cancel {
+        let msg = "this run is marked cancelled (`cancel: true`); remove it to run";
+        return Err(doc.error_at(&["spec", "cancel"], msg).into());
     }
     let base = file.parent().unwrap_or(std::path::Path::new("."));
     for (name, value) in &run.spec.params {

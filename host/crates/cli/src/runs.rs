@@ -40,6 +40,10 @@ pub enum ArtifactsCommand {
         #[arg(long, value_enum, default_value = "table")]
         output: Format,
     },
+    /// Store a file or directory as an artifact (and in the remote store, with
+    /// --artifact-store) and print its digest: how components and models get a `sha256:` name
+    /// that pipelines, InferenceServices and the operator refer to.
+    Put { path: PathBuf },
     /// Copy an artifact (by digest) out of the store into a directory.
     Get {
         digest: String,
@@ -218,6 +222,13 @@ pub fn artifacts(home: &Home, cmd: ArtifactsCommand) -> Result<ExitCode> {
                     );
                 }
             }
+        }
+        ArtifactsCommand::Put { path } => {
+            let store = home.open_artifacts()?;
+            let stored = store
+                .import(&path)
+                .with_context(|| format!("storing {}", path.display()))?;
+            println!("{}", stored.digest);
         }
         ArtifactsCommand::Get { digest, to } => {
             let store = home.open_artifacts()?;

@@ -17,14 +17,20 @@ Endpoints: GET /v2, /v2/health/live, /v2/health/ready, /v2/models, /v2/models/NA
 .../ready; POST .../infer (JSON tensors). Each request runs in a fresh sandboxed instance: one that
 traps, times out or runs out of memory gets a 500 and affects nothing else.
 
-Example:
-  wasm-run serve --model iris=iris-predictor.wasm:path/to/model-dir --port 8080")]
+Examples:
+  wasm-run serve --model iris=iris-predictor.wasm:path/to/model-dir --port 8080
+  wasm-run serve -f inferenceservice.yaml")]
 pub struct ServeArgs {
     /// A model version: NAME[@VERSION]=COMPONENT.wasm[:MODEL_DIR], the component a
     /// weft:serve/predictor and the directory its model loads from (granted read-only). Give one
     /// name several times with different versions to serve them side by side. Repeatable.
-    #[arg(long = "model", short = 'm', value_name = "NAME[@V]=COMPONENT[:DIR]", value_parser = parse_model, required = true)]
+    #[arg(long = "model", short = 'm', value_name = "NAME[@V]=COMPONENT[:DIR]", value_parser = parse_model, required_unless_present = "file")]
     models: Vec<ModelConfig>,
+    /// Serve the model of an InferenceService file (`kind: InferenceService`, the resource the
+    /// operator deploys) instead of --model: its predictor is version 1, its canary version 2
+    /// with the canary's share of traffic; its timeout, memory and pool override the flags.
+    #[arg(long, short = 'f', value_name = "FILE", conflicts_with_all = ["models", "traffic"])]
+    file: Option<PathBuf>,
     /// A traffic split: NAME:V1=90,V2=10 (percentages summing to 100). Without one, a model's
     /// traffic goes to its last version. Change it at run time with `wasm-run traffic`.
     #[arg(long = "traffic", value_name = "NAME:V=PERCENT,...", value_parser = parse_traffic)]
@@ -91,7 +97,15 @@ fn parse_traffic(s: &str) -> Result<(String, Vec<(String, u32)>), String> {
     Ok((name.to_string(), weft_serve::parse_split(split)?))
 }
 
-pub fn run(home: &Home, args: ServeArgs) -> Result<ExitCode> {
+pub fn run(home: &Home, mut args: ServeArgs) -> Result<ExitCode> {
+    if let Some(file) = &args.file {
+        let service = crate::inference_file::load(home, file)?;
+        args.models = service.models;
+        args.traffic = service.splits.into_iter().collect();
+        args.timeout = service.timeout.unwrap_or(args.timeout);
+        args.memory = service.memory.unwrap_or(args.memory);
+        args.pool = service.pool.unwrap_or(args.pool);
+    }
     let concurrency = args.concurrency.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())

@@ -1,6 +1,7 @@
 //! Spec types shared by every Weft front end: the local `wasm-run`, and the Kubernetes operator,
 //! which serves them as CRDs. Kept free of wasmtime and kube so both can depend on it.
 
+pub mod inference;
 pub mod params;
 pub mod pipeline;
 pub mod schema;

@@ -36,6 +36,12 @@ pub struct Pipeline {
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schemars(extend("x-kubernetes-validations" = [
+    {"rule": "self.tasks.all(t, self.tasks[t].component in self.components)",
+     "message": "every task's component must be an entry of spec.components"},
+    {"rule": "self.tasks.all(t, !has(self.tasks[t].after) || self.tasks[t].after.all(a, a in self.tasks))",
+     "message": "every name in a task's `after` must be a task of spec.tasks"},
+]))]
 pub struct PipelineSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -331,7 +337,9 @@ pub struct PipelineRun {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PipelineRunSpec {
-    /// The pipeline file, relative to this file.
+    /// The pipeline: a file relative to this one for `wasm-run`, the name of a `Pipeline` in
+    /// the same namespace on Kubernetes.
+    #[schemars(length(min = 1))]
     pub pipeline_ref: String,
     /// Values for pipeline parameters.
     #[serde(default)]
@@ -345,4 +353,8 @@ pub struct PipelineRunSpec {
     /// Virtualise clocks and randomness from this seed, for replayable runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hermetic_seed: Option<u64>,
+    /// Set to stop the run (on Kubernetes; the operator stops its runner and marks the run
+    /// cancelled). `wasm-run` refuses to start a run that is marked cancelled.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancel: bool,
 }

@@ -1,6 +1,7 @@
 //! The published JSON Schemas of the spec (`schemas/` at the repository root), for editors and
 //! for the operator's CRDs. A test keeps the committed files in step with the Rust types.
 
+use crate::inference::InferenceService;
 use crate::pipeline::{Pipeline, PipelineRun};
 
 /// `(file name, schema)` for every published kind.
@@ -13,6 +14,11 @@ pub fn all() -> Vec<(&'static str, serde_json::Value)> {
         (
             "pipelinerun.schema.json",
             serde_json::to_value(schemars::schema_for!(PipelineRun)).expect("schema serialises"),
+        ),
+        (
+            "inferenceservice.schema.json",
+            serde_json::to_value(schemars::schema_for!(InferenceService))
+                .expect("schema serialises"),
         ),
     ]
 }

@@ -1,0 +1,159 @@
+//! `wasm-run serve -f FILE`: an `InferenceService` YAML, the resource the operator deploys, as
+//! the server's models. The predictor is version `1`; a canary is version `2` and takes its
+//! `trafficPercent` of the requests.
+
+use crate::home::Home;
+use anyhow::{Context, Result};
+use bytesize::ByteSize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use weft_serve::ModelConfig;
+use weft_spec::inference::InferenceService;
+use weft_spec::Document;
+
+/// What an InferenceService file sets on the server.
+pub struct ServiceFile {
+    pub models: Vec<ModelConfig>,
+    pub splits: BTreeMap<String, Vec<(String, u32)>>,
+    pub timeout: Option<Duration>,
+    pub memory: Option<u64>,
+    pub pool: Option<usize>,
+}
+
+pub fn load(home: &Home, file: &Path) -> Result<ServiceFile> {
+    let shown = file.display().to_string();
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {shown}"))?;
+    let doc = Document::<InferenceService>::parse(&shown, &text)?;
+    let isvc = &doc.value;
+    if isvc.api_version != weft_spec::pipeline::API_VERSION {
+        let msg = format!("apiVersion must be `{}`", weft_spec::pipeline::API_VERSION);
+        return Err(doc.error_at(&["apiVersion"], msg).into());
+    }
+    if isvc.kind != "InferenceService" {
+        return Err(doc
+            .error_at(&["kind"], "kind must be `InferenceService`")
+            .into());
+    }
+    let base = file.parent().unwrap_or(Path::new("."));
+    let name = isvc.metadata.name.clone();
+    let p = &isvc.spec.predictor;
+    let mut models = vec![ModelConfig {
+        name: name.clone(),
+        version: "1".into(),
+        component: component(home, base, &doc, &p.component, "predictor")?,
+        model_dir: model_dir(home, base, &doc, p.storage_uri.as_deref(), "predictor")?,
+    }];
+    let mut splits = BTreeMap::new();
+    if let Some(c) = &isvc.spec.canary {
+        models.push(ModelConfig {
+            name: name.clone(),
+            version: "2".into(),
+            component: component(home, base, &doc, &c.component, "canary")?,
+            model_dir: model_dir(home, base, &doc, c.storage_uri.as_deref(), "canary")?,
+        });
+        if c.traffic_percent > 100 {
+            let msg = "trafficPercent is a percentage: 0 to 100";
+            return Err(doc
+                .error_at(&["spec", "canary", "trafficPercent"], msg)
+                .into());
+        }
+        splits.insert(
+            name,
+            vec![
+                ("1".to_string(), 100 - c.traffic_percent),
+                ("2".to_string(), c.traffic_percent),
+            ],
+        );
+    }
+    let timeout =
+        match &p.timeout {
+            Some(t) => Some(humantime::parse_duration(t).map_err(|e| {
+                doc.error_at(&["spec", "predictor", "timeout"], format!("`{t}`: {e}"))
+            })?),
+            None => None,
+        };
+    let memory =
+        match &p.memory {
+            Some(m) => Some(m.parse::<ByteSize>().map(|b| b.as_u64()).map_err(|e| {
+                doc.error_at(&["spec", "predictor", "memory"], format!("`{m}`: {e}"))
+            })?),
+            None => None,
+        };
+    Ok(ServiceFile {
+        models,
+        splits,
+        timeout,
+        memory,
+        pool: p.pool.map(|n| n as usize),
+    })
+}
+
+/// A component: a path relative to the file, or `sha256:` in the component store or, as an
+/// artifact holding one `.wasm` file (`wasm-run artifacts put`), in the artifact store.
+fn component(
+    home: &Home,
+    base: &Path,
+    doc: &Document<InferenceService>,
+    source: &str,
+    part: &str,
+) -> Result<PathBuf> {
+    let at = ["spec", part, "component"];
+    if !source.starts_with("sha256:") {
+        let path = base.join(source);
+        if !path.is_file() {
+            let msg = format!("component {} does not exist", path.display());
+            return Err(doc.error_at(&at, msg).into());
+        }
+        return Ok(path);
+    }
+    let stored = home
+        .components()
+        .join(format!("{}.wasm", source.trim_start_matches("sha256:")));
+    if stored.is_file() {
+        return Ok(stored);
+    }
+    let dir = home
+        .open_artifacts()?
+        .ensure_local(source)
+        .map_err(|e| doc.error_at(&at, format!("component {source}: {e}")))?;
+    let wasm: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+        .collect();
+    match wasm.as_slice() {
+        [one] => Ok(one.clone()),
+        _ => {
+            let msg = format!(
+                "artifact {source} must hold exactly one .wasm file, it holds {}",
+                wasm.len()
+            );
+            Err(doc.error_at(&at, msg).into())
+        }
+    }
+}
+
+/// A model directory: a path relative to the file, or an artifact's `sha256:` digest.
+fn model_dir(
+    home: &Home,
+    base: &Path,
+    doc: &Document<InferenceService>,
+    uri: Option<&str>,
+    part: &str,
+) -> Result<Option<PathBuf>> {
+    let Some(uri) = uri else { return Ok(None) };
+    let at = ["spec", part, "storageUri"];
+    if uri.starts_with("sha256:") {
+        let dir = home
+            .open_artifacts()?
+            .ensure_local(uri)
+            .map_err(|e| doc.error_at(&at, format!("model {uri}: {e}")))?;
+        return Ok(Some(dir));
+    }
+    let path = base.join(uri);
+    if !path.is_dir() {
+        let msg = format!("model directory {} does not exist", path.display());
+        return Err(doc.error_at(&at, msg).into());
+    }
+    Ok(Some(path))
+}
