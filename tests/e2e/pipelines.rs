@@ -632,9 +632,22 @@ fn a_pipeline_run_file_supplies_arguments_the_command_line_can_override() {
         "apiVersion: weft.dev/v1alpha1\nkind: PipelineRun\nmetadata: {name: r}\nspec:\n  pipelineRef: iris.yaml\n  params: {model_name: from-file, epochs: 20}\n",
     )
     .unwrap();
-    let summary = run_json(&pipeline(&s, &run_file, &["-p", "epochs=30"]));
+    let report = s.path("report.json");
+    let report_arg = report.to_str().unwrap();
+    let summary = run_json(&pipeline(
+        &s,
+        &run_file,
+        &["-p", "epochs=30", "--report", report_arg],
+    ));
     assert_eq!(summary["state"], "SUCCEEDED");
     assert_eq!(out_param(&summary, "publish", "uri"), "models/from-file");
+    // The runner's report, as the operator reads it from a termination message.
+    let report: weft_spec::report::RunReport =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(report.state, "SUCCEEDED");
+    assert_eq!(report.run_id, summary["run_id"].as_str().unwrap());
+    assert_eq!(report.tasks["train"].state, "SUCCEEDED");
+    assert!(report.tasks["train"].finish_time.is_some());
     let bad = s.path("bad-run.yaml");
     std::fs::write(&bad, "apiVersion: weft.dev/v1alpha1\nkind: PipelineRun\nmetadata: {name: r}\nspec:\n  pipelineRef: iris.yaml\n  parms: {}\n").unwrap();
     let out = s

@@ -4,6 +4,7 @@ mod home;
 mod inference_file;
 mod pipeline;
 mod progress;
+mod report;
 mod run;
 mod runs;
 mod serve;

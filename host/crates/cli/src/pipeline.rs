@@ -62,6 +62,11 @@ pub struct RunPipelineArgs {
     /// Print the final summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Also write a compact report of the run (state, per-task states and times, at most
+    /// 4 KiB) to FILE: on Kubernetes the runner's termination message, which the operator
+    /// copies into the PipelineRun's status.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -174,6 +179,10 @@ pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
             let summary = with_progress(total, parallelism(args.parallelism), |opts| async move {
                 exec.start(plan, args.run_id, &opts).await
             })?;
+            if let Some(path) = &args.report {
+                std::fs::write(path, crate::report::compact(&summary))
+                    .with_context(|| format!("writing the report to {}", path.display()))?;
+            }
             report_run(home, summary, args.json)
         }
         PipelineCommand::Replay(args) => {

@@ -4,6 +4,7 @@
 pub mod inference;
 pub mod params;
 pub mod pipeline;
+pub mod report;
 pub mod schema;
 pub mod validate;
 pub mod yaml;

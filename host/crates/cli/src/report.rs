@@ -1,0 +1,38 @@
+//! `pipeline run --report`: the run's summary as weft-spec's [`RunReport`].
+
+use weft_pipeline::RunSummary;
+use weft_spec::report::{RunReport, TaskReport};
+
+/// The bounded JSON report of a finished run.
+pub fn compact(summary: &RunSummary) -> String {
+    let tasks = summary
+        .tasks
+        .iter()
+        .filter(|t| !t.name.contains('['))
+        .map(|t| {
+            let state = if t.cached_from.is_some() {
+                "CACHED"
+            } else {
+                t.state.as_str()
+            };
+            let report = TaskReport {
+                state: state.to_string(),
+                start_time: t.started_at.clone(),
+                finish_time: t.finished_at.clone(),
+                message: t
+                    .error
+                    .as_deref()
+                    .and_then(|e| e.lines().next())
+                    .map(str::to_string),
+            };
+            (t.name.clone(), report)
+        })
+        .collect();
+    RunReport {
+        run_id: summary.run_id.clone(),
+        state: summary.state.clone(),
+        tasks,
+        omitted: 0,
+    }
+    .to_bounded_json()
+}
