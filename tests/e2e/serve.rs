@@ -407,6 +407,8 @@ fn fails_alone(pool: &str) {
         metrics.contains(r#"request_predict_seconds_count{model_name="echo"}"#),
         "{metrics}"
     );
+    // Every request has finished: none is counted in flight (the autoscaling signal).
+    assert!(metrics.contains("weft_requests_in_flight 0\n"), "{metrics}");
 }
 
 #[test]

@@ -1,10 +1,12 @@
 //! Prometheus metrics, named as KServe names them so existing dashboards read them:
 //! `request_predict_seconds` (latency histogram per model) and `weft_requests` (count per model
-//! and status code).
+//! and status code); and `weft_requests_in_flight`, the gauge an autoscaler follows for the
+//! `concurrency` scaling metric.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 use std::time::Duration;
@@ -15,6 +17,16 @@ pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<Labels, Counter>,
     predict_seconds: Family<Labels, Histogram, fn() -> Histogram>,
+    in_flight: Gauge,
+}
+
+/// Counts a request in flight until dropped.
+pub(crate) struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
 }
 
 fn latency_histogram() -> Histogram {
@@ -38,11 +50,23 @@ impl Metrics {
             "Time to answer an inference request",
             predict_seconds.clone(),
         );
+        let in_flight = Gauge::default();
+        registry.register(
+            "weft_requests_in_flight",
+            "Inference requests being answered now",
+            in_flight.clone(),
+        );
         Metrics {
             registry,
             requests,
             predict_seconds,
+            in_flight,
         }
+    }
+
+    pub(crate) fn in_flight(&self) -> InFlight {
+        self.in_flight.inc();
+        InFlight(self.in_flight.clone())
     }
 
     pub(crate) fn observe(&self, model: &str, code: u16, elapsed: Duration) {

@@ -499,6 +499,7 @@ async fn timed(
     body: axum::body::Bytes,
 ) -> InferResult {
     let started = std::time::Instant::now();
+    let _in_flight = state.metrics.in_flight();
     let result = run_infer(state.clone(), name.clone(), version, headers, body).await;
     let code = match &result {
         Ok(_) => 200,

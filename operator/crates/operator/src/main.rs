@@ -1,0 +1,190 @@
+//! `weft-operator`: the controllers (`run`) and the CRD manifests (`crds`).
+
+use anyhow::{Context as _, Result};
+use clap::{Parser, Subcommand};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::Job;
+use kube::runtime::{watcher, Controller};
+use kube::{Api, Client};
+use std::path::PathBuf;
+use std::sync::Arc;
+use weft_crd::{InferenceService, PipelineRun};
+use weft_operator::{inferenceservice, pipelinerun, Config, Context};
+
+#[derive(Parser)]
+#[command(
+    name = "weft-operator",
+    version,
+    about = "Weft on Kubernetes: runs PipelineRuns and serves InferenceServices."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controllers (in a cluster, or against the current kubeconfig).
+    Run(RunArgs),
+    /// Print the CRD manifests (or write one file per CRD into --out).
+    Crds {
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The image (with `wasm-run`) of runner Jobs and serving pods.
+    #[arg(
+        long,
+        env = "WEFT_IMAGE",
+        default_value = "ghcr.io/weft-dev/wasm-run:latest"
+    )]
+    image: String,
+    /// The artifact store runners and servers use, e.g. s3://bucket/prefix.
+    #[arg(long, env = "WEFT_ARTIFACT_STORE")]
+    artifact_store: Option<String>,
+    /// A Secret whose keys become runner and server environment (object store credentials).
+    #[arg(long, env = "WEFT_STORE_SECRET")]
+    store_secret: Option<String>,
+    /// A PersistentVolumeClaim mounted as every runner's Weft home (metadata and cache).
+    #[arg(long, env = "WEFT_HOME_PVC")]
+    home_pvc: Option<String>,
+    /// The service account of runner pods.
+    #[arg(long, env = "WEFT_RUNNER_SERVICE_ACCOUNT")]
+    runner_service_account: Option<String>,
+    /// Address of /metrics and /healthz.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_addr: String,
+    /// Take part in leader election (a Lease) so that only one of several replicas reconciles.
+    #[arg(long)]
+    leader_election: bool,
+    /// The namespace of the leader Lease.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "weft-system")]
+    lease_namespace: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube=warn".into()),
+        )
+        .json()
+        .init();
+    match Cli::parse().command {
+        Command::Crds { out } => crds(out),
+        Command::Run(args) => run(args).await,
+    }
+}
+
+fn crds(out: Option<PathBuf>) -> Result<()> {
+    for (name, yaml) in weft_crd::crd_files() {
+        match &out {
+            Some(dir) => {
+                let path = dir.join(&name);
+                std::fs::write(&path, yaml)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("{}", path.display());
+            }
+            None => print!("---\n{yaml}"),
+        }
+    }
+    Ok(())
+}
+
+async fn run(args: RunArgs) -> Result<()> {
+    let client = Client::try_default()
+        .await
+        .context("connecting to Kubernetes (in-cluster config or kubeconfig)")?;
+    let metrics = Arc::new(weft_operator::metrics::Metrics::default());
+    let ctx = Context::new(
+        client.clone(),
+        metrics.clone(),
+        Config {
+            image: args.image,
+            artifact_store: args.artifact_store,
+            store_secret: args.store_secret,
+            home_pvc: args.home_pvc,
+            runner_service_account: args.runner_service_account,
+        },
+    );
+    tokio::spawn(serve_metrics(args.metrics_addr, metrics));
+    if args.leader_election {
+        let identity = std::env::var("POD_NAME").unwrap_or_else(|_| "weft-operator".into());
+        let lease = kube_lease_manager::LeaseManagerBuilder::new(client.clone(), "weft-operator")
+            .with_namespace(args.lease_namespace)
+            .with_identity(identity)
+            .build()
+            .await?;
+        let (mut leader, _task) = lease.watch().await;
+        while !*leader.borrow_and_update() {
+            tracing::info!("waiting to become the leader");
+            leader.changed().await?;
+        }
+        tracing::info!("leading: starting the controllers");
+        tokio::select! {
+            _ = controllers(client, ctx) => {}
+            _ = async { while *leader.borrow() { if leader.changed().await.is_err() { break } } } => {
+                // Lost the lease: stop at once; the Deployment restarts the pod as a follower.
+                anyhow::bail!("lost the leader lease");
+            }
+        }
+        Ok(())
+    } else {
+        controllers(client, ctx).await;
+        Ok(())
+    }
+}
+
+async fn controllers(client: Client, ctx: Arc<Context>) {
+    let runs = Controller::new(
+        Api::<PipelineRun>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<Job>::all(client.clone()), watcher::Config::default())
+    .shutdown_on_signal()
+    .run(
+        pipelinerun::reconcile,
+        pipelinerun::error_policy,
+        ctx.clone(),
+    )
+    .for_each(|_| futures::future::ready(()));
+    let services = Controller::new(
+        Api::<InferenceService>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<Deployment>::all(client), watcher::Config::default())
+    .shutdown_on_signal()
+    .run(
+        inferenceservice::reconcile,
+        inferenceservice::error_policy,
+        ctx,
+    )
+    .for_each(|_| futures::future::ready(()));
+    futures::join!(runs, services);
+}
+
+async fn serve_metrics(addr: String, metrics: Arc<weft_operator::metrics::Metrics>) {
+    use axum::routing::get;
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(move || {
+                let metrics = metrics.clone();
+                async move { metrics.encode() }
+            }),
+        );
+    match tokio::net::TcpListener::bind(&addr).await {
+        Ok(listener) => {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(%e, "metrics server stopped");
+            }
+        }
+        Err(e) => tracing::error!(%e, %addr, "cannot bind the metrics address"),
+    }
+}

@@ -1,0 +1,537 @@
+//! The PipelineRun controller: a run is one runner Job executing `wasm-run pipeline run` on the
+//! pipeline and run files (a ConfigMap), so its steps cost microseconds inside one pod instead
+//! of a pod each. The runner's report (its termination message) becomes the run's status.
+
+use crate::apply::{self, child_name, labels, owner};
+use crate::conditions;
+use crate::{Context, Error};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EnvFromSource, EnvVar,
+    PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, PodTemplateSpec,
+    SecretEnvSource, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::ListParams;
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{finalizer, Event as Finalizer};
+use kube::{Api, Resource, ResourceExt};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use weft_crd::{Pipeline, PipelineRun, PipelineRunStatus, RunnerStatus, TaskStatus};
+use weft_spec::report::RunReport;
+
+pub const FINALIZER: &str = "weft.dev/pipelinerun";
+/// The label that ties a runner Job (and its pods) to its run.
+pub const RUN_LABEL: &str = "weft.dev/pipelinerun";
+const CONTROLLER: &str = "pipelinerun";
+/// Where the runner finds the spec files, and keeps its Weft home.
+const SPEC_DIR: &str = "/etc/weft";
+const HOME_DIR: &str = "/var/lib/weft";
+
+/// Reconciles one PipelineRun (behind its finalizer).
+pub async fn reconcile(run: Arc<PipelineRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let _timer = ctx.metrics.reconcile(CONTROLLER);
+    let ns = run
+        .namespace()
+        .ok_or_else(|| Error::NoNamespace(run.name_any()))?;
+    let runs: Api<PipelineRun> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&runs, FINALIZER, run, |event| async {
+        match event {
+            Finalizer::Apply(run) => apply_run(&run, &ctx, &ns).await,
+            Finalizer::Cleanup(run) => cleanup(&run, &ctx, &ns).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+/// Requeues a failed reconcile with backoff (kube's controller adds jitter per object).
+pub fn error_policy(_run: Arc<PipelineRun>, error: &Error, ctx: Arc<Context>) -> Action {
+    tracing::warn!(%error, "pipelinerun reconcile failed");
+    ctx.metrics.failure(CONTROLLER, error);
+    Action::requeue(Duration::from_secs(15))
+}
+
+fn is_terminal(state: Option<&str>) -> bool {
+    matches!(state, Some("SUCCEEDED" | "FAILED" | "CANCELLED"))
+}
+
+async fn apply_run(run: &PipelineRun, ctx: &Context, ns: &str) -> Result<Action, Error> {
+    let name = run.name_any();
+    let job_name = child_name(&name, "runner");
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+    let current = run.status.clone().unwrap_or_default();
+    if is_terminal(current.state.as_deref()) {
+        return Ok(Action::await_change());
+    }
+    let mut next = current.clone();
+    if run.spec.0.cancel {
+        apply::delete(&jobs, &job_name).await?;
+        next.state = Some("CANCELLED".into());
+        next.message = Some("cancelled by spec.cancel".into());
+        next.completion_time = Some(now());
+        return finish(run, ctx, ns, &current, next, Action::await_change()).await;
+    }
+    let action = match jobs.get_opt(&job_name).await? {
+        None => match start(run, ctx, ns, &job_name).await? {
+            Ok(()) => {
+                next.state = Some("PENDING".into());
+                next.message = None;
+                next.start_time = next.start_time.or_else(|| Some(now()));
+                next.runner = Some(RunnerStatus {
+                    job: job_name.clone(),
+                    log: format!("kubectl logs -n {ns} job/{job_name}"),
+                });
+                Action::requeue(Duration::from_secs(30))
+            }
+            Err(Refusal { state, message }) => {
+                let terminal = state == "FAILED";
+                next.state = Some(state.into());
+                next.message = Some(message);
+                if terminal {
+                    next.completion_time = Some(now());
+                    Action::await_change()
+                } else {
+                    Action::requeue(Duration::from_secs(10))
+                }
+            }
+        },
+        Some(job) => {
+            let report = runner_report(ctx, ns, &job_name).await?;
+            observe_job(&job, report, &mut next);
+            if is_terminal(next.state.as_deref()) {
+                Action::await_change()
+            } else {
+                Action::requeue(Duration::from_secs(30))
+            }
+        }
+    };
+    finish(run, ctx, ns, &current, next, action).await
+}
+
+/// Why a run cannot start (yet).
+struct Refusal {
+    state: &'static str,
+    message: String,
+}
+
+/// Resolves and checks the pipeline, then applies the spec ConfigMap and the runner Job.
+async fn start(
+    run: &PipelineRun,
+    ctx: &Context,
+    ns: &str,
+    job_name: &str,
+) -> Result<Result<(), Refusal>, Error> {
+    let pipeline_name = &run.spec.0.pipeline_ref;
+    let pipelines: Api<Pipeline> = Api::namespaced(ctx.client.clone(), ns);
+    let Some(pipeline) = pipelines.get_opt(pipeline_name).await? else {
+        return Ok(Err(Refusal {
+            state: "PENDING",
+            message: format!("waiting for Pipeline `{pipeline_name}` in namespace `{ns}`"),
+        }));
+    };
+    let files = match spec_files(run, &pipeline) {
+        Ok(files) => files,
+        Err(message) => {
+            return Ok(Err(Refusal {
+                state: "FAILED",
+                message,
+            }))
+        }
+    };
+    let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    let cm_name = child_name(&run.name_any(), "spec");
+    apply::apply(&configmaps, &cm_name, &spec_configmap(run, &cm_name, files)).await?;
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+    apply::apply(
+        &jobs,
+        job_name,
+        &runner_job(run, &ctx.config, job_name, &cm_name),
+    )
+    .await?;
+    Ok(Ok(()))
+}
+
+/// `pipeline.yaml` and `run.yaml` for the runner, the pipeline checked as `wasm-run` checks it
+/// (what CEL cannot see, such as cycles and type mismatches, fails the run with the message).
+fn spec_files(run: &PipelineRun, pipeline: &Pipeline) -> Result<BTreeMap<String, String>, String> {
+    let local = weft_spec::pipeline::Pipeline {
+        api_version: weft_spec::pipeline::API_VERSION.into(),
+        kind: "Pipeline".into(),
+        metadata: weft_spec::pipeline::ObjectMeta {
+            name: pipeline.name_any(),
+            ..Default::default()
+        },
+        spec: pipeline.spec.0.clone(),
+    };
+    let pipeline_yaml = serde_saphyr::to_string(&local).map_err(|e| e.to_string())?;
+    let doc = weft_spec::Document::<weft_spec::pipeline::Pipeline>::parse(
+        "pipeline.yaml",
+        &pipeline_yaml,
+    )
+    .map_err(|e| format!("invalid pipeline: {e}"))?;
+    if let Err(errors) = weft_spec::validate::validate(&doc) {
+        let all: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+        return Err(format!(
+            "invalid pipeline `{}`: {}",
+            pipeline.name_any(),
+            all.join("; ")
+        ));
+    }
+    let mut spec = run.spec.0.clone();
+    spec.pipeline_ref = "pipeline.yaml".into();
+    let local_run = weft_spec::pipeline::PipelineRun {
+        api_version: weft_spec::pipeline::API_VERSION.into(),
+        kind: "PipelineRun".into(),
+        metadata: weft_spec::pipeline::ObjectMeta {
+            name: run.name_any(),
+            ..Default::default()
+        },
+        spec,
+    };
+    let run_yaml = serde_saphyr::to_string(&local_run).map_err(|e| e.to_string())?;
+    Ok(BTreeMap::from([
+        ("pipeline.yaml".to_string(), pipeline_yaml),
+        ("run.yaml".to_string(), run_yaml),
+    ]))
+}
+
+fn spec_configmap(run: &PipelineRun, name: &str, files: BTreeMap<String, String>) -> ConfigMap {
+    ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: run.namespace(),
+            labels: Some(labels(RUN_LABEL, &run.name_any())),
+            owner_references: Some(vec![owner(run)]),
+            ..Default::default()
+        },
+        data: Some(files),
+        ..Default::default()
+    }
+}
+
+/// The runner Job: one pod running the whole DAG with `wasm-run`, non-root, read-only root
+/// filesystem, no privilege; its report goes to the termination message.
+pub fn runner_job(run: &PipelineRun, config: &crate::Config, name: &str, cm: &str) -> Job {
+    let run_labels = labels(RUN_LABEL, &run.name_any());
+    let mut args: Vec<String> = vec!["--home".into(), HOME_DIR.into()];
+    if let Some(store) = &config.artifact_store {
+        args.extend(["--artifact-store".into(), store.clone()]);
+    }
+    args.extend([
+        "pipeline".into(),
+        "run".into(),
+        format!("{SPEC_DIR}/run.yaml"),
+        "--run-id".into(),
+        run.uid().unwrap_or_else(|| run.name_any()),
+        "--report".into(),
+        "/dev/termination-log".into(),
+    ]);
+    let home = match &config.home_pvc {
+        Some(claim) => Volume {
+            name: "home".into(),
+            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                claim_name: claim.clone(),
+                read_only: None,
+            }),
+            ..Default::default()
+        },
+        None => Volume {
+            name: "home".into(),
+            empty_dir: Some(Default::default()),
+            ..Default::default()
+        },
+    };
+    let container = Container {
+        name: "runner".into(),
+        image: Some(config.image.clone()),
+        args: Some(args),
+        env: Some(vec![EnvVar {
+            name: "RUST_LOG".into(),
+            value: Some("info".into()),
+            ..Default::default()
+        }]),
+        env_from: config.store_secret.as_ref().map(|s| {
+            vec![EnvFromSource {
+                secret_ref: Some(SecretEnvSource {
+                    name: s.clone(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }]
+        }),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: "spec".into(),
+                mount_path: SPEC_DIR.into(),
+                read_only: Some(true),
+                ..Default::default()
+            },
+            VolumeMount {
+                name: "home".into(),
+                mount_path: HOME_DIR.into(),
+                ..Default::default()
+            },
+        ]),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        security_context: Some(restricted()),
+        ..Default::default()
+    };
+    Job {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: run.namespace(),
+            labels: Some(run_labels.clone()),
+            owner_references: Some(vec![owner(run)]),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            // The executor retries tasks itself; a lost pod is a failed run (resume it with a
+            // new PipelineRun, which reuses the cache).
+            backoff_limit: Some(0),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(run_labels),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    service_account_name: config.runner_service_account.clone(),
+                    automount_service_account_token: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        fs_group: Some(65532),
+                        ..Default::default()
+                    }),
+                    containers: vec![container],
+                    volumes: Some(vec![
+                        Volume {
+                            name: "spec".into(),
+                            config_map: Some(ConfigMapVolumeSource {
+                                name: cm.into(),
+                                ..Default::default()
+                            }),
+                            ..Default::default()
+                        },
+                        home,
+                    ]),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The container security context of every pod the operator makes.
+pub fn restricted() -> SecurityContext {
+    SecurityContext {
+        allow_privilege_escalation: Some(false),
+        read_only_root_filesystem: Some(true),
+        run_as_non_root: Some(true),
+        run_as_user: Some(65532),
+        capabilities: Some(Capabilities {
+            drop: Some(vec!["ALL".into()]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// The runner's report, from the termination message of its finished pod, if there is one.
+async fn runner_report(ctx: &Context, ns: &str, job: &str) -> Result<Option<RunReport>, Error> {
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("job-name={job}")))
+        .await?;
+    Ok(list.items.iter().find_map(|pod| {
+        let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+        let message = statuses
+            .iter()
+            .find(|c| c.name == "runner")?
+            .state
+            .as_ref()?
+            .terminated
+            .as_ref()?
+            .message
+            .as_ref()?;
+        serde_json::from_str(message).ok()
+    }))
+}
+
+/// The run's state from its Job and, when it has finished, the runner's report.
+fn observe_job(job: &Job, report: Option<RunReport>, status: &mut PipelineRunStatus) {
+    let js = job.status.clone().unwrap_or_default();
+    let finished = js
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True");
+    if let Some(report) = &report {
+        status.tasks = report
+            .tasks
+            .iter()
+            .map(|(name, t)| {
+                (
+                    name.clone(),
+                    TaskStatus {
+                        state: t.state.clone(),
+                        start_time: t.start_time.clone(),
+                        finish_time: t.finish_time.clone(),
+                        message: t.message.clone(),
+                    },
+                )
+            })
+            .collect();
+    }
+    match finished {
+        Some(c) => {
+            let state = match (&report, c.type_.as_str()) {
+                (Some(r), _) => r.state.clone(),
+                (None, "Complete") => "SUCCEEDED".into(),
+                (None, _) => "FAILED".into(),
+            };
+            status.message = match (&report, state.as_str()) {
+                (_, "SUCCEEDED") => None,
+                (Some(r), _) => r
+                    .tasks
+                    .iter()
+                    .find(|(_, t)| t.state == "FAILED")
+                    .map(|(n, t)| {
+                        format!(
+                            "task `{n}` failed: {}",
+                            t.message.clone().unwrap_or_default()
+                        )
+                    }),
+                (None, _) => Some(format!(
+                    "the runner failed without a report: {}",
+                    c.message.clone().unwrap_or_default()
+                )),
+            };
+            status.state = Some(state);
+            status.completion_time = status
+                .completion_time
+                .clone()
+                .or_else(|| c.last_transition_time.as_ref().map(|t| t.0.to_string()));
+        }
+        None if js.active.unwrap_or(0) > 0 => status.state = Some("RUNNING".into()),
+        None => status.state = Some("PENDING".into()),
+    }
+}
+
+/// Derives the conditions from the state, writes the status if it changed (with an event on
+/// a state transition), and returns `action`.
+async fn finish(
+    run: &PipelineRun,
+    ctx: &Context,
+    ns: &str,
+    current: &PipelineRunStatus,
+    mut next: PipelineRunStatus,
+    action: Action,
+) -> Result<Action, Error> {
+    let state = next.state.clone().unwrap_or_default();
+    let message = next.message.clone().unwrap_or_default();
+    let generation = run.meta().generation;
+    let mut conds = Vec::new();
+    let running = matches!(state.as_str(), "PENDING" | "RUNNING");
+    conditions::set(
+        &mut conds,
+        &current.conditions,
+        "Running",
+        running,
+        &reason(&state),
+        &message,
+        generation,
+    );
+    conditions::set(
+        &mut conds,
+        &current.conditions,
+        "Succeeded",
+        state == "SUCCEEDED",
+        &reason(&state),
+        &message,
+        generation,
+    );
+    conditions::set(
+        &mut conds,
+        &current.conditions,
+        "Failed",
+        matches!(state.as_str(), "FAILED" | "CANCELLED"),
+        &reason(&state),
+        &message,
+        generation,
+    );
+    next.conditions = conds;
+    next.observed_generation = generation;
+    let unchanged = PipelineRunStatus {
+        conditions: Vec::new(),
+        ..next.clone()
+    } == PipelineRunStatus {
+        conditions: Vec::new(),
+        ..current.clone()
+    } && conditions::same(&next.conditions, &current.conditions);
+    if unchanged {
+        return Ok(action);
+    }
+    if next.state != current.state {
+        let event = Event {
+            type_: if matches!(state.as_str(), "FAILED" | "CANCELLED") {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: reason(&state),
+            note: Some(if message.is_empty() {
+                format!("run is {state}")
+            } else {
+                format!("run is {state}: {message}")
+            }),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        ctx.recorder.publish(&event, &run.object_ref(&())).await?;
+    }
+    let runs: Api<PipelineRun> = Api::namespaced(ctx.client.clone(), ns);
+    let patch = serde_json::json!({
+        "apiVersion": "weft.dev/v1alpha1",
+        "kind": "PipelineRun",
+        "status": next,
+    });
+    let params = kube::api::PatchParams::apply(crate::MANAGER).force();
+    runs.patch_status(&run.name_any(), &params, &kube::api::Patch::Apply(&patch))
+        .await?;
+    Ok(action)
+}
+
+/// A condition reason (CamelCase) for a state.
+fn reason(state: &str) -> String {
+    state
+        .split('_')
+        .map(|w| {
+            let lower = w.to_lowercase();
+            let mut c = lower.chars();
+            c.next()
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn now() -> String {
+    k8s_openapi::jiff::Timestamp::now().to_string()
+}
+
+/// On deletion: stop the runner (its Job and the spec ConfigMap), then let the finalizer go.
+async fn cleanup(run: &PipelineRun, ctx: &Context, ns: &str) -> Result<Action, Error> {
+    let name = run.name_any();
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+    apply::delete(&jobs, &child_name(&name, "runner")).await?;
+    let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
+    apply::delete(&configmaps, &child_name(&name, "spec")).await?;
+    tracing::info!(run = %name, namespace = %ns, "pipeline run deleted: runner stopped");
+    Ok(Action::await_change())
+}

@@ -1,0 +1,432 @@
+//! The PipelineRun controller against a scripted API server.
+
+mod support;
+
+use kube::runtime::controller::Action;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::Arc;
+use support::mock::{client, expect, within, Reply};
+use weft_crd::{Pipeline, PipelineRun};
+use weft_operator::{pipelinerun, Config, Context};
+
+const NS: &str = "default";
+const RUNS: &str = "/apis/weft.dev/v1alpha1/namespaces/default/pipelineruns";
+const JOB: &str = "/apis/batch/v1/namespaces/default/jobs/iris-run-runner";
+const PODS: &str = "/api/v1/namespaces/default/pods";
+const CONFIGMAP: &str = "/api/v1/namespaces/default/configmaps/iris-run-spec";
+const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
+const PIPELINE: &str = "/apis/weft.dev/v1alpha1/namespaces/default/pipelines/iris-classifier";
+
+fn example(rel: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../..")
+        .join(rel);
+    serde_saphyr::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn pipeline() -> Value {
+    let mut p = example("examples/pipelines/iris/pipeline.yaml");
+    p["metadata"]["namespace"] = json!(NS);
+    p
+}
+
+fn run(status: Option<Value>) -> Value {
+    let mut r = json!({
+        "apiVersion": "weft.dev/v1alpha1",
+        "kind": "PipelineRun",
+        "metadata": {"name": "iris-run", "namespace": NS, "uid": "uid-1", "generation": 1,
+                     "finalizers": [pipelinerun::FINALIZER]},
+        "spec": {"pipelineRef": "iris-classifier", "params": {"epochs": 50}},
+    });
+    if let Some(s) = status {
+        r["status"] = s;
+    }
+    r
+}
+
+fn context(c: kube::Client) -> Arc<Context> {
+    Context::new(
+        c,
+        Default::default(),
+        Config {
+            image: "registry.example/wasm-run:test".into(),
+            artifact_store: Some("s3://bucket/weft".into()),
+            ..Default::default()
+        },
+    )
+}
+
+async fn reconcile(
+    object: &Value,
+    script: Vec<support::mock::Expect>,
+) -> (Action, Vec<support::mock::Seen>) {
+    let (c, server) = client(script);
+    let run: PipelineRun = serde_json::from_value(object.clone()).unwrap();
+    let action = within(pipelinerun::reconcile(Arc::new(run), context(c)))
+        .await
+        .unwrap();
+    (action, server.finish().await)
+}
+
+fn job(status: Value) -> Value {
+    json!({"apiVersion": "batch/v1", "kind": "Job",
+           "metadata": {"name": "iris-run-runner", "namespace": NS}, "status": status})
+}
+
+fn pods(terminated_message: Option<&str>) -> Value {
+    let state = match terminated_message {
+        Some(m) => json!({"terminated": {"exitCode": 0, "message": m}}),
+        None => json!({"running": {}}),
+    };
+    json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": [
+        {"metadata": {"name": "iris-run-runner-x"}, "status": {"containerStatuses": [
+            {"name": "runner", "ready": false, "restartCount": 0, "image": "i", "imageID": "",
+             "state": state}]}}]})
+}
+
+#[tokio::test]
+async fn a_new_run_gets_its_spec_configmap_and_a_runner_job_and_is_pending() {
+    let (action, seen) = reconcile(
+        &run(None),
+        vec![
+            expect("GET", JOB, Reply::NotFound),
+            expect("GET", PIPELINE, Reply::Json(pipeline())),
+            expect("PATCH", CONFIGMAP, Reply::Echo),
+            expect("PATCH", JOB, Reply::Echo),
+            expect("POST", EVENTS, Reply::Echo),
+            expect(
+                "PATCH",
+                format!("{RUNS}/iris-run/status"),
+                Reply::MergeInto(run(None)),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(30)));
+
+    // Server-side apply, as the operator's field manager.
+    for s in &seen[2..4] {
+        assert!(
+            s.query.contains("fieldManager=weft-operator") && s.query.contains("force=true"),
+            "{}",
+            s.query
+        );
+    }
+    // The spec files: the pipeline as wasm-run reads it, the run pointing at it.
+    let data = &seen[2].body["data"];
+    let run_yaml: weft_spec::pipeline::PipelineRun =
+        serde_saphyr::from_str(data["run.yaml"].as_str().unwrap()).unwrap();
+    assert_eq!(run_yaml.spec.pipeline_ref, "pipeline.yaml");
+    assert_eq!(run_yaml.spec.params["epochs"], json!(50));
+    let pipeline_yaml: weft_spec::pipeline::Pipeline =
+        serde_saphyr::from_str(data["pipeline.yaml"].as_str().unwrap()).unwrap();
+    let typed: Pipeline = serde_json::from_value(pipeline()).unwrap();
+    assert_eq!(pipeline_yaml.spec, typed.spec.0);
+
+    // The runner Job: owned by the run, one pod running wasm-run over the spec, no retries.
+    let job = &seen[3].body;
+    let owner = &job["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (
+            owner["kind"].as_str(),
+            owner["uid"].as_str(),
+            owner["controller"].as_bool()
+        ),
+        (Some("PipelineRun"), Some("uid-1"), Some(true))
+    );
+    assert_eq!(job["spec"]["backoffLimit"], 0);
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    let c = &pod["containers"][0];
+    assert_eq!(c["image"], "registry.example/wasm-run:test");
+    assert_eq!(
+        c["args"],
+        json!([
+            "--home",
+            "/var/lib/weft",
+            "--artifact-store",
+            "s3://bucket/weft",
+            "pipeline",
+            "run",
+            "/etc/weft/run.yaml",
+            "--run-id",
+            "uid-1",
+            "--report",
+            "/dev/termination-log"
+        ])
+    );
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(pod["volumes"][0]["configMap"]["name"], "iris-run-spec");
+
+    assert_eq!(seen[4].body["reason"], "Pending");
+    let status = &seen[5].body["status"];
+    assert_eq!(status["state"], "PENDING");
+    assert_eq!(status["runner"]["job"], "iris-run-runner");
+    let running = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Running")
+        .unwrap();
+    assert_eq!(running["status"], "True");
+}
+
+#[tokio::test]
+async fn a_running_job_makes_the_run_running_and_a_second_reconcile_changes_nothing() {
+    let pending = json!({"state": "PENDING", "runner": {"job": "iris-run-runner", "log": "l"}});
+    let (_, seen) = reconcile(
+        &run(Some(pending.clone())),
+        vec![
+            expect("GET", JOB, Reply::Json(job(json!({"active": 1})))),
+            expect("GET", PODS, Reply::Json(pods(None))),
+            expect("POST", EVENTS, Reply::Echo),
+            expect(
+                "PATCH",
+                format!("{RUNS}/iris-run/status"),
+                Reply::MergeInto(run(None)),
+            ),
+        ],
+    )
+    .await;
+    let status = seen[3].body["status"].clone();
+    assert_eq!(status["state"], "RUNNING");
+
+    // Reconciled again with what it wrote: reads, and nothing else.
+    let (action, seen) = reconcile(
+        &run(Some(status)),
+        vec![
+            expect("GET", JOB, Reply::Json(job(json!({"active": 1})))),
+            expect("GET", PODS, Reply::Json(pods(None))),
+        ],
+    )
+    .await;
+    assert_eq!(seen.len(), 2);
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(30)));
+}
+
+#[tokio::test]
+async fn the_runners_report_becomes_the_runs_status() {
+    let report = weft_spec::report::RunReport {
+        run_id: "uid-1".into(),
+        state: "FAILED".into(),
+        tasks: [
+            ("load", "SUCCEEDED", None),
+            ("train", "FAILED", Some("step trapped: out of bounds")),
+        ]
+        .into_iter()
+        .map(|(n, s, m)| {
+            (
+                n.to_string(),
+                weft_spec::report::TaskReport {
+                    state: s.into(),
+                    message: m.map(str::to_string),
+                    ..Default::default()
+                },
+            )
+        })
+        .collect(),
+        omitted: 0,
+    };
+    let failed = job(json!({"failed": 1, "conditions": [
+        {"type": "Failed", "status": "True", "lastTransitionTime": "2026-11-27T14:00:00Z", "message": "BackoffLimitExceeded"}]}));
+    let (action, seen) = reconcile(
+        &run(Some(json!({"state": "RUNNING"}))),
+        vec![
+            expect("GET", JOB, Reply::Json(failed)),
+            expect(
+                "GET",
+                PODS,
+                Reply::Json(pods(Some(&report.to_bounded_json()))),
+            ),
+            expect("POST", EVENTS, Reply::Echo),
+            expect(
+                "PATCH",
+                format!("{RUNS}/iris-run/status"),
+                Reply::MergeInto(run(None)),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(action, Action::await_change());
+    assert_eq!(seen[2].body["type"], "Warning");
+    let status = &seen[3].body["status"];
+    assert_eq!(status["state"], "FAILED");
+    assert_eq!(status["tasks"]["load"]["state"], "SUCCEEDED");
+    assert_eq!(status["tasks"]["train"]["state"], "FAILED");
+    assert_eq!(
+        status["message"],
+        "task `train` failed: step trapped: out of bounds"
+    );
+    assert_eq!(status["completionTime"], "2026-11-27T14:00:00Z");
+    let failed = status["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Failed")
+        .unwrap();
+    assert_eq!(
+        (failed["status"].as_str(), failed["reason"].as_str()),
+        (Some("True"), Some("Failed"))
+    );
+
+    // A finished run is left alone.
+    let (action, seen) = reconcile(&run(Some(status.clone())), vec![]).await;
+    assert_eq!((action, seen.len()), (Action::await_change(), 0));
+}
+
+#[tokio::test]
+async fn spec_cancel_stops_the_runner_and_marks_the_run_cancelled() {
+    let mut object = run(Some(json!({"state": "RUNNING"})));
+    object["spec"]["cancel"] = json!(true);
+    let (_, seen) = reconcile(
+        &object,
+        vec![
+            expect("DELETE", JOB, Reply::Json(job(json!({})))),
+            expect("POST", EVENTS, Reply::Echo),
+            expect(
+                "PATCH",
+                format!("{RUNS}/iris-run/status"),
+                Reply::MergeInto(run(None)),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(seen[0].body["propagationPolicy"], "Background");
+    assert_eq!(seen[2].body["status"]["state"], "CANCELLED");
+}
+
+#[tokio::test]
+async fn deleting_a_run_stops_its_runner_before_the_finalizer_goes() {
+    let mut object = run(Some(json!({"state": "RUNNING"})));
+    object["metadata"]["deletionTimestamp"] = json!("2026-11-27T14:00:00Z");
+    let mut released = object.clone();
+    released["metadata"]["finalizers"] = json!([]);
+    let (_, seen) = reconcile(
+        &object,
+        vec![
+            expect("DELETE", JOB, Reply::NotFound),
+            expect(
+                "DELETE",
+                CONFIGMAP,
+                Reply::Json(json!({"kind": "Status", "apiVersion": "v1", "status": "Success"})),
+            ),
+            expect("PATCH", format!("{RUNS}/iris-run"), Reply::Json(released)),
+        ],
+    )
+    .await;
+    let patch = seen[2].body.to_string();
+    assert!(
+        patch.contains("remove") && patch.contains("/metadata/finalizers"),
+        "{patch}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_without_the_finalizer_gets_it_first() {
+    let mut object = run(None);
+    object["metadata"]["finalizers"] = json!([]);
+    let (_, seen) = reconcile(
+        &object,
+        vec![expect(
+            "PATCH",
+            format!("{RUNS}/iris-run"),
+            Reply::Json(run(None)),
+        )],
+    )
+    .await;
+    assert!(seen[0].body.to_string().contains(pipelinerun::FINALIZER));
+}
+
+#[tokio::test]
+async fn an_invalid_pipeline_fails_the_run_with_wasm_runs_message_and_starts_nothing() {
+    // A cycle: CEL cannot see it, the spec validation does.
+    let mut cyclic = pipeline();
+    cyclic["spec"]["tasks"]["split"]["after"] = json!(["evaluate"]);
+    let (action, seen) = reconcile(
+        &run(None),
+        vec![
+            expect("GET", JOB, Reply::NotFound),
+            expect("GET", PIPELINE, Reply::Json(cyclic)),
+            expect("POST", EVENTS, Reply::Echo),
+            expect(
+                "PATCH",
+                format!("{RUNS}/iris-run/status"),
+                Reply::MergeInto(run(None)),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(action, Action::await_change());
+    let status = &seen[3].body["status"];
+    assert_eq!(status["state"], "FAILED");
+    let message = status["message"].as_str().unwrap();
+    assert!(
+        message.contains("invalid pipeline `iris-classifier`") && message.contains("cycle"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_waits_for_its_pipeline_to_exist() {
+    let (action, seen) = reconcile(
+        &run(None),
+        vec![
+            expect("GET", JOB, Reply::NotFound),
+            expect("GET", PIPELINE, Reply::NotFound),
+            expect("POST", EVENTS, Reply::Echo),
+            expect(
+                "PATCH",
+                format!("{RUNS}/iris-run/status"),
+                Reply::MergeInto(run(None)),
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(10)));
+    let status = &seen[3].body["status"];
+    assert_eq!(status["state"], "PENDING");
+    assert!(status["message"]
+        .as_str()
+        .unwrap()
+        .contains("waiting for Pipeline `iris-classifier`"));
+}
+
+#[tokio::test]
+async fn reconciles_and_failures_are_counted_in_the_metrics() {
+    let metrics = Arc::new(weft_operator::metrics::Metrics::default());
+    let (c, server) = client(vec![expect(
+        "GET",
+        JOB,
+        Reply::Json(job(json!({"active": 1}))),
+    )]);
+    let ctx = Context::new(c, metrics.clone(), Config::default());
+    let object: PipelineRun =
+        serde_json::from_value(run(Some(json!({"state": "RUNNING"})))).unwrap();
+    let object = Arc::new(object);
+    // The pod list is never answered: the script ends, the request fails, the reconcile errs.
+    let err = within(pipelinerun::reconcile(object.clone(), ctx.clone()))
+        .await
+        .unwrap_err();
+    server.finish().await;
+    let action = pipelinerun::error_policy(object, &err, ctx);
+    assert_eq!(action, Action::requeue(std::time::Duration::from_secs(15)));
+    let text = metrics.encode();
+    assert!(
+        text.contains(r#"weft_operator_reconciles_total{controller="pipelinerun"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"weft_operator_reconcile_failures_total{controller="pipelinerun",error="kube"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"weft_operator_reconcile_duration_seconds_count{controller="pipelinerun"} 1"#
+        ),
+        "{text}"
+    );
+}
