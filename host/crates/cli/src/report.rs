@@ -2,9 +2,10 @@
 
 use weft_pipeline::RunSummary;
 use weft_spec::report::{RunReport, TaskReport};
+use weft_store::ArtifactEvent;
 
-/// The bounded JSON report of a finished run.
-pub fn compact(summary: &RunSummary) -> String {
+/// The bounded JSON report of a finished run, with the output artifacts of `events`.
+pub fn compact(summary: &RunSummary, events: &[ArtifactEvent]) -> String {
     let tasks = summary
         .tasks
         .iter()
@@ -24,6 +25,11 @@ pub fn compact(summary: &RunSummary) -> String {
                     .as_deref()
                     .and_then(|e| e.lines().next())
                     .map(str::to_string),
+                artifacts: events
+                    .iter()
+                    .filter(|e| e.task == t.name && e.direction == "output")
+                    .map(|e| (e.name.clone(), e.digest.clone()))
+                    .collect(),
             };
             (t.name.clone(), report)
         })

@@ -117,18 +117,31 @@ pub fn plan(
                 "{}.wasm",
                 decl.source.trim_start_matches("sha256:")
             ));
-            if !p.exists() {
-                errors.push(doc.error_at(
-                    &at,
-                    format!(
-                        "component {} is not in the component store ({})",
-                        decl.source,
-                        components_dir.display()
-                    ),
-                ));
-                continue;
+            if p.exists() {
+                p
+            } else {
+                // Not compiled here yet: an artifact holding the component (the remote store's
+                // way of shipping components to runners).
+                let fetched = artifacts
+                    .component_file(&decl.source)
+                    .and_then(|f| Ok(std::fs::read(f)?));
+                match fetched {
+                    Ok(bytes) => {
+                        store_component(components_dir, &bytes).map_err(anyhow::Error::from)?
+                    }
+                    Err(e) => {
+                        errors.push(doc.error_at(
+                            &at,
+                            format!(
+                                "component {} is not in the component store ({}) nor an artifact holding one: {e}",
+                                decl.source,
+                                components_dir.display()
+                            ),
+                        ));
+                        continue;
+                    }
+                }
             }
-            p
         } else {
             let src = base.join(&decl.source);
             match std::fs::read(&src) {
@@ -164,8 +177,7 @@ pub fn plan(
                 "--artifact {name}: the pipeline has no input artifact `{name}`"
             )));
         }
-        let stored = artifacts
-            .import(path)
+        let stored = input_artifact(artifacts, path)
             .map_err(|e| PlanError::Args(format!("--artifact {name}: {e}")))?;
         input_artifacts.insert(name.clone(), stored);
     }
@@ -178,7 +190,7 @@ pub fn plan(
                 "pipeline artifact `{name}` has no default path: give --artifact {name}=PATH"
             )));
         };
-        let stored = artifacts.import(&base.join(rel)).map_err(|e| {
+        let stored = input_artifact(artifacts, &base.join(rel)).map_err(|e| {
             PlanError::from(doc.error_at(
                 &["spec", "artifacts", name, "path"],
                 format!("artifact `{name}`: {e}"),
@@ -212,6 +224,25 @@ fn store_component(dir: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
         std::fs::rename(&tmp, &dest)?;
     }
     Ok(dest)
+}
+
+/// A pipeline input: a file or directory to import, or `sha256:<hex>`, an artifact already in
+/// the store (or its remote backend), as on a cluster where inputs arrive by digest.
+fn input_artifact(
+    artifacts: &ArtifactStore,
+    path: &Path,
+) -> Result<weft_store::StoredArtifact, weft_store::StoreError> {
+    let digest = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|n| n.starts_with("sha256:"));
+    match digest {
+        Some(digest) => {
+            let dir = artifacts.ensure_local(digest)?;
+            weft_store::tree_digest(&dir)
+        }
+        None => artifacts.import(path),
+    }
 }
 
 /// The stored path of a component digest.

@@ -34,6 +34,9 @@ pub struct TaskReport {
     /// The first line of the error, for a failed task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Output artifacts by name: their `sha256:` digests in the artifact store.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub artifacts: BTreeMap<String, String>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -42,7 +45,7 @@ fn is_zero(n: &usize) -> bool {
 
 impl RunReport {
     /// The report as JSON within [`MAX_REPORT_BYTES`]: messages are cut first, then times,
-    /// then tasks (counted in `omitted`).
+    /// then artifacts, then tasks (counted in `omitted`).
     pub fn to_bounded_json(&self) -> String {
         let mut report = self.clone();
         let fits = |r: &RunReport| serde_json::to_string(r).expect("a report serialises");
@@ -62,6 +65,13 @@ impl RunReport {
         for t in report.tasks.values_mut() {
             t.start_time = None;
             t.finish_time = None;
+        }
+        text = fits(&report);
+        if text.len() <= MAX_REPORT_BYTES {
+            return text;
+        }
+        for t in report.tasks.values_mut() {
+            t.artifacts.clear();
         }
         text = fits(&report);
         while text.len() > MAX_REPORT_BYTES {
@@ -95,6 +105,7 @@ mod tests {
                     start_time: Some("2026-11-27T14:00:00Z".into()),
                     finish_time: Some("2026-11-27T14:00:01Z".into()),
                     message: Some("x".repeat(300)),
+                    artifacts: [("out".to_string(), format!("sha256:{}", "a".repeat(64)))].into(),
                 },
             );
         }

@@ -68,6 +68,24 @@ impl ArtifactStore {
         Ok(path)
     }
 
+    /// The component an artifact holds: `wasm-run artifacts put x.wasm` stores a component as
+    /// an artifact of one `.wasm` file, which is how components reach a cluster's runners and
+    /// servers (through the remote store) by digest.
+    pub fn component_file(&self, digest: &str) -> Result<PathBuf> {
+        let dir = self.ensure_local(digest)?;
+        let wasm: Vec<PathBuf> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
+            .collect();
+        match wasm.as_slice() {
+            [one] => Ok(one.clone()),
+            _ => Err(StoreError::Invalid(format!(
+                "artifact {digest} must hold exactly one .wasm file to be a component; it holds {}",
+                wasm.len()
+            ))),
+        }
+    }
+
     /// Where the artifact `digest` lives (whether or not it exists).
     pub fn path(&self, digest: &str) -> PathBuf {
         self.root

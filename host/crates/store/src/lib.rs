@@ -10,7 +10,7 @@ mod artifacts;
 mod metadata;
 mod remote;
 
-pub use artifacts::{ArtifactStore, StoredArtifact};
+pub use artifacts::{tree_digest, ArtifactStore, StoredArtifact};
 pub use metadata::*;
 pub use remote::{ArtifactBackend, ObjectStoreBackend};
 

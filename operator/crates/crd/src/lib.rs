@@ -1,7 +1,7 @@
 //! Weft's Kubernetes custom resources, group `weft.dev`, version `v1alpha1`: `Pipeline`,
 //! `PipelineRun` and `InferenceService`. Their specs are weft-spec's types, unchanged, so the
 //! YAML `wasm-run` runs is the YAML `kubectl apply` takes; this crate adds the Kubernetes
-//! envelope, the status each controller writes, and the CRD manifests (`operator/crds/`).
+//! envelope, the status each controller writes, and the CRD manifests (`operator/chart/crds/`).
 
 mod inference;
 mod pipeline;
@@ -28,7 +28,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     vec![Pipeline::crd(), PipelineRun::crd(), InferenceService::crd()]
 }
 
-/// `(file name, YAML)` of every CRD: what `operator/crds/` holds.
+/// `(file name, YAML)` of every CRD: what `operator/chart/crds/` holds.
 pub fn crd_files() -> Vec<(String, String)> {
     crds()
         .into_iter()

@@ -90,6 +90,10 @@ pub struct TaskStatus {
     pub finish_time: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Output artifacts by name, as `sha256:` digests in the artifact store (e.g. the model a
+    /// training task wrote, for an InferenceService's `storageUri`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub artifacts: BTreeMap<String, String>,
 }
 
 /// The runner Job of a run.

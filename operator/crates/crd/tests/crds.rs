@@ -11,11 +11,11 @@ fn repo(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// Fails when `operator/crds/` is stale; `WEFT_BLESS=1 cargo test -p weft-crd` rewrites it
-/// (as does `weft-operator crds --out operator/crds`).
+/// Fails when `operator/chart/crds/` is stale; `WEFT_BLESS=1 cargo test -p weft-crd` rewrites it
+/// (as does `weft-operator crds --out operator/chart/crds`).
 #[test]
 fn committed_crds_match_the_types() {
-    let dir = repo("operator/crds");
+    let dir = repo("operator/chart/crds");
     for (name, yaml) in weft_crd::crd_files() {
         let path = dir.join(&name);
         if std::env::var_os("WEFT_BLESS").is_some() {

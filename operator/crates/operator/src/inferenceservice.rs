@@ -276,6 +276,12 @@ pub fn deployment(
                 read_only: Some(true),
                 ..Default::default()
             },
+            // The root filesystem is read-only; temporary files go to a scratch volume.
+            VolumeMount {
+                name: "tmp".into(),
+                mount_path: "/tmp".into(),
+                ..Default::default()
+            },
             VolumeMount {
                 name: "home".into(),
                 mount_path: "/var/lib/weft".into(),
@@ -317,6 +323,11 @@ pub fn deployment(
                                 name: cm.into(),
                                 ..Default::default()
                             }),
+                            ..Default::default()
+                        },
+                        Volume {
+                            name: "tmp".into(),
+                            empty_dir: Some(Default::default()),
                             ..Default::default()
                         },
                         Volume {

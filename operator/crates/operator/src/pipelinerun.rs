@@ -270,6 +270,12 @@ pub fn runner_job(run: &PipelineRun, config: &crate::Config, name: &str, cm: &st
                 read_only: Some(true),
                 ..Default::default()
             },
+            // The root filesystem is read-only; temporary files go to a scratch volume.
+            VolumeMount {
+                name: "tmp".into(),
+                mount_path: "/tmp".into(),
+                ..Default::default()
+            },
             VolumeMount {
                 name: "home".into(),
                 mount_path: HOME_DIR.into(),
@@ -314,6 +320,11 @@ pub fn runner_job(run: &PipelineRun, config: &crate::Config, name: &str, cm: &st
                                 name: cm.into(),
                                 ..Default::default()
                             }),
+                            ..Default::default()
+                        },
+                        Volume {
+                            name: "tmp".into(),
+                            empty_dir: Some(Default::default()),
                             ..Default::default()
                         },
                         home,
@@ -383,6 +394,7 @@ fn observe_job(job: &Job, report: Option<RunReport>, status: &mut PipelineRunSta
                         start_time: t.start_time.clone(),
                         finish_time: t.finish_time.clone(),
                         message: t.message.clone(),
+                        artifacts: t.artifacts.clone(),
                     },
                 )
             })

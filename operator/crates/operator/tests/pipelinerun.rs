@@ -222,6 +222,7 @@ async fn the_runners_report_becomes_the_runs_status() {
                 weft_spec::report::TaskReport {
                     state: s.into(),
                     message: m.map(str::to_string),
+                    artifacts: [("out".to_string(), format!("sha256:{n}"))].into(),
                     ..Default::default()
                 },
             )
@@ -254,6 +255,8 @@ async fn the_runners_report_becomes_the_runs_status() {
     let status = &seen[3].body["status"];
     assert_eq!(status["state"], "FAILED");
     assert_eq!(status["tasks"]["load"]["state"], "SUCCEEDED");
+    assert_eq!(status["tasks"]["load"]["artifacts"]["out"], "sha256:load");
+    assert_eq!(status["tasks"]["load"]["artifacts"]["out"], "sha256:load");
     assert_eq!(status["tasks"]["train"]["state"], "FAILED");
     assert_eq!(
         status["message"],

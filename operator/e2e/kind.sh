@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# End to end on a real cluster (kind or k3d), run by hand: needs docker, kind (or a current
+# kubectl context), kubectl and helm. CI cannot run it (no container engine, no cluster);
+# `cargo test -p weft-operator --test cluster -- --ignored` runs it from the test suite.
+#
+# It builds the image, loads it into kind, installs the chart with MinIO as the artifact store,
+# stores the example's components and data by digest, runs the iris pipeline as a PipelineRun,
+# serves the model it trains as an InferenceService, and queries it over V2.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+CLUSTER=${CLUSTER:-weft-e2e}
+IMAGE=${IMAGE:-weft:e2e}
+NS=weft-e2e
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cluster"
+if [[ -z "${USE_CURRENT_CONTEXT:-}" ]]; then
+  kind get clusters | grep -qx "$CLUSTER" || kind create cluster --name "$CLUSTER" --wait 120s
+  kubectl config use-context "kind-$CLUSTER"
+fi
+
+step "image"
+docker build -t "$IMAGE" .
+[[ -n "${USE_CURRENT_CONTEXT:-}" ]] || kind load docker-image "$IMAGE" --name "$CLUSTER"
+
+step "MinIO (the S3-compatible artifact store)"
+kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f -
+kubectl -n "$NS" apply -f operator/e2e/minio.yaml
+kubectl -n "$NS" rollout status deploy/minio --timeout=180s
+kubectl -n "$NS" create secret generic weft-s3 --dry-run=client -o yaml \
+  --from-literal=AWS_ACCESS_KEY_ID=weft --from-literal=AWS_SECRET_ACCESS_KEY=weftweft \
+  --from-literal=AWS_REGION=us-east-1 --from-literal=AWS_ENDPOINT_URL=http://minio:9000 \
+  --from-literal=AWS_ALLOW_HTTP=true | kubectl apply -f -
+
+step "operator"
+helm upgrade --install weft operator/chart -n "$NS" \
+  --set image.repository="${IMAGE%%:*}" --set image.tag="${IMAGE##*:}" --set image.pullPolicy=Never \
+  --set artifactStore=s3://weft/artifacts --set storeSecret=weft-s3
+kubectl -n "$NS" rollout status deploy/weft-operator --timeout=120s
+
+step "components and data into the store, by digest"
+kubectl -n "$NS" port-forward svc/minio 9000:9000 >/dev/null 2>&1 &
+PF=$!
+trap 'kill $PF' EXIT
+sleep 2
+cargo xtask components >/dev/null
+export AWS_ACCESS_KEY_ID=weft AWS_SECRET_ACCESS_KEY=weftweft AWS_REGION=us-east-1 \
+  AWS_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ALLOW_HTTP=true
+WASM_RUN="cargo run -q --release -p wasm-run --features s3 -- --artifact-store s3://weft/artifacts"
+declare -A DIGEST
+for c in csv-transform split standardize train-logreg evaluate publish iris-predictor; do
+  DIGEST[$c]=$($WASM_RUN artifacts put "target/wasm-guests/components/$c.wasm")
+done
+sed -e "s#source: ../../../target/wasm-guests/components/\(.*\)\.wasm#source: COMPONENT_\1#" \
+  examples/pipelines/iris/pipeline.yaml > /tmp/weft-iris.yaml
+for c in "${!DIGEST[@]}"; do sed -i "s#COMPONENT_$c\$#${DIGEST[$c]}#" /tmp/weft-iris.yaml; done
+DATA=$($WASM_RUN artifacts put examples/data/iris.csv)
+sed -i "s#path: ../../data/iris.csv#path: $DATA#" /tmp/weft-iris.yaml
+
+step "the pipeline, as a PipelineRun"
+kubectl -n "$NS" apply -f /tmp/weft-iris.yaml
+kubectl -n "$NS" apply -f - <<YAML
+apiVersion: weft.dev/v1alpha1
+kind: PipelineRun
+metadata: {name: iris-e2e}
+spec: {pipelineRef: iris-classifier}
+YAML
+kubectl -n "$NS" wait pipelinerun/iris-e2e --for=jsonpath='{.status.state}'=SUCCEEDED --timeout=300s
+kubectl -n "$NS" get pipelinerun iris-e2e -o jsonpath='{.status.tasks}'; echo
+
+step "the trained model, served"
+# The runner reported each task's output artifacts: the model is the train task's.
+MODEL=$(kubectl -n "$NS" get pipelinerun iris-e2e -o jsonpath='{.status.tasks.train.artifacts.model}')
+kubectl -n "$NS" apply -f - <<YAML
+apiVersion: weft.dev/v1alpha1
+kind: InferenceService
+metadata: {name: iris}
+spec:
+  predictor: {component: "${DIGEST[iris-predictor]}", storageUri: "$MODEL"}
+YAML
+kubectl -n "$NS" wait inferenceservice/iris --for=condition=Ready --timeout=180s
+kubectl -n "$NS" run v2-client --rm -i --restart=Never --image=curlimages/curl -- \
+  curl -sf http://iris/v2/models/iris/infer -H 'Content-Type: application/json' \
+  -d '{"inputs":[{"name":"input","datatype":"FP32","shape":[1,4],"data":[-0.9,1.0,-1.3,-1.3]}]}'
+echo; step "passed"
