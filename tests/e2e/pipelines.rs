@@ -974,17 +974,7 @@ fn a_component_stored_as_an_artifact_runs_by_its_digest() {
     // How components reach a cluster's runners: `artifacts put` (into the remote store there),
     // then the pipeline names the digest.
     let s = Scratch::new();
-    let out = s
-        .wasm_run()
-        .args(["artifacts", "put", MISBEHAVE])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let digest = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let digest = put_artifact(&s, Path::new(MISBEHAVE));
     let path = misbehave_pipeline(&s, "    t: {component: busy, params: {ms: {value: 1}}}\n");
     let text = std::fs::read_to_string(&path)
         .unwrap()
@@ -1011,14 +1001,7 @@ fn a_component_stored_as_an_artifact_runs_by_its_digest() {
 fn a_pipeline_input_can_be_an_artifact_already_stored_by_digest() {
     let s = Scratch::new();
     iris_yaml(&s);
-    let out = s
-        .wasm_run()
-        .args(["artifacts", "put"])
-        .arg(repo_file("examples/data/iris.csv"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let digest = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let digest = put_artifact(&s, &repo_file("examples/data/iris.csv"));
     let run_file = s.path("run.yaml");
     std::fs::write(
         &run_file,

@@ -724,25 +724,10 @@ fn a_model_that_fails_to_load_stops_the_server_with_its_error() {
     );
 }
 
-fn put(s: &Scratch, path: &Path) -> String {
-    let out = s
-        .wasm_run()
-        .args(["artifacts", "put"])
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
 #[test]
 fn an_inference_service_file_serves_its_predictor_and_canary_from_stored_artifacts() {
     let s = Scratch::new();
-    let component = put(&s, Path::new(&component("iris-predictor")));
+    let component = put_artifact(&s, Path::new(&component("iris-predictor")));
     let stable = s.path("stable");
     write_iris_model(&stable);
     let canary = s.path("canary");
@@ -750,7 +735,7 @@ fn an_inference_service_file_serves_its_predictor_and_canary_from_stored_artifac
     // The canary's model differs: one more byte of whitespace is another digest.
     let text = std::fs::read_to_string(canary.join("model.json")).unwrap() + "\n";
     std::fs::write(canary.join("model.json"), text).unwrap();
-    let (stable, canary) = (put(&s, &stable), put(&s, &canary));
+    let (stable, canary) = (put_artifact(&s, &stable), put_artifact(&s, &canary));
     assert!(component.starts_with("sha256:") && stable != canary);
     let file = s.path("isvc.yaml");
     std::fs::write(

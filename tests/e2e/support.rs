@@ -151,3 +151,19 @@ pub fn output_digest(summary: &serde_json::Value, task: &str, name: &str) -> Str
         .unwrap()
         .to_string()
 }
+
+/// `wasm-run artifacts put PATH` in `s`'s home: the stored artifact's digest.
+pub fn put_artifact(s: &Scratch, path: &Path) -> String {
+    let out = s
+        .wasm_run()
+        .args(["artifacts", "put"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}

@@ -2,6 +2,7 @@
 //! Kubernetes the runner container's termination message, which the operator copies into the
 //! `PipelineRun` status. Both sides use this type, so the format cannot drift.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -22,7 +23,8 @@ pub struct RunReport {
     pub omitted: usize,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// One task's outcome; also the `status.tasks` entries of a PipelineRun on Kubernetes.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskReport {
     /// KFP's task states, CACHED for a cache hit.

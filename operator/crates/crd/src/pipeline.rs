@@ -77,24 +77,8 @@ pub struct PipelineRunStatus {
     pub observed_generation: Option<i64>,
 }
 
-/// One task's state in a run.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskStatus {
-    /// Kubeflow Pipelines' task states: PENDING, RUNNING, SUCCEEDED, CACHED, FAILED, SKIPPED,
-    /// NOT_TRIGGERED, CANCELLED.
-    pub state: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub start_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub finish_time: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    /// Output artifacts by name, as `sha256:` digests in the artifact store (e.g. the model a
-    /// training task wrote, for an InferenceService's `storageUri`).
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub artifacts: BTreeMap<String, String>,
-}
+/// One task's state in a run: the runner's report of it, as it reported it.
+pub type TaskStatus = weft_spec::report::TaskReport;
 
 /// The runner Job of a run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

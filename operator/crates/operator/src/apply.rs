@@ -19,6 +19,23 @@ where
     Ok(api.patch(name, &params, &Patch::Apply(object)).await?)
 }
 
+/// Server-side applies `status` as the status of `name`.
+pub async fn status<K, S>(api: &Api<K>, name: &str, status: &S) -> Result<(), Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
+    S: Serialize,
+{
+    let patch = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "status": status,
+    });
+    let params = PatchParams::apply(MANAGER).force();
+    api.patch_status(name, &params, &Patch::Apply(&patch))
+        .await?;
+    Ok(())
+}
+
 /// Deletes `name`, taking "already gone" as done.
 pub async fn delete<K>(api: &Api<K>, name: &str) -> Result<(), Error>
 where

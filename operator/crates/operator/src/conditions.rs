@@ -47,3 +47,38 @@ pub fn same(a: &[Condition], b: &[Condition]) -> bool {
     b.sort();
     a == b
 }
+
+/// A status whose conditions carry transition times.
+pub trait Conditioned: Clone + PartialEq {
+    fn conditions(&self) -> &[Condition];
+    fn conditions_mut(&mut self) -> &mut Vec<Condition>;
+}
+
+impl Conditioned for weft_crd::PipelineRunStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+}
+
+impl Conditioned for weft_crd::InferenceServiceStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+}
+
+/// Whether `next` says anything `current` does not (transition times aside): the test that
+/// keeps a reconcile of an unchanged world from writing.
+pub fn changed<S: Conditioned>(current: &S, next: &S) -> bool {
+    let bare = |s: &S| {
+        let mut s = s.clone();
+        s.conditions_mut().clear();
+        s
+    };
+    bare(current) != bare(next) || !same(current.conditions(), next.conditions())
+}

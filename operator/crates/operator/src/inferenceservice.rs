@@ -10,6 +10,7 @@
 
 use crate::apply::{self, child_name, labels, owner};
 use crate::conditions;
+use crate::pods;
 use crate::{Context, Error};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::autoscaling::v2::{
@@ -17,9 +18,8 @@ use k8s_openapi::api::autoscaling::v2::{
     MetricIdentifier, MetricSpec, MetricTarget, PodsMetricSource, ResourceMetricSource,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvFromSource, HTTPGetAction,
-    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SecretEnvSource,
-    Service, ServicePort, ServiceSpec, Volume, VolumeMount,
+    ConfigMap, Container, ContainerPort, HTTPGetAction, PodTemplateSpec, Probe,
+    ResourceRequirements, Service, ServicePort, ServiceSpec,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -141,23 +141,9 @@ async fn apply_service(isvc: &InferenceService, ctx: &Context, ns: &str) -> Resu
         &message,
         isvc.meta().generation,
     );
-    let unchanged = InferenceServiceStatus {
-        conditions: Vec::new(),
-        ..next.clone()
-    } == InferenceServiceStatus {
-        conditions: Vec::new(),
-        ..current.clone()
-    } && conditions::same(&next.conditions, &current.conditions);
-    if !unchanged {
-        let patch = serde_json::json!({
-            "apiVersion": "weft.dev/v1alpha1",
-            "kind": "InferenceService",
-            "status": next,
-        });
-        let params = kube::api::PatchParams::apply(crate::MANAGER).force();
-        Api::<InferenceService>::namespaced(client, ns)
-            .patch_status(&name, &params, &kube::api::Patch::Apply(&patch))
-            .await?;
+    if conditions::changed(&current, &next) {
+        let api = Api::<InferenceService>::namespaced(client, ns);
+        apply::status(&api, &name, &next).await?;
     }
     // Deployments report readiness through their own watch; poll slowly meanwhile.
     Ok(Action::requeue(Duration::from_secs(if ready > 0 {
@@ -231,37 +217,20 @@ pub fn deployment(
 ) -> Deployment {
     let pod_labels = labels(SERVICE_LABEL, &isvc.name_any());
     let scaling = &isvc.spec.0.scaling;
-    let mut args: Vec<String> = vec!["--home".into(), "/var/lib/weft".into()];
-    if let Some(store) = &config.artifact_store {
-        args.extend(["--artifact-store".into(), store.clone()]);
-    }
-    args.extend([
-        "serve".into(),
-        "-f".into(),
-        "/etc/weft/inferenceservice.yaml".into(),
-        "--host".into(),
-        "0.0.0.0".into(),
-        "--port".into(),
-        PORT.to_string(),
-    ]);
+    let spec_file = format!("{}/inferenceservice.yaml", pods::SPEC_DIR);
+    let port = PORT.to_string();
+    let args = pods::wasm_run_args(
+        config,
+        &[
+            "serve", "-f", &spec_file, "--host", "0.0.0.0", "--port", &port,
+        ],
+    );
     let container = Container {
-        name: "serve".into(),
-        image: Some(config.image.clone()),
-        args: Some(args),
         ports: Some(vec![ContainerPort {
             name: Some("http".into()),
             container_port: PORT,
             ..Default::default()
         }]),
-        env_from: config.store_secret.as_ref().map(|s| {
-            vec![EnvFromSource {
-                secret_ref: Some(SecretEnvSource {
-                    name: s.clone(),
-                    optional: Some(false),
-                }),
-                ..Default::default()
-            }]
-        }),
         readiness_probe: Some(http_probe("/v2/health/ready", 2)),
         liveness_probe: Some(http_probe("/v2/health/live", 10)),
         resources: Some(ResourceRequirements {
@@ -269,27 +238,7 @@ pub fn deployment(
             limits: quantities(&scaling.resources.limits),
             ..Default::default()
         }),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "spec".into(),
-                mount_path: "/etc/weft".into(),
-                read_only: Some(true),
-                ..Default::default()
-            },
-            // The root filesystem is read-only; temporary files go to a scratch volume.
-            VolumeMount {
-                name: "tmp".into(),
-                mount_path: "/tmp".into(),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "home".into(),
-                mount_path: "/var/lib/weft".into(),
-                ..Default::default()
-            },
-        ]),
-        security_context: Some(crate::pipelinerun::restricted()),
-        ..Default::default()
+        ..pods::container(config, "serve", args)
     };
     Deployment {
         metadata: meta(isvc, name),
@@ -308,36 +257,7 @@ pub fn deployment(
                     )])),
                     ..Default::default()
                 }),
-                spec: Some(PodSpec {
-                    automount_service_account_token: Some(false),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        fs_group: Some(65532),
-                        ..Default::default()
-                    }),
-                    containers: vec![container],
-                    volumes: Some(vec![
-                        Volume {
-                            name: "spec".into(),
-                            config_map: Some(ConfigMapVolumeSource {
-                                name: cm.into(),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        },
-                        Volume {
-                            name: "tmp".into(),
-                            empty_dir: Some(Default::default()),
-                            ..Default::default()
-                        },
-                        Volume {
-                            name: "home".into(),
-                            empty_dir: Some(Default::default()),
-                            ..Default::default()
-                        },
-                    ]),
-                    ..Default::default()
-                }),
+                spec: Some(pods::pod(container, cm, pods::scratch("home"))),
             },
             ..Default::default()
         }),

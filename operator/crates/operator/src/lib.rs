@@ -13,6 +13,7 @@ pub mod error;
 pub mod inferenceservice;
 pub mod metrics;
 pub mod pipelinerun;
+pub mod pods;
 
 pub use context::{Config, Context};
 pub use error::Error;

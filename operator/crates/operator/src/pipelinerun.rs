@@ -4,12 +4,12 @@
 
 use crate::apply::{self, child_name, labels, owner};
 use crate::conditions;
+use crate::pods;
 use crate::{Context, Error};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
-    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EnvFromSource, EnvVar,
-    PersistentVolumeClaimVolumeSource, Pod, PodSecurityContext, PodSpec, PodTemplateSpec,
-    SecretEnvSource, SecurityContext, Volume, VolumeMount,
+    ConfigMap, Container, EnvVar, PersistentVolumeClaimVolumeSource, Pod, PodSpec, PodTemplateSpec,
+    Volume,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::ListParams;
@@ -20,16 +20,13 @@ use kube::{Api, Resource, ResourceExt};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use weft_crd::{Pipeline, PipelineRun, PipelineRunStatus, RunnerStatus, TaskStatus};
+use weft_crd::{Pipeline, PipelineRun, PipelineRunStatus, RunnerStatus};
 use weft_spec::report::RunReport;
 
 pub const FINALIZER: &str = "weft.dev/pipelinerun";
 /// The label that ties a runner Job (and its pods) to its run.
 pub const RUN_LABEL: &str = "weft.dev/pipelinerun";
 const CONTROLLER: &str = "pipelinerun";
-/// Where the runner finds the spec files, and keeps its Weft home.
-const SPEC_DIR: &str = "/etc/weft";
-const HOME_DIR: &str = "/var/lib/weft";
 
 /// Reconciles one PipelineRun (behind its finalizer).
 pub async fn reconcile(run: Arc<PipelineRun>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -217,19 +214,20 @@ fn spec_configmap(run: &PipelineRun, name: &str, files: BTreeMap<String, String>
 /// filesystem, no privilege; its report goes to the termination message.
 pub fn runner_job(run: &PipelineRun, config: &crate::Config, name: &str, cm: &str) -> Job {
     let run_labels = labels(RUN_LABEL, &run.name_any());
-    let mut args: Vec<String> = vec!["--home".into(), HOME_DIR.into()];
-    if let Some(store) = &config.artifact_store {
-        args.extend(["--artifact-store".into(), store.clone()]);
-    }
-    args.extend([
-        "pipeline".into(),
-        "run".into(),
-        format!("{SPEC_DIR}/run.yaml"),
-        "--run-id".into(),
-        run.uid().unwrap_or_else(|| run.name_any()),
-        "--report".into(),
-        "/dev/termination-log".into(),
-    ]);
+    let run_id = run.uid().unwrap_or_else(|| run.name_any());
+    let run_file = format!("{}/run.yaml", pods::SPEC_DIR);
+    let args = pods::wasm_run_args(
+        config,
+        &[
+            "pipeline",
+            "run",
+            &run_file,
+            "--run-id",
+            &run_id,
+            "--report",
+            "/dev/termination-log",
+        ],
+    );
     let home = match &config.home_pvc {
         Some(claim) => Volume {
             name: "home".into(),
@@ -239,52 +237,16 @@ pub fn runner_job(run: &PipelineRun, config: &crate::Config, name: &str, cm: &st
             }),
             ..Default::default()
         },
-        None => Volume {
-            name: "home".into(),
-            empty_dir: Some(Default::default()),
-            ..Default::default()
-        },
+        None => pods::scratch("home"),
     };
     let container = Container {
-        name: "runner".into(),
-        image: Some(config.image.clone()),
-        args: Some(args),
         env: Some(vec![EnvVar {
             name: "RUST_LOG".into(),
             value: Some("info".into()),
             ..Default::default()
         }]),
-        env_from: config.store_secret.as_ref().map(|s| {
-            vec![EnvFromSource {
-                secret_ref: Some(SecretEnvSource {
-                    name: s.clone(),
-                    optional: Some(false),
-                }),
-                ..Default::default()
-            }]
-        }),
-        volume_mounts: Some(vec![
-            VolumeMount {
-                name: "spec".into(),
-                mount_path: SPEC_DIR.into(),
-                read_only: Some(true),
-                ..Default::default()
-            },
-            // The root filesystem is read-only; temporary files go to a scratch volume.
-            VolumeMount {
-                name: "tmp".into(),
-                mount_path: "/tmp".into(),
-                ..Default::default()
-            },
-            VolumeMount {
-                name: "home".into(),
-                mount_path: HOME_DIR.into(),
-                ..Default::default()
-            },
-        ]),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
-        security_context: Some(restricted()),
-        ..Default::default()
+        ..pods::container(config, "runner", args)
     };
     Job {
         metadata: ObjectMeta {
@@ -306,47 +268,9 @@ pub fn runner_job(run: &PipelineRun, config: &crate::Config, name: &str, cm: &st
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
                     service_account_name: config.runner_service_account.clone(),
-                    automount_service_account_token: Some(false),
-                    security_context: Some(PodSecurityContext {
-                        run_as_non_root: Some(true),
-                        fs_group: Some(65532),
-                        ..Default::default()
-                    }),
-                    containers: vec![container],
-                    volumes: Some(vec![
-                        Volume {
-                            name: "spec".into(),
-                            config_map: Some(ConfigMapVolumeSource {
-                                name: cm.into(),
-                                ..Default::default()
-                            }),
-                            ..Default::default()
-                        },
-                        Volume {
-                            name: "tmp".into(),
-                            empty_dir: Some(Default::default()),
-                            ..Default::default()
-                        },
-                        home,
-                    ]),
-                    ..Default::default()
+                    ..pods::pod(container, cm, home)
                 }),
             },
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-/// The container security context of every pod the operator makes.
-pub fn restricted() -> SecurityContext {
-    SecurityContext {
-        allow_privilege_escalation: Some(false),
-        read_only_root_filesystem: Some(true),
-        run_as_non_root: Some(true),
-        run_as_user: Some(65532),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
             ..Default::default()
         }),
         ..Default::default()
@@ -383,22 +307,7 @@ fn observe_job(job: &Job, report: Option<RunReport>, status: &mut PipelineRunSta
         .flatten()
         .find(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True");
     if let Some(report) = &report {
-        status.tasks = report
-            .tasks
-            .iter()
-            .map(|(name, t)| {
-                (
-                    name.clone(),
-                    TaskStatus {
-                        state: t.state.clone(),
-                        start_time: t.start_time.clone(),
-                        finish_time: t.finish_time.clone(),
-                        message: t.message.clone(),
-                        artifacts: t.artifacts.clone(),
-                    },
-                )
-            })
-            .collect();
+        status.tasks = report.tasks.clone();
     }
     match finished {
         Some(c) => {
@@ -449,44 +358,25 @@ async fn finish(
     let message = next.message.clone().unwrap_or_default();
     let generation = run.meta().generation;
     let mut conds = Vec::new();
-    let running = matches!(state.as_str(), "PENDING" | "RUNNING");
-    conditions::set(
-        &mut conds,
-        &current.conditions,
-        "Running",
-        running,
-        &reason(&state),
-        &message,
-        generation,
-    );
-    conditions::set(
-        &mut conds,
-        &current.conditions,
-        "Succeeded",
-        state == "SUCCEEDED",
-        &reason(&state),
-        &message,
-        generation,
-    );
-    conditions::set(
-        &mut conds,
-        &current.conditions,
-        "Failed",
-        matches!(state.as_str(), "FAILED" | "CANCELLED"),
-        &reason(&state),
-        &message,
-        generation,
-    );
+    for (type_, holds) in [
+        ("Running", matches!(state.as_str(), "PENDING" | "RUNNING")),
+        ("Succeeded", state == "SUCCEEDED"),
+        ("Failed", matches!(state.as_str(), "FAILED" | "CANCELLED")),
+    ] {
+        let why = reason(&state);
+        conditions::set(
+            &mut conds,
+            &current.conditions,
+            type_,
+            holds,
+            &why,
+            &message,
+            generation,
+        );
+    }
     next.conditions = conds;
     next.observed_generation = generation;
-    let unchanged = PipelineRunStatus {
-        conditions: Vec::new(),
-        ..next.clone()
-    } == PipelineRunStatus {
-        conditions: Vec::new(),
-        ..current.clone()
-    } && conditions::same(&next.conditions, &current.conditions);
-    if unchanged {
+    if !conditions::changed(current, &next) {
         return Ok(action);
     }
     if next.state != current.state {
@@ -508,14 +398,7 @@ async fn finish(
         ctx.recorder.publish(&event, &run.object_ref(&())).await?;
     }
     let runs: Api<PipelineRun> = Api::namespaced(ctx.client.clone(), ns);
-    let patch = serde_json::json!({
-        "apiVersion": "weft.dev/v1alpha1",
-        "kind": "PipelineRun",
-        "status": next,
-    });
-    let params = kube::api::PatchParams::apply(crate::MANAGER).force();
-    runs.patch_status(&run.name_any(), &params, &kube::api::Patch::Apply(&patch))
-        .await?;
+    apply::status(&runs, &run.name_any(), &next).await?;
     Ok(action)
 }
 

@@ -44,6 +44,27 @@ async fn reconcile(object: &Value, script: Vec<support::mock::Expect>) -> Vec<Se
     server.finish().await
 }
 
+/// The requests of one reconcile: the children applied in order (the Deployment answered with
+/// `deploy`, the autoscaler applied or deleted), then the status unless it is unchanged.
+fn script(deploy: Reply, hpa: (&'static str, Reply), status: bool) -> Vec<support::mock::Expect> {
+    let mut s = vec![
+        expect("PATCH", CM, Reply::Echo),
+        expect("PATCH", DEPLOY, deploy),
+        expect("PATCH", SVC, Reply::Echo),
+        expect(hpa.0, HPA, hpa.1),
+    ];
+    if status {
+        s.push(expect(
+            "PATCH",
+            format!("{ISVC}/status"),
+            Reply::MergeInto(isvc()),
+        ));
+    }
+    s
+}
+
+const APPLY_HPA: (&str, Reply) = ("PATCH", Reply::Echo);
+
 fn ready_deployment(ready: i32) -> Value {
     json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "iris-predictor"},
            "status": {"readyReplicas": ready}})
@@ -51,17 +72,7 @@ fn ready_deployment(ready: i32) -> Value {
 
 #[tokio::test]
 async fn a_service_gets_serving_pods_a_service_and_an_autoscaler() {
-    let seen = reconcile(
-        &isvc(),
-        vec![
-            expect("PATCH", CM, Reply::Echo),
-            expect("PATCH", DEPLOY, Reply::Echo),
-            expect("PATCH", SVC, Reply::Echo),
-            expect("PATCH", HPA, Reply::Echo),
-            expect("PATCH", format!("{ISVC}/status"), Reply::MergeInto(isvc())),
-        ],
-    )
-    .await;
+    let seen = reconcile(&isvc(), script(Reply::Echo, APPLY_HPA, true)).await;
     // The pods read the resource itself, as `wasm-run serve -f` reads it locally.
     let file = seen[0].body["data"]["inferenceservice.yaml"]
         .as_str()
@@ -138,13 +149,7 @@ async fn a_service_gets_serving_pods_a_service_and_an_autoscaler() {
 async fn ready_pods_make_it_ready_and_a_second_reconcile_writes_no_status() {
     let seen = reconcile(
         &isvc(),
-        vec![
-            expect("PATCH", CM, Reply::Echo),
-            expect("PATCH", DEPLOY, Reply::Json(ready_deployment(2))),
-            expect("PATCH", SVC, Reply::Echo),
-            expect("PATCH", HPA, Reply::Echo),
-            expect("PATCH", format!("{ISVC}/status"), Reply::MergeInto(isvc())),
-        ],
+        script(Reply::Json(ready_deployment(2)), APPLY_HPA, true),
     )
     .await;
     let status = seen[4].body["status"].clone();
@@ -154,12 +159,7 @@ async fn ready_pods_make_it_ready_and_a_second_reconcile_writes_no_status() {
     again["status"] = status;
     let seen = reconcile(
         &again,
-        vec![
-            expect("PATCH", CM, Reply::Echo),
-            expect("PATCH", DEPLOY, Reply::Json(ready_deployment(2))),
-            expect("PATCH", SVC, Reply::Echo),
-            expect("PATCH", HPA, Reply::Echo),
-        ],
+        script(Reply::Json(ready_deployment(2)), APPLY_HPA, false),
     )
     .await;
     assert_eq!(
@@ -175,13 +175,7 @@ async fn a_fixed_replica_count_sets_replicas_and_removes_the_autoscaler() {
     object["spec"]["scaling"] = json!({"minReplicas": 3, "maxReplicas": 3});
     let seen = reconcile(
         &object,
-        vec![
-            expect("PATCH", CM, Reply::Echo),
-            expect("PATCH", DEPLOY, Reply::Echo),
-            expect("PATCH", SVC, Reply::Echo),
-            expect("DELETE", HPA, Reply::NotFound),
-            expect("PATCH", format!("{ISVC}/status"), Reply::MergeInto(isvc())),
-        ],
+        script(Reply::Echo, ("DELETE", Reply::NotFound), true),
     )
     .await;
     assert_eq!(seen[1].body["spec"]["replicas"], 3);
@@ -192,17 +186,7 @@ async fn concurrency_scaling_follows_the_servers_in_flight_gauge() {
     let mut object = isvc();
     object["spec"]["scaling"] =
         json!({"minReplicas": 1, "maxReplicas": 8, "metric": "concurrency", "target": 4});
-    let seen = reconcile(
-        &object,
-        vec![
-            expect("PATCH", CM, Reply::Echo),
-            expect("PATCH", DEPLOY, Reply::Echo),
-            expect("PATCH", SVC, Reply::Echo),
-            expect("PATCH", HPA, Reply::Echo),
-            expect("PATCH", format!("{ISVC}/status"), Reply::MergeInto(isvc())),
-        ],
-    )
-    .await;
+    let seen = reconcile(&object, script(Reply::Echo, APPLY_HPA, true)).await;
     let metric = &seen[3].body["spec"]["metrics"][0];
     assert_eq!(metric["type"], "Pods");
     assert_eq!(metric["pods"]["metric"]["name"], "weft_requests_in_flight");
@@ -214,15 +198,7 @@ async fn changing_the_canary_share_rolls_the_pods() {
     let hash = |seen: &[Seen]| {
         seen[1].body["spec"]["template"]["metadata"]["annotations"]["weft.dev/spec-hash"].clone()
     };
-    let script = || {
-        vec![
-            expect("PATCH", CM, Reply::Echo),
-            expect("PATCH", DEPLOY, Reply::Echo),
-            expect("PATCH", SVC, Reply::Echo),
-            expect("PATCH", HPA, Reply::Echo),
-            expect("PATCH", format!("{ISVC}/status"), Reply::MergeInto(isvc())),
-        ]
-    };
+    let script = || script(Reply::Echo, APPLY_HPA, true);
     let before = reconcile(&isvc(), script()).await;
     let mut promoted = isvc();
     promoted["spec"]["canary"]["trafficPercent"] = json!(50);
