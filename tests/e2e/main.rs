@@ -3,6 +3,8 @@
 
 mod cli;
 mod hermetic;
+#[cfg(feature = "kube")]
+mod kube_status;
 mod limits;
 mod pipelines;
 mod runtime_api;

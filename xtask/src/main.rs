@@ -99,7 +99,7 @@ fn test(repo: &Path) -> Result<()> {
     }
     match &tools {
         Ok(bin) => {
-            cmd.args(["--features", "wasm-run/s3"])
+            cmd.args(["--features", "wasm-run/s3,wasm-run/kube"])
                 .env("WEFT_TEST_MOTO_SERVER", bin.join("moto_server"))
                 .env("WEFT_TEST_PYTHON", bin.join("python"));
         }

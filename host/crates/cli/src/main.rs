@@ -2,6 +2,7 @@
 
 mod home;
 mod inference_file;
+mod kube_status;
 mod pipeline;
 mod progress;
 mod report;

@@ -67,6 +67,20 @@ pub struct RunPipelineArgs {
     /// copies into the PipelineRun's status.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Write the tasks' states, as they change, to the status of this PipelineRun
+    /// (NAMESPACE/NAME), with the pod's service account or the kubeconfig: the runner's live
+    /// report to the operator. Needs a build with the `kube` feature.
+    #[arg(long, value_name = "NAMESPACE/NAME", value_parser = parse_run_ref)]
+    kube_status: Option<(String, String)>,
+}
+
+fn parse_run_ref(s: &str) -> Result<(String, String), String> {
+    match s.split_once('/') {
+        Some((ns, name)) if !ns.is_empty() && !name.is_empty() => {
+            Ok((ns.to_string(), name.to_string()))
+        }
+        _ => Err(format!("`{s}`: write NAMESPACE/NAME")),
+    }
 }
 
 #[derive(Args)]
@@ -176,9 +190,12 @@ pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
                 Err(e) => return report_plan_error(e),
             };
             let total = plan.pipeline.spec.tasks.len();
-            let summary = with_progress(total, parallelism(args.parallelism), |opts| async move {
-                exec.start(plan, args.run_id, &opts).await
-            })?;
+            let summary = with_progress_to(
+                total,
+                parallelism(args.parallelism),
+                args.kube_status.clone(),
+                |opts| async move { exec.start(plan, args.run_id, &opts).await },
+            )?;
             if let Some(path) = &args.report {
                 let events = weft_store::MetadataStore::open(&home.metadata_db())?
                     .events(Some(&summary.run_id))?;
@@ -320,11 +337,33 @@ where
     F: FnOnce(RunOptions) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
+    with_progress_to(total, parallelism, None, run)
+}
+
+/// [`with_progress`], also writing task states to a PipelineRun's status when `kube_status`
+/// names one.
+fn with_progress_to<T, F, Fut>(
+    total: usize,
+    parallelism: usize,
+    kube_status: Option<(String, String)>,
+    run: F,
+) -> Result<T>
+where
+    F: FnOnce(RunOptions) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let (rx, reporter) = match kube_status {
+            None => (rx, None),
+            Some(run_ref) => {
+                let (rx, reporter) = crate::kube_status::follow(run_ref, rx).await?;
+                (rx, Some(reporter))
+            }
+        };
         let cancel = Arc::new(AtomicBool::new(false));
         let ctrlc = cancel.clone();
         tokio::spawn(async move {
@@ -345,6 +384,9 @@ where
         })
         .await;
         let _ = progress.await;
+        if let Some(reporter) = reporter {
+            let _ = reporter.await;
+        }
         result
     })
 }

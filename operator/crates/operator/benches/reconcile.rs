@@ -4,14 +4,11 @@
 //!
 //! `cargo bench -p weft-operator --bench reconcile [-- ITERATIONS]`
 
-#[path = "../tests/support/mock.rs"]
-mod mock;
-
-use mock::{client, expect, Reply};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use weft_kube_mock::{client, expect, Reply};
 use weft_operator::{inferenceservice, pipelinerun, Config, Context};
 
 const JOB: &str = "/apis/batch/v1/namespaces/default/jobs/iris-run-runner";
@@ -82,6 +79,16 @@ async fn main() {
             ),
             expect(
                 "PATCH",
+                "/api/v1/namespaces/default/serviceaccounts/weft-runner",
+                Reply::Echo,
+            ),
+            expect(
+                "PATCH",
+                "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings/weft-runner",
+                Reply::Echo,
+            ),
+            expect(
+                "PATCH",
                 "/apis/batch/v1/namespaces/default/jobs/iris-run-runner",
                 Reply::Echo,
             ),
@@ -105,7 +112,7 @@ async fn main() {
 
         // Pending → running once (a status write), then the steady state is timed.
         let mut running = run.clone();
-        running["status"] = seen[5].body["status"].clone();
+        running["status"] = seen[7].body["status"].clone();
         let (c, server) = client(vec![
             expect("GET", JOB, Reply::Json(active.clone())),
             expect("GET", PODS, Reply::Json(no_pods.clone())),
@@ -161,7 +168,7 @@ async fn main() {
         services.push(t.elapsed());
         server.finish().await;
     }
-    summary("PipelineRun start (6 API calls)", starts);
+    summary("PipelineRun start (8 API calls)", starts);
     summary("PipelineRun steady state (2 reads, no write)", steady);
     summary("InferenceService apply (5 API calls)", services);
 }

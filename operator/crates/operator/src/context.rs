@@ -5,6 +5,9 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::Client;
 use std::sync::Arc;
 
+/// The name of the runner's service account and of its role, by default.
+pub const RUNNER: &str = "weft-runner";
+
 /// Operator settings (flags of `weft-operator run`, from the Helm chart's values).
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -18,8 +21,11 @@ pub struct Config {
     /// A PersistentVolumeClaim mounted as the runner's Weft home (SQLite metadata, local
     /// artifacts, component cache); None gives each run an emptyDir.
     pub home_pvc: Option<String>,
-    /// The service account runner pods use.
+    /// The service account runner pods use. None: the operator keeps a `weft-runner` account
+    /// in each namespace with runs, bound to `runner_cluster_role`.
     pub runner_service_account: Option<String>,
+    /// The ClusterRole that lets a runner write its PipelineRun's status (the chart makes it).
+    pub runner_cluster_role: String,
 }
 
 impl Default for Config {
@@ -30,6 +36,7 @@ impl Default for Config {
             store_secret: None,
             home_pvc: None,
             runner_service_account: None,
+            runner_cluster_role: RUNNER.into(),
         }
     }
 }

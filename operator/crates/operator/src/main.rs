@@ -55,6 +55,9 @@ struct RunArgs {
     /// The service account of runner pods.
     #[arg(long, env = "WEFT_RUNNER_SERVICE_ACCOUNT")]
     runner_service_account: Option<String>,
+    /// The ClusterRole bound to runners' service accounts (patch of pipelineruns/status).
+    #[arg(long, env = "WEFT_RUNNER_CLUSTER_ROLE", default_value = "weft-runner")]
+    runner_cluster_role: String,
     /// Address of /metrics and /healthz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_addr: String,
@@ -110,6 +113,7 @@ async fn run(args: RunArgs) -> Result<()> {
             store_secret: args.store_secret,
             home_pvc: args.home_pvc,
             runner_service_account: args.runner_service_account,
+            runner_cluster_role: args.runner_cluster_role,
         },
     );
     tokio::spawn(serve_metrics(args.metrics_addr, metrics));

@@ -9,8 +9,9 @@ use crate::{Context, Error};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, EnvVar, PersistentVolumeClaimVolumeSource, Pod, PodSpec, PodTemplateSpec,
-    Volume,
+    ServiceAccount, Volume,
 };
+use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::ListParams;
 use kube::runtime::controller::Action;
@@ -142,6 +143,9 @@ async fn start(
     let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
     let cm_name = child_name(&run.name_any(), "spec");
     apply::apply(&configmaps, &cm_name, &spec_configmap(run, &cm_name, files)).await?;
+    if ctx.config.runner_service_account.is_none() {
+        runner_account(ctx, ns).await?;
+    }
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
     apply::apply(
         &jobs,
@@ -150,6 +154,42 @@ async fn start(
     )
     .await?;
     Ok(Ok(()))
+}
+
+/// The namespace's `weft-runner` service account, bound to the runner ClusterRole: all a
+/// runner may do is write its PipelineRun's status (live task states).
+async fn runner_account(ctx: &Context, ns: &str) -> Result<(), Error> {
+    let name = crate::context::RUNNER;
+    let meta = ObjectMeta {
+        name: Some(name.into()),
+        namespace: Some(ns.into()),
+        labels: Some(BTreeMap::from([(
+            crate::MANAGED_BY.0.to_string(),
+            crate::MANAGED_BY.1.to_string(),
+        )])),
+        ..Default::default()
+    };
+    let account = ServiceAccount {
+        metadata: meta.clone(),
+        ..Default::default()
+    };
+    apply::apply(&Api::namespaced(ctx.client.clone(), ns), name, &account).await?;
+    let binding = RoleBinding {
+        metadata: meta,
+        role_ref: RoleRef {
+            api_group: "rbac.authorization.k8s.io".into(),
+            kind: "ClusterRole".into(),
+            name: ctx.config.runner_cluster_role.clone(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".into(),
+            name: name.into(),
+            namespace: Some(ns.into()),
+            ..Default::default()
+        }]),
+    };
+    apply::apply(&Api::namespaced(ctx.client.clone(), ns), name, &binding).await?;
+    Ok(())
 }
 
 /// `pipeline.yaml` and `run.yaml` for the runner, the pipeline checked as `wasm-run` checks it
@@ -216,6 +256,7 @@ pub fn runner_job(run: &PipelineRun, config: &crate::Config, name: &str, cm: &st
     let run_labels = labels(RUN_LABEL, &run.name_any());
     let run_id = run.uid().unwrap_or_else(|| run.name_any());
     let run_file = format!("{}/run.yaml", pods::SPEC_DIR);
+    let run_ref = format!("{}/{}", run.namespace().unwrap_or_default(), run.name_any());
     let args = pods::wasm_run_args(
         config,
         &[
@@ -226,6 +267,8 @@ pub fn runner_job(run: &PipelineRun, config: &crate::Config, name: &str, cm: &st
             &run_id,
             "--report",
             "/dev/termination-log",
+            "--kube-status",
+            &run_ref,
         ],
     );
     let home = match &config.home_pvc {
@@ -267,7 +310,14 @@ pub fn runner_job(run: &PipelineRun, config: &crate::Config, name: &str, cm: &st
                 }),
                 spec: Some(PodSpec {
                     restart_policy: Some("Never".into()),
-                    service_account_name: config.runner_service_account.clone(),
+                    service_account_name: Some(
+                        config
+                            .runner_service_account
+                            .clone()
+                            .unwrap_or_else(|| crate::context::RUNNER.into()),
+                    ),
+                    // The runner writes its status with the account's token.
+                    automount_service_account_token: Some(true),
                     ..pods::pod(container, cm, home)
                 }),
             },

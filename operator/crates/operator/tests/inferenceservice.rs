@@ -1,12 +1,10 @@
 //! The InferenceService controller against a scripted API server.
 
-mod support;
-
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
-use support::mock::{client, expect, within, Reply, Seen};
 use weft_crd::InferenceService;
+use weft_kube_mock::{client, expect, within, Reply, Seen};
 use weft_operator::{inferenceservice, Config, Context};
 
 const CM: &str = "/api/v1/namespaces/default/configmaps/iris-serve";
@@ -26,7 +24,7 @@ fn isvc() -> Value {
     v
 }
 
-async fn reconcile(object: &Value, script: Vec<support::mock::Expect>) -> Vec<Seen> {
+async fn reconcile(object: &Value, script: Vec<weft_kube_mock::Expect>) -> Vec<Seen> {
     let (c, server) = client(script);
     let ctx = Context::new(
         c,
@@ -46,7 +44,7 @@ async fn reconcile(object: &Value, script: Vec<support::mock::Expect>) -> Vec<Se
 
 /// The requests of one reconcile: the children applied in order (the Deployment answered with
 /// `deploy`, the autoscaler applied or deleted), then the status unless it is unchanged.
-fn script(deploy: Reply, hpa: (&'static str, Reply), status: bool) -> Vec<support::mock::Expect> {
+fn script(deploy: Reply, hpa: (&'static str, Reply), status: bool) -> Vec<weft_kube_mock::Expect> {
     let mut s = vec![
         expect("PATCH", CM, Reply::Echo),
         expect("PATCH", DEPLOY, deploy),

@@ -12,20 +12,34 @@ fn repo(rel: &str) -> PathBuf {
         .join(rel)
 }
 
-/// The ClusterRole's rules from the chart (its documents are plain YAML but for `{{ }}` lines).
+/// The chart's ClusterRoles by name, with the chart's default name filled in (its documents are
+/// plain YAML but for `{{ }}` lines, which are left out).
+fn cluster_roles() -> Vec<(String, Vec<Value>)> {
+    let text = std::fs::read_to_string(repo("operator/chart/templates/rbac.yaml"))
+        .unwrap()
+        .replace(r#"{{ include "weft.name" . }}"#, "weft-operator");
+    text.split("\n---\n")
+        .filter(|d| d.lines().any(|l| l == "kind: ClusterRole"))
+        .map(|doc| {
+            let plain: String = doc
+                .lines()
+                .filter(|l| !l.contains("{{"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let v: Value = serde_saphyr::from_str(&plain).unwrap();
+            let name = v["metadata"]["name"].as_str().unwrap().to_string();
+            (name, v["rules"].as_array().unwrap().clone())
+        })
+        .collect()
+}
+
 fn cluster_role_rules() -> Vec<Value> {
-    let text = std::fs::read_to_string(repo("operator/chart/templates/rbac.yaml")).unwrap();
-    let doc = text
-        .split("\n---\n")
-        .find(|d| d.contains("kind: ClusterRole\n"))
-        .unwrap();
-    let plain: String = doc
-        .lines()
-        .filter(|l| !l.contains("{{"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let v: Value = serde_saphyr::from_str(&plain).unwrap();
-    v["rules"].as_array().unwrap().clone()
+    let roles = cluster_roles();
+    roles
+        .into_iter()
+        .find(|(n, _)| n == "weft-operator")
+        .unwrap()
+        .1
 }
 
 fn granted(rules: &[Value], group: &str, resource: &str, verb: &str) -> bool {
@@ -60,6 +74,9 @@ fn the_cluster_role_grants_what_the_controllers_use_and_nothing_broad() {
         ("autoscaling", "horizontalpodautoscalers", "patch"),
         ("autoscaling", "horizontalpodautoscalers", "delete"),
         ("events.k8s.io", "events", "create"),
+        ("", "serviceaccounts", "patch"),
+        ("rbac.authorization.k8s.io", "rolebindings", "patch"),
+        ("rbac.authorization.k8s.io", "clusterroles", "bind"),
     ];
     for (g, r, v) in needed {
         assert!(
@@ -73,6 +90,25 @@ fn the_cluster_role_grants_what_the_controllers_use_and_nothing_broad() {
     assert!(
         !granted(&rules, "weft.dev", "pipelines", "patch"),
         "pipelines are read-only"
+    );
+    // Binding is allowed for the runner role only, and that role only writes run status.
+    let bind = rules
+        .iter()
+        .find(|r| r["verbs"] == serde_json::json!(["bind"]))
+        .unwrap();
+    assert_eq!(
+        bind["resourceNames"],
+        serde_json::json!(["weft-operator-runner"])
+    );
+    let roles = cluster_roles();
+    let runner = &roles
+        .iter()
+        .find(|(n, _)| n == "weft-operator-runner")
+        .unwrap()
+        .1;
+    assert_eq!(
+        serde_json::Value::Array(runner.clone()),
+        serde_json::json!([{"apiGroups": ["weft.dev"], "resources": ["pipelineruns/status"], "verbs": ["patch"]}])
     );
 }
 

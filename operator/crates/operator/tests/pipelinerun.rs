@@ -1,13 +1,11 @@
 //! The PipelineRun controller against a scripted API server.
 
-mod support;
-
 use kube::runtime::controller::Action;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::sync::Arc;
-use support::mock::{client, expect, within, Reply};
 use weft_crd::{Pipeline, PipelineRun};
+use weft_kube_mock::{client, expect, within, Reply};
 use weft_operator::{pipelinerun, Config, Context};
 
 const NS: &str = "default";
@@ -16,6 +14,9 @@ const JOB: &str = "/apis/batch/v1/namespaces/default/jobs/iris-run-runner";
 const PODS: &str = "/api/v1/namespaces/default/pods";
 const CONFIGMAP: &str = "/api/v1/namespaces/default/configmaps/iris-run-spec";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
+const ACCOUNT: &str = "/api/v1/namespaces/default/serviceaccounts/weft-runner";
+const BINDING: &str =
+    "/apis/rbac.authorization.k8s.io/v1/namespaces/default/rolebindings/weft-runner";
 const PIPELINE: &str = "/apis/weft.dev/v1alpha1/namespaces/default/pipelines/iris-classifier";
 
 fn example(rel: &str) -> Value {
@@ -59,8 +60,8 @@ fn context(c: kube::Client) -> Arc<Context> {
 
 async fn reconcile(
     object: &Value,
-    script: Vec<support::mock::Expect>,
-) -> (Action, Vec<support::mock::Seen>) {
+    script: Vec<weft_kube_mock::Expect>,
+) -> (Action, Vec<weft_kube_mock::Seen>) {
     let (c, server) = client(script);
     let run: PipelineRun = serde_json::from_value(object.clone()).unwrap();
     let action = within(pipelinerun::reconcile(Arc::new(run), context(c)))
@@ -93,6 +94,8 @@ async fn a_new_run_gets_its_spec_configmap_and_a_runner_job_and_is_pending() {
             expect("GET", JOB, Reply::NotFound),
             expect("GET", PIPELINE, Reply::Json(pipeline())),
             expect("PATCH", CONFIGMAP, Reply::Echo),
+            expect("PATCH", ACCOUNT, Reply::Echo),
+            expect("PATCH", BINDING, Reply::Echo),
             expect("PATCH", JOB, Reply::Echo),
             expect("POST", EVENTS, Reply::Echo),
             expect(
@@ -106,7 +109,7 @@ async fn a_new_run_gets_its_spec_configmap_and_a_runner_job_and_is_pending() {
     assert_eq!(action, Action::requeue(std::time::Duration::from_secs(30)));
 
     // Server-side apply, as the operator's field manager.
-    for s in &seen[2..4] {
+    for s in &seen[2..6] {
         assert!(
             s.query.contains("fieldManager=weft-operator") && s.query.contains("force=true"),
             "{}",
@@ -124,8 +127,20 @@ async fn a_new_run_gets_its_spec_configmap_and_a_runner_job_and_is_pending() {
     let typed: Pipeline = serde_json::from_value(pipeline()).unwrap();
     assert_eq!(pipeline_yaml.spec, typed.spec.0);
 
+    // The runner's account may write its run's status, through the runner ClusterRole.
+    assert_eq!(seen[3].body["kind"], "ServiceAccount");
+    let binding = &seen[4].body;
+    assert_eq!(
+        (
+            binding["roleRef"]["kind"].as_str(),
+            binding["roleRef"]["name"].as_str()
+        ),
+        (Some("ClusterRole"), Some("weft-runner"))
+    );
+    assert_eq!(binding["subjects"][0]["name"], "weft-runner");
+
     // The runner Job: owned by the run, one pod running wasm-run over the spec, no retries.
-    let job = &seen[3].body;
+    let job = &seen[5].body;
     let owner = &job["metadata"]["ownerReferences"][0];
     assert_eq!(
         (
@@ -153,15 +168,19 @@ async fn a_new_run_gets_its_spec_configmap_and_a_runner_job_and_is_pending() {
             "--run-id",
             "uid-1",
             "--report",
-            "/dev/termination-log"
+            "/dev/termination-log",
+            "--kube-status",
+            "default/iris-run"
         ])
     );
+    assert_eq!(pod["serviceAccountName"], "weft-runner");
+    assert_eq!(pod["automountServiceAccountToken"], true);
     assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
     assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
     assert_eq!(pod["volumes"][0]["configMap"]["name"], "iris-run-spec");
 
-    assert_eq!(seen[4].body["reason"], "Pending");
-    let status = &seen[5].body["status"];
+    assert_eq!(seen[6].body["reason"], "Pending");
+    let status = &seen[7].body["status"];
     assert_eq!(status["state"], "PENDING");
     assert_eq!(status["runner"]["job"], "iris-run-runner");
     let running = status["conditions"]

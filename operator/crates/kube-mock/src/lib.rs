@@ -2,8 +2,6 @@
 //! over tower-test): each test lists the requests it expects, in order, with the replies; the
 //! server fails the test on any other request, and the test fails if one is never made.
 
-#![allow(dead_code)]
-
 use http::{Request, Response};
 use kube::client::Body;
 use kube::Client;

@@ -1,0 +1,44 @@
+//! `pipeline run --kube-status NS/NAME`: the executor's events go both to the progress display
+//! and to weft-run-reporter, which writes them into the PipelineRun's status.
+
+use anyhow::Result;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::task::JoinHandle;
+use weft_pipeline::RunEvent;
+
+/// Starts the reporter on a copy of `events`; returns the stream for the progress display and
+/// the reporter's task (which ends once the events do and its last write is done).
+#[cfg(feature = "kube")]
+pub async fn follow(
+    (namespace, name): (String, String),
+    mut events: UnboundedReceiver<RunEvent>,
+) -> Result<(UnboundedReceiver<RunEvent>, JoinHandle<()>)> {
+    use anyhow::Context;
+    use tokio::sync::mpsc::unbounded_channel;
+    let client = kube::Client::try_default()
+        .await
+        .context("--kube-status: connecting to Kubernetes (in-cluster or kubeconfig)")?;
+    let (display_tx, display_rx) = unbounded_channel();
+    let (report_tx, report_rx) = unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(e) = events.recv().await {
+            let _ = report_tx.send(e.clone());
+            let _ = display_tx.send(e);
+        }
+    });
+    let reporter = tokio::spawn(async move {
+        let interval = std::time::Duration::from_secs(1);
+        weft_run_reporter::follow(client, &namespace, &name, report_rx, interval).await;
+    });
+    Ok((display_rx, reporter))
+}
+
+#[cfg(not(feature = "kube"))]
+pub async fn follow(
+    _run: (String, String),
+    _events: UnboundedReceiver<RunEvent>,
+) -> Result<(UnboundedReceiver<RunEvent>, JoinHandle<()>)> {
+    anyhow::bail!(
+        "--kube-status: this wasm-run was built without Kubernetes support (cargo feature `kube`)"
+    )
+}

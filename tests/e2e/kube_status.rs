@@ -1,0 +1,108 @@
+//! `pipeline run --kube-status NS/NAME`: the runner writes its tasks' states into the
+//! PipelineRun's status, here to a stand-in API server named by a kubeconfig (the real client
+//! configuration path; in a pod it is the service account instead).
+
+use crate::support::*;
+use axum::routing::patch;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+
+type Seen = Arc<Mutex<Vec<(String, Value)>>>;
+
+/// An API server answering status patches of PipelineRun `ns/r`, recording each body.
+fn api_server() -> (String, Seen) {
+    let seen: Seen = Arc::default();
+    let record = seen.clone();
+    let app = axum::Router::new().route(
+        "/apis/weft.dev/v1alpha1/namespaces/ns/pipelineruns/r/status",
+        patch(
+            // Server-side apply sends `application/apply-patch+yaml`; kube writes it as JSON.
+            move |q: axum::extract::RawQuery, body: axum::body::Bytes| {
+                let record = record.clone();
+                let body: Value = serde_json::from_slice(&body).unwrap();
+                async move {
+                    record
+                        .lock()
+                        .unwrap()
+                        .push((q.0.unwrap_or_default(), body.clone()));
+                    let mut run = json!({"apiVersion": "weft.dev/v1alpha1", "kind": "PipelineRun",
+                        "metadata": {"name": "r", "namespace": "ns"}, "spec": {"pipelineRef": "p"}});
+                    run["status"] = body["status"].clone();
+                    axum::Json(run)
+                }
+            },
+        ),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || rt.block_on(async { axum::serve(listener, app).await }));
+    (url, seen)
+}
+
+#[test]
+fn a_runner_writes_live_task_states_to_its_pipeline_run() {
+    let (url, seen) = api_server();
+    let s = Scratch::new();
+    let kubeconfig = s.path("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{url}\"}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: c, context: {{cluster: fake, user: u}}}}]\ncurrent-context: c\n"
+        ),
+    )
+    .unwrap();
+    let yaml = s.path("iris.yaml");
+    std::fs::write(&yaml, example_text("pipeline.yaml")).unwrap();
+    let out = s
+        .wasm_run()
+        .env("KUBECONFIG", &kubeconfig)
+        .env("RUST_LOG", "weft_run_reporter=warn,kube_client=error")
+        .args(["pipeline", "run"])
+        .arg(&yaml)
+        .args(["--kube-status", "ns/r"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let seen = seen.lock().unwrap();
+    assert!(
+        !seen.is_empty(),
+        "no status was written: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(seen
+        .iter()
+        .all(|(q, _)| q.contains("fieldManager=weft-runner")));
+    let last = &seen.last().unwrap().1["status"]["tasks"];
+    for task in [
+        "load",
+        "split",
+        "standardize",
+        "train",
+        "evaluate",
+        "publish",
+    ] {
+        assert_eq!(last[task]["state"], "SUCCEEDED", "{task}: {last}");
+    }
+}
+
+#[test]
+fn kube_status_needs_a_namespace_and_a_name() {
+    let s = Scratch::new();
+    let out = s
+        .wasm_run()
+        .args(["pipeline", "run", "x.yaml", "--kube-status", "just-a-name"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("write NAMESPACE/NAME"));
+}
