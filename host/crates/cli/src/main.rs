@@ -77,6 +77,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
+    // With both the S3 store and the Kubernetes client built in, rustls sees two crypto
+    // providers and will not choose: name one for the process.
+    #[cfg(feature = "kube")]
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let home = home::Home::resolve(cli.home, cli.artifact_store);
     let result = match cli.command {
         Command::Run(args) => run::run(&home, args),
