@@ -168,6 +168,24 @@ pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
         PipelineCommand::Run(args) => {
             let exec = open(home)?;
             let s = exec.stores();
+            // A run id that exists already is this run started before and interrupted (a
+            // runner pod restarted on the same volume, say): finish it rather than start over.
+            let existing = args
+                .run_id
+                .as_deref()
+                .and_then(|id| s.meta.run(id).ok())
+                .map(|r| r.id);
+            if let Some(id) = existing {
+                eprintln!("run {id} exists: resuming it");
+                let total = s.meta.tasks(&id)?.len();
+                let summary = with_progress_to(
+                    total,
+                    parallelism(args.parallelism),
+                    args.kube_status.clone(),
+                    |opts| async move { exec.resume(&id, &opts).await },
+                )?;
+                return finish_run(home, summary, args.report.as_deref(), args.json);
+            }
             let mut run_args = RunArgs {
                 params: args.params,
                 artifacts: args.artifacts,
@@ -196,13 +214,7 @@ pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
                 args.kube_status.clone(),
                 |opts| async move { exec.start(plan, args.run_id, &opts).await },
             )?;
-            if let Some(path) = &args.report {
-                let events = weft_store::MetadataStore::open(&home.metadata_db())?
-                    .events(Some(&summary.run_id))?;
-                std::fs::write(path, crate::report::compact(&summary, &events))
-                    .with_context(|| format!("writing the report to {}", path.display()))?;
-            }
-            report_run(home, summary, args.json)
+            finish_run(home, summary, args.report.as_deref(), args.json)
         }
         PipelineCommand::Replay(args) => {
             let exec = open(home)?;
@@ -389,6 +401,23 @@ where
         }
         result
     })
+}
+
+/// Writes the `--report` file if asked, then prints the run and maps its state to the exit
+/// status.
+fn finish_run(
+    home: &Home,
+    summary: RunSummary,
+    report: Option<&std::path::Path>,
+    json: bool,
+) -> Result<ExitCode> {
+    if let Some(path) = report {
+        let events =
+            weft_store::MetadataStore::open(&home.metadata_db())?.events(Some(&summary.run_id))?;
+        std::fs::write(path, crate::report::compact(&summary, &events))
+            .with_context(|| format!("writing the report to {}", path.display()))?;
+    }
+    report_run(home, summary, json)
 }
 
 /// Prints a finished run and maps its state to the exit status.

@@ -6,7 +6,10 @@ use crate::apply::{self, child_name, labels, owner};
 use crate::conditions;
 use crate::pods;
 use crate::{Context, Error};
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement,
+    PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
+};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, EnvVar, PersistentVolumeClaimVolumeSource, Pod, PodSpec, PodTemplateSpec,
     ServiceAccount, Volume,
@@ -300,9 +303,32 @@ pub fn runner_job(run: &PipelineRun, config: &crate::Config, name: &str, cm: &st
             ..Default::default()
         },
         spec: Some(JobSpec {
-            // The executor retries tasks itself; a lost pod is a failed run (resume it with a
-            // new PipelineRun, which reuses the cache).
-            backoff_limit: Some(0),
+            // A runner that ends with the run's verdict (1 failed, 2 refused, 130 cancelled) ends
+            // the Job: the executor already retried tasks. A runner that died otherwise (killed,
+            // out of memory, node lost) is started again with the same run id, and resumes the run
+            // where the home volume has it. Evictions do not count against the retries.
+            backoff_limit: Some(2),
+            pod_failure_policy: Some(PodFailurePolicy {
+                rules: vec![
+                    PodFailurePolicyRule {
+                        action: "FailJob".into(),
+                        on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+                            container_name: Some("runner".into()),
+                            operator: "In".into(),
+                            values: vec![1, 2, 130],
+                        }),
+                        on_pod_conditions: None,
+                    },
+                    PodFailurePolicyRule {
+                        action: "Ignore".into(),
+                        on_exit_codes: None,
+                        on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
+                            type_: "DisruptionTarget".into(),
+                            status: "True".into(),
+                        }]),
+                    },
+                ],
+            }),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(run_labels),

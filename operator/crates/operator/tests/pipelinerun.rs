@@ -139,7 +139,7 @@ async fn a_new_run_gets_its_spec_configmap_and_a_runner_job_and_is_pending() {
     );
     assert_eq!(binding["subjects"][0]["name"], "weft-runner");
 
-    // The runner Job: owned by the run, one pod running wasm-run over the spec, no retries.
+    // The runner Job: owned by the run, one pod running wasm-run over the spec.
     let job = &seen[5].body;
     let owner = &job["metadata"]["ownerReferences"][0];
     assert_eq!(
@@ -150,7 +150,12 @@ async fn a_new_run_gets_its_spec_configmap_and_a_runner_job_and_is_pending() {
         ),
         (Some("PipelineRun"), Some("uid-1"), Some(true))
     );
-    assert_eq!(job["spec"]["backoffLimit"], 0);
+    // The run's own verdict ends the Job; a killed runner is restarted and resumes the run.
+    assert_eq!(job["spec"]["backoffLimit"], 2);
+    let rules = &job["spec"]["podFailurePolicy"]["rules"];
+    assert_eq!(rules[0]["action"], "FailJob");
+    assert_eq!(rules[0]["onExitCodes"]["values"], json!([1, 2, 130]));
+    assert_eq!(rules[1]["action"], "Ignore");
     let pod = &job["spec"]["template"]["spec"];
     assert_eq!(pod["restartPolicy"], "Never");
     let c = &pod["containers"][0];
