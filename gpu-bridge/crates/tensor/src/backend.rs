@@ -1,0 +1,83 @@
+//! The primitive op set a device must provide. Everything else (softmax, losses, gradients,
+//! optimizers) is composed from these in [`crate::Engine`], so a new backend (wgpu, CUDA)
+//! implements this trait and nothing more.
+
+/// Element-wise functions of one tensor.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unary {
+    Neg,
+    Relu,
+    /// 1 where x > 0, else 0 (ReLU's derivative).
+    Step,
+    /// GELU, tanh approximation.
+    Gelu,
+    /// d GELU / dx, same approximation.
+    GeluGrad,
+    Tanh,
+    Sigmoid,
+    Exp,
+    Log,
+    Recip,
+    Sqrt,
+    Square,
+}
+
+/// Element-wise functions of two tensors, broadcasting NumPy-style.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Binary {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    /// 1 where a == b, else 0.
+    Eq,
+}
+
+/// Reductions along one axis (kept, with length 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reduce {
+    Sum,
+    Max,
+}
+
+/// A device: buffers of f32 and the primitive ops on them. Shapes are row-major.
+pub trait Backend: Send + Sync + 'static {
+    /// A buffer on the device.
+    type Buf: Clone + Send + Sync + 'static;
+
+    /// `cpu`, `wgpu`, `cuda`.
+    fn name(&self) -> &'static str;
+    fn upload(&self, data: &[f32]) -> Self::Buf;
+    fn download(&self, buf: &Self::Buf) -> Vec<f32>;
+    fn full(&self, len: usize, value: f32) -> Self::Buf;
+    fn unary(&self, op: Unary, x: &Self::Buf) -> Self::Buf;
+    /// `out_shape` is the broadcast of `a_shape` and `b_shape`.
+    fn binary(
+        &self,
+        op: Binary,
+        a: &Self::Buf,
+        a_shape: &[usize],
+        b: &Self::Buf,
+        b_shape: &[usize],
+        out_shape: &[usize],
+    ) -> Self::Buf;
+    /// `x * alpha + beta`.
+    fn affine(&self, x: &Self::Buf, alpha: f32, beta: f32) -> Self::Buf;
+    /// `batch` products of `[m, k] x [k, n]`; `trans_a` means `a` holds `[k, m]`, `trans_b`
+    /// that `b` holds `[n, k]`.
+    #[allow(clippy::too_many_arguments)]
+    fn matmul(
+        &self,
+        a: &Self::Buf,
+        b: &Self::Buf,
+        batch: usize,
+        m: usize,
+        k: usize,
+        n: usize,
+        trans_a: bool,
+        trans_b: bool,
+    ) -> Self::Buf;
+    fn reduce(&self, op: Reduce, x: &Self::Buf, shape: &[usize], axis: usize) -> Self::Buf;
+    /// Swaps axes `a0` and `a1` (a copy).
+    fn transpose(&self, x: &Self::Buf, shape: &[usize], a0: usize, a1: usize) -> Self::Buf;
+}

@@ -1,0 +1,587 @@
+//! Tensors on a backend, the ops built from its primitives, and reverse-mode autodiff.
+//!
+//! A tensor is a node of a tape: its value (a device buffer), its shape, and the op and inputs
+//! that made it. Nodes are reference-counted, so a tensor and everything it was computed from
+//! live exactly as long as someone holds them; `backward` walks the tape from a scalar down to
+//! the leaves that require gradients. Every byte a tensor holds is charged to its engine's
+//! quota (one engine per component instance), refused past it, and returned when it drops.
+
+use crate::backend::{Backend, Binary, Reduce, Unary};
+use crate::shape::{broadcast, numel};
+use crate::TensorError;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// Bytes held and allowed, shared by an engine and its tensors.
+struct Account {
+    used: AtomicUsize,
+    limit: usize,
+}
+
+/// Tensor compute on one backend, for one owner (a component instance): its tensors, its
+/// quota.
+pub struct Engine<B: Backend> {
+    backend: Arc<B>,
+    account: Arc<Account>,
+    next_id: AtomicU64,
+}
+
+enum Op<B: Backend> {
+    Leaf,
+    Unary(Unary, Tensor<B>),
+    Binary(Binary, Tensor<B>, Tensor<B>),
+    Affine(Tensor<B>, f32),
+    MatMul(Tensor<B>, Tensor<B>),
+    Reduce(Reduce, Tensor<B>),
+    Reshape(Tensor<B>),
+    Transpose(Tensor<B>, usize, usize),
+    /// No gradient flows back (comparisons, masks, detached values).
+    Constant,
+}
+
+struct Node<B: Backend> {
+    id: u64,
+    shape: Vec<usize>,
+    value: RwLock<B::Buf>,
+    op: Op<B>,
+    requires_grad: bool,
+    account: Arc<Account>,
+    bytes: usize,
+}
+
+impl<B: Backend> Drop for Node<B> {
+    fn drop(&mut self) {
+        self.account.used.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// A tensor: a cheap handle (clones share the node).
+pub struct Tensor<B: Backend>(Arc<Node<B>>);
+
+impl<B: Backend> Clone for Tensor<B> {
+    fn clone(&self) -> Self {
+        Tensor(self.0.clone())
+    }
+}
+
+impl<B: Backend> std::fmt::Debug for Tensor<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tensor")
+            .field("id", &self.0.id)
+            .field("shape", &self.0.shape)
+            .field("requires_grad", &self.0.requires_grad)
+            .finish()
+    }
+}
+
+impl<B: Backend> Tensor<B> {
+    pub fn shape(&self) -> &[usize] {
+        &self.0.shape
+    }
+
+    pub fn numel(&self) -> usize {
+        numel(&self.0.shape)
+    }
+
+    /// A stable identity, for gradients and optimizer state.
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    pub fn requires_grad(&self) -> bool {
+        self.0.requires_grad
+    }
+
+    fn buf(&self) -> B::Buf {
+        self.0.value.read().unwrap().clone()
+    }
+}
+
+/// Gradients of a scalar with respect to the tensors that require them.
+pub struct Gradients<B: Backend> {
+    grads: HashMap<u64, (Vec<usize>, B::Buf)>,
+}
+
+impl<B: Backend> Gradients<B> {
+    /// The gradient of `t`, as a tensor of `t`'s shape (None if the scalar does not depend on it).
+    pub fn get(&self, engine: &Engine<B>, t: &Tensor<B>) -> Result<Option<Tensor<B>>, TensorError> {
+        match self.grads.get(&t.id()) {
+            Some((shape, buf)) => Ok(Some(engine.node(
+                shape.clone(),
+                buf.clone(),
+                Op::Constant,
+                false,
+            )?)),
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) fn buf(&self, t: &Tensor<B>) -> Option<&B::Buf> {
+        self.grads.get(&t.id()).map(|(_, b)| b)
+    }
+}
+
+impl<B: Backend> Engine<B> {
+    /// An engine on `backend` that may hold at most `limit_bytes` of tensors at once.
+    pub fn new(backend: B, limit_bytes: usize) -> Self {
+        Engine {
+            backend: Arc::new(backend),
+            account: Arc::new(Account {
+                used: AtomicUsize::new(0),
+                limit: limit_bytes,
+            }),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Bytes of tensors held now.
+    pub fn used_bytes(&self) -> usize {
+        self.account.used.load(Ordering::Relaxed)
+    }
+
+    fn node(
+        &self,
+        shape: Vec<usize>,
+        value: B::Buf,
+        op: Op<B>,
+        requires_grad: bool,
+    ) -> Result<Tensor<B>, TensorError> {
+        let bytes = numel(&shape) * 4;
+        let before = self.account.used.fetch_add(bytes, Ordering::Relaxed);
+        if before + bytes > self.account.limit {
+            self.account.used.fetch_sub(bytes, Ordering::Relaxed);
+            return Err(TensorError::Quota {
+                limit: self.account.limit,
+                requested: bytes,
+                used: before,
+            });
+        }
+        Ok(Tensor(Arc::new(Node {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            shape,
+            value: RwLock::new(value),
+            op,
+            requires_grad,
+            account: self.account.clone(),
+            bytes,
+        })))
+    }
+
+    /// A tensor from host data; `requires_grad` makes it a parameter that `backward` reaches.
+    pub fn tensor(
+        &self,
+        data: &[f32],
+        shape: &[usize],
+        requires_grad: bool,
+    ) -> Result<Tensor<B>, TensorError> {
+        if numel(shape) != data.len() {
+            return Err(TensorError::Shape(format!(
+                "{} values do not fill shape {shape:?} ({} elements)",
+                data.len(),
+                numel(shape)
+            )));
+        }
+        self.node(
+            shape.to_vec(),
+            self.backend.upload(data),
+            Op::Leaf,
+            requires_grad,
+        )
+    }
+
+    pub fn full(&self, shape: &[usize], value: f32) -> Result<Tensor<B>, TensorError> {
+        let buf = self.backend.full(numel(shape), value);
+        self.node(shape.to_vec(), buf, Op::Leaf, false)
+    }
+
+    /// The values, copied to the host.
+    pub fn to_vec(&self, t: &Tensor<B>) -> Vec<f32> {
+        self.backend.download(&t.buf())
+    }
+
+    fn derived(
+        &self,
+        shape: Vec<usize>,
+        value: B::Buf,
+        op: Op<B>,
+    ) -> Result<Tensor<B>, TensorError> {
+        let requires_grad = match &op {
+            Op::Leaf | Op::Constant => false,
+            Op::Unary(_, x) | Op::Affine(x, _) | Op::Reduce(_, x) | Op::Reshape(x) => {
+                x.requires_grad()
+            }
+            Op::Transpose(x, ..) => x.requires_grad(),
+            Op::Binary(_, a, b) | Op::MatMul(a, b) => a.requires_grad() || b.requires_grad(),
+        };
+        let op = if requires_grad { op } else { Op::Constant };
+        self.node(shape, value, op, requires_grad)
+    }
+
+    pub fn unary(&self, op: Unary, x: &Tensor<B>) -> Result<Tensor<B>, TensorError> {
+        let v = self.backend.unary(op, &x.buf());
+        let op = match op {
+            Unary::Step | Unary::GeluGrad => Op::Constant,
+            _ => Op::Unary(op, x.clone()),
+        };
+        self.derived(x.shape().to_vec(), v, op)
+    }
+
+    pub fn binary(
+        &self,
+        op: Binary,
+        a: &Tensor<B>,
+        b: &Tensor<B>,
+    ) -> Result<Tensor<B>, TensorError> {
+        let out = broadcast(a.shape(), b.shape())?;
+        let v = self
+            .backend
+            .binary(op, &a.buf(), a.shape(), &b.buf(), b.shape(), &out);
+        let op = match op {
+            Binary::Eq => Op::Constant,
+            _ => Op::Binary(op, a.clone(), b.clone()),
+        };
+        self.derived(out, v, op)
+    }
+
+    pub fn add(&self, a: &Tensor<B>, b: &Tensor<B>) -> Result<Tensor<B>, TensorError> {
+        self.binary(Binary::Add, a, b)
+    }
+    pub fn sub(&self, a: &Tensor<B>, b: &Tensor<B>) -> Result<Tensor<B>, TensorError> {
+        self.binary(Binary::Sub, a, b)
+    }
+    pub fn mul(&self, a: &Tensor<B>, b: &Tensor<B>) -> Result<Tensor<B>, TensorError> {
+        self.binary(Binary::Mul, a, b)
+    }
+    pub fn div(&self, a: &Tensor<B>, b: &Tensor<B>) -> Result<Tensor<B>, TensorError> {
+        self.binary(Binary::Div, a, b)
+    }
+
+    /// `x * alpha` (scaling by a constant).
+    pub fn scale(&self, x: &Tensor<B>, alpha: f32) -> Result<Tensor<B>, TensorError> {
+        let v = self.backend.affine(&x.buf(), alpha, 0.0);
+        self.derived(x.shape().to_vec(), v, Op::Affine(x.clone(), alpha))
+    }
+
+    /// Matrix product of `[.., m, k]` and `[.., k, n]` (the same leading batch dims, or none on
+    /// either side).
+    pub fn matmul(&self, a: &Tensor<B>, b: &Tensor<B>) -> Result<Tensor<B>, TensorError> {
+        let (sa, sb) = (a.shape(), b.shape());
+        if sa.len() < 2 || sb.len() < 2 {
+            return Err(TensorError::Shape(format!(
+                "matmul needs matrices, got {sa:?} and {sb:?}"
+            )));
+        }
+        let (m, k) = (sa[sa.len() - 2], sa[sa.len() - 1]);
+        let (k2, n) = (sb[sb.len() - 2], sb[sb.len() - 1]);
+        let (ba, bb) = (&sa[..sa.len() - 2], &sb[..sb.len() - 2]);
+        if k != k2 || ba != bb {
+            return Err(TensorError::Shape(format!(
+                "matmul of {sa:?} and {sb:?}: inner dimensions or batch dimensions differ"
+            )));
+        }
+        let batch = numel(ba);
+        let v = self
+            .backend
+            .matmul(&a.buf(), &b.buf(), batch, m, k, n, false, false);
+        let mut shape = ba.to_vec();
+        shape.extend([m, n]);
+        self.derived(shape, v, Op::MatMul(a.clone(), b.clone()))
+    }
+
+    fn axis(&self, x: &Tensor<B>, axis: i64) -> Result<usize, TensorError> {
+        let rank = x.shape().len() as i64;
+        let a = if axis < 0 { rank + axis } else { axis };
+        if a < 0 || a >= rank {
+            return Err(TensorError::Shape(format!(
+                "axis {axis} is out of range for shape {:?}",
+                x.shape()
+            )));
+        }
+        Ok(a as usize)
+    }
+
+    /// Sum along `axis` (negative counts from the end), keeping it with length 1.
+    pub fn sum(&self, x: &Tensor<B>, axis: i64) -> Result<Tensor<B>, TensorError> {
+        self.reduce(Reduce::Sum, x, axis)
+    }
+
+    pub fn max(&self, x: &Tensor<B>, axis: i64) -> Result<Tensor<B>, TensorError> {
+        self.reduce(Reduce::Max, x, axis)
+    }
+
+    pub fn mean(&self, x: &Tensor<B>, axis: i64) -> Result<Tensor<B>, TensorError> {
+        let a = self.axis(x, axis)?;
+        let n = x.shape()[a] as f32;
+        self.scale(&self.sum(x, axis)?, 1.0 / n)
+    }
+
+    fn reduce(&self, op: Reduce, x: &Tensor<B>, axis: i64) -> Result<Tensor<B>, TensorError> {
+        let a = self.axis(x, axis)?;
+        let v = self.backend.reduce(op, &x.buf(), x.shape(), a);
+        let mut shape = x.shape().to_vec();
+        shape[a] = 1;
+        self.derived(shape, v, Op::Reduce(op, x.clone()))
+    }
+
+    /// The sum of every element, as a `[1]` tensor.
+    pub fn sum_all(&self, x: &Tensor<B>) -> Result<Tensor<B>, TensorError> {
+        let flat = self.reshape(x, &[x.numel()])?;
+        self.sum(&flat, 0)
+    }
+
+    pub fn reshape(&self, x: &Tensor<B>, shape: &[usize]) -> Result<Tensor<B>, TensorError> {
+        if numel(shape) != x.numel() {
+            return Err(TensorError::Shape(format!(
+                "cannot reshape {:?} to {shape:?}",
+                x.shape()
+            )));
+        }
+        self.derived(shape.to_vec(), x.buf(), Op::Reshape(x.clone()))
+    }
+
+    pub fn transpose(&self, x: &Tensor<B>, a0: i64, a1: i64) -> Result<Tensor<B>, TensorError> {
+        let (a0, a1) = (self.axis(x, a0)?, self.axis(x, a1)?);
+        let v = self.backend.transpose(&x.buf(), x.shape(), a0, a1);
+        let mut shape = x.shape().to_vec();
+        shape.swap(a0, a1);
+        self.derived(shape, v, Op::Transpose(x.clone(), a0, a1))
+    }
+
+    pub fn relu(&self, x: &Tensor<B>) -> Result<Tensor<B>, TensorError> {
+        self.unary(Unary::Relu, x)
+    }
+
+    /// `log(softmax(x))` along `axis`, stable (the max is subtracted first).
+    pub fn log_softmax(&self, x: &Tensor<B>, axis: i64) -> Result<Tensor<B>, TensorError> {
+        let m = self.detach(&self.max(x, axis)?)?;
+        let shifted = self.sub(x, &m)?;
+        let e = self.unary(Unary::Exp, &shifted)?;
+        let lse = self.unary(Unary::Log, &self.sum(&e, axis)?)?;
+        self.sub(&shifted, &lse)
+    }
+
+    pub fn softmax(&self, x: &Tensor<B>, axis: i64) -> Result<Tensor<B>, TensorError> {
+        self.unary(Unary::Exp, &self.log_softmax(x, axis)?)
+    }
+
+    /// Mean cross-entropy of `logits` `[n, classes]` against one-hot (or soft) `targets` of the
+    /// same shape.
+    pub fn cross_entropy(
+        &self,
+        logits: &Tensor<B>,
+        targets: &Tensor<B>,
+    ) -> Result<Tensor<B>, TensorError> {
+        let lp = self.log_softmax(logits, -1)?;
+        let per_row = self.sum(&self.mul(&lp, targets)?, -1)?;
+        let n = logits.shape()[0] as f32;
+        self.scale(&self.sum_all(&per_row)?, -1.0 / n)
+    }
+
+    /// Mean squared error.
+    pub fn mse(&self, a: &Tensor<B>, b: &Tensor<B>) -> Result<Tensor<B>, TensorError> {
+        let d = self.sub(a, b)?;
+        let n = d.numel() as f32;
+        self.scale(&self.sum_all(&self.unary(Unary::Square, &d)?)?, 1.0 / n)
+    }
+
+    /// The same values, cut from the tape: no gradient flows through it.
+    pub fn detach(&self, x: &Tensor<B>) -> Result<Tensor<B>, TensorError> {
+        self.node(x.shape().to_vec(), x.buf(), Op::Constant, false)
+    }
+
+    /// One-hot rows `[indices.len(), classes]`.
+    pub fn one_hot(&self, indices: &[usize], classes: usize) -> Result<Tensor<B>, TensorError> {
+        let mut data = vec![0.0; indices.len() * classes];
+        for (row, &c) in indices.iter().enumerate() {
+            if c >= classes {
+                return Err(TensorError::Shape(format!(
+                    "class {c} is out of range for {classes} classes"
+                )));
+            }
+            data[row * classes + c] = 1.0;
+        }
+        self.tensor(&data, &[indices.len(), classes], false)
+    }
+
+    /// Sums `g` (of a broadcast result's shape) down to `shape`.
+    fn reduce_to(&self, g: B::Buf, g_shape: &[usize], shape: &[usize]) -> B::Buf {
+        if g_shape == shape {
+            return g;
+        }
+        let pad = g_shape.len() - shape.len();
+        let mut cur = g;
+        let mut cur_shape = g_shape.to_vec();
+        for axis in 0..g_shape.len() {
+            let target = if axis < pad { 1 } else { shape[axis - pad] };
+            if target == 1 && cur_shape[axis] != 1 {
+                cur = self.backend.reduce(Reduce::Sum, &cur, &cur_shape, axis);
+                cur_shape[axis] = 1;
+            }
+        }
+        cur
+    }
+
+    fn bin(&self, op: Binary, a: &B::Buf, sa: &[usize], b: &B::Buf, sb: &[usize]) -> B::Buf {
+        let out = broadcast(sa, sb).expect("shapes of a recorded op broadcast");
+        self.backend.binary(op, a, sa, b, sb, &out)
+    }
+
+    /// Gradients of `loss` (a tensor of one element) with respect to every tensor it depends
+    /// on that requires them.
+    pub fn backward(&self, loss: &Tensor<B>) -> Result<Gradients<B>, TensorError> {
+        if loss.numel() != 1 {
+            return Err(TensorError::Shape(format!(
+                "backward needs a scalar, got shape {:?}",
+                loss.shape()
+            )));
+        }
+        // Topological order: every node after its inputs (iterative DFS; tapes get deep).
+        let mut order: Vec<Tensor<B>> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![(loss.clone(), false)];
+        while let Some((t, expanded)) = stack.pop() {
+            if expanded {
+                order.push(t);
+                continue;
+            }
+            if !t.requires_grad() || !seen.insert(t.id()) {
+                continue;
+            }
+            stack.push((t.clone(), true));
+            for input in inputs(&t.0.op) {
+                stack.push((input.clone(), false));
+            }
+        }
+        let mut grads: HashMap<u64, (Vec<usize>, B::Buf)> = HashMap::new();
+        grads.insert(
+            loss.id(),
+            (loss.shape().to_vec(), self.backend.full(1, 1.0)),
+        );
+        let b = &self.backend;
+        for t in order.iter().rev() {
+            let Some((_, g)) = grads.get(&t.id()).cloned() else {
+                continue;
+            };
+            let shape = t.shape();
+            let mut push = |x: &Tensor<B>, gx: B::Buf| {
+                if !x.requires_grad() {
+                    return;
+                }
+                match grads.remove(&x.id()) {
+                    Some((s, acc)) => {
+                        let sum = b.binary(Binary::Add, &acc, &s, &gx, &s, &s);
+                        grads.insert(x.id(), (s, sum));
+                    }
+                    None => {
+                        grads.insert(x.id(), (x.shape().to_vec(), gx));
+                    }
+                }
+            };
+            match &t.0.op {
+                Op::Leaf | Op::Constant => {}
+                Op::Unary(op, x) => {
+                    let (xv, yv) = (x.buf(), t.buf());
+                    let local = match op {
+                        Unary::Neg => b.full(x.numel(), -1.0),
+                        Unary::Relu => b.unary(Unary::Step, &xv),
+                        Unary::Gelu => b.unary(Unary::GeluGrad, &xv),
+                        Unary::Tanh => b.affine(&b.unary(Unary::Square, &yv), -1.0, 1.0),
+                        Unary::Sigmoid => {
+                            let one_minus = b.affine(&yv, -1.0, 1.0);
+                            b.binary(Binary::Mul, &yv, shape, &one_minus, shape, shape)
+                        }
+                        Unary::Exp => yv,
+                        Unary::Log => b.unary(Unary::Recip, &xv),
+                        Unary::Recip => b.affine(&b.unary(Unary::Square, &yv), -1.0, 0.0),
+                        Unary::Sqrt => b.affine(&b.unary(Unary::Recip, &yv), 0.5, 0.0),
+                        Unary::Square => b.affine(&xv, 2.0, 0.0),
+                        Unary::Step | Unary::GeluGrad => continue,
+                    };
+                    push(x, b.binary(Binary::Mul, &g, shape, &local, shape, shape));
+                }
+                Op::Affine(x, alpha) => push(x, b.affine(&g, *alpha, 0.0)),
+                Op::Binary(op, x, y) => {
+                    let (sx, sy) = (x.shape(), y.shape());
+                    let (xv, yv) = (x.buf(), y.buf());
+                    let (gx, gy) = match op {
+                        Binary::Add => (g.clone(), g.clone()),
+                        Binary::Sub => (g.clone(), b.affine(&g, -1.0, 0.0)),
+                        Binary::Mul => (
+                            self.bin(Binary::Mul, &g, shape, &yv, sy),
+                            self.bin(Binary::Mul, &g, shape, &xv, sx),
+                        ),
+                        Binary::Div => {
+                            let gx = self.bin(Binary::Div, &g, shape, &yv, sy);
+                            // d(x/y)/dy = -x / y² = -(x/y) / y
+                            let q = t.buf();
+                            let gq = b.binary(Binary::Mul, &g, shape, &q, shape, shape);
+                            let gy =
+                                b.affine(&self.bin(Binary::Div, &gq, shape, &yv, sy), -1.0, 0.0);
+                            (gx, gy)
+                        }
+                        Binary::Eq => continue,
+                    };
+                    push(x, self.reduce_to(gx, shape, sx));
+                    push(y, self.reduce_to(gy, shape, sy));
+                }
+                Op::MatMul(x, y) => {
+                    let (sx, sy) = (x.shape(), y.shape());
+                    let (m, k, n) = (sx[sx.len() - 2], sx[sx.len() - 1], sy[sy.len() - 1]);
+                    let batch = numel(&sx[..sx.len() - 2]);
+                    // dX = G Yᵀ, dY = Xᵀ G
+                    push(x, b.matmul(&g, &y.buf(), batch, m, n, k, false, true));
+                    push(y, b.matmul(&x.buf(), &g, batch, k, m, n, true, false));
+                }
+                Op::Reduce(op, x) => {
+                    let sx = x.shape();
+                    let spread = self.bin(Binary::Add, &b.full(x.numel(), 0.0), sx, &g, shape);
+                    let gx = match op {
+                        Reduce::Sum => spread,
+                        Reduce::Max => {
+                            // To the maxima along the axis (ties share the gradient).
+                            let mask = self.bin(Binary::Eq, &x.buf(), sx, &t.buf(), shape);
+                            b.binary(Binary::Mul, &spread, sx, &mask, sx, sx)
+                        }
+                    };
+                    push(x, gx);
+                }
+                Op::Reshape(x) => push(x, g),
+                Op::Transpose(x, a0, a1) => push(x, b.transpose(&g, shape, *a0, *a1)),
+            }
+        }
+        let leaves: std::collections::HashSet<u64> = order
+            .iter()
+            .filter(|t| is_leaf(t))
+            .map(|t| t.id())
+            .collect();
+        grads.retain(|id, _| leaves.contains(id));
+        Ok(Gradients { grads })
+    }
+
+    /// Overwrites a parameter's values (what optimizers do), keeping its identity.
+    pub(crate) fn set(&self, t: &Tensor<B>, value: B::Buf) {
+        *t.0.value.write().unwrap() = value;
+    }
+
+    pub(crate) fn value(&self, t: &Tensor<B>) -> B::Buf {
+        t.buf()
+    }
+}
+
+fn is_leaf<B: Backend>(t: &Tensor<B>) -> bool {
+    matches!(t.0.op, Op::Leaf)
+}
+
+fn inputs<B: Backend>(op: &Op<B>) -> Vec<&Tensor<B>> {
+    match op {
+        Op::Leaf | Op::Constant => vec![],
+        Op::Unary(_, x) | Op::Affine(x, _) | Op::Reduce(_, x) | Op::Reshape(x) => vec![x],
+        Op::Transpose(x, ..) => vec![x],
+        Op::Binary(_, a, b) | Op::MatMul(a, b) => vec![a, b],
+    }
+}

@@ -1,0 +1,112 @@
+//! Optimizers that update parameters where they live (on the device), from [`Gradients`].
+
+use crate::backend::{Backend, Binary, Unary};
+use crate::engine::{Engine, Gradients, Tensor};
+use std::collections::HashMap;
+
+/// Stochastic gradient descent with momentum (PyTorch's form: v = μv + g; p -= lr·v).
+pub struct Sgd<B: Backend> {
+    pub lr: f32,
+    pub momentum: f32,
+    velocity: HashMap<u64, B::Buf>,
+}
+
+impl<B: Backend> Sgd<B> {
+    pub fn new(lr: f32, momentum: f32) -> Self {
+        Sgd {
+            lr,
+            momentum,
+            velocity: HashMap::new(),
+        }
+    }
+
+    pub fn step(&mut self, engine: &Engine<B>, params: &[Tensor<B>], grads: &Gradients<B>) {
+        let b = engine.backend();
+        for p in params {
+            let Some(g) = grads.buf(p) else { continue };
+            let s = p.shape();
+            let v = match self.velocity.remove(&p.id()) {
+                Some(v) if self.momentum != 0.0 => {
+                    let mv = b.affine(&v, self.momentum, 0.0);
+                    b.binary(Binary::Add, &mv, s, g, s, s)
+                }
+                _ => g.clone(),
+            };
+            let step = b.affine(&v, -self.lr, 0.0);
+            let updated = b.binary(Binary::Add, &engine.value(p), s, &step, s, s);
+            engine.set(p, updated);
+            self.velocity.insert(p.id(), v);
+        }
+    }
+}
+
+/// Adam, or AdamW with a decoupled `weight_decay`.
+pub struct Adam<B: Backend> {
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    t: i32,
+    moments: HashMap<u64, (B::Buf, B::Buf)>,
+}
+
+impl<B: Backend> Adam<B> {
+    pub fn new(lr: f32) -> Self {
+        Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            t: 0,
+            moments: HashMap::new(),
+        }
+    }
+
+    /// AdamW: weights shrink by `lr * weight_decay` each step, apart from the gradient.
+    pub fn with_weight_decay(mut self, weight_decay: f32) -> Self {
+        self.weight_decay = weight_decay;
+        self
+    }
+
+    pub fn step(&mut self, engine: &Engine<B>, params: &[Tensor<B>], grads: &Gradients<B>) {
+        let b = engine.backend();
+        self.t += 1;
+        let c1 = 1.0 - self.beta1.powi(self.t);
+        let c2 = 1.0 - self.beta2.powi(self.t);
+        for p in params {
+            let Some(g) = grads.buf(p) else { continue };
+            let s = p.shape();
+            let n = p.numel();
+            let (m, v) = self
+                .moments
+                .remove(&p.id())
+                .unwrap_or_else(|| (b.full(n, 0.0), b.full(n, 0.0)));
+            let add = |x: &B::Buf, y: &B::Buf| b.binary(Binary::Add, x, s, y, s, s);
+            let m = add(
+                &b.affine(&m, self.beta1, 0.0),
+                &b.affine(g, 1.0 - self.beta1, 0.0),
+            );
+            let g2 = b.unary(Unary::Square, g);
+            let v = add(
+                &b.affine(&v, self.beta2, 0.0),
+                &b.affine(&g2, 1.0 - self.beta2, 0.0),
+            );
+            let m_hat = b.affine(&m, 1.0 / c1, 0.0);
+            let denom = b.affine(
+                &b.unary(Unary::Sqrt, &b.affine(&v, 1.0 / c2, 0.0)),
+                1.0,
+                self.eps,
+            );
+            let update = b.binary(Binary::Div, &m_hat, s, &denom, s, s);
+            let mut value = engine.value(p);
+            if self.weight_decay != 0.0 {
+                value = b.affine(&value, 1.0 - self.lr * self.weight_decay, 0.0);
+            }
+            let updated = add(&value, &b.affine(&update, -self.lr, 0.0));
+            engine.set(p, updated);
+            self.moments.insert(p.id(), (m, v));
+        }
+    }
+}
