@@ -11,4 +11,5 @@ mod runtime_api;
 mod sandbox;
 mod serve;
 mod support;
+mod tensors;
 mod transform;

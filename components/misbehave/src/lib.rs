@@ -12,6 +12,9 @@
 //! - `sleep`: sleeps `ms` milliseconds (blocked in the host), then succeeds.
 //! - `busy`: computes for `ms` milliseconds (reading the clock), then succeeds, leaving
 //!   `busy.txt` in output `out` when it has one.
+//! - `tensor-hog`: allocates `weft:tensor` tensors of 1 MiB until the host refuses; returns the
+//!   refusal as an error.
+//! - `forge-tensor`: uses a tensor handle it was never given (index `handle`).
 use std::fmt::Write as _;
 use std::io::Write as _;
 use weft_step::{emit, out_param, Guest, Level, ParamValue, StepInput, StepOutput};
@@ -33,6 +36,12 @@ impl Guest for Misbehave {
             "sleep" => sleep(input.int_param_or("ms", 500)? as u64),
             "busy" => busy(&input, input.int_param_or("ms", 500)? as u64),
             "fail" => Err("asked to fail".to_string()),
+            "tensor-hog" => tensor_hog(),
+            "forge-tensor" => {
+                // SAFETY: deliberately unsound: a handle this instance never received.
+                let forged = unsafe { weft_step::tensor::Tensor::from_handle(input.int_param_or("handle", 1)? as u32) };
+                Ok(StepOutput { params: vec![out_param("shape", ParamValue::Str(format!("{:?}", forged.shape())))] })
+            }
             "echo" => Ok(StepOutput { params: vec![out_param("echo", ParamValue::Str(input.str_param("text")?.to_string()))] }),
             other => Err(format!("unknown mode `{other}`")),
         }
@@ -226,3 +235,14 @@ fn nested_panic(depth: u32) -> Result<StepOutput, String> {
 }
 
 weft_step::export!(Misbehave with_types_in weft_step::bindings);
+
+fn tensor_hog() -> Result<StepOutput, String> {
+    let mut held = Vec::new();
+    loop {
+        match weft_step::tensor::Tensor::full(&[1 << 18], 1.0) {
+            Ok(t) => held.push(t),
+            Err(weft_step::tensor::Error::Quota(m)) => return Err(format!("after {} tensors: {m}", held.len())),
+            Err(e) => return Err(format!("unexpected: {e:?}")),
+        }
+    }
+}

@@ -12,9 +12,12 @@
 //! ```
 
 pub mod bindings {
+    // The step world plus the GPU bridge's `weft:tensor/ops` (a step that never calls it does
+    // not import it: unused imports leave the component).
     wit_bindgen::generate!({
-        path: "../../wit/pipeline",
-        world: "weft:pipeline/step",
+        path: "../../wit/tensor",
+        world: "weft:tensor/tensor-step",
+        generate_all,
         pub_export_macro: true,
         export_macro_name: "export",
         default_bindings_module: "weft_step::bindings",
@@ -22,6 +25,8 @@ pub mod bindings {
 }
 
 pub use bindings::exports::weft::pipeline::task::Guest;
+/// Tensor compute on the host's device (`weft:tensor/ops`).
+pub use bindings::weft::tensor::ops as tensor;
 pub use bindings::export;
 pub use bindings::weft::pipeline::log::{emit, Level};
 pub use bindings::weft::pipeline::metrics::report;

@@ -98,9 +98,18 @@ impl<B: Backend> Tensor<B> {
     }
 }
 
-/// Gradients of a scalar with respect to the tensors that require them.
+/// Gradients of a scalar with respect to the tensors that require them. Cloning shares the
+/// device buffers.
 pub struct Gradients<B: Backend> {
     grads: HashMap<u64, (Vec<usize>, B::Buf)>,
+}
+
+impl<B: Backend> Clone for Gradients<B> {
+    fn clone(&self) -> Self {
+        Gradients {
+            grads: self.grads.clone(),
+        }
+    }
 }
 
 impl<B: Backend> Gradients<B> {

@@ -91,6 +91,10 @@ pub struct RunArgs {
     #[arg(long, default_value_t = Limits::default().max_table_elements)]
     max_table_elements: u64,
 
+    /// Limit on the bytes of tensors the step holds on the device at once (`weft:tensor`).
+    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    device_memory: u64,
+
     /// Run id given to the step (default: random; `hermetic-SEED` with --hermetic).
     #[arg(long)]
     run_id: Option<String>,
@@ -183,6 +187,7 @@ pub fn run(home: &Home, args: RunArgs) -> Result<ExitCode> {
         max_log_bytes: args.max_log,
         max_instances: args.max_instances,
         max_table_elements: args.max_table_elements,
+        device_memory_bytes: args.device_memory,
         ..Limits::default()
     };
     req.log_path = Some(log_path.clone());

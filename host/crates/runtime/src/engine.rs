@@ -92,6 +92,11 @@ impl Runtime {
         crate::output_quota::add_to_linker(&mut linker)?;
         crate::wait_cap::add_to_linker(&mut linker)?;
         Step::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)?;
+        // The GPU bridge: any component may import `weft:tensor/ops`.
+        crate::tensor_host::bindings::TensorHost::add_to_linker::<StepState, HasSelf<StepState>>(
+            &mut linker,
+            |s| s,
+        )?;
 
         let cache = ComponentCache::new(&engine, config.cache_dir);
         Ok(Runtime {

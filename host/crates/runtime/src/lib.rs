@@ -21,6 +21,7 @@ mod sandbox;
 mod snapshot;
 mod state;
 mod step;
+pub mod tensor_host;
 mod wait_cap;
 
 pub use cache::LoadSource;

@@ -20,6 +20,8 @@ pub struct Limits {
     pub max_table_elements: u64,
     /// Metric values a step may report.
     pub max_metrics: usize,
+    /// Bytes of tensors the component may hold on the device at once (`weft:tensor`).
+    pub device_memory_bytes: u64,
 }
 
 impl Default for Limits {
@@ -32,6 +34,7 @@ impl Default for Limits {
             max_instances: 64,
             max_table_elements: 100_000,
             max_metrics: 100_000,
+            device_memory_bytes: 1 << 30,
         }
     }
 }

@@ -25,6 +25,10 @@ pub(crate) struct StepState {
     pub(crate) deadline: std::time::Instant,
     /// The staging directory of file inputs: lives as long as the Store that is granted it.
     pub(crate) _stage: Option<tempfile::TempDir>,
+    /// The component's tensor engine (`weft:tensor`), made on first use with the step's
+    /// device-memory quota; its tensors go with the Store.
+    pub(crate) tensors: Option<weft_tensor::Engine<weft_tensor::Cpu>>,
+    pub(crate) device_memory_bytes: u64,
 }
 
 impl WasiView for StepState {

@@ -176,6 +176,8 @@ impl Runtime {
             task: req.context.task_name.clone(),
             deadline: Instant::now() + limits.timeout,
             _stage: stage,
+            tensors: None,
+            device_memory_bytes: limits.device_memory_bytes,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);

@@ -1,0 +1,113 @@
+//! Trains a one-hidden-layer MLP classifier through the GPU bridge (`weft:tensor`): the tensors
+//! and their gradients live on the host's device; this component only holds handles. Reports
+//! the loss curve as metrics.
+//!
+//! Inputs: `train` (Dataset). Params: `label` (string), `hidden` (int, default 16), `epochs`
+//! (int, default 200), `learning_rate` (float, default 0.05, Adam), `seed` (int, default 1).
+//! Outputs: `model` (Model: `model.safetensors` with `w1`, `b1`, `w2`, `b2`, and `model.json`
+//! naming features and classes); params `final_loss`, `accuracy` (on the training set),
+//! `backend` (the device that computed).
+use weft_step::tensor::{self, BinaryOp, Dtype, Optimizer, Tensor, UnaryOp};
+use weft_step::{out_param, report, Guest, ParamValue, StepInput, StepOutput};
+use weft_tabular::{Rng, Table};
+
+struct Train;
+
+fn err(e: tensor::Error) -> String {
+    match e {
+        tensor::Error::Shape(m) => format!("tensor shape: {m}"),
+        tensor::Error::Quota(m) => format!("tensor memory: {m}"),
+        tensor::Error::Format(m) => format!("tensor data: {m}"),
+    }
+}
+
+fn upload(values: &[f32], shape: &[u32], requires_grad: bool) -> Result<Tensor, String> {
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    Tensor::from_bytes(&bytes, Dtype::F32, shape, requires_grad).map_err(err)
+}
+
+fn download(t: &Tensor) -> Vec<f32> {
+    t.to_bytes().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// Uniform in ±sqrt(1/fan_in), from the step's seed.
+fn init(rng: &mut Rng, rows: u32, cols: u32) -> Result<Tensor, String> {
+    let scale = (1.0 / rows as f64).sqrt();
+    let values: Vec<f32> = (0..rows * cols).map(|_| (((rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale) as f32).collect();
+    upload(&values, &[rows, cols], true)
+}
+
+impl Guest for Train {
+    fn run(input: StepInput) -> Result<StepOutput, String> {
+        let label = input.str_param("label")?;
+        let hidden = input.int_param_or("hidden", 16)?;
+        let epochs = input.int_param_or("epochs", 200)?;
+        let lr = input.float_param_or("learning_rate", 0.05)?;
+        let seed = input.int_param_or("seed", 1)?;
+        if hidden <= 0 || epochs <= 0 {
+            return Err(format!("`hidden` and `epochs` must be positive, got {hidden} and {epochs}"));
+        }
+        let table = Table::read(input.input("train")?)?;
+        let (features, x, y) = table.features_and_labels(label)?;
+        if x.is_empty() {
+            return Err("the training set is empty".into());
+        }
+        let mut classes = y.clone();
+        classes.sort();
+        classes.dedup();
+        let targets: Vec<u32> = y.iter().map(|c| classes.binary_search(c).unwrap() as u32).collect();
+        let (n, d, k, h) = (x.len() as u32, features.len() as u32, classes.len() as u32, hidden as u32);
+
+        let flat: Vec<f32> = x.iter().flatten().map(|&v| v as f32).collect();
+        let xs = upload(&flat, &[n, d], false)?;
+        let ts = tensor::one_hot(&targets, k).map_err(err)?;
+        let mut rng = Rng::new(seed as u64);
+        let w1 = init(&mut rng, d, h)?;
+        let b1 = upload(&vec![0.0; h as usize], &[h], true)?;
+        let w2 = init(&mut rng, h, k)?;
+        let b2 = upload(&vec![0.0; k as usize], &[k], true)?;
+        let forward = || -> Result<Tensor, String> {
+            let z1 = tensor::binary(BinaryOp::Add, &tensor::matmul(&xs, &w1).map_err(err)?, &b1).map_err(err)?;
+            let a1 = tensor::unary(UnaryOp::Relu, &z1).map_err(err)?;
+            tensor::binary(BinaryOp::Add, &tensor::matmul(&a1, &w2).map_err(err)?, &b2).map_err(err)
+        };
+        let adam = Optimizer::adam(lr as f32, 0.0);
+        let mut loss_value = f32::NAN;
+        for epoch in 0..epochs as u64 {
+            let loss = tensor::cross_entropy(&forward()?, &ts).map_err(err)?;
+            loss_value = download(&loss)[0];
+            let grads = tensor::backward(&loss).map_err(err)?;
+            adam.step(&[&w1, &b1, &w2, &b2], &grads);
+            if epoch % 10 == 0 || epoch + 1 == epochs as u64 {
+                report("loss", loss_value as f64, Some(epoch));
+            }
+        }
+        let logits = download(&forward()?);
+        let correct = targets
+            .iter()
+            .enumerate()
+            .filter(|(i, &t)| {
+                let row = &logits[i * k as usize..(i + 1) * k as usize];
+                (0..k as usize).max_by(|&a, &b| row[a].total_cmp(&row[b])) == Some(t as usize)
+            })
+            .count();
+        let accuracy = correct as f64 / n as f64;
+        report("accuracy", accuracy, None);
+
+        let dir = input.output("model")?;
+        let weights = tensor::save(&[("w1".into(), &w1), ("b1".into(), &b1), ("w2".into(), &w2), ("b2".into(), &b2)]).map_err(err)?;
+        std::fs::write(format!("{dir}/model.safetensors"), weights).map_err(|e| format!("{dir}/model.safetensors: {e}"))?;
+        let list = |v: &[String]| v.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(",");
+        let meta = format!("{{\"kind\":\"mlp\",\"hidden\":{h},\"features\":[{}],\"classes\":[{}]}}\n", list(&features), list(&classes));
+        std::fs::write(format!("{dir}/model.json"), meta).map_err(|e| format!("{dir}/model.json: {e}"))?;
+        Ok(StepOutput {
+            params: vec![
+                out_param("final_loss", ParamValue::Float(loss_value as f64)),
+                out_param("accuracy", ParamValue::Float(accuracy)),
+                out_param("backend", ParamValue::Str(tensor::backend())),
+            ],
+        })
+    }
+}
+
+weft_step::export!(Train with_types_in weft_step::bindings);
