@@ -83,3 +83,36 @@ fn a_tensor_handle_the_instance_was_never_given_traps() {
     let log = std::fs::read_to_string(run.log_path()).unwrap();
     assert!(log.contains("unknown handle index 1"), "{log}");
 }
+
+#[test]
+fn the_mlp_example_pipeline_trains_through_the_bridge() {
+    let s = Scratch::new();
+    let yaml = s.path("mlp.yaml");
+    std::fs::write(&yaml, example_text("mlp.yaml")).unwrap();
+    let out = s
+        .wasm_run()
+        .args(["pipeline", "run"])
+        .arg(&yaml)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let train = summary["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "train")
+        .unwrap();
+    let outputs: serde_json::Value =
+        serde_json::from_str(train["outputs_json"].as_str().unwrap()).unwrap();
+    assert!(
+        outputs["accuracy"]["value"].as_f64().unwrap() >= 0.95,
+        "{outputs}"
+    );
+    assert_eq!(outputs["backend"]["value"], "cpu");
+}
