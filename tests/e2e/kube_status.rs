@@ -59,19 +59,13 @@ fn a_runner_writes_live_task_states_to_its_pipeline_run() {
     .unwrap();
     let yaml = s.path("iris.yaml");
     std::fs::write(&yaml, example_text("pipeline.yaml")).unwrap();
-    let out = s
-        .wasm_run()
-        .env("KUBECONFIG", &kubeconfig)
-        .env("RUST_LOG", "weft_run_reporter=warn,kube_client=error")
-        .args(["pipeline", "run"])
-        .arg(&yaml)
-        .args(["--kube-status", "ns/r"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        s.wasm_run()
+            .env("KUBECONFIG", &kubeconfig)
+            .env("RUST_LOG", "weft_run_reporter=warn,kube_client=error")
+            .args(["pipeline", "run"])
+            .arg(&yaml)
+            .args(["--kube-status", "ns/r"]),
     );
     let seen = seen.lock().unwrap();
     assert!(

@@ -93,17 +93,11 @@ fn trained_iris(s: &Scratch) -> (PathBuf, Vec<(Vec<f64>, String)>) {
     let text = example_text("pipeline.yaml");
     let yaml = s.path("iris.yaml");
     std::fs::write(&yaml, text).unwrap();
-    let out = s
-        .wasm_run()
-        .args(["pipeline", "run"])
-        .arg(&yaml)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        s.wasm_run()
+            .args(["pipeline", "run"])
+            .arg(&yaml)
+            .arg("--json"),
     );
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
     let digest = |task: &str, name: &str| output_digest(&summary, task, name);

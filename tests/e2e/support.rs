@@ -154,16 +154,17 @@ pub fn output_digest(summary: &serde_json::Value, task: &str, name: &str) -> Str
 
 /// `wasm-run artifacts put PATH` in `s`'s home: the stored artifact's digest.
 pub fn put_artifact(s: &Scratch, path: &Path) -> String {
-    let out = s
-        .wasm_run()
-        .args(["artifacts", "put"])
-        .arg(path)
-        .output()
-        .unwrap();
+    let out = succeed(s.wasm_run().args(["artifacts", "put"]).arg(path));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Runs `cmd`, failing the test with its stderr unless it succeeds.
+pub fn succeed(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    out
 }

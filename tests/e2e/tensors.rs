@@ -89,17 +89,11 @@ fn the_mlp_example_pipeline_trains_through_the_bridge() {
     let s = Scratch::new();
     let yaml = s.path("mlp.yaml");
     std::fs::write(&yaml, example_text("mlp.yaml")).unwrap();
-    let out = s
-        .wasm_run()
-        .args(["pipeline", "run"])
-        .arg(&yaml)
-        .arg("--json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = succeed(
+        s.wasm_run()
+            .args(["pipeline", "run"])
+            .arg(&yaml)
+            .arg("--json"),
     );
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let train = summary["tasks"]
