@@ -46,6 +46,20 @@ fn run(status: Option<Value>) -> Value {
     r
 }
 
+/// The event a state transition publishes.
+fn event() -> weft_kube_mock::Expect {
+    expect("POST", EVENTS, Reply::Echo)
+}
+
+/// The run's status, written.
+fn status_write() -> weft_kube_mock::Expect {
+    expect(
+        "PATCH",
+        format!("{RUNS}/iris-run/status"),
+        Reply::MergeInto(run(None)),
+    )
+}
+
 fn context(c: kube::Client) -> Arc<Context> {
     Context::new(
         c,
@@ -97,12 +111,8 @@ async fn a_new_run_gets_its_spec_configmap_and_a_runner_job_and_is_pending() {
             expect("PATCH", ACCOUNT, Reply::Echo),
             expect("PATCH", BINDING, Reply::Echo),
             expect("PATCH", JOB, Reply::Echo),
-            expect("POST", EVENTS, Reply::Echo),
-            expect(
-                "PATCH",
-                format!("{RUNS}/iris-run/status"),
-                Reply::MergeInto(run(None)),
-            ),
+            event(),
+            status_write(),
         ],
     )
     .await;
@@ -205,12 +215,8 @@ async fn a_running_job_makes_the_run_running_and_a_second_reconcile_changes_noth
         vec![
             expect("GET", JOB, Reply::Json(job(json!({"active": 1})))),
             expect("GET", PODS, Reply::Json(pods(None))),
-            expect("POST", EVENTS, Reply::Echo),
-            expect(
-                "PATCH",
-                format!("{RUNS}/iris-run/status"),
-                Reply::MergeInto(run(None)),
-            ),
+            event(),
+            status_write(),
         ],
     )
     .await;
@@ -265,12 +271,8 @@ async fn the_runners_report_becomes_the_runs_status() {
                 PODS,
                 Reply::Json(pods(Some(&report.to_bounded_json()))),
             ),
-            expect("POST", EVENTS, Reply::Echo),
-            expect(
-                "PATCH",
-                format!("{RUNS}/iris-run/status"),
-                Reply::MergeInto(run(None)),
-            ),
+            event(),
+            status_write(),
         ],
     )
     .await;
@@ -311,12 +313,8 @@ async fn spec_cancel_stops_the_runner_and_marks_the_run_cancelled() {
         &object,
         vec![
             expect("DELETE", JOB, Reply::Json(job(json!({})))),
-            expect("POST", EVENTS, Reply::Echo),
-            expect(
-                "PATCH",
-                format!("{RUNS}/iris-run/status"),
-                Reply::MergeInto(run(None)),
-            ),
+            event(),
+            status_write(),
         ],
     )
     .await;
@@ -376,12 +374,8 @@ async fn an_invalid_pipeline_fails_the_run_with_wasm_runs_message_and_starts_not
         vec![
             expect("GET", JOB, Reply::NotFound),
             expect("GET", PIPELINE, Reply::Json(cyclic)),
-            expect("POST", EVENTS, Reply::Echo),
-            expect(
-                "PATCH",
-                format!("{RUNS}/iris-run/status"),
-                Reply::MergeInto(run(None)),
-            ),
+            event(),
+            status_write(),
         ],
     )
     .await;
@@ -402,12 +396,8 @@ async fn a_run_waits_for_its_pipeline_to_exist() {
         vec![
             expect("GET", JOB, Reply::NotFound),
             expect("GET", PIPELINE, Reply::NotFound),
-            expect("POST", EVENTS, Reply::Echo),
-            expect(
-                "PATCH",
-                format!("{RUNS}/iris-run/status"),
-                Reply::MergeInto(run(None)),
-            ),
+            event(),
+            status_write(),
         ],
     )
     .await;
