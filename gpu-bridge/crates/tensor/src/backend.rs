@@ -40,6 +40,28 @@ pub enum Reduce {
     Max,
 }
 
+/// The geometry of a 2-D sliding window over `[n, c, h, w]` images.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl Window {
+    pub fn out_h(&self) -> usize {
+        (self.h + 2 * self.pad - self.kh) / self.stride + 1
+    }
+    pub fn out_w(&self) -> usize {
+        (self.w + 2 * self.pad - self.kw) / self.stride + 1
+    }
+}
+
 /// A device: buffers of f32 and the primitive ops on them. Shapes are row-major.
 pub trait Backend: Send + Sync + 'static {
     /// A buffer on the device.
@@ -80,4 +102,39 @@ pub trait Backend: Send + Sync + 'static {
     fn reduce(&self, op: Reduce, x: &Self::Buf, shape: &[usize], axis: usize) -> Self::Buf;
     /// Swaps axes `a0` and `a1` (a copy).
     fn transpose(&self, x: &Self::Buf, shape: &[usize], a0: usize, a1: usize) -> Self::Buf;
+    /// Elements `start..start + len` along `axis`.
+    fn slice(
+        &self,
+        x: &Self::Buf,
+        shape: &[usize],
+        axis: usize,
+        start: usize,
+        len: usize,
+    ) -> Self::Buf;
+    /// `x` placed at `start` along `axis` in zeros that are `total` long there (the inverse of
+    /// `slice`, for its gradient and for concatenation).
+    fn pad(
+        &self,
+        x: &Self::Buf,
+        shape: &[usize],
+        axis: usize,
+        start: usize,
+        total: usize,
+    ) -> Self::Buf;
+    /// Rows `indices` of a `[rows, cols]` matrix.
+    fn gather_rows(&self, x: &Self::Buf, cols: usize, indices: &[usize]) -> Self::Buf;
+    /// A `[rows, cols]` matrix of zeros with row `i` of `g` added to row `indices[i]` (the
+    /// gradient of `gather_rows`).
+    fn scatter_add_rows(
+        &self,
+        g: &Self::Buf,
+        rows: usize,
+        cols: usize,
+        indices: &[usize],
+    ) -> Self::Buf;
+    /// Image patches (im2col): `[n, c, h, w]` → `[n, out_h * out_w, c * kh * kw]`, zeros
+    /// outside the image. Convolution and pooling are built on it.
+    fn unfold(&self, x: &Self::Buf, win: Window) -> Self::Buf;
+    /// The adjoint of `unfold` (col2im): patches summed back into `[n, c, h, w]`.
+    fn fold(&self, cols: &Self::Buf, win: Window) -> Self::Buf;
 }

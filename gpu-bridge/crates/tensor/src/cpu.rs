@@ -1,7 +1,7 @@
 //! The CPU backend: matmul on the `gemm` crate (the fastest measured here, see
 //! `shared/toolchain/gpu.md`), the rest as plain loops the compiler vectorises.
 
-use crate::backend::{Backend, Binary, Reduce, Unary};
+use crate::backend::{Backend, Binary, Reduce, Unary, Window};
 use crate::shape::{numel, strides};
 use std::sync::Arc;
 
@@ -230,5 +230,111 @@ impl Backend for Cpu {
             }
         }
         Arc::new(out)
+    }
+
+    fn slice(
+        &self,
+        x: &Self::Buf,
+        shape: &[usize],
+        axis: usize,
+        start: usize,
+        len: usize,
+    ) -> Self::Buf {
+        let outer: usize = shape[..axis].iter().product();
+        let inner: usize = shape[axis + 1..].iter().product();
+        let mut out = Vec::with_capacity(outer * len * inner);
+        for o in 0..outer {
+            let from = (o * shape[axis] + start) * inner;
+            out.extend_from_slice(&x[from..from + len * inner]);
+        }
+        Arc::new(out)
+    }
+
+    fn pad(
+        &self,
+        x: &Self::Buf,
+        shape: &[usize],
+        axis: usize,
+        start: usize,
+        total: usize,
+    ) -> Self::Buf {
+        let outer: usize = shape[..axis].iter().product();
+        let inner: usize = shape[axis + 1..].iter().product();
+        let len = shape[axis];
+        let mut out = vec![0.0; outer * total * inner];
+        for o in 0..outer {
+            let to = (o * total + start) * inner;
+            out[to..to + len * inner].copy_from_slice(&x[o * len * inner..(o + 1) * len * inner]);
+        }
+        Arc::new(out)
+    }
+
+    fn gather_rows(&self, x: &Self::Buf, cols: usize, indices: &[usize]) -> Self::Buf {
+        let mut out = Vec::with_capacity(indices.len() * cols);
+        for &i in indices {
+            out.extend_from_slice(&x[i * cols..(i + 1) * cols]);
+        }
+        Arc::new(out)
+    }
+
+    fn scatter_add_rows(
+        &self,
+        g: &Self::Buf,
+        rows: usize,
+        cols: usize,
+        indices: &[usize],
+    ) -> Self::Buf {
+        let mut out = vec![0.0; rows * cols];
+        for (r, &i) in indices.iter().enumerate() {
+            out[i * cols..(i + 1) * cols]
+                .iter_mut()
+                .zip(&g[r * cols..(r + 1) * cols])
+                .for_each(|(o, v)| *o += v);
+        }
+        Arc::new(out)
+    }
+
+    fn unfold(&self, x: &Self::Buf, win: Window) -> Self::Buf {
+        let (oh, ow) = (win.out_h(), win.out_w());
+        let patch = win.c * win.kh * win.kw;
+        let mut out = vec![0.0; win.n * oh * ow * patch];
+        for_each_tap(win, |dst, src| out[dst] = x[src]);
+        Arc::new(out)
+    }
+
+    fn fold(&self, cols: &Self::Buf, win: Window) -> Self::Buf {
+        let mut out = vec![0.0; win.n * win.c * win.h * win.w];
+        for_each_tap(win, |dst, src| out[src] += cols[dst]);
+        Arc::new(out)
+    }
+}
+
+/// Calls `f(patch_index, image_index)` for every window tap that falls inside the image.
+fn for_each_tap(win: Window, mut f: impl FnMut(usize, usize)) {
+    let (oh, ow) = (win.out_h(), win.out_w());
+    let patch = win.c * win.kh * win.kw;
+    for n in 0..win.n {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let row = (n * oh + oy) * ow + ox;
+                for c in 0..win.c {
+                    for ky in 0..win.kh {
+                        let y = (oy * win.stride + ky) as isize - win.pad as isize;
+                        if y < 0 || y >= win.h as isize {
+                            continue;
+                        }
+                        for kx in 0..win.kw {
+                            let x = (ox * win.stride + kx) as isize - win.pad as isize;
+                            if x < 0 || x >= win.w as isize {
+                                continue;
+                            }
+                            let dst = row * patch + (c * win.kh + ky) * win.kw + kx;
+                            let src = ((n * win.c + c) * win.h + y as usize) * win.w + x as usize;
+                            f(dst, src);
+                        }
+                    }
+                }
+            }
+        }
     }
 }

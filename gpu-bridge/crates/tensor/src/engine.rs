@@ -6,7 +6,7 @@
 //! the leaves that require gradients. Every byte a tensor holds is charged to its engine's
 //! quota (one engine per component instance), refused past it, and returned when it drops.
 
-use crate::backend::{Backend, Binary, Reduce, Unary};
+use crate::backend::{Backend, Binary, Reduce, Unary, Window};
 use crate::shape::{broadcast, numel};
 use crate::TensorError;
 use std::collections::HashMap;
@@ -32,6 +32,10 @@ enum Op<B: Backend> {
     Unary(Unary, Tensor<B>),
     Binary(Binary, Tensor<B>, Tensor<B>),
     Affine(Tensor<B>, f32),
+    Slice(Tensor<B>, usize, usize),
+    Pad(Tensor<B>, usize, usize),
+    Gather(Tensor<B>, Arc<Vec<usize>>),
+    Unfold(Tensor<B>, Window),
     MatMul(Tensor<B>, Tensor<B>),
     Reduce(Reduce, Tensor<B>),
     Reshape(Tensor<B>),
@@ -224,7 +228,11 @@ impl<B: Backend> Engine<B> {
             Op::Unary(_, x) | Op::Affine(x, _) | Op::Reduce(_, x) | Op::Reshape(x) => {
                 x.requires_grad()
             }
-            Op::Transpose(x, ..) => x.requires_grad(),
+            Op::Transpose(x, ..)
+            | Op::Slice(x, ..)
+            | Op::Pad(x, ..)
+            | Op::Gather(x, _)
+            | Op::Unfold(x, _) => x.requires_grad(),
             Op::Binary(_, a, b) | Op::MatMul(a, b) => a.requires_grad() || b.requires_grad(),
         };
         let op = if requires_grad { op } else { Op::Constant };
@@ -359,6 +367,218 @@ impl<B: Backend> Engine<B> {
         let mut shape = x.shape().to_vec();
         shape.swap(a0, a1);
         self.derived(shape, v, Op::Transpose(x.clone(), a0, a1))
+    }
+
+    /// Elements `start..start + len` along `axis`.
+    pub fn slice(
+        &self,
+        x: &Tensor<B>,
+        axis: i64,
+        start: usize,
+        len: usize,
+    ) -> Result<Tensor<B>, TensorError> {
+        let a = self.axis(x, axis)?;
+        if start + len > x.shape()[a] || len == 0 {
+            return Err(TensorError::Shape(format!(
+                "slice {start}..{} of axis {a} (length {})",
+                start + len,
+                x.shape()[a]
+            )));
+        }
+        let v = self.backend.slice(&x.buf(), x.shape(), a, start, len);
+        let mut shape = x.shape().to_vec();
+        shape[a] = len;
+        self.derived(shape, v, Op::Slice(x.clone(), a, start))
+    }
+
+    fn pad(
+        &self,
+        x: &Tensor<B>,
+        axis: usize,
+        start: usize,
+        total: usize,
+    ) -> Result<Tensor<B>, TensorError> {
+        let v = self.backend.pad(&x.buf(), x.shape(), axis, start, total);
+        let mut shape = x.shape().to_vec();
+        shape[axis] = total;
+        self.derived(shape, v, Op::Pad(x.clone(), axis, start))
+    }
+
+    /// `xs` joined along `axis` (their other dimensions equal).
+    pub fn concat(&self, xs: &[Tensor<B>], axis: i64) -> Result<Tensor<B>, TensorError> {
+        let first = xs
+            .first()
+            .ok_or_else(|| TensorError::Shape("concat of no tensors".into()))?;
+        let a = self.axis(first, axis)?;
+        for x in xs {
+            let (mut s0, mut s1) = (first.shape().to_vec(), x.shape().to_vec());
+            if s0.len() != s1.len() {
+                return Err(TensorError::Shape(format!(
+                    "concat of {:?} and {:?}",
+                    first.shape(),
+                    x.shape()
+                )));
+            }
+            s0[a] = 0;
+            s1[a] = 0;
+            if s0 != s1 {
+                return Err(TensorError::Shape(format!(
+                    "concat along axis {a} of {:?} and {:?}",
+                    first.shape(),
+                    x.shape()
+                )));
+            }
+        }
+        let total: usize = xs.iter().map(|x| x.shape()[a]).sum();
+        let mut start = 0;
+        let mut acc: Option<Tensor<B>> = None;
+        for x in xs {
+            let placed = self.pad(x, a, start, total)?;
+            start += x.shape()[a];
+            acc = Some(match acc {
+                None => placed,
+                Some(sum) => self.add(&sum, &placed)?,
+            });
+        }
+        Ok(acc.expect("at least one tensor"))
+    }
+
+    /// Rows `indices` of a `[rows, cols]` matrix: an embedding lookup.
+    pub fn gather(&self, x: &Tensor<B>, indices: &[usize]) -> Result<Tensor<B>, TensorError> {
+        let [rows, cols] = x.shape() else {
+            return Err(TensorError::Shape(format!(
+                "gather needs a matrix, got {:?}",
+                x.shape()
+            )));
+        };
+        if let Some(bad) = indices.iter().find(|&&i| i >= *rows) {
+            return Err(TensorError::Shape(format!(
+                "row {bad} of a matrix with {rows} rows"
+            )));
+        }
+        let v = self.backend.gather_rows(&x.buf(), *cols, indices);
+        self.derived(
+            vec![indices.len(), *cols],
+            v,
+            Op::Gather(x.clone(), Arc::new(indices.to_vec())),
+        )
+    }
+
+    /// Layer normalisation over the last axis, then `* gamma + beta` (both of the last axis's
+    /// length).
+    pub fn layer_norm(
+        &self,
+        x: &Tensor<B>,
+        gamma: &Tensor<B>,
+        beta: &Tensor<B>,
+        eps: f32,
+    ) -> Result<Tensor<B>, TensorError> {
+        let mean = self.mean(x, -1)?;
+        let centred = self.sub(x, &mean)?;
+        let var = self.mean(&self.unary(Unary::Square, &centred)?, -1)?;
+        let eps_t = self.full(&[1], eps)?;
+        let std = self.unary(Unary::Sqrt, &self.add(&var, &eps_t)?)?;
+        let normed = self.div(&centred, &std)?;
+        self.add(&self.mul(&normed, gamma)?, beta)
+    }
+
+    /// Patches of `[n, c, h, w]` images: `[n, out_h * out_w, c * kh * kw]`.
+    fn unfold(
+        &self,
+        x: &Tensor<B>,
+        kh: usize,
+        kw: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Result<(Tensor<B>, Window), TensorError> {
+        let [n, c, h, w] = x.shape() else {
+            return Err(TensorError::Shape(format!(
+                "images must be [n, c, h, w], got {:?}",
+                x.shape()
+            )));
+        };
+        let win = Window {
+            n: *n,
+            c: *c,
+            h: *h,
+            w: *w,
+            kh,
+            kw,
+            stride,
+            pad,
+        };
+        if stride == 0 || kh == 0 || kw == 0 || h + 2 * pad < kh || w + 2 * pad < kw {
+            return Err(TensorError::Shape(format!(
+                "a {kh}x{kw} window with stride {stride} and padding {pad} does not fit {h}x{w} images"
+            )));
+        }
+        let v = self.backend.unfold(&x.buf(), win);
+        let shape = vec![*n, win.out_h() * win.out_w(), c * kh * kw];
+        Ok((self.derived(shape, v, Op::Unfold(x.clone(), win))?, win))
+    }
+
+    /// 2-D convolution of `x` `[n, c, h, w]` by `weight` `[o, c, kh, kw]` (+ `bias` `[o]`):
+    /// `[n, o, out_h, out_w]`. Patches times the flattened kernels, one matmul.
+    pub fn conv2d(
+        &self,
+        x: &Tensor<B>,
+        weight: &Tensor<B>,
+        bias: Option<&Tensor<B>>,
+        stride: usize,
+        pad: usize,
+    ) -> Result<Tensor<B>, TensorError> {
+        let [o, c, kh, kw] = weight.shape() else {
+            return Err(TensorError::Shape(format!(
+                "conv2d weight must be [o, c, kh, kw], got {:?}",
+                weight.shape()
+            )));
+        };
+        let (o, kh, kw) = (*o, *kh, *kw);
+        if x.shape().get(1) != Some(c) {
+            return Err(TensorError::Shape(format!(
+                "conv2d of {:?} images by a {:?} kernel: channels differ",
+                x.shape(),
+                weight.shape()
+            )));
+        }
+        let (cols, win) = self.unfold(x, kh, kw, stride, pad)?;
+        let (n, pixels) = (win.n, win.out_h() * win.out_w());
+        let flat = self.reshape(&cols, &[n * pixels, c * kh * kw])?;
+        let kernels = self.transpose(&self.reshape(weight, &[o, c * kh * kw])?, 0, 1)?;
+        let out = self.reshape(&self.matmul(&flat, &kernels)?, &[n, pixels, o])?;
+        let out = self.reshape(
+            &self.transpose(&out, 1, 2)?,
+            &[n, o, win.out_h(), win.out_w()],
+        )?;
+        match bias {
+            Some(b) => self.add(&out, &self.reshape(b, &[o, 1, 1])?),
+            None => Ok(out),
+        }
+    }
+
+    /// Max (or, with `average`, mean) pooling over `k x k` windows of `[n, c, h, w]` images.
+    pub fn pool2d(
+        &self,
+        x: &Tensor<B>,
+        k: usize,
+        stride: usize,
+        average: bool,
+    ) -> Result<Tensor<B>, TensorError> {
+        let [n, c, h, w] = x.shape() else {
+            return Err(TensorError::Shape(format!(
+                "images must be [n, c, h, w], got {:?}",
+                x.shape()
+            )));
+        };
+        let (n, c) = (*n, *c);
+        let planes = self.reshape(x, &[n * c, 1, *h, *w])?;
+        let (cols, win) = self.unfold(&planes, k, k, stride, 0)?;
+        let pooled = if average {
+            self.mean(&cols, -1)?
+        } else {
+            self.max(&cols, -1)?
+        };
+        self.reshape(&pooled, &[n, c, win.out_h(), win.out_w()])
     }
 
     pub fn relu(&self, x: &Tensor<B>) -> Result<Tensor<B>, TensorError> {
@@ -561,6 +781,17 @@ impl<B: Backend> Engine<B> {
                 }
                 Op::Reshape(x) => push(x, g),
                 Op::Transpose(x, a0, a1) => push(x, b.transpose(&g, shape, *a0, *a1)),
+                Op::Slice(x, axis, start) => {
+                    push(x, b.pad(&g, shape, *axis, *start, x.shape()[*axis]))
+                }
+                Op::Pad(x, axis, start) => {
+                    push(x, b.slice(&g, shape, *axis, *start, x.shape()[*axis]))
+                }
+                Op::Unfold(x, win) => push(x, b.fold(&g, *win)),
+                Op::Gather(x, indices) => {
+                    let (rows, cols) = (x.shape()[0], x.shape()[1]);
+                    push(x, b.scatter_add_rows(&g, rows, cols, indices))
+                }
             }
         }
         let leaves: std::collections::HashSet<u64> = order
@@ -590,7 +821,11 @@ fn inputs<B: Backend>(op: &Op<B>) -> Vec<&Tensor<B>> {
     match op {
         Op::Leaf | Op::Constant => vec![],
         Op::Unary(_, x) | Op::Affine(x, _) | Op::Reduce(_, x) | Op::Reshape(x) => vec![x],
-        Op::Transpose(x, ..) => vec![x],
+        Op::Transpose(x, ..)
+        | Op::Slice(x, ..)
+        | Op::Pad(x, ..)
+        | Op::Gather(x, _)
+        | Op::Unfold(x, _) => vec![x],
         Op::Binary(_, a, b) | Op::MatMul(a, b) => vec![a, b],
     }
 }

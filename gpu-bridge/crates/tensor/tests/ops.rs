@@ -264,3 +264,132 @@ fn a_value_used_twice_gets_both_gradients() {
         "backward needs a scalar"
     );
 }
+
+#[test]
+fn slice_concat_gather_and_layer_norm_give_the_reference_values() {
+    let e = engine();
+    let a = e.tensor(&[1., 2., 3., 4., 5., 6.], &[2, 3], false).unwrap();
+    assert_eq!(e.to_vec(&e.slice(&a, 1, 1, 2).unwrap()), [2., 3., 5., 6.]);
+    assert_eq!(e.to_vec(&e.slice(&a, 0, 1, 1).unwrap()), [4., 5., 6.]);
+    assert!(e.slice(&a, 1, 2, 2).is_err());
+    let b = e.tensor(&[7., 8.], &[2, 1], false).unwrap();
+    let c = e.concat(&[a.clone(), b.clone()], 1).unwrap();
+    assert_eq!(c.shape(), [2, 4]);
+    assert_eq!(e.to_vec(&c), [1., 2., 3., 7., 4., 5., 6., 8.]);
+    assert!(
+        e.concat(&[a.clone(), b], 0).is_err(),
+        "other dims must match"
+    );
+    let emb = e.tensor(&[0., 0., 1., 1., 2., 2.], &[3, 2], false).unwrap();
+    assert_eq!(
+        e.to_vec(&e.gather(&emb, &[2, 0, 2]).unwrap()),
+        [2., 2., 0., 0., 2., 2.]
+    );
+    assert!(e.gather(&emb, &[3]).is_err());
+    let (g, bt) = (e.full(&[3], 1.0).unwrap(), e.full(&[3], 0.0).unwrap());
+    let ln = e.to_vec(&e.layer_norm(&a, &g, &bt, 0.0).unwrap());
+    let z = (2.0f32 / 3.0).sqrt();
+    close(&ln, &[-1.0 / z, 0.0, 1.0 / z, -1.0 / z, 0.0, 1.0 / z], 1e-5);
+}
+
+#[test]
+fn gradients_of_slice_concat_gather_and_layer_norm_match_finite_differences() {
+    grad_check(&[vec![3, 4]], false, |e, x| {
+        e.slice(&x[0], 1, 1, 2).unwrap()
+    });
+    grad_check(&[vec![2, 3], vec![2, 2]], false, |e, x| {
+        e.concat(&[x[0].clone(), x[1].clone()], -1).unwrap()
+    });
+    grad_check(&[vec![4, 3]], false, |e, x| {
+        e.gather(&x[0], &[3, 1, 3, 0]).unwrap()
+    });
+    grad_check(&[vec![3, 4], vec![4], vec![4]], false, |e, x| {
+        e.layer_norm(&x[0], &x[1], &x[2], 1e-5).unwrap()
+    });
+}
+
+/// Direct convolution, the textbook loops.
+fn conv_reference(
+    x: &[f32],
+    (n, c, h, w): (usize, usize, usize, usize),
+    k: &[f32],
+    (o, kh, kw): (usize, usize, usize),
+    stride: usize,
+    pad: usize,
+) -> Vec<f32> {
+    let oh = (h + 2 * pad - kh) / stride + 1;
+    let ow = (w + 2 * pad - kw) / stride + 1;
+    let mut out = vec![0.0; n * o * oh * ow];
+    for b in 0..n {
+        for f in 0..o {
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let mut acc = 0.0;
+                    for ch in 0..c {
+                        for ky in 0..kh {
+                            for kx in 0..kw {
+                                let y = (oy * stride + ky) as isize - pad as isize;
+                                let xx = (ox * stride + kx) as isize - pad as isize;
+                                if y < 0 || xx < 0 || y >= h as isize || xx >= w as isize {
+                                    continue;
+                                }
+                                acc += x[((b * c + ch) * h + y as usize) * w + xx as usize]
+                                    * k[((f * c + ch) * kh + ky) * kw + kx];
+                            }
+                        }
+                    }
+                    out[((b * o + f) * oh + oy) * ow + ox] = acc;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn conv2d_and_pooling_match_direct_loops() {
+    let e = engine();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+    for (stride, pad) in [(1, 0), (1, 1), (2, 1)] {
+        let x = random(&mut rng, 2 * 3 * 5 * 6);
+        let k = random(&mut rng, 4 * 3 * 3 * 3);
+        let tx = e.tensor(&x, &[2, 3, 5, 6], false).unwrap();
+        let tk = e.tensor(&k, &[4, 3, 3, 3], false).unwrap();
+        let got = e.conv2d(&tx, &tk, None, stride, pad).unwrap();
+        let want = conv_reference(&x, (2, 3, 5, 6), &k, (4, 3, 3), stride, pad);
+        close(&e.to_vec(&got), &want, 1e-5);
+    }
+    let img = e
+        .tensor(
+            &(0..16).map(|v| v as f32).collect::<Vec<_>>(),
+            &[1, 1, 4, 4],
+            false,
+        )
+        .unwrap();
+    assert_eq!(
+        e.to_vec(&e.pool2d(&img, 2, 2, false).unwrap()),
+        [5., 7., 13., 15.]
+    );
+    assert_eq!(
+        e.to_vec(&e.pool2d(&img, 2, 2, true).unwrap()),
+        [2.5, 4.5, 10.5, 12.5]
+    );
+    assert!(e
+        .conv2d(&img, &e.full(&[1, 2, 3, 3], 1.0).unwrap(), None, 1, 0)
+        .is_err());
+}
+
+#[test]
+fn gradients_of_conv2d_and_pooling_match_finite_differences() {
+    grad_check(
+        &[vec![1, 2, 4, 5], vec![3, 2, 3, 3], vec![3]],
+        false,
+        |e, x| e.conv2d(&x[0], &x[1], Some(&x[2]), 1, 1).unwrap(),
+    );
+    grad_check(&[vec![1, 2, 4, 4]], false, |e, x| {
+        e.pool2d(&x[0], 2, 2, false).unwrap()
+    });
+    grad_check(&[vec![1, 2, 4, 4]], false, |e, x| {
+        e.pool2d(&x[0], 2, 1, true).unwrap()
+    });
+}
