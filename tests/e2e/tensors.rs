@@ -110,3 +110,64 @@ fn the_mlp_example_pipeline_trains_through_the_bridge() {
     );
     assert_eq!(outputs["backend"]["value"], "cpu");
 }
+
+#[test]
+fn layer_ops_through_the_wit_give_what_the_engine_gives() {
+    // The component computes on the fixed inputs below and returns every result; the same
+    // engine, called directly, must agree (the binding adds nothing and loses nothing).
+    let s = Scratch::new();
+    let run = s.run(TENSOR_BENCH, &["-p", "mode=ops", "--json"]);
+    let outcome = run.json();
+    let results = &param(&outcome, "results")["value"];
+    use weft_tensor::{Cpu, Engine};
+    let e = Engine::new(Cpu, 1 << 24);
+    let t = |shape: &[usize], grad: bool| {
+        let n: usize = shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 101) as f32 / 101.0 - 0.5)
+            .collect();
+        e.tensor(&v, shape, grad).unwrap()
+    };
+    let (x, k, bias, m) = (
+        t(&[2, 3, 5, 6], true),
+        t(&[4, 3, 3, 3], true),
+        t(&[4], true),
+        t(&[5, 4], true),
+    );
+    let conv = e.conv2d(&x, &k, Some(&bias), 2, 1).unwrap();
+    let maxp = e.pool2d(&x, 2, 2, false).unwrap();
+    let avgp = e.pool2d(&x, 3, 1, true).unwrap();
+    let sliced = e.slice(&m, 1, 1, 2).unwrap();
+    let joined = e.concat(&[m.clone(), sliced], -1).unwrap();
+    let rows = e.gather(&m, &[4, 0, 4]).unwrap();
+    let normed = e
+        .layer_norm(&m, &t(&[4], false), &t(&[4], false), 1e-5)
+        .unwrap();
+    let mut loss = None;
+    for r in [&conv, &maxp, &avgp, &joined, &rows, &normed] {
+        let s = e.sum(&e.reshape(r, &[r.numel()]).unwrap(), 0).unwrap();
+        loss = Some(match loss {
+            None => s,
+            Some(l) => e.add(&l, &s).unwrap(),
+        });
+    }
+    let grads = e.backward(&loss.unwrap()).unwrap();
+    let gk = grads.get(&e, &k).unwrap().unwrap();
+    for (name, want) in [
+        ("conv", &conv),
+        ("maxpool", &maxp),
+        ("avgpool", &avgp),
+        ("concat", &joined),
+        ("gather", &rows),
+        ("layer_norm", &normed),
+        ("kernel_grad", &gk),
+    ] {
+        let got: Vec<f32> = results[name]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {name} in {results}"))
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        assert_eq!(got, e.to_vec(want), "{name}");
+    }
+}

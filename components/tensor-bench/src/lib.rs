@@ -5,9 +5,11 @@
 //! - `matmul`: `reps` products of two `[size, size]` tensors; metric `seconds`.
 //! - `train`: `steps` Adam steps of an MLP (`[batch, 32] -> 64 -> 10`, cross-entropy); metric
 //!   `seconds`.
+//! - `ops`: the layer ops on fixed inputs (those of `t` below), each result's values in the
+//!   JSON output param `results`, for the binding test.
 use std::time::Instant;
 use weft_step::tensor::{self, BinaryOp, Dtype, Optimizer, Tensor, UnaryOp};
-use weft_step::{report, Guest, StepInput, StepOutput};
+use weft_step::{out_param, report, Guest, ParamValue, StepInput, StepOutput};
 
 struct Bench;
 
@@ -57,6 +59,7 @@ impl Guest for Bench {
                 }
                 report("seconds", start.elapsed().as_secs_f64(), None);
             }
+            "ops" => return ops(),
             other => return Err(format!("unknown mode `{other}`")),
         }
         Ok(StepOutput { params: vec![] })
@@ -64,3 +67,40 @@ impl Guest for Bench {
 }
 
 weft_step::export!(Bench with_types_in weft_step::bindings);
+
+fn ops() -> Result<StepOutput, String> {
+    let e = |r: Result<Tensor, tensor::Error>| r.map_err(|e| format!("{e:?}"));
+    let x = t(&[2, 3, 5, 6], true);
+    let k = t(&[4, 3, 3, 3], true);
+    let bias = t(&[4], true);
+    let m = t(&[5, 4], true);
+    let conv = e(tensor::conv2d(&x, &k, Some(&bias), 2, 1))?;
+    let maxp = e(tensor::max_pool2d(&x, 2, 2))?;
+    let avgp = e(tensor::avg_pool2d(&x, 3, 1))?;
+    let sliced = e(tensor::slice(&m, 1, 1, 2))?;
+    let joined = e(tensor::concat(&[&m, &sliced], -1))?;
+    let rows = e(tensor::gather(&m, &[4, 0, 4]))?;
+    let normed = e(tensor::layer_norm(&m, &t(&[4], false), &t(&[4], false), 1e-5))?;
+    // A gradient through all of them, to the conv kernel.
+    let mut loss: Option<Tensor> = None;
+    for r in [&conv, &maxp, &avgp, &joined, &rows, &normed] {
+        let flat = e(tensor::reshape(r, &[r.shape().iter().product()]))?;
+        let s = e(tensor::sum(&flat, 0))?;
+        loss = Some(match loss {
+            None => s,
+            Some(l) => e(tensor::binary(BinaryOp::Add, &l, &s))?,
+        });
+    }
+    let loss = loss.expect("six results");
+    let grads = tensor::backward(&loss).map_err(|e| format!("{e:?}"))?;
+    let gk = grads.get(&k).map_err(|e| format!("{e:?}"))?.ok_or("no kernel gradient")?;
+    let list = |r: &Tensor| {
+        let v: Vec<String> = r.to_bytes().chunks_exact(4).map(|c| format!("{:?}", f32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect();
+        format!("[{}]", v.join(","))
+    };
+    let json = format!(
+        "{{\"conv\":{},\"maxpool\":{},\"avgpool\":{},\"concat\":{},\"gather\":{},\"layer_norm\":{},\"kernel_grad\":{}}}",
+        list(&conv), list(&maxp), list(&avgp), list(&joined), list(&rows), list(&normed), list(&gk)
+    );
+    Ok(StepOutput { params: vec![out_param("results", ParamValue::Json(json))] })
+}

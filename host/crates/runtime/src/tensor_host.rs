@@ -263,6 +263,68 @@ impl ops::Host for StepState {
         self.op1(&x, |e, x| e.transpose(x, a0.into(), a1.into()))
     }
 
+    fn slice(
+        &mut self,
+        x: Resource<Tensor>,
+        axis: i32,
+        start: u32,
+        len: u32,
+    ) -> R<Resource<Tensor>> {
+        self.op1(&x, |e, x| {
+            e.slice(x, axis.into(), start as usize, len as usize)
+        })
+    }
+
+    fn concat(&mut self, xs: Vec<Resource<Tensor>>, axis: i32) -> R<Resource<Tensor>> {
+        let xs = xs
+            .iter()
+            .map(|x| self.get(x))
+            .collect::<wasmtime::Result<Vec<_>>>()?;
+        let out = self.engine().concat(&xs, axis.into());
+        self.put(out)
+    }
+
+    fn gather(&mut self, x: Resource<Tensor>, indices: Vec<u32>) -> R<Resource<Tensor>> {
+        let indices: Vec<usize> = indices.iter().map(|&i| i as usize).collect();
+        self.op1(&x, |e, x| e.gather(x, &indices))
+    }
+
+    fn layer_norm(
+        &mut self,
+        x: Resource<Tensor>,
+        gamma: Resource<Tensor>,
+        beta: Resource<Tensor>,
+        eps: f32,
+    ) -> R<Resource<Tensor>> {
+        let (x, g, b) = (self.get(&x)?, self.get(&gamma)?, self.get(&beta)?);
+        let out = self.engine().layer_norm(&x, &g, &b, eps);
+        self.put(out)
+    }
+
+    fn conv2d(
+        &mut self,
+        x: Resource<Tensor>,
+        weight: Resource<Tensor>,
+        bias: Option<Resource<Tensor>>,
+        stride: u32,
+        pad: u32,
+    ) -> R<Resource<Tensor>> {
+        let (x, w) = (self.get(&x)?, self.get(&weight)?);
+        let bias = bias.map(|b| self.get(&b)).transpose()?;
+        let out = self
+            .engine()
+            .conv2d(&x, &w, bias.as_ref(), stride as usize, pad as usize);
+        self.put(out)
+    }
+
+    fn max_pool2d(&mut self, x: Resource<Tensor>, k: u32, stride: u32) -> R<Resource<Tensor>> {
+        self.op1(&x, |e, x| e.pool2d(x, k as usize, stride as usize, false))
+    }
+
+    fn avg_pool2d(&mut self, x: Resource<Tensor>, k: u32, stride: u32) -> R<Resource<Tensor>> {
+        self.op1(&x, |e, x| e.pool2d(x, k as usize, stride as usize, true))
+    }
+
     fn softmax(&mut self, x: Resource<Tensor>, axis: i32) -> R<Resource<Tensor>> {
         self.op1(&x, |e, x| e.softmax(x, axis.into()))
     }
