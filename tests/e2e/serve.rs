@@ -769,3 +769,62 @@ fn an_inference_service_file_serves_its_predictor_and_canary_from_stored_artifac
         "{err}"
     );
 }
+
+#[test]
+fn the_mlp_trained_through_the_tensor_bridge_is_served_through_it() {
+    let s = Scratch::new();
+    let data = repo_file("examples/data/iris.csv");
+    let out = s.path("out");
+    s.run(
+        TRAIN_MLP,
+        &[
+            "--input",
+            &format!("train={}", data.display()),
+            "-p",
+            "label=species",
+            "--output-dir",
+            out.to_str().unwrap(),
+            "--output-artifact",
+            "model",
+            "--json",
+        ],
+    )
+    .json();
+    // Host tensors cannot be snapshotted: the server says so and loads per instance instead.
+    let spec = format!(
+        "iris={}:{}",
+        component("mlp-predictor"),
+        out.join("model").display()
+    );
+    let server = start(&s, &["--model", &spec]);
+    let rows: Vec<(Vec<f64>, String)> = std::fs::read_to_string(&data)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (
+                f[..4].iter().map(|v| v.parse().unwrap()).collect(),
+                f[4].to_string(),
+            )
+        })
+        .collect();
+    let batch: Vec<Vec<f64>> = rows.iter().map(|(x, _)| x.clone()).collect();
+    let body = json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [rows.len(), 4], "data": batch}], "outputs": [{"name": "label"}]});
+    let (code, resp) = post(
+        &format!("{}/v2/models/iris/infer", server.url),
+        &body.to_string(),
+    );
+    assert_eq!(code, 200, "{resp}");
+    let labels = resp["outputs"][0]["data"].as_array().unwrap();
+    let correct = labels
+        .iter()
+        .zip(&rows)
+        .filter(|(l, (_, y))| l.as_str() == Some(y.as_str()))
+        .count();
+    assert!(
+        correct as f64 / rows.len() as f64 >= 0.95,
+        "{correct}/{}",
+        rows.len()
+    );
+}

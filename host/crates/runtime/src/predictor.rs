@@ -72,6 +72,20 @@ impl Runtime {
             .map_err(|e| StepError::Grant(format!("component {}: {e}", path.display())))?;
         let digest = cache::digest(&bytes);
         let shown = path.display().to_string();
+        // A model whose weights live in host tensors keeps only handles in its memory: a
+        // snapshot would carry the handles without the tensors.
+        let (plain, _) = self.link(path, &digest, &bytes, MODEL_EXPORT)?;
+        let imports_tensors = plain
+            .component()
+            .component_type()
+            .imports(&self.engine)
+            .any(|(name, _)| name.starts_with("weft:tensor/"));
+        if imports_tensors {
+            return Err(StepError::Snapshot {
+                path: shown,
+                reason: "it keeps its model in host tensors (weft:tensor), which a snapshot of its memory cannot carry".into(),
+            });
+        }
         let (cx, instrumented) = crate::snapshot::instrument(&shown, &bytes)?;
         let (pre, _) = self.link(
             path,
