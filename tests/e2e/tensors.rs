@@ -171,3 +171,81 @@ fn layer_ops_through_the_wit_give_what_the_engine_gives() {
         assert_eq!(got, e.to_vec(want), "{name}");
     }
 }
+
+#[test]
+fn a_tensor_backend_that_is_not_there_is_an_error_not_a_fallback() {
+    let s = Scratch::new();
+    let out = s
+        .wasm_run()
+        .args(["--tensor-backend", "cuda", "run", NOOP])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CUDA backend is not part of this build"));
+    if cfg!(not(feature = "wgpu")) {
+        let out = s
+            .wasm_run()
+            .args(["--tensor-backend", "wgpu", "run", NOOP])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("no wgpu support"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// On the wgpu backend (lavapipe in CI), training gives the CPU backend's loss curve.
+#[cfg(feature = "wgpu")]
+#[test]
+fn training_on_wgpu_follows_the_cpu_loss_curve() {
+    let s = Scratch::new();
+    let data = repo_file("examples/data/iris.csv");
+    let train = |backend: &str| -> Option<Vec<f64>> {
+        let out = s.path(&format!("out-{backend}"));
+        let run = s.run(
+            TRAIN_MLP,
+            &[
+                "--tensor-backend",
+                backend,
+                "--input",
+                &format!("train={}", data.display()),
+                "-p",
+                "label=species",
+                "-p",
+                "epochs=60",
+                "--output-dir",
+                out.to_str().unwrap(),
+                "--output-artifact",
+                "model",
+                "--json",
+            ],
+        );
+        if run.code() != 0 && std::env::var_os("WEFT_REQUIRE_WGPU").is_none() {
+            eprintln!("wgpu not available here: {}", run.stderr());
+            return None;
+        }
+        let outcome = run.json();
+        assert_eq!(param(&outcome, "backend")["value"], backend);
+        Some(
+            outcome["metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["name"] == "loss")
+                .map(|m| m["value"].as_f64().unwrap())
+                .collect(),
+        )
+    };
+    let Some(gpu) = train("wgpu") else { return };
+    let cpu = train("cpu").unwrap();
+    assert_eq!(gpu.len(), cpu.len());
+    for (g, c) in gpu.iter().zip(&cpu) {
+        assert!(
+            (g - c).abs() < 1e-3 * (1.0 + c.abs()),
+            "wgpu {gpu:?} vs cpu {cpu:?}"
+        );
+    }
+}

@@ -85,6 +85,11 @@ fn test(repo: &Path) -> Result<()> {
     // artifact store) and tritonclient (an independent Open Inference Protocol client). Where
     // PyPI is out of reach those tests are left out, and this says so loudly.
     let tools = install_python_tools(repo);
+    // Mesa's lavapipe: a software Vulkan device, so the wgpu tensor backend is tested for real.
+    let vulkan = install_lavapipe();
+    if let Err(e) = &vulkan {
+        eprintln!("xtask: WARNING: wgpu tests will skip: could not install lavapipe ({e:#})");
+    }
     let has_nextest = cargo(repo)
         .args(["nextest", "--version"])
         .output()
@@ -96,6 +101,10 @@ fn test(repo: &Path) -> Result<()> {
     } else {
         eprintln!("xtask: cargo-nextest not installed; using cargo test");
         cmd.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    cmd.args(["--features", "wasm-run/wgpu,weft-tensor/wgpu"]);
+    if vulkan.is_ok() {
+        cmd.env("WEFT_REQUIRE_WGPU", "1");
     }
     match &tools {
         Ok(bin) => {
@@ -110,6 +119,25 @@ fn test(repo: &Path) -> Result<()> {
     run(&mut cmd)?;
     // Doc tests are not run by nextest; the workspace has none that run, so nothing is skipped.
     run(cargo(repo).args(["fmt", "--all", "--", "--check"]))
+}
+
+/// Installs Mesa's Vulkan drivers (lavapipe) from Debian when they are missing.
+fn install_lavapipe() -> Result<()> {
+    let icd = Path::new("/usr/share/vulkan/icd.d/lvp_icd.x86_64.json");
+    if icd.exists() {
+        return Ok(());
+    }
+    let apt = |args: &[&str]| {
+        run(Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive"))
+    };
+    apt(&["update", "-q"])?;
+    apt(&["install", "-y", "-q", "mesa-vulkan-drivers", "libvulkan1"])?;
+    if !icd.exists() {
+        bail!("installed mesa-vulkan-drivers but {} is missing", icd.display());
+    }
+    Ok(())
 }
 
 /// A venv under the target dir with the test tools from PyPI; returns its `bin`.

@@ -9,16 +9,22 @@
 //! wgpu. Our own op set over gemm (CPU), WGSL (wgpu) and cuBLAS (CUDA, loaded at run time)
 //! builds in minutes and keeps the WIT boundary ours.
 
+pub mod any;
 pub mod backend;
 pub mod cpu;
 pub mod engine;
 pub mod io;
 pub mod optim;
 pub mod shape;
+#[cfg(feature = "wgpu")]
+pub mod wgpu_backend;
 
+pub use any::{AnyBackend, AnyBuf, Choice};
 pub use backend::{Backend, Binary, Reduce, Unary};
 pub use cpu::Cpu;
 pub use engine::{Engine, Gradients, Tensor};
+#[cfg(feature = "wgpu")]
+pub use wgpu_backend::{Wgpu, WgpuError};
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TensorError {

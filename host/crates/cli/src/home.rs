@@ -2,16 +2,29 @@
 
 use std::path::{Path, PathBuf};
 
-pub struct Home(PathBuf, Option<String>);
+pub struct Home(PathBuf, Option<String>, weft_tensor::Choice);
 
 impl Home {
     /// `--home`, else `$WEFT_HOME` (clap reads both), else the per-user data directory; and the
     /// artifact backend URL (`--artifact-store` / `$WEFT_ARTIFACT_STORE`), if any.
-    pub fn resolve(explicit: Option<PathBuf>, artifact_store: Option<String>) -> Self {
+    pub fn resolve(
+        explicit: Option<PathBuf>,
+        artifact_store: Option<String>,
+        tensor_backend: weft_tensor::Choice,
+    ) -> Self {
         let dir = explicit
             .or_else(|| dirs::data_dir().map(|d| d.join("weft")))
             .unwrap_or_else(|| PathBuf::from(".weft"));
-        Home(dir, artifact_store)
+        Home(dir, artifact_store, tensor_backend)
+    }
+
+    /// The engine settings every command starts its runtime with.
+    pub fn runtime_config(&self, max_concurrent_steps: u32) -> weft_runtime::RuntimeConfig {
+        weft_runtime::RuntimeConfig {
+            cache_dir: Some(self.component_cache()),
+            max_concurrent_steps,
+            tensor_backend: self.2,
+        }
     }
 
     /// The artifact store: the local working copy, publishing to and fetching from the

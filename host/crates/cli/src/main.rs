@@ -31,6 +31,18 @@ struct Cli {
     #[arg(long, global = true, env = "WEFT_ARTIFACT_STORE", value_name = "URL")]
     artifact_store: Option<String>,
 
+    /// The device `weft:tensor` computes on: `cpu`, `wgpu` (a Vulkan/Metal/DX12 device), or
+    /// `auto` (a GPU when there is one, else the CPU). A requested device that is absent is an
+    /// error.
+    #[arg(
+        long,
+        global = true,
+        env = "WEFT_TENSOR_BACKEND",
+        value_name = "BACKEND",
+        default_value = "auto"
+    )]
+    tensor_backend: weft_tensor::Choice,
+
     /// Host log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -81,7 +93,7 @@ fn main() -> ExitCode {
     // providers and will not choose: name one for the process.
     #[cfg(feature = "kube")]
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let home = home::Home::resolve(cli.home, cli.artifact_store);
+    let home = home::Home::resolve(cli.home, cli.artifact_store, cli.tensor_backend);
     let result = match cli.command {
         Command::Run(args) => run::run(&home, args),
         Command::Pipeline(cmd) => pipeline::command(&home, cmd),

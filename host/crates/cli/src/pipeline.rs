@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use weft_pipeline::{plan, Executor, PlanError, RunArgs, RunOptions, RunSummary, Stores};
-use weft_runtime::{Runtime, RuntimeConfig};
+use weft_runtime::Runtime;
 use weft_spec::ParamValue;
 
 #[derive(Subcommand)]
@@ -106,11 +106,8 @@ fn parse_artifact(s: &str) -> Result<(String, PathBuf), String> {
 
 /// The stores and runtime of `$WEFT_HOME`.
 pub fn open(home: &Home) -> Result<Executor> {
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: Some(home.component_cache()),
-        max_concurrent_steps: 64,
-    })
-    .context("starting the WebAssembly engine")?;
+    let runtime =
+        Runtime::new(home.runtime_config(64)).context("starting the WebAssembly engine")?;
     let stores = Stores {
         meta: Arc::new(weft_store::MetadataStore::open(&home.metadata_db())?),
         artifacts: Arc::new(home.open_artifacts()?),

@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use weft_runtime::{InputArtifact, Limits, Runtime, RuntimeConfig, StepOutcome, StepRequest};
+use weft_runtime::{InputArtifact, Limits, Runtime, StepOutcome, StepRequest};
 use weft_spec::ParamValue;
 
 #[derive(Args)]
@@ -156,11 +156,8 @@ pub fn run(home: &Home, args: RunArgs) -> Result<ExitCode> {
         .map(|e| resolve_env(e))
         .collect::<Result<Vec<_>>>()?;
 
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: Some(home.component_cache()),
-        max_concurrent_steps: 4,
-    })
-    .context("starting the WebAssembly engine")?;
+    let runtime =
+        Runtime::new(home.runtime_config(4)).context("starting the WebAssembly engine")?;
     let component = {
         let spinner = spinner(&format!("loading {}", args.component.display()));
         let loaded = runtime.load(&args.component);

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use weft_runtime::{Limits, Runtime, RuntimeConfig};
+use weft_runtime::{Limits, Runtime};
 use weft_serve::{ModelConfig, ServerConfig};
 
 #[derive(Args)]
@@ -111,11 +111,8 @@ pub fn run(home: &Home, mut args: ServeArgs) -> Result<ExitCode> {
             .map(|n| n.get())
             .unwrap_or(2)
     });
-    let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: Some(home.component_cache()),
-        max_concurrent_steps: (concurrency as u32 + 4).max(8),
-    })
-    .context("starting the WebAssembly engine")?;
+    let runtime = Runtime::new(home.runtime_config((concurrency as u32 + 4).max(8)))
+        .context("starting the WebAssembly engine")?;
     let config = ServerConfig {
         addr: format!("{}:{}", args.host, args.port)
             .parse()

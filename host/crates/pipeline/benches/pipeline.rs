@@ -36,6 +36,7 @@ fn fan_out(c: &mut Criterion) {
         Runtime::new(RuntimeConfig {
             cache_dir: Some(dir.path().join("cache")),
             max_concurrent_steps: 64,
+            ..Default::default()
         })
         .unwrap(),
     );

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use weft_tensor::Backend as _;
 
 /// How often the epoch advances: the granularity of `--timeout` and of cancellation.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -27,6 +28,8 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Steps that may run at once (slots in the pooling allocator).
     pub max_concurrent_steps: u32,
+    /// The device `weft:tensor` computes on, opened once for the process.
+    pub tensor_backend: weft_tensor::Choice,
 }
 
 impl Default for RuntimeConfig {
@@ -34,6 +37,7 @@ impl Default for RuntimeConfig {
         RuntimeConfig {
             cache_dir: None,
             max_concurrent_steps: 64,
+            tensor_backend: weft_tensor::Choice::Auto,
         }
     }
 }
@@ -55,6 +59,7 @@ pub struct Runtime {
     pub(crate) linker: Linker<StepState>,
     pub(crate) cache: ComponentCache,
     loaded: Mutex<HashMap<String, Arc<LoadedComponent>>>,
+    pub(crate) tensor_device: weft_tensor::AnyBackend,
 }
 
 impl Runtime {
@@ -99,11 +104,15 @@ impl Runtime {
         )?;
 
         let cache = ComponentCache::new(&engine, config.cache_dir);
+        let tensor_device =
+            weft_tensor::AnyBackend::open(config.tensor_backend).map_err(anyhow::Error::msg)?;
+        tracing::debug!(backend = tensor_device.name(), "tensor device");
         Ok(Runtime {
             engine,
             linker,
             cache,
             loaded: Mutex::new(HashMap::new()),
+            tensor_device,
         })
     }
 

@@ -27,8 +27,10 @@ pub(crate) struct StepState {
     pub(crate) _stage: Option<tempfile::TempDir>,
     /// The component's tensor engine (`weft:tensor`), made on first use with the step's
     /// device-memory quota; its tensors go with the Store.
-    pub(crate) tensors: Option<weft_tensor::Engine<weft_tensor::Cpu>>,
+    pub(crate) tensors: Option<weft_tensor::Engine<weft_tensor::AnyBackend>>,
     pub(crate) device_memory_bytes: u64,
+    /// The process's tensor device, which the engine computes on.
+    pub(crate) tensor_device: weft_tensor::AnyBackend,
 }
 
 impl WasiView for StepState {

@@ -178,6 +178,7 @@ impl Runtime {
             _stage: stage,
             tensors: None,
             device_memory_bytes: limits.device_memory_bytes,
+            tensor_device: self.tensor_device.clone(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);

@@ -7,15 +7,15 @@ use crate::state::StepState;
 use bindings::weft::tensor::ops::{self, BinaryOp, Dtype, Error, UnaryOp};
 use wasmtime::component::Resource;
 use weft_tensor::optim::{Adam, Sgd};
-use weft_tensor::{Backend, Cpu, Engine, TensorError};
+use weft_tensor::{AnyBackend, Backend, Engine, TensorError};
 
-pub type Tensor = weft_tensor::Tensor<Cpu>;
-pub type Gradients = weft_tensor::Gradients<Cpu>;
+pub type Tensor = weft_tensor::Tensor<AnyBackend>;
+pub type Gradients = weft_tensor::Gradients<AnyBackend>;
 
 /// An optimizer and its state.
 pub enum Optimizer {
-    Sgd(Sgd<Cpu>),
-    Adam(Adam<Cpu>),
+    Sgd(Sgd<AnyBackend>),
+    Adam(Adam<AnyBackend>),
 }
 
 pub mod bindings {
@@ -46,9 +46,11 @@ fn dims(shape: &[u32]) -> Vec<usize> {
 }
 
 impl StepState {
-    fn engine(&mut self) -> &Engine<Cpu> {
+    fn engine(&mut self) -> &Engine<AnyBackend> {
         let limit = self.device_memory_bytes as usize;
-        self.tensors.get_or_insert_with(|| Engine::new(Cpu, limit))
+        let device = &self.tensor_device;
+        self.tensors
+            .get_or_insert_with(|| Engine::new(device.clone(), limit))
     }
 
     fn get(&self, t: &Resource<Tensor>) -> wasmtime::Result<Tensor> {
@@ -66,7 +68,7 @@ impl StepState {
     fn op1(
         &mut self,
         x: &Resource<Tensor>,
-        f: impl FnOnce(&Engine<Cpu>, &Tensor) -> Result<Tensor, TensorError>,
+        f: impl FnOnce(&Engine<AnyBackend>, &Tensor) -> Result<Tensor, TensorError>,
     ) -> R<Resource<Tensor>> {
         let x = self.get(x)?;
         let out = f(self.engine(), &x);
@@ -77,7 +79,7 @@ impl StepState {
         &mut self,
         a: &Resource<Tensor>,
         b: &Resource<Tensor>,
-        f: impl FnOnce(&Engine<Cpu>, &Tensor, &Tensor) -> Result<Tensor, TensorError>,
+        f: impl FnOnce(&Engine<AnyBackend>, &Tensor, &Tensor) -> Result<Tensor, TensorError>,
     ) -> R<Resource<Tensor>> {
         let (a, b) = (self.get(a)?, self.get(b)?);
         let out = f(self.engine(), &a, &b);
@@ -157,7 +159,7 @@ impl ops::HostGradients for StepState {
     }
 }
 
-fn engine_ref(e: &Option<Engine<Cpu>>) -> &Engine<Cpu> {
+fn engine_ref(e: &Option<Engine<AnyBackend>>) -> &Engine<AnyBackend> {
     e.as_ref()
         .expect("gradients exist only after the engine made them")
 }

@@ -147,6 +147,7 @@ fn main() {
         Runtime::new(RuntimeConfig {
             cache_dir: None,
             max_concurrent_steps: 32,
+            ..Default::default()
         })
         .unwrap(),
     );
