@@ -135,7 +135,10 @@ fn install_lavapipe() -> Result<()> {
     apt(&["update", "-q"])?;
     apt(&["install", "-y", "-q", "mesa-vulkan-drivers", "libvulkan1"])?;
     if !icd.exists() {
-        bail!("installed mesa-vulkan-drivers but {} is missing", icd.display());
+        bail!(
+            "installed mesa-vulkan-drivers but {} is missing",
+            icd.display()
+        );
     }
     Ok(())
 }

@@ -64,14 +64,36 @@ impl AnyBackend {
                 Err("tensor backend wgpu: this build has no wgpu support (feature `wgpu`)".into())
             }
             #[cfg(feature = "wgpu")]
-            Choice::Auto => Ok(match crate::Wgpu::new() {
+            Choice::Auto if gpu_likely() => Ok(match crate::Wgpu::new() {
                 Ok(w) if w.is_hardware() => AnyBackend::Wgpu(Arc::new(w)),
                 _ => AnyBackend::Cpu(Cpu),
             }),
+            #[cfg(feature = "wgpu")]
+            Choice::Auto => Ok(AnyBackend::Cpu(Cpu)),
             #[cfg(not(feature = "wgpu"))]
             Choice::Auto => Ok(AnyBackend::Cpu(Cpu)),
         }
     }
+}
+
+/// Whether this machine may have a GPU, without opening a graphics API: on Linux, a DRM render
+/// node or an NVIDIA device file; elsewhere (Metal, DX12) assume so. Opening Vulkan just to
+/// find a software rasteriser costs a fraction of a second and prints driver warnings on every
+/// command, which `auto` should not do on GPU-less machines.
+#[cfg(feature = "wgpu")]
+fn gpu_likely() -> bool {
+    if !cfg!(target_os = "linux") {
+        return true;
+    }
+    let has = |dir: &str, prefix: &str| {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| e.file_name().to_string_lossy().starts_with(prefix))
+            })
+            .unwrap_or(false)
+    };
+    has("/dev/dri", "renderD") || has("/dev", "nvidia")
 }
 
 macro_rules! on {

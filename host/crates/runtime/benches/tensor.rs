@@ -1,15 +1,16 @@
-//! The GPU bridge's figures for docs/PERFORMANCE.md, in one process: the same work through a
-//! component (`components/tensor-bench`, over `weft:tensor`) and through the engine called
-//! directly from Rust (the native baseline), on the CPU backend, printed with ratios.
+//! The GPU bridge's figures for docs/PERFORMANCE.md, in one process, per backend: the same work
+//! through a component (`components/tensor-bench`, over `weft:tensor`) and through the engine
+//! called directly from Rust (the native baseline), printed with ratios.
 //!
-//! `cargo bench -p weft-runtime --bench tensor`
+//! `cargo bench -p weft-runtime --bench tensor [--features wgpu]` (wgpu rows when a device is
+//! present; on lavapipe, a software rasteriser, they measure correctness, not speed).
 use std::path::Path;
 use std::time::Instant;
-use weft_runtime::{ParamValue, Runtime, RuntimeConfig, StepRequest};
+use weft_runtime::{LoadedComponent, ParamValue, Runtime, RuntimeConfig, StepRequest};
 use weft_tensor::optim::Adam;
-use weft_tensor::{Cpu, Engine, Tensor};
+use weft_tensor::{Backend, Choice, Engine, Tensor};
 
-fn data(shape: &[usize], grad: bool, e: &Engine<Cpu>) -> Tensor<Cpu> {
+fn data<B: Backend>(shape: &[usize], grad: bool, e: &Engine<B>) -> Tensor<B> {
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n)
         .map(|i| ((i * 7919) % 101) as f32 / 101.0 - 0.5)
@@ -20,7 +21,7 @@ fn data(shape: &[usize], grad: bool, e: &Engine<Cpu>) -> Tensor<Cpu> {
 /// Runs the bench component in `mode` and returns its metric `name`.
 fn component(
     rt: &Runtime,
-    loaded: &weft_runtime::LoadedComponent,
+    loaded: &LoadedComponent,
     mode: &str,
     params: &[(&str, i64)],
     name: &str,
@@ -41,16 +42,28 @@ fn component(
         .value
 }
 
-fn main() {
-    let rt = Runtime::new(RuntimeConfig::default()).unwrap();
+/// Downloads one element: waits for queued device work (what the component's reads do too).
+fn sync<B: Backend>(e: &Engine<B>, t: &Tensor<B>) {
+    let _ = e.to_vec(
+        &e.slice(&e.reshape(t, &[t.numel()]).unwrap(), 0, 0, 1)
+            .unwrap(),
+    );
+}
+
+fn figures<B: Backend>(backend: B, choice: Choice, sizes: &[usize], steps: i64) {
+    let name = backend.name();
+    let rt = Runtime::new(RuntimeConfig {
+        tensor_backend: choice,
+        ..Default::default()
+    })
+    .unwrap();
     let loaded = rt
         .load(Path::new(weft_test_programs::TENSOR_BENCH))
         .unwrap();
-    let e = Engine::new(Cpu, 1 << 30);
-    println!("GPU bridge, CPU backend (gemm), 2 cores; component vs the engine called from Rust");
+    let e = Engine::new(backend, 1 << 30);
+    println!("-- backend {name}: component vs the same engine called from Rust");
 
-    // Dispatch: a tiny op in a loop.
-    let n = 20_000;
+    let n = 5_000;
     let x = data(&[1], false, &e);
     let start = Instant::now();
     for _ in 0..n {
@@ -66,17 +79,18 @@ fn main() {
         (guest_ns - native_ns) / 1000.0
     );
 
-    // Matmul throughput.
-    for size in [128usize, 256, 512, 1024] {
+    for &size in sizes {
         let reps = (2e9 / (2.0 * (size as f64).powi(3))).clamp(2.0, 200.0) as i64;
         let (a, b) = (
             data(&[size, size], false, &e),
             data(&[size, size], false, &e),
         );
         let start = Instant::now();
+        let mut last = None;
         for _ in 0..reps {
-            drop(e.matmul(&a, &b).unwrap());
+            last = Some(e.matmul(&a, &b).unwrap());
         }
+        sync(&e, &last.unwrap());
         let native = start.elapsed().as_secs_f64();
         let guest = component(
             &rt,
@@ -95,8 +109,6 @@ fn main() {
         );
     }
 
-    // Training steps of a small MLP.
-    let steps = 200;
     let batch = 256;
     let x = data(&[batch, 32], false, &e);
     let labels: Vec<usize> = (0..batch).map(|i| i % 10).collect();
@@ -123,6 +135,7 @@ fn main() {
         let g = e.backward(&loss).unwrap();
         adam.step(&e, &params, &g);
     }
+    sync(&e, &params[0]);
     let native = steps as f64 / start.elapsed().as_secs_f64();
     let guest = steps as f64
         / component(
@@ -139,4 +152,17 @@ fn main() {
         guest,
         guest / native
     );
+}
+
+fn main() {
+    println!("GPU bridge figures (2 cores, no GPU on this machine)");
+    figures(weft_tensor::Cpu, Choice::Cpu, &[128, 256, 512, 1024], 200);
+    #[cfg(feature = "wgpu")]
+    match weft_tensor::Wgpu::new() {
+        Ok(w) => {
+            println!("(wgpu adapter: {})", w.adapter());
+            figures(w, Choice::Wgpu, &[64, 128, 256], 10)
+        }
+        Err(e) => println!("-- backend wgpu: not measured ({e})"),
+    }
 }
