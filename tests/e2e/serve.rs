@@ -114,7 +114,12 @@ fn trained_iris(s: &Scratch) -> (PathBuf, Vec<(Vec<f64>, String)>) {
     };
     let model = get_artifact(digest("train", "model"), "model");
     let test = get_artifact(digest("standardize", "test"), "test");
-    let rows = std::fs::read_to_string(test.join("data.csv"))
+    (model, iris_rows(&test.join("data.csv")))
+}
+
+/// The rows of an iris CSV: four features and the species.
+fn iris_rows(csv: &Path) -> Vec<(Vec<f64>, String)> {
+    std::fs::read_to_string(csv)
         .unwrap()
         .lines()
         .skip(1)
@@ -125,8 +130,7 @@ fn trained_iris(s: &Scratch) -> (PathBuf, Vec<(Vec<f64>, String)>) {
                 f[4].to_string(),
             )
         })
-        .collect();
-    (model, rows)
+        .collect()
 }
 
 #[test]
@@ -797,18 +801,7 @@ fn the_mlp_trained_through_the_tensor_bridge_is_served_through_it() {
         out.join("model").display()
     );
     let server = start(&s, &["--model", &spec]);
-    let rows: Vec<(Vec<f64>, String)> = std::fs::read_to_string(&data)
-        .unwrap()
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (
-                f[..4].iter().map(|v| v.parse().unwrap()).collect(),
-                f[4].to_string(),
-            )
-        })
-        .collect();
+    let rows = iris_rows(&data);
     let batch: Vec<Vec<f64>> = rows.iter().map(|(x, _)| x.clone()).collect();
     let body = json!({"inputs": [{"name": "input", "datatype": "FP32", "shape": [rows.len(), 4], "data": batch}], "outputs": [{"name": "label"}]});
     let (code, resp) = post(

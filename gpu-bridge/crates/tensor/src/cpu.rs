@@ -2,7 +2,7 @@
 //! `shared/toolchain/gpu.md`), the rest as plain loops the compiler vectorises.
 
 use crate::backend::{Backend, Binary, Reduce, Unary, Window};
-use crate::shape::{numel, strides};
+use crate::shape::{broadcast_strides, numel, strides};
 use std::sync::Arc;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -30,21 +30,6 @@ fn apply_binary(op: Binary, a: f32, b: f32) -> f32 {
         Binary::Div => a / b,
         Binary::Eq => f32::from(u8::from(a == b)),
     }
-}
-
-/// Strides of `shape` seen as broadcast to `out` (0 where it repeats).
-fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
-    let own = strides(shape);
-    let pad = out.len() - shape.len();
-    (0..out.len())
-        .map(|i| {
-            if i < pad || shape[i - pad] == 1 {
-                0
-            } else {
-                own[i - pad]
-            }
-        })
-        .collect()
 }
 
 impl Backend for Cpu {

@@ -15,6 +15,21 @@ pub fn strides(shape: &[usize]) -> Vec<usize> {
     s
 }
 
+/// Strides of `shape` seen broadcast to `out`: 0 on the axes where it repeats.
+pub fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<usize> {
+    let own = strides(shape);
+    let pad = out.len() - shape.len();
+    (0..out.len())
+        .map(|i| {
+            if i < pad || shape[i - pad] == 1 {
+                0
+            } else {
+                own[i - pad]
+            }
+        })
+        .collect()
+}
+
 /// The NumPy broadcast of two shapes.
 pub fn broadcast(a: &[usize], b: &[usize]) -> Result<Vec<usize>, TensorError> {
     let n = a.len().max(b.len());

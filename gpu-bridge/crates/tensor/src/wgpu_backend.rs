@@ -3,7 +3,7 @@
 //! tiled matmul and fused kernels come with the GPU figures.
 
 use crate::backend::{Backend, Binary, Reduce, Unary, Window};
-use crate::shape::strides;
+use crate::shape::{broadcast_strides, strides};
 use std::sync::Arc;
 use wgpu::util::DeviceExt;
 
@@ -463,21 +463,6 @@ fn unary_code(op: Unary) -> u32 {
     }
 }
 
-/// Strides of `shape` broadcast to `out` (0 on repeated axes).
-fn broadcast_strides(shape: &[usize], out: &[usize]) -> Vec<u32> {
-    let own = strides(shape);
-    let pad = out.len() - shape.len();
-    (0..out.len())
-        .map(|i| {
-            if i < pad || shape[i - pad] == 1 {
-                0
-            } else {
-                own[i - pad] as u32
-            }
-        })
-        .collect()
-}
-
 fn u32s(v: &[usize]) -> impl Iterator<Item = u32> + '_ {
     v.iter().map(|&x| x as u32)
 }
@@ -569,8 +554,8 @@ impl Backend for Wgpu {
         };
         let mut p = vec![n as u32, code, out_shape.len() as u32];
         p.extend(u32s(out_shape));
-        p.extend(broadcast_strides(a_shape, out_shape));
-        p.extend(broadcast_strides(b_shape, out_shape));
+        p.extend(u32s(&broadcast_strides(a_shape, out_shape)));
+        p.extend(u32s(&broadcast_strides(b_shape, out_shape)));
         self.run(Kernel::Binary, &p, a, Some(b), n, n)
     }
 
