@@ -249,3 +249,26 @@ fn training_on_wgpu_follows_the_cpu_loss_curve() {
         );
     }
 }
+
+#[test]
+fn a_component_asking_for_an_enormous_tensor_gets_an_error_not_a_host_crash() {
+    let s = Scratch::new();
+    let run = s.run(MISBEHAVE, &["-p", "mode=tensor-bomb", "--json"]);
+    let outcome = run.json();
+    let broadcast = param(&outcome, "broadcast")["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        broadcast.contains("Quota") && broadcast.contains("quota exceeded"),
+        "{broadcast}"
+    );
+    let overflow = param(&outcome, "overflow")["value"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        overflow.contains("more elements than can be addressed"),
+        "{overflow}"
+    );
+}

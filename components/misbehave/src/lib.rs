@@ -15,6 +15,8 @@
 //! - `tensor-hog`: allocates `weft:tensor` tensors of 1 MiB until the host refuses; returns the
 //!   refusal as an error.
 //! - `forge-tensor`: uses a tensor handle it was never given (index `handle`).
+//! - `tensor-bomb`: asks for a 2^32-element tensor by broadcasting two small ones, and for a
+//!   tensor whose element count overflows; returns both refusals.
 use std::fmt::Write as _;
 use std::io::Write as _;
 use weft_step::{emit, out_param, Guest, Level, ParamValue, StepInput, StepOutput};
@@ -37,6 +39,7 @@ impl Guest for Misbehave {
             "busy" => busy(&input, input.int_param_or("ms", 500)? as u64),
             "fail" => Err("asked to fail".to_string()),
             "tensor-hog" => tensor_hog(),
+            "tensor-bomb" => tensor_bomb(),
             "forge-tensor" => {
                 // SAFETY: deliberately unsound: a handle this instance never received.
                 let forged = unsafe { weft_step::tensor::Tensor::from_handle(input.int_param_or("handle", 1)? as u32) };
@@ -245,4 +248,19 @@ fn tensor_hog() -> Result<StepOutput, String> {
             Err(e) => return Err(format!("unexpected: {e:?}")),
         }
     }
+}
+
+fn tensor_bomb() -> Result<StepOutput, String> {
+    use weft_step::tensor::{binary, BinaryOp, Tensor};
+    let col = Tensor::full(&[1 << 16, 1], 1.0).map_err(|e| format!("{e:?}"))?;
+    let row = Tensor::full(&[1, 1 << 16], 1.0).map_err(|e| format!("{e:?}"))?;
+    let broadcast = match binary(BinaryOp::Add, &col, &row) {
+        Ok(_) => return Err("a 2^32-element result was allowed".into()),
+        Err(e) => format!("{e:?}"),
+    };
+    let overflow = match Tensor::full(&[u32::MAX, u32::MAX, u32::MAX], 0.0) {
+        Ok(_) => return Err("an overflowing shape was allowed".into()),
+        Err(e) => format!("{e:?}"),
+    };
+    Ok(StepOutput { params: vec![out_param("broadcast", ParamValue::Str(broadcast)), out_param("overflow", ParamValue::Str(overflow))] })
 }

@@ -133,6 +133,14 @@ impl Backend for AnyBackend {
         }
     }
 
+    fn max_elements(&self) -> usize {
+        match self {
+            AnyBackend::Cpu(c) => c.max_elements(),
+            #[cfg(feature = "wgpu")]
+            AnyBackend::Wgpu(w) => w.max_elements(),
+        }
+    }
+
     fn upload(&self, data: &[f32]) -> AnyBuf {
         on!(self, c => c.upload(data), w => w.upload(data))
     }

@@ -69,6 +69,10 @@ pub trait Backend: Send + Sync + 'static {
 
     /// `cpu`, `wgpu`, `cuda`.
     fn name(&self) -> &'static str;
+    /// The most elements one buffer may hold on this device.
+    fn max_elements(&self) -> usize {
+        usize::MAX / 4
+    }
     fn upload(&self, data: &[f32]) -> Self::Buf;
     fn download(&self, buf: &Self::Buf) -> Vec<f32>;
     fn full(&self, len: usize, value: f32) -> Self::Buf;

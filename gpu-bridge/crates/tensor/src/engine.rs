@@ -7,7 +7,7 @@
 //! quota (one engine per component instance), refused past it, and returned when it drops.
 
 use crate::backend::{Backend, Binary, Reduce, Unary, Window};
-use crate::shape::{broadcast, numel};
+use crate::shape::{broadcast, checked_numel, numel};
 use crate::TensorError;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -157,6 +157,31 @@ impl<B: Backend> Engine<B> {
         self.account.used.load(Ordering::Relaxed)
     }
 
+    /// Refuses a result of `shape` before anything is allocated for it: a size that does not
+    /// fit, one larger than the device's largest buffer, or one past the quota.
+    fn admit(&self, shape: &[usize]) -> Result<(), TensorError> {
+        let n = checked_numel(shape).ok_or_else(|| {
+            TensorError::Shape(format!(
+                "shape {shape:?} has more elements than can be addressed"
+            ))
+        })?;
+        if n > self.backend.max_elements() {
+            return Err(TensorError::Shape(format!(
+                "shape {shape:?} ({n} elements) is larger than the device's largest buffer ({} elements)",
+                self.backend.max_elements()
+            )));
+        }
+        let used = self.used_bytes();
+        if used + n * 4 > self.account.limit {
+            return Err(TensorError::Quota {
+                limit: self.account.limit,
+                requested: n * 4,
+                used,
+            });
+        }
+        Ok(())
+    }
+
     fn node(
         &self,
         shape: Vec<usize>,
@@ -192,6 +217,7 @@ impl<B: Backend> Engine<B> {
         shape: &[usize],
         requires_grad: bool,
     ) -> Result<Tensor<B>, TensorError> {
+        self.admit(shape)?;
         if numel(shape) != data.len() {
             return Err(TensorError::Shape(format!(
                 "{} values do not fill shape {shape:?} ({} elements)",
@@ -208,6 +234,7 @@ impl<B: Backend> Engine<B> {
     }
 
     pub fn full(&self, shape: &[usize], value: f32) -> Result<Tensor<B>, TensorError> {
+        self.admit(shape)?;
         let buf = self.backend.full(numel(shape), value);
         self.node(shape.to_vec(), buf, Op::Leaf, false)
     }
@@ -255,6 +282,7 @@ impl<B: Backend> Engine<B> {
         b: &Tensor<B>,
     ) -> Result<Tensor<B>, TensorError> {
         let out = broadcast(a.shape(), b.shape())?;
+        self.admit(&out)?;
         let v = self
             .backend
             .binary(op, &a.buf(), a.shape(), &b.buf(), b.shape(), &out);
@@ -302,6 +330,9 @@ impl<B: Backend> Engine<B> {
             )));
         }
         let batch = numel(ba);
+        let mut out_shape = ba.to_vec();
+        out_shape.extend([m, n]);
+        self.admit(&out_shape)?;
         let v = self
             .backend
             .matmul(&a.buf(), &b.buf(), batch, m, k, n, false, false);
@@ -352,7 +383,7 @@ impl<B: Backend> Engine<B> {
     }
 
     pub fn reshape(&self, x: &Tensor<B>, shape: &[usize]) -> Result<Tensor<B>, TensorError> {
-        if numel(shape) != x.numel() {
+        if checked_numel(shape) != Some(x.numel()) {
             return Err(TensorError::Shape(format!(
                 "cannot reshape {:?} to {shape:?}",
                 x.shape()
@@ -398,6 +429,9 @@ impl<B: Backend> Engine<B> {
         start: usize,
         total: usize,
     ) -> Result<Tensor<B>, TensorError> {
+        let mut out_shape = x.shape().to_vec();
+        out_shape[axis] = total;
+        self.admit(&out_shape)?;
         let v = self.backend.pad(&x.buf(), x.shape(), axis, start, total);
         let mut shape = x.shape().to_vec();
         shape[axis] = total;
@@ -456,6 +490,7 @@ impl<B: Backend> Engine<B> {
                 "row {bad} of a matrix with {rows} rows"
             )));
         }
+        self.admit(&[indices.len(), *cols])?;
         let v = self.backend.gather_rows(&x.buf(), *cols, indices);
         self.derived(
             vec![indices.len(), *cols],
@@ -512,8 +547,9 @@ impl<B: Backend> Engine<B> {
                 "a {kh}x{kw} window with stride {stride} and padding {pad} does not fit {h}x{w} images"
             )));
         }
-        let v = self.backend.unfold(&x.buf(), win);
         let shape = vec![*n, win.out_h() * win.out_w(), c * kh * kw];
+        self.admit(&[*n, win.out_h(), win.out_w(), *c, kh, kw])?;
+        let v = self.backend.unfold(&x.buf(), win);
         Ok((self.derived(shape, v, Op::Unfold(x.clone(), win))?, win))
     }
 
@@ -605,6 +641,13 @@ impl<B: Backend> Engine<B> {
         logits: &Tensor<B>,
         targets: &Tensor<B>,
     ) -> Result<Tensor<B>, TensorError> {
+        if logits.shape().len() != 2 || targets.shape() != logits.shape() {
+            return Err(TensorError::Shape(format!(
+                "cross-entropy needs logits [n, classes] and targets of the same shape, got {:?} and {:?}",
+                logits.shape(),
+                targets.shape()
+            )));
+        }
         let lp = self.log_softmax(logits, -1)?;
         let per_row = self.sum(&self.mul(&lp, targets)?, -1)?;
         let n = logits.shape()[0] as f32;
@@ -625,6 +668,7 @@ impl<B: Backend> Engine<B> {
 
     /// One-hot rows `[indices.len(), classes]`.
     pub fn one_hot(&self, indices: &[usize], classes: usize) -> Result<Tensor<B>, TensorError> {
+        self.admit(&[indices.len(), classes])?;
         let mut data = vec![0.0; indices.len() * classes];
         for (row, &c) in indices.iter().enumerate() {
             if c >= classes {

@@ -6,6 +6,15 @@ pub fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
 }
 
+/// The element count, if it (and its size in f32 bytes) fits a `usize`: shapes come from
+/// components, which may name any size.
+pub fn checked_numel(shape: &[usize]) -> Option<usize> {
+    let n = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
+    n.checked_mul(4).map(|_| n)
+}
+
 /// Row-major strides in elements.
 pub fn strides(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![1; shape.len()];

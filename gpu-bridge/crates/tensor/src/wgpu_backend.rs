@@ -493,6 +493,14 @@ impl Backend for Wgpu {
         "wgpu"
     }
 
+    fn max_elements(&self) -> usize {
+        let limits = self.device.limits();
+        (limits
+            .max_buffer_size
+            .min(limits.max_storage_buffer_binding_size as u64)
+            / 4) as usize
+    }
+
     fn upload(&self, data: &[f32]) -> Self::Buf {
         let buf = self.buffer(data.len());
         if !data.is_empty() {

@@ -182,3 +182,39 @@ fn parameters_round_trip_through_safetensors() {
     let err = weft_tensor::io::load(&other, b"not safetensors").unwrap_err();
     assert!(err.to_string().contains("not a safetensors file"), "{err}");
 }
+
+#[test]
+fn sizes_a_component_may_ask_for_are_refused_before_anything_is_allocated() {
+    let e = Engine::new(Cpu, 1 << 30);
+    let huge = u32::MAX as usize;
+    // An element count that does not fit: refused, not wrapped around.
+    assert!(matches!(
+        e.full(&[huge, huge, huge], 1.0),
+        Err(TensorError::Shape(_))
+    ));
+    // Whose wrapped product would be 0, matching no data: refused all the same.
+    assert!(matches!(
+        e.tensor(&[], &[huge, huge, huge, 0], false),
+        Err(TensorError::Shape(_))
+    ));
+    let col = e.full(&[65_536, 1], 1.0).unwrap();
+    let row = e.full(&[1, 65_536], 1.0).unwrap();
+    // 2^32 elements (16 GiB) from two small tensors: the quota refuses it before computing.
+    assert!(matches!(e.add(&col, &row), Err(TensorError::Quota { .. })));
+    assert!(matches!(
+        e.matmul(&col, &row),
+        Err(TensorError::Quota { .. })
+    ));
+    assert!(matches!(
+        e.one_hot(&[0; 1 << 16], 1 << 16),
+        Err(TensorError::Quota { .. })
+    ));
+    assert!(e.reshape(&col, &[huge, huge, 1 << 32]).is_err());
+    let scalar = e.tensor(&[1.0], &[], false).unwrap();
+    assert!(matches!(
+        e.cross_entropy(&scalar, &scalar),
+        Err(TensorError::Shape(_))
+    ));
+    drop((col, row, scalar));
+    assert_eq!(e.used_bytes(), 0);
+}
