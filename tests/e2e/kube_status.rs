@@ -92,11 +92,11 @@ fn a_runner_writes_live_task_states_to_its_pipeline_run() {
 #[test]
 fn kube_status_needs_a_namespace_and_a_name() {
     let s = Scratch::new();
-    let out = s
-        .wasm_run()
-        .args(["pipeline", "run", "x.yaml", "--kube-status", "just-a-name"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("write NAMESPACE/NAME"));
+    let (code, err) =
+        fails(
+            s.wasm_run()
+                .args(["pipeline", "run", "x.yaml", "--kube-status", "just-a-name"]),
+        );
+    assert_eq!(code, Some(2));
+    assert!(err.contains("write NAMESPACE/NAME"), "{err}");
 }

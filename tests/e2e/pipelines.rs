@@ -675,14 +675,8 @@ fn a_pipeline_run_file_supplies_arguments_the_command_line_can_override() {
     // A run marked cancelled (the operator's `spec.cancel`) is not started.
     let cancelled = s.path("cancelled-run.yaml");
     std::fs::write(&cancelled, "apiVersion: weft.dev/v1alpha1\nkind: PipelineRun\nmetadata: {name: r}\nspec:\n  pipelineRef: iris.yaml\n  cancel: true\n").unwrap();
-    let out = s
-        .wasm_run()
-        .args(["pipeline", "run"])
-        .arg(&cancelled)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (code, err) = fails(s.wasm_run().args(["pipeline", "run"]).arg(&cancelled));
+    assert_eq!(code, Some(2));
     assert!(
         err.contains("cancelled-run.yaml:6:") && err.contains("marked cancelled"),
         "{err}"

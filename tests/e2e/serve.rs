@@ -350,33 +350,18 @@ fn fails_alone(pool: &str) {
                 ),
             )
         };
-        let (code, resp) = fault("trap");
-        assert_eq!(code, 500);
-        assert!(
-            resp["error"]
-                .as_str()
-                .unwrap()
-                .contains("echo-predictor asked to trap"),
-            "{resp}"
-        );
-        let (code, resp) = fault("spin");
-        assert_eq!(code, 500);
-        assert!(
-            resp["error"]
-                .as_str()
-                .unwrap()
-                .contains("time limit exceeded"),
-            "{resp}"
-        );
-        let (code, resp) = fault("hog");
-        assert_eq!(code, 500);
-        assert!(
-            resp["error"]
-                .as_str()
-                .unwrap()
-                .contains("memory limit exceeded"),
-            "{resp}"
-        );
+        for (input, cause) in [
+            ("trap", "echo-predictor asked to trap"),
+            ("spin", "time limit exceeded"),
+            ("hog", "memory limit exceeded"),
+        ] {
+            let (code, resp) = fault(input);
+            assert_eq!(code, 500, "{input}: {resp}");
+            assert!(
+                resp["error"].as_str().unwrap().contains(cause),
+                "{input}: {resp}"
+            );
+        }
         let big = format!(
             r#"{{"inputs": [{{"name": "x", "datatype": "FP32", "shape": [20000], "data": [{}]}}]}}"#,
             vec!["1.0"; 20000].join(",")
@@ -709,13 +694,10 @@ fn a_model_that_fails_to_load_stops_the_server_with_its_error() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("load-delay-ms"), "soon").unwrap();
     let spec = format!("echo={}:{}", component("echo-predictor"), dir.display());
-    let out = s
-        .wasm_run()
-        .args(["serve", "--port", "0", "--model", &spec])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (_, err) = fails(
+        s.wasm_run()
+            .args(["serve", "--port", "0", "--model", &spec]),
+    );
     assert!(
         err.contains("model `echo` version `1`") && err.contains("load-delay-ms"),
         "{err}"
@@ -760,14 +742,7 @@ fn an_inference_service_file_serves_its_predictor_and_canary_from_stored_artifac
         format!("apiVersion: weft.dev/v1alpha1\nkind: InferenceService\nmetadata: {{name: iris}}\nspec:\n  predictor:\n    component: \"{component}\"\n    storageUri: nowhere\n"),
     )
     .unwrap();
-    let out = s
-        .wasm_run()
-        .args(["serve", "--port", "0", "-f"])
-        .arg(&file)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (_, err) = fails(s.wasm_run().args(["serve", "--port", "0", "-f"]).arg(&file));
     assert!(
         err.contains("isvc.yaml:7:") && err.contains("nowhere"),
         "{err}"

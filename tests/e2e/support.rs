@@ -168,3 +168,13 @@ pub fn succeed(cmd: &mut Command) -> Output {
     );
     out
 }
+
+/// Runs `cmd`, failing the test unless it fails too: its exit code and stderr.
+pub fn fails(cmd: &mut Command) -> (Option<i32>, String) {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "{cmd:?} succeeded");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

@@ -175,25 +175,15 @@ fn layer_ops_through_the_wit_give_what_the_engine_gives() {
 #[test]
 fn a_tensor_backend_that_is_not_there_is_an_error_not_a_fallback() {
     let s = Scratch::new();
-    let out = s
-        .wasm_run()
-        .args(["--tensor-backend", "cuda", "run", NOOP])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("CUDA backend is not part of this build"));
+    let (code, err) = fails(s.wasm_run().args(["--tensor-backend", "cuda", "run", NOOP]));
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("CUDA backend is not part of this build"),
+        "{err}"
+    );
     if cfg!(not(feature = "wgpu")) {
-        let out = s
-            .wasm_run()
-            .args(["--tensor-backend", "wgpu", "run", NOOP])
-            .output()
-            .unwrap();
-        assert!(!out.status.success());
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("no wgpu support"),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (_, err) = fails(s.wasm_run().args(["--tensor-backend", "wgpu", "run", NOOP]));
+        assert!(err.contains("no wgpu support"), "{err}");
     }
 }
 
