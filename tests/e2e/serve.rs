@@ -394,6 +394,67 @@ fn fails_alone(pool: &str) {
     assert!(metrics.contains("weft_requests_in_flight 0\n"), "{metrics}");
 }
 
+/// Requests run on the server's async workers, not on blocking threads: a request spinning in
+/// wasm must yield its worker at every epoch tick, or more spinning requests than workers would
+/// hold every good request back until their time limit.
+#[test]
+fn requests_spinning_on_every_worker_do_not_hold_up_a_good_one() {
+    let s = Scratch::new();
+    let model = format!("echo={}", component("echo-predictor"));
+    // More spinners than the server has worker threads (one per core).
+    let spinners = std::thread::available_parallelism().map_or(4, |n| n.get()) + 2;
+    let concurrency = (spinners + 2).to_string();
+    let server = start(
+        &s,
+        &[
+            "--model",
+            &model,
+            "--timeout",
+            "5s",
+            "--concurrency",
+            &concurrency,
+        ],
+    );
+    let url = format!("{}/v2/models/echo/infer", server.url);
+    let spin = r#"{"inputs": [{"name": "spin", "datatype": "INT8", "shape": [1], "data": [1]}]}"#;
+    let good = r#"{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.5]}]}"#;
+    std::thread::scope(|scope| {
+        let spinning: Vec<_> = (0..spinners)
+            .map(|_| scope.spawn(|| post(&url, spin)))
+            .collect();
+        // Wait until every spinner is inside the server.
+        let metrics = format!("{}/metrics", server.url);
+        let in_flight = format!("weft_requests_in_flight {spinners}\n");
+        while !ureq::get(&metrics)
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap()
+            .contains(&in_flight)
+        {
+            assert!(
+                spinning.iter().all(|h| !h.is_finished()),
+                "the server answered nothing else while requests were spinning"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let (code, resp) = post(&url, good);
+        assert_eq!(code, 200, "{resp}");
+        assert!(
+            spinning.iter().all(|h| !h.is_finished()),
+            "the good request was answered only after the spinning ones ended"
+        );
+        for h in spinning {
+            let (code, resp) = h.join().unwrap();
+            assert_eq!(code, 500, "{resp}");
+            assert!(resp["error"]
+                .as_str()
+                .unwrap()
+                .contains("time limit exceeded"));
+        }
+    });
+}
+
 #[test]
 fn the_binary_tensor_extension_carries_fp16_and_mixes_with_json() {
     let s = Scratch::new();

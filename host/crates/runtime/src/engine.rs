@@ -56,7 +56,11 @@ pub struct LoadedComponent {
 /// Runs steps. Cheap to share across threads (`&Runtime` is `Sync`).
 pub struct Runtime {
     pub(crate) engine: Engine,
+    /// Imports for components called from a thread that may block (steps).
     pub(crate) linker: Linker<StepState>,
+    /// The same imports for components called from async tasks (served models): WASI's async
+    /// bindings, so a request runs on the task that parsed it instead of a blocking thread.
+    pub(crate) async_linker: Linker<StepState>,
     pub(crate) cache: ComponentCache,
     loaded: Mutex<HashMap<String, Arc<LoadedComponent>>>,
     pub(crate) tensor_device: weft_tensor::AnyBackend,
@@ -92,17 +96,8 @@ impl Runtime {
         let engine = Engine::new(&cfg)?;
         start_epoch_ticker(&engine);
 
-        let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        crate::output_quota::add_to_linker(&mut linker)?;
-        crate::wait_cap::add_to_linker(&mut linker)?;
-        Step::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)?;
-        // The GPU bridge: any component may import `weft:tensor/ops`.
-        crate::tensor_host::bindings::TensorHost::add_to_linker::<StepState, HasSelf<StepState>>(
-            &mut linker,
-            |s| s,
-        )?;
-
+        let linker = sandbox_linker(&engine, Calls::Blocking)?;
+        let async_linker = sandbox_linker(&engine, Calls::Async)?;
         let cache = ComponentCache::new(&engine, config.cache_dir);
         let tensor_device =
             weft_tensor::AnyBackend::open(config.tensor_backend).map_err(anyhow::Error::msg)?;
@@ -110,6 +105,7 @@ impl Runtime {
         Ok(Runtime {
             engine,
             linker,
+            async_linker,
             cache,
             loaded: Mutex::new(HashMap::new()),
             tensor_device,
@@ -130,7 +126,7 @@ impl Runtime {
                 pre: hit.pre.clone(),
             }));
         }
-        let (pre, source) = self.link(path, &digest, &bytes, TASK_EXPORT)?;
+        let (pre, source) = self.link(path, &digest, &bytes, TASK_EXPORT, Calls::Blocking)?;
         let shown = path.display().to_string();
         let pre = StepPre::new(pre).map_err(|e| StepError::Link {
             path: shown,
@@ -157,6 +153,7 @@ impl Runtime {
         digest: &str,
         bytes: &[u8],
         expected: &'static str,
+        calls: Calls,
     ) -> Result<(wasmtime::component::InstancePre<StepState>, LoadSource), StepError> {
         let shown = path.display().to_string();
         let (component, source) = self
@@ -178,8 +175,11 @@ impl Runtime {
                 exports,
             });
         }
-        let pre = self
-            .linker
+        let linker = match calls {
+            Calls::Blocking => &self.linker,
+            Calls::Async => &self.async_linker,
+        };
+        let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| StepError::Link {
                 path: shown,
@@ -194,6 +194,34 @@ impl Runtime {
     pub fn clear_loaded(&self) {
         self.loaded.lock().unwrap().clear();
     }
+}
+
+/// How a component's functions will be called, which decides the WASI bindings it links to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Calls {
+    /// Synchronously, from a thread that may block (steps, start-up work).
+    Blocking,
+    /// With `call_async` from an async task; wasm yields to the executor at every epoch tick.
+    Async,
+}
+
+/// The sandbox's imports: WASI p2 (its grants decided per Store), the output quota and wait
+/// caps shadowing parts of it, the step's host interface and the GPU bridge.
+fn sandbox_linker(engine: &Engine, calls: Calls) -> wasmtime::Result<Linker<StepState>> {
+    let mut linker = Linker::new(engine);
+    match calls {
+        Calls::Blocking => wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?,
+        Calls::Async => wasmtime_wasi::p2::add_to_linker_async(&mut linker)?,
+    }
+    crate::output_quota::add_to_linker(&mut linker)?;
+    crate::wait_cap::add_to_linker(&mut linker)?;
+    Step::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)?;
+    // The GPU bridge: any component may import `weft:tensor/ops`.
+    crate::tensor_host::bindings::TensorHost::add_to_linker::<StepState, HasSelf<StepState>>(
+        &mut linker,
+        |s| s,
+    )?;
+    Ok(linker)
 }
 
 /// Advances the engine's epoch every tick until the engine is dropped.

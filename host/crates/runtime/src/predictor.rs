@@ -1,7 +1,7 @@
 //! Served models: components of the `weft:serve/predictor` world, in the same sandbox as steps.
 
 use crate::cache::{self, LoadSource};
-use crate::engine::Runtime;
+use crate::engine::{Calls, Runtime};
 use crate::error::StepError;
 use crate::state::StepState;
 use crate::step::StepRequest;
@@ -9,8 +9,19 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 use wasmtime::Store;
 
-/// Host bindings for `weft:serve/predictor`, generated from `wit/serve`.
+/// Host bindings for `weft:serve/predictor`, generated from `wit/serve`: called from async
+/// tasks, so a request runs on the task that parsed it.
 pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../../wit/serve",
+        world: "weft:serve/predictor",
+        exports: { default: async },
+    });
+}
+
+/// The same world called synchronously: only to run `load` once before a snapshot, whose
+/// state readers (wizer's) call the instance synchronously.
+mod blocking {
     wasmtime::component::bindgen!({
         path: "../../../wit/serve",
         world: "weft:serve/predictor",
@@ -49,7 +60,7 @@ impl Runtime {
         let bytes = std::fs::read(path)
             .map_err(|e| StepError::Grant(format!("component {}: {e}", path.display())))?;
         let digest = cache::digest(&bytes);
-        let (pre, source) = self.link(path, &digest, &bytes, MODEL_EXPORT)?;
+        let (pre, source) = self.link(path, &digest, &bytes, MODEL_EXPORT, Calls::Async)?;
         Ok(LoadedPredictor {
             digest,
             path: path.to_path_buf(),
@@ -74,7 +85,7 @@ impl Runtime {
         let shown = path.display().to_string();
         // A model whose weights live in host tensors keeps only handles in its memory: a
         // snapshot would carry the handles without the tensors.
-        let (plain, _) = self.link(path, &digest, &bytes, MODEL_EXPORT)?;
+        let (plain, _) = self.link(path, &digest, &bytes, MODEL_EXPORT, Calls::Blocking)?;
         let imports_tensors = plain
             .component()
             .component_type()
@@ -92,20 +103,28 @@ impl Runtime {
             &cache::digest(&instrumented),
             &instrumented,
             MODEL_EXPORT,
+            Calls::Blocking,
         )?;
-        let (mut store, _granted, log) = self.new_store(grants)?;
+        let (mut store, _granted, log) = self.new_store(grants, Calls::Blocking)?;
         let limits = &grants.limits;
         let instance = pre
             .instantiate(&mut store)
             .map_err(|e| crate::step::classify(e, store.data(), limits, &log))?;
         let model =
-            bindings::Predictor::new(&mut store, &instance).map_err(|e| StepError::Link {
+            blocking::Predictor::new(&mut store, &instance).map_err(|e| StepError::Link {
                 path: shown.clone(),
                 reason: format!("{e:#}"),
             })?;
-        load_model(&model, &mut store, model_dir, limits, &log)?;
+        let loaded = model.weft_serve_model().call_load(&mut store, model_dir);
+        loaded_or_failed(loaded, &store, limits, &log)?;
         let snapshot = crate::snapshot::snapshot(&shown, &cx, &mut store, instance)?;
-        let (pre, source) = self.link(path, &cache::digest(&snapshot), &snapshot, MODEL_EXPORT)?;
+        let (pre, source) = self.link(
+            path,
+            &cache::digest(&snapshot),
+            &snapshot,
+            MODEL_EXPORT,
+            Calls::Async,
+        )?;
         Ok(LoadedPredictor {
             digest,
             path: path.to_path_buf(),
@@ -117,20 +136,25 @@ impl Runtime {
 
     /// A fresh instance sandboxed by `grants`, with its model loaded from `model_dir` (a guest
     /// path the grants make readable), ready for requests.
-    pub fn instantiate_predictor(
+    pub async fn instantiate_predictor(
         &self,
         predictor: &LoadedPredictor,
         grants: &StepRequest,
         model_dir: Option<&str>,
     ) -> Result<PredictorInstance, StepError> {
-        let (mut store, _granted, log) = self.new_store(grants)?;
+        let (mut store, _granted, log) = self.new_store(grants, Calls::Async)?;
         let limits = grants.limits.clone();
         let model = predictor
             .pre
-            .instantiate(&mut store)
+            .instantiate_async(&mut store)
+            .await
             .map_err(|e| crate::step::classify(e, store.data(), &limits, &log))?;
         if !predictor.preloaded {
-            load_model(&model, &mut store, model_dir, &limits, &log)?;
+            let loaded = model
+                .weft_serve_model()
+                .call_load(&mut store, model_dir)
+                .await;
+            loaded_or_failed(loaded, &store, &limits, &log)?;
         }
         Ok(PredictorInstance {
             store,
@@ -151,15 +175,14 @@ fn typed(
     })
 }
 
-/// Calls the model's `load`; its `Err` is the model's own message.
-fn load_model(
-    model: &bindings::Predictor,
-    store: &mut Store<StepState>,
-    model_dir: Option<&str>,
+/// The outcome of the model's `load`: its `Err` is the model's own message.
+fn loaded_or_failed(
+    loaded: wasmtime::Result<Result<(), String>>,
+    store: &Store<StepState>,
     limits: &crate::Limits,
     log: &crate::log_sink::LogSink,
 ) -> Result<(), StepError> {
-    match model.weft_serve_model().call_load(&mut *store, model_dir) {
+    match loaded {
         Ok(Ok(())) => Ok(()),
         Ok(Err(message)) => Err(StepError::Failed {
             message: format!("loading the model: {message}"),
@@ -179,14 +202,18 @@ impl PredictorInstance {
         crate::step::classify(e, state, &self.limits, &state.log)
     }
 
-    pub fn metadata(&mut self) -> Result<ModelMetadata, StepError> {
+    pub async fn metadata(&mut self) -> Result<ModelMetadata, StepError> {
         self.arm();
-        let r = self.model.weft_serve_model().call_metadata(&mut self.store);
+        let r = self
+            .model
+            .weft_serve_model()
+            .call_metadata(&mut self.store)
+            .await;
         r.map_err(|e| self.fail(e))
     }
 
     /// Runs one request. A trap or limit is an `Err`; the instance must not be reused after one.
-    pub fn infer(
+    pub async fn infer(
         &mut self,
         request: &InferRequest,
     ) -> Result<Result<InferResponse, InferError>, StepError> {
@@ -194,7 +221,8 @@ impl PredictorInstance {
         let r = self
             .model
             .weft_serve_model()
-            .call_infer(&mut self.store, request);
+            .call_infer(&mut self.store, request)
+            .await;
         r.map_err(|e| self.fail(e))
     }
 }

@@ -1,7 +1,7 @@
 //! One step execution: request in, outcome or error out.
 
 use crate::bindings::weft::pipeline::types as wit;
-use crate::engine::{LoadedComponent, Runtime};
+use crate::engine::{Calls, LoadedComponent, Runtime};
 use crate::error::{LimitExceeded, StepError};
 use crate::limits::{self, Limiter, Limits};
 use crate::log_sink::{LogSink, LogSummary};
@@ -138,6 +138,7 @@ impl Runtime {
     pub(crate) fn new_store(
         &self,
         req: &StepRequest,
+        calls: Calls,
     ) -> Result<(Store<StepState>, crate::sandbox::Granted, LogSink), StepError> {
         let limits = &req.limits;
         if limits.memory_bytes > crate::engine::MAX_MEMORY_BYTES {
@@ -192,7 +193,11 @@ impl Runtime {
             if Instant::now() >= ctx.data().deadline {
                 return Ok(UpdateDeadline::Interrupt);
             }
-            Ok(UpdateDeadline::Continue(1))
+            Ok(match calls {
+                Calls::Blocking => UpdateDeadline::Continue(1),
+                // Let the executor run other requests between ticks of a long call.
+                Calls::Async => UpdateDeadline::Yield(1),
+            })
         });
         Ok((store, granted, log))
     }
@@ -205,7 +210,7 @@ impl Runtime {
     ) -> Result<StepOutcome, StepError> {
         let started = Instant::now();
         let limits = &req.limits;
-        let (mut store, granted, log) = self.new_store(req)?;
+        let (mut store, granted, log) = self.new_store(req, Calls::Blocking)?;
 
         let input = wit::StepInput {
             context: wit::StepContext {

@@ -3,7 +3,7 @@
 //! model compiled natively into a plain axum handler that parses the same V2 JSON. A closed-loop
 //! load generator on loopback prints throughput, p50/p99 latency and ratios to native.
 //!
-//! `cargo bench -p weft-serve --bench serve [-- CLIENTS REQUESTS_PER_CLIENT]`
+//! `cargo bench -p weft-serve --bench serve [-- CLIENTS REQUESTS_PER_CLIENT ROUNDS]`
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -138,6 +138,7 @@ fn main() {
         .collect();
     let clients = args.first().copied().unwrap_or(4);
     let per_client = args.get(1).copied().unwrap_or(2000);
+    let rounds = args.get(2).copied().unwrap_or(5).max(1);
     let dir = model_dir();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -195,27 +196,49 @@ fn main() {
     });
     std::thread::sleep(Duration::from_millis(500));
 
-    let native = load(&native_url, clients, per_client);
-    let loading = load(&urls[0], clients, per_client);
-    let fresh = load(&urls[1], clients, per_client);
-    let pooled = load(&urls[2], clients, per_client);
-    println!("serving iris, {clients} clients x {per_client} requests, loopback, keep-alive");
+    // The machine's own noise (other load, frequency changes) drifts over seconds: every round
+    // runs each mode once, back to back, and each figure is the median over the rounds, the
+    // ratio being the median of the rounds' own ratios to that round's native run.
+    let modes = [
+        ("native axum handler (baseline)", native_url.as_str()),
+        ("fresh instance, load per request", urls[0].as_str()),
+        ("fresh instance from snapshot", urls[1].as_str()),
+        ("warm pool (8)", urls[2].as_str()),
+    ];
+    let runs: Vec<Vec<Figures>> = (0..rounds)
+        .map(|_| {
+            modes
+                .iter()
+                .map(|(_, url)| load(url, clients, per_client))
+                .collect()
+        })
+        .collect();
     println!(
-        "{:<34} {:>10} {:>10} {:>10} {:>10}",
-        "mode", "req/s", "p50", "p99", "vs native"
+        "serving iris, {clients} clients x {per_client} requests, {rounds} rounds, loopback, keep-alive"
     );
-    for (name, f) in [
-        ("native axum handler (baseline)", &native),
-        ("fresh instance, load per request", &loading),
-        ("fresh instance from snapshot", &fresh),
-        ("warm pool (8)", &pooled),
-    ] {
+    println!(
+        "{:<34} {:>10} {:>10} {:>10} {:>10} {:>14}",
+        "mode", "req/s", "p50", "p99", "vs native", "ratio range"
+    );
+    for (i, (name, _)) in modes.iter().enumerate() {
+        let ratios: Vec<f64> = runs.iter().map(|r| r[i].rps / r[0].rps).collect();
+        let (lo, hi) = (
+            ratios.iter().cloned().fold(f64::MAX, f64::min),
+            ratios.iter().cloned().fold(f64::MIN, f64::max),
+        );
         println!(
-            "{name:<34} {:>10.0} {:>10.1?} {:>10.1?} {:>9.2}x",
-            f.rps,
-            f.p50,
-            f.p99,
-            f.rps / native.rps
+            "{name:<34} {:>10.0} {:>10.1?} {:>10.1?} {:>9.2}x {:>6.2}-{:.2}x",
+            median(runs.iter().map(|r| r[i].rps).collect()),
+            median(runs.iter().map(|r| r[i].p50).collect()),
+            median(runs.iter().map(|r| r[i].p99).collect()),
+            median(ratios),
+            lo,
+            hi,
         );
     }
+}
+
+fn median<T: PartialOrd + Copy>(mut v: Vec<T>) -> T {
+    v.sort_by(|a, b| a.partial_cmp(b).expect("no NaN among the figures"));
+    v[v.len() / 2]
 }

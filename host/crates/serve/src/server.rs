@@ -52,6 +52,9 @@ pub struct ServerConfig {
 struct Version {
     config: ModelConfig,
     predictor: LoadedPredictor,
+    /// What each fresh instance is granted: a snapshotted model starts loaded and is granted
+    /// nothing (nor pays for opening its directory on every request).
+    grants: StepRequest,
     metadata: ModelMetadata,
     warm: std::sync::Mutex<Vec<PredictorInstance>>,
 }
@@ -69,7 +72,6 @@ struct AppState {
     declared: std::collections::BTreeSet<String>,
     /// Set once every model has loaded; until then the server is live but not ready (503).
     models: std::sync::OnceLock<BTreeMap<String, Model>>,
-    limits: Limits,
     slots: tokio::sync::Semaphore,
 }
 
@@ -128,7 +130,6 @@ pub async fn serve_on(
         runtime,
         declared: config.models.iter().map(|m| m.name.clone()).collect(),
         models: std::sync::OnceLock::new(),
-        limits: config.limits.clone(),
         slots: tokio::sync::Semaphore::new(config.concurrency.max(1)),
     });
     let app = Router::new()
@@ -164,7 +165,7 @@ pub async fn serve_on(
     eprintln!("listening on http://{}", listener.local_addr()?);
     // Loading runs wasm (and blocking WASI calls): keep it off the async workers.
     let loading = tokio::task::spawn_blocking(move || {
-        let models = load_models(&config, &state.runtime)?;
+        let models = load_models(&config, &state.runtime, &tokio::runtime::Handle::current())?;
         let _ = state.models.set(models);
         eprintln!("ready: {} model(s) loaded", state.declared.len());
         anyhow::Ok(())
@@ -222,17 +223,25 @@ fn load_predictor(
 fn load_models(
     config: &ServerConfig,
     runtime: &Runtime,
+    tokio: &tokio::runtime::Handle,
 ) -> anyhow::Result<BTreeMap<String, Model>> {
     let mut versions: BTreeMap<String, BTreeMap<String, Version>> = BTreeMap::new();
     for m in &config.models {
         let what = format!("model `{}` version `{}`", m.name, m.version);
         let predictor =
             load_predictor(runtime, m, config).map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
-        let mut instance = runtime
-            .instantiate_predictor(&predictor, &grants(m, &config.limits), guest_model_dir(m))
-            .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
-        let metadata = instance
-            .metadata()
+        let mut grants = grants(m, &config.limits);
+        if predictor.preloaded {
+            grants.inputs.clear();
+        }
+        let (instance, metadata) = tokio
+            .block_on(async {
+                let mut instance = runtime
+                    .instantiate_predictor(&predictor, &grants, guest_model_dir(m))
+                    .await?;
+                let metadata = instance.metadata().await?;
+                Ok::<_, StepError>((instance, metadata))
+            })
             .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
         tracing::info!(model = %m.name, version = %m.version, digest = %predictor.digest, "model ready");
         // The instance that answered the metadata is the first warm one.
@@ -244,6 +253,7 @@ fn load_models(
         let v = Version {
             config: m.clone(),
             predictor,
+            grants,
             metadata,
             warm,
         };
@@ -626,40 +636,33 @@ async fn run_infer(
         .acquire()
         .await
         .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()))?;
-    let worker = state.clone();
-    let model_name = name.clone();
-    let version = chosen.clone();
     // A fresh instance in its own Store (or a warm one from the pool); after a trap or limit it
-    // is dropped with everything it did.
-    let result = tokio::task::spawn_blocking(move || {
-        let m = &loaded(&worker, &model_name)
-            .expect("checked before the request was queued")
-            .versions[&version];
+    // is dropped with everything it did. It runs here, on this task: wasm yields to the executor
+    // at every epoch tick, so a long request does not hold a worker thread.
+    let m = &loaded(&state, &name)
+        .expect("checked before the request was queued")
+        .versions[&chosen];
+    let result = async {
         let pooled = m.warm.lock().unwrap().pop();
         let mut instance = match pooled {
             Some(i) => i,
-            None => worker.runtime.instantiate_predictor(
-                &m.predictor,
-                &grants(&m.config, &worker.limits),
-                guest_model_dir(&m.config),
-            )?,
+            None => {
+                state
+                    .runtime
+                    .instantiate_predictor(&m.predictor, &m.grants, guest_model_dir(&m.config))
+                    .await?
+            }
         };
-        let result = instance.infer(&request);
+        let result = instance.infer(&request).await;
         if result.is_ok() {
             let mut warm = m.warm.lock().unwrap();
-            if warm.len() < worker.pool {
+            if warm.len() < state.pool {
                 warm.push(instance);
             }
         }
         result
-    })
-    .await
-    .map_err(|e| {
-        ApiError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("request worker: {e}"),
-        )
-    })?;
+    }
+    .await;
     let response = match result {
         Ok(Ok(r)) => r,
         Ok(Err(InferError::InvalidInput(m))) => return Err(bad(m)),
