@@ -33,15 +33,7 @@ fn api_server() -> (String, Seen) {
             },
         ),
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || rt.block_on(async { axum::serve(listener, app).await }));
+    let url = serve_in_background(app);
     (url, seen)
 }
 

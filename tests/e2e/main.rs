@@ -11,5 +11,7 @@ mod runtime_api;
 mod sandbox;
 mod serve;
 mod support;
+#[cfg(feature = "kube")]
+mod task_pods;
 mod tensors;
 mod transform;

@@ -178,3 +178,18 @@ pub fn fails(cmd: &mut Command) -> (Option<i32>, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Serves `app` on a loopback port from a thread of its own (a stand-in API server); its URL.
+#[cfg(feature = "kube")]
+pub fn serve_in_background(app: axum::Router) -> String {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || rt.block_on(async { axum::serve(listener, app).await }));
+    url
+}

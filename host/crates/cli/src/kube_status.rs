@@ -42,3 +42,35 @@ pub async fn follow(
         "--kube-status: this wasm-run was built without Kubernetes support (cargo feature `kube`)"
     )
 }
+
+/// The launcher for tasks in pods of their own, for PipelineRun `namespace/name`, making Jobs
+/// from the pod template in `template`.
+#[cfg(feature = "kube")]
+pub async fn pods(
+    (namespace, name): (String, String),
+    template: &std::path::Path,
+) -> Result<weft_pipeline::work_order::Pods> {
+    use anyhow::Context;
+    let template = weft_task_pods::read_template(template)?;
+    let client = kube::Client::try_default()
+        .await
+        .context("--task-pods: connecting to Kubernetes (in-cluster or kubeconfig)")?;
+    let mut pods = weft_task_pods::KubePods::new(client, &namespace, &name, template).await?;
+    if let Some(ms) = std::env::var("WEFT_TASK_POD_POLL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        pods = pods.poll_every(std::time::Duration::from_millis(ms));
+    }
+    Ok(std::sync::Arc::new(pods))
+}
+
+#[cfg(not(feature = "kube"))]
+pub async fn pods(
+    _run: (String, String),
+    _template: &std::path::Path,
+) -> Result<weft_pipeline::work_order::Pods> {
+    anyhow::bail!(
+        "--task-pods: this wasm-run was built without Kubernetes support (cargo feature `kube`)"
+    )
+}

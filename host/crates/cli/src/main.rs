@@ -9,6 +9,7 @@ mod report;
 mod run;
 mod runs;
 mod serve;
+mod task;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -77,6 +78,9 @@ enum Command {
     /// Artifacts in the store: list, get.
     #[command(subcommand)]
     Artifacts(runs::ArtifactsCommand),
+    /// Work orders from a runner: the pod side of tasks that run in pods of their own.
+    #[command(subcommand)]
+    Task(task::TaskCommand),
     /// Which runs and tasks produced and consumed an artifact.
     Lineage {
         /// The artifact's digest (sha256:...).
@@ -103,6 +107,7 @@ fn main() -> ExitCode {
         Command::Traffic(args) => serve::traffic(args),
         Command::Artifacts(cmd) => runs::artifacts(&home, cmd),
         Command::Lineage { digest, output } => runs::lineage(&home, &digest, output),
+        Command::Task(cmd) => task::command(&home, cmd),
     };
     match result {
         Ok(code) => code,

@@ -72,6 +72,12 @@ pub struct RunPipelineArgs {
     /// report to the operator. Needs a build with the `kube` feature.
     #[arg(long, value_name = "NAMESPACE/NAME", value_parser = parse_run_ref)]
     kube_status: Option<(String, String)>,
+    /// Run tasks that ask for `resources` of their own, and parallelFors with `pods`, as Jobs
+    /// in the PipelineRun's namespace, made from the pod template in FILE (a PodTemplateSpec as
+    /// JSON; the operator writes it). Their steps meet the runner only in the artifact store,
+    /// which must be shared (S3, or a ReadWriteMany volume). Needs `--kube-status`.
+    #[arg(long, value_name = "FILE", requires = "kube_status")]
+    task_pods: Option<PathBuf>,
 }
 
 fn parse_run_ref(s: &str) -> Result<(String, String), String> {
@@ -178,11 +184,12 @@ pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
                 let summary = with_progress_to(
                     total,
                     parallelism(args.parallelism),
-                    args.kube_status.clone(),
+                    Kube::from(&args),
                     |opts| async move { exec.resume(&id, &opts).await },
                 )?;
                 return finish_run(home, summary, args.report.as_deref(), args.json);
             }
+            let kube = Kube::from(&args);
             let mut run_args = RunArgs {
                 params: args.params,
                 artifacts: args.artifacts,
@@ -208,7 +215,7 @@ pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
             let summary = with_progress_to(
                 total,
                 parallelism(args.parallelism),
-                args.kube_status.clone(),
+                kube,
                 |opts| async move { exec.start(plan, args.run_id, &opts).await },
             )?;
             finish_run(home, summary, args.report.as_deref(), args.json)
@@ -346,17 +353,28 @@ where
     F: FnOnce(RunOptions) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
-    with_progress_to(total, parallelism, None, run)
+    with_progress_to(total, parallelism, Kube::default(), run)
 }
 
-/// [`with_progress`], also writing task states to a PipelineRun's status when `kube_status`
-/// names one.
-fn with_progress_to<T, F, Fut>(
-    total: usize,
-    parallelism: usize,
-    kube_status: Option<(String, String)>,
-    run: F,
-) -> Result<T>
+/// What a runner on Kubernetes does beside running: status writes and task pods.
+#[derive(Default)]
+struct Kube {
+    status: Option<(String, String)>,
+    task_pods: Option<PathBuf>,
+}
+
+impl From<&RunPipelineArgs> for Kube {
+    fn from(args: &RunPipelineArgs) -> Self {
+        Kube {
+            status: args.kube_status.clone(),
+            task_pods: args.task_pods.clone(),
+        }
+    }
+}
+
+/// [`with_progress`], also writing task states to a PipelineRun's status when `kube.status`
+/// names one, and running tasks in pods of their own when `kube.task_pods` says how.
+fn with_progress_to<T, F, Fut>(total: usize, parallelism: usize, kube: Kube, run: F) -> Result<T>
 where
     F: FnOnce(RunOptions) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
@@ -366,7 +384,13 @@ where
         .build()?;
     rt.block_on(async {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let (rx, reporter) = match kube_status {
+        let pods = match (&kube.task_pods, &kube.status) {
+            (Some(template), Some(run_ref)) => {
+                Some(crate::kube_status::pods(run_ref.clone(), template).await?)
+            }
+            _ => None,
+        };
+        let (rx, reporter) = match kube.status {
             None => (rx, None),
             Some(run_ref) => {
                 let (rx, reporter) = crate::kube_status::follow(run_ref, rx).await?;
@@ -390,6 +414,7 @@ where
             parallelism,
             events: Some(tx),
             cancel,
+            pods,
         })
         .await;
         let _ = progress.await;

@@ -8,6 +8,7 @@
 use crate::cache_key::{cache_key, KeyParts};
 use crate::condition;
 use crate::plan::{component_path, from_json, Plan};
+use crate::work_order::{OrderedStep, Pods, WorkOrder};
 use anyhow::{anyhow, Context, Result};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -66,6 +67,9 @@ pub struct RunOptions {
     pub events: Option<UnboundedSender<RunEvent>>,
     /// Set to cancel the run: running steps stop at the next epoch tick.
     pub cancel: Arc<AtomicBool>,
+    /// Pods for the tasks that ask for resources of their own and for sharded parallelFors
+    /// (the runner on Kubernetes); None runs every task in this process.
+    pub pods: Option<Pods>,
 }
 
 impl Default for RunOptions {
@@ -74,6 +78,7 @@ impl Default for RunOptions {
             parallelism: 4,
             events: None,
             cancel: Arc::new(AtomicBool::new(false)),
+            pods: None,
         }
     }
 }
@@ -327,7 +332,10 @@ impl Executor {
                         &outputs,
                         None,
                     ) {
-                        Ok(job) => job,
+                        Ok(job) => Job {
+                            pods: opts.pods.clone(),
+                            ..job
+                        },
                         Err(e) => {
                             let why = format!("{e:#}");
                             self.stores.meta.set_task_state(
@@ -412,6 +420,10 @@ impl Executor {
                     Some(&status),
                 ) {
                     Ok(job) => {
+                        let job = Job {
+                            pods: opts.pods.clone(),
+                            ..job
+                        };
                         let runtime = self.runtime.clone();
                         let stores = self.stores.clone();
                         let events = opts.events.clone();
@@ -614,6 +626,7 @@ impl Executor {
             input_types,
             cache_key: key,
             use_cache: plan.cache && task.cache.unwrap_or(true),
+            pods: None,
         })
     }
 }
@@ -636,6 +649,8 @@ struct Job {
     items: Option<Vec<serde_json::Value>>,
     loop_params: Vec<(String, String, weft_spec::pipeline::ParamType)>,
     loop_parallelism: usize,
+    /// Where tasks with resources of their own run (None: here, like every task).
+    pods: Option<Pods>,
 }
 
 impl Job {
@@ -748,7 +763,7 @@ fn execute(
     let result = if job.items.is_some() {
         run_loop(runtime, stores, &job, &emit, &cancel)
     } else {
-        run_with_retries(runtime, stores, &job, &emit, &cancel)
+        run_with_retries(runtime, stores, &job, &emit, &cancel, 1)
     };
     match result {
         Ok((state, out, duration, detail)) => {
@@ -809,40 +824,67 @@ fn run_loop(
         .start_task(&job.run_id, &job.task, 1, &job.component, "")
         .map_err(|e| fail(e.into()))?;
 
-    let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<std::sync::Mutex<Option<std::result::Result<Finished, (TaskState, String)>>>> =
         iterations
             .iter()
             .map(|_| std::sync::Mutex::new(None))
             .collect();
-    std::thread::scope(|scope| {
-        for _ in 0..job.loop_parallelism.max(1).min(iterations.len().max(1)) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(it) = iterations.get(i) else { break };
-                let r = run_with_retries(runtime, stores, it, emit, cancel);
-                match &r {
-                    Ok((state, _, d, detail)) => emit(RunEvent::TaskFinished {
-                        task: it.task.clone(),
-                        state: *state,
-                        duration: Some(*d),
-                        detail: detail.clone(),
-                    }),
-                    Err((state, why)) => {
-                        let _ =
-                            stores
-                                .meta
-                                .set_task_state(&job.run_id, &it.task, *state, Some(why));
-                        emit(RunEvent::TaskFinished {
-                            task: it.task.clone(),
-                            state: *state,
-                            duration: None,
-                            detail: Some(why.clone()),
-                        });
-                    }
-                }
-                *results[i].lock().unwrap() = Some(r);
-            });
+    // An iteration's end: reported, recorded when it failed, kept for the fan-in.
+    let settle = |i: usize, r: std::result::Result<Finished, (TaskState, String)>| {
+        let it = &iterations[i];
+        match &r {
+            Ok((state, _, d, detail)) => emit(RunEvent::TaskFinished {
+                task: it.task.clone(),
+                state: *state,
+                duration: Some(*d),
+                detail: detail.clone(),
+            }),
+            Err((state, why)) => {
+                let _ = stores
+                    .meta
+                    .set_task_state(&job.run_id, &it.task, *state, Some(why));
+                emit(RunEvent::TaskFinished {
+                    task: it.task.clone(),
+                    state: *state,
+                    duration: None,
+                    detail: Some(why.clone()),
+                });
+            }
+        }
+        *results[i].lock().unwrap() = Some(r);
+    };
+    let shards = job
+        .spec
+        .parallel_for
+        .as_ref()
+        .and_then(|pf| pf.pods)
+        .filter(|_| job.pods.is_some());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| match (shards, &job.pods) {
+        // Sharded across pods: shard k runs iterations k, k + n, k + 2n, ... in one pod.
+        (Some(n), Some(pods)) => {
+            let n = (n as usize).clamp(1, iterations.len().max(1));
+            for k in 0..n {
+                let (settle, iterations) = (&settle, &iterations);
+                scope.spawn(move || {
+                    let mine: Vec<usize> = (k..iterations.len()).step_by(n).collect();
+                    run_shard(
+                        runtime, stores, job, pods, k, &mine, iterations, emit, cancel,
+                    )
+                    .into_iter()
+                    .for_each(|(i, r)| settle(i, r));
+                });
+            }
+        }
+        _ => {
+            for _ in 0..job.loop_parallelism.max(1).min(iterations.len().max(1)) {
+                let (settle, iterations, next) = (&settle, &iterations, &next);
+                scope.spawn(move || loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(it) = iterations.get(i) else { break };
+                    settle(i, run_with_retries(runtime, stores, it, emit, cancel, 1));
+                });
+            }
         }
     });
     let mut done = Vec::new();
@@ -942,15 +984,126 @@ fn link_tree(src: &std::path::Path, dest: &std::path::Path) -> std::io::Result<(
     Ok(())
 }
 
+/// Shard `k` of a sharded parallelFor: the iterations `mine` not answered by the cache run in
+/// one pod (first attempts); those that fail there and may be retried go through the usual
+/// retries from attempt 2 (in pods of their own when the task has resources, else here).
+#[allow(clippy::too_many_arguments)]
+fn run_shard(
+    runtime: &Runtime,
+    stores: &Stores,
+    job: &Job,
+    pods: &Pods,
+    k: usize,
+    mine: &[usize],
+    iterations: &[Job],
+    emit: &(dyn Fn(RunEvent) + Sync),
+    cancel: &Arc<AtomicBool>,
+) -> Vec<(usize, std::result::Result<Finished, (TaskState, String)>)> {
+    let fail = |e: anyhow::Error| (TaskState::Failed, format!("{e:#}"));
+    let mut settled = Vec::new();
+    let mut pending = Vec::new();
+    for &i in mine {
+        let it = &iterations[i];
+        if it.use_cache {
+            match cache_hit(stores, it) {
+                Ok(Some(hit)) => {
+                    settled.push((i, Ok(hit)));
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    settled.push((i, Err(fail(e))));
+                    continue;
+                }
+            }
+        }
+        pending.push(i);
+    }
+    if pending.is_empty() {
+        return settled;
+    }
+    let mut steps = Vec::new();
+    for &i in &pending {
+        let it = &iterations[i];
+        emit(RunEvent::TaskStarted {
+            task: it.task.clone(),
+            attempt: 1,
+        });
+        let started = stores.meta.start_task(
+            &it.run_id,
+            &it.task,
+            1,
+            &it.component,
+            &log_path(stores, it, 1).display().to_string(),
+        );
+        if let Err(e) = started {
+            let why = fail(e.into());
+            settled.extend(pending.iter().map(|&i| (i, Err(why.clone()))));
+            return settled;
+        }
+        steps.push(ordered_step(it, 1));
+    }
+    let resources = job.spec.resources.clone().unwrap_or_default();
+    let name = format!("{}-shard-{k}", job.task);
+    let results = match in_pod(
+        stores,
+        pods,
+        &name,
+        steps,
+        job.loop_parallelism,
+        &resources,
+        cancel,
+    ) {
+        Ok(results) => results,
+        Err(e) => {
+            let why = match e {
+                AttemptError::Cancelled => (TaskState::Cancelled, "cancelled".to_string()),
+                AttemptError::Host(e) => fail(e),
+                AttemptError::Step(m) => (TaskState::Failed, m),
+            };
+            settled.extend(pending.iter().map(|&i| (i, Err(why.clone()))));
+            return settled;
+        }
+    };
+    let retries = job.spec.retry.as_ref().map_or(0, |r| r.limit);
+    for (&i, result) in pending.iter().zip(results) {
+        let it = &iterations[i];
+        let log = log_path(stores, it, 1);
+        if let Err(e) = keep_log(&log, &result.log) {
+            settled.push((i, Err(fail(e))));
+            continue;
+        }
+        let r = match result.outcome {
+            Ok(done) => record_success(stores, it, done, &log).map_err(fail),
+            Err(_) if cancel.load(Ordering::Relaxed) => {
+                Err((TaskState::Cancelled, "cancelled".into()))
+            }
+            Err(message) if retries == 0 => Err((TaskState::Failed, message)),
+            Err(message) => {
+                emit(RunEvent::TaskRetrying {
+                    task: it.task.clone(),
+                    attempt: 1,
+                    delay: Duration::ZERO,
+                    error: message,
+                });
+                run_with_retries(runtime, stores, it, emit, cancel, 2)
+            }
+        };
+        settled.push((i, r));
+    }
+    settled
+}
+
 fn run_with_retries(
     runtime: &Runtime,
     stores: &Stores,
     job: &Job,
     emit: &(dyn Fn(RunEvent) + Sync),
     cancel: &Arc<AtomicBool>,
+    first_attempt: u32,
 ) -> std::result::Result<Finished, (TaskState, String)> {
     let fail = |e: anyhow::Error| (TaskState::Failed, format!("{e:#}"));
-    if job.use_cache {
+    if job.use_cache && first_attempt == 1 {
         if let Some(hit) = cache_hit(stores, job).map_err(fail)? {
             return Ok(hit);
         }
@@ -963,7 +1116,7 @@ fn run_with_retries(
         .and_then(|b| humantime::parse_duration(b).ok())
         .unwrap_or(Duration::from_secs(1));
     let factor = retry.as_ref().and_then(|r| r.factor).unwrap_or(2.0);
-    let mut attempt = 1;
+    let mut attempt = first_attempt;
     loop {
         emit(RunEvent::TaskStarted {
             task: job.task.clone(),
@@ -992,7 +1145,7 @@ fn run_with_retries(
     }
 }
 
-enum AttemptError {
+pub(crate) enum AttemptError {
     /// The step failed (may be retried).
     Step(String),
     Cancelled,
@@ -1066,6 +1219,51 @@ fn input_events(job: &Job) -> Vec<(String, String, String)> {
         .collect()
 }
 
+/// What a step that succeeded produced (its artifacts already in the store).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct StepDone {
+    pub params: BTreeMap<String, ParamValue>,
+    pub artifacts: BTreeMap<String, weft_store::StoredArtifact>,
+    /// (name, value, step) of each metric the step logged.
+    pub metrics: Vec<(String, f64, Option<u64>)>,
+    pub duration_ms: f64,
+}
+
+/// The step `job` is at `attempt`: what it runs on, pinned by digest.
+fn ordered_step(job: &Job, attempt: u32) -> OrderedStep {
+    let decl = &job.plan.pipeline.spec.components[&job.spec.component];
+    OrderedStep {
+        task: job.task.clone(),
+        // A replay shows the steps the original run's id, so that identical steps see
+        // identical input.
+        context_run: job
+            .plan
+            .replay_of
+            .clone()
+            .unwrap_or_else(|| job.run_id.clone()),
+        attempt,
+        component: job.component.clone(),
+        component_artifact: None,
+        params: job.params.clone(),
+        inputs: job.inputs.clone(),
+        outputs: decl.outputs.artifacts.keys().cloned().collect(),
+        output_params: decl.outputs.params.clone(),
+        env: job.spec.env.clone(),
+        hermetic_seed: job.plan.hermetic_seed,
+        timeout: job.spec.timeout.clone(),
+        memory: job.spec.memory.clone(),
+    }
+}
+
+fn log_path(stores: &Stores, job: &Job, attempt: u32) -> PathBuf {
+    let name = if attempt == 1 {
+        format!("{}.log", job.task)
+    } else {
+        format!("{}.attempt-{attempt}.log", job.task)
+    };
+    stores.logs_dir.join(&job.run_id).join(name)
+}
+
 fn run_once(
     runtime: &Runtime,
     stores: &Stores,
@@ -1074,16 +1272,7 @@ fn run_once(
     cancel: &Arc<AtomicBool>,
 ) -> std::result::Result<Finished, AttemptError> {
     let host = |e: anyhow::Error| AttemptError::Host(e);
-    let decl = &job.plan.pipeline.spec.components[&job.spec.component];
-    let component = runtime
-        .load(&component_path(&stores.components_dir, &job.component))
-        .map_err(|e| AttemptError::Step(e.to_string()))?;
-    let log_name = if attempt == 1 {
-        format!("{}.log", job.task)
-    } else {
-        format!("{}.attempt-{attempt}.log", job.task)
-    };
-    let log_path = stores.logs_dir.join(&job.run_id).join(log_name);
+    let log_path = log_path(stores, job, attempt);
     stores
         .meta
         .start_task(
@@ -1094,30 +1283,157 @@ fn run_once(
             &log_path.display().to_string(),
         )
         .map_err(|e| host(e.into()))?;
-    let scratch = stores.artifacts.scratch_dir().map_err(|e| host(e.into()))?;
+    let step = ordered_step(job, attempt);
+    let done = match (&job.pods, &job.spec.resources) {
+        // A task with resources of its own runs in its own pod where there are pods.
+        (Some(pods), Some(resources)) => {
+            let mut results = in_pod(stores, pods, &job.task, vec![step], 1, resources, cancel)?;
+            let result = results.pop().expect("one step, one result");
+            keep_log(&log_path, &result.log).map_err(host)?;
+            result.outcome.map_err(AttemptError::Step)?
+        }
+        _ => run_step(
+            runtime,
+            &stores.artifacts,
+            &step,
+            &component_path(&stores.components_dir, &job.component),
+            &log_path,
+            cancel,
+        )?,
+    };
+    record_success(stores, job, done, &log_path).map_err(host)
+}
 
-    // A replay shows the steps the original run's id, so that identical steps see identical input.
-    let context_run = job
-        .plan
-        .replay_of
-        .clone()
-        .unwrap_or_else(|| job.run_id.clone());
-    let mut req = StepRequest::new(context_run, job.task.clone());
-    req.context.attempt = attempt;
-    req.params = job
+/// Runs `steps` in one pod through `pods`, their components shipped as artifacts.
+fn in_pod(
+    stores: &Stores,
+    pods: &Pods,
+    name: &str,
+    mut steps: Vec<OrderedStep>,
+    parallelism: usize,
+    resources: &weft_spec::pipeline::TaskResources,
+    cancel: &Arc<AtomicBool>,
+) -> std::result::Result<Vec<crate::work_order::StepResult>, AttemptError> {
+    let host = |e: anyhow::Error| AttemptError::Host(e);
+    for step in &mut steps {
+        let file = component_path(&stores.components_dir, &step.component);
+        let shipped = stores.artifacts.import(&file).map_err(|e| host(e.into()))?;
+        step.component_artifact = Some(shipped.digest);
+    }
+    let order = crate::work_order::put_json(
+        &stores.artifacts,
+        crate::work_order::ORDER_FILE,
+        &WorkOrder { parallelism, steps },
+    )
+    .map_err(host)?;
+    let results = pods.run(name, &order, resources, cancel);
+    if cancel.load(Ordering::Relaxed) {
+        return Err(AttemptError::Cancelled);
+    }
+    let results = results.map_err(host)?;
+    crate::work_order::get_json(&stores.artifacts, &results, crate::work_order::RESULTS_FILE)
+        .map_err(host)
+}
+
+/// Writes a step's log that came back from a pod where the runner keeps task logs.
+fn keep_log(path: &std::path::Path, log: &str) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, log)?;
+    Ok(())
+}
+
+/// Records a step's success: one transaction, after its artifacts are in the store.
+fn record_success(
+    stores: &Stores,
+    job: &Job,
+    done: StepDone,
+    log_path: &std::path::Path,
+) -> Result<Finished> {
+    let decl = &job.plan.pipeline.spec.components[&job.spec.component];
+    let outputs = done
+        .artifacts
+        .iter()
+        .map(|(name, stored)| {
+            let ty = decl
+                .outputs
+                .artifacts
+                .get(name)
+                .map(|t| format!("{t:?}"))
+                .unwrap_or_else(|| "Artifact".into());
+            (name.clone(), stored.clone(), ty)
+        })
+        .collect();
+    let metrics = done
+        .metrics
+        .iter()
+        .map(|(name, value, step)| MetricRecord {
+            task: job.task.clone(),
+            name: name.clone(),
+            value: *value,
+            step: *step,
+        })
+        .collect();
+    let outputs_json = serde_json::to_string(&done.params)?;
+    stores.meta.complete_task(
+        &job.run_id,
+        &job.task,
+        &TaskCompletion {
+            state: TaskState::Succeeded,
+            outputs_json,
+            inputs: input_events(job),
+            outputs,
+            metrics,
+            cache_key: Some(job.cache_key.clone()),
+            cached_from: None,
+            duration_ms: done.duration_ms,
+            log_path: Some(log_path.display().to_string()),
+        },
+    )?;
+    Ok((
+        TaskState::Succeeded,
+        TaskOutputs {
+            params: done.params,
+            artifacts: done
+                .artifacts
+                .into_iter()
+                .map(|(name, stored)| (name, stored.digest))
+                .collect(),
+        },
+        Duration::from_secs_f64(done.duration_ms / 1e3),
+        None,
+    ))
+}
+
+/// Runs one step here, in a fresh sandbox: its inputs fetched where needed, its output
+/// parameters checked against their declared types, its output artifacts moved into the store.
+pub(crate) fn run_step(
+    runtime: &Runtime,
+    artifacts: &ArtifactStore,
+    step: &OrderedStep,
+    component: &std::path::Path,
+    log_path: &std::path::Path,
+    cancel: &Arc<AtomicBool>,
+) -> std::result::Result<StepDone, AttemptError> {
+    let host = |e: anyhow::Error| AttemptError::Host(e);
+    let component = runtime
+        .load(component)
+        .map_err(|e| AttemptError::Step(e.to_string()))?;
+    let scratch = artifacts.scratch_dir().map_err(|e| host(e.into()))?;
+    let mut req = StepRequest::new(step.context_run.clone(), step.task.clone());
+    req.context.attempt = step.attempt;
+    req.params = step
         .params
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    req.inputs = job
+    req.inputs = step
         .inputs
         .iter()
         .map(|(name, digest)| {
             // Fetched from the artifact backend when this machine does not have it.
-            let path = stores
-                .artifacts
-                .ensure_local(digest)
-                .map_err(|e| host(e.into()))?;
+            let path = artifacts.ensure_local(digest).map_err(|e| host(e.into()))?;
             Ok(InputArtifact {
                 name: name.clone(),
                 path,
@@ -1125,32 +1441,29 @@ fn run_once(
         })
         .collect::<std::result::Result<_, AttemptError>>()?;
     req.output_dir = Some(scratch.path().to_path_buf());
-    req.outputs = decl.outputs.artifacts.keys().cloned().collect();
-    req.env = job
-        .spec
+    req.outputs = step.outputs.clone();
+    req.env = step
         .env
         .iter()
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    req.hermetic_seed = job.plan.hermetic_seed;
+    req.hermetic_seed = step.hermetic_seed;
     req.limits = Limits::default();
-    if let Some(t) = job
-        .spec
+    if let Some(t) = step
         .timeout
         .as_deref()
         .and_then(|t| humantime::parse_duration(t).ok())
     {
         req.limits.timeout = t;
     }
-    if let Some(m) = job
-        .spec
+    if let Some(m) = step
         .memory
         .as_deref()
         .and_then(|m| m.parse::<bytesize::ByteSize>().ok())
     {
         req.limits.memory_bytes = m.as_u64();
     }
-    req.log_path = Some(log_path.clone());
+    req.log_path = Some(log_path.to_path_buf());
     req.cancel = Some(cancel.clone());
 
     let started = Instant::now();
@@ -1161,7 +1474,7 @@ fn run_once(
             let message = e.to_string();
             let _ = std::fs::OpenOptions::new()
                 .append(true)
-                .open(&log_path)
+                .open(log_path)
                 .and_then(|mut f| {
                     std::io::Write::write_all(
                         &mut f,
@@ -1173,11 +1486,8 @@ fn run_once(
     };
 
     // Declared output parameters must all come back, with their types.
-    let mut params = BTreeMap::new();
-    for (name, value) in outcome.params {
-        params.insert(name, value);
-    }
-    for (name, ty) in &decl.outputs.params {
+    let mut params: BTreeMap<String, ParamValue> = outcome.params.into_iter().collect();
+    for (name, ty) in &step.output_params {
         match params.get(name) {
             None => {
                 return Err(AttemptError::Step(format!(
@@ -1195,55 +1505,23 @@ fn run_once(
             Some(_) => {}
         }
     }
-    params.retain(|k, _| decl.outputs.params.contains_key(k));
+    params.retain(|k, _| step.output_params.contains_key(k));
 
-    let mut outputs = Vec::new();
-    let mut out_map = BTreeMap::new();
-    for (name, ty) in &decl.outputs.artifacts {
-        let stored = stores
-            .artifacts
+    let mut stored = BTreeMap::new();
+    for name in &step.outputs {
+        let artifact = artifacts
             .ingest_dir(&scratch.path().join(name))
             .map_err(|e| host(e.into()))?;
-        out_map.insert(name.clone(), stored.digest.clone());
-        outputs.push((name.clone(), stored, format!("{ty:?}")));
+        stored.insert(name.clone(), artifact);
     }
-    let metrics = outcome
-        .metrics
-        .iter()
-        .map(|m| MetricRecord {
-            task: job.task.clone(),
-            name: m.name.clone(),
-            value: m.value,
-            step: m.step,
-        })
-        .collect();
-    let duration = started.elapsed();
-    let outputs_json = serde_json::to_string(&params).map_err(|e| host(e.into()))?;
-    stores
-        .meta
-        .complete_task(
-            &job.run_id,
-            &job.task,
-            &TaskCompletion {
-                state: TaskState::Succeeded,
-                outputs_json,
-                inputs: input_events(job),
-                outputs,
-                metrics,
-                cache_key: Some(job.cache_key.clone()),
-                cached_from: None,
-                duration_ms: duration.as_secs_f64() * 1e3,
-                log_path: Some(log_path.display().to_string()),
-            },
-        )
-        .map_err(|e| host(e.into()))?;
-    Ok((
-        TaskState::Succeeded,
-        TaskOutputs {
-            params,
-            artifacts: out_map,
-        },
-        duration,
-        None,
-    ))
+    Ok(StepDone {
+        params,
+        artifacts: stored,
+        metrics: outcome
+            .metrics
+            .iter()
+            .map(|m| (m.name.clone(), m.value, m.step))
+            .collect(),
+        duration_ms: started.elapsed().as_secs_f64() * 1e3,
+    })
 }

@@ -11,8 +11,9 @@ mod condition;
 mod executor;
 mod plan;
 mod subpipeline;
+pub mod work_order;
 
 pub use executor::{
-    Executor, ReplayReport, ReplayedOutput, RunEvent, RunOptions, RunSummary, Stores,
+    Executor, ReplayReport, ReplayedOutput, RunEvent, RunOptions, RunSummary, StepDone, Stores,
 };
 pub use plan::{plan, Plan, PlanError, RunArgs};

@@ -215,6 +215,30 @@ pub struct TaskSpec {
     /// Environment variables granted to the step.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// What the task needs of a machine. On Kubernetes a task that names any runs in a pod of
+    /// its own with these requests (the others share the runner's pod, microseconds apart);
+    /// `wasm-run` on one machine runs it in-process like any task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<TaskResources>,
+}
+
+/// A task's machine requirements, as Kubernetes quantities.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskResources {
+    /// CPU request and limit, e.g. `2` or `500m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    /// Memory request and limit of the pod, e.g. `4Gi` (the step's own linear-memory limit is
+    /// the task's `memory`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    /// GPUs (`nvidia.com/gpu`); the step reaches them through `weft:tensor`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu: Option<u32>,
+    /// Node labels the pod must land on, e.g. `{accelerator: h100}`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
 }
 
 /// Where a parameter value comes from: exactly one of `value`, `param`, or `task` + `output`.
@@ -250,6 +274,11 @@ pub struct ParallelFor {
     /// Iterations running at once (default: the run's parallelism).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallelism: Option<u32>,
+    /// On Kubernetes, spread the iterations over this many pods (each running its share,
+    /// `parallelism` at once), for fan-outs larger than one pod should carry. One machine runs
+    /// them all in-process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pods: Option<u32>,
 }
 
 /// Where an input artifact comes from: a pipeline input (`artifact`) or `task` + `output`.

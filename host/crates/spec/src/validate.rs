@@ -346,6 +346,25 @@ impl Validator<'_> {
                     "parallelism must be at least 1",
                 );
             }
+            if pf.pods == Some(0) {
+                self.err(
+                    &strs(&at(&["parallelFor", "pods"])),
+                    "pods must be at least 1",
+                );
+            }
+        }
+        if let Some(r) = &task.resources {
+            for (field, value) in [("cpu", &r.cpu), ("memory", &r.memory)] {
+                if value.as_deref().is_some_and(|q| !is_quantity(q)) {
+                    self.err(
+                        &strs(&at(&["resources", field])),
+                        format!(
+                            "`{}` is not a Kubernetes quantity (e.g. 2, 500m, 4Gi)",
+                            value.as_deref().unwrap_or_default()
+                        ),
+                    );
+                }
+            }
         }
         if let Some(cond) = &task.when {
             self.condition(&strs(&at(&["when"])), cond, name, deps);
@@ -807,6 +826,22 @@ spec:
     }
 
     #[test]
+    fn task_resources_must_be_kubernetes_quantities() {
+        let ok = GOOD.replace(
+            "      artifacts: {data: {artifact: data}}",
+            "      artifacts: {data: {artifact: data}}\n      resources: {cpu: 500m, memory: 4Gi, gpu: 1, nodeSelector: {accelerator: h100}}",
+        );
+        check(&ok).unwrap();
+        let bad = ok.replace("memory: 4Gi", "memory: lots");
+        let e = one_error(&bad);
+        assert!(
+            e.message.contains("`lots` is not a Kubernetes quantity"),
+            "{e}"
+        );
+        assert_eq!((e.line, e.column), (30, 38), "located at the field: {e}");
+    }
+
+    #[test]
     fn a_cycle_is_named_and_located() {
         let text = GOOD.replace(
             "      artifacts: {data: {artifact: data}}",
@@ -875,4 +910,15 @@ spec:
         let e = one_error(&GOOD.replace("op: \">=\"", "op: \"~\""));
         assert_eq!(e.line, 39, "{e}");
     }
+}
+
+/// A Kubernetes resource quantity: a decimal number with an optional SI or binary suffix.
+fn is_quantity(q: &str) -> bool {
+    const SUFFIXES: [&str; 14] = [
+        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P",
+    ];
+    let number = SUFFIXES.iter().find_map(|s| q.strip_suffix(s)).unwrap_or(q);
+    !number.is_empty()
+        && number.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && number.parse::<f64>().is_ok_and(|v| v >= 0.0)
 }

@@ -48,6 +48,19 @@ where
     }
 }
 
+/// Deletes every `K` in `api`'s namespace that `selector` selects (background propagation).
+pub async fn delete_selected<K>(api: &Api<K>, selector: &str) -> Result<(), Error>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    api.delete_collection(
+        &DeleteParams::background(),
+        &kube::api::ListParams::default().labels(selector),
+    )
+    .await?;
+    Ok(())
+}
+
 /// The owner reference that makes `owner` the controller of a child (garbage-collected with it).
 pub fn owner<K: Resource<DynamicType = ()>>(owner: &K) -> OwnerReference {
     owner

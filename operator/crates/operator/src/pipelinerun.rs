@@ -30,6 +30,8 @@ use weft_spec::report::RunReport;
 pub const FINALIZER: &str = "weft.dev/pipelinerun";
 /// The label that ties a runner Job (and its pods) to its run.
 pub const RUN_LABEL: &str = "weft.dev/pipelinerun";
+/// The label the runner puts on the Jobs of tasks in pods of their own (weft-task-pods).
+pub const TASK_LABEL: &str = "weft.dev/task";
 const CONTROLLER: &str = "pipelinerun";
 
 /// Reconciles one PipelineRun (behind its finalizer).
@@ -71,6 +73,7 @@ async fn apply_run(run: &PipelineRun, ctx: &Context, ns: &str) -> Result<Action,
     let mut next = current.clone();
     if run.spec.0.cancel {
         apply::delete(&jobs, &job_name).await?;
+        stop_task_pods(&jobs, &name).await?;
         next.state = Some("CANCELLED".into());
         next.message = Some("cancelled by spec.cancel".into());
         next.completion_time = Some(now());
@@ -145,6 +148,13 @@ async fn start(
     };
     let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
     let cm_name = child_name(&run.name_any(), "spec");
+    let mut files = files;
+    if let Some(template) = task_pod_template(&ctx.config, &cm_name) {
+        files.insert(
+            TASK_POD_FILE.into(),
+            serde_json::to_string_pretty(&template).expect("a pod template serialises"),
+        );
+    }
     apply::apply(&configmaps, &cm_name, &spec_configmap(run, &cm_name, files)).await?;
     if ctx.config.runner_service_account.is_none() {
         runner_account(ctx, ns).await?;
@@ -253,28 +263,28 @@ fn spec_configmap(run: &PipelineRun, name: &str, files: BTreeMap<String, String>
     }
 }
 
-/// The runner Job: one pod running the whole DAG with `wasm-run`, non-root, read-only root
-/// filesystem, no privilege; its report goes to the termination message.
-pub fn runner_job(run: &PipelineRun, config: &crate::Config, name: &str, cm: &str) -> Job {
-    let run_labels = labels(RUN_LABEL, &run.name_any());
-    let run_id = run.uid().unwrap_or_else(|| run.name_any());
-    let run_file = format!("{}/run.yaml", pods::SPEC_DIR);
-    let run_ref = format!("{}/{}", run.namespace().unwrap_or_default(), run.name_any());
-    let args = pods::wasm_run_args(
-        config,
-        &[
-            "pipeline",
-            "run",
-            &run_file,
-            "--run-id",
-            &run_id,
-            "--report",
-            "/dev/termination-log",
-            "--kube-status",
-            &run_ref,
-        ],
-    );
-    let home = match &config.home_pvc {
+/// The spec ConfigMap's file holding the task pod template (see [`task_pod_template`]).
+pub const TASK_POD_FILE: &str = "task-pod.json";
+
+/// The pod the runner makes Jobs from for tasks that ask for resources of their own and for
+/// sharded parallelFors (`wasm-run pipeline run --task-pods`): the runner's image, store
+/// settings, home and lock-down, without API access. Such pods meet the runner only in the
+/// artifact store, so there is none without a shared one (an S3 store, or a home claim, which
+/// must then be ReadWriteMany): such tasks then run in the runner's pod like the others.
+pub fn task_pod_template(config: &crate::Config, cm: &str) -> Option<PodTemplateSpec> {
+    if config.artifact_store.is_none() && config.home_pvc.is_none() {
+        return None;
+    }
+    let container = pods::container(config, "task", pods::wasm_run_args(config, &[]));
+    Some(PodTemplateSpec {
+        metadata: None,
+        spec: Some(pods::pod(container, cm, home_volume(config))),
+    })
+}
+
+/// The runner's Weft home: the configured claim, else a scratch volume of the pod's own.
+fn home_volume(config: &crate::Config) -> Volume {
+    match &config.home_pvc {
         Some(claim) => Volume {
             name: "home".into(),
             persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
@@ -284,7 +294,33 @@ pub fn runner_job(run: &PipelineRun, config: &crate::Config, name: &str, cm: &st
             ..Default::default()
         },
         None => pods::scratch("home"),
-    };
+    }
+}
+
+/// The runner Job: one pod running the whole DAG with `wasm-run`, non-root, read-only root
+/// filesystem, no privilege; its report goes to the termination message.
+pub fn runner_job(run: &PipelineRun, config: &crate::Config, name: &str, cm: &str) -> Job {
+    let run_labels = labels(RUN_LABEL, &run.name_any());
+    let run_id = run.uid().unwrap_or_else(|| run.name_any());
+    let run_file = format!("{}/run.yaml", pods::SPEC_DIR);
+    let run_ref = format!("{}/{}", run.namespace().unwrap_or_default(), run.name_any());
+    let task_pods = format!("{}/{TASK_POD_FILE}", pods::SPEC_DIR);
+    let mut command = vec![
+        "pipeline",
+        "run",
+        &run_file,
+        "--run-id",
+        &run_id,
+        "--report",
+        "/dev/termination-log",
+        "--kube-status",
+        &run_ref,
+    ];
+    if task_pod_template(config, cm).is_some() {
+        command.extend(["--task-pods", task_pods.as_str()]);
+    }
+    let args = pods::wasm_run_args(config, &command);
+    let home = home_volume(config);
     let container = Container {
         env: Some(vec![EnvVar {
             name: "RUST_LOG".into(),
@@ -496,11 +532,19 @@ fn now() -> String {
     k8s_openapi::jiff::Timestamp::now().to_string()
 }
 
-/// On deletion: stop the runner (its Job and the spec ConfigMap), then let the finalizer go.
+/// Deletes the Jobs the runner made for tasks of run `name` (they carry the run's label and a
+/// task label): a stopped runner no longer waits for them, so they must not run on.
+async fn stop_task_pods(jobs: &Api<Job>, name: &str) -> Result<(), Error> {
+    apply::delete_selected(jobs, &format!("{RUN_LABEL}={name},{TASK_LABEL}")).await
+}
+
+/// On deletion: stop the runner (its Job, its tasks' Jobs, the spec ConfigMap), then let the
+/// finalizer go.
 async fn cleanup(run: &PipelineRun, ctx: &Context, ns: &str) -> Result<Action, Error> {
     let name = run.name_any();
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
     apply::delete(&jobs, &child_name(&name, "runner")).await?;
+    stop_task_pods(&jobs, &name).await?;
     let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
     apply::delete(&configmaps, &child_name(&name, "spec")).await?;
     tracing::info!(run = %name, namespace = %ns, "pipeline run deleted: runner stopped");

@@ -65,6 +65,7 @@ fn the_cluster_role_grants_what_the_controllers_use_and_nothing_broad() {
         ("batch", "jobs", "create"),
         ("batch", "jobs", "patch"),
         ("batch", "jobs", "delete"),
+        ("batch", "jobs", "deletecollection"),
         ("", "pods", "list"),
         ("", "configmaps", "patch"),
         ("", "configmaps", "delete"),
@@ -91,7 +92,8 @@ fn the_cluster_role_grants_what_the_controllers_use_and_nothing_broad() {
         !granted(&rules, "weft.dev", "pipelines", "patch"),
         "pipelines are read-only"
     );
-    // Binding is allowed for the runner role only, and that role only writes run status.
+    // Binding is allowed for the runner role only, and that role only writes run status and
+    // runs its tasks' Jobs.
     let bind = rules
         .iter()
         .find(|r| r["verbs"] == serde_json::json!(["bind"]))
@@ -108,7 +110,12 @@ fn the_cluster_role_grants_what_the_controllers_use_and_nothing_broad() {
         .1;
     assert_eq!(
         serde_json::Value::Array(runner.clone()),
-        serde_json::json!([{"apiGroups": ["weft.dev"], "resources": ["pipelineruns/status"], "verbs": ["patch"]}])
+        serde_json::json!([
+            {"apiGroups": ["weft.dev"], "resources": ["pipelineruns/status"], "verbs": ["patch"]},
+            {"apiGroups": ["weft.dev"], "resources": ["pipelineruns"], "verbs": ["get"]},
+            {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "delete"]},
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
+        ])
     );
 }
 

@@ -12,6 +12,7 @@ const NS: &str = "default";
 const RUNS: &str = "/apis/weft.dev/v1alpha1/namespaces/default/pipelineruns";
 const JOB: &str = "/apis/batch/v1/namespaces/default/jobs/iris-run-runner";
 const PODS: &str = "/api/v1/namespaces/default/pods";
+const JOBS: &str = "/apis/batch/v1/namespaces/default/jobs";
 const CONFIGMAP: &str = "/api/v1/namespaces/default/configmaps/iris-run-spec";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 const ACCOUNT: &str = "/api/v1/namespaces/default/serviceaccounts/weft-runner";
@@ -82,6 +83,11 @@ async fn reconcile(
         .await
         .unwrap();
     (action, server.finish().await)
+}
+
+/// What a collection delete answers: the Jobs it deleted (none here).
+fn job_list() -> Value {
+    json!({"apiVersion": "batch/v1", "kind": "JobList", "metadata": {}, "items": []})
 }
 
 fn job(status: Value) -> Value {
@@ -185,9 +191,28 @@ async fn a_new_run_gets_its_spec_configmap_and_a_runner_job_and_is_pending() {
             "--report",
             "/dev/termination-log",
             "--kube-status",
-            "default/iris-run"
+            "default/iris-run",
+            "--task-pods",
+            "/etc/weft/task-pod.json"
         ])
     );
+    // With a shared (S3) store, tasks with resources of their own run in pods made from a
+    // template in the spec ConfigMap: the runner's image, store and lock-down, no API access.
+    let template: Value = serde_json::from_str(data["task-pod.json"].as_str().unwrap()).unwrap();
+    let tc = &template["spec"]["containers"][0];
+    assert_eq!(tc["image"], "registry.example/wasm-run:test");
+    assert_eq!(
+        tc["args"],
+        json!([
+            "--home",
+            "/var/lib/weft",
+            "--artifact-store",
+            "s3://bucket/weft"
+        ])
+    );
+    assert_eq!(tc["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(template["spec"]["automountServiceAccountToken"], false);
+    assert!(template["spec"]["serviceAccountName"].is_null());
     assert_eq!(pod["serviceAccountName"], "weft-runner");
     assert_eq!(pod["automountServiceAccountToken"], true);
     assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
@@ -313,13 +338,22 @@ async fn spec_cancel_stops_the_runner_and_marks_the_run_cancelled() {
         &object,
         vec![
             expect("DELETE", JOB, Reply::Json(job(json!({})))),
+            expect("DELETE", JOBS, Reply::Json(job_list())),
             event(),
             status_write(),
         ],
     )
     .await;
     assert_eq!(seen[0].body["propagationPolicy"], "Background");
-    assert_eq!(seen[2].body["status"]["state"], "CANCELLED");
+    // The Jobs of its tasks in pods of their own go too.
+    assert!(
+        seen[1]
+            .query
+            .contains("labelSelector=weft.dev%2Fpipelinerun%3Diris-run%2Cweft.dev%2Ftask"),
+        "{}",
+        seen[1].query
+    );
+    assert_eq!(seen[3].body["status"]["state"], "CANCELLED");
 }
 
 #[tokio::test]
@@ -332,6 +366,7 @@ async fn deleting_a_run_stops_its_runner_before_the_finalizer_goes() {
         &object,
         vec![
             expect("DELETE", JOB, Reply::NotFound),
+            expect("DELETE", JOBS, Reply::Json(job_list())),
             expect(
                 "DELETE",
                 CONFIGMAP,
@@ -341,7 +376,7 @@ async fn deleting_a_run_stops_its_runner_before_the_finalizer_goes() {
         ],
     )
     .await;
-    let patch = seen[2].body.to_string();
+    let patch = seen[3].body.to_string();
     assert!(
         patch.contains("remove") && patch.contains("/metadata/finalizers"),
         "{patch}"
@@ -445,5 +480,36 @@ async fn reconciles_and_failures_are_counted_in_the_metrics() {
             r#"weft_operator_reconcile_duration_seconds_count{controller="pipelinerun"} 1"#
         ),
         "{text}"
+    );
+}
+
+/// Task pods meet their runner only in the artifact store: with none shared (no S3 store, no
+/// home claim) there are no task pods, and tasks with resources run in the runner's pod.
+#[test]
+fn without_a_shared_store_there_are_no_task_pods() {
+    let config = Config {
+        artifact_store: None,
+        home_pvc: None,
+        ..Config::default()
+    };
+    assert!(pipelinerun::task_pod_template(&config, "cm").is_none());
+    let typed: PipelineRun = serde_json::from_value(run(None)).unwrap();
+    let job = pipelinerun::runner_job(&typed, &config, "j", "cm");
+    let args = job.spec.unwrap().template.spec.unwrap().containers[0]
+        .args
+        .clone()
+        .unwrap();
+    assert!(!args.contains(&"--task-pods".to_string()), "{args:?}");
+    // A home claim is shared: its pods mount it too.
+    let config = Config {
+        home_pvc: Some("weft-home".into()),
+        ..config
+    };
+    let template = pipelinerun::task_pod_template(&config, "cm").unwrap();
+    let volumes = template.spec.unwrap().volumes.unwrap();
+    let home = volumes.iter().find(|v| v.name == "home").unwrap();
+    assert_eq!(
+        home.persistent_volume_claim.as_ref().unwrap().claim_name,
+        "weft-home"
     );
 }

@@ -1,0 +1,174 @@
+//! Steps that run in another process: on Kubernetes, a task that asks for resources of its own
+//! runs in a pod of its own, and a parallelFor with `pods: N` runs its iterations in N pods.
+//!
+//! The runner and those pods share nothing but the artifact store. The runner stores a work
+//! order (each step's component, parameters and inputs, by digest), a pod runs it with
+//! `wasm-run task exec ORDER` ([`execute_order`]: the same sandboxed step as in-process) and
+//! stores the results, and the runner reads them back and records them in its metadata as if
+//! the steps had run beside it: caching, retries, lineage and status stay the runner's.
+
+use crate::executor::{run_step, StepDone};
+use anyhow::{Context, Result};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use weft_runtime::Runtime;
+use weft_spec::pipeline::{ParamType, TaskResources};
+use weft_spec::ParamValue;
+use weft_store::ArtifactStore;
+
+/// Runs work orders somewhere else (the Kubernetes launcher makes a Job per order).
+pub trait PodLauncher: Send + Sync {
+    /// Runs the work order stored as artifact `order` in a pod of its own, named after `name`,
+    /// with `resources`, and returns the digest of the results the pod stored. Blocks until the
+    /// pod ends; when `cancel` is set it stops the pod and returns an error.
+    fn run(
+        &self,
+        name: &str,
+        order: &str,
+        resources: &TaskResources,
+        cancel: &AtomicBool,
+    ) -> Result<String>;
+}
+
+/// A shared launcher, as run options carry it.
+pub type Pods = Arc<dyn PodLauncher>;
+
+/// Steps for one pod to run, `parallelism` at once.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct WorkOrder {
+    pub parallelism: usize,
+    pub steps: Vec<OrderedStep>,
+}
+
+/// One step to run: everything it sees, pinned by digest.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderedStep {
+    /// The task's name (`train`, `sweep[3]`): its log's name and the step's context.
+    pub task: String,
+    /// The run id the step sees (a replay shows the original's).
+    pub context_run: String,
+    pub attempt: u32,
+    /// The component's digest.
+    pub component: String,
+    /// An artifact holding the component as its one `.wasm` file, for a pod to fetch; None
+    /// when the step runs where the component already is.
+    #[serde(default)]
+    pub component_artifact: Option<String>,
+    pub params: BTreeMap<String, ParamValue>,
+    /// Input artifacts by name: their digests.
+    pub inputs: BTreeMap<String, String>,
+    /// The output artifacts the component declares.
+    pub outputs: Vec<String>,
+    /// The output parameters the component declares, checked on return.
+    pub output_params: BTreeMap<String, ParamType>,
+    pub env: BTreeMap<String, String>,
+    pub hermetic_seed: Option<u64>,
+    pub timeout: Option<String>,
+    pub memory: Option<String>,
+}
+
+/// What became of one ordered step.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StepResult {
+    pub task: String,
+    /// The step's outputs, or why it failed (a step failure: the runner may retry it).
+    pub outcome: std::result::Result<StepDone, String>,
+    /// The step's log (its end, when long).
+    pub log: String,
+}
+
+/// The most of a step's log a result carries back.
+const MAX_LOG_BYTES: usize = 64 << 10;
+
+/// Stores `value` as a one-file artifact `name`; returns its digest.
+pub fn put_json<T: Serialize>(store: &ArtifactStore, name: &str, value: &T) -> Result<String> {
+    let scratch = store.scratch_dir()?;
+    let dir = scratch.path().join("a");
+    std::fs::create_dir(&dir)?;
+    std::fs::write(dir.join(name), serde_json::to_vec(value)?)?;
+    Ok(store.ingest_dir(&dir)?.digest)
+}
+
+/// Reads the one-file artifact `name` stored by [`put_json`].
+pub fn get_json<T: DeserializeOwned>(store: &ArtifactStore, digest: &str, name: &str) -> Result<T> {
+    let dir = store.ensure_local(digest)?;
+    let bytes = std::fs::read(dir.join(name))
+        .with_context(|| format!("artifact {digest} has no {name}"))?;
+    serde_json::from_slice(&bytes).with_context(|| format!("reading {name} of artifact {digest}"))
+}
+
+/// The file name of a stored work order.
+pub const ORDER_FILE: &str = "order.json";
+/// The file name of stored results.
+pub const RESULTS_FILE: &str = "results.json";
+
+/// Runs the work order `order` here, each step in a fresh sandbox with its outputs moved into
+/// the artifact store, and stores the results; returns their digest. A step's failure is in
+/// its result, not an `Err`: that is for the host (store unreachable, order unreadable).
+pub fn execute_order(
+    runtime: &Runtime,
+    artifacts: &ArtifactStore,
+    logs_dir: &Path,
+    order: &str,
+    cancel: &Arc<AtomicBool>,
+) -> Result<String> {
+    let order: WorkOrder = get_json(artifacts, order, ORDER_FILE)?;
+    std::fs::create_dir_all(logs_dir)?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<StepResult>>>> =
+        order.steps.iter().map(|_| Default::default()).collect();
+    std::thread::scope(|scope| {
+        for _ in 0..order.parallelism.clamp(1, order.steps.len().max(1)) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(step) = order.steps.get(i) else {
+                    break;
+                };
+                *results[i].lock().unwrap() =
+                    Some(execute_one(runtime, artifacts, logs_dir, step, cancel));
+            });
+        }
+    });
+    let results = results
+        .into_iter()
+        .map(|r| r.into_inner().unwrap().expect("every step ran"))
+        .collect::<Result<Vec<_>>>()?;
+    put_json(artifacts, RESULTS_FILE, &results)
+}
+
+fn execute_one(
+    runtime: &Runtime,
+    artifacts: &ArtifactStore,
+    logs_dir: &Path,
+    step: &OrderedStep,
+    cancel: &Arc<AtomicBool>,
+) -> Result<StepResult> {
+    let log_path = logs_dir.join(format!("{}.log", step.task));
+    let component = match &step.component_artifact {
+        Some(a) => artifacts.component_file(a)?,
+        None => anyhow::bail!(
+            "step {}: the work order carries no component artifact",
+            step.task
+        ),
+    };
+    let outcome = match run_step(runtime, artifacts, step, &component, &log_path, cancel) {
+        Ok(done) => Ok(done),
+        Err(crate::executor::AttemptError::Step(message)) => Err(message),
+        Err(crate::executor::AttemptError::Cancelled) => Err("cancelled".into()),
+        Err(crate::executor::AttemptError::Host(e)) => return Err(e),
+    };
+    // The runner keeps the task's log: it comes back with the result.
+    let log = std::fs::read(&log_path).unwrap_or_default();
+    let tail = &log[log.len().saturating_sub(MAX_LOG_BYTES)..];
+    tracing::info!(task = %step.task, ok = outcome.is_ok(), "step ran");
+    Ok(StepResult {
+        task: step.task.clone(),
+        outcome,
+        log: String::from_utf8_lossy(tail).into_owned(),
+    })
+}
