@@ -7,6 +7,8 @@ mod hermetic;
 mod kube_status;
 mod limits;
 mod pipelines;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod runtime_api;
 mod sandbox;
 mod serve;

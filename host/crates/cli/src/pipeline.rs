@@ -115,7 +115,7 @@ pub fn open(home: &Home) -> Result<Executor> {
     let runtime =
         Runtime::new(home.runtime_config(64)).context("starting the WebAssembly engine")?;
     let stores = Stores {
-        meta: Arc::new(weft_store::MetadataStore::open(&home.metadata_db())?),
+        meta: Arc::new(home.open_metadata()?),
         artifacts: Arc::new(home.open_artifacts()?),
         components_dir: home.components(),
         logs_dir: home.logs(),
@@ -434,8 +434,7 @@ fn finish_run(
     json: bool,
 ) -> Result<ExitCode> {
     if let Some(path) = report {
-        let events =
-            weft_store::MetadataStore::open(&home.metadata_db())?.events(Some(&summary.run_id))?;
+        let events = home.open_metadata()?.events(Some(&summary.run_id))?;
         std::fs::write(path, crate::report::compact(&summary, &events))
             .with_context(|| format!("writing the report to {}", path.display()))?;
     }

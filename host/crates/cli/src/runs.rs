@@ -53,7 +53,7 @@ pub enum ArtifactsCommand {
 }
 
 fn meta(home: &Home) -> Result<MetadataStore> {
-    Ok(MetadataStore::open(&home.metadata_db())?)
+    home.open_metadata()
 }
 
 pub fn runs(home: &Home, cmd: RunsCommand) -> Result<ExitCode> {

@@ -1,5 +1,6 @@
-//! Weft's embedded stores, the defaults of `wasm-run`: run metadata in SQLite ([`MetadataStore`])
-//! and artifacts content-addressed on local disk ([`ArtifactStore`]).
+//! Weft's stores: run metadata ([`MetadataStore`]: SQLite in a file by default, PostgreSQL with
+//! the `postgres` feature) and artifacts content-addressed on local disk ([`ArtifactStore`]),
+//! published to an object store when one is configured.
 //!
 //! Crash safety comes from ordering: a task's output directory is moved into the artifact store
 //! (an atomic rename) before the one transaction that records the task as succeeded, its
@@ -8,6 +9,8 @@
 
 mod artifacts;
 mod metadata;
+#[cfg(feature = "postgres")]
+mod metadata_pg;
 mod remote;
 
 pub use artifacts::{tree_digest, ArtifactStore, StoredArtifact};
@@ -21,6 +24,9 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
     #[error("metadata store migration: {0}")]
     Migration(#[from] rusqlite_migration::Error),
+    #[cfg(feature = "postgres")]
+    #[error("metadata store (PostgreSQL): {0}")]
+    Postgres(#[from] sqlx::Error),
     #[error("artifact store: {0}")]
     Io(#[from] std::io::Error),
     #[error("artifact store: {0}")]

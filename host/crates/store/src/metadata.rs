@@ -220,9 +220,92 @@ fn migrations() -> Migrations<'static> {
     )])
 }
 
+/// What Weft records about runs, whatever database holds it: SQLite in a file by default,
+/// PostgreSQL when configured (the `postgres` feature). Every method is one statement or one
+/// transaction, so a crash leaves either the old or the new record.
+pub trait Metadata: Send + Sync {
+    fn create_run(&self, run: &RunRecord, tasks: &[String]) -> Result<()>;
+    fn finish_run(&self, run: &str, state: &str, error: Option<&str>) -> Result<()>;
+    fn reopen_run(&self, run: &str) -> Result<()>;
+    /// Adds a task row discovered while running (an iteration of a parallelFor), if absent.
+    fn add_task(&self, run: &str, task: &str) -> Result<()>;
+    /// Moves a task to RUNNING for `attempt`.
+    fn start_task(
+        &self,
+        run: &str,
+        task: &str,
+        attempt: u32,
+        component_digest: &str,
+        log_path: &str,
+    ) -> Result<()>;
+    /// Sets a terminal state that carries no outputs (FAILED, NOT_TRIGGERED, CANCELLED) or
+    /// resets a task to PENDING.
+    fn set_task_state(
+        &self,
+        run: &str,
+        task: &str,
+        state: TaskState,
+        error: Option<&str>,
+    ) -> Result<()>;
+    /// Records a succeeded (or cache-skipped) task with everything it produced, atomically.
+    /// The output artifacts must already be in the artifact store.
+    fn complete_task(&self, run: &str, task: &str, done: &TaskCompletion) -> Result<()>;
+    /// Records an artifact that entered the store from outside a task (a pipeline input).
+    fn record_artifact(&self, art: &crate::StoredArtifact, artifact_type: &str) -> Result<()>;
+    /// The cache entry for `key`, if any.
+    fn cache_lookup(&self, key: &str) -> Result<Option<CacheEntry>>;
+    /// Drops a cache entry whose artifacts are gone, so it is never hit again.
+    fn cache_forget(&self, key: &str) -> Result<()>;
+    fn run(&self, id: &str) -> Result<RunRecord>;
+    /// Runs, newest first.
+    fn runs(&self, limit: usize) -> Result<Vec<RunRecord>>;
+    /// A run's tasks, in the order they were added.
+    fn tasks(&self, run: &str) -> Result<Vec<TaskRecord>>;
+    /// Artifact events of a run (or of every run when `run` is `None`).
+    fn events(&self, run: Option<&str>) -> Result<Vec<ArtifactEvent>>;
+    /// Every event that touches the artifact `digest`: who produced it, who consumed it.
+    fn lineage(&self, digest: &str) -> Result<Vec<ArtifactEvent>>;
+    /// All artifacts recorded: (digest, type, bytes, files).
+    fn artifacts(&self) -> Result<Vec<(String, String, u64, u64)>>;
+    fn metrics(&self, run: &str) -> Result<Vec<MetricRecord>>;
+}
+
+/// The metadata store of a process: [`Metadata`] in whichever database it was opened on.
+pub struct MetadataStore(Box<dyn Metadata>);
+
+impl std::ops::Deref for MetadataStore {
+    type Target = dyn Metadata;
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+impl MetadataStore {
+    /// SQLite in the file `path` (made if absent).
+    pub fn open(path: &Path) -> Result<Self> {
+        Ok(MetadataStore(Box::new(SqliteMetadata::open(path)?)))
+    }
+
+    /// `postgres://` (or `postgresql://`) URLs name a PostgreSQL database (a build with the
+    /// `postgres` feature); anything else is a SQLite file path.
+    pub fn connect(location: &str) -> Result<Self> {
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
+            return Ok(MetadataStore(Box::new(
+                crate::metadata_pg::PostgresMetadata::connect(location)?,
+            )));
+            #[cfg(not(feature = "postgres"))]
+            return Err(StoreError::Invalid(
+                "metadata in PostgreSQL needs a build with the `postgres` feature".into(),
+            ));
+        }
+        Self::open(Path::new(location))
+    }
+}
+
 /// The SQLite metadata store. One writer connection; WAL mode so readers (`wasm-run runs list`
 /// while a run is going) never block it.
-pub struct MetadataStore {
+pub struct SqliteMetadata {
     conn: Mutex<Connection>,
 }
 
@@ -231,7 +314,7 @@ pub fn now() -> String {
     humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string()
 }
 
-impl MetadataStore {
+impl SqliteMetadata {
     pub fn open(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
@@ -254,7 +337,7 @@ impl MetadataStore {
                 Err(e) => return Err(e),
             }
         }
-        Ok(MetadataStore {
+        Ok(SqliteMetadata {
             conn: Mutex::new(conn),
         })
     }
@@ -262,8 +345,10 @@ impl MetadataStore {
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
         Ok(f(&mut self.conn.lock().unwrap())?)
     }
+}
 
-    pub fn create_run(&self, run: &RunRecord, tasks: &[String]) -> Result<()> {
+impl Metadata for SqliteMetadata {
+    fn create_run(&self, run: &RunRecord, tasks: &[String]) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction()?;
             tx.execute(
@@ -277,7 +362,7 @@ impl MetadataStore {
         })
     }
 
-    pub fn finish_run(&self, run: &str, state: &str, error: Option<&str>) -> Result<()> {
+    fn finish_run(&self, run: &str, state: &str, error: Option<&str>) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "UPDATE runs SET state = ?2, finished_at = ?3, error = ?4 WHERE id = ?1",
@@ -287,7 +372,7 @@ impl MetadataStore {
         })
     }
 
-    pub fn reopen_run(&self, run: &str) -> Result<()> {
+    fn reopen_run(&self, run: &str) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "UPDATE runs SET state = 'RUNNING', finished_at = NULL, error = NULL WHERE id = ?1",
@@ -298,7 +383,7 @@ impl MetadataStore {
     }
 
     /// Adds a task row discovered while running (an iteration of a parallelFor), if absent.
-    pub fn add_task(&self, run: &str, task: &str) -> Result<()> {
+    fn add_task(&self, run: &str, task: &str) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "INSERT OR IGNORE INTO tasks (run_id, name, state) VALUES (?1, ?2, 'PENDING')",
@@ -309,7 +394,7 @@ impl MetadataStore {
     }
 
     /// Moves a task to RUNNING for `attempt`.
-    pub fn start_task(
+    fn start_task(
         &self,
         run: &str,
         task: &str,
@@ -329,7 +414,7 @@ impl MetadataStore {
 
     /// Sets a terminal state that carries no outputs (FAILED, NOT_TRIGGERED, CANCELLED) or resets
     /// a task to PENDING.
-    pub fn set_task_state(
+    fn set_task_state(
         &self,
         run: &str,
         task: &str,
@@ -348,7 +433,7 @@ impl MetadataStore {
 
     /// Records a succeeded (or cache-skipped) task with everything it produced, atomically.
     /// The output artifacts must already be in the artifact store.
-    pub fn complete_task(&self, run: &str, task: &str, done: &TaskCompletion) -> Result<()> {
+    fn complete_task(&self, run: &str, task: &str, done: &TaskCompletion) -> Result<()> {
         self.with(|c| {
             let tx = c.transaction()?;
             let ts = now();
@@ -393,7 +478,7 @@ impl MetadataStore {
     }
 
     /// Records an artifact that entered the store from outside a task (a pipeline input).
-    pub fn record_artifact(&self, art: &crate::StoredArtifact, artifact_type: &str) -> Result<()> {
+    fn record_artifact(&self, art: &crate::StoredArtifact, artifact_type: &str) -> Result<()> {
         self.with(|c| {
             c.execute(
                 "INSERT OR IGNORE INTO artifacts (digest, artifact_type, bytes, files, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -404,7 +489,7 @@ impl MetadataStore {
     }
 
     /// The cache entry for `key`, if any.
-    pub fn cache_lookup(&self, key: &str) -> Result<Option<CacheEntry>> {
+    fn cache_lookup(&self, key: &str) -> Result<Option<CacheEntry>> {
         let row = self.with(|c| {
             c.query_row(
                 "SELECT run_id, task, outputs_json, artifacts_json FROM cache WHERE key = ?1",
@@ -432,14 +517,14 @@ impl MetadataStore {
     }
 
     /// Drops a cache entry whose artifacts are gone, so it is never hit again.
-    pub fn cache_forget(&self, key: &str) -> Result<()> {
+    fn cache_forget(&self, key: &str) -> Result<()> {
         self.with(|c| {
             c.execute("DELETE FROM cache WHERE key = ?1", params![key])
                 .map(|_| ())
         })
     }
 
-    pub fn run(&self, id: &str) -> Result<RunRecord> {
+    fn run(&self, id: &str) -> Result<RunRecord> {
         self.with(|c| {
             c.query_row(
                 "SELECT id, pipeline, pipeline_file, plan_json, state, created_at, finished_at, error FROM runs WHERE id = ?1",
@@ -452,7 +537,7 @@ impl MetadataStore {
     }
 
     /// Runs, newest first.
-    pub fn runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
+    fn runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
         self.with(|c| {
             let mut st = c.prepare(
                 "SELECT id, pipeline, pipeline_file, plan_json, state, created_at, finished_at, error FROM runs
@@ -463,7 +548,7 @@ impl MetadataStore {
         })
     }
 
-    pub fn tasks(&self, run: &str) -> Result<Vec<TaskRecord>> {
+    fn tasks(&self, run: &str) -> Result<Vec<TaskRecord>> {
         self.with(|c| {
             let mut st = c.prepare(
                 "SELECT run_id, name, state, attempt, component_digest, cache_key, cached_from, started_at, finished_at,
@@ -492,7 +577,7 @@ impl MetadataStore {
     }
 
     /// Artifact events of a run (or of every run when `run` is `None`).
-    pub fn events(&self, run: Option<&str>) -> Result<Vec<ArtifactEvent>> {
+    fn events(&self, run: Option<&str>) -> Result<Vec<ArtifactEvent>> {
         self.with(|c| {
             let mut st = c.prepare(
                 "SELECT run_id, task, name, digest, direction, artifact_type FROM events
@@ -504,7 +589,7 @@ impl MetadataStore {
     }
 
     /// Every event that touches the artifact `digest`: who produced it, who consumed it.
-    pub fn lineage(&self, digest: &str) -> Result<Vec<ArtifactEvent>> {
+    fn lineage(&self, digest: &str) -> Result<Vec<ArtifactEvent>> {
         self.with(|c| {
             let mut st = c.prepare(
                 "SELECT run_id, task, name, digest, direction, artifact_type FROM events WHERE digest = ?1 ORDER BY id",
@@ -515,7 +600,7 @@ impl MetadataStore {
     }
 
     /// All artifacts recorded, with size.
-    pub fn artifacts(&self) -> Result<Vec<(String, String, u64, u64)>> {
+    fn artifacts(&self) -> Result<Vec<(String, String, u64, u64)>> {
         self.with(|c| {
             let mut st = c.prepare("SELECT digest, artifact_type, bytes, files FROM artifacts ORDER BY created_at, digest")?;
             let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
@@ -523,7 +608,7 @@ impl MetadataStore {
         })
     }
 
-    pub fn metrics(&self, run: &str) -> Result<Vec<MetricRecord>> {
+    fn metrics(&self, run: &str) -> Result<Vec<MetricRecord>> {
         self.with(|c| {
             let mut st = c.prepare(
                 "SELECT task, name, value, step FROM metrics WHERE run_id = ?1 ORDER BY rowid",

@@ -1,0 +1,568 @@
+//! Run metadata in PostgreSQL (sqlx), for installs where several runners and the operator's
+//! users share one record, or where the record must outlive any one volume. The schema and
+//! every statement mirror the SQLite store's (`metadata.rs`), with an explicit `seq` column
+//! where SQLite orders by rowid; migrations run through sqlx's migrator (locked, checksummed)
+//! when the store connects.
+//!
+//! The [`Metadata`] API is synchronous (the executor calls it from blocking threads and from
+//! its async loop alike), so the store owns a small tokio runtime and runs each statement on
+//! it: directly from plain threads, from a scoped helper thread where the caller is already
+//! inside a runtime (where blocking on another would panic).
+
+use crate::metadata::{
+    ArtifactEvent, CacheEntry, Metadata, MetricRecord, RunRecord, TaskCompletion, TaskRecord,
+    TaskState,
+};
+use crate::{Result, StoreError};
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::Row;
+use std::future::Future;
+
+const SCHEMA: &str = "CREATE TABLE runs (
+    seq BIGSERIAL,
+    id TEXT PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    pipeline_file TEXT NOT NULL,
+    plan_json TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    finished_at TEXT,
+    error TEXT
+);
+CREATE TABLE tasks (
+    seq BIGSERIAL,
+    run_id TEXT NOT NULL REFERENCES runs(id),
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    component_digest TEXT,
+    cache_key TEXT,
+    cached_from TEXT,
+    started_at TEXT,
+    finished_at TEXT,
+    duration_ms DOUBLE PRECISION,
+    error TEXT,
+    outputs_json TEXT,
+    log_path TEXT,
+    PRIMARY KEY (run_id, name)
+);
+CREATE TABLE artifacts (
+    digest TEXT PRIMARY KEY,
+    artifact_type TEXT NOT NULL,
+    bytes BIGINT NOT NULL,
+    files BIGINT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE events (
+    id BIGSERIAL PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    task TEXT NOT NULL,
+    name TEXT NOT NULL,
+    digest TEXT NOT NULL REFERENCES artifacts(digest),
+    direction TEXT NOT NULL CHECK (direction IN ('input', 'output')),
+    artifact_type TEXT NOT NULL
+);
+CREATE INDEX events_by_digest ON events(digest);
+CREATE INDEX events_by_run ON events(run_id, task);
+CREATE TABLE metrics (
+    seq BIGSERIAL,
+    run_id TEXT NOT NULL,
+    task TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value DOUBLE PRECISION NOT NULL,
+    step BIGINT
+);
+CREATE INDEX metrics_by_run ON metrics(run_id, task);
+CREATE TABLE cache (
+    key TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    task TEXT NOT NULL,
+    outputs_json TEXT NOT NULL,
+    artifacts_json TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);";
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "weft metadata".into(),
+        MigrationType::Simple,
+        sqlx::SqlStr::from_static(SCHEMA),
+        false,
+    )])
+}
+
+const RUN_COLUMNS: &str =
+    "id, pipeline, pipeline_file, plan_json, state, created_at, finished_at, error";
+
+/// The PostgreSQL metadata store.
+pub struct PostgresMetadata {
+    pool: PgPool,
+    /// Always `Some` until dropped.
+    rt: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for PostgresMetadata {
+    fn drop(&mut self) {
+        // The store may be dropped inside another runtime, where blocking on this one's
+        // shutdown would panic: its connections are closed in the background instead.
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl PostgresMetadata {
+    /// Connects to `url` (`postgres://user:password@host/db`) and brings the schema up to date.
+    pub fn connect(url: &str) -> Result<Self> {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("weft-postgres")
+            .enable_all()
+            .build()?;
+        // One connection first: a wrong address or password fails now, with the server's own
+        // message, rather than after the pool's patient retries.
+        on(&rt, async {
+            use sqlx::Connection;
+            sqlx::PgConnection::connect(url).await?.close().await
+        })
+        .map_err(|e| StoreError::Invalid(format!("metadata database {}: {e}", redact(url))))?;
+        let pool = on(&rt, async {
+            PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(std::time::Duration::from_secs(10))
+                .connect(url)
+                .await
+        })
+        .map_err(|e| StoreError::Invalid(format!("metadata database {}: {e}", redact(url))))?;
+        on(&rt, migrator().run(&pool))
+            .map_err(|e| StoreError::Invalid(format!("metadata database migration: {e}")))?;
+        Ok(PostgresMetadata { pool, rt: Some(rt) })
+    }
+
+    fn on<T: Send>(&self, f: impl Future<Output = sqlx::Result<T>> + Send) -> Result<T> {
+        Ok(on(self.rt.as_ref().expect("set until dropped"), f)?)
+    }
+}
+
+/// Runs `f` on `rt` and waits for it, from any thread.
+fn on<T: Send>(rt: &tokio::runtime::Runtime, f: impl Future<Output = T> + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return rt.block_on(f);
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| rt.block_on(f))
+            .join()
+            .expect("a metadata statement panicked")
+    })
+}
+
+/// `url` without its password, for messages.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl Metadata for PostgresMetadata {
+    fn create_run(&self, run: &RunRecord, tasks: &[String]) -> Result<()> {
+        self.on(async {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("INSERT INTO runs (id, pipeline, pipeline_file, plan_json, state, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(&run.id)
+                .bind(&run.pipeline)
+                .bind(&run.pipeline_file)
+                .bind(&run.plan_json)
+                .bind(&run.state)
+                .bind(&run.created_at)
+                .execute(&mut *tx)
+                .await?;
+            for t in tasks {
+                sqlx::query("INSERT INTO tasks (run_id, name, state) VALUES ($1, $2, 'PENDING')")
+                    .bind(&run.id)
+                    .bind(t)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await
+        })
+    }
+
+    fn finish_run(&self, run: &str, state: &str, error: Option<&str>) -> Result<()> {
+        self.on(async {
+            sqlx::query("UPDATE runs SET state = $2, finished_at = $3, error = $4 WHERE id = $1")
+                .bind(run)
+                .bind(state)
+                .bind(crate::metadata::now())
+                .bind(error)
+                .execute(&self.pool)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn reopen_run(&self, run: &str) -> Result<()> {
+        self.on(async {
+            sqlx::query(
+                "UPDATE runs SET state = 'RUNNING', finished_at = NULL, error = NULL WHERE id = $1",
+            )
+            .bind(run)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+        })
+    }
+
+    fn add_task(&self, run: &str, task: &str) -> Result<()> {
+        self.on(async {
+            sqlx::query("INSERT INTO tasks (run_id, name, state) VALUES ($1, $2, 'PENDING') ON CONFLICT DO NOTHING")
+                .bind(run)
+                .bind(task)
+                .execute(&self.pool)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn start_task(
+        &self,
+        run: &str,
+        task: &str,
+        attempt: u32,
+        component_digest: &str,
+        log_path: &str,
+    ) -> Result<()> {
+        self.on(async {
+            sqlx::query(
+                "UPDATE tasks SET state = 'RUNNING', attempt = $3, component_digest = $4, log_path = $5, started_at = $6, error = NULL
+                 WHERE run_id = $1 AND name = $2",
+            )
+            .bind(run)
+            .bind(task)
+            .bind(attempt as i32)
+            .bind(component_digest)
+            .bind(log_path)
+            .bind(crate::metadata::now())
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+        })
+    }
+
+    fn set_task_state(
+        &self,
+        run: &str,
+        task: &str,
+        state: TaskState,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let finished = state.is_terminal().then(crate::metadata::now);
+        self.on(async {
+            sqlx::query(
+                "UPDATE tasks SET state = $3, error = $4, finished_at = $5 WHERE run_id = $1 AND name = $2",
+            )
+            .bind(run)
+            .bind(task)
+            .bind(state.as_str())
+            .bind(error)
+            .bind(finished)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+        })
+    }
+
+    fn complete_task(&self, run: &str, task: &str, done: &TaskCompletion) -> Result<()> {
+        let ts = crate::metadata::now();
+        let artifacts: Vec<(&str, &str)> = done
+            .outputs
+            .iter()
+            .map(|(n, a, _)| (n.as_str(), a.digest.as_str()))
+            .collect();
+        let artifacts_json = serde_json::to_string(&artifacts)?;
+        self.on(async {
+            let mut tx = self.pool.begin().await?;
+            for (name, art, ty) in &done.outputs {
+                sqlx::query("INSERT INTO artifacts (digest, artifact_type, bytes, files, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
+                    .bind(&art.digest)
+                    .bind(ty)
+                    .bind(art.bytes as i64)
+                    .bind(art.files as i64)
+                    .bind(&ts)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO events (run_id, task, name, digest, direction, artifact_type) VALUES ($1, $2, $3, $4, 'output', $5)")
+                    .bind(run)
+                    .bind(task)
+                    .bind(name)
+                    .bind(&art.digest)
+                    .bind(ty)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for (name, digest, ty) in &done.inputs {
+                sqlx::query("INSERT INTO events (run_id, task, name, digest, direction, artifact_type) VALUES ($1, $2, $3, $4, 'input', $5)")
+                    .bind(run)
+                    .bind(task)
+                    .bind(name)
+                    .bind(digest)
+                    .bind(ty)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            for m in &done.metrics {
+                sqlx::query("INSERT INTO metrics (run_id, task, name, value, step) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(run)
+                    .bind(task)
+                    .bind(&m.name)
+                    .bind(m.value)
+                    .bind(m.step.map(|s| s as i64))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let (Some(key), TaskState::Succeeded) = (&done.cache_key, done.state) {
+                sqlx::query(
+                    "INSERT INTO cache (key, run_id, task, outputs_json, artifacts_json, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (key) DO UPDATE SET run_id = EXCLUDED.run_id, task = EXCLUDED.task, outputs_json = EXCLUDED.outputs_json,
+                        artifacts_json = EXCLUDED.artifacts_json, created_at = EXCLUDED.created_at",
+                )
+                .bind(key)
+                .bind(run)
+                .bind(task)
+                .bind(&done.outputs_json)
+                .bind(&artifacts_json)
+                .bind(&ts)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query(
+                "UPDATE tasks SET state = $3, outputs_json = $4, cache_key = $5, cached_from = $6, finished_at = $7, duration_ms = $8,
+                        log_path = COALESCE($9, log_path), error = NULL
+                 WHERE run_id = $1 AND name = $2",
+            )
+            .bind(run)
+            .bind(task)
+            .bind(done.state.as_str())
+            .bind(&done.outputs_json)
+            .bind(&done.cache_key)
+            .bind(&done.cached_from)
+            .bind(&ts)
+            .bind(done.duration_ms)
+            .bind(&done.log_path)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await
+        })
+    }
+
+    fn record_artifact(&self, art: &crate::StoredArtifact, artifact_type: &str) -> Result<()> {
+        self.on(async {
+            sqlx::query("INSERT INTO artifacts (digest, artifact_type, bytes, files, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
+                .bind(&art.digest)
+                .bind(artifact_type)
+                .bind(art.bytes as i64)
+                .bind(art.files as i64)
+                .bind(crate::metadata::now())
+                .execute(&self.pool)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn cache_lookup(&self, key: &str) -> Result<Option<CacheEntry>> {
+        let row = self.on(async {
+            sqlx::query(
+                "SELECT run_id, task, outputs_json, artifacts_json FROM cache WHERE key = $1",
+            )
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+        })?;
+        let Some(row) = row else { return Ok(None) };
+        let artifacts: String = row.try_get(3).map_err(sql)?;
+        Ok(Some(CacheEntry {
+            run_id: row.try_get(0).map_err(sql)?,
+            task: row.try_get(1).map_err(sql)?,
+            outputs_json: row.try_get(2).map_err(sql)?,
+            artifacts: serde_json::from_str(&artifacts)?,
+        }))
+    }
+
+    fn cache_forget(&self, key: &str) -> Result<()> {
+        self.on(async {
+            sqlx::query("DELETE FROM cache WHERE key = $1")
+                .bind(key)
+                .execute(&self.pool)
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn run(&self, id: &str) -> Result<RunRecord> {
+        let row = self.on(async {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE id = $1"
+            )))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+        })?;
+        match row {
+            Some(r) => run_row(&r),
+            None => Err(StoreError::NoRun(id.to_string())),
+        }
+    }
+
+    fn runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
+        let rows = self.on(async {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {RUN_COLUMNS} FROM runs ORDER BY created_at DESC, seq DESC LIMIT $1"
+            )))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+        })?;
+        rows.iter().map(run_row).collect()
+    }
+
+    fn tasks(&self, run: &str) -> Result<Vec<TaskRecord>> {
+        let rows = self.on(async {
+            sqlx::query(
+                "SELECT run_id, name, state, attempt, component_digest, cache_key, cached_from, started_at, finished_at,
+                        duration_ms, error, outputs_json, log_path
+                 FROM tasks WHERE run_id = $1 ORDER BY seq",
+            )
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await
+        })?;
+        rows.iter()
+            .map(|r| {
+                Ok(TaskRecord {
+                    run_id: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    state: TaskState::parse(&r.try_get::<String, _>(2)?)
+                        .unwrap_or(TaskState::Pending),
+                    attempt: r.try_get::<i32, _>(3)? as u32,
+                    component_digest: r.try_get(4)?,
+                    cache_key: r.try_get(5)?,
+                    cached_from: r.try_get(6)?,
+                    started_at: r.try_get(7)?,
+                    finished_at: r.try_get(8)?,
+                    duration_ms: r.try_get(9)?,
+                    error: r.try_get(10)?,
+                    outputs_json: r.try_get(11)?,
+                    log_path: r.try_get(12)?,
+                })
+            })
+            .collect::<sqlx::Result<_>>()
+            .map_err(sql)
+    }
+
+    fn events(&self, run: Option<&str>) -> Result<Vec<ArtifactEvent>> {
+        let rows = self.on(async {
+            sqlx::query(
+                "SELECT run_id, task, name, digest, direction, artifact_type FROM events
+                 WHERE $1::text IS NULL OR run_id = $1 ORDER BY id",
+            )
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await
+        })?;
+        rows.iter().map(event_row).collect()
+    }
+
+    fn lineage(&self, digest: &str) -> Result<Vec<ArtifactEvent>> {
+        let rows = self.on(async {
+            sqlx::query(
+                "SELECT run_id, task, name, digest, direction, artifact_type FROM events WHERE digest = $1 ORDER BY id",
+            )
+            .bind(digest)
+            .fetch_all(&self.pool)
+            .await
+        })?;
+        rows.iter().map(event_row).collect()
+    }
+
+    fn artifacts(&self) -> Result<Vec<(String, String, u64, u64)>> {
+        let rows = self.on(async {
+            sqlx::query(
+                "SELECT digest, artifact_type, bytes, files FROM artifacts ORDER BY created_at, digest",
+            )
+            .fetch_all(&self.pool)
+            .await
+        })?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    r.try_get(1)?,
+                    r.try_get::<i64, _>(2)? as u64,
+                    r.try_get::<i64, _>(3)? as u64,
+                ))
+            })
+            .collect::<sqlx::Result<_>>()
+            .map_err(sql)
+    }
+
+    fn metrics(&self, run: &str) -> Result<Vec<MetricRecord>> {
+        let rows = self.on(async {
+            sqlx::query(
+                "SELECT task, name, value, step FROM metrics WHERE run_id = $1 ORDER BY seq",
+            )
+            .bind(run)
+            .fetch_all(&self.pool)
+            .await
+        })?;
+        rows.iter()
+            .map(|r| {
+                Ok(MetricRecord {
+                    task: r.try_get(0)?,
+                    name: r.try_get(1)?,
+                    value: r.try_get(2)?,
+                    step: r.try_get::<Option<i64>, _>(3)?.map(|s| s as u64),
+                })
+            })
+            .collect::<sqlx::Result<_>>()
+            .map_err(sql)
+    }
+}
+
+fn sql(e: sqlx::Error) -> StoreError {
+    StoreError::Postgres(e)
+}
+
+fn run_row(r: &PgRow) -> Result<RunRecord> {
+    (|| {
+        Ok(RunRecord {
+            id: r.try_get(0)?,
+            pipeline: r.try_get(1)?,
+            pipeline_file: r.try_get(2)?,
+            plan_json: r.try_get(3)?,
+            state: r.try_get(4)?,
+            created_at: r.try_get(5)?,
+            finished_at: r.try_get(6)?,
+            error: r.try_get(7)?,
+        })
+    })()
+    .map_err(sql)
+}
+
+fn event_row(r: &PgRow) -> Result<ArtifactEvent> {
+    (|| {
+        Ok(ArtifactEvent {
+            run_id: r.try_get(0)?,
+            task: r.try_get(1)?,
+            name: r.try_get(2)?,
+            digest: r.try_get(3)?,
+            direction: r.try_get(4)?,
+            artifact_type: r.try_get(5)?,
+        })
+    })()
+    .map_err(sql)
+}

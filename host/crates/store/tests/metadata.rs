@@ -1,0 +1,271 @@
+//! The metadata store's contract, run on every backend: SQLite always, PostgreSQL where
+//! `WEFT_TEST_POSTGRES` names a server (`cargo xtask test` starts one and sets
+//! `WEFT_REQUIRE_POSTGRES`, so there the PostgreSQL cases cannot skip silently).
+
+use weft_store::*;
+
+fn run_record(id: &str, created_at: &str) -> RunRecord {
+    RunRecord {
+        id: id.into(),
+        pipeline: "p".into(),
+        pipeline_file: "p.yaml".into(),
+        plan_json: "{}".into(),
+        state: RUN_RUNNING.into(),
+        created_at: created_at.into(),
+        finished_at: None,
+        error: None,
+    }
+}
+
+fn artifact(digest: &str) -> StoredArtifact {
+    StoredArtifact {
+        digest: digest.into(),
+        bytes: 3,
+        files: 1,
+    }
+}
+
+/// Everything the executor and the CLI ask of a store, checked through the trait.
+fn honours_the_contract(db: &MetadataStore) {
+    db.create_run(
+        &run_record("r1", "2026-01-01T00:00:00Z"),
+        &["a".into(), "b".into()],
+    )
+    .unwrap();
+    db.create_run(&run_record("r2", "2026-01-02T00:00:00Z"), &[])
+        .unwrap();
+    // Newest first.
+    let ids: Vec<String> = db.runs(10).unwrap().into_iter().map(|r| r.id).collect();
+    assert_eq!(ids, ["r2", "r1"]);
+    assert_eq!(db.runs(1).unwrap().len(), 1);
+    assert!(matches!(db.run("nope"), Err(StoreError::NoRun(_))));
+
+    // Tasks keep the order they were added in; adding one twice is harmless.
+    db.add_task("r1", "c[0]").unwrap();
+    db.add_task("r1", "c[0]").unwrap();
+    let names: Vec<String> = db
+        .tasks("r1")
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names, ["a", "b", "c[0]"]);
+
+    db.record_artifact(&artifact("sha256:in"), "Dataset")
+        .unwrap();
+    db.record_artifact(&artifact("sha256:in"), "Dataset")
+        .unwrap();
+    db.start_task("r1", "a", 2, "sha256:c", "/logs/a.log")
+        .unwrap();
+    let a = &db.tasks("r1").unwrap()[0];
+    assert_eq!((a.state, a.attempt), (TaskState::Running, 2));
+    assert_eq!(a.log_path.as_deref(), Some("/logs/a.log"));
+    let done = TaskCompletion {
+        state: TaskState::Succeeded,
+        outputs_json: r#"{"n":{"type":"int","value":3}}"#.into(),
+        inputs: vec![("data".into(), "sha256:in".into(), "Dataset".into())],
+        outputs: vec![("model".into(), artifact("sha256:out"), "Model".into())],
+        metrics: vec![
+            MetricRecord {
+                task: "a".into(),
+                name: "loss".into(),
+                value: 0.5,
+                step: Some(1),
+            },
+            MetricRecord {
+                task: "a".into(),
+                name: "acc".into(),
+                value: 0.9,
+                step: None,
+            },
+        ],
+        cache_key: Some("k".into()),
+        cached_from: None,
+        duration_ms: 12.5,
+        log_path: None,
+    };
+    db.complete_task("r1", "a", &done).unwrap();
+    let a = &db.tasks("r1").unwrap()[0];
+    assert_eq!(a.state, TaskState::Succeeded);
+    assert_eq!(a.duration_ms, Some(12.5));
+    assert_eq!(a.outputs_json.as_deref(), Some(done.outputs_json.as_str()));
+    assert_eq!(a.cache_key.as_deref(), Some("k"));
+    assert_eq!(
+        a.log_path.as_deref(),
+        Some("/logs/a.log"),
+        "kept when none is given"
+    );
+    assert!(a.finished_at.is_some());
+
+    // The cache entry, replaced by a later completion of the same key, and forgotten.
+    let hit = db.cache_lookup("k").unwrap().unwrap();
+    assert_eq!(hit.run_id, "r1");
+    assert_eq!(
+        hit.artifacts,
+        vec![("model".to_string(), "sha256:out".to_string())]
+    );
+    db.complete_task("r1", "b", &done).unwrap();
+    assert_eq!(db.cache_lookup("k").unwrap().unwrap().task, "b");
+    db.cache_forget("k").unwrap();
+    assert!(db.cache_lookup("k").unwrap().is_none());
+
+    // Lineage: who made an artifact, who used one; events in order.
+    let made = db.lineage("sha256:out").unwrap();
+    assert_eq!(made.len(), 2);
+    assert_eq!(
+        (made[0].task.as_str(), made[0].direction.as_str()),
+        ("a", "output")
+    );
+    let used = db.lineage("sha256:in").unwrap();
+    assert_eq!(used[0].direction, "input");
+    assert_eq!(db.events(Some("r1")).unwrap().len(), 4);
+    assert_eq!(db.events(None).unwrap().len(), 4);
+    assert!(db.events(Some("r2")).unwrap().is_empty());
+    let arts: Vec<(String, String, u64, u64)> = db.artifacts().unwrap();
+    assert!(arts.contains(&("sha256:out".into(), "Model".into(), 3, 1)));
+    assert_eq!(arts.len(), 2);
+
+    let metrics = db.metrics("r1").unwrap();
+    assert_eq!(metrics.len(), 4);
+    assert_eq!(
+        (metrics[0].name.as_str(), metrics[0].step),
+        ("loss", Some(1))
+    );
+    assert_eq!((metrics[1].name.as_str(), metrics[1].step), ("acc", None));
+
+    // Failure, then a reset to pending (resume).
+    db.set_task_state("r1", "c[0]", TaskState::Failed, Some("boom"))
+        .unwrap();
+    let c = &db.tasks("r1").unwrap()[2];
+    assert_eq!(
+        (c.state, c.error.as_deref()),
+        (TaskState::Failed, Some("boom"))
+    );
+    assert!(c.finished_at.is_some());
+    db.set_task_state("r1", "c[0]", TaskState::Pending, None)
+        .unwrap();
+    assert!(db.tasks("r1").unwrap()[2].finished_at.is_none());
+
+    db.finish_run("r1", RUN_FAILED, Some("failed tasks: c[0]"))
+        .unwrap();
+    let r1 = db.run("r1").unwrap();
+    assert_eq!(r1.state, RUN_FAILED);
+    assert_eq!(r1.error.as_deref(), Some("failed tasks: c[0]"));
+    assert!(r1.finished_at.is_some());
+    db.reopen_run("r1").unwrap();
+    let r1 = db.run("r1").unwrap();
+    assert_eq!((r1.state.as_str(), r1.error), (RUN_RUNNING, None));
+
+    // A second run with an existing id is refused, not merged.
+    assert!(
+        db.create_run(&run_record("r1", "x"), &[]).is_err(),
+        "ids are unique"
+    );
+}
+
+#[test]
+fn sqlite_honours_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = MetadataStore::open(&dir.path().join("m.db")).unwrap();
+    honours_the_contract(&db);
+    // Everything is still there when the file is opened again.
+    drop(db);
+    let db = MetadataStore::connect(dir.path().join("m.db").to_str().unwrap()).unwrap();
+    assert_eq!(db.runs(10).unwrap().len(), 2);
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+    use sqlx::{Connection, Executor};
+
+    /// A fresh, empty database on the test server, as a URL; None (said) when there is none.
+    fn fresh_database() -> Option<String> {
+        let Ok(admin) = std::env::var("WEFT_TEST_POSTGRES") else {
+            assert!(
+                std::env::var_os("WEFT_REQUIRE_POSTGRES").is_none(),
+                "WEFT_REQUIRE_POSTGRES is set but WEFT_TEST_POSTGRES names no server"
+            );
+            eprintln!(
+                "WEFT_TEST_POSTGRES not set: PostgreSQL not tested (cargo xtask test starts one)"
+            );
+            return None;
+        };
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let name = format!(
+            "weft_test_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut c = sqlx::PgConnection::connect(&admin).await.unwrap();
+            c.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .await
+                .unwrap();
+        });
+        let (server, _) = admin.rsplit_once('/').unwrap();
+        Some(format!("{server}/{name}"))
+    }
+
+    #[test]
+    fn postgres_honours_the_contract() {
+        let Some(url) = fresh_database() else { return };
+        let db = MetadataStore::connect(&url).unwrap();
+        honours_the_contract(&db);
+        // Connecting again finds the schema current and the data kept.
+        drop(db);
+        let db = MetadataStore::connect(&url).unwrap();
+        assert_eq!(db.runs(10).unwrap().len(), 2);
+    }
+
+    /// Runners starting together against a fresh database: the migration runs once (sqlx's
+    /// migrator takes an advisory lock), and every one of them connects.
+    #[test]
+    fn runners_connecting_to_a_fresh_database_at_once_all_succeed() {
+        let Some(url) = fresh_database() else { return };
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..6)
+                .map(|_| s.spawn(|| MetadataStore::connect(&url).map(|_| ())))
+                .collect();
+            for h in handles {
+                h.join().unwrap().unwrap();
+            }
+        });
+    }
+
+    /// Opened, used and dropped inside an async runtime (the executor's loop uses it there).
+    #[test]
+    fn the_store_can_be_used_from_async_code() {
+        let Some(url) = fresh_database() else { return };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let db = MetadataStore::connect(&url).unwrap();
+            db.create_run(&run_record("r", "2026-01-01T00:00:00Z"), &["t".into()])
+                .unwrap();
+            assert_eq!(db.tasks("r").unwrap().len(), 1);
+            // Dropped here too, inside the runtime.
+            drop(db);
+        });
+    }
+
+    #[test]
+    fn a_bad_url_or_unreachable_server_is_a_clear_error() {
+        let err = MetadataStore::connect("postgres://weft:secret@127.0.0.1:1/none")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("metadata database"), "{err}");
+        assert!(!err.contains("secret"), "the password is not shown: {err}");
+    }
+}
