@@ -18,6 +18,9 @@ pub struct Config {
     pub artifact_store: Option<String>,
     /// A Secret whose keys become the runner's and server's environment (S3 credentials).
     pub store_secret: Option<String>,
+    /// A Secret whose key `url` names the PostgreSQL database runners record run metadata in
+    /// (`postgres://user:password@host/db`); None keeps SQLite in each runner's home.
+    pub metadata_secret: Option<String>,
     /// A PersistentVolumeClaim mounted as the runner's Weft home (SQLite metadata, local
     /// artifacts, component cache); None gives each run an emptyDir.
     pub home_pvc: Option<String>,
@@ -34,6 +37,7 @@ impl Default for Config {
             image: "ghcr.io/weft-dev/wasm-run:latest".into(),
             artifact_store: None,
             store_secret: None,
+            metadata_secret: None,
             home_pvc: None,
             runner_service_account: None,
             runner_cluster_role: RUNNER.into(),

@@ -49,6 +49,9 @@ struct RunArgs {
     /// A Secret whose keys become runner and server environment (object store credentials).
     #[arg(long, env = "WEFT_STORE_SECRET")]
     store_secret: Option<String>,
+    /// A Secret whose key `url` is the PostgreSQL database for run metadata.
+    #[arg(long, env = "WEFT_METADATA_SECRET")]
+    metadata_secret: Option<String>,
     /// A PersistentVolumeClaim mounted as every runner's Weft home (metadata and cache).
     #[arg(long, env = "WEFT_HOME_PVC")]
     home_pvc: Option<String>,
@@ -111,6 +114,7 @@ async fn run(args: RunArgs) -> Result<()> {
             image: args.image,
             artifact_store: args.artifact_store,
             store_secret: args.store_secret,
+            metadata_secret: args.metadata_secret,
             home_pvc: args.home_pvc,
             runner_service_account: args.runner_service_account,
             runner_cluster_role: args.runner_cluster_role,

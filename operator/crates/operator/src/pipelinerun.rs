@@ -11,8 +11,8 @@ use k8s_openapi::api::batch::v1::{
     PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
 };
 use k8s_openapi::api::core::v1::{
-    ConfigMap, Container, EnvVar, PersistentVolumeClaimVolumeSource, Pod, PodSpec, PodTemplateSpec,
-    ServiceAccount, Volume,
+    ConfigMap, Container, EnvVar, EnvVarSource, PersistentVolumeClaimVolumeSource, Pod, PodSpec,
+    PodTemplateSpec, SecretKeySelector, ServiceAccount, Volume,
 };
 use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -321,12 +321,29 @@ pub fn runner_job(run: &PipelineRun, config: &crate::Config, name: &str, cm: &st
     }
     let args = pods::wasm_run_args(config, &command);
     let home = home_volume(config);
-    let container = Container {
-        env: Some(vec![EnvVar {
-            name: "RUST_LOG".into(),
-            value: Some("info".into()),
+    let mut env = vec![EnvVar {
+        name: "RUST_LOG".into(),
+        value: Some("info".into()),
+        ..Default::default()
+    }];
+    // Run metadata in PostgreSQL: shared by every runner, and a restarted runner resumes from
+    // it even without a home volume.
+    if let Some(secret) = &config.metadata_secret {
+        env.push(EnvVar {
+            name: "WEFT_METADATA".into(),
+            value_from: Some(EnvVarSource {
+                secret_key_ref: Some(SecretKeySelector {
+                    name: secret.clone(),
+                    key: "url".into(),
+                    optional: Some(false),
+                }),
+                ..Default::default()
+            }),
             ..Default::default()
-        }]),
+        });
+    }
+    let container = Container {
+        env: Some(env),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..pods::container(config, "runner", args)
     };

@@ -184,6 +184,7 @@ fn the_chart_renders_and_lints_with_helms_engine_and_its_manifests_are_valid() {
         "replicas": 2,
         "artifactStore": "s3://bucket/weft",
         "storeSecret": "weft-s3",
+        "metadataSecret": "weft-postgres",
         "homePvc": "weft-home",
         "runnerServiceAccount": "my-runner",
         "image": {"tag": "v9", "pullPolicy": "Always"},

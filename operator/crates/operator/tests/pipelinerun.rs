@@ -501,6 +501,24 @@ fn without_a_shared_store_there_are_no_task_pods() {
         .unwrap();
     assert!(!args.contains(&"--task-pods".to_string()), "{args:?}");
     // A home claim is shared: its pods mount it too.
+    // With a metadata database, runners get its URL from the Secret, never in the spec.
+    let with_db = Config {
+        metadata_secret: Some("weft-postgres".into()),
+        ..config.clone()
+    };
+    let job = pipelinerun::runner_job(&typed, &with_db, "j", "cm");
+    let env =
+        serde_json::to_value(&job.spec.unwrap().template.spec.unwrap().containers[0].env).unwrap();
+    let metadata = env
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "WEFT_METADATA")
+        .unwrap();
+    assert_eq!(
+        metadata["valueFrom"]["secretKeyRef"],
+        json!({"name": "weft-postgres", "key": "url", "optional": false})
+    );
     let config = Config {
         home_pvc: Some("weft-home".into()),
         ..config
