@@ -57,6 +57,9 @@ sed -e "s#source: ../../../target/wasm-guests/components/\(.*\)\.wasm#source: CO
 for c in "${!DIGEST[@]}"; do sed -i "s#COMPONENT_$c\$#${DIGEST[$c]}#" /tmp/weft-iris.yaml; done
 DATA=$($WASM_RUN artifacts put examples/data/iris.csv)
 sed -i "s#path: ../../data/iris.csv#path: $DATA#" /tmp/weft-iris.yaml
+# train asks for resources of its own (as a GPU task would): it runs in a pod of its own.
+sed -i 's#^      memory: 128MiB$#      memory: 128MiB\n      resources: {cpu: 500m, memory: 256Mi}#' /tmp/weft-iris.yaml
+grep -q 'resources: {cpu: 500m' /tmp/weft-iris.yaml
 
 step "the pipeline, as a PipelineRun"
 kubectl -n "$NS" apply -f /tmp/weft-iris.yaml
@@ -68,6 +71,8 @@ spec: {pipelineRef: iris-classifier}
 YAML
 kubectl -n "$NS" wait pipelinerun/iris-e2e --for=jsonpath='{.status.state}'=SUCCEEDED --timeout=300s
 kubectl -n "$NS" get pipelinerun iris-e2e -o jsonpath='{.status.tasks}'; echo
+kubectl -n "$NS" get jobs -l weft.dev/pipelinerun=iris-e2e,weft.dev/task=train -o name | grep -q . \
+  || { echo "train did not run in a pod of its own"; exit 1; }
 
 step "the trained model, served"
 # The runner reported each task's output artifacts: the model is the train task's.
