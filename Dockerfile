@@ -8,7 +8,7 @@ WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p wasm-run --features s3,kube,postgres -p weft-operator \
+    cargo build --release --locked -p wasm-run --features s3,kube,postgres,onnx,cuda -p weft-operator \
     && install -D -m 0755 target/release/wasm-run /out/wasm-run \
     && install -D -m 0755 target/release/weft-operator /out/weft-operator
 

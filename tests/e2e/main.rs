@@ -6,6 +6,8 @@ mod hermetic;
 #[cfg(feature = "kube")]
 mod kube_status;
 mod limits;
+#[cfg(feature = "onnx")]
+mod onnx;
 mod pipelines;
 #[cfg(feature = "postgres")]
 mod postgres;

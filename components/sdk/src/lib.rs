@@ -27,6 +27,8 @@ pub mod bindings {
 pub use bindings::exports::weft::pipeline::task::Guest;
 /// Tensor compute on the host's device (`weft:tensor/ops`).
 pub use bindings::weft::tensor::ops as tensor;
+/// Models trained elsewhere (ONNX), through the standard `wasi:nn` interfaces.
+pub use bindings::wasi::nn;
 pub use bindings::export;
 pub use bindings::weft::pipeline::log::{emit, Level};
 pub use bindings::weft::pipeline::metrics::report;

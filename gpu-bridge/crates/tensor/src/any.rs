@@ -10,8 +10,9 @@ use std::sync::Arc;
 pub enum Choice {
     Cpu,
     Wgpu,
-    /// A GPU through wgpu when the machine has one (a software adapter does not count: the CPU
-    /// backend is faster), else the CPU.
+    Cuda,
+    /// The best GPU the machine has (CUDA, then a hardware wgpu adapter; a software adapter
+    /// does not count: the CPU backend is faster), else the CPU.
     #[default]
     Auto,
 }
@@ -22,12 +23,10 @@ impl std::str::FromStr for Choice {
         match s {
             "cpu" => Ok(Choice::Cpu),
             "wgpu" => Ok(Choice::Wgpu),
+            "cuda" => Ok(Choice::Cuda),
             "auto" => Ok(Choice::Auto),
-            "cuda" => {
-                Err("the CUDA backend is not part of this build yet; use cpu, wgpu or auto".into())
-            }
             other => Err(format!(
-                "unknown tensor backend `{other}`: cpu, wgpu or auto"
+                "unknown tensor backend `{other}`: cpu, wgpu, cuda or auto"
             )),
         }
     }
@@ -39,6 +38,8 @@ pub enum AnyBackend {
     Cpu(Cpu),
     #[cfg(feature = "wgpu")]
     Wgpu(Arc<crate::Wgpu>),
+    #[cfg(feature = "cuda")]
+    Cuda(Arc<crate::Cuda>),
 }
 
 /// A buffer on whichever device.
@@ -47,6 +48,8 @@ pub enum AnyBuf {
     Cpu(Arc<Vec<f32>>),
     #[cfg(feature = "wgpu")]
     Wgpu(crate::wgpu_backend::WgpuBuf),
+    #[cfg(feature = "cuda")]
+    Cuda(crate::cuda_backend::CudaBuf),
 }
 
 impl AnyBackend {
@@ -55,32 +58,59 @@ impl AnyBackend {
     pub fn open(choice: Choice) -> Result<Self, String> {
         match choice {
             Choice::Cpu => Ok(AnyBackend::Cpu(Cpu)),
-            #[cfg(feature = "wgpu")]
-            Choice::Wgpu => crate::Wgpu::new()
-                .map(|w| AnyBackend::Wgpu(Arc::new(w)))
-                .map_err(|e| format!("tensor backend wgpu: {e}")),
-            #[cfg(not(feature = "wgpu"))]
-            Choice::Wgpu => {
-                Err("tensor backend wgpu: this build has no wgpu support (feature `wgpu`)".into())
-            }
-            #[cfg(feature = "wgpu")]
-            Choice::Auto if gpu_likely() => Ok(match crate::Wgpu::new() {
-                Ok(w) if w.is_hardware() => AnyBackend::Wgpu(Arc::new(w)),
-                _ => AnyBackend::Cpu(Cpu),
-            }),
-            #[cfg(feature = "wgpu")]
-            Choice::Auto => Ok(AnyBackend::Cpu(Cpu)),
-            #[cfg(not(feature = "wgpu"))]
-            Choice::Auto => Ok(AnyBackend::Cpu(Cpu)),
+            Choice::Wgpu => open_wgpu(),
+            Choice::Cuda => open_cuda(),
+            Choice::Auto => Ok(auto()),
         }
     }
+}
+
+#[cfg(feature = "wgpu")]
+fn open_wgpu() -> Result<AnyBackend, String> {
+    crate::Wgpu::new()
+        .map(|w| AnyBackend::Wgpu(Arc::new(w)))
+        .map_err(|e| format!("tensor backend wgpu: {e}"))
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn open_wgpu() -> Result<AnyBackend, String> {
+    Err("tensor backend wgpu: this build has no wgpu support (feature `wgpu`)".into())
+}
+
+#[cfg(feature = "cuda")]
+fn open_cuda() -> Result<AnyBackend, String> {
+    crate::Cuda::new()
+        .map(|c| AnyBackend::Cuda(Arc::new(c)))
+        .map_err(|e| format!("tensor backend cuda: {e}"))
+}
+
+#[cfg(not(feature = "cuda"))]
+fn open_cuda() -> Result<AnyBackend, String> {
+    Err("tensor backend cuda: this build has no CUDA support (feature `cuda`)".into())
+}
+
+/// The best device present: CUDA, then a hardware wgpu adapter, else the CPU.
+fn auto() -> AnyBackend {
+    if !gpu_likely() {
+        return AnyBackend::Cpu(Cpu);
+    }
+    #[cfg(feature = "cuda")]
+    if let Ok(c) = crate::Cuda::new() {
+        return AnyBackend::Cuda(Arc::new(c));
+    }
+    #[cfg(feature = "wgpu")]
+    if let Ok(w) = crate::Wgpu::new() {
+        if w.is_hardware() {
+            return AnyBackend::Wgpu(Arc::new(w));
+        }
+    }
+    AnyBackend::Cpu(Cpu)
 }
 
 /// Whether this machine may have a GPU, without opening a graphics API: on Linux, a DRM render
 /// node or an NVIDIA device file; elsewhere (Metal, DX12) assume so. Opening Vulkan just to
 /// find a software rasteriser costs a fraction of a second and prints driver warnings on every
 /// command, which `auto` should not do on GPU-less machines.
-#[cfg(feature = "wgpu")]
 fn gpu_likely() -> bool {
     if !cfg!(target_os = "linux") {
         return true;
@@ -96,29 +126,71 @@ fn gpu_likely() -> bool {
     has("/dev/dri", "renderD") || has("/dev", "nvidia")
 }
 
-macro_rules! on {
-    ($self:expr, $b:ident => $cpu:expr, $w:ident => $gpu:expr) => {
+/// `$body` on whichever device `$self` is, with `$buf` the accessor of that device's buffers;
+/// `on!` wraps the result as an [`AnyBuf`], `each!` returns it as it is.
+macro_rules! each {
+    ($self:expr, |$d:ident, $buf:ident| $body:expr) => {
         match $self {
-            AnyBackend::Cpu($b) => AnyBuf::Cpu($cpu),
+            AnyBackend::Cpu($d) => {
+                let $buf = cpu_buf;
+                $body
+            }
             #[cfg(feature = "wgpu")]
-            AnyBackend::Wgpu($w) => AnyBuf::Wgpu($gpu),
+            AnyBackend::Wgpu($d) => {
+                let $buf = wgpu_buf;
+                $body
+            }
+            #[cfg(feature = "cuda")]
+            AnyBackend::Cuda($d) => {
+                let $buf = cuda_buf;
+                $body
+            }
         }
     };
 }
 
-fn cpu(b: &AnyBuf) -> &Arc<Vec<f32>> {
+macro_rules! on {
+    ($self:expr, |$d:ident, $buf:ident| $body:expr) => {
+        match $self {
+            AnyBackend::Cpu($d) => {
+                let $buf = cpu_buf;
+                AnyBuf::Cpu($body)
+            }
+            #[cfg(feature = "wgpu")]
+            AnyBackend::Wgpu($d) => {
+                let $buf = wgpu_buf;
+                AnyBuf::Wgpu($body)
+            }
+            #[cfg(feature = "cuda")]
+            AnyBackend::Cuda($d) => {
+                let $buf = cuda_buf;
+                AnyBuf::Cuda($body)
+            }
+        }
+    };
+}
+
+fn cpu_buf(b: &AnyBuf) -> &Arc<Vec<f32>> {
     match b {
         AnyBuf::Cpu(v) => v,
-        #[cfg(feature = "wgpu")]
-        AnyBuf::Wgpu(_) => unreachable!("a wgpu buffer given to the CPU backend"),
+        #[allow(unreachable_patterns)]
+        _ => unreachable!("a GPU buffer given to the CPU backend"),
     }
 }
 
 #[cfg(feature = "wgpu")]
-fn gpu(b: &AnyBuf) -> &crate::wgpu_backend::WgpuBuf {
+fn wgpu_buf(b: &AnyBuf) -> &crate::wgpu_backend::WgpuBuf {
     match b {
         AnyBuf::Wgpu(v) => v,
-        AnyBuf::Cpu(_) => unreachable!("a CPU buffer given to the wgpu backend"),
+        _ => unreachable!("a buffer of another device given to the wgpu backend"),
+    }
+}
+
+#[cfg(feature = "cuda")]
+fn cuda_buf(b: &AnyBuf) -> &crate::cuda_backend::CudaBuf {
+    match b {
+        AnyBuf::Cuda(v) => v,
+        _ => unreachable!("a buffer of another device given to the CUDA backend"),
     }
 }
 
@@ -126,39 +198,27 @@ impl Backend for AnyBackend {
     type Buf = AnyBuf;
 
     fn name(&self) -> &'static str {
-        match self {
-            AnyBackend::Cpu(c) => c.name(),
-            #[cfg(feature = "wgpu")]
-            AnyBackend::Wgpu(w) => w.name(),
-        }
+        each!(self, |d, _b| d.name())
     }
 
     fn max_elements(&self) -> usize {
-        match self {
-            AnyBackend::Cpu(c) => c.max_elements(),
-            #[cfg(feature = "wgpu")]
-            AnyBackend::Wgpu(w) => w.max_elements(),
-        }
+        each!(self, |d, _b| d.max_elements())
     }
 
     fn upload(&self, data: &[f32]) -> AnyBuf {
-        on!(self, c => c.upload(data), w => w.upload(data))
+        on!(self, |d, _b| d.upload(data))
     }
 
     fn download(&self, buf: &AnyBuf) -> Vec<f32> {
-        match self {
-            AnyBackend::Cpu(c) => c.download(cpu(buf)),
-            #[cfg(feature = "wgpu")]
-            AnyBackend::Wgpu(w) => w.download(gpu(buf)),
-        }
+        each!(self, |d, b| d.download(b(buf)))
     }
 
     fn full(&self, len: usize, value: f32) -> AnyBuf {
-        on!(self, c => c.full(len, value), w => w.full(len, value))
+        on!(self, |d, _b| d.full(len, value))
     }
 
     fn unary(&self, op: Unary, x: &AnyBuf) -> AnyBuf {
-        on!(self, c => c.unary(op, cpu(x)), w => w.unary(op, gpu(x)))
+        on!(self, |d, b| d.unary(op, b(x)))
     }
 
     fn binary(
@@ -166,21 +226,21 @@ impl Backend for AnyBackend {
         op: Binary,
         a: &AnyBuf,
         sa: &[usize],
-        b: &AnyBuf,
+        bb: &AnyBuf,
         sb: &[usize],
         out: &[usize],
     ) -> AnyBuf {
-        on!(self, c => c.binary(op, cpu(a), sa, cpu(b), sb, out), w => w.binary(op, gpu(a), sa, gpu(b), sb, out))
+        on!(self, |d, b| d.binary(op, b(a), sa, b(bb), sb, out))
     }
 
     fn affine(&self, x: &AnyBuf, alpha: f32, beta: f32) -> AnyBuf {
-        on!(self, c => c.affine(cpu(x), alpha, beta), w => w.affine(gpu(x), alpha, beta))
+        on!(self, |d, b| d.affine(b(x), alpha, beta))
     }
 
     fn matmul(
         &self,
         a: &AnyBuf,
-        b: &AnyBuf,
+        bb: &AnyBuf,
         batch: usize,
         m: usize,
         k: usize,
@@ -188,38 +248,38 @@ impl Backend for AnyBackend {
         ta: bool,
         tb: bool,
     ) -> AnyBuf {
-        on!(self, c => c.matmul(cpu(a), cpu(b), batch, m, k, n, ta, tb), w => w.matmul(gpu(a), gpu(b), batch, m, k, n, ta, tb))
+        on!(self, |d, b| d.matmul(b(a), b(bb), batch, m, k, n, ta, tb))
     }
 
     fn reduce(&self, op: Reduce, x: &AnyBuf, shape: &[usize], axis: usize) -> AnyBuf {
-        on!(self, c => c.reduce(op, cpu(x), shape, axis), w => w.reduce(op, gpu(x), shape, axis))
+        on!(self, |d, b| d.reduce(op, b(x), shape, axis))
     }
 
     fn transpose(&self, x: &AnyBuf, shape: &[usize], a0: usize, a1: usize) -> AnyBuf {
-        on!(self, c => c.transpose(cpu(x), shape, a0, a1), w => w.transpose(gpu(x), shape, a0, a1))
+        on!(self, |d, b| d.transpose(b(x), shape, a0, a1))
     }
 
     fn slice(&self, x: &AnyBuf, shape: &[usize], axis: usize, start: usize, len: usize) -> AnyBuf {
-        on!(self, c => c.slice(cpu(x), shape, axis, start, len), w => w.slice(gpu(x), shape, axis, start, len))
+        on!(self, |d, b| d.slice(b(x), shape, axis, start, len))
     }
 
     fn pad(&self, x: &AnyBuf, shape: &[usize], axis: usize, start: usize, total: usize) -> AnyBuf {
-        on!(self, c => c.pad(cpu(x), shape, axis, start, total), w => w.pad(gpu(x), shape, axis, start, total))
+        on!(self, |d, b| d.pad(b(x), shape, axis, start, total))
     }
 
     fn gather_rows(&self, x: &AnyBuf, cols: usize, indices: &[usize]) -> AnyBuf {
-        on!(self, c => c.gather_rows(cpu(x), cols, indices), w => w.gather_rows(gpu(x), cols, indices))
+        on!(self, |d, b| d.gather_rows(b(x), cols, indices))
     }
 
     fn scatter_add_rows(&self, g: &AnyBuf, rows: usize, cols: usize, indices: &[usize]) -> AnyBuf {
-        on!(self, c => c.scatter_add_rows(cpu(g), rows, cols, indices), w => w.scatter_add_rows(gpu(g), rows, cols, indices))
+        on!(self, |d, b| d.scatter_add_rows(b(g), rows, cols, indices))
     }
 
     fn unfold(&self, x: &AnyBuf, win: Window) -> AnyBuf {
-        on!(self, c => c.unfold(cpu(x), win), w => w.unfold(gpu(x), win))
+        on!(self, |d, b| d.unfold(b(x), win))
     }
 
     fn fold(&self, cols: &AnyBuf, win: Window) -> AnyBuf {
-        on!(self, c => c.fold(cpu(cols), win), w => w.fold(gpu(cols), win))
+        on!(self, |d, b| d.fold(b(cols), win))
     }
 }

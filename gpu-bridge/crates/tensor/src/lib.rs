@@ -12,8 +12,12 @@
 pub mod any;
 pub mod backend;
 pub mod cpu;
+#[cfg(feature = "cuda")]
+pub mod cuda_backend;
 pub mod engine;
 pub mod io;
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub mod kernels;
 pub mod optim;
 pub mod shape;
 #[cfg(feature = "wgpu")]
@@ -22,6 +26,8 @@ pub mod wgpu_backend;
 pub use any::{AnyBackend, AnyBuf, Choice};
 pub use backend::{Backend, Binary, Reduce, Unary};
 pub use cpu::Cpu;
+#[cfg(feature = "cuda")]
+pub use cuda_backend::{Cuda, CudaError};
 pub use engine::{Engine, Gradients, Tensor};
 #[cfg(feature = "wgpu")]
 pub use wgpu_backend::{Wgpu, WgpuError};

@@ -2,8 +2,7 @@
 //! (Mesa's lavapipe in CI). Kernels are deliberately plain, one thread per output element; the
 //! tiled matmul and fused kernels come with the GPU figures.
 
-use crate::backend::{Backend, Binary, Reduce, Unary, Window};
-use crate::shape::{broadcast_strides, strides};
+use crate::kernels::{Kernel, KernelDevice};
 use std::sync::Arc;
 use wgpu::util::DeviceExt;
 
@@ -247,21 +246,7 @@ const FOLD: &str = r#"
 }
 "#;
 
-#[derive(Clone, Copy)]
-enum Kernel {
-    Unary,
-    Binary,
-    Affine,
-    MatMul,
-    Reduce,
-    StridedRead,
-    StridedWrite,
-    Gather,
-    ScatterAdd,
-    Unfold,
-    Fold,
-}
-
+/// Each kernel's WGSL body, in [`Kernel`] order.
 const KERNELS: [(Kernel, &str); 11] = [
     (Kernel::Unary, UNARY),
     (Kernel::Binary, BINARY),
@@ -393,9 +378,7 @@ impl Wgpu {
             })
     }
 
-    /// Runs `kernel` over `threads` threads with `params`, reading `a` (and `b`), into a fresh
-    /// zeroed buffer of `out_len` elements.
-    fn run(
+    fn launch(
         &self,
         kernel: Kernel,
         params: &[u32],
@@ -442,51 +425,7 @@ impl Wgpu {
     }
 }
 
-fn len(buf: &wgpu::Buffer) -> usize {
-    (buf.size() / 4) as usize
-}
-
-fn unary_code(op: Unary) -> u32 {
-    match op {
-        Unary::Neg => 0,
-        Unary::Relu => 1,
-        Unary::Step => 2,
-        Unary::Gelu => 3,
-        Unary::GeluGrad => 4,
-        Unary::Tanh => 5,
-        Unary::Sigmoid => 6,
-        Unary::Exp => 7,
-        Unary::Log => 8,
-        Unary::Recip => 9,
-        Unary::Sqrt => 10,
-        Unary::Square => 11,
-    }
-}
-
-fn u32s(v: &[usize]) -> impl Iterator<Item = u32> + '_ {
-    v.iter().map(|&x| x as u32)
-}
-
-fn window_params(total: usize, w: Window) -> Vec<u32> {
-    [
-        total,
-        w.n,
-        w.c,
-        w.h,
-        w.w,
-        w.kh,
-        w.kw,
-        w.stride,
-        w.pad,
-        w.out_h(),
-        w.out_w(),
-    ]
-    .iter()
-    .map(|&v| v as u32)
-    .collect()
-}
-
-impl Backend for Wgpu {
+impl KernelDevice for Wgpu {
     type Buf = WgpuBuf;
 
     fn name(&self) -> &'static str {
@@ -501,7 +440,11 @@ impl Backend for Wgpu {
             / 4) as usize
     }
 
-    fn upload(&self, data: &[f32]) -> Self::Buf {
+    fn len(&self, buf: &WgpuBuf) -> usize {
+        (buf.size() / 4) as usize
+    }
+
+    fn upload(&self, data: &[f32]) -> WgpuBuf {
         let buf = self.buffer(data.len());
         if !data.is_empty() {
             self.queue.write_buffer(&buf, 0, bytemuck::cast_slice(data));
@@ -509,7 +452,7 @@ impl Backend for Wgpu {
         Arc::new(buf)
     }
 
-    fn download(&self, buf: &Self::Buf) -> Vec<f32> {
+    fn download(&self, buf: &WgpuBuf) -> Vec<f32> {
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
             size: buf.size(),
@@ -534,183 +477,15 @@ impl Backend for Wgpu {
         out
     }
 
-    fn full(&self, len: usize, value: f32) -> Self::Buf {
-        self.upload(&vec![value; len])
-    }
-
-    fn unary(&self, op: Unary, x: &Self::Buf) -> Self::Buf {
-        let n = len(x);
-        self.run(Kernel::Unary, &[n as u32, unary_code(op)], x, None, n, n)
-    }
-
-    fn binary(
+    fn run(
         &self,
-        op: Binary,
-        a: &Self::Buf,
-        a_shape: &[usize],
-        b: &Self::Buf,
-        b_shape: &[usize],
-        out_shape: &[usize],
-    ) -> Self::Buf {
-        let n: usize = out_shape.iter().product();
-        let code = match op {
-            Binary::Add => 0,
-            Binary::Sub => 1,
-            Binary::Mul => 2,
-            Binary::Div => 3,
-            Binary::Eq => 4,
-        };
-        let mut p = vec![n as u32, code, out_shape.len() as u32];
-        p.extend(u32s(out_shape));
-        p.extend(u32s(&broadcast_strides(a_shape, out_shape)));
-        p.extend(u32s(&broadcast_strides(b_shape, out_shape)));
-        self.run(Kernel::Binary, &p, a, Some(b), n, n)
-    }
-
-    fn affine(&self, x: &Self::Buf, alpha: f32, beta: f32) -> Self::Buf {
-        let n = len(x);
-        self.run(
-            Kernel::Affine,
-            &[n as u32, alpha.to_bits(), beta.to_bits()],
-            x,
-            None,
-            n,
-            n,
-        )
-    }
-
-    fn matmul(
-        &self,
-        a: &Self::Buf,
-        b: &Self::Buf,
-        batch: usize,
-        m: usize,
-        k: usize,
-        n: usize,
-        trans_a: bool,
-        trans_b: bool,
-    ) -> Self::Buf {
-        let (a_cs, a_rs) = if trans_a { (m, 1) } else { (1, k) };
-        let (b_cs, b_rs) = if trans_b { (k, 1) } else { (1, n) };
-        let p: Vec<u32> = u32s(&[batch, m, k, n, a_cs, a_rs, b_cs, b_rs]).collect();
-        self.run(Kernel::MatMul, &p, a, Some(b), batch * m * n, batch * m * n)
-    }
-
-    fn reduce(&self, op: Reduce, x: &Self::Buf, shape: &[usize], axis: usize) -> Self::Buf {
-        let outer: usize = shape[..axis].iter().product();
-        let inner: usize = shape[axis + 1..].iter().product();
-        let code = match op {
-            Reduce::Sum => 0,
-            Reduce::Max => 1,
-        };
-        let p: Vec<u32> = u32s(&[outer, shape[axis], inner, code]).collect();
-        self.run(Kernel::Reduce, &p, x, None, outer * inner, outer * inner)
-    }
-
-    fn transpose(&self, x: &Self::Buf, shape: &[usize], a0: usize, a1: usize) -> Self::Buf {
-        let mut out_shape = shape.to_vec();
-        out_shape.swap(a0, a1);
-        let mut src = strides(shape);
-        src.swap(a0, a1);
-        self.strided_read(x, &out_shape, &src, 0)
-    }
-
-    fn slice(
-        &self,
-        x: &Self::Buf,
-        shape: &[usize],
-        axis: usize,
-        start: usize,
-        len: usize,
-    ) -> Self::Buf {
-        let src = strides(shape);
-        let mut out_shape = shape.to_vec();
-        out_shape[axis] = len;
-        self.strided_read(x, &out_shape, &src, start * src[axis])
-    }
-
-    fn pad(
-        &self,
-        x: &Self::Buf,
-        shape: &[usize],
-        axis: usize,
-        start: usize,
-        total: usize,
-    ) -> Self::Buf {
-        let mut out_shape = shape.to_vec();
-        out_shape[axis] = total;
-        let dst = strides(&out_shape);
-        let n: usize = shape.iter().product();
-        let mut p = vec![n as u32, shape.len() as u32, (start * dst[axis]) as u32];
-        p.extend(u32s(shape));
-        p.extend(u32s(&dst));
-        self.run(
-            Kernel::StridedWrite,
-            &p,
-            x,
-            None,
-            out_shape.iter().product(),
-            n,
-        )
-    }
-
-    fn gather_rows(&self, x: &Self::Buf, cols: usize, indices: &[usize]) -> Self::Buf {
-        let n = indices.len() * cols;
-        let mut p = vec![n as u32, cols as u32];
-        p.extend(u32s(indices));
-        self.run(Kernel::Gather, &p, x, None, n, n)
-    }
-
-    fn scatter_add_rows(
-        &self,
-        g: &Self::Buf,
-        rows: usize,
-        cols: usize,
-        indices: &[usize],
-    ) -> Self::Buf {
-        let n = rows * cols;
-        let mut p = vec![n as u32, cols as u32, indices.len() as u32];
-        p.extend(u32s(indices));
-        self.run(Kernel::ScatterAdd, &p, g, None, n, n)
-    }
-
-    fn unfold(&self, x: &Self::Buf, win: Window) -> Self::Buf {
-        let total = win.n * win.out_h() * win.out_w() * win.c * win.kh * win.kw;
-        self.run(
-            Kernel::Unfold,
-            &window_params(total, win),
-            x,
-            None,
-            total,
-            total,
-        )
-    }
-
-    fn fold(&self, cols: &Self::Buf, win: Window) -> Self::Buf {
-        let total = win.n * win.c * win.h * win.w;
-        self.run(
-            Kernel::Fold,
-            &window_params(total, win),
-            cols,
-            None,
-            total,
-            total,
-        )
-    }
-}
-
-impl Wgpu {
-    fn strided_read(
-        &self,
-        x: &WgpuBuf,
-        out_shape: &[usize],
-        src_strides: &[usize],
-        base: usize,
+        kernel: Kernel,
+        params: &[u32],
+        a: &WgpuBuf,
+        b: Option<&WgpuBuf>,
+        out_len: usize,
+        threads: usize,
     ) -> WgpuBuf {
-        let n: usize = out_shape.iter().product();
-        let mut p = vec![n as u32, out_shape.len() as u32, base as u32];
-        p.extend(u32s(out_shape));
-        p.extend(u32s(src_strides));
-        self.run(Kernel::StridedRead, &p, x, None, n, n)
+        self.launch(kernel, params, a, b.map(|b| &**b), out_len, threads)
     }
 }

@@ -37,9 +37,9 @@ struct Cli {
     #[arg(long, global = true, env = "WEFT_METADATA", value_name = "URL")]
     metadata: Option<String>,
 
-    /// The device `weft:tensor` computes on: `cpu`, `wgpu` (a Vulkan/Metal/DX12 device), or
-    /// `auto` (a GPU when there is one, else the CPU). A requested device that is absent is an
-    /// error.
+    /// The device `weft:tensor` computes on: `cpu`, `wgpu` (a Vulkan/Metal/DX12 device), `cuda`
+    /// (an NVIDIA GPU; a build with the `cuda` feature), or `auto` (the best GPU there is, else
+    /// the CPU). A requested device that is absent is an error.
     #[arg(
         long,
         global = true,

@@ -2,8 +2,9 @@
 //! through a component (`components/tensor-bench`, over `weft:tensor`) and through the engine
 //! called directly from Rust (the native baseline), printed with ratios.
 //!
-//! `cargo bench -p weft-runtime --bench tensor [--features wgpu]` (wgpu rows when a device is
-//! present; on lavapipe, a software rasteriser, they measure correctness, not speed).
+//! `cargo bench -p weft-runtime --bench tensor [--features wgpu,cuda]` (wgpu and CUDA rows when
+//! such a device is present; on lavapipe, a software rasteriser, wgpu rows measure correctness,
+//! not speed).
 use std::path::Path;
 use std::time::Instant;
 use weft_runtime::{LoadedComponent, ParamValue, Runtime, RuntimeConfig, StepRequest};
@@ -155,7 +156,7 @@ fn figures<B: Backend>(backend: B, choice: Choice, sizes: &[usize], steps: i64) 
 }
 
 fn main() {
-    println!("GPU bridge figures (2 cores, no GPU on this machine)");
+    println!("GPU bridge figures");
     figures(weft_tensor::Cpu, Choice::Cpu, &[128, 256, 512, 1024], 200);
     #[cfg(feature = "wgpu")]
     match weft_tensor::Wgpu::new() {
@@ -164,5 +165,13 @@ fn main() {
             figures(w, Choice::Wgpu, &[64, 128, 256], 10)
         }
         Err(e) => println!("-- backend wgpu: not measured ({e})"),
+    }
+    #[cfg(feature = "cuda")]
+    match weft_tensor::Cuda::new() {
+        Ok(c) => {
+            println!("(CUDA device: {})", c.device());
+            figures(c, Choice::Cuda, &[256, 1024, 4096], 50)
+        }
+        Err(e) => println!("-- backend cuda: not measured ({e})"),
     }
 }

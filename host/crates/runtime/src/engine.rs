@@ -221,6 +221,9 @@ fn sandbox_linker(engine: &Engine, calls: Calls) -> wasmtime::Result<Linker<Step
         &mut linker,
         |s| s,
     )?;
+    // Models trained elsewhere: the standard `wasi:nn` for ONNX (built with `onnx`).
+    #[cfg(feature = "onnx")]
+    weft_nn::add_to_linker(&mut linker, crate::state::nn_view)?;
     Ok(linker)
 }
 

@@ -31,6 +31,23 @@ pub(crate) struct StepState {
     pub(crate) device_memory_bytes: u64,
     /// The process's tensor device, which the engine computes on.
     pub(crate) tensor_device: weft_tensor::AnyBackend,
+    /// The component's `wasi:nn` (ONNX models), made on first use with the same quota as its
+    /// tensors; its graphs go with the Store.
+    #[cfg(feature = "onnx")]
+    pub(crate) nn: Option<weft_nn::WasiNnCtx>,
+}
+
+/// The `wasi:nn` host's view of a Store: its graphs and the Store's resource table.
+#[cfg(feature = "onnx")]
+pub(crate) fn nn_view(s: &mut StepState) -> weft_nn::WasiNnView<'_> {
+    let quota = s.device_memory_bytes;
+    let log = s.log.clone();
+    let ctx = s.nn.get_or_insert_with(|| {
+        // What went wrong, in the task's log: the guest gets only wasi:nn's error code.
+        let report: weft_nn::Report = Arc::new(move |m: &str| log.record("error", m, &[]));
+        weft_nn::context(quota, report)
+    });
+    weft_nn::WasiNnView::new(&mut s.table, ctx)
 }
 
 impl WasiView for StepState {

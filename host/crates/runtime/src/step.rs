@@ -180,6 +180,8 @@ impl Runtime {
             tensors: None,
             device_memory_bytes: limits.device_memory_bytes,
             tensor_device: self.tensor_device.clone(),
+            #[cfg(feature = "onnx")]
+            nn: None,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
