@@ -794,6 +794,8 @@ fn execute(
 }
 
 type Finished = (TaskState, TaskOutputs, Duration, Option<String>);
+/// How a task (or an iteration) ended: done, or the state it failed in and why.
+type Settled = std::result::Result<Finished, (TaskState, String)>;
 
 /// Runs every iteration of a parallelFor (each cached, retried and recorded as `task[i]`), then
 /// fans their outputs in: parameters as lists, artifacts as one directory of `0/`, `1/`, ...
@@ -803,7 +805,7 @@ fn run_loop(
     job: &Job,
     emit: &(dyn Fn(RunEvent) + Sync),
     cancel: &Arc<AtomicBool>,
-) -> std::result::Result<Finished, (TaskState, String)> {
+) -> Settled {
     let fail = |e: anyhow::Error| (TaskState::Failed, format!("{e:#}"));
     let started = Instant::now();
     let items = job.items.clone().unwrap_or_default();
@@ -824,13 +826,12 @@ fn run_loop(
         .start_task(&job.run_id, &job.task, 1, &job.component, "")
         .map_err(|e| fail(e.into()))?;
 
-    let results: Vec<std::sync::Mutex<Option<std::result::Result<Finished, (TaskState, String)>>>> =
-        iterations
-            .iter()
-            .map(|_| std::sync::Mutex::new(None))
-            .collect();
+    let results: Vec<std::sync::Mutex<Option<Settled>>> = iterations
+        .iter()
+        .map(|_| std::sync::Mutex::new(None))
+        .collect();
     // An iteration's end: reported, recorded when it failed, kept for the fan-in.
-    let settle = |i: usize, r: std::result::Result<Finished, (TaskState, String)>| {
+    let settle = |i: usize, r: Settled| {
         let it = &iterations[i];
         match &r {
             Ok((state, _, d, detail)) => emit(RunEvent::TaskFinished {
@@ -998,7 +999,7 @@ fn run_shard(
     iterations: &[Job],
     emit: &(dyn Fn(RunEvent) + Sync),
     cancel: &Arc<AtomicBool>,
-) -> Vec<(usize, std::result::Result<Finished, (TaskState, String)>)> {
+) -> Vec<(usize, Settled)> {
     let fail = |e: anyhow::Error| (TaskState::Failed, format!("{e:#}"));
     let mut settled = Vec::new();
     let mut pending = Vec::new();
@@ -1101,7 +1102,7 @@ fn run_with_retries(
     emit: &(dyn Fn(RunEvent) + Sync),
     cancel: &Arc<AtomicBool>,
     first_attempt: u32,
-) -> std::result::Result<Finished, (TaskState, String)> {
+) -> Settled {
     let fail = |e: anyhow::Error| (TaskState::Failed, format!("{e:#}"));
     if job.use_cache && first_attempt == 1 {
         if let Some(hit) = cache_hit(stores, job).map_err(fail)? {
