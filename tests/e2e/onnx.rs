@@ -3,6 +3,7 @@
 //! computes directly, and is held to its quota; bad models fail with the cause in the log.
 
 use crate::support::*;
+use weft_test_programs::ONNX_CLASSIFY;
 
 fn weights() -> (Vec<Vec<f32>>, Vec<f32>, Vec<Vec<f32>>, Vec<f32>) {
     let w1 = vec![

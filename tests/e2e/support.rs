@@ -3,9 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub use weft_test_programs::{
-    CSV_TRANSFORM, MISBEHAVE, NOOP, NOT_A_STEP, ONNX_CLASSIFY, TENSOR_BENCH, TRAIN_MLP,
-};
+pub use weft_test_programs::{CSV_TRANSFORM, MISBEHAVE, NOOP, NOT_A_STEP, TENSOR_BENCH, TRAIN_MLP};
 
 /// A scratch directory for one test: WEFT_HOME and outputs live inside it.
 pub struct Scratch {

@@ -357,3 +357,45 @@ spec:
         "cached iterations need no pods"
     );
 }
+
+/// An iteration that fails in its shard's pod is retried by the task's policy (here in the
+/// runner, the task asking for no resources), and fails the loop with its own error.
+#[test]
+fn an_iteration_failing_in_a_shard_is_retried_by_the_policy() {
+    let s = Scratch::new();
+    let (url, jobs) = cluster(&s);
+    let yaml = s.path("shard-fail.yaml");
+    std::fs::write(
+        &yaml,
+        format!(
+            "apiVersion: weft.dev/v1alpha1
+kind: Pipeline
+metadata: {{name: shard-fail}}
+spec:
+  components:
+    m:
+      source: {MISBEHAVE}
+      inputs:
+        params: {{mode: {{type: string}}, ms: {{type: int, default: 1}}}}
+  tasks:
+    fan:
+      component: m
+      parallelFor: {{items: {{value: [busy, fail]}}, pods: 2}}
+      params: {{mode: {{loopItem: .}}}}
+      retry: {{limit: 1, backoff: 10ms}}
+"
+        ),
+    )
+    .unwrap();
+    let summary = run_on_cluster(&s, &url, &yaml, &[]);
+    assert_eq!(summary["state"], "FAILED", "{summary}");
+    assert_eq!(task(&summary, "fan[0]")["state"], "SUCCEEDED");
+    let failed = task(&summary, "fan[1]");
+    assert_eq!(failed["state"], "FAILED", "{failed}");
+    assert_eq!(failed["attempt"], 2, "retried once: {failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("asked to fail"),
+        "{failed}"
+    );
+    assert_eq!(jobs.lock().unwrap().len(), 2, "one pod per shard");
+}

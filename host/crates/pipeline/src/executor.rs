@@ -763,7 +763,7 @@ fn execute(
     let result = if job.items.is_some() {
         run_loop(runtime, stores, &job, &emit, &cancel)
     } else {
-        run_with_retries(runtime, stores, &job, &emit, &cancel, 1)
+        run_with_retries(runtime, stores, &job, &emit, &cancel, None)
     };
     match result {
         Ok((state, out, duration, detail)) => {
@@ -883,7 +883,7 @@ fn run_loop(
                 scope.spawn(move || loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(it) = iterations.get(i) else { break };
-                    settle(i, run_with_retries(runtime, stores, it, emit, cancel, 1));
+                    settle(i, run_with_retries(runtime, stores, it, emit, cancel, None));
                 });
             }
         }
@@ -1066,7 +1066,6 @@ fn run_shard(
             return settled;
         }
     };
-    let retries = job.spec.retry.as_ref().map_or(0, |r| r.limit);
     for (&i, result) in pending.iter().zip(results) {
         let it = &iterations[i];
         let log = log_path(stores, it, 1);
@@ -1079,16 +1078,9 @@ fn run_shard(
             Err(_) if cancel.load(Ordering::Relaxed) => {
                 Err((TaskState::Cancelled, "cancelled".into()))
             }
-            Err(message) if retries == 0 => Err((TaskState::Failed, message)),
-            Err(message) => {
-                emit(RunEvent::TaskRetrying {
-                    task: it.task.clone(),
-                    attempt: 1,
-                    delay: Duration::ZERO,
-                    error: message,
-                });
-                run_with_retries(runtime, stores, it, emit, cancel, 2)
-            }
+            // Retried by the task's policy (backoff included), each retry a pod of its own
+            // when the task has resources, else here.
+            Err(message) => run_with_retries(runtime, stores, it, emit, cancel, Some(message)),
         };
         settled.push((i, r));
     }
@@ -1101,14 +1093,9 @@ fn run_with_retries(
     job: &Job,
     emit: &(dyn Fn(RunEvent) + Sync),
     cancel: &Arc<AtomicBool>,
-    first_attempt: u32,
+    first_failed: Option<String>,
 ) -> Settled {
     let fail = |e: anyhow::Error| (TaskState::Failed, format!("{e:#}"));
-    if job.use_cache && first_attempt == 1 {
-        if let Some(hit) = cache_hit(stores, job).map_err(fail)? {
-            return Ok(hit);
-        }
-    }
     let retry = job.spec.retry.clone();
     let limit = retry.as_ref().map(|r| r.limit).unwrap_or(0);
     let mut delay = retry
@@ -1117,13 +1104,28 @@ fn run_with_retries(
         .and_then(|b| humantime::parse_duration(b).ok())
         .unwrap_or(Duration::from_secs(1));
     let factor = retry.as_ref().and_then(|r| r.factor).unwrap_or(2.0);
-    let mut attempt = first_attempt;
-    loop {
+    let start = |attempt: u32| {
         emit(RunEvent::TaskStarted {
             task: job.task.clone(),
             attempt,
         });
-        match run_once(runtime, stores, job, attempt, cancel) {
+        run_once(runtime, stores, job, attempt, cancel)
+    };
+    let mut attempt = 1;
+    // The first attempt, unless it already ran elsewhere (in a shard's pod) and failed.
+    let mut outcome = match first_failed {
+        Some(message) => Err(AttemptError::Step(message)),
+        None => {
+            if job.use_cache {
+                if let Some(hit) = cache_hit(stores, job).map_err(fail)? {
+                    return Ok(hit);
+                }
+            }
+            start(attempt)
+        }
+    };
+    loop {
+        match outcome {
             Ok(done) => return Ok(done),
             Err(AttemptError::Cancelled) => return Err((TaskState::Cancelled, "cancelled".into())),
             Err(AttemptError::Host(e)) => return Err(fail(e)),
@@ -1132,7 +1134,7 @@ fn run_with_retries(
                     task: job.task.clone(),
                     attempt,
                     delay,
-                    error: e.clone(),
+                    error: e,
                 });
                 let until = Instant::now() + delay;
                 while Instant::now() < until && !cancel.load(Ordering::Relaxed) {
@@ -1140,6 +1142,7 @@ fn run_with_retries(
                 }
                 delay = delay.mul_f64(factor);
                 attempt += 1;
+                outcome = start(attempt);
             }
             Err(AttemptError::Step(e)) => return Err((TaskState::Failed, e)),
         }
