@@ -295,40 +295,6 @@ fn an_invalid_pipeline_is_refused_with_file_line_and_column() {
     assert!(err.contains("cycle") && err.contains("load -> "), "{err}");
 }
 
-/// A pipeline of `misbehave` steps: `spec` is the YAML under `tasks:`.
-fn misbehave_pipeline(s: &Scratch, tasks: &str) -> PathBuf {
-    let text = format!(
-        "apiVersion: weft.dev/v1alpha1
-kind: Pipeline
-metadata:
-  name: test
-spec:
-  components:
-    m:
-      source: {MISBEHAVE}
-      inputs:
-        params:
-          mode: {{type: string}}
-          ms: {{type: int, default: 0}}
-      outputs:
-        artifacts: {{out: Artifact}}
-    busy:
-      source: {MISBEHAVE}
-      inputs:
-        params:
-          mode: {{type: string, default: busy}}
-          ms: {{type: int, default: 0}}
-      outputs:
-        params: {{busy_ms: int}}
-        artifacts: {{out: Artifact}}
-  tasks:
-{tasks}"
-    );
-    let path = s.path("p.yaml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 #[test]
 fn conditions_skip_branches_and_retries_back_off_before_failing() {
     let s = Scratch::new();

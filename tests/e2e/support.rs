@@ -193,3 +193,37 @@ pub fn serve_in_background(app: axum::Router) -> String {
     std::thread::spawn(move || rt.block_on(async { axum::serve(listener, app).await }));
     url
 }
+
+/// A pipeline of `misbehave` steps: `tasks` is the YAML under `tasks:` (components `m`, any mode, and `busy`); written to `p.yaml`.
+pub fn misbehave_pipeline(s: &Scratch, tasks: &str) -> PathBuf {
+    let text = format!(
+        "apiVersion: weft.dev/v1alpha1
+kind: Pipeline
+metadata:
+  name: test
+spec:
+  components:
+    m:
+      source: {MISBEHAVE}
+      inputs:
+        params:
+          mode: {{type: string}}
+          ms: {{type: int, default: 0}}
+      outputs:
+        artifacts: {{out: Artifact}}
+    busy:
+      source: {MISBEHAVE}
+      inputs:
+        params:
+          mode: {{type: string, default: busy}}
+          ms: {{type: int, default: 0}}
+      outputs:
+        params: {{busy_ms: int}}
+        artifacts: {{out: Artifact}}
+  tasks:
+{tasks}"
+    );
+    let path = s.path("p.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}

@@ -242,29 +242,15 @@ fn a_task_with_resources_runs_in_a_pod_of_its_own_with_them() {
 fn a_step_failing_in_its_pod_is_retried_and_fails_with_its_error_and_log() {
     let s = Scratch::new();
     let (url, jobs) = cluster(&s);
-    let yaml = s.path("trap.yaml");
-    std::fs::write(
-        &yaml,
-        format!(
-            "apiVersion: weft.dev/v1alpha1
-kind: Pipeline
-metadata: {{name: trap}}
-spec:
-  components:
-    m:
-      source: {MISBEHAVE}
-      inputs:
-        params: {{mode: {{type: string}}}}
-  tasks:
-    crash:
+    let yaml = misbehave_pipeline(
+        &s,
+        "    crash:
       component: m
-      params: {{mode: {{value: trap}}}}
-      resources: {{cpu: 500m}}
-      retry: {{limit: 1, backoff: 10ms}}
-"
-        ),
-    )
-    .unwrap();
+      params: {mode: {value: trap}}
+      resources: {cpu: 500m}
+      retry: {limit: 1, backoff: 10ms}
+",
+    );
     let summary = run_on_cluster(&s, &url, &yaml, &[]);
     assert_eq!(summary["state"], "FAILED", "{summary}");
     let crash = task(&summary, "crash");
@@ -290,33 +276,14 @@ spec:
 fn a_parallel_for_with_pods_is_sharded_across_them() {
     let s = Scratch::new();
     let (url, jobs) = cluster(&s);
-    let yaml = s.path("fan.yaml");
-    std::fs::write(
-        &yaml,
-        format!(
-            "apiVersion: weft.dev/v1alpha1
-kind: Pipeline
-metadata: {{name: fan}}
-spec:
-  components:
-    busy:
-      source: {MISBEHAVE}
-      inputs:
-        params:
-          mode: {{type: string, default: busy}}
-          ms: {{type: int, default: 0}}
-      outputs:
-        params: {{busy_ms: int}}
-        artifacts: {{out: Artifact}}
-  tasks:
-    fan:
+    let yaml = misbehave_pipeline(
+        &s,
+        "    fan:
       component: busy
-      parallelFor: {{items: {{value: [5, 4, 3, 2, 1]}}, pods: 2, parallelism: 2}}
-      params: {{ms: {{loopItem: .}}}}
-"
-        ),
-    )
-    .unwrap();
+      parallelFor: {items: {value: [5, 4, 3, 2, 1]}, pods: 2, parallelism: 2}
+      params: {ms: {loopItem: .}}
+",
+    );
     let summary = run_on_cluster(&s, &url, &yaml, &[]);
     assert_eq!(summary["state"], "SUCCEEDED", "{summary}");
     let fan = task(&summary, "fan");
@@ -364,29 +331,15 @@ spec:
 fn an_iteration_failing_in_a_shard_is_retried_by_the_policy() {
     let s = Scratch::new();
     let (url, jobs) = cluster(&s);
-    let yaml = s.path("shard-fail.yaml");
-    std::fs::write(
-        &yaml,
-        format!(
-            "apiVersion: weft.dev/v1alpha1
-kind: Pipeline
-metadata: {{name: shard-fail}}
-spec:
-  components:
-    m:
-      source: {MISBEHAVE}
-      inputs:
-        params: {{mode: {{type: string}}, ms: {{type: int, default: 1}}}}
-  tasks:
-    fan:
+    let yaml = misbehave_pipeline(
+        &s,
+        "    fan:
       component: m
-      parallelFor: {{items: {{value: [busy, fail]}}, pods: 2}}
-      params: {{mode: {{loopItem: .}}}}
-      retry: {{limit: 1, backoff: 10ms}}
-"
-        ),
-    )
-    .unwrap();
+      parallelFor: {items: {value: [busy, fail]}, pods: 2}
+      params: {mode: {loopItem: .}, ms: {value: 1}}
+      retry: {limit: 1, backoff: 10ms}
+",
+    );
     let summary = run_on_cluster(&s, &url, &yaml, &[]);
     assert_eq!(summary["state"], "FAILED", "{summary}");
     assert_eq!(task(&summary, "fan[0]")["state"], "SUCCEEDED");
