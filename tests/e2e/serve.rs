@@ -49,8 +49,15 @@ fn start_listening(
     s: &Scratch,
     args: &[&str],
 ) -> (Server, std::io::Lines<BufReader<std::process::ChildStderr>>) {
-    let mut child = s
-        .wasm_run()
+    start_listening_as(s.wasm_run(), args)
+}
+
+/// [`start_listening`] with a `wasm-run` command of the caller's (its environment, say).
+fn start_listening_as(
+    mut wasm_run: std::process::Command,
+    args: &[&str],
+) -> (Server, std::io::Lines<BufReader<std::process::ChildStderr>>) {
+    let mut child = wasm_run
         .args(["serve", "--port", "0"])
         .args(args)
         .stderr(Stdio::piped())
@@ -237,6 +244,67 @@ fn the_trained_iris_model_is_served_over_v2() {
 }
 
 #[test]
+fn requests_leave_structured_access_log_lines_when_asked_for() {
+    let s = Scratch::new();
+    let mut wasm_run = s.wasm_run();
+    wasm_run.env("RUST_LOG", "weft::access=info");
+    let model = format!("echo={}", component("echo-predictor"));
+    let (server, lines) =
+        start_listening_as(wasm_run, &["--log-format", "json", "--model", &model]);
+    let url = format!("{}/v2/models/echo/infer", server.url);
+    let body = r#"{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [2.5]}]}"#;
+    let mut code = 0;
+    for _ in 0..200 {
+        code = post(&url, body).0;
+        if code != 503 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(code, 200);
+    assert_eq!(
+        post(&format!("{}/v2/models/nope/infer", server.url), body).0,
+        404
+    );
+    // One JSON object per request, with what an access log needs.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(30)) {
+        let Ok(entry) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if entry["target"] != "weft::access" {
+            continue;
+        }
+        let fields = &entry["fields"];
+        assert_eq!(fields["method"], "POST", "{line}");
+        assert!(fields["latency_ms"].as_f64().is_some(), "{line}");
+        seen.push((
+            fields["uri"].as_str().unwrap().to_string(),
+            fields["status"].as_u64().unwrap(),
+        ));
+        if seen.iter().any(|(_, status)| *status == 404) {
+            break;
+        }
+    }
+    assert!(
+        seen.contains(&("/v2/models/echo/infer".to_string(), 200)),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&("/v2/models/nope/infer".to_string(), 404)),
+        "{seen:?}"
+    );
+}
+
+#[test]
 fn every_json_datatype_and_parameters_pass_through_a_model() {
     let s = Scratch::new();
     let server = start(
@@ -373,6 +441,11 @@ fn fails_alone(pool: &str) {
     });
     // The server is still healthy, and its metrics saw all of it.
     assert_eq!(get(&format!("{}/v2/health/live", server.url)).0, 200);
+    let (code, _) = post(
+        &format!("{}/v2/models/nope/infer", server.url),
+        r#"{"inputs": []}"#,
+    );
+    assert_eq!(code, 404);
     let metrics = ureq::get(&format!("{}/metrics", server.url))
         .call()
         .unwrap()
@@ -389,6 +462,10 @@ fn fails_alone(pool: &str) {
     assert!(
         metrics.contains(r#"request_predict_seconds_count{model_name="echo"}"#),
         "{metrics}"
+    );
+    assert!(
+        !metrics.contains(r#"model_name="nope""#),
+        "requests for undeclared models make no series: {metrics}"
     );
     // Every request has finished: none is counted in flight (the autoscaling signal).
     assert!(metrics.contains("weft_requests_in_flight 0\n"), "{metrics}");

@@ -7,6 +7,7 @@ use crate::state::StepState;
 use crate::step::StepRequest;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, TypedFunc};
 use wasmtime::Store;
 
 /// Host bindings for `weft:serve/predictor`, generated from `wit/serve`: called from async
@@ -43,15 +44,78 @@ pub struct LoadedPredictor {
     pub source: LoadSource,
     /// The model was loaded once and its instance snapshotted: instances start loaded.
     pub preloaded: bool,
-    pre: bindings::PredictorPre<StepState>,
+    pre: InstancePre<StepState>,
+    funcs: ModelFuncs,
 }
 
 /// A live, loaded model instance in its own Store.
 pub struct PredictorInstance {
     store: Store<StepState>,
-    model: bindings::Predictor,
+    instance: Instance,
+    funcs: ModelFuncs,
     timeout: std::time::Duration,
     limits: crate::Limits,
+}
+
+type LoadParams<'a> = (Option<&'a str>,);
+type LoadResults = (Result<(), String>,);
+type InferParams<'a> = (&'a InferRequest,);
+type InferResults = (Result<InferResponse, InferError>,);
+
+/// The model's functions, found and type-checked once per component, so that a fresh instance
+/// per request pays neither (the generated bindings look up and type-check every export of
+/// every instance: a tenth of a fresh instance's cost here).
+#[derive(Clone, Copy)]
+struct ModelFuncs {
+    load: ComponentExportIndex,
+    metadata: ComponentExportIndex,
+    infer: ComponentExportIndex,
+}
+
+impl ModelFuncs {
+    fn new(pre: &InstancePre<StepState>) -> wasmtime::Result<Self> {
+        use wasmtime::component::types::ComponentItem;
+        let component = pre.component();
+        let model = component
+            .get_export_index(None, MODEL_EXPORT)
+            .ok_or_else(|| wasmtime::format_err!("no export `{MODEL_EXPORT}`"))?;
+        let ty = pre.instance_type();
+        let func = |name: &str| match component.get_export(Some(&model), name) {
+            Some((ComponentItem::ComponentFunc(f), index)) => Ok((f, index)),
+            _ => Err(wasmtime::format_err!(
+                "`{MODEL_EXPORT}` has no function `{name}`"
+            )),
+        };
+        let (f, load) = func("load")?;
+        f.typecheck::<LoadParams<'_>, LoadResults>(&ty)?;
+        let (f, metadata) = func("metadata")?;
+        f.typecheck::<(), (ModelMetadata,)>(&ty)?;
+        let (f, infer) = func("infer")?;
+        f.typecheck::<InferParams<'_>, InferResults>(&ty)?;
+        Ok(ModelFuncs {
+            load,
+            metadata,
+            infer,
+        })
+    }
+}
+
+/// `index`'s function in `instance`, typed as `ModelFuncs::new` checked it.
+fn func<P, R>(
+    store: &mut Store<StepState>,
+    instance: &Instance,
+    index: &ComponentExportIndex,
+) -> TypedFunc<P, R>
+where
+    P: wasmtime::component::ComponentNamedList + wasmtime::component::Lower,
+    R: wasmtime::component::ComponentNamedList + wasmtime::component::Lift,
+{
+    let f = instance
+        .get_func(store, index)
+        .expect("instances of a component have the exports it was checked for");
+    // SAFETY: `ModelFuncs::new` type-checked this export of this component against the same
+    // parameter and result types every caller here names.
+    unsafe { TypedFunc::new_unchecked(f) }
 }
 
 impl Runtime {
@@ -66,7 +130,8 @@ impl Runtime {
             path: path.to_path_buf(),
             source,
             preloaded: false,
-            pre: typed(path, pre)?,
+            funcs: model_funcs(path, &pre)?,
+            pre,
         })
     }
 
@@ -130,7 +195,8 @@ impl Runtime {
             path: path.to_path_buf(),
             source,
             preloaded: true,
-            pre: typed(path, pre)?,
+            funcs: model_funcs(path, &pre)?,
+            pre,
         })
     }
 
@@ -144,32 +210,32 @@ impl Runtime {
     ) -> Result<PredictorInstance, StepError> {
         let (mut store, _granted, log) = self.new_store(grants, Calls::Async)?;
         let limits = grants.limits.clone();
-        let model = predictor
+        let instance = predictor
             .pre
             .instantiate_async(&mut store)
             .await
             .map_err(|e| crate::step::classify(e, store.data(), &limits, &log))?;
+        let funcs = predictor.funcs;
         if !predictor.preloaded {
-            let loaded = model
-                .weft_serve_model()
-                .call_load(&mut store, model_dir)
-                .await;
+            let load = func::<LoadParams<'_>, LoadResults>(&mut store, &instance, &funcs.load);
+            let loaded = load
+                .call_async(&mut store, (model_dir,))
+                .await
+                .map(|(r,)| r);
             loaded_or_failed(loaded, &store, &limits, &log)?;
         }
         Ok(PredictorInstance {
             store,
-            model,
+            instance,
+            funcs,
             timeout: limits.timeout,
             limits,
         })
     }
 }
 
-fn typed(
-    path: &Path,
-    pre: wasmtime::component::InstancePre<StepState>,
-) -> Result<bindings::PredictorPre<StepState>, StepError> {
-    bindings::PredictorPre::new(pre).map_err(|e| StepError::Link {
+fn model_funcs(path: &Path, pre: &InstancePre<StepState>) -> Result<ModelFuncs, StepError> {
+    ModelFuncs::new(pre).map_err(|e| StepError::Link {
         path: path.display().to_string(),
         reason: format!("{e:#}"),
     })
@@ -204,12 +270,10 @@ impl PredictorInstance {
 
     pub async fn metadata(&mut self) -> Result<ModelMetadata, StepError> {
         self.arm();
-        let r = self
-            .model
-            .weft_serve_model()
-            .call_metadata(&mut self.store)
-            .await;
-        r.map_err(|e| self.fail(e))
+        let metadata =
+            func::<(), (ModelMetadata,)>(&mut self.store, &self.instance, &self.funcs.metadata);
+        let r = metadata.call_async(&mut self.store, ()).await;
+        r.map(|(m,)| m).map_err(|e| self.fail(e))
     }
 
     /// Runs one request. A trap or limit is an `Err`; the instance must not be reused after one.
@@ -218,11 +282,12 @@ impl PredictorInstance {
         request: &InferRequest,
     ) -> Result<Result<InferResponse, InferError>, StepError> {
         self.arm();
-        let r = self
-            .model
-            .weft_serve_model()
-            .call_infer(&mut self.store, request)
-            .await;
-        r.map_err(|e| self.fail(e))
+        let infer = func::<InferParams<'_>, InferResults>(
+            &mut self.store,
+            &self.instance,
+            &self.funcs.infer,
+        );
+        let r = infer.call_async(&mut self.store, (request,)).await;
+        r.map(|(r,)| r).map_err(|e| self.fail(e))
     }
 }

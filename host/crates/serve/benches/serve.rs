@@ -3,7 +3,8 @@
 //! model compiled natively into a plain axum handler that parses the same V2 JSON. A closed-loop
 //! load generator on loopback prints throughput, p50/p99 latency and ratios to native.
 //!
-//! `cargo bench -p weft-serve --bench serve [-- CLIENTS REQUESTS_PER_CLIENT ROUNDS]`
+//! `cargo bench -p weft-serve --bench serve [-- CLIENTS REQUESTS_PER_CLIENT ROUNDS]`; with
+//! `WEFT_BENCH_ONLY=NAME` only the modes whose name contains NAME run (for a profiler).
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
@@ -78,6 +79,21 @@ struct Figures {
     rps: f64,
     p50: Duration,
     p99: Duration,
+    /// CPU time of the whole process (servers and clients) per request: unlike throughput, not
+    /// moved by other load on the machine, so ratios of it are steadier.
+    cpu_per_request: Duration,
+}
+
+/// User plus system CPU time this process has used so far.
+fn cpu_time() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage fills the struct it is given; RUSAGE_SELF is always valid.
+    let usage = unsafe {
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()), 0);
+        usage.assume_init()
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
 fn load(url: &str, clients: usize, per_client: usize) -> Figures {
@@ -96,6 +112,7 @@ fn load(url: &str, clients: usize, per_client: usize) -> Figures {
             .unwrap();
     }
     let started = Instant::now();
+    let cpu_started = cpu_time();
     let mut all: Vec<Duration> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
             .map(|_| {
@@ -123,8 +140,10 @@ fn load(url: &str, clients: usize, per_client: usize) -> Figures {
             .collect()
     });
     let elapsed = started.elapsed();
+    let cpu = cpu_time() - cpu_started;
     all.sort();
     Figures {
+        cpu_per_request: cpu / all.len() as u32,
         rps: all.len() as f64 / elapsed.as_secs_f64(),
         p50: all[all.len() / 2],
         p99: all[all.len() * 99 / 100],
@@ -205,6 +224,22 @@ fn main() {
         ("fresh instance from snapshot", urls[1].as_str()),
         ("warm pool (8)", urls[2].as_str()),
     ];
+    // For profiling one mode: `WEFT_BENCH_ONLY=snapshot` runs just the modes whose name has it.
+    if let Ok(only) = std::env::var("WEFT_BENCH_ONLY") {
+        for (name, url) in modes
+            .iter()
+            .filter(|(name, _)| name.contains(only.as_str()))
+        {
+            for _ in 0..rounds {
+                let f = load(url, clients, per_client);
+                println!(
+                    "{name:<34} {:>10.0} {:>10.1?} {:>10.1?} {:>10.1?}",
+                    f.rps, f.p50, f.p99, f.cpu_per_request
+                );
+            }
+        }
+        return;
+    }
     let runs: Vec<Vec<Figures>> = (0..rounds)
         .map(|_| {
             modes
@@ -217,23 +252,37 @@ fn main() {
         "serving iris, {clients} clients x {per_client} requests, {rounds} rounds, loopback, keep-alive"
     );
     println!(
-        "{:<34} {:>10} {:>10} {:>10} {:>10} {:>14}",
-        "mode", "req/s", "p50", "p99", "vs native", "ratio range"
+        "{:<34} {:>8} {:>9} {:>9} {:>9} {:>12} {:>9} {:>9} {:>12}",
+        "mode", "req/s", "p50", "p99", "vs native", "range", "CPU/req", "vs native", "range"
     );
+    // Two ratios per mode, each the median of the rounds' own ratios to that round's native
+    // run: of throughput, and of CPU time per request (native's over the mode's, so both read
+    // "fraction of native"; the machine is saturated, so they measure the same thing, the CPU
+    // one without the drift of other load).
+    let spread = |ratios: Vec<f64>| {
+        let lo = ratios.iter().cloned().fold(f64::MAX, f64::min);
+        let hi = ratios.iter().cloned().fold(f64::MIN, f64::max);
+        (median(ratios), lo, hi)
+    };
     for (i, (name, _)) in modes.iter().enumerate() {
-        let ratios: Vec<f64> = runs.iter().map(|r| r[i].rps / r[0].rps).collect();
-        let (lo, hi) = (
-            ratios.iter().cloned().fold(f64::MAX, f64::min),
-            ratios.iter().cloned().fold(f64::MIN, f64::max),
+        let (rps, rps_lo, rps_hi) = spread(runs.iter().map(|r| r[i].rps / r[0].rps).collect());
+        let (cpu, cpu_lo, cpu_hi) = spread(
+            runs.iter()
+                .map(|r| r[0].cpu_per_request.as_secs_f64() / r[i].cpu_per_request.as_secs_f64())
+                .collect(),
         );
         println!(
-            "{name:<34} {:>10.0} {:>10.1?} {:>10.1?} {:>9.2}x {:>6.2}-{:.2}x",
+            "{name:<34} {:>8.0} {:>9.1?} {:>9.1?} {:>8.2}x {:>5.2}-{:.2}x {:>9.1?} {:>8.2}x {:>5.2}-{:.2}x",
             median(runs.iter().map(|r| r[i].rps).collect()),
             median(runs.iter().map(|r| r[i].p50).collect()),
             median(runs.iter().map(|r| r[i].p99).collect()),
-            median(ratios),
-            lo,
-            hi,
+            rps,
+            rps_lo,
+            rps_hi,
+            median(runs.iter().map(|r| r[i].cpu_per_request).collect()),
+            cpu,
+            cpu_lo,
+            cpu_hi,
         );
     }
 }

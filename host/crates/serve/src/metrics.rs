@@ -9,6 +9,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::RwLock;
 use std::time::Duration;
 
 type Labels = Vec<(String, String)>;
@@ -16,8 +18,15 @@ type Labels = Vec<(String, String)>;
 pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<Labels, Counter>,
-    predict_seconds: Family<Labels, Histogram, fn() -> Histogram>,
     in_flight: Gauge,
+    /// Each declared model's series, found once: counting a request then builds no label sets.
+    models: HashMap<String, ModelSeries>,
+}
+
+/// One model's series: its latency histogram and its counters by status code.
+struct ModelSeries {
+    predict_seconds: Histogram,
+    by_code: RwLock<Vec<(u16, Counter)>>,
 }
 
 /// Counts a request in flight until dropped.
@@ -35,7 +44,9 @@ fn latency_histogram() -> Histogram {
 }
 
 impl Metrics {
-    pub(crate) fn new() -> Self {
+    /// Metrics for the declared `models`; requests for other names are not counted (a client
+    /// could otherwise grow the series without bound).
+    pub(crate) fn new<'a>(models: impl IntoIterator<Item = &'a str>) -> Self {
         let mut registry = Registry::default();
         let requests = Family::<Labels, Counter>::default();
         let predict_seconds =
@@ -56,11 +67,22 @@ impl Metrics {
             "Inference requests being answered now",
             in_flight.clone(),
         );
+        let models = models
+            .into_iter()
+            .map(|model| {
+                let labels = vec![("model_name".to_string(), model.to_string())];
+                let series = ModelSeries {
+                    predict_seconds: predict_seconds.get_or_create(&labels).clone(),
+                    by_code: RwLock::default(),
+                };
+                (model.to_string(), series)
+            })
+            .collect();
         Metrics {
             registry,
             requests,
-            predict_seconds,
             in_flight,
+            models,
         }
     }
 
@@ -69,16 +91,32 @@ impl Metrics {
         InFlight(self.in_flight.clone())
     }
 
+    /// Counts one request to `model` answered with `code`, if `model` is a declared one.
     pub(crate) fn observe(&self, model: &str, code: u16, elapsed: Duration) {
-        let labels = vec![
-            ("model_name".to_string(), model.to_string()),
-            ("code".to_string(), code.to_string()),
-        ];
-        self.requests.get_or_create(&labels).inc();
-        let labels = vec![("model_name".to_string(), model.to_string())];
-        self.predict_seconds
-            .get_or_create(&labels)
-            .observe(elapsed.as_secs_f64());
+        let Some(series) = self.models.get(model) else {
+            return;
+        };
+        series.predict_seconds.observe(elapsed.as_secs_f64());
+        let known = series
+            .by_code
+            .read()
+            .unwrap()
+            .iter()
+            .find(|(c, _)| *c == code)
+            .map(|(_, counter)| counter.clone());
+        let counter = known.unwrap_or_else(|| {
+            let labels = vec![
+                ("model_name".to_string(), model.to_string()),
+                ("code".to_string(), code.to_string()),
+            ];
+            let counter = self.requests.get_or_create(&labels).clone();
+            let mut by_code = series.by_code.write().unwrap();
+            if !by_code.iter().any(|(c, _)| *c == code) {
+                by_code.push((code, counter.clone()));
+            }
+            counter
+        });
+        counter.inc();
     }
 
     pub(crate) fn render(&self) -> String {

@@ -126,7 +126,7 @@ pub async fn serve_on(
 ) -> anyhow::Result<()> {
     let state = Arc::new(AppState {
         pool: config.pool,
-        metrics: crate::metrics::Metrics::new(),
+        metrics: crate::metrics::Metrics::new(config.models.iter().map(|m| m.name.as_str())),
         runtime,
         declared: config.models.iter().map(|m| m.name.clone()).collect(),
         models: std::sync::OnceLock::new(),
@@ -483,6 +483,10 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 
 /// One structured line per request (`RUST_LOG=weft::access=info`).
 async fn access_log(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    // Nothing to copy or time when the access log is off (the default).
+    if !tracing::enabled!(target: "weft::access", tracing::Level::INFO) {
+        return next.run(req).await;
+    }
     let (method, uri) = (req.method().clone(), req.uri().clone());
     let started = std::time::Instant::now();
     let response = next.run(req).await;
@@ -515,9 +519,7 @@ async fn timed(
         Ok(_) => 200,
         Err(ApiError(code, _)) => code.as_u16(),
     };
-    if state.declared.contains(&name) {
-        state.metrics.observe(&name, code, started.elapsed());
-    }
+    state.metrics.observe(&name, code, started.elapsed());
     result
 }
 
