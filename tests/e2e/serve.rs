@@ -305,6 +305,139 @@ fn requests_leave_structured_access_log_lines_when_asked_for() {
 }
 
 #[test]
+fn protocol_extensions_it_does_not_implement_answer_501() {
+    let s = Scratch::new();
+    let server = start(
+        &s,
+        &["--model", &format!("echo={}", component("echo-predictor"))],
+    );
+    let url = |path: &str| format!("{}{path}", server.url);
+    let unsupported = |(code, body): (u16, Value), what: &str| {
+        assert_eq!(code, 501, "{what}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains("not supported"), "{what}: {body}");
+    };
+    // KServe's model repository and Triton's shared-memory endpoints.
+    unsupported(post(&url("/v2/repository/index"), "{}"), "repository index");
+    unsupported(
+        post(&url("/v2/repository/models/echo/load"), "{}"),
+        "repository load",
+    );
+    unsupported(
+        post(&url("/v2/repository/models/echo/unload"), "{}"),
+        "repository unload",
+    );
+    unsupported(get(&url("/v2/systemsharedmemory/status")), "system shm");
+    unsupported(
+        post(&url("/v2/cudasharedmemory/region/r0/register"), "{}"),
+        "cuda shm",
+    );
+    // Extension parameters on an inference are refused, not ignored.
+    let infer = url("/v2/models/echo/infer");
+    unsupported(
+        post(
+            &infer,
+            r#"{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "parameters": {"shared_memory_region": "r0", "shared_memory_byte_size": 4}}]}"#,
+        ),
+        "input in shared memory",
+    );
+    unsupported(
+        post(
+            &infer,
+            r#"{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.0]}], "outputs": [{"name": "x_out", "parameters": {"classification": 2}}]}"#,
+        ),
+        "classification",
+    );
+    let (code, body) = post(
+        &infer,
+        r#"{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.0]}]}"#,
+    );
+    assert_eq!(code, 200, "{body}");
+}
+
+/// Kubernetes stops a pod with SIGTERM: the request in flight is answered, then the server exits
+/// cleanly.
+#[test]
+fn a_terminated_server_answers_the_request_in_flight_then_exits() {
+    answers_the_request_in_flight_then_exits("-TERM", "terminate");
+}
+
+#[test]
+fn an_interrupted_server_answers_the_request_in_flight_then_exits() {
+    answers_the_request_in_flight_then_exits("-INT", "interrupt");
+}
+
+fn answers_the_request_in_flight_then_exits(signal: &str, named: &str) {
+    let s = Scratch::new();
+    let model = format!("echo={}", component("echo-predictor"));
+    let (mut server, lines) = start_listening(&s, &["--model", &model]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next_line = |want: &str| loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no stderr line with {want:?}"));
+        if line.contains(want) {
+            break line;
+        }
+    };
+    next_line("ready:");
+    let infer = format!("{}/v2/models/echo/infer", server.url);
+    let slow = std::thread::spawn(move || {
+        post(
+            &infer,
+            r#"{"inputs": [{"name": "sleep", "datatype": "UINT32", "shape": [1], "data": [1500]}]}"#,
+        )
+    });
+    // Once the slow request is in flight, stop the server.
+    let metrics = format!("{}/metrics", server.url);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !ureq::get(&metrics)
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap()
+        .contains("weft_requests_in_flight 1\n")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the request never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args([signal, &pid])
+        .status()
+        .unwrap()
+        .success());
+    next_line(&format!(
+        "shutting down ({named}): draining requests in flight"
+    ));
+    let (code, body) = slow.join().unwrap();
+    assert_eq!(code, 200, "the request in flight is answered: {body}");
+    assert_eq!(body["outputs"][0]["name"], "sleep_out", "{body}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not exit"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
 fn every_json_datatype_and_parameters_pass_through_a_model() {
     let s = Scratch::new();
     let server = start(

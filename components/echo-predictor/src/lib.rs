@@ -1,6 +1,7 @@
 //! A model for protocol and fault tests: returns every input as an output of the same name
 //! (renamed `<name>_out`), for any datatype. An input named `trap` panics, `spin` loops forever,
-//! `hog` allocates without bound: a request can fail in each way a model can. A model directory
+//! `hog` allocates without bound: a request can fail in each way a model can; `sleep` (UINT32
+//! milliseconds) answers after that long, a slow request that succeeds. A model directory
 //! holding `load-delay-ms` makes `load` take that long (a slow-loading model).
 wit_bindgen::generate!({ path: "../../wit/serve", world: "weft:serve/predictor" });
 
@@ -46,6 +47,12 @@ impl Guest for Echo {
                     }
                 }
                 "invalid" => return Err(InferError::InvalidInput("asked to reject".into())),
+                "sleep" => {
+                    // UINT32 milliseconds: a slow request that still succeeds.
+                    let ms = t.data.get(..4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                    std::thread::sleep(std::time::Duration::from_millis(ms.into()));
+                    outputs.push(Tensor { name: "sleep_out".into(), ..t });
+                }
                 _ => outputs.push(Tensor { name: format!("{}_out", t.name), ..t }),
             }
         }

@@ -4,7 +4,7 @@ use crate::tensor;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -157,6 +157,15 @@ pub async fn serve_on(
             "/admin/models/{name}/traffic",
             get(get_traffic).put(set_traffic),
         )
+        .route("/v2/repository/{*rest}", any(unsupported_repository))
+        .route(
+            "/v2/systemsharedmemory/{*rest}",
+            any(unsupported_shared_memory),
+        )
+        .route(
+            "/v2/cudasharedmemory/{*rest}",
+            any(unsupported_shared_memory),
+        )
         .route("/admin/models/{name}/promote", post(promote))
         .route("/admin/models/{name}/rollback", post(rollback))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
@@ -182,8 +191,8 @@ pub async fn serve_on(
                 }
             };
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => {
-                    eprintln!("shutting down: draining requests in flight");
+                signal = shutdown_signal() => {
+                    eprintln!("shutting down ({signal}): draining requests in flight");
                 }
                 e = load_failure => *failed.lock().unwrap() = Some(e),
             }
@@ -198,6 +207,52 @@ pub async fn serve_on(
         None => Ok(()),
     }
 }
+
+/// Waits for Ctrl-C or SIGTERM (what Kubernetes sends a pod it stops) and names it.
+async fn shutdown_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "interrupt",
+                _ = term.recv() => "terminate",
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch for SIGTERM; Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+                "interrupt"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "interrupt"
+    }
+}
+
+/// KServe's model repository extension (load and unload at run time): 501, as KServe answers
+/// what it does not implement.
+async fn unsupported_repository() -> ApiError {
+    ApiError(
+        StatusCode::NOT_IMPLEMENTED,
+        "the model repository extension is not supported: this server serves the models given \
+         to it at start (--model, or an InferenceService)"
+            .into(),
+    )
+}
+
+/// Triton's shared-memory extensions: 501 (a sandboxed model sees no host memory).
+async fn unsupported_shared_memory() -> ApiError {
+    ApiError(
+        StatusCode::NOT_IMPLEMENTED,
+        SHARED_MEMORY_UNSUPPORTED.into(),
+    )
+}
+
+const SHARED_MEMORY_UNSUPPORTED: &str =
+    "the shared-memory extension is not supported: send tensors in the body (JSON or binary)";
 
 /// The model's component, snapshotted after `load` when asked and possible.
 fn load_predictor(
@@ -536,6 +591,33 @@ fn bad(msg: impl Into<String>) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, msg.into())
 }
 
+/// 501 for a request that asks for a protocol extension this server does not implement,
+/// rather than ignoring the parameter and answering something else than was asked.
+fn unsupported_extensions(req: &Value) -> Result<(), ApiError> {
+    let tensors = ["inputs", "outputs"]
+        .iter()
+        .flat_map(|list| req[*list].as_array().into_iter().flatten());
+    for t in tensors {
+        let parameters = &t["parameters"];
+        if parameters.get("shared_memory_region").is_some() {
+            return Err(ApiError(
+                StatusCode::NOT_IMPLEMENTED,
+                format!("tensor {}: {SHARED_MEMORY_UNSUPPORTED}", t["name"]),
+            ));
+        }
+        if parameters.get("classification").is_some() {
+            return Err(ApiError(
+                StatusCode::NOT_IMPLEMENTED,
+                format!(
+                    "output {}: the classification extension is not supported",
+                    t["name"]
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 async fn run_infer(
     state: Arc<AppState>,
     name: String,
@@ -569,6 +651,7 @@ async fn run_infer(
     };
     let req: Value =
         serde_json::from_slice(json_part).map_err(|e| bad(format!("malformed JSON body: {e}")))?;
+    unsupported_extensions(&req)?;
     let specs = req["inputs"]
         .as_array()
         .ok_or_else(|| bad("the request has no `inputs` list"))?;
