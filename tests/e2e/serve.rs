@@ -355,6 +355,40 @@ fn protocol_extensions_it_does_not_implement_answer_501() {
     assert_eq!(code, 200, "{body}");
 }
 
+#[test]
+fn requests_beyond_the_concurrency_limit_wait_for_a_slot() {
+    let s = Scratch::new();
+    let model = format!("echo={}", component("echo-predictor"));
+    let server = start(&s, &["--model", &model, "--concurrency", "1"]);
+    let url = format!("{}/v2/models/echo/infer", server.url);
+    let slow =
+        r#"{"inputs": [{"name": "sleep", "datatype": "UINT32", "shape": [1], "data": [1000]}]}"#;
+    let fast = r#"{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.5]}]}"#;
+    let started = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        let slow = scope.spawn(|| post(&url, slow));
+        let metrics = format!("{}/metrics", server.url);
+        while !ureq::get(&metrics)
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap()
+            .contains("weft_requests_in_flight 1\n")
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // The one slot is taken: the fast request is answered only once the slow one is done.
+        let (code, body) = post(&url, fast);
+        assert_eq!(code, 200, "{body}");
+        assert!(
+            started.elapsed() >= std::time::Duration::from_millis(1000),
+            "answered after {:?}, while the only slot was busy",
+            started.elapsed()
+        );
+        assert_eq!(slow.join().unwrap().0, 200);
+    });
+}
+
 /// Kubernetes stops a pod with SIGTERM: the request in flight is answered, then the server exits
 /// cleanly.
 #[test]
