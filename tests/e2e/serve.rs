@@ -355,6 +355,108 @@ fn protocol_extensions_it_does_not_implement_answer_501() {
     assert_eq!(code, 200, "{body}");
 }
 
+/// A `busy` request of size `n` for the host-busy predictor: one n×n matmul on the host.
+fn busy(n: u32) -> String {
+    format!(r#"{{"inputs": [{{"name": "n", "datatype": "UINT32", "shape": [1], "data": [{n}]}}]}}"#)
+}
+
+#[test]
+fn requests_busy_in_host_calls_hold_up_no_other_request() {
+    let s = Scratch::new();
+    let busy_model = format!("busy={}", component("host-busy-predictor"));
+    let echo = format!("echo={}", component("echo-predictor"));
+    // More long host calls than the server has async workers (one per core).
+    let busy_requests = std::thread::available_parallelism().map_or(4, |n| n.get()) + 2;
+    let concurrency = (busy_requests + 2).to_string();
+    let server = start(
+        &s,
+        &[
+            "--tensor-backend",
+            "cpu",
+            "--model",
+            &busy_model,
+            "--model",
+            &echo,
+            "--concurrency",
+            &concurrency,
+            "--timeout",
+            "300s",
+        ],
+    );
+    let busy_url = format!("{}/v2/models/busy/infer", server.url);
+    let (code, body) = post(&busy_url, &busy(64));
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["outputs"][0]["data"], json!([4096.0]), "64 * 64 ones");
+    // A size whose one matmul takes about two seconds with this build of the CPU backend.
+    let n0 = 384u32;
+    let started = std::time::Instant::now();
+    assert_eq!(post(&busy_url, &busy(n0)).0, 200);
+    let scale = (2.0 / started.elapsed().as_secs_f64()).cbrt();
+    let n = ((n0 as f64 * scale) as u32).clamp(n0, 4000);
+    let big = busy(n);
+    std::thread::scope(|scope| {
+        let working: Vec<_> = (0..busy_requests)
+            .map(|_| scope.spawn(|| post(&busy_url, &big)))
+            .collect();
+        let metrics = format!("{}/metrics", server.url);
+        let in_flight = format!("weft_requests_in_flight {busy_requests}\n");
+        while !ureq::get(&metrics)
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap()
+            .contains(&in_flight)
+        {
+            assert!(working.iter().all(|h| !h.is_finished()));
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let (code, body) = post(
+            &format!("{}/v2/models/echo/infer", server.url),
+            r#"{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.5]}]}"#,
+        );
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(get(&format!("{}/v2/health/ready", server.url)).0, 200);
+        assert!(
+            working.iter().all(|h| !h.is_finished()),
+            "the other requests were answered only after a host call ended"
+        );
+        for h in working {
+            let (code, body) = h.join().unwrap();
+            assert_eq!(code, 200, "{body}");
+            assert_eq!(body["outputs"][0]["data"], json!([(n as f64) * (n as f64)]));
+        }
+    });
+}
+
+#[test]
+fn a_request_past_its_time_limit_inside_a_host_call_is_answered_at_the_limit() {
+    let s = Scratch::new();
+    let busy_model = format!("busy={}", component("host-busy-predictor"));
+    let server = start(
+        &s,
+        &[
+            "--tensor-backend",
+            "cpu",
+            "--model",
+            &busy_model,
+            "--timeout",
+            "100ms",
+        ],
+    );
+    let url = format!("{}/v2/models/busy/infer", server.url);
+    // 2 × 5000³ flops: far longer than 100 ms on any CPU.
+    let (code, body) = post(&url, &busy(5000));
+    assert_eq!(code, 500, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("time limit exceeded") && error.contains("inside a host call"),
+        "{body}"
+    );
+    // The server goes on (the call finishes on its blocking thread, then its instance goes).
+    assert_eq!(get(&format!("{}/v2/health/live", server.url)).0, 200);
+    assert_eq!(get(&format!("{}/v2/models/busy", server.url)).0, 200);
+}
+
 #[test]
 fn requests_beyond_the_concurrency_limit_wait_for_a_slot() {
     let s = Scratch::new();

@@ -155,6 +155,18 @@ impl Runtime {
         expected: &'static str,
         calls: Calls,
     ) -> Result<(wasmtime::component::InstancePre<StepState>, LoadSource), StepError> {
+        let (component, source) = self.compile(path, digest, bytes, expected)?;
+        Ok((self.pre(path, &component, calls)?, source))
+    }
+
+    /// Compiles (or loads from the cache) `bytes` and checks the component exports `expected`.
+    pub(crate) fn compile(
+        &self,
+        path: &Path,
+        digest: &str,
+        bytes: &[u8],
+        expected: &'static str,
+    ) -> Result<(wasmtime::component::Component, LoadSource), StepError> {
         let shown = path.display().to_string();
         let (component, source) = self
             .cache
@@ -175,17 +187,26 @@ impl Runtime {
                 exports,
             });
         }
+        Ok((component, source))
+    }
+
+    /// Links `component` against the sandbox's imports, bound for `calls`.
+    pub(crate) fn pre(
+        &self,
+        path: &Path,
+        component: &wasmtime::component::Component,
+        calls: Calls,
+    ) -> Result<wasmtime::component::InstancePre<StepState>, StepError> {
         let linker = match calls {
             Calls::Blocking => &self.linker,
             Calls::Async => &self.async_linker,
         };
-        let pre = linker
-            .instantiate_pre(&component)
+        linker
+            .instantiate_pre(component)
             .map_err(|e| StepError::Link {
-                path: shown,
+                path: path.display().to_string(),
                 reason: format!("{e:#}"),
-            })?;
-        Ok((pre, source))
+            })
     }
 
     /// Forgets the components loaded so far (the disk cache stays), so the next `load` of each

@@ -44,8 +44,23 @@ pub struct LoadedPredictor {
     pub source: LoadSource,
     /// The model was loaded once and its instance snapshotted: instances start loaded.
     pub preloaded: bool,
+    /// The model computes in host calls (`weft:tensor`, `wasi:nn`), which run to their end
+    /// whatever the epoch says and would hold up an async worker: its instances are made and
+    /// called from a blocking thread, with the `_blocking` functions.
+    pub host_work: bool,
     pre: InstancePre<StepState>,
     funcs: ModelFuncs,
+}
+
+/// Whether `component` imports the interfaces whose host calls do a model's heavy work.
+fn imports_host_work(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+) -> bool {
+    component
+        .component_type()
+        .imports(engine)
+        .any(|(name, _)| name.starts_with("weft:tensor/") || name.starts_with("wasi:nn/"))
 }
 
 /// A live, loaded model instance in its own Store.
@@ -124,12 +139,20 @@ impl Runtime {
         let bytes = std::fs::read(path)
             .map_err(|e| StepError::Grant(format!("component {}: {e}", path.display())))?;
         let digest = cache::digest(&bytes);
-        let (pre, source) = self.link(path, &digest, &bytes, MODEL_EXPORT, Calls::Async)?;
+        let (component, source) = self.compile(path, &digest, &bytes, MODEL_EXPORT)?;
+        let host_work = imports_host_work(&self.engine, &component);
+        let calls = if host_work {
+            Calls::Blocking
+        } else {
+            Calls::Async
+        };
+        let pre = self.pre(path, &component, calls)?;
         Ok(LoadedPredictor {
             digest,
             path: path.to_path_buf(),
             source,
             preloaded: false,
+            host_work,
             funcs: model_funcs(path, &pre)?,
             pre,
         })
@@ -148,18 +171,13 @@ impl Runtime {
             .map_err(|e| StepError::Grant(format!("component {}: {e}", path.display())))?;
         let digest = cache::digest(&bytes);
         let shown = path.display().to_string();
-        // A model whose weights live in host tensors keeps only handles in its memory: a
-        // snapshot would carry the handles without the tensors.
-        let (plain, _) = self.link(path, &digest, &bytes, MODEL_EXPORT, Calls::Blocking)?;
-        let imports_tensors = plain
-            .component()
-            .component_type()
-            .imports(&self.engine)
-            .any(|(name, _)| name.starts_with("weft:tensor/"));
-        if imports_tensors {
+        // A model whose weights live in host tensors or graphs keeps only handles in its
+        // memory: a snapshot would carry the handles without what they name.
+        let (plain, _) = self.compile(path, &digest, &bytes, MODEL_EXPORT)?;
+        if imports_host_work(&self.engine, &plain) {
             return Err(StepError::Snapshot {
                 path: shown,
-                reason: "it keeps its model in host tensors (weft:tensor), which a snapshot of its memory cannot carry".into(),
+                reason: "it keeps its model in host tensors or graphs (weft:tensor, wasi:nn), which a snapshot of its memory cannot carry".into(),
             });
         }
         let (cx, instrumented) = crate::snapshot::instrument(&shown, &bytes)?;
@@ -195,6 +213,7 @@ impl Runtime {
             path: path.to_path_buf(),
             source,
             preloaded: true,
+            host_work: false,
             funcs: model_funcs(path, &pre)?,
             pre,
         })
@@ -208,6 +227,10 @@ impl Runtime {
         grants: &StepRequest,
         model_dir: Option<&str>,
     ) -> Result<PredictorInstance, StepError> {
+        assert!(
+            !predictor.host_work,
+            "a model that computes in host calls is instantiated with `instantiate_predictor_blocking`"
+        );
         let (mut store, _granted, log) = self.new_store(grants, Calls::Async)?;
         let limits = grants.limits.clone();
         let instance = predictor
@@ -222,6 +245,42 @@ impl Runtime {
                 .call_async(&mut store, (model_dir,))
                 .await
                 .map(|(r,)| r);
+            loaded_or_failed(loaded, &store, &limits, &log)?;
+        }
+        Ok(PredictorInstance {
+            store,
+            instance,
+            funcs,
+            timeout: limits.timeout,
+            limits,
+        })
+    }
+}
+
+impl Runtime {
+    /// [`Runtime::instantiate_predictor`] for a model that computes in host calls
+    /// ([`LoadedPredictor::host_work`]): call it, and the instance's `_blocking` functions, from
+    /// a thread that may block.
+    pub fn instantiate_predictor_blocking(
+        &self,
+        predictor: &LoadedPredictor,
+        grants: &StepRequest,
+        model_dir: Option<&str>,
+    ) -> Result<PredictorInstance, StepError> {
+        assert!(
+            predictor.host_work,
+            "a model that computes in wasm is instantiated with `instantiate_predictor`"
+        );
+        let (mut store, _granted, log) = self.new_store(grants, Calls::Blocking)?;
+        let limits = grants.limits.clone();
+        let instance = predictor
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| crate::step::classify(e, store.data(), &limits, &log))?;
+        let funcs = predictor.funcs;
+        if !predictor.preloaded {
+            let load = func::<LoadParams<'_>, LoadResults>(&mut store, &instance, &funcs.load);
+            let loaded = load.call(&mut store, (model_dir,)).map(|(r,)| r);
             loaded_or_failed(loaded, &store, &limits, &log)?;
         }
         Ok(PredictorInstance {
@@ -274,6 +333,32 @@ impl PredictorInstance {
             func::<(), (ModelMetadata,)>(&mut self.store, &self.instance, &self.funcs.metadata);
         let r = metadata.call_async(&mut self.store, ()).await;
         r.map(|(m,)| m).map_err(|e| self.fail(e))
+    }
+
+    /// [`PredictorInstance::metadata`] of an instance made by
+    /// [`Runtime::instantiate_predictor_blocking`], from a thread that may block.
+    pub fn metadata_blocking(&mut self) -> Result<ModelMetadata, StepError> {
+        self.arm();
+        let metadata =
+            func::<(), (ModelMetadata,)>(&mut self.store, &self.instance, &self.funcs.metadata);
+        let r = metadata.call(&mut self.store, ());
+        r.map(|(m,)| m).map_err(|e| self.fail(e))
+    }
+
+    /// [`PredictorInstance::infer`] of an instance made by
+    /// [`Runtime::instantiate_predictor_blocking`], from a thread that may block.
+    pub fn infer_blocking(
+        &mut self,
+        request: &InferRequest,
+    ) -> Result<Result<InferResponse, InferError>, StepError> {
+        self.arm();
+        let infer = func::<InferParams<'_>, InferResults>(
+            &mut self.store,
+            &self.instance,
+            &self.funcs.infer,
+        );
+        let r = infer.call(&mut self.store, (request,));
+        r.map(|(r,)| r).map_err(|e| self.fail(e))
     }
 
     /// Runs one request. A trap or limit is an `Err`; the instance must not be reused after one.

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use weft_runtime::predictor::{
-    InferError, InferRequest, LoadedPredictor, ModelMetadata, PredictorInstance,
+    InferError, InferRequest, InferResponse, LoadedPredictor, ModelMetadata, PredictorInstance,
 };
 use weft_runtime::{InputArtifact, Limits, Runtime, StepError, StepRequest};
 
@@ -72,7 +72,7 @@ struct AppState {
     declared: std::collections::BTreeSet<String>,
     /// Set once every model has loaded; until then the server is live but not ready (503).
     models: std::sync::OnceLock<BTreeMap<String, Model>>,
-    slots: tokio::sync::Semaphore,
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// A V2 error: `{"error": "..."}` with a status code.
@@ -130,7 +130,7 @@ pub async fn serve_on(
         runtime,
         declared: config.models.iter().map(|m| m.name.clone()).collect(),
         models: std::sync::OnceLock::new(),
-        slots: tokio::sync::Semaphore::new(config.concurrency.max(1)),
+        slots: Arc::new(tokio::sync::Semaphore::new(config.concurrency.max(1))),
     });
     let app = Router::new()
         .route("/v2", get(server_metadata))
@@ -289,15 +289,24 @@ fn load_models(
         if predictor.preloaded {
             grants.inputs.clear();
         }
-        let (instance, metadata) = tokio
-            .block_on(async {
+        // This runs on a blocking thread, where a model computing in host calls is called.
+        let first = if predictor.host_work {
+            runtime
+                .instantiate_predictor_blocking(&predictor, &grants, guest_model_dir(m))
+                .and_then(|mut instance| {
+                    let metadata = instance.metadata_blocking()?;
+                    Ok((instance, metadata))
+                })
+        } else {
+            tokio.block_on(async {
                 let mut instance = runtime
                     .instantiate_predictor(&predictor, &grants, guest_model_dir(m))
                     .await?;
                 let metadata = instance.metadata().await?;
                 Ok::<_, StepError>((instance, metadata))
             })
-            .map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+        };
+        let (instance, metadata) = first.map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
         tracing::info!(model = %m.name, version = %m.version, digest = %predictor.digest, "model ready");
         // The instance that answered the metadata is the first warm one.
         let warm = std::sync::Mutex::new(if config.pool > 0 {
@@ -716,38 +725,42 @@ async fn run_infer(
         parameters,
     };
 
-    let _slot = state
+    let slot = state
         .slots
-        .acquire()
+        .clone()
+        .acquire_owned()
         .await
         .map_err(|_| ApiError(StatusCode::SERVICE_UNAVAILABLE, "shutting down".into()))?;
     // A fresh instance in its own Store (or a warm one from the pool); after a trap or limit it
-    // is dropped with everything it did. It runs here, on this task: wasm yields to the executor
-    // at every epoch tick, so a long request does not hold a worker thread.
+    // is dropped with everything it did.
     let m = &loaded(&state, &name)
         .expect("checked before the request was queued")
         .versions[&chosen];
-    let result = async {
-        let pooled = m.warm.lock().unwrap().pop();
-        let mut instance = match pooled {
-            Some(i) => i,
-            None => {
-                state
-                    .runtime
-                    .instantiate_predictor(&m.predictor, &m.grants, guest_model_dir(&m.config))
-                    .await?
+    let result = if m.predictor.host_work {
+        infer_on_blocking_thread(&state, &name, &chosen, request, slot).await?
+    } else {
+        // It runs here, on this task: wasm yields to the executor at every epoch tick, so a
+        // long request does not hold a worker thread.
+        let _slot = slot;
+        async {
+            let pooled = m.warm.lock().unwrap().pop();
+            let mut instance = match pooled {
+                Some(i) => i,
+                None => {
+                    state
+                        .runtime
+                        .instantiate_predictor(&m.predictor, &m.grants, guest_model_dir(&m.config))
+                        .await?
+                }
+            };
+            let result = instance.infer(&request).await;
+            if result.is_ok() {
+                keep_warm(&state, m, instance);
             }
-        };
-        let result = instance.infer(&request).await;
-        if result.is_ok() {
-            let mut warm = m.warm.lock().unwrap();
-            if warm.len() < state.pool {
-                warm.push(instance);
-            }
+            result
         }
-        result
-    }
-    .await;
+        .await
+    };
     let response = match result {
         Ok(Ok(r)) => r,
         Ok(Err(InferError::InvalidInput(m))) => return Err(bad(m)),
@@ -829,6 +842,68 @@ async fn run_infer(
 }
 
 /// The one-line cause of a request that died in the sandbox.
+/// Returns a good instance to its version's warm pool, if the pool has room.
+fn keep_warm(state: &AppState, m: &Version, instance: PredictorInstance) {
+    let mut warm = m.warm.lock().unwrap();
+    if warm.len() < state.pool {
+        warm.push(instance);
+    }
+}
+
+/// How long past its time limit a request to a model computing in host calls is answered: a
+/// little more than an epoch tick, so a limit tripped in wasm is reported the usual way.
+const HOST_CALL_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// A request to a model that computes in host calls (`LoadedPredictor::host_work`), run on a
+/// blocking thread so a long call holds no async worker. Wasm past its limit is interrupted at
+/// its next epoch check, a host call is not: the request is answered at its limit anyway and the
+/// instance discarded when the call returns. Its slot stays taken until then, so such work
+/// never piles up beyond `--concurrency`.
+async fn infer_on_blocking_thread(
+    state: &Arc<AppState>,
+    name: &str,
+    version: &str,
+    request: InferRequest,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> Result<Result<Result<InferResponse, InferError>, StepError>, ApiError> {
+    let limit = loaded(state, name)?.versions[version].grants.limits.timeout;
+    let (state, name, version) = (state.clone(), name.to_string(), version.to_string());
+    let work = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        let m = &loaded(&state, &name)
+            .expect("checked before the request was queued")
+            .versions[&version];
+        let pooled = m.warm.lock().unwrap().pop();
+        let mut instance = match pooled {
+            Some(i) => i,
+            None => state.runtime.instantiate_predictor_blocking(
+                &m.predictor,
+                &m.grants,
+                guest_model_dir(&m.config),
+            )?,
+        };
+        let result = instance.infer_blocking(&request);
+        if result.is_ok() {
+            keep_warm(&state, m, instance);
+        }
+        result
+    });
+    match tokio::time::timeout(limit + HOST_CALL_GRACE, work).await {
+        Ok(Ok(result)) => Ok(result),
+        Ok(Err(e)) => Err(ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("model failed: {e}"),
+        )),
+        Err(_) => Err(ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!(
+                "model failed: time limit exceeded: the request ran past {:.3}s inside a host call; it is answered now and its instance discarded when the call returns (raise --timeout)",
+                limit.as_secs_f64()
+            ),
+        )),
+    }
+}
+
 fn model_fault(e: &StepError) -> String {
     format!("model failed: {}", e.one_line())
 }
