@@ -76,6 +76,26 @@ fn start_listening_as(
     (Server { child, url }, lines)
 }
 
+/// Waits until the server counts `n` requests in flight (its autoscaling gauge), calling
+/// `between` at each poll (to check what must hold meanwhile); fails after a minute.
+fn wait_in_flight(server_url: &str, n: usize, between: impl Fn()) {
+    let metrics = format!("{server_url}/metrics");
+    let in_flight = format!("weft_requests_in_flight {n}\n");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let text = ureq::get(&metrics).call().unwrap().into_string().unwrap();
+        if text.contains(&in_flight) {
+            return;
+        }
+        between();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never {n} requests in flight: {text}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 fn get(url: &str) -> (u16, Value) {
     match ureq::get(url).call() {
         Ok(r) => (r.status(), r.into_json().unwrap()),
@@ -398,18 +418,9 @@ fn requests_busy_in_host_calls_hold_up_no_other_request() {
         let working: Vec<_> = (0..busy_requests)
             .map(|_| scope.spawn(|| post(&busy_url, &big)))
             .collect();
-        let metrics = format!("{}/metrics", server.url);
-        let in_flight = format!("weft_requests_in_flight {busy_requests}\n");
-        while !ureq::get(&metrics)
-            .call()
-            .unwrap()
-            .into_string()
-            .unwrap()
-            .contains(&in_flight)
-        {
+        wait_in_flight(&server.url, busy_requests, || {
             assert!(working.iter().all(|h| !h.is_finished()));
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        });
         let (code, body) = post(
             &format!("{}/v2/models/echo/infer", server.url),
             r#"{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.5]}]}"#,
@@ -469,16 +480,7 @@ fn requests_beyond_the_concurrency_limit_wait_for_a_slot() {
     let started = std::time::Instant::now();
     std::thread::scope(|scope| {
         let slow = scope.spawn(|| post(&url, slow));
-        let metrics = format!("{}/metrics", server.url);
-        while !ureq::get(&metrics)
-            .call()
-            .unwrap()
-            .into_string()
-            .unwrap()
-            .contains("weft_requests_in_flight 1\n")
-        {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-        }
+        wait_in_flight(&server.url, 1, || {});
         // The one slot is taken: the fast request is answered only once the slow one is done.
         let (code, body) = post(&url, fast);
         assert_eq!(code, 200, "{body}");
@@ -532,21 +534,7 @@ fn answers_the_request_in_flight_then_exits(signal: &str, named: &str) {
         )
     });
     // Once the slow request is in flight, stop the server.
-    let metrics = format!("{}/metrics", server.url);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !ureq::get(&metrics)
-        .call()
-        .unwrap()
-        .into_string()
-        .unwrap()
-        .contains("weft_requests_in_flight 1\n")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the request never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_in_flight(&server.url, 1, || {});
     let pid = server.child.id().to_string();
     assert!(std::process::Command::new("kill")
         .args([signal, &pid])
@@ -769,21 +757,12 @@ fn requests_spinning_on_every_worker_do_not_hold_up_a_good_one() {
             .map(|_| scope.spawn(|| post(&url, spin)))
             .collect();
         // Wait until every spinner is inside the server.
-        let metrics = format!("{}/metrics", server.url);
-        let in_flight = format!("weft_requests_in_flight {spinners}\n");
-        while !ureq::get(&metrics)
-            .call()
-            .unwrap()
-            .into_string()
-            .unwrap()
-            .contains(&in_flight)
-        {
+        wait_in_flight(&server.url, spinners, || {
             assert!(
                 spinning.iter().all(|h| !h.is_finished()),
                 "the server answered nothing else while requests were spinning"
             );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
+        });
         let (code, resp) = post(&url, good);
         assert_eq!(code, 200, "{resp}");
         assert!(

@@ -247,13 +247,7 @@ impl Runtime {
                 .map(|(r,)| r);
             loaded_or_failed(loaded, &store, &limits, &log)?;
         }
-        Ok(PredictorInstance {
-            store,
-            instance,
-            funcs,
-            timeout: limits.timeout,
-            limits,
-        })
+        Ok(PredictorInstance::new(store, instance, funcs, limits))
     }
 }
 
@@ -283,13 +277,7 @@ impl Runtime {
             let loaded = load.call(&mut store, (model_dir,)).map(|(r,)| r);
             loaded_or_failed(loaded, &store, &limits, &log)?;
         }
-        Ok(PredictorInstance {
-            store,
-            instance,
-            funcs,
-            timeout: limits.timeout,
-            limits,
-        })
+        Ok(PredictorInstance::new(store, instance, funcs, limits))
     }
 }
 
@@ -317,6 +305,21 @@ fn loaded_or_failed(
 }
 
 impl PredictorInstance {
+    fn new(
+        store: Store<StepState>,
+        instance: Instance,
+        funcs: ModelFuncs,
+        limits: crate::Limits,
+    ) -> Self {
+        PredictorInstance {
+            store,
+            instance,
+            funcs,
+            timeout: limits.timeout,
+            limits,
+        }
+    }
+
     /// Restarts the time limit for the next call.
     fn arm(&mut self) {
         self.store.data_mut().deadline = Instant::now() + self.timeout;
