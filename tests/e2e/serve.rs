@@ -469,6 +469,28 @@ fn a_request_past_its_time_limit_inside_a_host_call_is_answered_at_the_limit() {
 }
 
 #[test]
+fn an_answer_over_the_output_limit_fails_the_request() {
+    let s = Scratch::new();
+    let model = format!("echo={}", component("echo-predictor"));
+    let server = start(&s, &["--model", &model, "--max-output", "1KiB"]);
+    let url = format!("{}/v2/models/echo/infer", server.url);
+    let floats = |n: usize| {
+        json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [n], "data": vec![0.5; n]}]})
+            .to_string()
+    };
+    // The echo answers its input: 256 floats are exactly the limit, 257 one float over it.
+    let (code, body) = post(&url, &floats(256));
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = post(&url, &floats(257));
+    assert_eq!(code, 500, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.contains("output limit exceeded") && error.contains("1028 bytes"),
+        "{body}"
+    );
+}
+
+#[test]
 fn requests_beyond_the_concurrency_limit_wait_for_a_slot() {
     let s = Scratch::new();
     let model = format!("echo={}", component("echo-predictor"));

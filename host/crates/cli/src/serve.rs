@@ -50,6 +50,10 @@ pub struct ServeArgs {
     /// Largest request body.
     #[arg(long, default_value = "32MiB", value_parser = parse_size)]
     max_body: u64,
+    /// Most bytes of output tensors one response may carry; a model answering more fails the
+    /// request with a 500 (before any JSON is made of it).
+    #[arg(long, default_value = "64MiB", value_parser = parse_size)]
+    max_output: u64,
     /// Requests running at once (default: the number of CPUs); the rest wait their turn.
     #[arg(long)]
     concurrency: Option<usize>,
@@ -121,6 +125,7 @@ pub fn run(home: &Home, mut args: ServeArgs) -> Result<ExitCode> {
         limits: Limits {
             memory_bytes: args.memory,
             timeout: args.timeout,
+            max_output_bytes: args.max_output,
             ..Limits::default()
         },
         max_body_bytes: args.max_body as usize,

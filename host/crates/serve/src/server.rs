@@ -780,6 +780,14 @@ async fn run_infer(
             return Err(bad(format!("model `{name}` has no output `{o}`")));
         }
     }
+    let answered: usize = response.outputs.iter().map(|t| t.data.len()).sum();
+    let limit = m.grants.limits.max_output_bytes;
+    if answered as u64 > limit {
+        return Err(ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("model failed: output limit exceeded: the model answered {answered} bytes of output tensors, limit {limit} bytes (raise --max-output)"),
+        ));
+    }
     let mut outs = Vec::new();
     let mut out_blob: Vec<u8> = Vec::new();
     for t in &response.outputs {
