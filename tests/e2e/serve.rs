@@ -264,10 +264,10 @@ fn the_trained_iris_model_is_served_over_v2() {
 }
 
 #[test]
-fn requests_leave_structured_access_log_lines_when_asked_for() {
+fn requests_and_what_models_write_reach_the_structured_log_when_asked_for() {
     let s = Scratch::new();
     let mut wasm_run = s.wasm_run();
-    wasm_run.env("RUST_LOG", "weft::access=info");
+    wasm_run.env("RUST_LOG", "weft::access=info,weft::model=info");
     let model = format!("echo={}", component("echo-predictor"));
     let (server, lines) =
         start_listening_as(wasm_run, &["--log-format", "json", "--model", &model]);
@@ -282,11 +282,14 @@ fn requests_leave_structured_access_log_lines_when_asked_for() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert_eq!(code, 200);
+    let say = r#"{"inputs": [{"name": "say", "datatype": "BYTES", "shape": [1], "data": ["hello from the model"]}]}"#;
+    assert_eq!(post(&url, say).0, 200);
     assert_eq!(
         post(&format!("{}/v2/models/nope/infer", server.url), body).0,
         404
     );
-    // One JSON object per request, with what an access log needs.
+    // One JSON object per request, with what an access log needs; and what the model wrote to
+    // stderr, with the model it came from.
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in lines.map_while(Result::ok) {
@@ -296,24 +299,35 @@ fn requests_leave_structured_access_log_lines_when_asked_for() {
         }
     });
     let mut seen = Vec::new();
+    let mut model_said = None;
     while let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(30)) {
         let Ok(entry) = serde_json::from_str::<Value>(&line) else {
             continue;
         };
+        let fields = &entry["fields"];
+        if entry["target"] == "weft::model" {
+            model_said = Some(fields.clone());
+            continue;
+        }
         if entry["target"] != "weft::access" {
             continue;
         }
-        let fields = &entry["fields"];
         assert_eq!(fields["method"], "POST", "{line}");
         assert!(fields["latency_ms"].as_f64().is_some(), "{line}");
         seen.push((
             fields["uri"].as_str().unwrap().to_string(),
             fields["status"].as_u64().unwrap(),
         ));
-        if seen.iter().any(|(_, status)| *status == 404) {
+        if seen.iter().any(|(_, status)| *status == 404) && model_said.is_some() {
             break;
         }
     }
+    let model_said = model_said.expect("a weft::model line");
+    assert_eq!(
+        model_said["message"], "hello from the model",
+        "{model_said}"
+    );
+    assert_eq!(model_said["model"], "echo", "{model_said}");
     assert!(
         seen.contains(&("/v2/models/echo/infer".to_string(), 200)),
         "{seen:?}"
@@ -380,6 +394,18 @@ fn busy(n: u32) -> String {
     format!(r#"{{"inputs": [{{"name": "n", "datatype": "UINT32", "shape": [1], "data": [{n}]}}]}}"#)
 }
 
+/// The `n` whose one matmul takes about `seconds` on the server at `url` (the host-busy
+/// predictor), measured with a small one: the CPU backend is much slower in a debug build.
+fn matmul_size_taking(url: &str, seconds: f64) -> u32 {
+    let n0 = 384u32;
+    let started = std::time::Instant::now();
+    let (code, body) = post(url, &busy(n0));
+    assert_eq!(code, 200, "{body}");
+    let scale = (seconds / started.elapsed().as_secs_f64()).cbrt();
+    // 4000² ones sum exactly in f32 (below 2²⁴).
+    ((n0 as f64 * scale) as u32).clamp(n0, 4000)
+}
+
 #[test]
 fn requests_busy_in_host_calls_hold_up_no_other_request() {
     let s = Scratch::new();
@@ -407,12 +433,7 @@ fn requests_busy_in_host_calls_hold_up_no_other_request() {
     let (code, body) = post(&busy_url, &busy(64));
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["outputs"][0]["data"], json!([4096.0]), "64 * 64 ones");
-    // A size whose one matmul takes about two seconds with this build of the CPU backend.
-    let n0 = 384u32;
-    let started = std::time::Instant::now();
-    assert_eq!(post(&busy_url, &busy(n0)).0, 200);
-    let scale = (2.0 / started.elapsed().as_secs_f64()).cbrt();
-    let n = ((n0 as f64 * scale) as u32).clamp(n0, 4000);
+    let n = matmul_size_taking(&busy_url, 2.0);
     let big = busy(n);
     std::thread::scope(|scope| {
         let working: Vec<_> = (0..busy_requests)
@@ -451,12 +472,14 @@ fn a_request_past_its_time_limit_inside_a_host_call_is_answered_at_the_limit() {
             "--model",
             &busy_model,
             "--timeout",
-            "100ms",
+            "1s",
         ],
     );
     let url = format!("{}/v2/models/busy/infer", server.url);
-    // 2 × 5000³ flops: far longer than 100 ms on any CPU.
-    let (code, body) = post(&url, &busy(5000));
+    // A size whose matmul takes about four seconds with this build of the CPU backend, while
+    // making its matrix (the host call before it, n² work against n³) stays well inside 1 s.
+    let n = matmul_size_taking(&url, 4.0);
+    let (code, body) = post(&url, &busy(n));
     assert_eq!(code, 500, "{body}");
     let error = body["error"].as_str().unwrap();
     assert!(

@@ -1,7 +1,8 @@
 //! A model for protocol and fault tests: returns every input as an output of the same name
 //! (renamed `<name>_out`), for any datatype. An input named `trap` panics, `spin` loops forever,
 //! `hog` allocates without bound: a request can fail in each way a model can; `sleep` (UINT32
-//! milliseconds) answers after that long, a slow request that succeeds. A model directory
+//! milliseconds) answers after that long, a slow request that succeeds; `say` (BYTES) writes each
+//! element to stderr. A model directory
 //! holding `load-delay-ms` makes `load` take that long (a slow-loading model).
 wit_bindgen::generate!({ path: "../../wit/serve", world: "weft:serve/predictor" });
 
@@ -47,6 +48,17 @@ impl Guest for Echo {
                     }
                 }
                 "invalid" => return Err(InferError::InvalidInput("asked to reject".into())),
+                "say" => {
+                    // BYTES: each element written to stderr, as a model's diagnostics would be.
+                    let mut rest = &t.data[..];
+                    while rest.len() >= 4 {
+                        let n = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+                        let text = rest.get(4..4 + n).unwrap_or_default();
+                        eprintln!("{}", String::from_utf8_lossy(text));
+                        rest = rest.get(4 + n..).unwrap_or_default();
+                    }
+                    outputs.push(Tensor { name: "say_out".into(), ..t });
+                }
                 "sleep" => {
                     // UINT32 milliseconds: a slow request that still succeeds.
                     let ms = t.data.get(..4).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));

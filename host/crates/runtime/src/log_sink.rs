@@ -113,6 +113,27 @@ impl LogSink {
         self.append(line.as_bytes());
     }
 
+    /// Takes what an in-memory log holds, with a line saying how much the bound dropped since the
+    /// last take, and starts the bound afresh: a long-lived instance (a served model) is bounded
+    /// per call rather than for its whole life.
+    pub(crate) fn take(&self) -> Vec<u8> {
+        let mut inner = self.inner.lock().unwrap();
+        if inner.file.is_some() {
+            return Vec::new();
+        }
+        let mut taken = std::mem::take(&mut inner.memory);
+        if inner.dropped > 0 {
+            let note = format!(
+                "[weft] {} bytes dropped past the log bound of {} bytes\n",
+                inner.dropped, inner.limit
+            );
+            taken.extend_from_slice(note.as_bytes());
+        }
+        inner.kept = 0;
+        inner.dropped = 0;
+        taken
+    }
+
     /// The last few KiB written, including dropped bytes (for quoting a panic message).
     pub(crate) fn tail(&self) -> String {
         String::from_utf8_lossy(&self.inner.lock().unwrap().tail).into_owned()

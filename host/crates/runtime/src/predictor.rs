@@ -320,6 +320,12 @@ impl PredictorInstance {
         }
     }
 
+    /// What the model wrote (stdout, stderr) since the last call of this, for the server's log;
+    /// each call's output is bounded by the log limit.
+    pub fn take_log(&self) -> String {
+        String::from_utf8_lossy(&self.store.data().log.take()).into_owned()
+    }
+
     /// Restarts the time limit for the next call.
     fn arm(&mut self) {
         self.store.data_mut().deadline = Instant::now() + self.timeout;

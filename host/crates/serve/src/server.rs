@@ -307,6 +307,7 @@ fn load_models(
             })
         };
         let (instance, metadata) = first.map_err(|e| anyhow::anyhow!("{what}: {e}"))?;
+        forward_model_log(&m.name, &m.version, &instance);
         tracing::info!(model = %m.name, version = %m.version, digest = %predictor.digest, "model ready");
         // The instance that answered the metadata is the first warm one.
         let warm = std::sync::Mutex::new(if config.pool > 0 {
@@ -754,6 +755,7 @@ async fn run_infer(
                 }
             };
             let result = instance.infer(&request).await;
+            forward_model_log(&name, &chosen, &instance);
             if result.is_ok() {
                 keep_warm(&state, m, instance);
             }
@@ -850,6 +852,15 @@ async fn run_infer(
 }
 
 /// The one-line cause of a request that died in the sandbox.
+/// What a model wrote to stdout and stderr, into the server's log, a line per event
+/// (`RUST_LOG=weft::model=info`), as a container's output would reach `kubectl logs`.
+fn forward_model_log(model: &str, version: &str, instance: &PredictorInstance) {
+    let text = instance.take_log();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        tracing::info!(target: "weft::model", model, version, "{line}");
+    }
+}
+
 /// Returns a good instance to its version's warm pool, if the pool has room.
 fn keep_warm(state: &AppState, m: &Version, instance: PredictorInstance) {
     let mut warm = m.warm.lock().unwrap();
@@ -891,6 +902,7 @@ async fn infer_on_blocking_thread(
             )?,
         };
         let result = instance.infer_blocking(&request);
+        forward_model_log(&name, &version, &instance);
         if result.is_ok() {
             keep_warm(&state, m, instance);
         }
