@@ -76,6 +76,11 @@ fn start_listening_as(
     (Server { child, url }, lines)
 }
 
+/// More requests than the server has async worker threads (one per core).
+fn more_than_workers() -> usize {
+    std::thread::available_parallelism().map_or(4, |n| n.get()) + 2
+}
+
 /// Waits until the server counts `n` requests in flight (its autoscaling gauge), calling
 /// `between` at each poll (to check what must hold meanwhile); fails after a minute.
 fn wait_in_flight(server_url: &str, n: usize, between: impl Fn()) {
@@ -411,8 +416,8 @@ fn requests_busy_in_host_calls_hold_up_no_other_request() {
     let s = Scratch::new();
     let busy_model = format!("busy={}", component("host-busy-predictor"));
     let echo = format!("echo={}", component("echo-predictor"));
-    // More long host calls than the server has async workers (one per core).
-    let busy_requests = std::thread::available_parallelism().map_or(4, |n| n.get()) + 2;
+    // More long host calls than the server has async workers.
+    let busy_requests = more_than_workers();
     let concurrency = (busy_requests + 2).to_string();
     let server = start(
         &s,
@@ -780,8 +785,7 @@ fn fails_alone(pool: &str) {
 fn requests_spinning_on_every_worker_do_not_hold_up_a_good_one() {
     let s = Scratch::new();
     let model = format!("echo={}", component("echo-predictor"));
-    // More spinners than the server has worker threads (one per core).
-    let spinners = std::thread::available_parallelism().map_or(4, |n| n.get()) + 2;
+    let spinners = more_than_workers();
     let concurrency = (spinners + 2).to_string();
     let server = start(
         &s,

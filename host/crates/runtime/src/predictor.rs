@@ -10,19 +10,10 @@ use std::time::Instant;
 use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, TypedFunc};
 use wasmtime::Store;
 
-/// Host bindings for `weft:serve/predictor`, generated from `wit/serve`: called from async
-/// tasks, so a request runs on the task that parsed it.
+/// The types of `weft:serve/predictor`, generated from `wit/serve`. The model's functions are
+/// called through `ModelFuncs` (found and type-checked once per component), synchronously or
+/// with `call_async` as the caller's thread allows.
 pub mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../../../wit/serve",
-        world: "weft:serve/predictor",
-        exports: { default: async },
-    });
-}
-
-/// The same world called synchronously: only to run `load` once before a snapshot, whose
-/// state readers (wizer's) call the instance synchronously.
-mod blocking {
     wasmtime::component::bindgen!({
         path: "../../../wit/serve",
         world: "weft:serve/predictor",
@@ -193,12 +184,9 @@ impl Runtime {
         let instance = pre
             .instantiate(&mut store)
             .map_err(|e| crate::step::classify(e, store.data(), limits, &log))?;
-        let model =
-            blocking::Predictor::new(&mut store, &instance).map_err(|e| StepError::Link {
-                path: shown.clone(),
-                reason: format!("{e:#}"),
-            })?;
-        let loaded = model.weft_serve_model().call_load(&mut store, model_dir);
+        let funcs = model_funcs(path, &pre)?;
+        let load = func::<LoadParams<'_>, LoadResults>(&mut store, &instance, &funcs.load);
+        let loaded = load.call(&mut store, (model_dir,)).map(|(r,)| r);
         loaded_or_failed(loaded, &store, limits, &log)?;
         let snapshot = crate::snapshot::snapshot(&shown, &cx, &mut store, instance)?;
         let (pre, source) = self.link(
