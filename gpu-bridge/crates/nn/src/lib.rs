@@ -318,7 +318,10 @@ fn from_tract(v: &TValue) -> Result<Tensor, String> {
 mod tests {
     use super::*;
 
-    fn weights() -> (Vec<Vec<f32>>, Vec<f32>, Vec<Vec<f32>>, Vec<f32>) {
+    /// Two dense layers: (first weights, first bias, second weights, second bias).
+    type Weights = (Vec<Vec<f32>>, Vec<f32>, Vec<Vec<f32>>, Vec<f32>);
+
+    fn weights() -> Weights {
         let w1 = vec![
             vec![0.5, -0.2, 0.1],
             vec![-0.3, 0.8, 0.0],

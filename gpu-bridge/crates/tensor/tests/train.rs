@@ -135,7 +135,7 @@ fn adamw_takes_the_step_its_update_rule_gives() {
     let loss = e.scale(&p, 0.5).unwrap();
     let g = e.backward(&loss).unwrap();
     let mut adamw = Adam::new(0.1).with_weight_decay(0.1);
-    adamw.step(&e, &[p.clone()], &g);
+    adamw.step(&e, std::slice::from_ref(&p), &g);
     assert!((e.to_vec(&p)[0] - 0.89).abs() < 1e-6, "{}", e.to_vec(&p)[0]);
 }
 

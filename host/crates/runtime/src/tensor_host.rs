@@ -96,7 +96,7 @@ impl ops::HostTensor for StepState {
         requires_grad: bool,
     ) -> R<Resource<Tensor>> {
         let Dtype::F32 = dtype;
-        if data.len() % 4 != 0 {
+        if !data.len().is_multiple_of(4) {
             return Ok(Err(Error::Format(format!(
                 "{} bytes are not a whole number of f32 elements",
                 data.len()
