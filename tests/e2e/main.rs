@@ -2,6 +2,7 @@
 //! `wasm-run` CLI and the runtime API.
 
 mod cli;
+mod handmade;
 mod hermetic;
 #[cfg(feature = "kube")]
 mod kube_status;

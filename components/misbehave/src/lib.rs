@@ -17,6 +17,12 @@
 //! - `forge-tensor`: uses a tensor handle it was never given (index `handle`).
 //! - `tensor-bomb`: asks for a 2^32-element tensor by broadcasting two small ones, and for a
 //!   tensor whose element count overflows; returns both refusals.
+//! - `nan-metrics`: reports NaN, +inf and -inf metrics (and one finite one), then succeeds.
+//! - `file-times`: writes files to output `out` and lists what `stat` says of them (and of
+//!   input `data`, when given) in `out/times.txt`.
+mod file_times;
+mod nan_metrics;
+
 use std::fmt::Write as _;
 use std::io::Write as _;
 use weft_step::{emit, out_param, Guest, Level, ParamValue, StepInput, StepOutput};
@@ -38,14 +44,28 @@ impl Guest for Misbehave {
             "sleep" => sleep(input.int_param_or("ms", 500)? as u64),
             "busy" => busy(&input, input.int_param_or("ms", 500)? as u64),
             "fail" => Err("asked to fail".to_string()),
+            "nan-metrics" => nan_metrics::run(),
+            "file-times" => file_times::run(&input),
             "tensor-hog" => tensor_hog(),
             "tensor-bomb" => tensor_bomb(),
             "forge-tensor" => {
                 // SAFETY: deliberately unsound: a handle this instance never received.
-                let forged = unsafe { weft_step::tensor::Tensor::from_handle(input.int_param_or("handle", 1)? as u32) };
-                Ok(StepOutput { params: vec![out_param("shape", ParamValue::Str(format!("{:?}", forged.shape())))] })
+                let forged = unsafe {
+                    weft_step::tensor::Tensor::from_handle(input.int_param_or("handle", 1)? as u32)
+                };
+                Ok(StepOutput {
+                    params: vec![out_param(
+                        "shape",
+                        ParamValue::Str(format!("{:?}", forged.shape())),
+                    )],
+                })
             }
-            "echo" => Ok(StepOutput { params: vec![out_param("echo", ParamValue::Str(input.str_param("text")?.to_string()))] }),
+            "echo" => Ok(StepOutput {
+                params: vec![out_param(
+                    "echo",
+                    ParamValue::Str(input.str_param("text")?.to_string()),
+                )],
+            }),
             other => Err(format!("unknown mode `{other}`")),
         }
     }
@@ -54,9 +74,15 @@ impl Guest for Misbehave {
 fn escape(input: &StepInput) -> Result<StepOutput, String> {
     let input_path = input.input("data")?;
     let out_dir = input.output("out")?;
-    let input_dir = input_path.rsplit_once('/').map(|(d, _)| d).unwrap_or(input_path);
+    let input_dir = input_path
+        .rsplit_once('/')
+        .map(|(d, _)| d)
+        .unwrap_or(input_path);
     symlink("/etc/passwd", &format!("{out_dir}/abs-link"));
-    symlink("../../../../../../etc/passwd", &format!("{out_dir}/rel-link"));
+    symlink(
+        "../../../../../../etc/passwd",
+        &format!("{out_dir}/rel-link"),
+    );
     let attempts = [
         "/etc/passwd".to_string(),
         format!("{input_dir}/../../etc/passwd"),
@@ -68,20 +94,35 @@ fn escape(input: &StepInput) -> Result<StepOutput, String> {
     let mut escaped = 0;
     let mut report = String::from("[");
     for (i, path) in attempts.iter().enumerate() {
-        let outcome = match std::fs::read(path).map(|b| b.len()).or_else(|e| {
-            std::fs::read_dir(path).map(|d| d.count()).map_err(|_| e)
-        }) {
+        let outcome = match std::fs::read(path)
+            .map(|b| b.len())
+            .or_else(|e| std::fs::read_dir(path).map(|d| d.count()).map_err(|_| e))
+        {
             Ok(n) => {
                 escaped += 1;
                 format!("read {n} entries or bytes")
             }
             Err(e) => format!("denied: {e}"),
         };
-        emit(Level::Warn, &format!("access {path}: {outcome}"), &[("path".into(), path.clone()), ("outcome".into(), outcome.clone())]);
-        let _ = write!(report, "{}{{\"path\":\"{path}\",\"outcome\":\"{outcome}\"}}", if i > 0 { "," } else { "" });
+        emit(
+            Level::Warn,
+            &format!("access {path}: {outcome}"),
+            &[
+                ("path".into(), path.clone()),
+                ("outcome".into(), outcome.clone()),
+            ],
+        );
+        let _ = write!(
+            report,
+            "{}{{\"path\":\"{path}\",\"outcome\":\"{outcome}\"}}",
+            if i > 0 { "," } else { "" }
+        );
     }
     // Inputs are read-only: writing to one must fail.
-    let write = std::fs::OpenOptions::new().append(true).open(input_path).and_then(|mut f| f.write_all(b"tampered"));
+    let write = std::fs::OpenOptions::new()
+        .append(true)
+        .open(input_path)
+        .and_then(|mut f| f.write_all(b"tampered"));
     let outcome = match write {
         Ok(()) => {
             escaped += 1;
@@ -90,10 +131,16 @@ fn escape(input: &StepInput) -> Result<StepOutput, String> {
         Err(e) => format!("denied: {e}"),
     };
     emit(Level::Warn, &format!("write {input_path}: {outcome}"), &[]);
-    let _ = write!(report, ",{{\"path\":\"write:{input_path}\",\"outcome\":\"{outcome}\"}}");
+    let _ = write!(
+        report,
+        ",{{\"path\":\"write:{input_path}\",\"outcome\":\"{outcome}\"}}"
+    );
     report.push(']');
     Ok(StepOutput {
-        params: vec![out_param("escaped", ParamValue::Int(escaped)), out_param("report", ParamValue::Json(report))],
+        params: vec![
+            out_param("escaped", ParamValue::Int(escaped)),
+            out_param("report", ParamValue::Json(report)),
+        ],
     })
 }
 
@@ -102,10 +149,21 @@ fn symlink(target: &str, link: &str) {
     extern "C" {
         fn symlink(target: *const std::ffi::c_char, link: *const std::ffi::c_char) -> i32;
     }
-    let (t, l) = (std::ffi::CString::new(target).unwrap(), std::ffi::CString::new(link).unwrap());
+    let (t, l) = (
+        std::ffi::CString::new(target).unwrap(),
+        std::ffi::CString::new(link).unwrap(),
+    );
     let rc = unsafe { symlink(t.as_ptr(), l.as_ptr()) };
-    let outcome = if rc == 0 { "created".to_string() } else { format!("refused: {}", std::io::Error::last_os_error()) };
-    emit(Level::Info, &format!("symlink {link} -> {target}: {outcome}"), &[]);
+    let outcome = if rc == 0 {
+        "created".to_string()
+    } else {
+        format!("refused: {}", std::io::Error::last_os_error())
+    };
+    emit(
+        Level::Info,
+        &format!("symlink {link} -> {target}: {outcome}"),
+        &[],
+    );
 }
 
 fn env(input: &StepInput) -> Result<StepOutput, String> {
@@ -117,7 +175,10 @@ fn env(input: &StepInput) -> Result<StepOutput, String> {
     Ok(StepOutput {
         params: vec![
             out_param("value", ParamValue::Json(value)),
-            out_param("env_count", ParamValue::Int(std::env::vars().count() as i64)),
+            out_param(
+                "env_count",
+                ParamValue::Int(std::env::vars().count() as i64),
+            ),
         ],
     })
 }
@@ -142,10 +203,14 @@ fn flood(bytes: usize) -> Result<StepOutput, String> {
     let mut out = std::io::stdout().lock();
     let mut written = 0;
     while written < bytes {
-        out.write_all(&line).and_then(|_| out.write_all(b"\n")).map_err(|e| format!("stdout: {e}"))?;
+        out.write_all(&line)
+            .and_then(|_| out.write_all(b"\n"))
+            .map_err(|e| format!("stdout: {e}"))?;
         written += 1024;
     }
-    Ok(StepOutput { params: vec![out_param("written", ParamValue::Int(written as i64))] })
+    Ok(StepOutput {
+        params: vec![out_param("written", ParamValue::Int(written as i64))],
+    })
 }
 
 fn write(input: &StepInput) -> Result<StepOutput, String> {
@@ -155,16 +220,21 @@ fn write(input: &StepInput) -> Result<StepOutput, String> {
     let chunk = vec![7u8; 64 * 1024];
     let mut written = 0;
     while written < bytes {
-        file.write_all(&chunk).map_err(|e| format!("writing {path}: {e}"))?;
+        file.write_all(&chunk)
+            .map_err(|e| format!("writing {path}: {e}"))?;
         written += chunk.len();
     }
-    Ok(StepOutput { params: vec![out_param("written", ParamValue::Int(written as i64))] })
+    Ok(StepOutput {
+        params: vec![out_param("written", ParamValue::Int(written as i64))],
+    })
 }
 
 fn entropy(input: &StepInput) -> Result<StepOutput, String> {
     let path = format!("{}/entropy.txt", input.output("out")?);
     let mut text = String::new();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_err(|e| e.to_string())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|e| e.to_string())?;
     let start = std::time::Instant::now();
     let _ = writeln!(text, "wall {}.{:09}", now.as_secs(), now.subsec_nanos());
     let _ = writeln!(text, "elapsed {:?}", start.elapsed());
@@ -177,7 +247,9 @@ fn entropy(input: &StepInput) -> Result<StepOutput, String> {
     });
     let _ = writeln!(text, "random {:?}", random_bytes(32));
     std::fs::write(&path, &text).map_err(|e| format!("{path}: {e}"))?;
-    Ok(StepOutput { params: vec![out_param("entropy", ParamValue::Str(text))] })
+    Ok(StepOutput {
+        params: vec![out_param("entropy", ParamValue::Str(text))],
+    })
 }
 
 /// Random bytes from WASI `random_get`, the way libc and language runtimes ask for entropy.
@@ -202,12 +274,16 @@ fn net(input: &StepInput) -> Result<StepOutput, String> {
         Err(e) => format!("denied: {e}"),
     };
     emit(Level::Warn, &format!("connect {addr}: {outcome}"), &[]);
-    Ok(StepOutput { params: vec![out_param("outcome", ParamValue::Str(outcome))] })
+    Ok(StepOutput {
+        params: vec![out_param("outcome", ParamValue::Str(outcome))],
+    })
 }
 
 fn sleep(ms: u64) -> Result<StepOutput, String> {
     std::thread::sleep(std::time::Duration::from_millis(ms));
-    Ok(StepOutput { params: vec![out_param("slept_ms", ParamValue::Int(ms as i64))] })
+    Ok(StepOutput {
+        params: vec![out_param("slept_ms", ParamValue::Int(ms as i64))],
+    })
 }
 
 fn busy(input: &StepInput, ms: u64) -> Result<StepOutput, String> {
@@ -219,9 +295,12 @@ fn busy(input: &StepInput, ms: u64) -> Result<StepOutput, String> {
     // With an output `out`, leave a result there (for artifact bookkeeping tests).
     if let Ok(dir) = input.output("out") {
         let path = format!("{dir}/busy.txt");
-        std::fs::write(&path, format!("{} {ms}\n", input.context.task_name)).map_err(|e| format!("{path}: {e}"))?;
+        std::fs::write(&path, format!("{} {ms}\n", input.context.task_name))
+            .map_err(|e| format!("{path}: {e}"))?;
     }
-    Ok(StepOutput { params: vec![out_param("busy_ms", ParamValue::Int(ms as i64))] })
+    Ok(StepOutput {
+        params: vec![out_param("busy_ms", ParamValue::Int(ms as i64))],
+    })
 }
 
 fn trap() -> Result<StepOutput, String> {
@@ -244,7 +323,9 @@ fn tensor_hog() -> Result<StepOutput, String> {
     loop {
         match weft_step::tensor::Tensor::full(&[1 << 18], 1.0) {
             Ok(t) => held.push(t),
-            Err(weft_step::tensor::Error::Quota(m)) => return Err(format!("after {} tensors: {m}", held.len())),
+            Err(weft_step::tensor::Error::Quota(m)) => {
+                return Err(format!("after {} tensors: {m}", held.len()))
+            }
             Err(e) => return Err(format!("unexpected: {e:?}")),
         }
     }
@@ -262,5 +343,10 @@ fn tensor_bomb() -> Result<StepOutput, String> {
         Ok(_) => return Err("an overflowing shape was allowed".into()),
         Err(e) => format!("{e:?}"),
     };
-    Ok(StepOutput { params: vec![out_param("broadcast", ParamValue::Str(broadcast)), out_param("overflow", ParamValue::Str(overflow))] })
+    Ok(StepOutput {
+        params: vec![
+            out_param("broadcast", ParamValue::Str(broadcast)),
+            out_param("overflow", ParamValue::Str(overflow)),
+        ],
+    })
 }

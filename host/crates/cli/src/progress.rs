@@ -37,7 +37,9 @@ impl Progress {
         }
     }
 
+    /// One progress line; task errors in it are guest text, so control characters are escaped.
     fn line(&self, text: String) {
+        let text = weft_spec::text::escape_control(&text).into_owned();
         if self.tty {
             self.bar.println(text);
         } else {

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use weft_runtime::{InputArtifact, Limits, Runtime, StepOutcome, StepRequest};
+use weft_spec::text::escape_control;
 use weft_spec::ParamValue;
 
 #[derive(Args)]
@@ -67,7 +68,8 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 0, requires = "hermetic")]
     seed: u64,
 
-    /// Linear memory limit (e.g. 256MiB, 1GiB; at most 4GiB).
+    /// Linear memory limit of the step, all its memories together (e.g. 256MiB, 1GiB; at most
+    /// 4GiB).
     #[arg(long, default_value = "256MiB", value_parser = parse_size)]
     memory: u64,
 
@@ -82,6 +84,11 @@ pub struct RunArgs {
     /// Limit on the task log (stdout + stderr + log records); the rest is dropped and counted.
     #[arg(long, default_value = "1MiB", value_parser = parse_size)]
     max_log: u64,
+
+    /// Limit on the bytes the step makes the host hold for it: metric names and output
+    /// parameters (e.g. 16MiB).
+    #[arg(long, default_value = "16MiB", value_parser = parse_size)]
+    max_host_bytes: u64,
 
     /// Limit on core instances, tables and memories the component may create.
     #[arg(long, default_value_t = Limits::default().max_instances)]
@@ -185,6 +192,7 @@ pub fn run(home: &Home, args: RunArgs) -> Result<ExitCode> {
         max_instances: args.max_instances,
         max_table_elements: args.max_table_elements,
         device_memory_bytes: args.device_memory,
+        max_host_bytes: args.max_host_bytes,
         ..Limits::default()
     };
     req.log_path = Some(log_path.clone());
@@ -223,7 +231,11 @@ pub fn run(home: &Home, args: RunArgs) -> Result<ExitCode> {
                 .create(true)
                 .open(&log_path)
                 .and_then(|mut f| writeln!(f, "\n[weft] step {}: {e}", e.kind()));
-            eprintln!("error: {} (log: {})", e.one_line(), log_path.display());
+            eprintln!(
+                "error: {} (log: {})",
+                escape_control(&e.one_line()),
+                log_path.display()
+            );
             Ok(ExitCode::from(1))
         }
     }
@@ -262,7 +274,8 @@ fn print_outcome(out: &mut impl Write, req: &StepRequest, o: &StepOutcome) -> st
     if !o.params.is_empty() {
         writeln!(out, "output parameters:")?;
         for (name, value) in &o.params {
-            writeln!(out, "  {name} = {value} ({})", value.type_name())?;
+            let shown = escape_control(&value.to_string()).into_owned();
+            writeln!(out, "  {name} = {shown} ({})", value.type_name())?;
         }
     }
     if !o.artifacts.is_empty() {
@@ -273,15 +286,17 @@ fn print_outcome(out: &mut impl Write, req: &StepRequest, o: &StepOutcome) -> st
             .unwrap_or_default();
         writeln!(out, "artifacts written (under {dir}):")?;
         for a in &o.artifacts {
-            writeln!(out, "  {}  {}  {}", a.path, ByteSize(a.bytes), a.digest)?;
+            let path = escape_control(&a.path);
+            writeln!(out, "  {path}  {}  {}", ByteSize(a.bytes), a.digest)?;
         }
     }
     if !o.metrics.is_empty() {
         writeln!(out, "metrics:")?;
         for m in &o.metrics {
+            let name = escape_control(&m.name);
             match m.step {
-                Some(step) => writeln!(out, "  {} = {} (step {step})", m.name, m.value),
-                None => writeln!(out, "  {} = {}", m.name, m.value),
+                Some(step) => writeln!(out, "  {name} = {} (step {step})", m.value),
+                None => writeln!(out, "  {name} = {}", m.value),
             }?;
         }
     }

@@ -117,7 +117,7 @@ pub fn print_summary(home: &Home, s: &RunSummary, json: bool) -> Result<()> {
             outputs(t)
         );
         if let Some(e) = &t.error {
-            println!("  {:<16} {e}", "");
+            println!("  {:<16} {}", "", weft_spec::text::escape_control(e));
         }
     }
     let outs: Vec<_> = events.iter().filter(|e| e.direction == "output").collect();

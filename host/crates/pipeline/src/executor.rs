@@ -1228,9 +1228,29 @@ fn input_events(job: &Job) -> Vec<(String, String, String)> {
 pub struct StepDone {
     pub params: BTreeMap<String, ParamValue>,
     pub artifacts: BTreeMap<String, weft_store::StoredArtifact>,
-    /// (name, value, step) of each metric the step logged.
+    /// (name, value, step) of each metric the step logged; values as reported, NaN included.
+    #[serde(with = "metric_list")]
     pub metrics: Vec<(String, f64, Option<u64>)>,
     pub duration_ms: f64,
+}
+
+/// [`StepDone::metrics`] in JSON (a pod's results): values through [`weft_spec::float`], so a
+/// NaN or infinite metric reaches the runner instead of failing to read back from `null`.
+mod metric_list {
+    use weft_spec::float::Float;
+
+    type Metric = (String, f64, Option<u64>);
+
+    pub fn serialize<S: serde::Serializer>(m: &[Metric], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(m.iter().map(|(name, v, step)| (name, Float(*v), step)))
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Metric>, D::Error> {
+        let m: Vec<(String, Float, Option<u64>)> = serde::Deserialize::deserialize(d)?;
+        Ok(m.into_iter()
+            .map(|(name, Float(v), step)| (name, v, step))
+            .collect())
+    }
 }
 
 /// The step `job` is at `attempt`: what it runs on, pinned by digest.

@@ -172,3 +172,35 @@ fn execute_one(
         log: String::from_utf8_lossy(tail).into_owned(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A pod's results carry metrics as reported: NaN and the infinities come back to the
+    /// runner (serde_json alone writes them as `null`, which does not read back as a number).
+    #[test]
+    fn non_finite_metrics_survive_a_pods_results() {
+        let done = StepDone {
+            params: BTreeMap::new(),
+            artifacts: BTreeMap::new(),
+            metrics: vec![
+                ("loss".into(), f64::NAN, Some(1)),
+                ("up".into(), f64::INFINITY, None),
+                ("down".into(), f64::NEG_INFINITY, Some(2)),
+                ("acc".into(), 0.5, None),
+            ],
+            duration_ms: 3.0,
+        };
+        let result = StepResult {
+            task: "t".into(),
+            outcome: Ok(done),
+            log: String::new(),
+        };
+        let json = serde_json::to_vec(&result).unwrap();
+        let back: StepResult = serde_json::from_slice(&json).unwrap();
+        let metrics = back.outcome.unwrap().metrics;
+        assert!(metrics[0].1.is_nan() && metrics[0].2 == Some(1));
+        assert_eq!(metrics[1..], result.outcome.unwrap().metrics[1..]);
+    }
+}

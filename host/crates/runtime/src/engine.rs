@@ -236,6 +236,9 @@ fn sandbox_linker(engine: &Engine, calls: Calls) -> wasmtime::Result<Linker<Step
     }
     crate::output_quota::add_to_linker(&mut linker)?;
     crate::wait_cap::add_to_linker(&mut linker)?;
+    if calls == Calls::Blocking {
+        crate::wait_cap::add_blocking_io(&mut linker)?;
+    }
     Step::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)?;
     // The GPU bridge: any component may import `weft:tensor/ops`.
     crate::tensor_host::bindings::TensorHost::add_to_linker::<StepState, HasSelf<StepState>>(

@@ -5,7 +5,7 @@ use std::time::Duration;
 /// A sandbox limit a step ran into. Each says which limit and at what value.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum LimitExceeded {
-    #[error("memory limit exceeded: the step asked for {requested} bytes of linear memory, limit {limit} bytes (raise --memory)")]
+    #[error("memory limit exceeded: the step asked for {requested} bytes of linear memory in all, limit {limit} bytes (raise --memory)")]
     Memory { limit: u64, requested: u64 },
     #[error("time limit exceeded: the step ran past {}; it was interrupted (raise --timeout)", humanize(*.limit))]
     Timeout { limit: Duration },
@@ -17,6 +17,10 @@ pub enum LimitExceeded {
     Instances { limit: usize },
     #[error("metrics limit exceeded: the step reported more than {limit} metric values")]
     Metrics { limit: usize },
+    #[error("metric name limit exceeded: a metric name of {len} bytes is over the limit of {limit} bytes")]
+    MetricName { len: usize, limit: usize },
+    #[error("host memory limit exceeded: the step's {what} would make the host hold more than {limit} bytes (raise --max-host-bytes)")]
+    HostBytes { what: String, limit: u64 },
 }
 
 fn humanize(d: Duration) -> String {
@@ -87,6 +91,8 @@ impl StepError {
             StepError::Limit(LimitExceeded::TableElements { .. }) => "table-limit",
             StepError::Limit(LimitExceeded::Instances { .. }) => "instance-limit",
             StepError::Limit(LimitExceeded::Metrics { .. }) => "metrics-limit",
+            StepError::Limit(LimitExceeded::MetricName { .. }) => "metric-name-limit",
+            StepError::Limit(LimitExceeded::HostBytes { .. }) => "host-memory-limit",
             StepError::NotAStep { .. } => "not-a-step",
             StepError::Link { .. } => "link",
             StepError::InvalidComponent { .. } => "invalid-component",

@@ -6,7 +6,8 @@ use std::time::Duration;
 /// Bounds on one step. Every field has a test that trips it.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Linear memory per memory, in bytes.
+    /// Linear memory of the whole Store, in bytes: all of a component's memories together (a
+    /// component may define many; a bound per memory would let 16 of them take 16x the limit).
     pub memory_bytes: u64,
     /// Wall-clock time for instantiate + run, enforced by epoch interruption.
     pub timeout: Duration,
@@ -20,6 +21,10 @@ pub struct Limits {
     pub max_table_elements: u64,
     /// Metric values a step may report.
     pub max_metrics: usize,
+    /// Bytes the step may make the host hold on its behalf: metric names, output parameters
+    /// (its log has its own bound, and what it copies in one host call is bounded by wasmtime's
+    /// host-call fuel). Guest strings would otherwise grow the host, not the sandbox.
+    pub max_host_bytes: u64,
     /// Bytes of tensors the component may hold on the device at once (`weft:tensor`).
     pub device_memory_bytes: u64,
 }
@@ -34,6 +39,7 @@ impl Default for Limits {
             max_instances: 64,
             max_table_elements: 100_000,
             max_metrics: 100_000,
+            max_host_bytes: 16 << 20,
             device_memory_bytes: 1 << 30,
         }
     }
@@ -44,6 +50,10 @@ impl Default for Limits {
 pub(crate) struct Limiter {
     limits: Limits,
     pub(crate) tripped: Option<LimitExceeded>,
+    /// Bytes of linear memory the Store's memories hold together, as granted so far.
+    memory_total: u64,
+    /// The last growth granted, taken back if wasmtime then fails to perform it.
+    last_growth: u64,
 }
 
 impl Limiter {
@@ -51,6 +61,8 @@ impl Limiter {
         Limiter {
             limits,
             tripped: None,
+            memory_total: 0,
+            last_growth: 0,
         }
     }
 
@@ -61,20 +73,32 @@ impl Limiter {
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
+    /// Called for every memory's creation (`current` 0) and growth: the sum over all of the
+    /// Store's memories is what is bounded.
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.limits.memory_bytes {
+        let growth = (desired as u64).saturating_sub(current as u64);
+        let total = self.memory_total.saturating_add(growth);
+        if total > self.limits.memory_bytes {
             self.trip(LimitExceeded::Memory {
                 limit: self.limits.memory_bytes,
-                requested: desired as u64,
+                requested: total,
             });
             return Ok(false);
         }
+        self.memory_total = total;
+        self.last_growth = growth;
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_total = self.memory_total.saturating_sub(self.last_growth);
+        self.last_growth = 0;
+        Ok(())
     }
 
     fn table_growing(

@@ -80,8 +80,8 @@ impl LogSink {
         })
     }
 
-    /// Appends bytes, keeping what fits under the bound.
-    pub(crate) fn append(&self, bytes: &[u8]) {
+    /// Appends bytes, keeping what fits under the bound; true when all of them were kept.
+    pub(crate) fn append(&self, bytes: &[u8]) -> bool {
         let mut inner = self.inner.lock().unwrap();
         let room = inner.limit.saturating_sub(inner.kept) as usize;
         let (keep, drop) = bytes.split_at(bytes.len().min(room));
@@ -101,16 +101,17 @@ impl LogSink {
             let cut = inner.tail.len() - TAIL_BYTES;
             inner.tail.drain(..cut);
         }
+        drop.is_empty()
     }
 
-    /// Appends one structured record as a text line.
-    pub(crate) fn record(&self, level: &str, message: &str, fields: &[(String, String)]) {
+    /// Appends one structured record as a text line; true when it fit under the bound.
+    pub(crate) fn record(&self, level: &str, message: &str, fields: &[(String, String)]) -> bool {
         let mut line = format!("[{level}] {message}");
         for (k, v) in fields {
             line.push_str(&format!(" {k}={v:?}"));
         }
         line.push('\n');
-        self.append(line.as_bytes());
+        self.append(line.as_bytes())
     }
 
     /// Takes what an in-memory log holds, with a line saying how much the bound dropped since the
@@ -200,7 +201,7 @@ impl Pollable for LogWriter {
 
 impl OutputStream for LogWriter {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.0.append(&bytes);
+        let _ = self.0.append(&bytes);
         Ok(())
     }
     fn flush(&mut self) -> StreamResult<()> {
@@ -217,7 +218,7 @@ impl tokio::io::AsyncWrite for LogWriter {
         _cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        self.0.append(buf);
+        let _ = self.0.append(buf);
         Poll::Ready(Ok(buf.len()))
     }
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {

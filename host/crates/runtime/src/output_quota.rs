@@ -16,7 +16,7 @@ use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemView};
 use wasmtime_wasi::p2::bindings::sync::filesystem::types::{self as fs, HostDescriptor};
 use wasmtime_wasi::p2::{DynOutputStream, OutputStream, Pollable, StreamError, StreamResult};
 
-/// The WASI filesystem interface as wasmtime-wasi 48 registers it.
+/// The WASI filesystem interface as wasmtime-wasi 50 registers it.
 const FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
 
 /// Bytes written so far against the limit, shared by all of one step's file streams.

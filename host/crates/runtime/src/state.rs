@@ -19,10 +19,17 @@ pub(crate) struct StepState {
     pub(crate) metrics: Vec<Metric>,
     pub(crate) max_metrics: usize,
     pub(crate) metrics_tripped: bool,
+    /// Bytes the host holds for the step (metric names so far), against `max_host_bytes`.
+    pub(crate) host_bytes: u64,
+    pub(crate) max_host_bytes: u64,
+    /// What is left of the guest's share of the host's own log (see `log::Host::emit`).
+    pub(crate) forward: ForwardBudget,
     /// For the host's own structured logs.
     pub(crate) task: String,
     /// When the step's time limit runs out; host-side waits end by then.
     pub(crate) deadline: std::time::Instant,
+    /// Set from outside to stop the step (Ctrl-C); host-side waits watch it too.
+    pub(crate) cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
     /// The staging directory of file inputs: lives as long as the Store that is granted it.
     pub(crate) _stage: Option<tempfile::TempDir>,
     /// The component's tensor engine (`weft:tensor`), made on first use with the step's
@@ -61,8 +68,70 @@ impl WasiView for StepState {
 
 impl types::Host for StepState {}
 
+/// The longest metric name kept: names are labels (KFP shows them in a table), not payloads.
+pub const MAX_METRIC_NAME_BYTES: usize = 1024;
+/// Host bytes charged per metric beyond its name (value, step, bookkeeping).
+const METRIC_OVERHEAD: u64 = 32;
+
+/// Guest log records at warn and error also reach the host's own log (its stderr, a pod's log
+/// on Kubernetes), where nothing else bounds them: each step gets this many records and bytes
+/// there, then a single note; everything stays in the bounded task log.
+pub(crate) struct ForwardBudget {
+    records: u32,
+    bytes: usize,
+    noted: bool,
+}
+
+/// Records and bytes of a step's log that may reach the host's log.
+const FORWARD_RECORDS: u32 = 100;
+const FORWARD_BYTES: usize = 64 << 10;
+/// The longest message forwarded; the task log has the whole record.
+const FORWARD_MESSAGE_BYTES: usize = 1024;
+
+impl Default for ForwardBudget {
+    fn default() -> Self {
+        ForwardBudget {
+            records: FORWARD_RECORDS,
+            bytes: FORWARD_BYTES,
+            noted: false,
+        }
+    }
+}
+
+impl ForwardBudget {
+    /// Takes one record of `len` bytes from the budget; false once it is spent.
+    fn take(&mut self, len: usize) -> bool {
+        let len = len.min(FORWARD_MESSAGE_BYTES);
+        if self.records == 0 || self.bytes < len {
+            self.records = 0;
+            return false;
+        }
+        self.records -= 1;
+        self.bytes -= len;
+        true
+    }
+}
+
 impl metrics::Host for StepState {
     fn report(&mut self, name: String, value: f64, step: Option<u64>) -> wasmtime::Result<()> {
+        if name.len() > MAX_METRIC_NAME_BYTES {
+            return Err(LimitExceeded::MetricName {
+                len: name.len(),
+                limit: MAX_METRIC_NAME_BYTES,
+            }
+            .into());
+        }
+        let held = self
+            .host_bytes
+            .saturating_add(name.len() as u64 + METRIC_OVERHEAD);
+        if held > self.max_host_bytes {
+            return Err(LimitExceeded::HostBytes {
+                what: "metrics".into(),
+                limit: self.max_host_bytes,
+            }
+            .into());
+        }
+        self.host_bytes = held;
         if self.metrics.len() >= self.max_metrics {
             self.metrics_tripped = true;
             return Err(LimitExceeded::Metrics {
@@ -90,7 +159,27 @@ impl log::Host for StepState {
             log::Level::Warn => "WARN",
             log::Level::Error => "ERROR",
         };
+        // The task log is bounded; the host's log gets only what fit there, within its budget.
+        if self.log.record(name, &message, &fields) {
+            self.forward(level, &message, &fields);
+        }
+        Ok(())
+    }
+}
+
+impl StepState {
+    /// Passes one guest record on to the host's log (`weft::guest`), escaped and cut short.
+    fn forward(&mut self, level: log::Level, message: &str, fields: &[(String, String)]) {
         let task = &self.task;
+        let fields_len: usize = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
+        if !self.forward.take(message.len() + fields_len) {
+            if !std::mem::replace(&mut self.forward.noted, true) {
+                tracing::warn!(target: "weft::guest", task, "further log records of this step are in its task log only");
+            }
+            return;
+        }
+        let cut = weft_spec::text::truncate(message, FORWARD_MESSAGE_BYTES);
+        let message = weft_spec::text::escape_control(&cut);
         match level {
             log::Level::Trace => tracing::trace!(target: "weft::guest", task, ?fields, "{message}"),
             log::Level::Debug => tracing::debug!(target: "weft::guest", task, ?fields, "{message}"),
@@ -98,7 +187,5 @@ impl log::Host for StepState {
             log::Level::Warn => tracing::warn!(target: "weft::guest", task, ?fields, "{message}"),
             log::Level::Error => tracing::error!(target: "weft::guest", task, ?fields, "{message}"),
         }
-        self.log.record(name, &message, &fields);
-        Ok(())
     }
 }

@@ -60,7 +60,7 @@ pub struct StepRequest {
 
 /// The trap payload of a cancelled step.
 #[derive(Debug)]
-struct Cancelled;
+pub(crate) struct Cancelled;
 
 impl std::fmt::Display for Cancelled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -97,6 +97,8 @@ impl StepRequest {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Metric {
     pub name: String,
+    /// As reported; in JSON (`run --json`) non-finite values are `"NaN"`, `"Infinity"`, ...
+    #[serde(serialize_with = "weft_spec::float::serialize")]
     pub value: f64,
     pub step: Option<u64>,
 }
@@ -174,8 +176,12 @@ impl Runtime {
             metrics: Vec::new(),
             max_metrics: limits.max_metrics,
             metrics_tripped: false,
+            host_bytes: 0,
+            max_host_bytes: limits.max_host_bytes,
+            forward: Default::default(),
             task: req.context.task_name.clone(),
             deadline: Instant::now() + limits.timeout,
+            cancel: req.cancel.clone(),
             _stage: stage,
             tensors: None,
             device_memory_bytes: limits.device_memory_bytes,
@@ -236,8 +242,10 @@ impl Runtime {
             .instantiate(&mut store)
             .and_then(|step| step.weft_pipeline_task().call_run(&mut store, &input));
         let result = match result {
-            Ok(Ok(out)) => Ok(out),
-            Ok(Err(message)) => Err(StepError::Failed { message }),
+            Ok(Ok(out)) => check_held(out, store.data()),
+            Ok(Err(message)) => Err(StepError::Failed {
+                message: weft_spec::text::truncate(&message, MAX_ERROR_BYTES).into_owned(),
+            }),
             Err(e) => Err(classify(e, store.data(), limits, &log)),
         };
         let state = store.into_data();
@@ -263,6 +271,34 @@ impl Runtime {
             component_digest: component.digest.clone(),
             elapsed: started.elapsed(),
         })
+    }
+}
+
+/// The longest error string of a failed step kept as its cause (the rest is cut, with a note):
+/// the cause is printed and stored with the run.
+pub const MAX_ERROR_BYTES: usize = 4096;
+
+/// Refuses output parameters that would make the host hold more than the step's share.
+fn check_held(out: wit::StepOutput, state: &StepState) -> Result<wit::StepOutput, StepError> {
+    let params: u64 = out
+        .params
+        .iter()
+        .map(|p| (p.name.len() + param_len(&p.value)) as u64)
+        .sum();
+    if state.host_bytes.saturating_add(params) > state.max_host_bytes {
+        return Err(LimitExceeded::HostBytes {
+            what: format!("output parameters ({params} bytes)"),
+            limit: state.max_host_bytes,
+        }
+        .into());
+    }
+    Ok(out)
+}
+
+fn param_len(v: &wit::ParamValue) -> usize {
+    match v {
+        wit::ParamValue::Str(s) | wit::ParamValue::Json(s) => s.len(),
+        _ => 8,
     }
 }
 

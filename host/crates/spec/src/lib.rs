@@ -1,11 +1,14 @@
 //! Spec types shared by every Weft front end: the local `wasm-run`, and the Kubernetes operator,
 //! which serves them as CRDs. Kept free of wasmtime and kube so both can depend on it.
 
+pub mod digest;
+pub mod float;
 pub mod inference;
 pub mod params;
 pub mod pipeline;
 pub mod report;
 pub mod schema;
+pub mod text;
 pub mod validate;
 pub mod yaml;
 

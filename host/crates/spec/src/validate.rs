@@ -112,8 +112,7 @@ fn valid_name(name: &str) -> bool {
 }
 
 fn valid_digest(s: &str) -> bool {
-    s.strip_prefix("sha256:")
-        .is_some_and(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()))
+    crate::digest::parse(s).is_ok()
 }
 
 /// What a reference resolves to, for type checks.
@@ -378,7 +377,7 @@ impl Validator<'_> {
                     );
                 }
             }
-            if retry.factor.is_some_and(|f| !(f >= 1.0)) {
+            if retry.factor.is_some_and(|f| f.partial_cmp(&1.0).is_none_or(|o| o.is_lt())) {
                 self.err(
                     &strs(&at(&["retry", "factor"])),
                     "backoff factor must be at least 1",
@@ -759,6 +758,17 @@ fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
+/// A Kubernetes resource quantity: a decimal number with an optional SI or binary suffix.
+fn is_quantity(q: &str) -> bool {
+    const SUFFIXES: [&str; 14] = [
+        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P",
+    ];
+    let number = SUFFIXES.iter().find_map(|s| q.strip_suffix(s)).unwrap_or(q);
+    !number.is_empty()
+        && number.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && number.parse::<f64>().is_ok_and(|v| v >= 0.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -910,15 +920,4 @@ spec:
         let e = one_error(&GOOD.replace("op: \">=\"", "op: \"~\""));
         assert_eq!(e.line, 39, "{e}");
     }
-}
-
-/// A Kubernetes resource quantity: a decimal number with an optional SI or binary suffix.
-fn is_quantity(q: &str) -> bool {
-    const SUFFIXES: [&str; 14] = [
-        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P",
-    ];
-    let number = SUFFIXES.iter().find_map(|s| q.strip_suffix(s)).unwrap_or(q);
-    !number.is_empty()
-        && number.chars().all(|c| c.is_ascii_digit() || c == '.')
-        && number.parse::<f64>().is_ok_and(|v| v >= 0.0)
 }

@@ -44,6 +44,7 @@ impl ArtifactStore {
     /// The local directory of `digest`, fetched from the backend first when only it has it.
     /// The fetched copy is checked against its digest before it is used.
     pub fn ensure_local(&self, digest: &str) -> Result<PathBuf> {
+        parse_digest(digest)?;
         let path = self.path(digest);
         if path.is_dir() {
             return Ok(path);
@@ -86,22 +87,27 @@ impl ArtifactStore {
         }
     }
 
-    /// Where the artifact `digest` lives (whether or not it exists).
+    /// Where the artifact `digest` lives (whether or not it exists). A digest that is not
+    /// exactly `sha256:` and 64 lowercase hex digits names no path in the store (`sha256:../x`
+    /// would resolve outside it): it gets a path that never exists.
     pub fn path(&self, digest: &str) -> PathBuf {
-        self.root
-            .join("sha256")
-            .join(digest.trim_start_matches("sha256:"))
+        match parse_digest(digest) {
+            Ok(hex) => self.root.join("sha256").join(hex),
+            Err(_) => self.root.join("sha256").join("invalid-digest"),
+        }
     }
 
     pub fn contains(&self, digest: &str) -> bool {
-        self.path(digest).is_dir()
+        parse_digest(digest).is_ok() && self.path(digest).is_dir()
     }
 
     /// A fresh scratch directory on the store's filesystem, for outputs to be ingested.
-    pub fn scratch_dir(&self) -> Result<tempfile::TempDir> {
-        Ok(tempfile::Builder::new()
-            .prefix("out-")
-            .tempdir_in(self.root.join("tmp"))?)
+    pub fn scratch_dir(&self) -> Result<ScratchDir> {
+        Ok(ScratchDir(Some(
+            tempfile::Builder::new()
+                .prefix("out-")
+                .tempdir_in(self.root.join("tmp"))?,
+        )))
     }
 
     /// Moves `dir` into the store under its digest (and publishes it to the backend, if any).
@@ -114,6 +120,15 @@ impl ArtifactStore {
     }
 
     fn ingest_local(&self, dir: &Path) -> Result<StoredArtifact> {
+        // The root itself must be a directory, not a link a step left in its place: renaming,
+        // hashing or chmod-ing through it would reach host files.
+        let meta = std::fs::symlink_metadata(dir)?;
+        if !meta.is_dir() {
+            return Err(StoreError::Invalid(format!(
+                "{}: an output artifact must be a directory; the step left a symlink or special file in its place",
+                dir.display()
+            )));
+        }
         let stored = tree_digest(dir)?;
         let dest = self.path(&stored.digest);
         if dest.exists() {
@@ -165,19 +180,30 @@ impl ArtifactStore {
     }
 }
 
-/// Digest of a directory: SHA-256 over `path\0file-sha256\n` lines in path order.
+/// The hex of a strict `sha256:<64 lowercase hex>` digest, or an error naming the value.
+pub fn parse_digest(digest: &str) -> Result<&str> {
+    weft_spec::digest::parse(digest).map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
+/// How deep an artifact's directories may nest: deeper trees are refused, not walked.
+pub const MAX_DEPTH: usize = 64;
+/// How many files and directories one artifact may hold.
+pub const MAX_ENTRIES: usize = 100_000;
+
+/// Digest of a directory: SHA-256 over `path\0file-sha256\n` lines in path order. Files are
+/// hashed by streaming, never read whole.
 pub fn tree_digest(dir: &Path) -> Result<StoredArtifact> {
     let mut files = Vec::new();
-    walk(dir, dir, &mut files)?;
+    walk(dir, &mut files)?;
     files.sort();
     let mut h = Sha256::new();
-    let mut bytes = 0;
+    let mut bytes = 0u64;
     for (rel, path) in &files {
-        let content = std::fs::read(path)?;
-        bytes += content.len() as u64;
+        let (size, file_hex) = hash_file(path)?;
+        bytes = bytes.saturating_add(size);
         h.update(rel.as_bytes());
         h.update([0]);
-        h.update(hex::encode(Sha256::digest(&content)).as_bytes());
+        h.update(file_hex.as_bytes());
         h.update([b'\n']);
     }
     Ok(StoredArtifact {
@@ -187,55 +213,171 @@ pub fn tree_digest(dir: &Path) -> Result<StoredArtifact> {
     })
 }
 
-fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let ty = entry.file_type()?;
-        let path = entry.path();
-        if ty.is_dir() {
-            walk(root, &path, out)?;
-        } else if ty.is_file() {
-            let rel = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .replace('\\', "/");
-            out.push((rel, path));
-        } else {
-            return Err(StoreError::Invalid(format!(
-                "{}: artifacts hold regular files and directories only (found a symlink or special file)",
-                path.display()
-            )));
+/// Size and hex SHA-256 of a regular file, read in chunks through a handle opened without
+/// following links; a file with other hard links is refused (its bytes would be counted, and
+/// could be changed, through another name).
+fn hash_file(path: &Path) -> Result<(u64, String)> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_o_nofollow())
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.nlink() > 1 {
+        return Err(StoreError::Invalid(format!(
+            "{}: artifacts hold regular files with one link each (found a hard link or special file)",
+            path.display()
+        )));
+    }
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut reader = file;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok((meta.len(), hex::encode(h.finalize())))
+}
+
+/// `O_NOFOLLOW` on Linux (x86-64 and aarch64 share the value), so a file swapped for a link
+/// after the walk is not followed when opened.
+const fn libc_o_nofollow() -> i32 {
+    0o400000
+}
+
+/// Every regular file under `root` (relative path, path), walked iteratively without following
+/// links; symlinks, devices and other special files, trees deeper than [`MAX_DEPTH`] and more
+/// than [`MAX_ENTRIES`] entries are refused with an error naming the path.
+fn walk(root: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
+    let mut stack = vec![(root.to_path_buf(), 0usize)];
+    let mut entries = 0usize;
+    while let Some((dir, depth)) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let ty = entry.file_type()?;
+            let path = entry.path();
+            entries += 1;
+            if entries > MAX_ENTRIES {
+                return Err(StoreError::Invalid(format!(
+                    "{}: more than {MAX_ENTRIES} files and directories in one artifact",
+                    root.display()
+                )));
+            }
+            if ty.is_dir() {
+                if depth + 1 > MAX_DEPTH {
+                    return Err(StoreError::Invalid(format!(
+                        "{}: directories nest deeper than {MAX_DEPTH} levels",
+                        path.display()
+                    )));
+                }
+                stack.push((path, depth + 1));
+            } else if ty.is_file() {
+                let rel = path
+                    .strip_prefix(root)
+                    .map_err(|_| {
+                        StoreError::Invalid(format!(
+                            "{}: outside {}",
+                            path.display(),
+                            root.display()
+                        ))
+                    })?
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.push((rel, path));
+            } else {
+                return Err(StoreError::Invalid(format!(
+                    "{}: artifacts hold regular files and directories only (found a symlink or special file)",
+                    path.display()
+                )));
+            }
         }
     }
     Ok(())
 }
 
+/// Makes every file under `dir` read-only; runs after [`walk`] accepted the tree.
 fn make_read_only(dir: &Path) -> Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            make_read_only(&path)?;
-        } else {
-            let mut perms = std::fs::metadata(&path)?.permissions();
-            perms.set_readonly(true);
-            std::fs::set_permissions(&path, perms)?;
+    let mut files = Vec::new();
+    walk(dir, &mut files)?;
+    for (_, path) in files {
+        let mut perms = std::fs::symlink_metadata(&path)?.permissions();
+        perms.set_readonly(true);
+        std::fs::set_permissions(&path, perms)?;
+    }
+    Ok(())
+}
+
+/// Removes a directory tree iteratively, never following links. `std::fs::remove_dir_all`
+/// (and so `TempDir`'s drop) recurses once per level: a step's 20 000-deep output tree
+/// overflowed a runner thread's stack with it.
+pub fn remove_tree(root: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+        Ok(m) if !m.is_dir() => return std::fs::remove_file(root),
+        Ok(_) => {}
+    }
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.last().cloned() {
+        let mut pushed = false;
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                stack.push(entry.path());
+                pushed = true;
+            } else {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        if !pushed {
+            std::fs::remove_dir(&dir)?;
+            stack.pop();
         }
     }
     Ok(())
 }
 
-fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
-    std::fs::create_dir_all(dest)?;
-    for entry in std::fs::read_dir(src)? {
-        let entry = entry?;
-        let target = dest.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_tree(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), target)?;
+/// A scratch directory in the store's `tmp`, removed iteratively (see [`remove_tree`]) when
+/// dropped, unless kept.
+pub struct ScratchDir(Option<tempfile::TempDir>);
+
+impl ScratchDir {
+    pub fn path(&self) -> &Path {
+        self.0.as_ref().map(|d| d.path()).unwrap_or(Path::new(""))
+    }
+
+    /// Keeps the directory on disk and returns its path.
+    pub fn keep(mut self) -> PathBuf {
+        self.0.take().map(|d| d.keep()).unwrap_or_default()
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if let Some(dir) = self.0.take() {
+            let path = dir.keep();
+            if let Err(e) = remove_tree(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "removing a scratch directory");
+            }
         }
+    }
+}
+
+/// Copies a user's directory (a pipeline input) into `dest`, refusing what [`walk`] refuses.
+fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
+    let mut files = Vec::new();
+    walk(src, &mut files)?;
+    std::fs::create_dir_all(dest)?;
+    for (rel, path) in files {
+        let target = dest.join(&rel);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::copy(path, target)?;
     }
     Ok(())
 }

@@ -13,7 +13,9 @@ mod metadata;
 mod metadata_pg;
 mod remote;
 
-pub use artifacts::{tree_digest, ArtifactStore, StoredArtifact};
+pub use artifacts::{
+    parse_digest, remove_tree, tree_digest, ArtifactStore, ScratchDir, StoredArtifact,
+};
 pub use metadata::*;
 pub use remote::{ArtifactBackend, ObjectStoreBackend};
 

@@ -117,6 +117,9 @@ pub struct ArtifactEvent {
 pub struct MetricRecord {
     pub task: String,
     pub name: String,
+    /// As the step reported it, NaN and infinities included (in JSON as `"NaN"`,
+    /// `"Infinity"` and `"-Infinity"`: see [`weft_spec::float`]).
+    #[serde(with = "weft_spec::float")]
     pub value: f64,
     pub step: Option<u64>,
 }
@@ -156,8 +159,12 @@ fn init(conn: &mut Connection) -> Result<()> {
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "CREATE TABLE runs (
+    Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
+}
+
+/// The schema's migrations, oldest first. Existing databases run the ones they lack.
+const MIGRATIONS: &[&str] = &[
+    "CREATE TABLE runs (
             id TEXT PRIMARY KEY,
             pipeline TEXT NOT NULL,
             pipeline_file TEXT NOT NULL,
@@ -217,8 +224,22 @@ fn migrations() -> Migrations<'static> {
             artifacts_json TEXT NOT NULL,
             created_at TEXT NOT NULL
         );",
-    )])
-}
+    // A metric may be NaN, which SQLite cannot hold as a REAL: it binds NaN as NULL, so the
+    // column allows NULL and NULL reads back as NaN. SQLite cannot drop a NOT NULL in place,
+    // so the table is copied, rowids (the metrics' order) included.
+    "CREATE TABLE metrics_v2 (
+            run_id TEXT NOT NULL,
+            task TEXT NOT NULL,
+            name TEXT NOT NULL,
+            value REAL,
+            step INTEGER
+        );
+        INSERT INTO metrics_v2 (rowid, run_id, task, name, value, step)
+            SELECT rowid, run_id, task, name, value, step FROM metrics ORDER BY rowid;
+        DROP TABLE metrics;
+        ALTER TABLE metrics_v2 RENAME TO metrics;
+        CREATE INDEX metrics_by_run ON metrics(run_id, task);",
+];
 
 /// What Weft records about runs, whatever database holds it: SQLite in a file by default,
 /// PostgreSQL when configured (the `postgres` feature). Every method is one statement or one
@@ -456,7 +477,7 @@ impl Metadata for SqliteMetadata {
             for m in &done.metrics {
                 tx.execute(
                     "INSERT INTO metrics (run_id, task, name, value, step) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    params![run, task, m.name, m.value, m.step.map(|s| s as i64)],
+                    params![run, task, m.name, sql_metric(m.value), m.step.map(|s| s as i64)],
                 )?;
             }
             if let (Some(key), TaskState::Succeeded) = (&done.cache_key, done.state) {
@@ -617,13 +638,20 @@ impl Metadata for SqliteMetadata {
                 Ok(MetricRecord {
                     task: r.get(0)?,
                     name: r.get(1)?,
-                    value: r.get(2)?,
+                    value: r.get::<_, Option<f64>>(2)?.unwrap_or(f64::NAN),
                     step: r.get::<_, Option<i64>>(3)?.map(|s| s as u64),
                 })
             })?;
             rows.collect()
         })
     }
+}
+
+/// A metric value as SQLite holds it: NULL for NaN (which SQLite would turn into NULL anyway;
+/// said here so that reading it back is not a surprise), the value itself otherwise, infinities
+/// included.
+fn sql_metric(value: f64) -> Option<f64> {
+    (!value.is_nan()).then_some(value)
 }
 
 fn run_row(r: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
@@ -671,5 +699,63 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         migrations().validate().unwrap();
+    }
+
+    /// A store made before metrics could be NaN migrates and keeps its metrics, in order.
+    #[test]
+    fn a_store_from_before_nan_metrics_migrates_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        let mut old = Connection::open(&path).unwrap();
+        Migrations::new(vec![M::up(MIGRATIONS[0])])
+            .to_latest(&mut old)
+            .unwrap();
+        for (name, value, step) in [
+            ("loss", 0.5, Some(1)),
+            ("acc", 0.9, None),
+            ("loss", 0.25, Some(2)),
+        ] {
+            old.execute(
+                "INSERT INTO metrics (run_id, task, name, value, step) VALUES ('r', 't', ?1, ?2, ?3)",
+                params![name, value, step],
+            )
+            .unwrap();
+        }
+        drop(old);
+        let db = MetadataStore::open(&path).unwrap();
+        let kept: Vec<(String, f64, Option<u64>)> = db
+            .metrics("r")
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.name, m.value, m.step))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                ("loss".into(), 0.5, Some(1)),
+                ("acc".into(), 0.9, None),
+                ("loss".into(), 0.25, Some(2))
+            ]
+        );
+        // And takes NaN from now on.
+        let nan = MetricRecord {
+            task: "t".into(),
+            name: "loss".into(),
+            value: f64::NAN,
+            step: Some(3),
+        };
+        let done = TaskCompletion {
+            state: TaskState::Succeeded,
+            outputs_json: "{}".into(),
+            inputs: vec![],
+            outputs: vec![],
+            metrics: vec![nan],
+            cache_key: None,
+            cached_from: None,
+            duration_ms: 1.0,
+            log_path: None,
+        };
+        db.complete_task("r", "t", &done).unwrap();
+        assert!(db.metrics("r").unwrap()[3].value.is_nan());
     }
 }

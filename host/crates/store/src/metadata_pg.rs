@@ -315,6 +315,8 @@ impl Metadata for PostgresMetadata {
                     .execute(&mut *tx)
                     .await?;
             }
+            // DOUBLE PRECISION holds NaN and the infinities, and sqlx sends an f64 as binary
+            // float8: a metric goes in and comes back as the step reported it, no NULL involved.
             for m in &done.metrics {
                 sqlx::query("INSERT INTO metrics (run_id, task, name, value, step) VALUES ($1, $2, $3, $4, $5)")
                     .bind(run)

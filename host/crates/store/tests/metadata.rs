@@ -133,6 +133,8 @@ fn honours_the_contract(db: &MetadataStore) {
     );
     assert_eq!((metrics[1].name.as_str(), metrics[1].step), ("acc", None));
 
+    non_finite_metrics_round_trip(db);
+
     // Failure, then a reset to pending (resume).
     db.set_task_state("r1", "c[0]", TaskState::Failed, Some("boom"))
         .unwrap();
@@ -163,6 +165,49 @@ fn honours_the_contract(db: &MetadataStore) {
     );
 }
 
+/// NaN and the infinities are recorded as a step reports them (the WIT says so), in order.
+fn non_finite_metrics_round_trip(db: &MetadataStore) {
+    let metric = |name: &str, value: f64| MetricRecord {
+        task: "c[0]".into(),
+        name: name.into(),
+        value,
+        step: Some(7),
+    };
+    let done = TaskCompletion {
+        state: TaskState::Succeeded,
+        outputs_json: "{}".into(),
+        inputs: vec![],
+        outputs: vec![],
+        metrics: vec![
+            metric("nan", f64::NAN),
+            metric("inf", f64::INFINITY),
+            metric("-inf", f64::NEG_INFINITY),
+            metric("tiny", f64::MIN_POSITIVE),
+        ],
+        cache_key: None,
+        cached_from: None,
+        duration_ms: 1.0,
+        log_path: None,
+    };
+    db.create_run(&run_record("nf", "2025-01-01T00:00:00Z"), &["c[0]".into()])
+        .unwrap();
+    db.complete_task("nf", "c[0]", &done).unwrap();
+    let back = db.metrics("nf").unwrap();
+    let names: Vec<&str> = back.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["nan", "inf", "-inf", "tiny"]);
+    assert!(back[0].value.is_nan());
+    assert_eq!(back[1].value, f64::INFINITY);
+    assert_eq!(back[2].value, f64::NEG_INFINITY);
+    assert_eq!(back[3].value, f64::MIN_POSITIVE);
+    assert!(back.iter().all(|m| m.step == Some(7) && m.task == "c[0]"));
+    // Through JSON (`runs show --output json`, work-order results) and back.
+    let text = serde_json::to_string(&back).unwrap();
+    assert!(text.contains(r#""value":"NaN""#), "{text}");
+    let again: Vec<MetricRecord> = serde_json::from_str(&text).unwrap();
+    assert!(again[0].value.is_nan());
+    assert_eq!(again[1..], back[1..]);
+}
+
 #[test]
 fn sqlite_honours_the_contract() {
     let dir = tempfile::tempdir().unwrap();
@@ -171,7 +216,7 @@ fn sqlite_honours_the_contract() {
     // Everything is still there when the file is opened again.
     drop(db);
     let db = MetadataStore::connect(dir.path().join("m.db").to_str().unwrap()).unwrap();
-    assert_eq!(db.runs(10).unwrap().len(), 2);
+    assert_eq!(db.runs(10).unwrap().len(), 3);
 }
 
 #[cfg(feature = "postgres")]
@@ -223,7 +268,7 @@ mod postgres {
         // Connecting again finds the schema current and the data kept.
         drop(db);
         let db = MetadataStore::connect(&url).unwrap();
-        assert_eq!(db.runs(10).unwrap().len(), 2);
+        assert_eq!(db.runs(10).unwrap().len(), 3);
     }
 
     /// Runners starting together against a fresh database: the migration runs once (sqlx's
