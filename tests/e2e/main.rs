@@ -2,13 +2,16 @@
 //! `wasm-run` CLI and the runtime API.
 
 mod cli;
+mod errors;
 mod handmade;
 mod hermetic;
+mod host_bounds;
 #[cfg(feature = "kube")]
 mod kube_status;
 mod limits;
 #[cfg(feature = "onnx")]
 mod onnx;
+mod outputs;
 mod pipelines;
 #[cfg(feature = "postgres")]
 mod postgres;

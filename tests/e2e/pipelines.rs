@@ -14,7 +14,7 @@ fn iris_yaml(s: &Scratch) -> PathBuf {
     path
 }
 
-fn pipeline(s: &Scratch, file: &Path, args: &[&str]) -> Run {
+pub(crate) fn pipeline(s: &Scratch, file: &Path, args: &[&str]) -> Run {
     let mut cmd = s.wasm_run();
     cmd.args(["pipeline", "run"])
         .arg(file)
@@ -23,12 +23,12 @@ fn pipeline(s: &Scratch, file: &Path, args: &[&str]) -> Run {
     Run(cmd.output().unwrap())
 }
 
-fn run_json(run: &Run) -> serde_json::Value {
+pub(crate) fn run_json(run: &Run) -> serde_json::Value {
     serde_json::from_str(&run.stdout())
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}\n{}", run.stdout(), run.stderr()))
 }
 
-fn task<'a>(summary: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+pub(crate) fn task<'a>(summary: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
     summary["tasks"]
         .as_array()
         .unwrap()
@@ -43,7 +43,7 @@ fn out_param(summary: &serde_json::Value, name: &str, output: &str) -> serde_jso
     outputs[output]["value"].clone()
 }
 
-fn states(summary: &serde_json::Value) -> Vec<(String, String)> {
+pub(crate) fn states(summary: &serde_json::Value) -> Vec<(String, String)> {
     summary["tasks"]
         .as_array()
         .unwrap()

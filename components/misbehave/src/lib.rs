@@ -2,7 +2,8 @@
 //!
 //! Param `mode` picks the behaviour:
 //! - `escape`: tries to read `/etc/passwd`, `..` of its input, and symlinks out of its output dir;
-//!   logs each attempt and returns `escaped` (how many succeeded) and `report` (JSON).
+//!   logs each attempt and returns `escaped` (how many succeeded) and `report` (JSON); removes
+//!   the links from its output dir before it returns.
 //! - `env`: returns the value of env var `var` (JSON `null` when absent) and `env_count`.
 //! - `loop`: spins forever.  `alloc`: allocates and touches memory until it cannot.
 //! - `flood`: writes `bytes` bytes to stdout.  `write`: writes `bytes` bytes to output `out`.
@@ -17,11 +18,20 @@
 //! - `forge-tensor`: uses a tensor handle it was never given (index `handle`).
 //! - `tensor-bomb`: asks for a 2^32-element tensor by broadcasting two small ones, and for a
 //!   tensor whose element count overflows; returns both refusals.
+//! - `swap`, `deep`, `sparse`, `mkdirs`, `links`: shape the output tree against the host
+//!   (see `outputs.rs`).
+//! - `exit`: calls `exit(code)` inside `run`; `recurse`: recurses until its stack runs out.
+//! - `metric-name`, `big-param`, `big-error`, `log-storm`, `read-forever`: try to make the host
+//!   hold or print what the step sends it (see `host_hogs.rs`).
 //! - `nan-metrics`: reports NaN, +inf and -inf metrics (and one finite one), then succeeds.
 //! - `file-times`: writes files to output `out` and lists what `stat` says of them (and of
 //!   input `data`, when given) in `out/times.txt`.
+//! - `tensor-chain`: chains `ops` (10^6) tiny tensor ops, keeping the last handle (or all: `keep`).
 mod file_times;
+mod host_hogs;
 mod nan_metrics;
+mod tensor_chain;
+mod outputs;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -45,9 +55,24 @@ impl Guest for Misbehave {
             "busy" => busy(&input, input.int_param_or("ms", 500)? as u64),
             "fail" => Err("asked to fail".to_string()),
             "nan-metrics" => nan_metrics::run(),
+            "metric-name" => host_hogs::metric_name(&input),
+            "big-param" => host_hogs::big_param(&input),
+            "big-error" => host_hogs::big_error(&input),
+            "log-storm" => host_hogs::log_storm(&input),
+            "read-forever" => host_hogs::read_forever(&input),
+            "exit" => std::process::exit(input.int_param_or("code", 0)? as i32),
+            "recurse" => Ok(StepOutput {
+                params: vec![out_param("depth", ParamValue::Int(recurse(0) as i64))],
+            }),
+            "swap" => outputs::swap(&input),
+            "deep" => outputs::deep(&input),
+            "sparse" => outputs::sparse(&input),
+            "mkdirs" => outputs::mkdirs(&input),
+            "links" => outputs::links(&input),
             "file-times" => file_times::run(&input),
             "tensor-hog" => tensor_hog(),
             "tensor-bomb" => tensor_bomb(),
+            "tensor-chain" => tensor_chain::run(&input),
             "forge-tensor" => {
                 // SAFETY: deliberately unsound: a handle this instance never received.
                 let forged = unsafe {
@@ -135,6 +160,10 @@ fn escape(input: &StepInput) -> Result<StepOutput, String> {
         report,
         ",{{\"path\":\"write:{input_path}\",\"outcome\":\"{outcome}\"}}"
     );
+    // The links go: an output holding one is refused by the host after the step.
+    for link in ["abs-link", "rel-link", "planted-link"] {
+        let _ = std::fs::remove_file(format!("{out_dir}/{link}"));
+    }
     report.push(']');
     Ok(StepOutput {
         params: vec![
@@ -144,8 +173,17 @@ fn escape(input: &StepInput) -> Result<StepOutput, String> {
     })
 }
 
+/// Recurses without end (a frame of 512 bytes on the guest's stack each time).
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 64]);
+    if frame[7] == u64::MAX {
+        return 0;
+    }
+    recurse(depth + 1).wrapping_add(frame[3])
+}
+
 /// Creates a symlink through wasi-libc (std's WASI symlink API is unstable); failure is logged.
-fn symlink(target: &str, link: &str) {
+pub(crate) fn symlink(target: &str, link: &str) {
     extern "C" {
         fn symlink(target: *const std::ffi::c_char, link: *const std::ffi::c_char) -> i32;
     }

@@ -81,6 +81,14 @@ pub struct RunArgs {
     #[arg(long, default_value = "1GiB", value_parser = parse_size)]
     max_output: u64,
 
+    /// Limit on files, directories and links the step may create in its outputs.
+    #[arg(long, default_value_t = Limits::default().max_output_entries)]
+    max_output_entries: usize,
+
+    /// Limit on how deep the step's output directories may nest.
+    #[arg(long, default_value_t = Limits::default().max_output_depth)]
+    max_output_depth: usize,
+
     /// Limit on the task log (stdout + stderr + log records); the rest is dropped and counted.
     #[arg(long, default_value = "1MiB", value_parser = parse_size)]
     max_log: u64,
@@ -188,6 +196,8 @@ pub fn run(home: &Home, args: RunArgs) -> Result<ExitCode> {
         memory_bytes: args.memory,
         timeout: args.timeout,
         max_output_bytes: args.max_output,
+        max_output_entries: args.max_output_entries,
+        max_output_depth: args.max_output_depth,
         max_log_bytes: args.max_log,
         max_instances: args.max_instances,
         max_table_elements: args.max_table_elements,

@@ -235,7 +235,7 @@ pub fn artifacts(home: &Home, cmd: ArtifactsCommand) -> Result<ExitCode> {
             let local = store
                 .ensure_local(&digest)
                 .with_context(|| format!("getting artifact {digest}"))?;
-            copy_dir(&local, &to)?;
+            weft_store::copy_tree(&local, &to)?;
             println!("{}", to.display());
         }
     }
@@ -263,22 +263,4 @@ pub fn lineage(home: &Home, digest: &str, output: Format) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn copy_dir(src: &std::path::Path, dest: &std::path::Path) -> Result<()> {
-    std::fs::create_dir_all(dest)?;
-    for entry in std::fs::read_dir(src)? {
-        let entry = entry?;
-        let target = dest.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
-            let mut perms = std::fs::metadata(&target)?.permissions();
-            #[allow(clippy::permissions_set_readonly_false)]
-            perms.set_readonly(false);
-            std::fs::set_permissions(&target, perms)?;
-        }
-    }
-    Ok(())
 }

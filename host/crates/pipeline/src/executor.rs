@@ -928,7 +928,9 @@ fn run_loop(
                 .artifacts
                 .ensure_local(digest)
                 .map_err(|e| fail(e.into()))?;
-            link_tree(&local, &combined.join(i.to_string())).map_err(|e| fail(e.into()))?;
+            // Copied, not hard-linked: an artifact's files have one link each (see weft-tree).
+            weft_store::copy_tree(&local, &combined.join(i.to_string()))
+                .map_err(|e| fail(e.into()))?;
         }
         std::fs::create_dir_all(&combined).map_err(|e| fail(e.into()))?;
         let stored = stores
@@ -968,21 +970,6 @@ fn run_loop(
         duration,
         Some(detail),
     ))
-}
-
-/// Hard-links (or copies, across filesystems) a stored artifact's files into `dest`.
-fn link_tree(src: &std::path::Path, dest: &std::path::Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dest)?;
-    for entry in std::fs::read_dir(src)? {
-        let entry = entry?;
-        let target = dest.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            link_tree(&entry.path(), &target)?;
-        } else if std::fs::hard_link(entry.path(), &target).is_err() {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
 }
 
 /// Shard `k` of a sharded parallelFor: the iterations `mine` not answered by the cache run in

@@ -17,6 +17,10 @@ use weft_tensor::Backend as _;
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The largest linear memory any step may be granted (wasm32's whole address space).
 pub const MAX_MEMORY_BYTES: u64 = 4 << 30;
+/// Elements a table may hold: what each pool slot reserves. The default table limit is this,
+/// and a higher one is refused up front: past the pool's size a growth failed with a bare
+/// `unreachable` trap before the limit could say anything.
+pub const MAX_TABLE_ELEMENTS: u64 = 100_000;
 
 /// Bytes of each linear-memory slot reset in place rather than released.
 const KEEP_RESIDENT: usize = 16 << 20;
@@ -80,6 +84,7 @@ impl Runtime {
             .max_core_instances_per_component(128)
             .max_memories_per_component(16)
             .max_tables_per_component(128)
+            .table_elements(MAX_TABLE_ELEMENTS as usize)
             // Reset a freed slot's dirty pages in place (found with Linux's PAGEMAP_SCAN where
             // the kernel has it, else the first pages with memset) rather than with madvise:
             // guests then reuse resident pages instead of faulting them in again (a copy-on-write
@@ -235,6 +240,7 @@ fn sandbox_linker(engine: &Engine, calls: Calls) -> wasmtime::Result<Linker<Step
         Calls::Async => wasmtime_wasi::p2::add_to_linker_async(&mut linker)?,
     }
     crate::output_quota::add_to_linker(&mut linker)?;
+    crate::hermetic_fs::add_to_linker(&mut linker)?;
     crate::wait_cap::add_to_linker(&mut linker)?;
     if calls == Calls::Blocking {
         crate::wait_cap::add_blocking_io(&mut linker)?;

@@ -11,6 +11,8 @@ pub enum LimitExceeded {
     Timeout { limit: Duration },
     #[error("output limit exceeded: the step wrote more than {limit} bytes to its output artifacts (raise --max-output)")]
     OutputBytes { limit: u64 },
+    #[error("output entries limit exceeded: the step created more than {limit} files, directories and links in its outputs (raise --max-output-entries)")]
+    OutputEntries { limit: usize },
     #[error("table limit exceeded: a table asked for {requested} elements, limit {limit}")]
     TableElements { limit: u64, requested: u64 },
     #[error("instance limit exceeded: the component needs more than {limit} core instances, tables or memories")]
@@ -59,6 +61,13 @@ pub enum StepError {
     /// A grant in the request is unusable (missing input, unwritable output dir, bad env name).
     #[error("{0}")]
     Grant(String),
+    /// The step's outputs hold what an artifact may not: a link, a special file, a hard-linked
+    /// file, or a tree past the depth or entries limit (see weft-tree).
+    #[error("outputs refused: {0}")]
+    Output(String),
+    /// The host had no room for the step right now (its instance pool is full): transient.
+    #[error("{0}")]
+    Busy(String),
     /// Stopped from outside (Ctrl-C, a cancelled run).
     #[error("step cancelled")]
     Cancelled,
@@ -88,6 +97,7 @@ impl StepError {
             StepError::Limit(LimitExceeded::Memory { .. }) => "memory-limit",
             StepError::Limit(LimitExceeded::Timeout { .. }) => "timeout",
             StepError::Limit(LimitExceeded::OutputBytes { .. }) => "output-limit",
+            StepError::Limit(LimitExceeded::OutputEntries { .. }) => "output-entries-limit",
             StepError::Limit(LimitExceeded::TableElements { .. }) => "table-limit",
             StepError::Limit(LimitExceeded::Instances { .. }) => "instance-limit",
             StepError::Limit(LimitExceeded::Metrics { .. }) => "metrics-limit",
@@ -98,6 +108,8 @@ impl StepError {
             StepError::InvalidComponent { .. } => "invalid-component",
             StepError::Snapshot { .. } => "snapshot",
             StepError::Grant(_) => "grant",
+            StepError::Output(_) => "output-refused",
+            StepError::Busy(_) => "busy",
             StepError::Cancelled => "cancelled",
             StepError::Host(_) => "host",
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock};
 
 /// 2024-01-01T00:00:00Z: where every hermetic wall clock starts.
-const EPOCH_START: Duration = Duration::from_secs(1_704_067_200);
+pub(crate) const EPOCH_START: Duration = Duration::from_secs(1_704_067_200);
 /// How far a virtual clock advances on each read, so loops that wait for time still progress.
 const TICK_NANOS: u64 = 1_000;
 

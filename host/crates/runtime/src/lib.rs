@@ -13,6 +13,7 @@ mod cache;
 mod engine;
 mod error;
 mod hermetic;
+mod hermetic_fs;
 mod limits;
 mod log_sink;
 mod output_quota;

@@ -13,6 +13,10 @@ pub struct Limits {
     pub timeout: Duration,
     /// Bytes the step may write to its output artifact directories, in total.
     pub max_output_bytes: u64,
+    /// Files, directories and links the step may create in its outputs, in total.
+    pub max_output_entries: usize,
+    /// How deep the step's output directories may nest (checked when they are read).
+    pub max_output_depth: usize,
     /// Bytes of stdout/stderr/log records kept in the task log; the rest is dropped and counted.
     pub max_log_bytes: u64,
     /// Core instances, tables and memories per step (each counted separately against this).
@@ -35,6 +39,8 @@ impl Default for Limits {
             memory_bytes: 256 << 20,
             timeout: Duration::from_secs(30),
             max_output_bytes: 1 << 30,
+            max_output_entries: weft_tree::Limits::DEFAULT.max_entries,
+            max_output_depth: weft_tree::Limits::DEFAULT.max_depth,
             max_log_bytes: 1 << 20,
             max_instances: 64,
             max_table_elements: 100_000,

@@ -30,6 +30,8 @@ pub(crate) struct StepState {
     pub(crate) deadline: std::time::Instant,
     /// Set from outside to stop the step (Ctrl-C); host-side waits watch it too.
     pub(crate) cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// In hermetic mode, the virtual file ids `stat` hands out (see `hermetic_fs`).
+    pub(crate) hermetic_fs: Option<crate::hermetic_fs::HermeticFs>,
     /// The staging directory of file inputs: lives as long as the Store that is granted it.
     pub(crate) _stage: Option<tempfile::TempDir>,
     /// The component's tensor engine (`weft:tensor`), made on first use with the step's

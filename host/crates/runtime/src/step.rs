@@ -8,7 +8,6 @@ use crate::log_sink::{LogSink, LogSummary};
 use crate::output_quota::OutputQuota;
 use crate::state::StepState;
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -150,6 +149,13 @@ impl Runtime {
                 crate::engine::MAX_MEMORY_BYTES
             )));
         }
+        if limits.max_table_elements > crate::engine::MAX_TABLE_ELEMENTS {
+            return Err(StepError::Grant(format!(
+                "table limit {} elements is above the maximum {} (--max-table-elements)",
+                limits.max_table_elements,
+                crate::engine::MAX_TABLE_ELEMENTS
+            )));
+        }
         let log = LogSink::create(req.log_path.as_deref(), limits.max_log_bytes).map_err(|e| {
             StepError::Grant(format!(
                 "log file {}: {e}",
@@ -171,7 +177,10 @@ impl Runtime {
             wasi,
             table: ResourceTable::new(),
             limiter: Limiter::new(limits.clone()),
-            quota: Arc::new(OutputQuota::new(limits.max_output_bytes)),
+            quota: Arc::new(OutputQuota::new(
+                limits.max_output_bytes,
+                limits.max_output_entries,
+            )),
             log: log.clone(),
             metrics: Vec::new(),
             max_metrics: limits.max_metrics,
@@ -182,6 +191,7 @@ impl Runtime {
             task: req.context.task_name.clone(),
             deadline: Instant::now() + limits.timeout,
             cancel: req.cancel.clone(),
+            hermetic_fs: req.hermetic_seed.map(|_| Default::default()),
             _stage: stage,
             tensors: None,
             device_memory_bytes: limits.device_memory_bytes,
@@ -259,8 +269,7 @@ impl Runtime {
             .map(|p| Ok((p.name.clone(), from_wit(&p.name, p.value)?)))
             .collect::<Result<Vec<_>, StepError>>()?;
         let artifacts = match &req.output_dir {
-            Some(dir) => list_artifacts(dir)
-                .map_err(|e| StepError::Host(anyhow::anyhow!("listing {}: {e}", dir.display())))?,
+            Some(dir) => list_artifacts(dir, &req.limits)?,
             None => Vec::new(),
         };
         Ok(StepOutcome {
@@ -346,11 +355,18 @@ pub(crate) fn classify(
         }
         .into();
     }
-    let backtrace = err
-        .downcast_ref::<WasmBacktrace>()
+    if let Some(plain) = plain_cause(&err) {
+        return plain;
+    }
+    let bt = err.downcast_ref::<WasmBacktrace>();
+    let backtrace = bt
         .map(|bt| bt.to_string())
         .unwrap_or_else(|| "(none)".into());
     let mut message = match err.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => STACK_OVERFLOW.to_string(),
+        Some(Trap::MemoryOutOfBounds) if bt.is_some_and(is_runaway_recursion) => {
+            format!("out of bounds memory access, most likely the guest's own stack overflowed ({STACK_OVERFLOW})")
+        }
         Some(trap) => trap.to_string(),
         None => format!("{:#}", err),
     };
@@ -358,6 +374,48 @@ pub(crate) fn classify(
         message = format!("{message}; guest {panic}");
     }
     StepError::Trap { message, backtrace }
+}
+
+const STACK_OVERFLOW: &str = "stack overflow: the guest recursed too deeply (or without end); \
+    rewrite the recursion as a loop, or give the guest a bigger stack when building it \
+    (Rust: -C link-arg=-zstack-size=BYTES)";
+
+/// Whether a trap's backtrace is one function calling itself: the captured frames (at most 64)
+/// are full and one function holds most of them. A Rust or C guest keeps its stack in linear
+/// memory, so its overflow traps as an out-of-bounds access, not as wasm's stack exhaustion.
+fn is_runaway_recursion(bt: &WasmBacktrace) -> bool {
+    let frames = bt.frames();
+    if frames.len() < 64 {
+        return false;
+    }
+    let mut counts = std::collections::HashMap::new();
+    for f in frames {
+        *counts.entry(f.func_index()).or_insert(0usize) += 1;
+    }
+    counts.values().any(|&n| n * 2 > frames.len())
+}
+
+/// Causes that are not traps of the guest's code, each said in one line with what to change.
+fn plain_cause(err: &wasmtime::Error) -> Option<StepError> {
+    if let Some(exit) = err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return Some(StepError::Failed {
+            message: format!(
+                "the step called exit({}) inside `run`: a step returns ok or err instead of exiting",
+                exit.0
+            ),
+        });
+    }
+    let pool_full = err
+        .chain()
+        .any(|e| e.to_string().contains("maximum concurrent limit"));
+    pool_full.then(|| {
+        StepError::Busy(
+            "the runtime's instance pool is full: as many steps (or served requests) as it has \
+             slots are already running in this process; lower --parallelism (pipelines) or --concurrency (serve), \
+             or retry"
+                .into(),
+        )
+    })
 }
 
 /// The Rust-style panic report in the log's tail (`panicked at FILE:LINE:COL:` + the message), on
@@ -399,33 +457,24 @@ fn from_wit(name: &str, v: wit::ParamValue) -> Result<ParamValue, StepError> {
     })
 }
 
-/// Every regular file under `dir`, sorted by path, with size and digest. Symlinks are listed
-/// as what they are and never followed.
-fn list_artifacts(dir: &Path) -> std::io::Result<Vec<ArtifactFile>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d)? {
-            let entry = entry?;
-            let ty = entry.file_type()?;
-            let path = entry.path();
-            if ty.is_dir() {
-                stack.push(path);
-            } else if ty.is_file() {
-                let bytes = std::fs::read(&path)?;
-                let rel = path
-                    .strip_prefix(dir)
-                    .unwrap_or(&path)
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                out.push(ArtifactFile {
-                    path: rel,
-                    bytes: bytes.len() as u64,
-                    digest: format!("sha256:{}", hex::encode(Sha256::digest(&bytes))),
-                });
-            }
-        }
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
+/// Every regular file under `dir`, sorted by path, with size and digest: read by handle,
+/// links never followed, refused (naming the path) when the step left a link, a special or
+/// hard-linked file, or a tree past the output limits.
+fn list_artifacts(dir: &Path, limits: &Limits) -> Result<Vec<ArtifactFile>, StepError> {
+    let tree = weft_tree::Limits {
+        max_depth: limits.max_output_depth,
+        max_entries: limits.max_output_entries,
+    };
+    let files = weft_tree::digest::files(dir, tree).map_err(|e| match e.is_refusal() {
+        true => StepError::Output(e.to_string()),
+        false => StepError::Host(anyhow::anyhow!("listing {}: {e}", dir.display())),
+    })?;
+    Ok(files
+        .into_iter()
+        .map(|f| ArtifactFile {
+            path: f.path,
+            bytes: f.bytes,
+            digest: f.digest,
+        })
+        .collect())
 }

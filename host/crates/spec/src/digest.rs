@@ -14,7 +14,9 @@ pub struct DigestError {
 /// The hex part of a strict `sha256:<64 lowercase hex>` digest.
 pub fn parse(digest: &str) -> Result<&str, DigestError> {
     match digest.strip_prefix("sha256:") {
-        Some(hex) if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) => {
+        Some(hex)
+            if hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) =>
+        {
             Ok(hex)
         }
         _ => Err(DigestError {

@@ -377,7 +377,10 @@ impl Validator<'_> {
                     );
                 }
             }
-            if retry.factor.is_some_and(|f| f.partial_cmp(&1.0).is_none_or(|o| o.is_lt())) {
+            if retry
+                .factor
+                .is_some_and(|f| f.partial_cmp(&1.0).is_none_or(|o| o.is_lt()))
+            {
                 self.err(
                     &strs(&at(&["retry", "factor"])),
                     "backoff factor must be at least 1",

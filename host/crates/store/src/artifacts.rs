@@ -7,8 +7,8 @@
 //! directories read-only, without copying.
 
 use crate::{Result, StoreError};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
+use weft_tree::Limits;
 
 /// An artifact in the store.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -58,14 +58,14 @@ impl ArtifactStore {
         let scratch = self.scratch_dir()?;
         let staged = scratch.path().join("a");
         backend.get_tree(digest, &staged)?;
-        let fetched = self.ingest_local(&staged)?;
-        if fetched.digest != digest {
+        // Version 1 or 2 of the digest: artifacts published before version 2 stay readable.
+        if !weft_tree::digest::matches(&staged, Limits::DEFAULT, digest)? {
             return Err(StoreError::Invalid(format!(
-                "artifact {digest} from {} has digest {}: corrupt, not used",
+                "artifact {digest} from {} does not match its digest: corrupt, not used",
                 backend.describe(),
-                fetched.digest
             )));
         }
+        self.settle(&staged, digest)?;
         Ok(path)
     }
 
@@ -119,30 +119,26 @@ impl ArtifactStore {
         Ok(stored)
     }
 
+    /// Hashes `dir` (refusing links, special files and trees past [`Limits::DEFAULT`]) and
+    /// moves it into the store under its digest.
     fn ingest_local(&self, dir: &Path) -> Result<StoredArtifact> {
-        // The root itself must be a directory, not a link a step left in its place: renaming,
-        // hashing or chmod-ing through it would reach host files.
-        let meta = std::fs::symlink_metadata(dir)?;
-        if !meta.is_dir() {
-            return Err(StoreError::Invalid(format!(
-                "{}: an output artifact must be a directory; the step left a symlink or special file in its place",
-                dir.display()
-            )));
-        }
         let stored = tree_digest(dir)?;
-        let dest = self.path(&stored.digest);
+        self.settle(dir, &stored.digest)?;
+        Ok(stored)
+    }
+
+    /// Seals `dir` (already checked to have `digest`) and renames it to the digest's path,
+    /// or drops it when an identical artifact is already there.
+    fn settle(&self, dir: &Path, digest: &str) -> Result<()> {
+        let dest = self.path(digest);
         if dest.exists() {
-            std::fs::remove_dir_all(dir)?;
-            return Ok(stored);
+            return Ok(weft_tree::remove_tree(dir)?);
         }
-        make_read_only(dir)?;
+        weft_tree::make_read_only(dir, Limits::DEFAULT)?;
         match std::fs::rename(dir, &dest) {
-            Ok(()) => Ok(stored),
+            Ok(()) => Ok(()),
             // Lost a race with an identical artifact: same digest, same content.
-            Err(_) if dest.exists() => {
-                let _ = std::fs::remove_dir_all(dir);
-                Ok(stored)
-            }
+            Err(_) if dest.exists() => Ok(weft_tree::remove_tree(dir)?),
             Err(e) => Err(e.into()),
         }
     }
@@ -155,7 +151,7 @@ impl ArtifactStore {
         let scratch = self.scratch_dir()?;
         let staged = scratch.path().join("a");
         if meta.is_dir() {
-            copy_tree(src, &staged)?;
+            weft_tree::copy_tree(src, &staged, Limits::DEFAULT)?;
         } else {
             std::fs::create_dir(&staged)?;
             let name = src
@@ -176,7 +172,7 @@ impl ArtifactStore {
                 _ => false,
             });
         }
-        Ok(tree_digest(&path)?.digest == digest)
+        Ok(weft_tree::digest::matches(&path, Limits::DEFAULT, digest)?)
     }
 }
 
@@ -185,160 +181,21 @@ pub fn parse_digest(digest: &str) -> Result<&str> {
     weft_spec::digest::parse(digest).map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
-/// How deep an artifact's directories may nest: deeper trees are refused, not walked.
-pub const MAX_DEPTH: usize = 64;
-/// How many files and directories one artifact may hold.
-pub const MAX_ENTRIES: usize = 100_000;
-
-/// Digest of a directory: SHA-256 over `path\0file-sha256\n` lines in path order. Files are
-/// hashed by streaming, never read whole.
+/// Digest of a directory (version 2, see [`weft_tree::digest`]): walked by handle without
+/// following links, files hashed by streaming; links, special files, hard-linked files and
+/// trees past [`Limits::DEFAULT`] are refused, naming the path.
 pub fn tree_digest(dir: &Path) -> Result<StoredArtifact> {
-    let mut files = Vec::new();
-    walk(dir, &mut files)?;
-    files.sort();
-    let mut h = Sha256::new();
-    let mut bytes = 0u64;
-    for (rel, path) in &files {
-        let (size, file_hex) = hash_file(path)?;
-        bytes = bytes.saturating_add(size);
-        h.update(rel.as_bytes());
-        h.update([0]);
-        h.update(file_hex.as_bytes());
-        h.update([b'\n']);
-    }
+    let d = weft_tree::tree_digest(dir, Limits::DEFAULT)?;
     Ok(StoredArtifact {
-        digest: format!("sha256:{}", hex::encode(h.finalize())),
-        bytes,
-        files: files.len() as u64,
+        digest: d.digest,
+        bytes: d.bytes,
+        files: d.files,
     })
 }
 
-/// Size and hex SHA-256 of a regular file, read in chunks through a handle opened without
-/// following links; a file with other hard links is refused (its bytes would be counted, and
-/// could be changed, through another name).
-fn hash_file(path: &Path) -> Result<(u64, String)> {
-    use std::io::Read;
-    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc_o_nofollow())
-        .open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() || meta.nlink() > 1 {
-        return Err(StoreError::Invalid(format!(
-            "{}: artifacts hold regular files with one link each (found a hard link or special file)",
-            path.display()
-        )));
-    }
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 << 10];
-    let mut reader = file;
-    loop {
-        let n = reader.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok((meta.len(), hex::encode(h.finalize())))
-}
-
-/// `O_NOFOLLOW` on Linux (x86-64 and aarch64 share the value), so a file swapped for a link
-/// after the walk is not followed when opened.
-const fn libc_o_nofollow() -> i32 {
-    0o400000
-}
-
-/// Every regular file under `root` (relative path, path), walked iteratively without following
-/// links; symlinks, devices and other special files, trees deeper than [`MAX_DEPTH`] and more
-/// than [`MAX_ENTRIES`] entries are refused with an error naming the path.
-fn walk(root: &Path, out: &mut Vec<(String, PathBuf)>) -> Result<()> {
-    let mut stack = vec![(root.to_path_buf(), 0usize)];
-    let mut entries = 0usize;
-    while let Some((dir, depth)) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let ty = entry.file_type()?;
-            let path = entry.path();
-            entries += 1;
-            if entries > MAX_ENTRIES {
-                return Err(StoreError::Invalid(format!(
-                    "{}: more than {MAX_ENTRIES} files and directories in one artifact",
-                    root.display()
-                )));
-            }
-            if ty.is_dir() {
-                if depth + 1 > MAX_DEPTH {
-                    return Err(StoreError::Invalid(format!(
-                        "{}: directories nest deeper than {MAX_DEPTH} levels",
-                        path.display()
-                    )));
-                }
-                stack.push((path, depth + 1));
-            } else if ty.is_file() {
-                let rel = path
-                    .strip_prefix(root)
-                    .map_err(|_| {
-                        StoreError::Invalid(format!(
-                            "{}: outside {}",
-                            path.display(),
-                            root.display()
-                        ))
-                    })?
-                    .to_string_lossy()
-                    .replace('\\', "/");
-                out.push((rel, path));
-            } else {
-                return Err(StoreError::Invalid(format!(
-                    "{}: artifacts hold regular files and directories only (found a symlink or special file)",
-                    path.display()
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Makes every file under `dir` read-only; runs after [`walk`] accepted the tree.
-fn make_read_only(dir: &Path) -> Result<()> {
-    let mut files = Vec::new();
-    walk(dir, &mut files)?;
-    for (_, path) in files {
-        let mut perms = std::fs::symlink_metadata(&path)?.permissions();
-        perms.set_readonly(true);
-        std::fs::set_permissions(&path, perms)?;
-    }
-    Ok(())
-}
-
-/// Removes a directory tree iteratively, never following links. `std::fs::remove_dir_all`
-/// (and so `TempDir`'s drop) recurses once per level: a step's 20 000-deep output tree
-/// overflowed a runner thread's stack with it.
-pub fn remove_tree(root: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(root) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-        Ok(m) if !m.is_dir() => return std::fs::remove_file(root),
-        Ok(_) => {}
-    }
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.last().cloned() {
-        let mut pushed = false;
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            if entry.file_type()?.is_dir() {
-                stack.push(entry.path());
-                pushed = true;
-            } else {
-                std::fs::remove_file(entry.path())?;
-            }
-        }
-        if !pushed {
-            std::fs::remove_dir(&dir)?;
-            stack.pop();
-        }
-    }
-    Ok(())
+/// Copies a stored artifact (or any tree) to `dest`, refusing what [`tree_digest`] refuses.
+pub fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
+    Ok(weft_tree::copy_tree(src, dest, Limits::DEFAULT)?)
 }
 
 /// A scratch directory in the store's `tmp`, removed iteratively (see [`remove_tree`]) when
@@ -360,26 +217,11 @@ impl Drop for ScratchDir {
     fn drop(&mut self) {
         if let Some(dir) = self.0.take() {
             let path = dir.keep();
-            if let Err(e) = remove_tree(&path) {
+            if let Err(e) = weft_tree::remove_tree(&path) {
                 tracing::warn!(path = %path.display(), error = %e, "removing a scratch directory");
             }
         }
     }
-}
-
-/// Copies a user's directory (a pipeline input) into `dest`, refusing what [`walk`] refuses.
-fn copy_tree(src: &Path, dest: &Path) -> Result<()> {
-    let mut files = Vec::new();
-    walk(src, &mut files)?;
-    std::fs::create_dir_all(dest)?;
-    for (rel, path) in files {
-        let target = dest.join(&rel);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        std::fs::copy(path, target)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -14,10 +14,11 @@ mod metadata_pg;
 mod remote;
 
 pub use artifacts::{
-    parse_digest, remove_tree, tree_digest, ArtifactStore, ScratchDir, StoredArtifact,
+    copy_tree, parse_digest, tree_digest, ArtifactStore, ScratchDir, StoredArtifact,
 };
 pub use metadata::*;
 pub use remote::{ArtifactBackend, ObjectStoreBackend};
+pub use weft_tree::remove_tree;
 
 /// Store failures, saying which store and what.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +34,8 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("artifact store: {0}")]
     Invalid(String),
+    #[error("artifact store: {0}")]
+    Tree(#[from] weft_tree::TreeError),
     #[error("metadata store: {0}")]
     Json(#[from] serde_json::Error),
     #[error("no run `{0}`")]

@@ -95,8 +95,9 @@ impl ObjectStoreBackend {
     }
 }
 
-fn hex_of(digest: &str) -> &str {
-    digest.trim_start_matches("sha256:")
+/// The hex of a digest, checked before it becomes part of an object key.
+fn hex_of(digest: &str) -> Result<&str> {
+    crate::parse_digest(digest)
 }
 
 impl ArtifactBackend for ObjectStoreBackend {
@@ -104,19 +105,17 @@ impl ArtifactBackend for ObjectStoreBackend {
         if self.contains(digest)? {
             return Ok(());
         }
-        let hex = hex_of(digest);
-        let mut files = Vec::new();
-        collect(dir, dir, &mut files)?;
-        files.sort();
+        let hex = hex_of(digest)?;
+        let entries = manifest_entries(dir)?;
         self.block_on(async {
-            for rel in &files {
+            for rel in entries.iter().filter(|e| !e.ends_with('/')) {
                 let bytes = std::fs::read(dir.join(rel))?;
                 self.store
                     .put(&self.key(&format!("{hex}/{rel}")), PutPayload::from(bytes))
                     .await
                     .map_err(|e| self.fail("upload", e))?;
             }
-            let manifest = files.join("\n");
+            let manifest = entries.join("\n");
             self.store
                 .put(
                     &self.key(&format!("{hex}.manifest")),
@@ -129,7 +128,7 @@ impl ArtifactBackend for ObjectStoreBackend {
     }
 
     fn get_tree(&self, digest: &str, dest: &Path) -> Result<()> {
-        let hex = hex_of(digest);
+        let hex = hex_of(digest)?;
         self.block_on(async {
             let manifest = self
                 .store
@@ -144,7 +143,23 @@ impl ArtifactBackend for ObjectStoreBackend {
                 .lines()
                 .filter(|l| !l.is_empty())
             {
-                if rel.split('/').any(|c| c == ".." || c.is_empty()) {
+                // A directory (kept, empty or not, since version 2 digests count them).
+                if let Some(dir) = rel.strip_suffix('/') {
+                    if dir
+                        .split('/')
+                        .any(|c| c == ".." || c == "." || c.is_empty())
+                    {
+                        return Err(StoreError::Invalid(format!(
+                            "artifact {digest}: bad path `{rel}` in its manifest"
+                        )));
+                    }
+                    std::fs::create_dir_all(dest.join(dir))?;
+                    continue;
+                }
+                if rel
+                    .split('/')
+                    .any(|c| c == ".." || c == "." || c.is_empty())
+                {
                     return Err(StoreError::Invalid(format!(
                         "artifact {digest}: bad path `{rel}` in its manifest"
                     )));
@@ -168,7 +183,7 @@ impl ArtifactBackend for ObjectStoreBackend {
     }
 
     fn contains(&self, digest: &str) -> Result<bool> {
-        let key = self.key(&format!("{}.manifest", hex_of(digest)));
+        let key = self.key(&format!("{}.manifest", hex_of(digest)?));
         self.block_on(async {
             match self.store.head(&key).await {
                 Ok(_) => Ok(true),
@@ -183,20 +198,18 @@ impl ArtifactBackend for ObjectStoreBackend {
     }
 }
 
-fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) -> Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        if entry.file_type()?.is_dir() {
-            collect(root, &path, out)?;
-        } else {
-            out.push(
-                path.strip_prefix(root)
-                    .unwrap()
-                    .to_string_lossy()
-                    .replace('\\', "/"),
-            );
-        }
-    }
-    Ok(())
+/// The manifest of a stored tree: one line per file (its relative path) and per directory
+/// (its path and `/`), sorted.
+fn manifest_entries(dir: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    weft_tree::walk(dir, weft_tree::Limits::DEFAULT, |entry, _| {
+        let rel = entry.rel.to_string_lossy().into_owned();
+        out.push(match entry.kind {
+            weft_tree::Kind::Dir => format!("{rel}/"),
+            weft_tree::Kind::File => rel,
+        });
+        Ok(())
+    })?;
+    out.sort();
+    Ok(out)
 }
