@@ -18,6 +18,8 @@ fn component(name: &str) -> String {
 struct Server {
     child: Child,
     url: String,
+    /// The admin listener (by default loopback, a free port with `--port 0`), if any.
+    admin: Option<String>,
 }
 
 impl Drop for Server {
@@ -29,7 +31,12 @@ impl Drop for Server {
 
 /// Starts `wasm-run serve` and waits until its models have loaded.
 fn start(s: &Scratch, args: &[&str]) -> Server {
-    let (server, mut lines) = start_listening(s, args);
+    start_as(s.wasm_run(), args)
+}
+
+/// [`start`] with a `wasm-run` command of the caller's (its environment, say).
+fn start_as(wasm_run: std::process::Command, args: &[&str]) -> Server {
+    let (server, mut lines) = start_listening_as(wasm_run, args);
     loop {
         let line = lines
             .next()
@@ -64,16 +71,21 @@ fn start_listening_as(
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // The admin address is printed first, if there is one.
+    let mut admin = None;
     let url = loop {
         let line = lines
             .next()
             .expect("server exited before listening")
             .unwrap();
+        if let Some(addr) = line.strip_prefix("admin on ") {
+            admin = Some(addr.to_string());
+        }
         if let Some(addr) = line.strip_prefix("listening on ") {
             break addr.to_string();
         }
     };
-    (Server { child, url }, lines)
+    (Server { child, url, admin }, lines)
 }
 
 /// More requests than the server has async worker threads (one per core).
@@ -496,26 +508,44 @@ fn a_request_past_its_time_limit_inside_a_host_call_is_answered_at_the_limit() {
     assert_eq!(get(&format!("{}/v2/models/busy", server.url)).0, 200);
 }
 
+/// `--max-output` bounds the whole response body: tensors, and names, shapes and parameters
+/// (which the echo model answers as it is sent them).
 #[test]
 fn an_answer_over_the_output_limit_fails_the_request() {
     let s = Scratch::new();
     let model = format!("echo={}", component("echo-predictor"));
     let server = start(&s, &["--model", &model, "--max-output", "1KiB"]);
     let url = format!("{}/v2/models/echo/infer", server.url);
-    let floats = |n: usize| {
-        json!({"inputs": [{"name": "x", "datatype": "FP32", "shape": [n], "data": vec![0.5; n]}]})
-            .to_string()
+    let request = |name: &str, shape: Vec<usize>, data: Vec<f64>, parameters: Value| {
+        json!({"inputs": [{"name": name, "datatype": "FP32", "shape": shape, "data": data}],
+               "parameters": parameters})
+        .to_string()
     };
-    // The echo answers its input: 256 floats are exactly the limit, 257 one float over it.
-    let (code, body) = post(&url, &floats(256));
+    let (code, body) = post(&url, &request("x", vec![200], vec![0.5; 200], json!({})));
     assert_eq!(code, 200, "{body}");
-    let (code, body) = post(&url, &floats(257));
-    assert_eq!(code, 500, "{body}");
-    let error = body["error"].as_str().unwrap();
-    assert!(
-        error.contains("output limit exceeded") && error.contains("1028 bytes"),
-        "{body}"
-    );
+    for (what, large) in [
+        (
+            "tensor data",
+            request("x", vec![300], vec![0.5; 300], json!({})),
+        ),
+        (
+            "parameters",
+            request("x", vec![1], vec![0.5], json!({"p": "a".repeat(2000)})),
+        ),
+        (
+            "a tensor name",
+            request(&"n".repeat(2000), vec![1], vec![0.5], json!({})),
+        ),
+        ("a shape", request("x", vec![0; 1000], vec![], json!({}))),
+    ] {
+        let (code, body) = post(&url, &large);
+        assert_eq!(code, 500, "{what}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.contains("output limit exceeded") && error.contains("limit of 1024 bytes"),
+            "{what}: {body}"
+        );
+    }
 }
 
 #[test]
@@ -541,6 +571,109 @@ fn requests_beyond_the_concurrency_limit_wait_for_a_slot() {
         );
         assert_eq!(slow.join().unwrap().0, 200);
     });
+}
+
+/// Each model version has its own slots and queue: with one slot and no queue, a model whose
+/// request spins answers 503 to the next at once, and another model answers as ever.
+#[test]
+fn a_busy_models_full_queue_answers_503_and_other_models_keep_answering() {
+    let s = Scratch::new();
+    let echo = component("echo-predictor");
+    let (busy, calm) = (format!("busy={echo}"), format!("calm={echo}"));
+    let server = start(
+        &s,
+        &[
+            "--model",
+            &busy,
+            "--model",
+            &calm,
+            "--concurrency",
+            "1",
+            "--queue",
+            "0",
+            "--timeout",
+            "600s",
+        ],
+    );
+    let busy_url = format!("{}/v2/models/busy/infer", server.url);
+    let spin = r#"{"inputs": [{"name": "spin", "datatype": "INT8", "shape": [1], "data": [1]}]}"#;
+    let spinning = {
+        let url = busy_url.clone();
+        // Answered only when the server is killed, at the end.
+        std::thread::spawn(move || ureq::post(&url).send_string(spin).is_err())
+    };
+    wait_in_flight(&server.url, 1, || {});
+    let good = r#"{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.5]}]}"#;
+    let (code, body) = post(&busy_url, good);
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("the queue is full"),
+        "{body}"
+    );
+    let (code, body) = post(&format!("{}/v2/models/calm/infer", server.url), good);
+    assert_eq!(code, 200, "{body}");
+    assert!(!spinning.is_finished(), "the spinning request was answered");
+}
+
+/// The data port is what a Kubernetes Service exposes to every pod: the admin endpoints are not
+/// on it but on a listener of their own, on loopback, and with a token set they need it.
+#[test]
+fn admin_endpoints_answer_on_their_own_listener_with_the_token() {
+    let s = Scratch::new();
+    let model = format!("echo={}", component("echo-predictor"));
+    let mut wasm_run = s.wasm_run();
+    wasm_run.env("WEFT_ADMIN_TOKEN", "s3cret");
+    let server = start_as(wasm_run, &["--model", &model]);
+    let admin = server.admin.clone().expect("an admin listener by default");
+    assert!(admin.starts_with("http://127.0.0.1:"), "{admin}");
+    let (code, body) = get(&format!("{}/admin/models/echo/traffic", server.url));
+    assert_eq!(code, 404, "the data port serves no admin endpoint: {body}");
+    assert!(body["error"].is_string(), "{body}");
+    let traffic = |token: Option<&str>| {
+        let mut cmd = s.wasm_run();
+        cmd.args(["traffic", "--server", &admin, "echo", "show"]);
+        if let Some(token) = token {
+            cmd.env("WEFT_ADMIN_TOKEN", token);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, out) = traffic(None);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("401") && out.contains("admin token"), "{out}");
+    let (code, out) = traffic(Some("s3cret"));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains(r#"echo: {"1":100}"#), "{out}");
+
+    // Off, there is none; on another address than loopback, not without a token.
+    let off = start(&s, &["--model", &model, "--admin-listen", "off"]);
+    assert!(off.admin.is_none());
+    let out = s
+        .wasm_run()
+        .args([
+            "serve",
+            "--port",
+            "0",
+            "--model",
+            &model,
+            "--admin-listen",
+            "0.0.0.0:0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "refused at start");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not on loopback") && err.contains("WEFT_ADMIN_TOKEN"),
+        "{err}"
+    );
 }
 
 /// Kubernetes stops a pod with SIGTERM: the request in flight is answered, then the server exits
@@ -741,8 +874,12 @@ fn fails_alone(pool: &str) {
             r#"{{"inputs": [{{"name": "x", "datatype": "FP32", "shape": [20000], "data": [{}]}}]}}"#,
             vec!["1.0"; 20000].join(",")
         );
-        let (code, _) = post(&url, &big);
+        let (code, body) = post(&url, &big);
         assert_eq!(code, 413, "a body over --max-body is refused");
+        assert!(
+            body["error"].as_str().unwrap().contains("--max-body"),
+            "a 413 is a JSON error too: {body}"
+        );
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         assert!(stream.join().unwrap() > 0);
     });
@@ -997,7 +1134,12 @@ fn versions_split_traffic_and_promote_and_rollback_without_dropping_requests() {
     let traffic = |args: &[&str]| {
         let out = s
             .wasm_run()
-            .args(["traffic", "--server", &server.url, "echo"])
+            .args([
+                "traffic",
+                "--server",
+                server.admin.as_deref().unwrap(),
+                "echo",
+            ])
             .args(args)
             .output()
             .unwrap();

@@ -15,7 +15,10 @@ use weft_serve::{ModelConfig, ServerConfig};
 #[command(after_help = "\
 Endpoints: GET /v2, /v2/health/live, /v2/health/ready, /v2/models, /v2/models/NAME[/versions/1],
 .../ready; POST .../infer (JSON tensors). Each request runs in a fresh sandboxed instance: one that
-traps, times out or runs out of memory gets a 500 and affects nothing else.
+traps, times out or runs out of memory gets a 500 and affects nothing else. Each model version has
+its own --concurrency slots and --queue; a request finding the queue full gets a 503.
+Admin (traffic, promote, rollback: `wasm-run traffic`) answers on --admin-listen only, never on
+the data port.
 
 Examples:
   wasm-run serve --model iris=iris-predictor.wasm:path/to/model-dir --port 8080
@@ -41,6 +44,15 @@ pub struct ServeArgs {
     /// Port (0 picks a free one; the address is printed on stderr).
     #[arg(long, default_value_t = 8080)]
     port: u16,
+    /// Where the admin endpoints listen (/admin/models/NAME/traffic|promote|rollback), apart
+    /// from the data port, which never serves them; `off` for none. Default: loopback, the
+    /// port after --port (a free one with --port 0; printed on stderr). An address other than
+    /// loopback needs --admin-token.
+    #[arg(long, value_name = "ADDR|off")]
+    admin_listen: Option<String>,
+    /// A token every admin request must carry (`Authorization: Bearer TOKEN`).
+    #[arg(long, env = "WEFT_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
     /// Per-request time limit.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -50,13 +62,19 @@ pub struct ServeArgs {
     /// Largest request body.
     #[arg(long, default_value = "32MiB", value_parser = parse_size)]
     max_body: u64,
-    /// Most bytes of output tensors one response may carry; a model answering more fails the
-    /// request with a 500 (before any JSON is made of it).
+    /// Largest response body: tensors, names, shapes, parameters, all of it. A model answering
+    /// more fails the request with a 500 (encoding stops at the limit). Error messages are cut
+    /// at 4 KiB.
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     max_output: u64,
-    /// Requests running at once (default: the number of CPUs); the rest wait their turn.
+    /// Requests running at once per model version (default: the number of CPUs); the rest
+    /// wait their turn in the version's queue.
     #[arg(long)]
     concurrency: Option<usize>,
+    /// Requests waiting per model version while its slots are busy; one more is answered 503
+    /// at once.
+    #[arg(long, default_value_t = 64)]
+    queue: usize,
     /// Keep up to N warm instances per model and reuse them (the model loads once); 0, the
     /// default, gives every request a fresh instance. A faulted instance is never reused.
     #[arg(long, default_value_t = 0)]
@@ -115,12 +133,16 @@ pub fn run(home: &Home, mut args: ServeArgs) -> Result<ExitCode> {
             .map(|n| n.get())
             .unwrap_or(2)
     });
-    let runtime = Runtime::new(home.runtime_config((concurrency as u32 + 4).max(8)))
+    // Every version may run its slots and keep its warm instances at once.
+    let instances = args.models.len() * (concurrency + args.pool) + 4;
+    let runtime = Runtime::new(home.runtime_config(instances.max(8).try_into()?))
         .context("starting the WebAssembly engine")?;
     let config = ServerConfig {
         addr: format!("{}:{}", args.host, args.port)
             .parse()
             .context("--host/--port")?,
+        admin_addr: admin_addr(args.admin_listen.as_deref(), args.port)?,
+        admin_token: args.admin_token,
         models: args.models,
         limits: Limits {
             memory_bytes: args.memory,
@@ -130,6 +152,7 @@ pub fn run(home: &Home, mut args: ServeArgs) -> Result<ExitCode> {
         },
         max_body_bytes: args.max_body as usize,
         concurrency,
+        queue: args.queue,
         pool: args.pool,
         snapshot: !args.no_snapshot,
         splits: args.traffic.into_iter().collect(),
@@ -141,12 +164,39 @@ pub fn run(home: &Home, mut args: ServeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The admin listener: `--admin-listen`, else loopback on the port after the data port (a free
+/// one when that is 0).
+fn admin_addr(listen: Option<&str>, port: u16) -> Result<Option<std::net::SocketAddr>> {
+    match listen {
+        Some("off") => Ok(None),
+        Some(addr) => Ok(Some(addr.parse().with_context(|| {
+            format!("--admin-listen `{addr}`: write IP:PORT, or off")
+        })?)),
+        None => {
+            let admin_port = match port {
+                0 => 0,
+                p => p.checked_add(1).context(
+                    "--port 65535 leaves no port for the admin listener: give --admin-listen",
+                )?,
+            };
+            Ok(Some(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                admin_port,
+            ))))
+        }
+    }
+}
+
 /// `wasm-run traffic`: look at or change a running server's traffic split.
 #[derive(Args)]
 pub struct TrafficArgs {
-    /// The server, e.g. http://127.0.0.1:8080.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    /// The server's admin listener (`wasm-run serve --admin-listen`; by default loopback on
+    /// the port after the data port).
+    #[arg(long, default_value = "http://127.0.0.1:8081")]
     server: String,
+    /// The server's admin token, if it has one.
+    #[arg(long, env = "WEFT_ADMIN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
     /// The model.
     model: String,
     #[command(subcommand)]
@@ -174,18 +224,22 @@ pub fn traffic(args: TrafficArgs) -> Result<ExitCode> {
         args.server.trim_end_matches('/'),
         args.model
     );
+    let authorized = |req: ureq::Request| match &args.token {
+        Some(token) => req.set("Authorization", &format!("Bearer {token}")),
+        None => req,
+    };
     let result = match args.action.unwrap_or(TrafficAction::Show) {
-        TrafficAction::Show => ureq::get(&format!("{base}/traffic")).call(),
+        TrafficAction::Show => authorized(ureq::get(&format!("{base}/traffic"))).call(),
         TrafficAction::Set { split } => {
             let split = weft_serve::parse_split(&split).map_err(anyhow::Error::msg)?;
             let map: serde_json::Map<String, serde_json::Value> =
                 split.into_iter().map(|(v, w)| (v, w.into())).collect();
-            ureq::put(&format!("{base}/traffic")).send_json(serde_json::json!({"traffic": map}))
+            authorized(ureq::put(&format!("{base}/traffic")))
+                .send_json(serde_json::json!({"traffic": map}))
         }
-        TrafficAction::Promote { target } => {
-            ureq::post(&format!("{base}/promote")).send_json(serde_json::json!({"version": target}))
-        }
-        TrafficAction::Rollback => ureq::post(&format!("{base}/rollback")).call(),
+        TrafficAction::Promote { target } => authorized(ureq::post(&format!("{base}/promote")))
+            .send_json(serde_json::json!({"version": target})),
+        TrafficAction::Rollback => authorized(ureq::post(&format!("{base}/rollback"))).call(),
     };
     match result {
         Ok(r) => {

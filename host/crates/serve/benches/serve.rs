@@ -184,6 +184,8 @@ fn main() {
         ));
         let config = ServerConfig {
             addr: listener.local_addr().unwrap(),
+            admin_addr: None,
+            admin_token: None,
             models: vec![ModelConfig {
                 name: "iris".into(),
                 version: "1".into(),
@@ -193,11 +195,16 @@ fn main() {
             limits: Limits::default(),
             max_body_bytes: 1 << 20,
             concurrency: 16,
+            queue: 1024,
             pool,
             snapshot,
             splits: Default::default(),
         };
-        rt.spawn(weft_serve::serve_on(listener, config, runtime.clone()));
+        let listeners = weft_serve::Listeners {
+            data: listener,
+            admin: None,
+        };
+        rt.spawn(weft_serve::serve_on(listeners, config, runtime.clone()));
     }
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))

@@ -26,7 +26,8 @@ pub(crate) fn check(split: &Split, versions: &[&str]) -> Result<(), String> {
             return Err(format!("no version `{v}` (versions: {versions:?})"));
         }
     }
-    let total: u32 = split.iter().map(|(_, w)| w).sum();
+    // Summed wide: weights near u32::MAX must not wrap around to 100.
+    let total: u64 = split.iter().map(|(_, w)| u64::from(*w)).sum();
     if total != 100 {
         return Err(format!("the percentages add up to {total}, not 100"));
     }
@@ -40,10 +41,9 @@ pub fn parse(text: &str) -> Result<Split, String> {
             let (v, w) = part
                 .split_once('=')
                 .ok_or_else(|| format!("`{part}`: write VERSION=PERCENT"))?;
-            let w: u32 = w
-                .trim()
-                .parse()
-                .map_err(|_| format!("`{part}`: the percentage must be a whole number"))?;
+            let w: u32 = w.trim().parse().ok().filter(|w| *w <= 100).ok_or_else(|| {
+                format!("`{part}`: the percentage must be a whole number from 0 to 100")
+            })?;
             Ok((v.trim().to_string(), w))
         })
         .collect()
@@ -63,9 +63,9 @@ impl Routing {
     pub(crate) fn pick(&self) -> String {
         let slot = (self.counter.fetch_add(1, Ordering::Relaxed) % 100) as u32;
         let split = self.split.read().unwrap();
-        let mut upto = 0;
+        let mut upto = 0u32;
         for (v, w) in split.iter() {
-            upto += w;
+            upto = upto.saturating_add(*w);
             if slot < upto {
                 return v.clone();
             }
@@ -131,5 +131,19 @@ mod tests {
         assert!(check(&parse("1=50,2=40").unwrap(), &["1", "2"])
             .unwrap_err()
             .contains("add up to 90"));
+    }
+
+    #[test]
+    fn weights_are_checked_not_wrapped() {
+        let e = parse("1=4294967396").unwrap_err();
+        assert!(
+            e.contains("`1=4294967396`") && e.contains("0 to 100"),
+            "{e}"
+        );
+        assert!(parse("1=101").is_err());
+        // A split built another way still cannot wrap its sum to 100.
+        let wrapping = vec![("1".to_string(), u32::MAX), ("2".to_string(), 101)];
+        let e = check(&wrapping, &["1", "2"]).unwrap_err();
+        assert!(e.contains("add up to 4294967396"), "{e}");
     }
 }

@@ -1,6 +1,11 @@
-//! JSON tensors (V2 `inputs`/`outputs`) to and from the raw little-endian layout components see.
+//! V2 tensors to and from the raw little-endian layout components see: JSON `inputs` decoded
+//! with every count and value checked, outputs encoded to JSON as a stream (no JSON tree is
+//! made of a model's data). Shape arithmetic is checked: a shape whose element count overflows
+//! is an error naming it, never a wrapped count.
 
-use serde_json::{json, Value};
+use serde::ser::{Error as _, SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+use serde_json::Value;
 use weft_runtime::predictor::{Datatype, Tensor};
 
 pub(crate) fn datatype(name: &str) -> Option<Datatype> {
@@ -42,6 +47,44 @@ pub(crate) fn datatype_name(d: Datatype) -> &'static str {
     }
 }
 
+/// Bytes per element of a fixed-width datatype (0 for BYTES).
+pub(crate) fn width(dt: Datatype) -> usize {
+    match dt {
+        Datatype::Bool | Datatype::Uint8 | Datatype::Int8 => 1,
+        Datatype::Uint16 | Datatype::Int16 | Datatype::Fp16 | Datatype::Bf16 => 2,
+        Datatype::Uint32 | Datatype::Int32 | Datatype::Fp32 => 4,
+        Datatype::Uint64 | Datatype::Int64 | Datatype::Fp64 => 8,
+        Datatype::Bytes => 0,
+    }
+}
+
+/// The elements a tensor of `shape` holds: every dimension non-negative, the product checked
+/// (`[2^32, 2^32]` is refused, not wrapped to 0).
+pub(crate) fn element_count(shape: &[i64]) -> Result<usize, String> {
+    let dims: Vec<usize> = shape
+        .iter()
+        .map(|&d| {
+            usize::try_from(d).map_err(|_| format!("shape {shape:?}: dimension {d} is negative"))
+        })
+        .collect::<Result<_, _>>()?;
+    if dims.contains(&0) {
+        return Ok(0);
+    }
+    dims.iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| format!("shape {shape:?}: the element count overflows"))
+}
+
+/// Bytes a fixed-width tensor of `count` elements takes, checked.
+fn byte_len(shape: &[i64], dt: Datatype, count: usize) -> Result<usize, String> {
+    count.checked_mul(width(dt)).ok_or_else(|| {
+        format!(
+            "shape {shape:?} of {}: the byte count overflows",
+            datatype_name(dt)
+        )
+    })
+}
+
 /// Nested or flat `data`, flattened in row-major order.
 fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
     match v {
@@ -67,25 +110,68 @@ fn header(v: &Value) -> Result<(String, Datatype, Vec<i64>), String> {
         .iter()
         .map(|d| {
             d.as_i64().filter(|d| *d >= 0).ok_or_else(|| {
-                format!("input `{name}`: shape entries must be non-negative integers")
+                format!("input `{name}`: shape entries must be non-negative integers, not {d}")
             })
         })
         .collect::<Result<_, _>>()?;
     Ok((name, dt, shape))
 }
 
+/// One JSON element of an input as its little-endian bytes, appended to `data`.
+fn push_element(data: &mut Vec<u8>, dt: Datatype, x: &Value) -> Result<(), &'static str> {
+    macro_rules! int {
+        ($t:ty) => {{
+            let n = x
+                .as_i64()
+                .map(i128::from)
+                .or_else(|| x.as_u64().map(i128::from))
+                .ok_or("not a valid")?;
+            let n = <$t>::try_from(n).map_err(|_| "not a valid")?;
+            data.extend_from_slice(&n.to_le_bytes());
+        }};
+    }
+    match dt {
+        Datatype::Bool => data.push(u8::from(x.as_bool().ok_or("not a valid")?)),
+        Datatype::Uint8 => int!(u8),
+        Datatype::Uint16 => int!(u16),
+        Datatype::Uint32 => int!(u32),
+        Datatype::Uint64 => int!(u64),
+        Datatype::Int8 => int!(i8),
+        Datatype::Int16 => int!(i16),
+        Datatype::Int32 => int!(i32),
+        Datatype::Int64 => int!(i64),
+        Datatype::Fp32 => {
+            // JSON numbers are finite: an infinite f32 is one out of FP32's range.
+            let f = x.as_f64().ok_or("not a valid")? as f32;
+            if f.is_infinite() {
+                return Err("out of range for");
+            }
+            data.extend_from_slice(&f.to_le_bytes());
+        }
+        Datatype::Fp64 => data.extend_from_slice(&x.as_f64().ok_or("not a valid")?.to_le_bytes()),
+        Datatype::Bytes => {
+            let s = x.as_str().ok_or("not a valid")?.as_bytes();
+            let len = u32::try_from(s.len()).map_err(|_| "too long for")?;
+            data.extend_from_slice(&len.to_le_bytes());
+            data.extend_from_slice(s);
+        }
+        Datatype::Fp16 | Datatype::Bf16 => return Err("not a JSON"),
+    }
+    Ok(())
+}
+
 /// A V2 JSON input tensor as the component sees it; errors name the tensor and what is wrong.
 pub(crate) fn from_json(v: &Value) -> Result<Tensor, String> {
     let (name, dt, shape) = header(v)?;
     let dt_name = datatype_name(dt);
-    let expected: i64 = shape.iter().product();
+    let expected = element_count(&shape).map_err(|e| format!("input `{name}`: {e}"))?;
     let mut flat = Vec::new();
     flatten(
         v.get("data")
             .ok_or_else(|| format!("input `{name}` has no `data`"))?,
         &mut flat,
     );
-    if flat.len() as i64 != expected {
+    if flat.len() != expected {
         return Err(format!(
             "input `{name}`: shape {shape:?} needs {expected} elements, `data` has {}",
             flat.len()
@@ -96,44 +182,10 @@ pub(crate) fn from_json(v: &Value) -> Result<Tensor, String> {
             "input `{name}`: {dt_name} tensors are sent with the binary tensor extension, not JSON"
         ));
     }
-    let bad =
-        |i: usize, x: &Value| format!("input `{name}`: element {i} ({x}) is not a valid {dt_name}");
-    let mut data = Vec::with_capacity(flat.len() * 4);
+    let mut data = Vec::with_capacity(flat.len().saturating_mul(width(dt).max(1)));
     for (i, x) in flat.iter().enumerate() {
-        macro_rules! int {
-            ($t:ty) => {{
-                let n = x
-                    .as_i64()
-                    .map(|n| n as i128)
-                    .or_else(|| x.as_u64().map(|n| n as i128))
-                    .ok_or_else(|| bad(i, x))?;
-                let n = <$t>::try_from(n).map_err(|_| bad(i, x))?;
-                data.extend_from_slice(&n.to_le_bytes());
-            }};
-        }
-        match dt {
-            Datatype::Bool => data.push(u8::from(x.as_bool().ok_or_else(|| bad(i, x))?)),
-            Datatype::Uint8 => int!(u8),
-            Datatype::Uint16 => int!(u16),
-            Datatype::Uint32 => int!(u32),
-            Datatype::Uint64 => int!(u64),
-            Datatype::Int8 => int!(i8),
-            Datatype::Int16 => int!(i16),
-            Datatype::Int32 => int!(i32),
-            Datatype::Int64 => int!(i64),
-            Datatype::Fp32 => {
-                data.extend_from_slice(&(x.as_f64().ok_or_else(|| bad(i, x))? as f32).to_le_bytes())
-            }
-            Datatype::Fp64 => {
-                data.extend_from_slice(&x.as_f64().ok_or_else(|| bad(i, x))?.to_le_bytes())
-            }
-            Datatype::Bytes => {
-                let s = x.as_str().ok_or_else(|| bad(i, x))?.as_bytes();
-                data.extend_from_slice(&(s.len() as u32).to_le_bytes());
-                data.extend_from_slice(s);
-            }
-            Datatype::Fp16 | Datatype::Bf16 => unreachable!("refused above"),
-        }
+        push_element(&mut data, dt, x)
+            .map_err(|why| format!("input `{name}`: element {i} ({x}) is {why} {dt_name}"))?;
     }
     Ok(Tensor {
         name,
@@ -143,42 +195,23 @@ pub(crate) fn from_json(v: &Value) -> Result<Tensor, String> {
     })
 }
 
-/// Bytes per element of a fixed-width datatype (0 for BYTES).
-pub(crate) fn width(dt: Datatype) -> usize {
-    match dt {
-        Datatype::Bool | Datatype::Uint8 | Datatype::Int8 => 1,
-        Datatype::Uint16 | Datatype::Int16 | Datatype::Fp16 | Datatype::Bf16 => 2,
-        Datatype::Uint32 | Datatype::Int32 | Datatype::Fp32 => 4,
-        Datatype::Uint64 | Datatype::Int64 | Datatype::Fp64 => 8,
-        Datatype::Bytes => 0,
-    }
-}
-
 /// Checks raw tensor bytes against shape and datatype (BYTES: length-prefixed elements).
 pub(crate) fn check_raw(name: &str, dt: Datatype, shape: &[i64], raw: &[u8]) -> Result<(), String> {
-    let count: i64 = shape.iter().product();
-    let w = width(dt);
-    if w > 0 {
-        if raw.len() as i64 != count * w as i64 {
+    let count = element_count(shape).map_err(|e| format!("`{name}`: {e}"))?;
+    if width(dt) > 0 {
+        let needed = byte_len(shape, dt, count).map_err(|e| format!("`{name}`: {e}"))?;
+        if raw.len() != needed {
             return Err(format!(
-                "`{name}`: shape {shape:?} of {} needs {} bytes, got {}",
+                "`{name}`: shape {shape:?} of {} needs {needed} bytes, got {}",
                 datatype_name(dt),
-                count * w as i64,
                 raw.len()
             ));
         }
         return Ok(());
     }
-    let (mut rest, mut n) = (raw, 0i64);
-    while !rest.is_empty() {
-        let len = rest
-            .get(..4)
-            .map(|b| u32::from_le_bytes(b.try_into().unwrap()) as usize)
-            .ok_or_else(|| format!("`{name}`: truncated BYTES element"))?;
-        rest = rest
-            .get(4 + len..)
-            .ok_or_else(|| format!("`{name}`: truncated BYTES element"))?;
-        n += 1;
+    let n = bytes_elements(raw).count();
+    if bytes_elements(raw).any(|e| e.is_none()) {
+        return Err(format!("`{name}`: truncated BYTES element"));
     }
     if n != count {
         return Err(format!(
@@ -186,6 +219,25 @@ pub(crate) fn check_raw(name: &str, dt: Datatype, shape: &[i64], raw: &[u8]) -> 
         ));
     }
     Ok(())
+}
+
+/// The elements of BYTES data (a 4-byte little-endian length, then that many bytes, each);
+/// `None` for a truncated one, which ends the walk.
+fn bytes_elements(mut rest: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done || rest.is_empty() {
+            return None;
+        }
+        let item = rest.get(..4).and_then(|len| {
+            let len = u32::from_le_bytes(len.try_into().unwrap()) as usize;
+            let item = rest.get(4..4usize.checked_add(len)?)?;
+            rest = &rest[4 + len..];
+            Some(item)
+        });
+        done = item.is_none();
+        Some(item)
+    })
 }
 
 /// An input sent with the binary tensor extension: its JSON header and its raw bytes.
@@ -200,72 +252,130 @@ pub(crate) fn from_binary(v: &Value, raw: &[u8]) -> Result<Tensor, String> {
     })
 }
 
-/// A component's output tensor as V2 JSON (flat `data`); errors when its bytes do not match
-/// its shape and datatype (a model bug: 500).
-pub(crate) fn to_json(t: &Tensor) -> Result<Value, String> {
-    let count: i64 = t.shape.iter().product();
-    let width = width(t.datatype) as i64;
-    let mut data = Vec::new();
-    if width > 0 {
-        if t.data.len() as i64 != count * width {
-            return Err(format!(
-                "output `{}`: {} bytes for shape {:?} of {}",
-                t.name,
-                t.data.len(),
-                t.shape,
-                datatype_name(t.datatype)
-            ));
+/// Checks a component's output tensor before it is encoded: its bytes match its shape and
+/// datatype (else a model bug, `Err(Bad)`), and as JSON it has a JSON form.
+pub(crate) fn check_output(t: &Tensor, binary: bool) -> Result<(), OutputError> {
+    if !binary && matches!(t.datatype, Datatype::Fp16 | Datatype::Bf16) {
+        return Err(OutputError::NoJsonForm(format!(
+            "output `{}`: {} has no JSON form; ask for it with \"binary_data\": true (the binary tensor extension)",
+            t.name,
+            datatype_name(t.datatype)
+        )));
+    }
+    check_raw(&format!("output {}", t.name), t.datatype, &t.shape, &t.data)
+        .map_err(OutputError::Bad)
+}
+
+/// Why an output tensor cannot be encoded.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum OutputError {
+    /// FP16/BF16 asked for as JSON: the client's to fix (400).
+    #[error("{0}")]
+    NoJsonForm(String),
+    /// Bytes that do not match the shape: the model's bug (500).
+    #[error("{0}")]
+    Bad(String),
+}
+
+/// An output tensor as V2 JSON (flat `data`), serialised as a stream. Check it with
+/// [`check_output`] first; serialising a bad one fails.
+pub(crate) struct JsonTensor<'a>(pub &'a Tensor);
+
+/// An output tensor's JSON header under the binary extension: its data follows the JSON part.
+pub(crate) struct BinaryHeader<'a>(pub &'a Tensor);
+
+impl Serialize for JsonTensor<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let t = self.0;
+        let mut map = s.serialize_map(Some(4))?;
+        map.serialize_entry("name", &t.name)?;
+        map.serialize_entry("datatype", datatype_name(t.datatype))?;
+        map.serialize_entry("shape", &t.shape)?;
+        map.serialize_entry("data", &JsonData(t))?;
+        map.end()
+    }
+}
+
+impl Serialize for BinaryHeader<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let t = self.0;
+        let mut map = s.serialize_map(Some(4))?;
+        map.serialize_entry("name", &t.name)?;
+        map.serialize_entry("datatype", datatype_name(t.datatype))?;
+        map.serialize_entry("shape", &t.shape)?;
+        let size = BinarySize {
+            binary_data_size: t.data.len(),
+        };
+        map.serialize_entry("parameters", &size)?;
+        map.end()
+    }
+}
+
+#[derive(Serialize)]
+struct BinarySize {
+    binary_data_size: usize,
+}
+
+/// A tensor's elements as a flat JSON array.
+struct JsonData<'a>(&'a Tensor);
+
+impl Serialize for JsonData<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let t = self.0;
+        let mut seq = s.serialize_seq(None)?;
+        if t.datatype == Datatype::Bytes {
+            for item in bytes_elements(&t.data) {
+                let item = item.ok_or_else(|| S::Error::custom("truncated BYTES element"))?;
+                seq.serialize_element(&String::from_utf8_lossy(item))?;
+            }
+            return seq.end();
         }
-        for b in t.data.chunks_exact(width as usize) {
-            data.push(match t.datatype {
-                Datatype::Bool => json!(b[0] != 0),
-                Datatype::Uint8 => json!(b[0]),
-                Datatype::Int8 => json!(b[0] as i8),
-                Datatype::Uint16 => json!(u16::from_le_bytes([b[0], b[1]])),
-                Datatype::Int16 => json!(i16::from_le_bytes([b[0], b[1]])),
-                Datatype::Uint32 => json!(u32::from_le_bytes(b.try_into().unwrap())),
-                Datatype::Int32 => json!(i32::from_le_bytes(b.try_into().unwrap())),
-                Datatype::Fp32 => json!(f32::from_le_bytes(b.try_into().unwrap())),
-                Datatype::Uint64 => json!(u64::from_le_bytes(b.try_into().unwrap())),
-                Datatype::Int64 => json!(i64::from_le_bytes(b.try_into().unwrap())),
-                Datatype::Fp64 => json!(f64::from_le_bytes(b.try_into().unwrap())),
-                Datatype::Fp16 | Datatype::Bf16 => {
-                    return Err(format!(
-                        "output `{}`: {} has no JSON form; ask for it with \"binary_data\": true (the binary tensor extension)",
-                        t.name,
-                        datatype_name(t.datatype)
-                    ))
-                }
-                Datatype::Bytes => unreachable!(),
-            });
+        let width = width(t.datatype);
+        if !t.data.len().is_multiple_of(width) {
+            return Err(S::Error::custom("data is not whole elements"));
         }
-    } else {
-        let mut rest = &t.data[..];
-        while rest.len() >= 4 {
-            let n = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
-            let item = rest
-                .get(4..4 + n)
-                .ok_or_else(|| format!("output `{}`: truncated BYTES element", t.name))?;
-            data.push(json!(String::from_utf8_lossy(item)));
-            rest = &rest[4 + n..];
+        for b in t.data.chunks_exact(width) {
+            element(&mut seq, t.datatype, b)?;
         }
-        if data.len() as i64 != count || !rest.is_empty() {
-            return Err(format!(
-                "output `{}`: {} BYTES elements for shape {:?}",
-                t.name,
-                data.len(),
-                t.shape
-            ));
+        seq.end()
+    }
+}
+
+/// One fixed-width element, from its little-endian bytes (`b` is exactly its width).
+fn element<S: SerializeSeq>(seq: &mut S, dt: Datatype, b: &[u8]) -> Result<(), S::Error> {
+    macro_rules! le {
+        ($t:ty) => {
+            <$t>::from_le_bytes(b.try_into().unwrap())
+        };
+    }
+    match dt {
+        Datatype::Bool => seq.serialize_element(&(b[0] != 0)),
+        Datatype::Uint8 => seq.serialize_element(&b[0]),
+        Datatype::Int8 => seq.serialize_element(&le!(i8)),
+        Datatype::Uint16 => seq.serialize_element(&le!(u16)),
+        Datatype::Int16 => seq.serialize_element(&le!(i16)),
+        Datatype::Uint32 => seq.serialize_element(&le!(u32)),
+        Datatype::Int32 => seq.serialize_element(&le!(i32)),
+        Datatype::Uint64 => seq.serialize_element(&le!(u64)),
+        Datatype::Int64 => seq.serialize_element(&le!(i64)),
+        // Widened, as JSON numbers are read back as f64: exact, and it reads back the same f32.
+        Datatype::Fp32 => seq.serialize_element(&f64::from(le!(f32))),
+        Datatype::Fp64 => seq.serialize_element(&le!(f64)),
+        Datatype::Fp16 | Datatype::Bf16 | Datatype::Bytes => {
+            Err(S::Error::custom("no JSON form for this datatype"))
         }
     }
-    Ok(
-        json!({"name": t.name, "datatype": datatype_name(t.datatype), "shape": t.shape, "data": data}),
-    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn to_json(t: &Tensor) -> Value {
+        check_output(t, false).unwrap();
+        serde_json::to_value(JsonTensor(t)).unwrap()
+    }
 
     #[test]
     fn every_json_datatype_round_trips() {
@@ -285,7 +395,7 @@ mod tests {
         ] {
             let t = from_json(&json!({"name": "x", "datatype": dt, "shape": [2], "data": data}))
                 .unwrap();
-            let back = to_json(&t).unwrap();
+            let back = to_json(&t);
             assert_eq!(back["data"], data, "{dt}");
             assert_eq!(back["datatype"], dt);
         }
@@ -297,7 +407,7 @@ mod tests {
             &json!({"name": "x", "datatype": "INT32", "shape": [2, 2], "data": [[1, 2], [3, 4]]}),
         )
         .unwrap();
-        assert_eq!(to_json(&t).unwrap()["data"], json!([1, 2, 3, 4]));
+        assert_eq!(to_json(&t)["data"], json!([1, 2, 3, 4]));
         let e =
             from_json(&json!({"name": "x", "datatype": "INT32", "shape": [2, 3], "data": [1, 2]}))
                 .unwrap_err();
@@ -308,5 +418,30 @@ mod tests {
         let e = from_json(&json!({"name": "x", "datatype": "FP16", "shape": [1], "data": [1.0]}))
             .unwrap_err();
         assert!(e.contains("binary tensor extension"), "{e}");
+    }
+
+    #[test]
+    fn element_counts_that_overflow_are_refused_not_wrapped() {
+        let e = element_count(&[1 << 32, 1 << 32]).unwrap_err();
+        assert!(e.contains("overflows"), "{e}");
+        assert!(element_count(&[i64::MAX, i64::MAX]).is_err());
+        assert!(element_count(&[-1, 0]).unwrap_err().contains("negative"));
+        assert_eq!(element_count(&[i64::MAX, i64::MAX, 0]), Ok(0));
+        // Fits as elements, overflows as bytes.
+        let e = check_raw("x", Datatype::Fp64, &[i64::MAX], &[]).unwrap_err();
+        assert!(e.contains("overflows"), "{e}");
+    }
+
+    #[test]
+    fn fp32_values_out_of_range_are_refused_not_made_infinite() {
+        let e =
+            from_json(&json!({"name": "x", "datatype": "FP32", "shape": [2], "data": [1.0, 1e39]}))
+                .unwrap_err();
+        assert_eq!(e, "input `x`: element 1 (1e+39) is out of range for FP32");
+        let max = f64::from(f32::MAX);
+        let t =
+            from_json(&json!({"name": "x", "datatype": "FP32", "shape": [2], "data": [max, -max]}))
+                .unwrap();
+        assert_eq!(to_json(&t)["data"], json!([max, -max]));
     }
 }
