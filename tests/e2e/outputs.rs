@@ -3,6 +3,7 @@
 //! refused with an error naming what and where, the host files and the runner unharmed.
 
 use crate::pipelines::{pipeline, run_json, task};
+// misbehave_pipeline and fails come from support.
 use crate::support::*;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -240,5 +241,72 @@ fn hard_links_in_outputs_are_refused() {
     assert!(
         line.contains("outputs refused") && line.contains("hard links"),
         "{line}"
+    );
+}
+
+/// Non-finite metrics are recorded as reported (the WIT says so), not a failed task.
+#[test]
+fn nan_and_infinite_metrics_are_recorded_as_given() {
+    let s = Scratch::new();
+    let yaml = misbehave_pipeline(
+        &s,
+        "    nan:
+      component: m
+      params: {mode: {value: nan-metrics}}
+",
+    );
+    let run = pipeline(&s, &yaml, &[]);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    let summary = run_json(&run);
+    assert_eq!(task(&summary, "nan")["state"], "SUCCEEDED", "{summary}");
+    let values: Vec<String> = summary["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| format!("{}={}", m["name"].as_str().unwrap(), m["value"]))
+        .collect();
+    assert_eq!(
+        values,
+        [
+            "loss=\"NaN\"",
+            "loss=\"Infinity\"",
+            "grad=\"-Infinity\"",
+            "accuracy=0.5"
+        ]
+    );
+}
+
+/// A digest that is not `sha256:` and 64 lowercase hex digits never becomes a path.
+#[test]
+fn digests_are_parsed_before_they_become_paths() {
+    let s = Scratch::new();
+    let (code, err) = fails(
+        s.wasm_run()
+            .args(["artifacts", "get", "sha256:../../../etc", "--to"])
+            .arg(s.path("got")),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("`sha256:../../../etc` is not a digest"),
+        "{err}"
+    );
+    assert!(!s.path("got").exists());
+
+    let yaml = misbehave_pipeline(
+        &s,
+        "    a:\n      component: m\n      params: {mode: {value: fail}}\n",
+    );
+    let text = std::fs::read_to_string(&yaml).unwrap().replacen(
+        &format!("source: {MISBEHAVE}"),
+        &format!("source: sha256:{}", "A".repeat(64)),
+        1,
+    );
+    std::fs::write(&yaml, text).unwrap();
+    let run = pipeline(&s, &yaml, &[]);
+    assert_ne!(run.code(), 0);
+    assert!(
+        run.stderr().contains("p.yaml:8:15") && run.stderr().contains("is not a sha256 digest"),
+        "{}",
+        run.stderr()
     );
 }

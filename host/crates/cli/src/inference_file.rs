@@ -107,9 +107,8 @@ fn component(
         }
         return Ok(path);
     }
-    let stored = home
-        .components()
-        .join(format!("{}.wasm", source.trim_start_matches("sha256:")));
+    let hex = weft_spec::digest::parse(source).map_err(|e| doc.error_at(&at, e.to_string()))?;
+    let stored = home.components().join(format!("{hex}.wasm"));
     if stored.is_file() {
         return Ok(stored);
     }

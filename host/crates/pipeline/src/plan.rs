@@ -113,10 +113,7 @@ pub fn plan(
     for (name, decl) in &spec.components {
         let at = ["spec", "components", name.as_str(), "source"];
         let stored = if decl.source.starts_with("sha256:") {
-            let p = components_dir.join(format!(
-                "{}.wasm",
-                decl.source.trim_start_matches("sha256:")
-            ));
+            let p = component_path(components_dir, &decl.source);
             if p.exists() {
                 p
             } else {
@@ -246,8 +243,13 @@ fn input_artifact(
 }
 
 /// The stored path of a component digest.
+/// A digest that is not strict (see `weft_spec::digest`) names no file: it gets a path that
+/// never exists, so nothing outside `dir` is ever read.
 pub(crate) fn component_path(dir: &Path, digest: &str) -> PathBuf {
-    dir.join(format!("{}.wasm", digest.trim_start_matches("sha256:")))
+    match weft_spec::digest::parse(digest) {
+        Ok(hex) => dir.join(format!("{hex}.wasm")),
+        Err(_) => dir.join("invalid-digest.wasm"),
+    }
 }
 
 /// Fits a command-line value to a declared type: `--param n=3` for a float is 3.0, for a string

@@ -72,6 +72,32 @@ pub struct OrderedStep {
     pub memory: Option<String>,
 }
 
+impl OrderedStep {
+    /// Checks what becomes a path before it does: digests are strict `sha256:` digests, and
+    /// the task name is one file name (its log's). A work order comes from a shared store.
+    pub fn check(&self) -> Result<()> {
+        let digests = std::iter::once(&self.component)
+            .chain(self.component_artifact.iter())
+            .chain(self.inputs.values());
+        for d in digests {
+            weft_spec::digest::parse(d)
+                .with_context(|| format!("work order step `{}`", self.task.escape_debug()))?;
+        }
+        let t = self.task.as_str();
+        let one_name = !t.is_empty()
+            && t.len() <= 200
+            && t != "."
+            && t != ".."
+            && !t.contains(['/', '\\', '\0']);
+        anyhow::ensure!(
+            one_name,
+            "work order: task name `{}` is not a file name",
+            t.escape_debug()
+        );
+        Ok(())
+    }
+}
+
 /// What became of one ordered step.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StepResult {
@@ -118,6 +144,9 @@ pub fn execute_order(
     cancel: &Arc<AtomicBool>,
 ) -> Result<String> {
     let order: WorkOrder = get_json(artifacts, order, ORDER_FILE)?;
+    for step in &order.steps {
+        step.check()?;
+    }
     std::fs::create_dir_all(logs_dir)?;
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<std::sync::Mutex<Option<Result<StepResult>>>> =
@@ -176,6 +205,38 @@ fn execute_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A work order from a shared store is checked before its digests and task name become
+    /// paths.
+    #[test]
+    fn a_work_order_with_a_path_in_a_digest_or_name_is_refused() {
+        let digest = format!("sha256:{}", "0".repeat(64));
+        let step = OrderedStep {
+            task: "train".into(),
+            context_run: "r".into(),
+            attempt: 1,
+            component: digest.clone(),
+            component_artifact: Some(digest.clone()),
+            params: BTreeMap::new(),
+            inputs: [("data".to_string(), digest)].into(),
+            outputs: vec![],
+            output_params: BTreeMap::new(),
+            env: BTreeMap::new(),
+            hermetic_seed: None,
+            timeout: None,
+            memory: None,
+        };
+        assert!(step.check().is_ok());
+        let mut bad = step.clone();
+        bad.inputs.insert("x".into(), "sha256:../../etc".into());
+        let err = format!("{:#}", bad.check().unwrap_err());
+        assert!(err.contains("`sha256:../../etc` is not a digest"), "{err}");
+        for name in ["../escape", "a/b", "..", ""] {
+            let mut bad = step.clone();
+            bad.task = name.into();
+            assert!(bad.check().is_err(), "{name}");
+        }
+    }
 
     /// A pod's results carry metrics as reported: NaN and the infinities come back to the
     /// runner (serde_json alone writes them as `null`, which does not read back as a number).

@@ -46,6 +46,20 @@ fn is_zero(n: &usize) -> bool {
 }
 
 impl RunReport {
+    /// Reads a report (a termination message, which the runner's container writes and so
+    /// anything in the pod can forge), refusing artifact digests that are not strict.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let report: RunReport =
+            serde_json::from_str(text).map_err(|e| format!("run report: {e}"))?;
+        for (task, t) in &report.tasks {
+            for (name, digest) in &t.artifacts {
+                crate::digest::parse(digest)
+                    .map_err(|e| format!("run report: task `{task}` artifact `{name}`: {e}"))?;
+            }
+        }
+        Ok(report)
+    }
+
     /// The report as JSON within [`MAX_REPORT_BYTES`]: messages are cut first, then times,
     /// then artifacts, then tasks (counted in `omitted`).
     pub fn to_bounded_json(&self) -> String {
@@ -91,6 +105,21 @@ impl RunReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_report_with_a_bad_digest_is_refused() {
+        let good = format!(
+            r#"{{"runId":"r","state":"SUCCEEDED","tasks":{{"t":{{"state":"SUCCEEDED","artifacts":{{"out":"sha256:{}"}}}}}}}}"#,
+            "a".repeat(64)
+        );
+        assert!(RunReport::from_json(&good).is_ok());
+        let bad = good.replace(&"a".repeat(64), "../../etc");
+        let err = RunReport::from_json(&bad).unwrap_err();
+        assert!(
+            err.contains("task `t` artifact `out`") && err.contains("not a digest"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn a_large_report_is_cut_to_the_termination_message_limit_and_says_so() {

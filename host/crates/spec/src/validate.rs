@@ -180,7 +180,7 @@ impl Validator<'_> {
                 self.err(
                     &["spec", "components", name, "source"],
                     format!(
-                        "`{}` is not a sha256 digest (sha256: and 64 hex digits)",
+                        "`{}` is not a sha256 digest (sha256: and 64 lowercase hex digits)",
                         c.source
                     ),
                 );

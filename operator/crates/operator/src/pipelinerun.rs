@@ -423,7 +423,9 @@ async fn runner_report(ctx: &Context, ns: &str, job: &str) -> Result<Option<RunR
             .as_ref()?
             .message
             .as_ref()?;
-        serde_json::from_str(message).ok()
+        RunReport::from_json(message)
+            .map_err(|e| tracing::warn!(job, error = %e, "ignoring the runner's report"))
+            .ok()
     }))
 }
 
