@@ -38,6 +38,8 @@ pub const FINALIZER: &str = "weft.dev/inferenceservice";
 pub const SERVICE_LABEL: &str = "weft.dev/inferenceservice";
 const CONTROLLER: &str = "inferenceservice";
 const PORT: i32 = 8080;
+/// The admin listener's port, on loopback only.
+const ADMIN_PORT: i32 = 8081;
 /// The serve process's gauge of requests in flight, the `concurrency` scaling metric.
 pub const CONCURRENCY_METRIC: &str = "weft_requests_in_flight";
 
@@ -219,10 +221,21 @@ pub fn deployment(
     let scaling = &isvc.spec.0.scaling;
     let spec_file = format!("{}/inferenceservice.yaml", pods::SPEC_DIR);
     let port = PORT.to_string();
+    // The admin endpoints (traffic, promote, rollback) stay on the pod's loopback, which no
+    // Service reaches: `kubectl port-forward` or `exec` to change a split by hand.
+    let admin = format!("127.0.0.1:{ADMIN_PORT}");
     let args = pods::wasm_run_args(
         config,
         &[
-            "serve", "-f", &spec_file, "--host", "0.0.0.0", "--port", &port,
+            "serve",
+            "-f",
+            &spec_file,
+            "--host",
+            "0.0.0.0",
+            "--port",
+            &port,
+            "--admin-listen",
+            &admin,
         ],
     );
     let container = Container {
@@ -265,7 +278,8 @@ pub fn deployment(
     }
 }
 
-/// Port 80 → the pods' `http`, as KServe's predictor Services have it.
+/// Port 80 → the pods' `http`, as KServe's predictor Services have it; the data port only (V2,
+/// metrics), never the admin endpoints.
 fn service(isvc: &InferenceService, name: &str) -> Service {
     Service {
         metadata: meta(isvc, name),

@@ -108,9 +108,14 @@ async fn a_service_gets_serving_pods_a_service_and_an_autoscaler() {
             "--host",
             "0.0.0.0",
             "--port",
-            "8080"
+            "8080",
+            "--admin-listen",
+            "127.0.0.1:8081"
         ])
     );
+    // Only the data port is a container port, and the Service exposes only it: the admin
+    // endpoints (traffic, promote, rollback) are not reachable from other pods.
+    assert_eq!(c["ports"], json!([{"name": "http", "containerPort": 8080}]));
     assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/v2/health/ready");
     assert_eq!(c["livenessProbe"]["httpGet"]["path"], "/v2/health/live");
     assert_eq!(c["resources"]["requests"]["cpu"], "250m");
@@ -120,7 +125,10 @@ async fn a_service_gets_serving_pods_a_service_and_an_autoscaler() {
         deploy["spec"]["selector"]["matchLabels"],
         seen[2].body["spec"]["selector"]
     );
-    assert_eq!(seen[2].body["spec"]["ports"][0]["port"], 80);
+    assert_eq!(
+        seen[2].body["spec"]["ports"],
+        json!([{"name": "http", "port": 80, "targetPort": "http"}])
+    );
 
     let hpa = &seen[3].body["spec"];
     assert_eq!(
