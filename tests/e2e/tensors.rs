@@ -1,6 +1,7 @@
 //! The GPU bridge from a component: a step trains an MLP through `weft:tensor` (tensors on the
 //! host's device, handles in the guest), within its device-memory quota, and cannot reach a
-//! tensor it was never given.
+//! tensor it was never given, nor crash the host with a deep tape or escape the quota with
+//! tiny tensors.
 
 use crate::support::*;
 
@@ -66,8 +67,9 @@ fn tensors_past_the_device_memory_quota_are_refused_with_the_limit() {
         &["-p", "mode=tensor-hog", "--device-memory", "4MiB"],
     );
     let line = run.failure();
+    // Each tensor's bookkeeping is charged with its MiB of values, so the fourth does not fit.
     assert!(
-        line.contains("after 4 tensors")
+        line.contains("after 3 tensors")
             && line.contains("device memory quota exceeded")
             && line.contains("limit 4194304 bytes"),
         "{line}"
@@ -168,7 +170,7 @@ fn layer_ops_through_the_wit_give_what_the_engine_gives() {
             .iter()
             .map(|v| v.as_f64().unwrap() as f32)
             .collect();
-        assert_eq!(got, e.to_vec(want), "{name}");
+        assert_eq!(got, e.to_vec(want).unwrap(), "{name}");
     }
 }
 
@@ -267,4 +269,38 @@ fn a_component_asking_for_an_enormous_tensor_gets_an_error_not_a_host_crash() {
         overflow.contains("more elements than can be addressed"),
         "{overflow}"
     );
+}
+
+#[test]
+fn a_tape_a_million_ops_deep_is_dropped_without_crashing_the_host() {
+    // The host took a dropped tape apart recursively and overflowed its stack on this one.
+    let s = Scratch::new();
+    let run = s.run(MISBEHAVE, &["-p", "mode=tensor-chain", "--json"]);
+    let outcome = run.json();
+    assert_eq!(param(&outcome, "ops")["value"], 1_000_000);
+    assert!(param(&outcome, "held")["value"].as_i64().unwrap() > 4_000_000);
+    assert_eq!(param(&outcome, "after_drop")["value"], 0);
+}
+
+#[test]
+fn a_million_tiny_tensors_trip_the_device_memory_quota() {
+    // Their values are 4 MB; what the host holds for each node of the tape is far more, and
+    // counts.
+    let s = Scratch::new();
+    let run = s.run(
+        MISBEHAVE,
+        &["-p", "mode=tensor-chain", "--device-memory", "8MiB"],
+    );
+    let line = run.failure();
+    assert!(
+        line.contains("device memory quota exceeded") && line.contains("limit 8388608 bytes"),
+        "{line}"
+    );
+    let ops: u64 = line
+        .split("after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no op count in {line}"));
+    assert!(ops < 100_000, "{line}");
 }

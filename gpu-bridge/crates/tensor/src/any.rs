@@ -1,7 +1,7 @@
 //! A backend chosen at run time: the host opens one device per process and gives every
 //! component instance an engine on it.
 
-use crate::backend::{Backend, Binary, Reduce, Unary, Window};
+use crate::backend::{Backend, Binary, DeviceResult, Reduce, Unary, Window};
 use crate::cpu::Cpu;
 use std::sync::Arc;
 
@@ -127,7 +127,7 @@ fn gpu_likely() -> bool {
 }
 
 /// `$body` on whichever device `$self` is, with `$buf` the accessor of that device's buffers;
-/// `on!` wraps the result as an [`AnyBuf`], `each!` returns it as it is.
+/// `on!` wraps the buffer it gives as an [`AnyBuf`], `each!` returns the result as it is.
 macro_rules! each {
     ($self:expr, |$d:ident, $buf:ident| $body:expr) => {
         match $self {
@@ -154,17 +154,17 @@ macro_rules! on {
         match $self {
             AnyBackend::Cpu($d) => {
                 let $buf = cpu_buf;
-                AnyBuf::Cpu($body)
+                $body.map(AnyBuf::Cpu)
             }
             #[cfg(feature = "wgpu")]
             AnyBackend::Wgpu($d) => {
                 let $buf = wgpu_buf;
-                AnyBuf::Wgpu($body)
+                $body.map(AnyBuf::Wgpu)
             }
             #[cfg(feature = "cuda")]
             AnyBackend::Cuda($d) => {
                 let $buf = cuda_buf;
-                AnyBuf::Cuda($body)
+                $body.map(AnyBuf::Cuda)
             }
         }
     };
@@ -205,19 +205,19 @@ impl Backend for AnyBackend {
         each!(self, |d, _b| d.max_elements())
     }
 
-    fn upload(&self, data: &[f32]) -> AnyBuf {
+    fn upload(&self, data: &[f32]) -> DeviceResult<AnyBuf> {
         on!(self, |d, _b| d.upload(data))
     }
 
-    fn download(&self, buf: &AnyBuf) -> Vec<f32> {
+    fn download(&self, buf: &AnyBuf) -> DeviceResult<Vec<f32>> {
         each!(self, |d, b| d.download(b(buf)))
     }
 
-    fn full(&self, len: usize, value: f32) -> AnyBuf {
+    fn full(&self, len: usize, value: f32) -> DeviceResult<AnyBuf> {
         on!(self, |d, _b| d.full(len, value))
     }
 
-    fn unary(&self, op: Unary, x: &AnyBuf) -> AnyBuf {
+    fn unary(&self, op: Unary, x: &AnyBuf) -> DeviceResult<AnyBuf> {
         on!(self, |d, b| d.unary(op, b(x)))
     }
 
@@ -229,11 +229,11 @@ impl Backend for AnyBackend {
         bb: &AnyBuf,
         sb: &[usize],
         out: &[usize],
-    ) -> AnyBuf {
+    ) -> DeviceResult<AnyBuf> {
         on!(self, |d, b| d.binary(op, b(a), sa, b(bb), sb, out))
     }
 
-    fn affine(&self, x: &AnyBuf, alpha: f32, beta: f32) -> AnyBuf {
+    fn affine(&self, x: &AnyBuf, alpha: f32, beta: f32) -> DeviceResult<AnyBuf> {
         on!(self, |d, b| d.affine(b(x), alpha, beta))
     }
 
@@ -247,39 +247,59 @@ impl Backend for AnyBackend {
         n: usize,
         ta: bool,
         tb: bool,
-    ) -> AnyBuf {
+    ) -> DeviceResult<AnyBuf> {
         on!(self, |d, b| d.matmul(b(a), b(bb), batch, m, k, n, ta, tb))
     }
 
-    fn reduce(&self, op: Reduce, x: &AnyBuf, shape: &[usize], axis: usize) -> AnyBuf {
+    fn reduce(&self, op: Reduce, x: &AnyBuf, shape: &[usize], axis: usize) -> DeviceResult<AnyBuf> {
         on!(self, |d, b| d.reduce(op, b(x), shape, axis))
     }
 
-    fn transpose(&self, x: &AnyBuf, shape: &[usize], a0: usize, a1: usize) -> AnyBuf {
+    fn transpose(&self, x: &AnyBuf, shape: &[usize], a0: usize, a1: usize) -> DeviceResult<AnyBuf> {
         on!(self, |d, b| d.transpose(b(x), shape, a0, a1))
     }
 
-    fn slice(&self, x: &AnyBuf, shape: &[usize], axis: usize, start: usize, len: usize) -> AnyBuf {
+    fn slice(
+        &self,
+        x: &AnyBuf,
+        shape: &[usize],
+        axis: usize,
+        start: usize,
+        len: usize,
+    ) -> DeviceResult<AnyBuf> {
         on!(self, |d, b| d.slice(b(x), shape, axis, start, len))
     }
 
-    fn pad(&self, x: &AnyBuf, shape: &[usize], axis: usize, start: usize, total: usize) -> AnyBuf {
+    fn pad(
+        &self,
+        x: &AnyBuf,
+        shape: &[usize],
+        axis: usize,
+        start: usize,
+        total: usize,
+    ) -> DeviceResult<AnyBuf> {
         on!(self, |d, b| d.pad(b(x), shape, axis, start, total))
     }
 
-    fn gather_rows(&self, x: &AnyBuf, cols: usize, indices: &[usize]) -> AnyBuf {
+    fn gather_rows(&self, x: &AnyBuf, cols: usize, indices: &[usize]) -> DeviceResult<AnyBuf> {
         on!(self, |d, b| d.gather_rows(b(x), cols, indices))
     }
 
-    fn scatter_add_rows(&self, g: &AnyBuf, rows: usize, cols: usize, indices: &[usize]) -> AnyBuf {
+    fn scatter_add_rows(
+        &self,
+        g: &AnyBuf,
+        rows: usize,
+        cols: usize,
+        indices: &[usize],
+    ) -> DeviceResult<AnyBuf> {
         on!(self, |d, b| d.scatter_add_rows(b(g), rows, cols, indices))
     }
 
-    fn unfold(&self, x: &AnyBuf, win: Window) -> AnyBuf {
+    fn unfold(&self, x: &AnyBuf, win: Window) -> DeviceResult<AnyBuf> {
         on!(self, |d, b| d.unfold(b(x), win))
     }
 
-    fn fold(&self, cols: &AnyBuf, win: Window) -> AnyBuf {
+    fn fold(&self, cols: &AnyBuf, win: Window) -> DeviceResult<AnyBuf> {
         on!(self, |d, b| d.fold(b(cols), win))
     }
 }

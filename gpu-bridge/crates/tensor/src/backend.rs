@@ -1,6 +1,9 @@
 //! The primitive op set a device must provide. Everything else (softmax, losses, gradients,
 //! optimizers) is composed from these in [`crate::Engine`], so a new backend (wgpu, CUDA)
 //! implements this trait and nothing more.
+//!
+//! Every op returns a [`DeviceResult`]: a device that cannot allocate or run something says so
+//! to its caller (and so to the component that asked), never by panicking the host.
 
 /// Element-wise functions of one tensor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +65,20 @@ impl Window {
     }
 }
 
+/// Why a device could not do what was asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceError {
+    /// An allocation the device refused: its memory is taken (by this process or others).
+    #[error("the device is out of memory: {0}")]
+    OutOfMemory(String),
+    /// Any other failure: a copy, a kernel launch, a lost device.
+    #[error("the device failed: {0}")]
+    Failed(String),
+}
+
+/// What a device op gives: its result, or why the device could not.
+pub type DeviceResult<T> = Result<T, DeviceError>;
+
 /// A device: buffers of f32 and the primitive ops on them. Shapes are row-major.
 pub trait Backend: Send + Sync + 'static {
     /// A buffer on the device.
@@ -73,10 +90,10 @@ pub trait Backend: Send + Sync + 'static {
     fn max_elements(&self) -> usize {
         usize::MAX / 4
     }
-    fn upload(&self, data: &[f32]) -> Self::Buf;
-    fn download(&self, buf: &Self::Buf) -> Vec<f32>;
-    fn full(&self, len: usize, value: f32) -> Self::Buf;
-    fn unary(&self, op: Unary, x: &Self::Buf) -> Self::Buf;
+    fn upload(&self, data: &[f32]) -> DeviceResult<Self::Buf>;
+    fn download(&self, buf: &Self::Buf) -> DeviceResult<Vec<f32>>;
+    fn full(&self, len: usize, value: f32) -> DeviceResult<Self::Buf>;
+    fn unary(&self, op: Unary, x: &Self::Buf) -> DeviceResult<Self::Buf>;
     /// `out_shape` is the broadcast of `a_shape` and `b_shape`.
     fn binary(
         &self,
@@ -86,9 +103,9 @@ pub trait Backend: Send + Sync + 'static {
         b: &Self::Buf,
         b_shape: &[usize],
         out_shape: &[usize],
-    ) -> Self::Buf;
+    ) -> DeviceResult<Self::Buf>;
     /// `x * alpha + beta`.
-    fn affine(&self, x: &Self::Buf, alpha: f32, beta: f32) -> Self::Buf;
+    fn affine(&self, x: &Self::Buf, alpha: f32, beta: f32) -> DeviceResult<Self::Buf>;
     /// `batch` products of `[m, k] x [k, n]`; `trans_a` means `a` holds `[k, m]`, `trans_b`
     /// that `b` holds `[n, k]`.
     #[allow(clippy::too_many_arguments)]
@@ -102,10 +119,22 @@ pub trait Backend: Send + Sync + 'static {
         n: usize,
         trans_a: bool,
         trans_b: bool,
-    ) -> Self::Buf;
-    fn reduce(&self, op: Reduce, x: &Self::Buf, shape: &[usize], axis: usize) -> Self::Buf;
+    ) -> DeviceResult<Self::Buf>;
+    fn reduce(
+        &self,
+        op: Reduce,
+        x: &Self::Buf,
+        shape: &[usize],
+        axis: usize,
+    ) -> DeviceResult<Self::Buf>;
     /// Swaps axes `a0` and `a1` (a copy).
-    fn transpose(&self, x: &Self::Buf, shape: &[usize], a0: usize, a1: usize) -> Self::Buf;
+    fn transpose(
+        &self,
+        x: &Self::Buf,
+        shape: &[usize],
+        a0: usize,
+        a1: usize,
+    ) -> DeviceResult<Self::Buf>;
     /// Elements `start..start + len` along `axis`.
     fn slice(
         &self,
@@ -114,7 +143,7 @@ pub trait Backend: Send + Sync + 'static {
         axis: usize,
         start: usize,
         len: usize,
-    ) -> Self::Buf;
+    ) -> DeviceResult<Self::Buf>;
     /// `x` placed at `start` along `axis` in zeros that are `total` long there (the inverse of
     /// `slice`, for its gradient and for concatenation).
     fn pad(
@@ -124,9 +153,10 @@ pub trait Backend: Send + Sync + 'static {
         axis: usize,
         start: usize,
         total: usize,
-    ) -> Self::Buf;
+    ) -> DeviceResult<Self::Buf>;
     /// Rows `indices` of a `[rows, cols]` matrix.
-    fn gather_rows(&self, x: &Self::Buf, cols: usize, indices: &[usize]) -> Self::Buf;
+    fn gather_rows(&self, x: &Self::Buf, cols: usize, indices: &[usize])
+        -> DeviceResult<Self::Buf>;
     /// A `[rows, cols]` matrix of zeros with row `i` of `g` added to row `indices[i]` (the
     /// gradient of `gather_rows`).
     fn scatter_add_rows(
@@ -135,10 +165,10 @@ pub trait Backend: Send + Sync + 'static {
         rows: usize,
         cols: usize,
         indices: &[usize],
-    ) -> Self::Buf;
+    ) -> DeviceResult<Self::Buf>;
     /// Image patches (im2col): `[n, c, h, w]` → `[n, out_h * out_w, c * kh * kw]`, zeros
     /// outside the image. Convolution and pooling are built on it.
-    fn unfold(&self, x: &Self::Buf, win: Window) -> Self::Buf;
+    fn unfold(&self, x: &Self::Buf, win: Window) -> DeviceResult<Self::Buf>;
     /// The adjoint of `unfold` (col2im): patches summed back into `[n, c, h, w]`.
-    fn fold(&self, cols: &Self::Buf, win: Window) -> Self::Buf;
+    fn fold(&self, cols: &Self::Buf, win: Window) -> DeviceResult<Self::Buf>;
 }

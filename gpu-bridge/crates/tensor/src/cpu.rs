@@ -1,7 +1,7 @@
 //! The CPU backend: matmul on the `gemm` crate (the fastest measured here, see
 //! `shared/toolchain/gpu.md`), the rest as plain loops the compiler vectorises.
 
-use crate::backend::{Backend, Binary, Reduce, Unary, Window};
+use crate::backend::{Backend, Binary, DeviceResult, Reduce, Unary, Window};
 use crate::shape::{broadcast_strides, numel, strides};
 use std::sync::Arc;
 
@@ -39,19 +39,19 @@ impl Backend for Cpu {
         "cpu"
     }
 
-    fn upload(&self, data: &[f32]) -> Self::Buf {
-        Arc::new(data.to_vec())
+    fn upload(&self, data: &[f32]) -> DeviceResult<Self::Buf> {
+        Ok(Arc::new(data.to_vec()))
     }
 
-    fn download(&self, buf: &Self::Buf) -> Vec<f32> {
-        buf.as_ref().clone()
+    fn download(&self, buf: &Self::Buf) -> DeviceResult<Vec<f32>> {
+        Ok(buf.as_ref().clone())
     }
 
-    fn full(&self, len: usize, value: f32) -> Self::Buf {
-        Arc::new(vec![value; len])
+    fn full(&self, len: usize, value: f32) -> DeviceResult<Self::Buf> {
+        Ok(Arc::new(vec![value; len]))
     }
 
-    fn unary(&self, op: Unary, x: &Self::Buf) -> Self::Buf {
+    fn unary(&self, op: Unary, x: &Self::Buf) -> DeviceResult<Self::Buf> {
         let f: fn(f32) -> f32 = match op {
             Unary::Neg => |v| -v,
             Unary::Relu => |v| v.max(0.0),
@@ -66,7 +66,7 @@ impl Backend for Cpu {
             Unary::Sqrt => f32::sqrt,
             Unary::Square => |v| v * v,
         };
-        Arc::new(x.iter().map(|&v| f(v)).collect())
+        Ok(Arc::new(x.iter().map(|&v| f(v)).collect()))
     }
 
     fn binary(
@@ -77,19 +77,21 @@ impl Backend for Cpu {
         b: &Self::Buf,
         b_shape: &[usize],
         out_shape: &[usize],
-    ) -> Self::Buf {
+    ) -> DeviceResult<Self::Buf> {
         if a_shape == b_shape {
-            return Arc::new(
+            return Ok(Arc::new(
                 a.iter()
                     .zip(b.iter())
                     .map(|(&x, &y)| apply_binary(op, x, y))
                     .collect(),
-            );
+            ));
         }
         let n = numel(out_shape);
         if b.len() == 1 {
             let y = b[0];
-            return Arc::new(a.iter().map(|&x| apply_binary(op, x, y)).collect());
+            return Ok(Arc::new(
+                a.iter().map(|&x| apply_binary(op, x, y)).collect(),
+            ));
         }
         let (sa, sb) = (
             broadcast_strides(a_shape, out_shape),
@@ -113,11 +115,11 @@ impl Backend for Cpu {
                 index[d] = 0;
             }
         }
-        Arc::new(out)
+        Ok(Arc::new(out))
     }
 
-    fn affine(&self, x: &Self::Buf, alpha: f32, beta: f32) -> Self::Buf {
-        Arc::new(x.iter().map(|&v| v * alpha + beta).collect())
+    fn affine(&self, x: &Self::Buf, alpha: f32, beta: f32) -> DeviceResult<Self::Buf> {
+        Ok(Arc::new(x.iter().map(|&v| v * alpha + beta).collect()))
     }
 
     fn matmul(
@@ -130,7 +132,7 @@ impl Backend for Cpu {
         n: usize,
         trans_a: bool,
         trans_b: bool,
-    ) -> Self::Buf {
+    ) -> DeviceResult<Self::Buf> {
         let mut out = vec![0.0f32; batch * m * n];
         let (a_cs, a_rs) = if trans_a { (m, 1) } else { (1, k) };
         let (b_cs, b_rs) = if trans_b { (k, 1) } else { (1, n) };
@@ -166,10 +168,16 @@ impl Backend for Cpu {
                 );
             }
         }
-        Arc::new(out)
+        Ok(Arc::new(out))
     }
 
-    fn reduce(&self, op: Reduce, x: &Self::Buf, shape: &[usize], axis: usize) -> Self::Buf {
+    fn reduce(
+        &self,
+        op: Reduce,
+        x: &Self::Buf,
+        shape: &[usize],
+        axis: usize,
+    ) -> DeviceResult<Self::Buf> {
         let outer: usize = shape[..axis].iter().product();
         let len = shape[axis];
         let inner: usize = shape[axis + 1..].iter().product();
@@ -190,10 +198,16 @@ impl Backend for Cpu {
                 }
             }
         }
-        Arc::new(out)
+        Ok(Arc::new(out))
     }
 
-    fn transpose(&self, x: &Self::Buf, shape: &[usize], a0: usize, a1: usize) -> Self::Buf {
+    fn transpose(
+        &self,
+        x: &Self::Buf,
+        shape: &[usize],
+        a0: usize,
+        a1: usize,
+    ) -> DeviceResult<Self::Buf> {
         let mut out_shape = shape.to_vec();
         out_shape.swap(a0, a1);
         let mut src = strides(shape);
@@ -214,7 +228,7 @@ impl Backend for Cpu {
                 index[d] = 0;
             }
         }
-        Arc::new(out)
+        Ok(Arc::new(out))
     }
 
     fn slice(
@@ -224,7 +238,7 @@ impl Backend for Cpu {
         axis: usize,
         start: usize,
         len: usize,
-    ) -> Self::Buf {
+    ) -> DeviceResult<Self::Buf> {
         let outer: usize = shape[..axis].iter().product();
         let inner: usize = shape[axis + 1..].iter().product();
         let mut out = Vec::with_capacity(outer * len * inner);
@@ -232,7 +246,7 @@ impl Backend for Cpu {
             let from = (o * shape[axis] + start) * inner;
             out.extend_from_slice(&x[from..from + len * inner]);
         }
-        Arc::new(out)
+        Ok(Arc::new(out))
     }
 
     fn pad(
@@ -242,7 +256,7 @@ impl Backend for Cpu {
         axis: usize,
         start: usize,
         total: usize,
-    ) -> Self::Buf {
+    ) -> DeviceResult<Self::Buf> {
         let outer: usize = shape[..axis].iter().product();
         let inner: usize = shape[axis + 1..].iter().product();
         let len = shape[axis];
@@ -251,15 +265,20 @@ impl Backend for Cpu {
             let to = (o * total + start) * inner;
             out[to..to + len * inner].copy_from_slice(&x[o * len * inner..(o + 1) * len * inner]);
         }
-        Arc::new(out)
+        Ok(Arc::new(out))
     }
 
-    fn gather_rows(&self, x: &Self::Buf, cols: usize, indices: &[usize]) -> Self::Buf {
+    fn gather_rows(
+        &self,
+        x: &Self::Buf,
+        cols: usize,
+        indices: &[usize],
+    ) -> DeviceResult<Self::Buf> {
         let mut out = Vec::with_capacity(indices.len() * cols);
         for &i in indices {
             out.extend_from_slice(&x[i * cols..(i + 1) * cols]);
         }
-        Arc::new(out)
+        Ok(Arc::new(out))
     }
 
     fn scatter_add_rows(
@@ -268,7 +287,7 @@ impl Backend for Cpu {
         rows: usize,
         cols: usize,
         indices: &[usize],
-    ) -> Self::Buf {
+    ) -> DeviceResult<Self::Buf> {
         let mut out = vec![0.0; rows * cols];
         for (r, &i) in indices.iter().enumerate() {
             out[i * cols..(i + 1) * cols]
@@ -276,21 +295,21 @@ impl Backend for Cpu {
                 .zip(&g[r * cols..(r + 1) * cols])
                 .for_each(|(o, v)| *o += v);
         }
-        Arc::new(out)
+        Ok(Arc::new(out))
     }
 
-    fn unfold(&self, x: &Self::Buf, win: Window) -> Self::Buf {
+    fn unfold(&self, x: &Self::Buf, win: Window) -> DeviceResult<Self::Buf> {
         let (oh, ow) = (win.out_h(), win.out_w());
         let patch = win.c * win.kh * win.kw;
         let mut out = vec![0.0; win.n * oh * ow * patch];
         for_each_tap(win, |dst, src| out[dst] = x[src]);
-        Arc::new(out)
+        Ok(Arc::new(out))
     }
 
-    fn fold(&self, cols: &Self::Buf, win: Window) -> Self::Buf {
+    fn fold(&self, cols: &Self::Buf, win: Window) -> DeviceResult<Self::Buf> {
         let mut out = vec![0.0; win.n * win.c * win.h * win.w];
         for_each_tap(win, |dst, src| out[src] += cols[dst]);
-        Arc::new(out)
+        Ok(Arc::new(out))
     }
 }
 

@@ -1,12 +1,17 @@
 //! The CUDA backend: the same eleven kernels as the wgpu backend ([`crate::kernels`]), in CUDA C
 //! compiled at run time with NVRTC, and matmul on cuBLAS. Everything is loaded at run time
 //! (cudarc's dynamic loading): the build needs no CUDA toolkit, and a machine without the
-//! driver gets [`CudaError::NoDriver`] when the backend is asked for, not a crash.
+//! driver gets [`CudaError::NoDriver`] when the backend is asked for, not a crash. Once open,
+//! a failed allocation, copy or launch is a [`DeviceError`] for the caller, never a panic.
 
+use crate::backend::{DeviceError, DeviceResult};
 use crate::kernels::{Kernel, KernelDevice};
-use cudarc::cublas::{sys::cublasOperation_t, CudaBlas, Gemm, GemmConfig, StridedBatchedConfig};
+use cudarc::cublas::result::CublasError;
+use cudarc::cublas::sys::{cublasOperation_t, cublasStatus_t};
+use cudarc::cublas::{CudaBlas, Gemm, GemmConfig, StridedBatchedConfig};
+use cudarc::driver::sys::CUresult;
 use cudarc::driver::{
-    CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
+    CudaContext, CudaFunction, CudaSlice, CudaStream, DriverError, LaunchConfig, PushKernelArg,
 };
 use std::sync::Arc;
 
@@ -245,10 +250,30 @@ impl Cuda {
         &self.device_name
     }
 
-    fn zeros(&self, len: usize) -> CudaSlice<f32> {
+    fn zeros(&self, len: usize) -> DeviceResult<CudaSlice<f32>> {
         self.stream
             .alloc_zeros::<f32>(len.max(1))
-            .expect("allocating device memory")
+            .map_err(|e| driver(&format!("allocating {} bytes", len.max(1) * 4), e))
+    }
+}
+
+/// A driver error as the device's: out of memory when the driver says so, else a failure.
+fn driver(what: &str, e: DriverError) -> DeviceError {
+    let detail = format!("cuda: {what}: {e:?}");
+    if e.0 == CUresult::CUDA_ERROR_OUT_OF_MEMORY {
+        DeviceError::OutOfMemory(detail)
+    } else {
+        DeviceError::Failed(detail)
+    }
+}
+
+/// A cuBLAS error as the device's, likewise.
+fn cublas(e: CublasError) -> DeviceError {
+    let detail = format!("cuda: cuBLAS sgemm: {e:?}");
+    if e.0 == cublasStatus_t::CUBLAS_STATUS_ALLOC_FAILED {
+        DeviceError::OutOfMemory(detail)
+    } else {
+        DeviceError::Failed(detail)
     }
 }
 
@@ -268,17 +293,20 @@ impl KernelDevice for Cuda {
         buf.len()
     }
 
-    fn upload(&self, data: &[f32]) -> CudaBuf {
+    fn upload(&self, data: &[f32]) -> DeviceResult<CudaBuf> {
         if data.is_empty() {
-            return Arc::new(self.zeros(0));
+            return Ok(Arc::new(self.zeros(0)?));
         }
-        Arc::new(self.stream.clone_htod(data).expect("copying to the device"))
+        let buf = self.stream.clone_htod(data);
+        Ok(Arc::new(
+            buf.map_err(|e| driver("copying to the device", e))?,
+        ))
     }
 
-    fn download(&self, buf: &CudaBuf) -> Vec<f32> {
+    fn download(&self, buf: &CudaBuf) -> DeviceResult<Vec<f32>> {
         self.stream
             .clone_dtoh(&**buf)
-            .expect("copying from the device")
+            .map_err(|e| driver("copying from the device", e))
     }
 
     fn run(
@@ -289,24 +317,25 @@ impl KernelDevice for Cuda {
         b: Option<&CudaBuf>,
         out_len: usize,
         threads: usize,
-    ) -> CudaBuf {
+    ) -> DeviceResult<CudaBuf> {
+        let params = if params.is_empty() {
+            &[0u32][..]
+        } else {
+            params
+        };
         let params = self
             .stream
-            .clone_htod(if params.is_empty() {
-                &[0u32][..]
-            } else {
-                params
-            })
-            .expect("copying kernel parameters");
-        let mut out = self.zeros(out_len);
+            .clone_htod(params)
+            .map_err(|e| driver("copying kernel parameters", e))?;
+        let mut out = self.zeros(out_len)?;
         let b = b.unwrap_or(a);
         let cfg = LaunchConfig::for_num_elems(threads.max(1) as u32);
         let mut launch = self.stream.launch_builder(&self.functions[kernel as usize]);
         launch.arg(&params).arg(&**a).arg(&**b).arg(&mut out);
         // SAFETY: every kernel reads `p` and the `a`/`b` elements its parameters name, which the
         // callers in `kernels` size from the same shapes, and writes `out` below `out_len`.
-        unsafe { launch.launch(cfg) }.expect("launching a CUDA kernel");
-        Arc::new(out)
+        unsafe { launch.launch(cfg) }.map_err(|e| driver(&format!("launching {kernel:?}"), e))?;
+        Ok(Arc::new(out))
     }
 
     /// Row-major `C = op(A)·op(B)` as cuBLAS's column-major `Cᵀ = op(B)ᵀ·op(A)ᵀ`: the same
@@ -321,7 +350,7 @@ impl KernelDevice for Cuda {
         n: usize,
         trans_a: bool,
         trans_b: bool,
-    ) -> Option<CudaBuf> {
+    ) -> DeviceResult<Option<CudaBuf>> {
         let op = |t: bool| {
             if t {
                 cublasOperation_t::CUBLAS_OP_T
@@ -329,7 +358,7 @@ impl KernelDevice for Cuda {
                 cublasOperation_t::CUBLAS_OP_N
             }
         };
-        let mut c = self.zeros(batch * m * n);
+        let mut c = self.zeros(batch * m * n)?;
         let cfg = StridedBatchedConfig {
             gemm: GemmConfig {
                 transa: op(trans_b),
@@ -350,7 +379,7 @@ impl KernelDevice for Cuda {
         };
         // SAFETY: the strides and leading dimensions above describe `batch` row-major
         // matrices of exactly the buffers' sizes.
-        unsafe { self.blas.gemm_strided_batched(cfg, &**b, &**a, &mut c) }.expect("cuBLAS sgemm");
-        Some(Arc::new(c))
+        unsafe { self.blas.gemm_strided_batched(cfg, &**b, &**a, &mut c) }.map_err(cublas)?;
+        Ok(Some(Arc::new(c)))
     }
 }

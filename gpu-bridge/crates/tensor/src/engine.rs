@@ -3,10 +3,12 @@
 //! A tensor is a node of a tape: its value (a device buffer), its shape, and the op and inputs
 //! that made it. Nodes are reference-counted, so a tensor and everything it was computed from
 //! live exactly as long as someone holds them; `backward` walks the tape from a scalar down to
-//! the leaves that require gradients. Every byte a tensor holds is charged to its engine's
-//! quota (one engine per component instance), refused past it, and returned when it drops.
+//! the leaves that require gradients, and dropping a tape takes it apart node by node (both
+//! iteratively: a tape can be millions of ops deep). Every byte a tensor holds, on the device
+//! and in the node that records it, is charged to its engine's quota (one engine per component
+//! instance), refused past it, and returned when it drops; so are the buffers of gradients.
 
-use crate::backend::{Backend, Binary, Reduce, Unary, Window};
+use crate::backend::{Backend, Binary, DeviceResult, Reduce, Unary, Window};
 use crate::shape::{broadcast, checked_numel, numel};
 use crate::TensorError;
 use std::collections::HashMap;
@@ -18,6 +20,52 @@ struct Account {
     used: AtomicUsize,
     limit: usize,
 }
+
+impl Account {
+    /// Charges `bytes`, or refuses them (charging nothing) past the limit.
+    fn charge(self: &Arc<Self>, bytes: usize) -> Result<Charge, TensorError> {
+        let before = self.used.fetch_add(bytes, Ordering::Relaxed);
+        if before.saturating_add(bytes) > self.limit {
+            self.used.fetch_sub(bytes, Ordering::Relaxed);
+            return Err(TensorError::Quota {
+                limit: self.limit,
+                requested: bytes,
+                used: before,
+            });
+        }
+        Ok(Charge {
+            account: self.clone(),
+            bytes,
+        })
+    }
+}
+
+/// Bytes charged to an account, given back when this drops.
+pub(crate) struct Charge {
+    account: Arc<Account>,
+    bytes: usize,
+}
+
+impl Charge {
+    /// Charges `bytes` more, or refuses them (charging nothing) past the limit.
+    pub(crate) fn grow(&mut self, bytes: usize) -> Result<(), TensorError> {
+        let mut more = self.account.charge(bytes)?;
+        // Taken over by this charge: `more` gives back nothing when it drops.
+        self.bytes += std::mem::take(&mut more.bytes);
+        Ok(())
+    }
+}
+
+impl Drop for Charge {
+    fn drop(&mut self) {
+        self.account.used.fetch_sub(self.bytes, Ordering::Relaxed);
+    }
+}
+
+/// An allowance for what a node costs outside its struct and its values: its reference counts
+/// and the headers of its buffer and of the guest's handle to it. ([`Node::cost`] adds a word
+/// per dimension of its shape and per index a gather keeps.)
+const NODE_ALLOWANCE: usize = 64;
 
 /// Tensor compute on one backend, for one owner (a component instance): its tensors, its
 /// quota.
@@ -44,19 +92,58 @@ enum Op<B: Backend> {
     Constant,
 }
 
+impl<B: Backend> Op<B> {
+    /// The inputs, moved out (the op becomes a constant).
+    fn take_inputs(&mut self) -> Vec<Tensor<B>> {
+        match std::mem::replace(self, Op::Constant) {
+            Op::Leaf | Op::Constant => vec![],
+            Op::Unary(_, x) | Op::Affine(x, _) | Op::Reduce(_, x) | Op::Reshape(x) => vec![x],
+            Op::Transpose(x, ..)
+            | Op::Slice(x, ..)
+            | Op::Pad(x, ..)
+            | Op::Gather(x, _)
+            | Op::Unfold(x, _) => vec![x],
+            Op::Binary(_, a, b) | Op::MatMul(a, b) => vec![a, b],
+        }
+    }
+}
+
 struct Node<B: Backend> {
     id: u64,
     shape: Vec<usize>,
     value: RwLock<B::Buf>,
     op: Op<B>,
     requires_grad: bool,
-    account: Arc<Account>,
-    bytes: usize,
+    /// The node's bytes (values and bookkeeping), charged to its engine's quota.
+    _charge: Charge,
+}
+
+impl<B: Backend> Node<B> {
+    /// What a node of `shape` made by `op` is charged: its values and its bookkeeping.
+    fn cost(shape: &[usize], op: &Op<B>) -> usize {
+        let words = shape.len()
+            + match op {
+                Op::Gather(_, indices) => indices.len(),
+                _ => 0,
+            };
+        numel(shape) * 4
+            + std::mem::size_of::<Self>()
+            + NODE_ALLOWANCE
+            + words * std::mem::size_of::<usize>()
+    }
 }
 
 impl<B: Backend> Drop for Node<B> {
+    /// Takes the tape below apart one node at a time: dropping the inputs in place would recurse
+    /// once per op, and a tape a million ops deep would overflow the stack.
     fn drop(&mut self) {
-        self.account.used.fetch_sub(self.bytes, Ordering::Relaxed);
+        let mut pending = self.op.take_inputs();
+        while let Some(t) = pending.pop() {
+            // Only the last holder of a node takes it apart; the others just let go.
+            if let Some(mut node) = Arc::into_inner(t.0) {
+                pending.append(&mut node.op.take_inputs());
+            }
+        }
     }
 }
 
@@ -103,15 +190,17 @@ impl<B: Backend> Tensor<B> {
 }
 
 /// Gradients of a scalar with respect to the tensors that require them. Cloning shares the
-/// device buffers.
+/// device buffers (and their charge to the quota).
 pub struct Gradients<B: Backend> {
     grads: HashMap<u64, (Vec<usize>, B::Buf)>,
+    _charge: Arc<Charge>,
 }
 
 impl<B: Backend> Clone for Gradients<B> {
     fn clone(&self) -> Self {
         Gradients {
             grads: self.grads.clone(),
+            _charge: self._charge.clone(),
         }
     }
 }
@@ -157,6 +246,17 @@ impl<B: Backend> Engine<B> {
         self.account.used.load(Ordering::Relaxed)
     }
 
+    /// Charges `bytes` held outside tensors (an optimizer's state), until the charge drops.
+    pub(crate) fn charge(&self, bytes: usize) -> Result<Charge, TensorError> {
+        self.account.charge(bytes)
+    }
+
+    /// Bytes a tensor of `shape` made from data (or by `full`) is charged: its values and its
+    /// bookkeeping.
+    pub fn tensor_cost(&self, shape: &[usize]) -> usize {
+        Node::<B>::cost(shape, &Op::Leaf)
+    }
+
     /// Refuses a result of `shape` before anything is allocated for it: a size that does not
     /// fit, one larger than the device's largest buffer, or one past the quota.
     fn admit(&self, shape: &[usize]) -> Result<(), TensorError> {
@@ -189,24 +289,14 @@ impl<B: Backend> Engine<B> {
         op: Op<B>,
         requires_grad: bool,
     ) -> Result<Tensor<B>, TensorError> {
-        let bytes = numel(&shape) * 4;
-        let before = self.account.used.fetch_add(bytes, Ordering::Relaxed);
-        if before + bytes > self.account.limit {
-            self.account.used.fetch_sub(bytes, Ordering::Relaxed);
-            return Err(TensorError::Quota {
-                limit: self.account.limit,
-                requested: bytes,
-                used: before,
-            });
-        }
+        let charge = self.account.charge(Node::cost(&shape, &op))?;
         Ok(Tensor(Arc::new(Node {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             shape,
             value: RwLock::new(value),
             op,
             requires_grad,
-            account: self.account.clone(),
-            bytes,
+            _charge: charge,
         })))
     }
 
@@ -227,7 +317,7 @@ impl<B: Backend> Engine<B> {
         }
         self.node(
             shape.to_vec(),
-            self.backend.upload(data),
+            self.backend.upload(data)?,
             Op::Leaf,
             requires_grad,
         )
@@ -235,13 +325,13 @@ impl<B: Backend> Engine<B> {
 
     pub fn full(&self, shape: &[usize], value: f32) -> Result<Tensor<B>, TensorError> {
         self.admit(shape)?;
-        let buf = self.backend.full(numel(shape), value);
+        let buf = self.backend.full(numel(shape), value)?;
         self.node(shape.to_vec(), buf, Op::Leaf, false)
     }
 
     /// The values, copied to the host.
-    pub fn to_vec(&self, t: &Tensor<B>) -> Vec<f32> {
-        self.backend.download(&t.buf())
+    pub fn to_vec(&self, t: &Tensor<B>) -> Result<Vec<f32>, TensorError> {
+        Ok(self.backend.download(&t.buf())?)
     }
 
     fn derived(
@@ -267,7 +357,7 @@ impl<B: Backend> Engine<B> {
     }
 
     pub fn unary(&self, op: Unary, x: &Tensor<B>) -> Result<Tensor<B>, TensorError> {
-        let v = self.backend.unary(op, &x.buf());
+        let v = self.backend.unary(op, &x.buf())?;
         let op = match op {
             Unary::Step | Unary::GeluGrad => Op::Constant,
             _ => Op::Unary(op, x.clone()),
@@ -285,7 +375,7 @@ impl<B: Backend> Engine<B> {
         self.admit(&out)?;
         let v = self
             .backend
-            .binary(op, &a.buf(), a.shape(), &b.buf(), b.shape(), &out);
+            .binary(op, &a.buf(), a.shape(), &b.buf(), b.shape(), &out)?;
         let op = match op {
             Binary::Eq => Op::Constant,
             _ => Op::Binary(op, a.clone(), b.clone()),
@@ -308,7 +398,7 @@ impl<B: Backend> Engine<B> {
 
     /// `x * alpha` (scaling by a constant).
     pub fn scale(&self, x: &Tensor<B>, alpha: f32) -> Result<Tensor<B>, TensorError> {
-        let v = self.backend.affine(&x.buf(), alpha, 0.0);
+        let v = self.backend.affine(&x.buf(), alpha, 0.0)?;
         self.derived(x.shape().to_vec(), v, Op::Affine(x.clone(), alpha))
     }
 
@@ -335,7 +425,7 @@ impl<B: Backend> Engine<B> {
         self.admit(&out_shape)?;
         let v = self
             .backend
-            .matmul(&a.buf(), &b.buf(), batch, m, k, n, false, false);
+            .matmul(&a.buf(), &b.buf(), batch, m, k, n, false, false)?;
         let mut shape = ba.to_vec();
         shape.extend([m, n]);
         self.derived(shape, v, Op::MatMul(a.clone(), b.clone()))
@@ -370,7 +460,7 @@ impl<B: Backend> Engine<B> {
 
     fn reduce(&self, op: Reduce, x: &Tensor<B>, axis: i64) -> Result<Tensor<B>, TensorError> {
         let a = self.axis(x, axis)?;
-        let v = self.backend.reduce(op, &x.buf(), x.shape(), a);
+        let v = self.backend.reduce(op, &x.buf(), x.shape(), a)?;
         let mut shape = x.shape().to_vec();
         shape[a] = 1;
         self.derived(shape, v, Op::Reduce(op, x.clone()))
@@ -394,7 +484,7 @@ impl<B: Backend> Engine<B> {
 
     pub fn transpose(&self, x: &Tensor<B>, a0: i64, a1: i64) -> Result<Tensor<B>, TensorError> {
         let (a0, a1) = (self.axis(x, a0)?, self.axis(x, a1)?);
-        let v = self.backend.transpose(&x.buf(), x.shape(), a0, a1);
+        let v = self.backend.transpose(&x.buf(), x.shape(), a0, a1)?;
         let mut shape = x.shape().to_vec();
         shape.swap(a0, a1);
         self.derived(shape, v, Op::Transpose(x.clone(), a0, a1))
@@ -416,7 +506,7 @@ impl<B: Backend> Engine<B> {
                 x.shape()[a]
             )));
         }
-        let v = self.backend.slice(&x.buf(), x.shape(), a, start, len);
+        let v = self.backend.slice(&x.buf(), x.shape(), a, start, len)?;
         let mut shape = x.shape().to_vec();
         shape[a] = len;
         self.derived(shape, v, Op::Slice(x.clone(), a, start))
@@ -432,7 +522,7 @@ impl<B: Backend> Engine<B> {
         let mut out_shape = x.shape().to_vec();
         out_shape[axis] = total;
         self.admit(&out_shape)?;
-        let v = self.backend.pad(&x.buf(), x.shape(), axis, start, total);
+        let v = self.backend.pad(&x.buf(), x.shape(), axis, start, total)?;
         let mut shape = x.shape().to_vec();
         shape[axis] = total;
         self.derived(shape, v, Op::Pad(x.clone(), axis, start))
@@ -491,7 +581,7 @@ impl<B: Backend> Engine<B> {
             )));
         }
         self.admit(&[indices.len(), *cols])?;
-        let v = self.backend.gather_rows(&x.buf(), *cols, indices);
+        let v = self.backend.gather_rows(&x.buf(), *cols, indices)?;
         self.derived(
             vec![indices.len(), *cols],
             v,
@@ -549,7 +639,7 @@ impl<B: Backend> Engine<B> {
         }
         let shape = vec![*n, win.out_h() * win.out_w(), c * kh * kw];
         self.admit(&[*n, win.out_h(), win.out_w(), *c, kh, kw])?;
-        let v = self.backend.unfold(&x.buf(), win);
+        let v = self.backend.unfold(&x.buf(), win)?;
         Ok((self.derived(shape, v, Op::Unfold(x.clone(), win))?, win))
     }
 
@@ -682,9 +772,9 @@ impl<B: Backend> Engine<B> {
     }
 
     /// Sums `g` (of a broadcast result's shape) down to `shape`.
-    fn reduce_to(&self, g: B::Buf, g_shape: &[usize], shape: &[usize]) -> B::Buf {
+    fn reduce_to(&self, g: B::Buf, g_shape: &[usize], shape: &[usize]) -> DeviceResult<B::Buf> {
         if g_shape == shape {
-            return g;
+            return Ok(g);
         }
         let pad = g_shape.len() - shape.len();
         let mut cur = g;
@@ -692,14 +782,21 @@ impl<B: Backend> Engine<B> {
         for axis in 0..g_shape.len() {
             let target = if axis < pad { 1 } else { shape[axis - pad] };
             if target == 1 && cur_shape[axis] != 1 {
-                cur = self.backend.reduce(Reduce::Sum, &cur, &cur_shape, axis);
+                cur = self.backend.reduce(Reduce::Sum, &cur, &cur_shape, axis)?;
                 cur_shape[axis] = 1;
             }
         }
-        cur
+        Ok(cur)
     }
 
-    fn bin(&self, op: Binary, a: &B::Buf, sa: &[usize], b: &B::Buf, sb: &[usize]) -> B::Buf {
+    fn bin(
+        &self,
+        op: Binary,
+        a: &B::Buf,
+        sa: &[usize],
+        b: &B::Buf,
+        sb: &[usize],
+    ) -> DeviceResult<B::Buf> {
         let out = broadcast(sa, sb).expect("shapes of a recorded op broadcast");
         self.backend.binary(op, a, sa, b, sb, &out)
     }
@@ -713,129 +810,18 @@ impl<B: Backend> Engine<B> {
                 loss.shape()
             )));
         }
-        // Topological order: every node after its inputs (iterative DFS; tapes get deep).
-        let mut order: Vec<Tensor<B>> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        let mut stack = vec![(loss.clone(), false)];
-        while let Some((t, expanded)) = stack.pop() {
-            if expanded {
-                order.push(t);
-                continue;
-            }
-            if !t.requires_grad() || !seen.insert(t.id()) {
-                continue;
-            }
-            stack.push((t.clone(), true));
-            for input in inputs(&t.0.op) {
-                stack.push((input.clone(), false));
-            }
-        }
+        let order = topological(loss);
         let mut grads: HashMap<u64, (Vec<usize>, B::Buf)> = HashMap::new();
         grads.insert(
             loss.id(),
-            (loss.shape().to_vec(), self.backend.full(1, 1.0)),
+            (loss.shape().to_vec(), self.backend.full(1, 1.0)?),
         );
-        let b = &self.backend;
         for t in order.iter().rev() {
             let Some((_, g)) = grads.get(&t.id()).cloned() else {
                 continue;
             };
-            let shape = t.shape();
-            let mut push = |x: &Tensor<B>, gx: B::Buf| {
-                if !x.requires_grad() {
-                    return;
-                }
-                match grads.remove(&x.id()) {
-                    Some((s, acc)) => {
-                        let sum = b.binary(Binary::Add, &acc, &s, &gx, &s, &s);
-                        grads.insert(x.id(), (s, sum));
-                    }
-                    None => {
-                        grads.insert(x.id(), (x.shape().to_vec(), gx));
-                    }
-                }
-            };
-            match &t.0.op {
-                Op::Leaf | Op::Constant => {}
-                Op::Unary(op, x) => {
-                    let (xv, yv) = (x.buf(), t.buf());
-                    let local = match op {
-                        Unary::Neg => b.full(x.numel(), -1.0),
-                        Unary::Relu => b.unary(Unary::Step, &xv),
-                        Unary::Gelu => b.unary(Unary::GeluGrad, &xv),
-                        Unary::Tanh => b.affine(&b.unary(Unary::Square, &yv), -1.0, 1.0),
-                        Unary::Sigmoid => {
-                            let one_minus = b.affine(&yv, -1.0, 1.0);
-                            b.binary(Binary::Mul, &yv, shape, &one_minus, shape, shape)
-                        }
-                        Unary::Exp => yv,
-                        Unary::Log => b.unary(Unary::Recip, &xv),
-                        Unary::Recip => b.affine(&b.unary(Unary::Square, &yv), -1.0, 0.0),
-                        Unary::Sqrt => b.affine(&b.unary(Unary::Recip, &yv), 0.5, 0.0),
-                        Unary::Square => b.affine(&xv, 2.0, 0.0),
-                        Unary::Step | Unary::GeluGrad => continue,
-                    };
-                    push(x, b.binary(Binary::Mul, &g, shape, &local, shape, shape));
-                }
-                Op::Affine(x, alpha) => push(x, b.affine(&g, *alpha, 0.0)),
-                Op::Binary(op, x, y) => {
-                    let (sx, sy) = (x.shape(), y.shape());
-                    let (xv, yv) = (x.buf(), y.buf());
-                    let (gx, gy) = match op {
-                        Binary::Add => (g.clone(), g.clone()),
-                        Binary::Sub => (g.clone(), b.affine(&g, -1.0, 0.0)),
-                        Binary::Mul => (
-                            self.bin(Binary::Mul, &g, shape, &yv, sy),
-                            self.bin(Binary::Mul, &g, shape, &xv, sx),
-                        ),
-                        Binary::Div => {
-                            let gx = self.bin(Binary::Div, &g, shape, &yv, sy);
-                            // d(x/y)/dy = -x / y² = -(x/y) / y
-                            let q = t.buf();
-                            let gq = b.binary(Binary::Mul, &g, shape, &q, shape, shape);
-                            let gy =
-                                b.affine(&self.bin(Binary::Div, &gq, shape, &yv, sy), -1.0, 0.0);
-                            (gx, gy)
-                        }
-                        Binary::Eq => continue,
-                    };
-                    push(x, self.reduce_to(gx, shape, sx));
-                    push(y, self.reduce_to(gy, shape, sy));
-                }
-                Op::MatMul(x, y) => {
-                    let (sx, sy) = (x.shape(), y.shape());
-                    let (m, k, n) = (sx[sx.len() - 2], sx[sx.len() - 1], sy[sy.len() - 1]);
-                    let batch = numel(&sx[..sx.len() - 2]);
-                    // dX = G Yᵀ, dY = Xᵀ G
-                    push(x, b.matmul(&g, &y.buf(), batch, m, n, k, false, true));
-                    push(y, b.matmul(&x.buf(), &g, batch, k, m, n, true, false));
-                }
-                Op::Reduce(op, x) => {
-                    let sx = x.shape();
-                    let spread = self.bin(Binary::Add, &b.full(x.numel(), 0.0), sx, &g, shape);
-                    let gx = match op {
-                        Reduce::Sum => spread,
-                        Reduce::Max => {
-                            // To the maxima along the axis (ties share the gradient).
-                            let mask = self.bin(Binary::Eq, &x.buf(), sx, &t.buf(), shape);
-                            b.binary(Binary::Mul, &spread, sx, &mask, sx, sx)
-                        }
-                    };
-                    push(x, gx);
-                }
-                Op::Reshape(x) => push(x, g),
-                Op::Transpose(x, a0, a1) => push(x, b.transpose(&g, shape, *a0, *a1)),
-                Op::Slice(x, axis, start) => {
-                    push(x, b.pad(&g, shape, *axis, *start, x.shape()[*axis]))
-                }
-                Op::Pad(x, axis, start) => {
-                    push(x, b.slice(&g, shape, *axis, *start, x.shape()[*axis]))
-                }
-                Op::Unfold(x, win) => push(x, b.fold(&g, *win)),
-                Op::Gather(x, indices) => {
-                    let (rows, cols) = (x.shape()[0], x.shape()[1]);
-                    push(x, b.scatter_add_rows(&g, rows, cols, indices))
-                }
+            for (x, gx) in self.input_grads(t, g)? {
+                self.accumulate(&mut grads, x, gx)?;
             }
         }
         let leaves: std::collections::HashSet<u64> = order
@@ -844,7 +830,151 @@ impl<B: Backend> Engine<B> {
             .map(|t| t.id())
             .collect();
         grads.retain(|id, _| leaves.contains(id));
-        Ok(Gradients { grads })
+        let bytes = grads.values().map(|(s, _)| numel(s) * 4).sum();
+        let charge = self.account.charge(bytes)?;
+        Ok(Gradients {
+            grads,
+            _charge: Arc::new(charge),
+        })
+    }
+
+    /// Adds `gx` to the gradient held for `x` (if `x` needs one).
+    fn accumulate(
+        &self,
+        grads: &mut HashMap<u64, (Vec<usize>, B::Buf)>,
+        x: &Tensor<B>,
+        gx: B::Buf,
+    ) -> DeviceResult<()> {
+        if !x.requires_grad() {
+            return Ok(());
+        }
+        let (shape, sum) = match grads.remove(&x.id()) {
+            Some((s, acc)) => {
+                let sum = self.backend.binary(Binary::Add, &acc, &s, &gx, &s, &s)?;
+                (s, sum)
+            }
+            None => (x.shape().to_vec(), gx),
+        };
+        grads.insert(x.id(), (shape, sum));
+        Ok(())
+    }
+
+    /// The gradients of `t`'s inputs, given `g`, the gradient of `t`.
+    fn input_grads<'t>(
+        &self,
+        t: &'t Tensor<B>,
+        g: B::Buf,
+    ) -> DeviceResult<Vec<(&'t Tensor<B>, B::Buf)>> {
+        let (b, shape) = (&*self.backend, t.shape());
+        Ok(match &t.0.op {
+            Op::Leaf | Op::Constant => vec![],
+            Op::Unary(op, x) => match self.unary_local(*op, x, t)? {
+                Some(local) => vec![(x, b.binary(Binary::Mul, &g, shape, &local, shape, shape)?)],
+                None => vec![],
+            },
+            Op::Affine(x, alpha) => vec![(x, b.affine(&g, *alpha, 0.0)?)],
+            Op::Binary(op, x, y) => self.binary_grads(*op, t, x, y, g)?,
+            Op::MatMul(x, y) => {
+                let (sx, sy) = (x.shape(), y.shape());
+                let (m, k, n) = (sx[sx.len() - 2], sx[sx.len() - 1], sy[sy.len() - 1]);
+                let batch = numel(&sx[..sx.len() - 2]);
+                // dX = G Yᵀ, dY = Xᵀ G
+                vec![
+                    (x, b.matmul(&g, &y.buf(), batch, m, n, k, false, true)?),
+                    (y, b.matmul(&x.buf(), &g, batch, k, m, n, true, false)?),
+                ]
+            }
+            Op::Reduce(op, x) => vec![(x, self.reduce_grad(*op, t, x, g)?)],
+            Op::Reshape(x) => vec![(x, g)],
+            Op::Transpose(x, a0, a1) => vec![(x, b.transpose(&g, shape, *a0, *a1)?)],
+            Op::Slice(x, axis, start) => {
+                vec![(x, b.pad(&g, shape, *axis, *start, x.shape()[*axis])?)]
+            }
+            Op::Pad(x, axis, start) => {
+                vec![(x, b.slice(&g, shape, *axis, *start, x.shape()[*axis])?)]
+            }
+            Op::Unfold(x, win) => vec![(x, b.fold(&g, *win)?)],
+            Op::Gather(x, indices) => {
+                let (rows, cols) = (x.shape()[0], x.shape()[1]);
+                vec![(x, b.scatter_add_rows(&g, rows, cols, indices)?)]
+            }
+        })
+    }
+
+    /// d y / d x of `y = op(x)`, element-wise (None where no gradient flows).
+    fn unary_local(&self, op: Unary, x: &Tensor<B>, y: &Tensor<B>) -> DeviceResult<Option<B::Buf>> {
+        let (b, shape) = (&*self.backend, y.shape());
+        let (xv, yv) = (x.buf(), y.buf());
+        Ok(Some(match op {
+            Unary::Neg => b.full(x.numel(), -1.0)?,
+            Unary::Relu => b.unary(Unary::Step, &xv)?,
+            Unary::Gelu => b.unary(Unary::GeluGrad, &xv)?,
+            Unary::Tanh => b.affine(&b.unary(Unary::Square, &yv)?, -1.0, 1.0)?,
+            Unary::Sigmoid => {
+                let one_minus = b.affine(&yv, -1.0, 1.0)?;
+                b.binary(Binary::Mul, &yv, shape, &one_minus, shape, shape)?
+            }
+            Unary::Exp => yv,
+            Unary::Log => b.unary(Unary::Recip, &xv)?,
+            Unary::Recip => b.affine(&b.unary(Unary::Square, &yv)?, -1.0, 0.0)?,
+            Unary::Sqrt => b.affine(&b.unary(Unary::Recip, &yv)?, 0.5, 0.0)?,
+            Unary::Square => b.affine(&xv, 2.0, 0.0)?,
+            Unary::Step | Unary::GeluGrad => return Ok(None),
+        }))
+    }
+
+    /// The gradients of `x` and `y` for `t = x op y`, summed down to their own shapes.
+    fn binary_grads<'t>(
+        &self,
+        op: Binary,
+        t: &Tensor<B>,
+        x: &'t Tensor<B>,
+        y: &'t Tensor<B>,
+        g: B::Buf,
+    ) -> DeviceResult<Vec<(&'t Tensor<B>, B::Buf)>> {
+        let (b, shape) = (&*self.backend, t.shape());
+        let (sx, sy) = (x.shape(), y.shape());
+        let (xv, yv) = (x.buf(), y.buf());
+        let (gx, gy) = match op {
+            Binary::Add => (g.clone(), g),
+            Binary::Sub => (g.clone(), b.affine(&g, -1.0, 0.0)?),
+            Binary::Mul => (
+                self.bin(Binary::Mul, &g, shape, &yv, sy)?,
+                self.bin(Binary::Mul, &g, shape, &xv, sx)?,
+            ),
+            Binary::Div => {
+                let gx = self.bin(Binary::Div, &g, shape, &yv, sy)?;
+                // d(x/y)/dy = -x / y² = -(x/y) / y
+                let gq = b.binary(Binary::Mul, &g, shape, &t.buf(), shape, shape)?;
+                let gy = b.affine(&self.bin(Binary::Div, &gq, shape, &yv, sy)?, -1.0, 0.0)?;
+                (gx, gy)
+            }
+            Binary::Eq => return Ok(vec![]),
+        };
+        Ok(vec![
+            (x, self.reduce_to(gx, shape, sx)?),
+            (y, self.reduce_to(gy, shape, sy)?),
+        ])
+    }
+
+    /// The gradient of `x` for `t = reduce(op, x)`: `g` spread back along the reduced axis
+    /// (for a max, to the maxima only; ties share it).
+    fn reduce_grad(
+        &self,
+        op: Reduce,
+        t: &Tensor<B>,
+        x: &Tensor<B>,
+        g: B::Buf,
+    ) -> DeviceResult<B::Buf> {
+        let (b, shape, sx) = (&*self.backend, t.shape(), x.shape());
+        let spread = self.bin(Binary::Add, &b.full(x.numel(), 0.0)?, sx, &g, shape)?;
+        match op {
+            Reduce::Sum => Ok(spread),
+            Reduce::Max => {
+                let mask = self.bin(Binary::Eq, &x.buf(), sx, &t.buf(), shape)?;
+                b.binary(Binary::Mul, &spread, sx, &mask, sx, sx)
+            }
+        }
     }
 
     /// Overwrites a parameter's values (what optimizers do), keeping its identity.
@@ -855,6 +985,28 @@ impl<B: Backend> Engine<B> {
     pub(crate) fn value(&self, t: &Tensor<B>) -> B::Buf {
         t.buf()
     }
+}
+
+/// The tensors `loss` depends on that require gradients, every one after its inputs
+/// (an iterative depth-first walk: tapes get deep).
+fn topological<B: Backend>(loss: &Tensor<B>) -> Vec<Tensor<B>> {
+    let mut order: Vec<Tensor<B>> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = vec![(loss.clone(), false)];
+    while let Some((t, expanded)) = stack.pop() {
+        if expanded {
+            order.push(t);
+            continue;
+        }
+        if !t.requires_grad() || !seen.insert(t.id()) {
+            continue;
+        }
+        stack.push((t.clone(), true));
+        for input in inputs(&t.0.op) {
+            stack.push((input.clone(), false));
+        }
+    }
+    order
 }
 
 fn is_leaf<B: Backend>(t: &Tensor<B>) -> bool {

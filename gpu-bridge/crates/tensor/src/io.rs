@@ -14,14 +14,11 @@ pub fn save<B: Backend>(
     let data: Vec<(String, Vec<u8>, Vec<usize>)> = named
         .iter()
         .map(|(name, t)| {
-            let bytes = engine
-                .to_vec(t)
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect();
-            (name.clone(), bytes, t.shape().to_vec())
+            let values = engine.to_vec(t)?;
+            let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+            Ok((name.clone(), bytes, t.shape().to_vec()))
         })
-        .collect();
+        .collect::<Result<_, TensorError>>()?;
     let views = data
         .iter()
         .map(|(name, bytes, shape)| {

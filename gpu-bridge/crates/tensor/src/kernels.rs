@@ -3,7 +3,7 @@
 //! primitive into a kernel and its parameters (broadcast strides, matmul strides, window
 //! geometry) is written once, here, for every such device.
 
-use crate::backend::{Backend, Binary, Reduce, Unary, Window};
+use crate::backend::{Backend, Binary, DeviceResult, Reduce, Unary, Window};
 use crate::shape::{broadcast_strides, strides};
 
 /// The kernels every GPU backend provides, each one thread per output element. Their
@@ -41,8 +41,8 @@ pub trait KernelDevice: Send + Sync + 'static {
     fn max_elements(&self) -> usize;
     /// Elements in `buf`.
     fn len(&self, buf: &Self::Buf) -> usize;
-    fn upload(&self, data: &[f32]) -> Self::Buf;
-    fn download(&self, buf: &Self::Buf) -> Vec<f32>;
+    fn upload(&self, data: &[f32]) -> DeviceResult<Self::Buf>;
+    fn download(&self, buf: &Self::Buf) -> DeviceResult<Vec<f32>>;
     /// Runs `kernel` over `threads` threads with `params`, reading `a` (and `b`), into a fresh
     /// zeroed buffer of `out_len` elements.
     fn run(
@@ -53,7 +53,7 @@ pub trait KernelDevice: Send + Sync + 'static {
         b: Option<&Self::Buf>,
         out_len: usize,
         threads: usize,
-    ) -> Self::Buf;
+    ) -> DeviceResult<Self::Buf>;
     /// The vendor's matmul (cuBLAS), where the device has one; None runs the `MatMul` kernel.
     #[allow(clippy::too_many_arguments)]
     fn vendor_matmul(
@@ -66,8 +66,8 @@ pub trait KernelDevice: Send + Sync + 'static {
         _n: usize,
         _trans_a: bool,
         _trans_b: bool,
-    ) -> Option<Self::Buf> {
-        None
+    ) -> DeviceResult<Option<Self::Buf>> {
+        Ok(None)
     }
 }
 
@@ -116,7 +116,7 @@ fn strided_read<D: KernelDevice>(
     out_shape: &[usize],
     src_strides: &[usize],
     base: usize,
-) -> D::Buf {
+) -> DeviceResult<D::Buf> {
     let n: usize = out_shape.iter().product();
     let mut p = vec![n as u32, out_shape.len() as u32, base as u32];
     p.extend(u32s(out_shape));
@@ -135,19 +135,19 @@ impl<D: KernelDevice> Backend for D {
         KernelDevice::max_elements(self)
     }
 
-    fn upload(&self, data: &[f32]) -> D::Buf {
+    fn upload(&self, data: &[f32]) -> DeviceResult<D::Buf> {
         KernelDevice::upload(self, data)
     }
 
-    fn download(&self, buf: &D::Buf) -> Vec<f32> {
+    fn download(&self, buf: &D::Buf) -> DeviceResult<Vec<f32>> {
         KernelDevice::download(self, buf)
     }
 
-    fn full(&self, len: usize, value: f32) -> D::Buf {
+    fn full(&self, len: usize, value: f32) -> DeviceResult<D::Buf> {
         KernelDevice::upload(self, &vec![value; len])
     }
 
-    fn unary(&self, op: Unary, x: &D::Buf) -> D::Buf {
+    fn unary(&self, op: Unary, x: &D::Buf) -> DeviceResult<D::Buf> {
         let n = self.len(x);
         self.run(Kernel::Unary, &[n as u32, unary_code(op)], x, None, n, n)
     }
@@ -160,7 +160,7 @@ impl<D: KernelDevice> Backend for D {
         b: &D::Buf,
         b_shape: &[usize],
         out_shape: &[usize],
-    ) -> D::Buf {
+    ) -> DeviceResult<D::Buf> {
         let n: usize = out_shape.iter().product();
         let code = match op {
             Binary::Add => 0,
@@ -176,7 +176,7 @@ impl<D: KernelDevice> Backend for D {
         self.run(Kernel::Binary, &p, a, Some(b), n, n)
     }
 
-    fn affine(&self, x: &D::Buf, alpha: f32, beta: f32) -> D::Buf {
+    fn affine(&self, x: &D::Buf, alpha: f32, beta: f32) -> DeviceResult<D::Buf> {
         let n = self.len(x);
         let p = [n as u32, alpha.to_bits(), beta.to_bits()];
         self.run(Kernel::Affine, &p, x, None, n, n)
@@ -192,9 +192,9 @@ impl<D: KernelDevice> Backend for D {
         n: usize,
         trans_a: bool,
         trans_b: bool,
-    ) -> D::Buf {
-        if let Some(c) = self.vendor_matmul(a, b, batch, m, k, n, trans_a, trans_b) {
-            return c;
+    ) -> DeviceResult<D::Buf> {
+        if let Some(c) = self.vendor_matmul(a, b, batch, m, k, n, trans_a, trans_b)? {
+            return Ok(c);
         }
         let (a_cs, a_rs) = if trans_a { (m, 1) } else { (1, k) };
         let (b_cs, b_rs) = if trans_b { (k, 1) } else { (1, n) };
@@ -202,7 +202,7 @@ impl<D: KernelDevice> Backend for D {
         self.run(Kernel::MatMul, &p, a, Some(b), batch * m * n, batch * m * n)
     }
 
-    fn reduce(&self, op: Reduce, x: &D::Buf, shape: &[usize], axis: usize) -> D::Buf {
+    fn reduce(&self, op: Reduce, x: &D::Buf, shape: &[usize], axis: usize) -> DeviceResult<D::Buf> {
         let outer: usize = shape[..axis].iter().product();
         let inner: usize = shape[axis + 1..].iter().product();
         let code = match op {
@@ -213,7 +213,7 @@ impl<D: KernelDevice> Backend for D {
         self.run(Kernel::Reduce, &p, x, None, outer * inner, outer * inner)
     }
 
-    fn transpose(&self, x: &D::Buf, shape: &[usize], a0: usize, a1: usize) -> D::Buf {
+    fn transpose(&self, x: &D::Buf, shape: &[usize], a0: usize, a1: usize) -> DeviceResult<D::Buf> {
         let mut out_shape = shape.to_vec();
         out_shape.swap(a0, a1);
         let mut src = strides(shape);
@@ -221,14 +221,28 @@ impl<D: KernelDevice> Backend for D {
         strided_read(self, x, &out_shape, &src, 0)
     }
 
-    fn slice(&self, x: &D::Buf, shape: &[usize], axis: usize, start: usize, len: usize) -> D::Buf {
+    fn slice(
+        &self,
+        x: &D::Buf,
+        shape: &[usize],
+        axis: usize,
+        start: usize,
+        len: usize,
+    ) -> DeviceResult<D::Buf> {
         let src = strides(shape);
         let mut out_shape = shape.to_vec();
         out_shape[axis] = len;
         strided_read(self, x, &out_shape, &src, start * src[axis])
     }
 
-    fn pad(&self, x: &D::Buf, shape: &[usize], axis: usize, start: usize, total: usize) -> D::Buf {
+    fn pad(
+        &self,
+        x: &D::Buf,
+        shape: &[usize],
+        axis: usize,
+        start: usize,
+        total: usize,
+    ) -> DeviceResult<D::Buf> {
         let mut out_shape = shape.to_vec();
         out_shape[axis] = total;
         let dst = strides(&out_shape);
@@ -240,21 +254,27 @@ impl<D: KernelDevice> Backend for D {
         self.run(Kernel::StridedWrite, &p, x, None, out_len, n)
     }
 
-    fn gather_rows(&self, x: &D::Buf, cols: usize, indices: &[usize]) -> D::Buf {
+    fn gather_rows(&self, x: &D::Buf, cols: usize, indices: &[usize]) -> DeviceResult<D::Buf> {
         let n = indices.len() * cols;
         let mut p = vec![n as u32, cols as u32];
         p.extend(u32s(indices));
         self.run(Kernel::Gather, &p, x, None, n, n)
     }
 
-    fn scatter_add_rows(&self, g: &D::Buf, rows: usize, cols: usize, indices: &[usize]) -> D::Buf {
+    fn scatter_add_rows(
+        &self,
+        g: &D::Buf,
+        rows: usize,
+        cols: usize,
+        indices: &[usize],
+    ) -> DeviceResult<D::Buf> {
         let n = rows * cols;
         let mut p = vec![n as u32, cols as u32, indices.len() as u32];
         p.extend(u32s(indices));
         self.run(Kernel::ScatterAdd, &p, g, None, n, n)
     }
 
-    fn unfold(&self, x: &D::Buf, win: Window) -> D::Buf {
+    fn unfold(&self, x: &D::Buf, win: Window) -> DeviceResult<D::Buf> {
         let total = win.n * win.out_h() * win.out_w() * win.c * win.kh * win.kw;
         self.run(
             Kernel::Unfold,
@@ -266,7 +286,7 @@ impl<D: KernelDevice> Backend for D {
         )
     }
 
-    fn fold(&self, cols: &D::Buf, win: Window) -> D::Buf {
+    fn fold(&self, cols: &D::Buf, win: Window) -> DeviceResult<D::Buf> {
         let total = win.n * win.c * win.h * win.w;
         self.run(
             Kernel::Fold,

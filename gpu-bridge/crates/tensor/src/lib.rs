@@ -24,7 +24,7 @@ pub mod shape;
 pub mod wgpu_backend;
 
 pub use any::{AnyBackend, AnyBuf, Choice};
-pub use backend::{Backend, Binary, Reduce, Unary};
+pub use backend::{Backend, Binary, DeviceError, DeviceResult, Reduce, Unary};
 pub use cpu::Cpu;
 #[cfg(feature = "cuda")]
 pub use cuda_backend::{Cuda, CudaError};
@@ -45,4 +45,7 @@ pub enum TensorError {
     },
     #[error("safetensors: {0}")]
     Format(String),
+    /// The device could not allocate or compute (its own memory ran out, a kernel failed).
+    #[error(transparent)]
+    Device(#[from] DeviceError),
 }

@@ -1,14 +1,48 @@
 //! Optimizers that update parameters where they live (on the device), from [`Gradients`].
+//! Their state (velocities, moments) is device memory too: it is charged to the quota of the
+//! engine an optimizer steps with, before it is made, and given back when the optimizer drops.
 
 use crate::backend::{Backend, Binary, Unary};
-use crate::engine::{Engine, Gradients, Tensor};
+use crate::engine::{Charge, Engine, Gradients, Tensor};
+use crate::TensorError;
 use std::collections::HashMap;
+
+/// What an optimizer's state holds of its engine's quota.
+#[derive(Default)]
+struct StateCharge(Option<Charge>);
+
+impl StateCharge {
+    /// Charges, before a step makes it, the state it adds: `per_element` bytes for each element
+    /// of the parameters with a gradient and no state yet.
+    fn cover<B: Backend>(
+        &mut self,
+        engine: &Engine<B>,
+        params: &[Tensor<B>],
+        grads: &Gradients<B>,
+        has_state: impl Fn(u64) -> bool,
+        per_element: usize,
+    ) -> Result<(), TensorError> {
+        let bytes = params
+            .iter()
+            .filter(|p| grads.buf(p).is_some() && !has_state(p.id()))
+            .map(|p| p.numel() * per_element)
+            .sum();
+        match &mut self.0 {
+            Some(charge) => charge.grow(bytes),
+            None => {
+                self.0 = Some(engine.charge(bytes)?);
+                Ok(())
+            }
+        }
+    }
+}
 
 /// Stochastic gradient descent with momentum (PyTorch's form: v = μv + g; p -= lr·v).
 pub struct Sgd<B: Backend> {
     pub lr: f32,
     pub momentum: f32,
     velocity: HashMap<u64, B::Buf>,
+    charge: StateCharge,
 }
 
 impl<B: Backend> Sgd<B> {
@@ -17,26 +51,35 @@ impl<B: Backend> Sgd<B> {
             lr,
             momentum,
             velocity: HashMap::new(),
+            charge: StateCharge::default(),
         }
     }
 
-    pub fn step(&mut self, engine: &Engine<B>, params: &[Tensor<B>], grads: &Gradients<B>) {
+    pub fn step(
+        &mut self,
+        engine: &Engine<B>,
+        params: &[Tensor<B>],
+        grads: &Gradients<B>,
+    ) -> Result<(), TensorError> {
+        let known = |id| self.velocity.contains_key(&id);
+        self.charge.cover(engine, params, grads, known, 4)?;
         let b = engine.backend();
         for p in params {
             let Some(g) = grads.buf(p) else { continue };
             let s = p.shape();
             let v = match self.velocity.remove(&p.id()) {
                 Some(v) if self.momentum != 0.0 => {
-                    let mv = b.affine(&v, self.momentum, 0.0);
-                    b.binary(Binary::Add, &mv, s, g, s, s)
+                    let mv = b.affine(&v, self.momentum, 0.0)?;
+                    b.binary(Binary::Add, &mv, s, g, s, s)?
                 }
                 _ => g.clone(),
             };
-            let step = b.affine(&v, -self.lr, 0.0);
-            let updated = b.binary(Binary::Add, &engine.value(p), s, &step, s, s);
+            let step = b.affine(&v, -self.lr, 0.0)?;
+            let updated = b.binary(Binary::Add, &engine.value(p), s, &step, s, s)?;
             engine.set(p, updated);
             self.velocity.insert(p.id(), v);
         }
+        Ok(())
     }
 }
 
@@ -49,6 +92,7 @@ pub struct Adam<B: Backend> {
     pub weight_decay: f32,
     t: i32,
     moments: HashMap<u64, (B::Buf, B::Buf)>,
+    charge: StateCharge,
 }
 
 impl<B: Backend> Adam<B> {
@@ -61,6 +105,7 @@ impl<B: Backend> Adam<B> {
             weight_decay: 0.0,
             t: 0,
             moments: HashMap::new(),
+            charge: StateCharge::default(),
         }
     }
 
@@ -70,7 +115,14 @@ impl<B: Backend> Adam<B> {
         self
     }
 
-    pub fn step(&mut self, engine: &Engine<B>, params: &[Tensor<B>], grads: &Gradients<B>) {
+    pub fn step(
+        &mut self,
+        engine: &Engine<B>,
+        params: &[Tensor<B>],
+        grads: &Gradients<B>,
+    ) -> Result<(), TensorError> {
+        let known = |id| self.moments.contains_key(&id);
+        self.charge.cover(engine, params, grads, known, 8)?;
         let b = engine.backend();
         self.t += 1;
         let c1 = 1.0 - self.beta1.powi(self.t);
@@ -79,34 +131,35 @@ impl<B: Backend> Adam<B> {
             let Some(g) = grads.buf(p) else { continue };
             let s = p.shape();
             let n = p.numel();
-            let (m, v) = self
-                .moments
-                .remove(&p.id())
-                .unwrap_or_else(|| (b.full(n, 0.0), b.full(n, 0.0)));
+            let (m, v) = match self.moments.remove(&p.id()) {
+                Some(mv) => mv,
+                None => (b.full(n, 0.0)?, b.full(n, 0.0)?),
+            };
             let add = |x: &B::Buf, y: &B::Buf| b.binary(Binary::Add, x, s, y, s, s);
             let m = add(
-                &b.affine(&m, self.beta1, 0.0),
-                &b.affine(g, 1.0 - self.beta1, 0.0),
-            );
-            let g2 = b.unary(Unary::Square, g);
+                &b.affine(&m, self.beta1, 0.0)?,
+                &b.affine(g, 1.0 - self.beta1, 0.0)?,
+            )?;
+            let g2 = b.unary(Unary::Square, g)?;
             let v = add(
-                &b.affine(&v, self.beta2, 0.0),
-                &b.affine(&g2, 1.0 - self.beta2, 0.0),
-            );
-            let m_hat = b.affine(&m, 1.0 / c1, 0.0);
+                &b.affine(&v, self.beta2, 0.0)?,
+                &b.affine(&g2, 1.0 - self.beta2, 0.0)?,
+            )?;
+            let m_hat = b.affine(&m, 1.0 / c1, 0.0)?;
             let denom = b.affine(
-                &b.unary(Unary::Sqrt, &b.affine(&v, 1.0 / c2, 0.0)),
+                &b.unary(Unary::Sqrt, &b.affine(&v, 1.0 / c2, 0.0)?)?,
                 1.0,
                 self.eps,
-            );
-            let update = b.binary(Binary::Div, &m_hat, s, &denom, s, s);
+            )?;
+            let update = b.binary(Binary::Div, &m_hat, s, &denom, s, s)?;
             let mut value = engine.value(p);
             if self.weight_decay != 0.0 {
-                value = b.affine(&value, 1.0 - self.lr * self.weight_decay, 0.0);
+                value = b.affine(&value, 1.0 - self.lr * self.weight_decay, 0.0)?;
             }
-            let updated = add(&value, &b.affine(&update, -self.lr, 0.0));
+            let updated = add(&value, &b.affine(&update, -self.lr, 0.0)?)?;
             engine.set(p, updated);
             self.moments.insert(p.id(), (m, v));
         }
+        Ok(())
     }
 }

@@ -1,7 +1,12 @@
 //! The wgpu backend: the primitives as WGSL compute kernels on any Vulkan, Metal or DX12 device
 //! (Mesa's lavapipe in CI). Kernels are deliberately plain, one thread per output element; the
 //! tiled matmul and fused kernels come with the GPU figures.
+//!
+//! wgpu reports errors to a handler that panics unless they are caught: every call on the
+//! device runs inside error scopes ([`Wgpu::scoped`]), so an allocation the device refuses or an
+//! op it rejects is a [`DeviceError`] for the caller, never a panic of the host.
 
+use crate::backend::{DeviceError, DeviceResult};
 use crate::kernels::{Kernel, KernelDevice};
 use std::sync::Arc;
 use wgpu::util::DeviceExt;
@@ -316,6 +321,7 @@ impl Wgpu {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
+        let scope = ErrorScopes::push(&device);
         let pipelines = KERNELS
             .iter()
             .map(|(_, body)| {
@@ -333,6 +339,9 @@ impl Wgpu {
                 })
             })
             .collect();
+        scope
+            .pop()
+            .map_err(|e| WgpuError::Device(format!("building the kernels: {e}")))?;
         Ok(Wgpu {
             device,
             queue,
@@ -354,6 +363,15 @@ impl Wgpu {
             self.device_type,
             wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
         )
+    }
+
+    /// Runs `f` on the device with its errors caught: what the device refuses is returned as a
+    /// [`DeviceError`] (with `what` was being done), not handed to wgpu's panicking handler.
+    fn scoped<T>(&self, what: &str, f: impl FnOnce() -> DeviceResult<T>) -> DeviceResult<T> {
+        let scope = ErrorScopes::push(&self.device);
+        let out = f();
+        scope.pop().map_err(|e| e.context(what))?;
+        out
     }
 
     fn buffer(&self, len: usize) -> wgpu::Buffer {
@@ -436,7 +454,7 @@ impl KernelDevice for Wgpu {
         let limits = self.device.limits();
         (limits
             .max_buffer_size
-            .min(limits.max_storage_buffer_binding_size as u64)
+            .min(limits.max_storage_buffer_binding_size)
             / 4) as usize
     }
 
@@ -444,37 +462,30 @@ impl KernelDevice for Wgpu {
         (buf.size() / 4) as usize
     }
 
-    fn upload(&self, data: &[f32]) -> WgpuBuf {
-        let buf = self.buffer(data.len());
-        if !data.is_empty() {
-            self.queue.write_buffer(&buf, 0, bytemuck::cast_slice(data));
-        }
-        Arc::new(buf)
+    fn upload(&self, data: &[f32]) -> DeviceResult<WgpuBuf> {
+        self.scoped("uploading", || {
+            let buf = self.buffer(data.len());
+            if !data.is_empty() {
+                self.queue.write_buffer(&buf, 0, bytemuck::cast_slice(data));
+            }
+            Ok(Arc::new(buf))
+        })
     }
 
-    fn download(&self, buf: &WgpuBuf) -> Vec<f32> {
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size: buf.size(),
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(buf, 0, &staging, 0, buf.size());
-        self.queue.submit([encoder.finish()]);
-        staging.map_async(wgpu::MapMode::Read, .., |r| {
-            r.expect("mapping a staging buffer")
-        });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .expect("waiting for the device");
-        let view = staging
-            .get_mapped_range(..)
-            .expect("a mapped staging buffer");
-        let out = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
-        drop(view);
-        staging.unmap();
-        out
+    fn download(&self, buf: &WgpuBuf) -> DeviceResult<Vec<f32>> {
+        let staging = self.scoped("downloading", || {
+            let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: None,
+                size: buf.size(),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let mut encoder = self.device.create_command_encoder(&Default::default());
+            encoder.copy_buffer_to_buffer(buf, 0, &staging, 0, buf.size());
+            self.queue.submit([encoder.finish()]);
+            Ok(staging)
+        })?;
+        self.read_mapped(&staging)
     }
 
     fn run(
@@ -485,7 +496,78 @@ impl KernelDevice for Wgpu {
         b: Option<&WgpuBuf>,
         out_len: usize,
         threads: usize,
-    ) -> WgpuBuf {
-        self.launch(kernel, params, a, b.map(|b| &**b), out_len, threads)
+    ) -> DeviceResult<WgpuBuf> {
+        self.scoped(&format!("running {kernel:?}"), || {
+            Ok(self.launch(kernel, params, a, b.map(|b| &**b), out_len, threads))
+        })
+    }
+}
+
+impl Wgpu {
+    /// Maps `staging` (once the copy into it is done), reads it and unmaps it.
+    fn read_mapped(&self, staging: &wgpu::Buffer) -> DeviceResult<Vec<f32>> {
+        let failed = |what: &str, e: &dyn std::fmt::Display| {
+            DeviceError::Failed(format!("wgpu: downloading: {what}: {e}"))
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| failed("waiting for the device", &e))?;
+        match rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(failed("mapping", &e)),
+            Err(e) => return Err(failed("mapping", &e)),
+        }
+        let view = staging
+            .get_mapped_range(..)
+            .map_err(|e| failed("reading the mapping", &e))?;
+        let out = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(out)
+    }
+}
+
+/// The three error scopes (out of memory, validation, internal) around some device work.
+struct ErrorScopes([wgpu::ErrorScopeGuard; 3]);
+
+impl ErrorScopes {
+    fn push(device: &wgpu::Device) -> Self {
+        ErrorScopes([
+            device.push_error_scope(wgpu::ErrorFilter::OutOfMemory),
+            device.push_error_scope(wgpu::ErrorFilter::Validation),
+            device.push_error_scope(wgpu::ErrorFilter::Internal),
+        ])
+    }
+
+    /// The first error caught, if any (scopes pop innermost first).
+    fn pop(self) -> Result<(), ScopeError> {
+        let mut first = None;
+        for guard in self.0.into_iter().rev() {
+            let caught = pollster::block_on(guard.pop());
+            first = first.or(caught);
+        }
+        match first {
+            None => Ok(()),
+            Some(e) => Err(ScopeError(e)),
+        }
+    }
+}
+
+/// An error a scope caught.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct ScopeError(wgpu::Error);
+
+impl ScopeError {
+    fn context(self, what: &str) -> DeviceError {
+        let detail = format!("wgpu: {what}: {}", self.0);
+        match self.0 {
+            wgpu::Error::OutOfMemory { .. } => DeviceError::OutOfMemory(detail),
+            _ => DeviceError::Failed(detail),
+        }
     }
 }

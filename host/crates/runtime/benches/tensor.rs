@@ -45,10 +45,11 @@ fn component(
 
 /// Downloads one element: waits for queued device work (what the component's reads do too).
 fn sync<B: Backend>(e: &Engine<B>, t: &Tensor<B>) {
-    let _ = e.to_vec(
+    e.to_vec(
         &e.slice(&e.reshape(t, &[t.numel()]).unwrap(), 0, 0, 1)
             .unwrap(),
-    );
+    )
+    .unwrap();
 }
 
 fn figures<B: Backend>(backend: B, choice: Choice, sizes: &[usize], steps: i64) {
@@ -134,7 +135,7 @@ fn figures<B: Backend>(backend: B, choice: Choice, sizes: &[usize], steps: i64) 
             .unwrap();
         let loss = e.cross_entropy(&logits, &y).unwrap();
         let g = e.backward(&loss).unwrap();
-        adam.step(&e, &params, &g);
+        adam.step(&e, &params, &g).unwrap();
     }
     sync(&e, &params[0]);
     let native = steps as f64 / start.elapsed().as_secs_f64();

@@ -1,13 +1,15 @@
 //! `weft:tensor/ops` for components: the host side of the GPU bridge. Tensors, gradients and
 //! optimizers live in the Store's resource table (so a handle means nothing to any other
 //! instance) and in its tensor engine (so the instance's device-memory quota bounds them and
-//! they all go when the Store does).
+//! they all go when the Store does). A device that runs out of memory is the guest's `quota`
+//! error; one that fails otherwise (a lost device, a kernel that did not launch) fails the step
+//! with a trap that says so: the WIT has no case for it, and the host never panics on it.
 
 use crate::state::StepState;
 use bindings::weft::tensor::ops::{self, BinaryOp, Dtype, Error, UnaryOp};
 use wasmtime::component::Resource;
 use weft_tensor::optim::{Adam, Sgd};
-use weft_tensor::{AnyBackend, Backend, Engine, TensorError};
+use weft_tensor::{AnyBackend, Backend, DeviceError, Engine, TensorError};
 
 pub type Tensor = weft_tensor::Tensor<AnyBackend>;
 pub type Gradients = weft_tensor::Gradients<AnyBackend>;
@@ -33,12 +35,20 @@ pub mod bindings {
 
 type R<T> = wasmtime::Result<Result<T, Error>>;
 
-fn error(e: TensorError) -> Error {
-    match e {
+/// An engine error as the guest's, or, for a device failure the WIT has no case for, a trap.
+fn error(e: TensorError) -> wasmtime::Result<Error> {
+    Ok(match e {
         TensorError::Shape(m) => Error::Shape(m),
         q @ TensorError::Quota { .. } => Error::Quota(q.to_string()),
         TensorError::Format(m) => Error::Format(m),
-    }
+        oom @ TensorError::Device(DeviceError::OutOfMemory(_)) => Error::Quota(oom.to_string()),
+        TensorError::Device(failed) => return Err(trap(failed.into())),
+    })
+}
+
+/// An engine error where the call has no error to return: the step fails with it.
+fn trap(e: TensorError) -> wasmtime::Error {
+    wasmtime::format_err!("tensor device: {e}")
 }
 
 fn dims(shape: &[u32]) -> Vec<usize> {
@@ -61,7 +71,7 @@ impl StepState {
     fn put(&mut self, t: Result<Tensor, TensorError>) -> R<Resource<Tensor>> {
         match t {
             Ok(t) => Ok(Ok(self.table.push(t)?)),
-            Err(e) => Ok(Err(error(e))),
+            Err(e) => Ok(Err(error(e)?)),
         }
     }
 
@@ -125,12 +135,8 @@ impl ops::HostTensor for StepState {
 
     fn to_bytes(&mut self, t: Resource<Tensor>) -> wasmtime::Result<Vec<u8>> {
         let t = self.get(&t)?;
-        Ok(self
-            .engine()
-            .to_vec(&t)
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect())
+        let values = self.engine().to_vec(&t).map_err(trap)?;
+        Ok(values.iter().flat_map(|v| v.to_le_bytes()).collect())
     }
 
     fn drop(&mut self, t: Resource<Tensor>) -> wasmtime::Result<()> {
@@ -145,7 +151,7 @@ impl ops::HostGradients for StepState {
         self.engine();
         let found = match self.table.get(&g)?.get(engine_ref(&self.tensors), &t) {
             Ok(found) => found,
-            Err(e) => return Ok(Err(error(e))),
+            Err(e) => return Ok(Err(error(e)?)),
         };
         match found {
             Some(t) => Ok(Ok(Some(self.table.push(t)?))),
@@ -194,7 +200,7 @@ impl ops::HostOptimizer for StepState {
             Optimizer::Sgd(s) => s.step(engine, &params, &grads),
             Optimizer::Adam(a) => a.step(engine, &params, &grads),
         }
-        Ok(())
+        .map_err(trap)
     }
 
     fn drop(&mut self, o: Resource<Optimizer>) -> wasmtime::Result<()> {
@@ -361,7 +367,7 @@ impl ops::Host for StepState {
         let loss = self.get(&loss)?;
         match self.engine().backward(&loss) {
             Ok(g) => Ok(Ok(self.table.push(g)?)),
-            Err(e) => Ok(Err(error(e))),
+            Err(e) => Ok(Err(error(e)?)),
         }
     }
 
@@ -370,13 +376,16 @@ impl ops::Host for StepState {
             .into_iter()
             .map(|(n, t)| Ok((n, self.get(&t)?)))
             .collect::<wasmtime::Result<Vec<_>>>()?;
-        Ok(weft_tensor::io::save(self.engine(), &named).map_err(error))
+        match weft_tensor::io::save(self.engine(), &named) {
+            Ok(bytes) => Ok(Ok(bytes)),
+            Err(e) => Ok(Err(error(e)?)),
+        }
     }
 
     fn load(&mut self, data: Vec<u8>) -> R<Vec<(String, Resource<Tensor>)>> {
         let loaded = match weft_tensor::io::load(self.engine(), &data) {
             Ok(l) => l,
-            Err(e) => return Ok(Err(error(e))),
+            Err(e) => return Ok(Err(error(e)?)),
         };
         let mut out = Vec::with_capacity(loaded.len());
         for (name, t) in loaded {

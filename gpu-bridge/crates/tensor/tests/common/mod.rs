@@ -24,9 +24,9 @@ pub fn every_primitive_matches_the_cpu_backend<G: Backend>(g: &G) {
     let c = Cpu;
     let mut rng = rand::rngs::StdRng::seed_from_u64(11);
     let x = random(&mut rng, 2 * 3 * 5 * 6);
-    let (gx, cx) = (g.upload(&x), c.upload(&x));
+    let (gx, cx) = (g.upload(&x).unwrap(), c.upload(&x).unwrap());
     let pos: Vec<f32> = x.iter().map(|v| v.abs() + 0.1).collect();
-    let (gp, cp) = (g.upload(&pos), c.upload(&pos));
+    let (gp, cp) = (g.upload(&pos).unwrap(), c.upload(&pos).unwrap());
     for op in [
         Unary::Neg,
         Unary::Relu,
@@ -40,23 +40,23 @@ pub fn every_primitive_matches_the_cpu_backend<G: Backend>(g: &G) {
     ] {
         close(
             &format!("{op:?}"),
-            &g.download(&g.unary(op, &gx)),
-            &c.unary(op, &cx),
+            &g.download(&g.unary(op, &gx).unwrap()).unwrap(),
+            &c.unary(op, &cx).unwrap(),
             1e-5,
         );
     }
     for op in [Unary::Log, Unary::Recip, Unary::Sqrt] {
         close(
             &format!("{op:?}"),
-            &g.download(&g.unary(op, &gp)),
-            &c.unary(op, &cp),
+            &g.download(&g.unary(op, &gp).unwrap()).unwrap(),
+            &c.unary(op, &cp).unwrap(),
             1e-5,
         );
     }
     close(
         "affine",
-        &g.download(&g.affine(&gx, -2.5, 0.5)),
-        &c.affine(&cx, -2.5, 0.5),
+        &g.download(&g.affine(&gx, -2.5, 0.5).unwrap()).unwrap(),
+        &c.affine(&cx, -2.5, 0.5).unwrap(),
         1e-6,
     );
     let row = random(&mut rng, 6);
@@ -68,19 +68,23 @@ pub fn every_primitive_matches_the_cpu_backend<G: Backend>(g: &G) {
         Binary::Div,
         Binary::Eq,
     ] {
-        let (gr, cr) = (g.upload(&row), c.upload(&row));
-        let got = g.download(&g.binary(op, &gx, &shape, &gr, &[6], &shape));
+        let (gr, cr) = (g.upload(&row).unwrap(), c.upload(&row).unwrap());
+        let got = g
+            .download(&g.binary(op, &gx, &shape, &gr, &[6], &shape).unwrap())
+            .unwrap();
         close(
             &format!("{op:?}"),
             &got,
-            &c.binary(op, &cx, &shape, &cr, &[6], &shape),
+            &c.binary(op, &cx, &shape, &cr, &[6], &shape).unwrap(),
             1e-5,
         );
-        let got = g.download(&g.binary(op, &gr, &[1, 6], &gx, &shape, &shape));
+        let got = g
+            .download(&g.binary(op, &gr, &[1, 6], &gx, &shape, &shape).unwrap())
+            .unwrap();
         close(
             &format!("{op:?} left"),
             &got,
-            &c.binary(op, &cr, &[1, 6], &cx, &shape, &shape),
+            &c.binary(op, &cr, &[1, 6], &cx, &shape, &shape).unwrap(),
             1e-5,
         );
     }
@@ -93,11 +97,35 @@ pub fn every_primitive_matches_the_cpu_backend<G: Backend>(g: &G) {
             random(&mut rng, batch * m * k),
             random(&mut rng, batch * k * n),
         );
-        let got = g.download(&g.matmul(&g.upload(&a), &g.upload(&b), batch, m, k, n, ta, tb));
+        let got = g
+            .download(
+                &g.matmul(
+                    &g.upload(&a).unwrap(),
+                    &g.upload(&b).unwrap(),
+                    batch,
+                    m,
+                    k,
+                    n,
+                    ta,
+                    tb,
+                )
+                .unwrap(),
+            )
+            .unwrap();
         close(
             "matmul",
             &got,
-            &c.matmul(&c.upload(&a), &c.upload(&b), batch, m, k, n, ta, tb),
+            &c.matmul(
+                &c.upload(&a).unwrap(),
+                &c.upload(&b).unwrap(),
+                batch,
+                m,
+                k,
+                n,
+                ta,
+                tb,
+            )
+            .unwrap(),
             1e-4,
         );
     }
@@ -105,42 +133,50 @@ pub fn every_primitive_matches_the_cpu_backend<G: Backend>(g: &G) {
         for op in [Reduce::Sum, Reduce::Max] {
             close(
                 &format!("{op:?} {axis}"),
-                &g.download(&g.reduce(op, &gx, &shape, axis)),
-                &c.reduce(op, &cx, &shape, axis),
+                &g.download(&g.reduce(op, &gx, &shape, axis).unwrap())
+                    .unwrap(),
+                &c.reduce(op, &cx, &shape, axis).unwrap(),
                 1e-5,
             );
         }
     }
     close(
         "transpose",
-        &g.download(&g.transpose(&gx, &shape, 1, 3)),
-        &c.transpose(&cx, &shape, 1, 3),
+        &g.download(&g.transpose(&gx, &shape, 1, 3).unwrap())
+            .unwrap(),
+        &c.transpose(&cx, &shape, 1, 3).unwrap(),
         0.0,
     );
     close(
         "slice",
-        &g.download(&g.slice(&gx, &shape, 2, 1, 3)),
-        &c.slice(&cx, &shape, 2, 1, 3),
+        &g.download(&g.slice(&gx, &shape, 2, 1, 3).unwrap()).unwrap(),
+        &c.slice(&cx, &shape, 2, 1, 3).unwrap(),
         0.0,
     );
     close(
         "pad",
-        &g.download(&g.pad(&gx, &shape, 1, 2, 7)),
-        &c.pad(&cx, &shape, 1, 2, 7),
+        &g.download(&g.pad(&gx, &shape, 1, 2, 7).unwrap()).unwrap(),
+        &c.pad(&cx, &shape, 1, 2, 7).unwrap(),
         0.0,
     );
     let m = [4usize, 45];
     close(
         "gather",
-        &g.download(&g.gather_rows(&gx, m[1], &[3, 0, 3, 2])),
-        &c.gather_rows(&cx, m[1], &[3, 0, 3, 2]),
+        &g.download(&g.gather_rows(&gx, m[1], &[3, 0, 3, 2]).unwrap())
+            .unwrap(),
+        &c.gather_rows(&cx, m[1], &[3, 0, 3, 2]).unwrap(),
         0.0,
     );
     let rows = random(&mut rng, 4 * 5);
     close(
         "scatter",
-        &g.download(&g.scatter_add_rows(&g.upload(&rows), 3, 5, &[2, 0, 2, 1])),
-        &c.scatter_add_rows(&c.upload(&rows), 3, 5, &[2, 0, 2, 1]),
+        &g.download(
+            &g.scatter_add_rows(&g.upload(&rows).unwrap(), 3, 5, &[2, 0, 2, 1])
+                .unwrap(),
+        )
+        .unwrap(),
+        &c.scatter_add_rows(&c.upload(&rows).unwrap(), 3, 5, &[2, 0, 2, 1])
+            .unwrap(),
         1e-6,
     );
     for (stride, pad) in [(1, 0), (1, 1), (2, 1)] {
@@ -154,12 +190,17 @@ pub fn every_primitive_matches_the_cpu_backend<G: Backend>(g: &G) {
             stride,
             pad,
         };
-        let gu = g.unfold(&gx, win);
-        close("unfold", &g.download(&gu), &c.unfold(&cx, win), 0.0);
+        let gu = g.unfold(&gx, win).unwrap();
+        close(
+            "unfold",
+            &g.download(&gu).unwrap(),
+            &c.unfold(&cx, win).unwrap(),
+            0.0,
+        );
         close(
             "fold",
-            &g.download(&g.fold(&gu, win)),
-            &c.fold(&c.unfold(&cx, win), win),
+            &g.download(&g.fold(&gu, win).unwrap()).unwrap(),
+            &c.fold(&c.unfold(&cx, win).unwrap(), win).unwrap(),
             1e-5,
         );
     }
@@ -190,9 +231,9 @@ pub fn gradients_and_training_match_the_cpu_engine<G: Backend>(g: G) {
             .cross_entropy(&logits, &e.one_hot(&[0, 2], 3).unwrap())
             .unwrap();
         let grads = e.backward(&loss).unwrap();
-        let gk = e.to_vec(&grads.get(e, &k).unwrap().unwrap());
-        let gw = e.to_vec(&grads.get(e, &w).unwrap().unwrap());
-        (e.to_vec(&loss), gk, gw)
+        let gk = e.to_vec(&grads.get(e, &k).unwrap().unwrap()).unwrap();
+        let gw = e.to_vec(&grads.get(e, &w).unwrap().unwrap()).unwrap();
+        (e.to_vec(&loss).unwrap(), gk, gw)
     }
     let on_gpu = run(&Engine::new(g, 1 << 26), &x, &k, &w);
     let on_cpu = run(&Engine::new(Cpu, 1 << 26), &x, &k, &w);
