@@ -3,7 +3,7 @@
 //! - `components`: build the guest components (components/) into target/wasm-guests/components;
 //! - `example`: build them and `wasm-run` and run the iris pipeline end to end;
 //! - `test`: build the components, then run every test (cargo-nextest when installed, else
-//!   `cargo test`), and check formatting.
+//!   `cargo test`), check formatting, and lint with clippy (`-D warnings`).
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -139,7 +139,20 @@ fn test(repo: &Path) -> Result<()> {
     drop(postgres);
     tested?;
     // Doc tests are not run by nextest; the workspace has none that run, so nothing is skipped.
-    run(cargo(repo).args(["fmt", "--all", "--", "--check"]))
+    run(cargo(repo).args(["fmt", "--all", "--", "--check"]))?;
+    // Every feature the tests build, linted; a warning fails CI.
+    run(cargo(repo).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--features",
+        "wasm-run/wgpu,weft-tensor/wgpu,wasm-run/onnx,wasm-run/cuda,weft-tensor/cuda",
+        "--features",
+        "wasm-run/s3,wasm-run/kube,wasm-run/postgres,weft-store/postgres",
+        "--",
+        "-D",
+        "warnings",
+    ]))
 }
 
 /// Runs `apt-get ARGS` non-interactively.

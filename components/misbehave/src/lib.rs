@@ -26,7 +26,7 @@
 //! - `nan-metrics`: reports NaN, +inf and -inf metrics (and one finite one), then succeeds.
 //! - `file-times`: writes files to output `out` and lists what `stat` says of them (and of
 //!   input `data`, when given) in `out/times.txt`.
-//! - `tensor-chain`: chains `ops` (10^6) tiny tensor ops, keeping the last handle (or all: `keep`).
+//! - `tensor-chain`: chains `ops` (10^6) one-element tensor ops, keeping only the last handle.
 mod file_times;
 mod host_hogs;
 mod nan_metrics;

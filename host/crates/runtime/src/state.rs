@@ -53,7 +53,9 @@ pub(crate) fn nn_view(s: &mut StepState) -> weft_nn::WasiNnView<'_> {
     let log = s.log.clone();
     let ctx = s.nn.get_or_insert_with(|| {
         // What went wrong, in the task's log: the guest gets only wasi:nn's error code.
-        let report: weft_nn::Report = Arc::new(move |m: &str| log.record("error", m, &[]));
+        let report: weft_nn::Report = Arc::new(move |m: &str| {
+            log.record("error", m, &[]);
+        });
         weft_nn::context(quota, report)
     });
     weft_nn::WasiNnView::new(&mut s.table, ctx)

@@ -368,7 +368,14 @@ pub(crate) fn classify(
             format!("out of bounds memory access, most likely the guest's own stack overflowed ({STACK_OVERFLOW})")
         }
         Some(trap) => trap.to_string(),
-        None => format!("{:#}", err),
+        // The causes on one line, without wasmtime's backtrace context (its first line alone
+        // said only "error while executing at wasm backtrace:").
+        None => err
+            .chain()
+            .map(|e| e.to_string())
+            .filter(|m| !m.starts_with("error while executing at wasm backtrace"))
+            .collect::<Vec<_>>()
+            .join(": "),
     };
     if let Some(panic) = panic_message(&log.tail()) {
         message = format!("{message}; guest {panic}");

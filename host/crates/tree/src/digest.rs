@@ -36,8 +36,11 @@ pub struct FileDigest {
     pub digest: String,
 }
 
+/// A file's size and SHA-256; `None` for a directory.
+type FileHash = Option<(u64, [u8; 32])>;
+
 /// Every entry of a tree with its file hash, in byte order of paths.
-struct Listing(Vec<(PathBuf, Option<(u64, [u8; 32])>)>);
+struct Listing(Vec<(PathBuf, FileHash)>);
 
 impl Listing {
     fn read(root: &Path, limits: Limits) -> Result<Self> {
