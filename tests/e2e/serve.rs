@@ -573,8 +573,9 @@ fn requests_beyond_the_concurrency_limit_wait_for_a_slot() {
     });
 }
 
-/// Each model version has its own slots and queue: with one slot and no queue, a model whose
-/// request spins answers 503 to the next at once, and another model answers as ever.
+/// Each model version has its own slots and queue: with one slot and a queue of one, a model
+/// whose requests spin (one running, one waiting) answers 503 to the next at once, and another
+/// model answers as ever.
 #[test]
 fn a_busy_models_full_queue_answers_503_and_other_models_keep_answering() {
     let s = Scratch::new();
@@ -590,19 +591,31 @@ fn a_busy_models_full_queue_answers_503_and_other_models_keep_answering() {
             "--concurrency",
             "1",
             "--queue",
-            "0",
+            "1",
             "--timeout",
             "600s",
         ],
     );
     let busy_url = format!("{}/v2/models/busy/infer", server.url);
     let spin = r#"{"inputs": [{"name": "spin", "datatype": "INT8", "shape": [1], "data": [1]}]}"#;
-    let spinning = {
-        let url = busy_url.clone();
-        // Answered only when the server is killed, at the end.
-        std::thread::spawn(move || ureq::post(&url).send_string(spin).is_err())
-    };
-    wait_in_flight(&server.url, 1, || {});
+    let spinning: Vec<_> = (0..2)
+        .map(|_| {
+            let url = busy_url.clone();
+            // Answered only when the server is killed, at the end.
+            std::thread::spawn(move || ureq::post(&url).send_string(spin).is_err())
+        })
+        .collect();
+    // One of them waits: the other has busy's slot, and spins.
+    let metrics = format!("{}/metrics", server.url);
+    while !ureq::get(&metrics)
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap()
+        .contains("weft_requests_queued 1\n")
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     let good = r#"{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.5]}]}"#;
     let (code, body) = post(&busy_url, good);
     assert_eq!(code, 503, "{body}");
@@ -615,7 +628,10 @@ fn a_busy_models_full_queue_answers_503_and_other_models_keep_answering() {
     );
     let (code, body) = post(&format!("{}/v2/models/calm/infer", server.url), good);
     assert_eq!(code, 200, "{body}");
-    assert!(!spinning.is_finished(), "the spinning request was answered");
+    assert!(
+        spinning.iter().all(|h| !h.is_finished()),
+        "a spinning request was answered"
+    );
 }
 
 /// The data port is what a Kubernetes Service exposes to every pod: the admin endpoints are not

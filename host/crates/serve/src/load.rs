@@ -4,6 +4,7 @@
 
 use crate::server::{Model, ModelConfig, ServerConfig, Version};
 use crate::slots::Slots;
+use prometheus_client::metrics::gauge::Gauge;
 use std::collections::BTreeMap;
 use weft_runtime::predictor::{LoadedPredictor, ModelMetadata, PredictorInstance};
 use weft_runtime::{InputArtifact, Limits, Runtime, StepError, StepRequest};
@@ -74,6 +75,7 @@ fn load_version(
     runtime: &Runtime,
     m: &ModelConfig,
     tokio: &tokio::runtime::Handle,
+    queued: Gauge,
 ) -> anyhow::Result<Version> {
     let what = format!("model `{}` version `{}`", m.name, m.version);
     let predictor =
@@ -98,20 +100,22 @@ fn load_version(
         grants,
         metadata,
         warm: std::sync::Mutex::new(warm),
-        slots: Slots::new(config.concurrency, config.queue),
+        slots: Slots::new(config.concurrency, config.queue, queued),
     })
 }
 
 /// Compiles and links every model version and loads one instance of each to read its metadata,
 /// so a model that cannot load is an error at start-up, not on the first request.
+/// `queued` is the gauge every version's slots count their waiting requests in.
 pub(crate) fn load_models(
     config: &ServerConfig,
     runtime: &Runtime,
     tokio: &tokio::runtime::Handle,
+    queued: &Gauge,
 ) -> anyhow::Result<BTreeMap<String, Model>> {
     let mut versions: BTreeMap<String, BTreeMap<String, Version>> = BTreeMap::new();
     for m in &config.models {
-        let v = load_version(config, runtime, m, tokio)?;
+        let v = load_version(config, runtime, m, tokio, queued.clone())?;
         if versions
             .entry(m.name.clone())
             .or_default()

@@ -1,7 +1,7 @@
 //! Prometheus metrics, named as KServe names them so existing dashboards read them:
 //! `request_predict_seconds` (latency histogram per model) and `weft_requests` (count per model
-//! and status code); and `weft_requests_in_flight`, the gauge an autoscaler follows for the
-//! `concurrency` scaling metric.
+//! and status code); `weft_requests_in_flight`, the gauge an autoscaler follows for the
+//! `concurrency` scaling metric; and `weft_requests_queued`, those of them waiting for a slot.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -19,6 +19,7 @@ pub(crate) struct Metrics {
     registry: Registry,
     requests: Family<Labels, Counter>,
     in_flight: Gauge,
+    queued: Gauge,
     /// Each declared model's series, found once: counting a request then builds no label sets.
     models: HashMap<String, ModelSeries>,
 }
@@ -67,6 +68,12 @@ impl Metrics {
             "Inference requests being answered now",
             in_flight.clone(),
         );
+        let queued = Gauge::default();
+        registry.register(
+            "weft_requests_queued",
+            "Inference requests waiting for a slot of their model version",
+            queued.clone(),
+        );
         let models = models
             .into_iter()
             .map(|model| {
@@ -82,6 +89,7 @@ impl Metrics {
             registry,
             requests,
             in_flight,
+            queued,
             models,
         }
     }
@@ -89,6 +97,11 @@ impl Metrics {
     pub(crate) fn in_flight(&self) -> InFlight {
         self.in_flight.inc();
         InFlight(self.in_flight.clone())
+    }
+
+    /// The gauge of requests waiting for a slot, which every version's slots move.
+    pub(crate) fn queued(&self) -> Gauge {
+        self.queued.clone()
     }
 
     /// Counts one request to `model` answered with `code`, if `model` is a declared one.

@@ -205,8 +205,9 @@ pub async fn serve_on(
     eprintln!("listening on http://{}", listeners.data.local_addr()?);
     // Loading runs wasm (and blocking WASI calls): keep it off the async workers.
     let loading = tokio::task::spawn_blocking(move || {
-        let models =
-            crate::load::load_models(&config, &state.runtime, &tokio::runtime::Handle::current())?;
+        let tokio = tokio::runtime::Handle::current();
+        let queued = state.metrics.queued();
+        let models = crate::load::load_models(&config, &state.runtime, &tokio, &queued)?;
         let _ = state.models.set(models);
         eprintln!("ready: {} model(s) loaded", state.declared.len());
         anyhow::Ok(())

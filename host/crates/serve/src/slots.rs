@@ -3,6 +3,7 @@
 //! so every other version keeps answering; a request that finds the queue full is refused at
 //! once (503) rather than waiting without bound.
 
+use prometheus_client::metrics::gauge::Gauge;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -12,6 +13,8 @@ pub(crate) struct Slots {
     slots: usize,
     waiting: AtomicUsize,
     queue: usize,
+    /// Requests waiting, all versions together (`weft_requests_queued`).
+    queued: Gauge,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -23,23 +26,25 @@ pub(crate) enum SlotError {
 }
 
 /// One place in the queue, given back when the request gets a slot or goes away.
-struct Waiting<'a>(&'a AtomicUsize);
+struct Waiting<'a>(&'a Slots);
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.waiting.fetch_sub(1, Ordering::AcqRel);
+        self.0.queued.dec();
     }
 }
 
 impl Slots {
-    /// `slots` requests at once (at least one), and up to `queue` waiting.
-    pub(crate) fn new(slots: usize, queue: usize) -> Self {
+    /// `slots` requests at once (at least one), and up to `queue` waiting, counted in `queued`.
+    pub(crate) fn new(slots: usize, queue: usize, queued: Gauge) -> Self {
         let slots = slots.max(1);
         Slots {
             running: Arc::new(Semaphore::new(slots)),
             slots,
             waiting: AtomicUsize::new(0),
             queue,
+            queued,
         }
     }
 
@@ -57,7 +62,8 @@ impl Slots {
                 slots: self.slots,
                 queue,
             })?;
-        let _place = Waiting(&self.waiting);
+        self.queued.inc();
+        let _place = Waiting(self);
         self.running
             .clone()
             .acquire_owned()
@@ -72,7 +78,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_refuses_and_a_freed_place_is_taken_again() {
-        let slots = Arc::new(Slots::new(1, 1));
+        let slots = Arc::new(Slots::new(1, 1, Gauge::default()));
         let running = slots.acquire().await.unwrap();
         let queued = tokio::spawn({
             let slots = slots.clone();
@@ -93,7 +99,7 @@ mod tests {
 
     #[tokio::test]
     async fn no_queue_means_only_the_slots() {
-        let slots = Slots::new(2, 0);
+        let slots = Slots::new(2, 0, Gauge::default());
         let _a = slots.acquire().await.unwrap();
         let _b = slots.acquire().await.unwrap();
         assert!(matches!(

@@ -172,9 +172,9 @@ fn spin_in_background(url: &str) {
     });
 }
 
-/// Waits until the server counts `n` requests in flight.
-fn wait_in_flight(server: &str, n: usize) {
-    let line = format!("weft_requests_in_flight {n}\n");
+/// Waits until the server counts `n` requests waiting for a slot.
+fn wait_queued(server: &str, n: usize) {
+    let line = format!("weft_requests_queued {n}\n");
     let metrics = format!("{server}/metrics");
     while !ureq::get(&metrics)
         .call()
@@ -197,10 +197,9 @@ fn a_saturated_model_holds_up_no_other_and_its_full_queue_answers_503() {
     let server = start(c);
     let busy = format!("{}/v2/models/busy/infer", server.url);
     spin_in_background(&busy);
-    wait_in_flight(&server.url, 1);
     spin_in_background(&busy);
-    wait_in_flight(&server.url, 2);
-    // busy's one slot spins and its one place in the queue is taken.
+    // One of them waits: the other has busy's one slot, and spins.
+    wait_queued(&server.url, 1);
     let good = r#"{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.5]}]}"#;
     let (code, body) = post(&busy, good);
     assert_eq!(code, 503, "{body}");
@@ -219,7 +218,8 @@ fn a_saturated_model_holds_up_no_other_and_its_full_queue_answers_503() {
         .into_string()
         .unwrap();
     assert!(
-        metrics.contains("weft_requests_in_flight 2\n"),
+        metrics.contains("weft_requests_in_flight 2\n")
+            && metrics.contains("weft_requests_queued 1\n"),
         "the spinning requests were answered: {metrics}"
     );
     assert!(
