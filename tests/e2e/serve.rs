@@ -1389,3 +1389,25 @@ fn the_mlp_trained_through_the_tensor_bridge_is_served_through_it() {
         rows.len()
     );
 }
+
+/// A snapshotted model that touches a file after `load` gets one line saying why it cannot
+/// and what to do, not wasmtime's "unknown handle index".
+#[test]
+fn a_snapshotted_model_touching_files_after_load_is_told_why() {
+    let s = Scratch::new();
+    let dir = s.path("echo-model");
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = format!("echo={}:{}", component("echo-predictor"), dir.display());
+    let server = start(&s, &["--model", &spec]);
+    let body = json!({"inputs": [{"name": "list-model", "datatype": "UINT32", "shape": [1], "data": [0]}]});
+    let (code, err) = post(
+        &format!("{}/v2/models/echo/infer", server.url),
+        &body.to_string(),
+    );
+    assert_eq!(code, 500, "{err}");
+    let msg = err["error"].as_str().unwrap();
+    assert!(
+        msg.contains("snapshotted model keeps only its memory") && msg.contains("--no-snapshot"),
+        "{msg}"
+    );
+}

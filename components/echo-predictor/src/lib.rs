@@ -3,7 +3,9 @@
 //! `hog` allocates without bound: a request can fail in each way a model can; `sleep` (UINT32
 //! milliseconds) answers after that long, a slow request that succeeds; `say` (BYTES) writes each
 //! element to stderr. A model directory
-//! holding `load-delay-ms` makes `load` take that long (a slow-loading model).
+//! holding `load-delay-ms` makes `load` take that long (a slow-loading model). An input named
+//! `list-model` lists the model directory from `infer`: a file touched after `load`, which a
+//! snapshotted model cannot do.
 wit_bindgen::generate!({ path: "../../wit/serve", world: "weft:serve/predictor" });
 
 use exports::weft::serve::model::{Guest, InferError, InferRequest, InferResponse, ModelMetadata};
@@ -11,9 +13,13 @@ use weft::serve::types::{Datatype, Tensor, TensorSpec};
 
 struct Echo;
 
+/// The model directory `load` was given.
+static MODEL_DIR: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+
 impl Guest for Echo {
     fn load(model_dir: Option<String>) -> Result<(), String> {
         let Some(dir) = model_dir else { return Ok(()) };
+        *MODEL_DIR.lock().unwrap() = Some(dir.clone());
         if let Ok(ms) = std::fs::read_to_string(format!("{dir}/load-delay-ms")) {
             let ms: u64 = ms.trim().parse().map_err(|e| format!("load-delay-ms: {e}"))?;
             std::thread::sleep(std::time::Duration::from_millis(ms));
@@ -48,6 +54,11 @@ impl Guest for Echo {
                     }
                 }
                 "invalid" => return Err(InferError::InvalidInput("asked to reject".into())),
+                "list-model" => {
+                    let dir = MODEL_DIR.lock().unwrap().clone().unwrap_or_else(|| ".".into());
+                    let n = std::fs::read_dir(&dir).map_err(|e| InferError::Failed(format!("{dir}: {e}")))?.count();
+                    outputs.push(Tensor { name: "list-model_out".into(), data: (n as u32).to_le_bytes().to_vec(), ..t });
+                }
                 "say" => {
                     // BYTES: each element written to stderr, as a model's diagnostics would be.
                     let mut rest = &t.data[..];

@@ -239,10 +239,13 @@ fn sandbox_linker(engine: &Engine, calls: Calls) -> wasmtime::Result<Linker<Step
         Calls::Blocking => wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?,
         Calls::Async => wasmtime_wasi::p2::add_to_linker_async(&mut linker)?,
     }
-    crate::output_quota::add_to_linker(&mut linker)?;
-    crate::hermetic_fs::add_to_linker(&mut linker)?;
     crate::wait_cap::add_to_linker(&mut linker)?;
+    // Steps only: the shadows call wasmtime-wasi's synchronous filesystem host, which cannot
+    // run inside the async calls of served models; those are granted no writable directory
+    // (no output quota to keep) and are never hermetic.
     if calls == Calls::Blocking {
+        crate::output_quota::add_to_linker(&mut linker)?;
+        crate::hermetic_fs::add_to_linker(&mut linker)?;
         crate::wait_cap::add_blocking_io(&mut linker)?;
     }
     Step::add_to_linker::<StepState, HasSelf<StepState>>(&mut linker, |s| s)?;

@@ -377,6 +377,15 @@ pub(crate) fn classify(
             .collect::<Vec<_>>()
             .join(": "),
     };
+    // A snapshot keeps memories and globals, not host handles: what libc remembers of files
+    // opened in `load` names handles the fresh instance does not have.
+    if message.contains("unknown handle index") {
+        message = format!(
+            "the model used a file or stream handle from before its snapshot ({message}); a \
+             snapshotted model keeps only its memory: read its files inside `load`, or serve it \
+             with --no-snapshot"
+        );
+    }
     if let Some(panic) = panic_message(&log.tail()) {
         message = format!("{message}; guest {panic}");
     }
