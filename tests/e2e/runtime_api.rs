@@ -51,6 +51,41 @@ fn the_host_keeps_working_after_each_limit_and_trap() {
         .unwrap();
 }
 
+/// More steps at once than the pool has slots: the one without a slot is told so in one line
+/// (transient, `busy`), not wasmtime's "maximum concurrent limit ... for memory stripe 0".
+#[test]
+fn a_full_instance_pool_is_said_plainly() {
+    let rt = Runtime::new(RuntimeConfig {
+        max_concurrent_steps: 1,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let misbehave = rt.load(MISBEHAVE.as_ref()).unwrap();
+    let noop = rt.load(NOOP.as_ref()).unwrap();
+    let started = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        let sleeper = scope.spawn(|| {
+            let mut req = request("sleep");
+            req.params.push(("ms".into(), ParamValue::Int(3000)));
+            started.wait();
+            rt.run(&misbehave, &req)
+        });
+        started.wait();
+        // Until the sleeper holds its slot, a second step may still find it free.
+        let err = (0..100)
+            .find_map(|_| {
+                let r = rt.run(&noop, &StepRequest::new("run-2", "noop")).err();
+                r.is_none()
+                    .then(|| std::thread::sleep(Duration::from_millis(20)));
+                r
+            })
+            .expect("the second step never found the pool full");
+        assert_eq!(err.kind(), "busy", "{err}");
+        assert!(err.to_string().contains("instance pool is full"), "{err}");
+        assert!(sleeper.join().unwrap().is_ok());
+    });
+}
+
 #[test]
 fn a_runaway_step_does_not_hold_up_steps_running_beside_it() {
     let rt = Runtime::new(RuntimeConfig::default()).unwrap();

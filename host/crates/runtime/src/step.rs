@@ -423,7 +423,7 @@ fn plain_cause(err: &wasmtime::Error) -> Option<StepError> {
     }
     let pool_full = err
         .chain()
-        .any(|e| e.to_string().contains("maximum concurrent limit"));
+        .any(|e| e.is::<wasmtime::PoolConcurrencyLimitError>());
     pool_full.then(|| {
         StepError::Busy(
             "the runtime's instance pool is full: as many steps (or served requests) as it has \
