@@ -21,12 +21,8 @@ fn run_export(before: &str) -> String {
     )
 }
 
-/// Builds a step component from the body of a core module (memories, functions) plus `run`.
-pub fn wat_step(s: &Scratch, name: &str, body: &str) -> PathBuf {
-    wat_step_running(s, name, body, "")
-}
-
-/// Like [`wat_step`], with `before` (instructions) run at the start of `run`.
+/// Builds a step component from the body of a core module (tables, functions) plus `run`,
+/// which runs `before` (instructions) first.
 pub fn wat_step_running(s: &Scratch, name: &str, body: &str, before: &str) -> PathBuf {
     let run = run_export(before);
     let wat = format!("(module (memory (export \"memory\") 1) {body} {run})");

@@ -5,7 +5,10 @@
 use crate::support::*;
 use weft_test_programs::ONNX_CLASSIFY;
 
-fn weights() -> (Vec<Vec<f32>>, Vec<f32>, Vec<Vec<f32>>, Vec<f32>) {
+/// Two dense layers: (first weights, first bias, second weights, second bias).
+type Weights = (Vec<Vec<f32>>, Vec<f32>, Vec<Vec<f32>>, Vec<f32>);
+
+fn weights() -> Weights {
     let w1 = vec![
         vec![0.9, -0.4, 0.2, 0.0, 0.3],
         vec![-0.6, 0.5, 0.1, 0.7, -0.2],

@@ -205,7 +205,7 @@ fn a_task_with_resources_runs_in_a_pod_of_its_own_with_them() {
     let jobs = jobs.lock().unwrap();
     assert_eq!(jobs.len(), 1, "{:?}", jobs.keys());
     let (job, ended) = jobs.values().next().unwrap();
-    assert_eq!(ended.as_ref().unwrap().0, true);
+    assert!(ended.as_ref().unwrap().0);
     assert_eq!(job["metadata"]["labels"]["weft.dev/task"], "train");
     assert_eq!(job["metadata"]["ownerReferences"][0]["uid"], "run-uid");
     assert_eq!(job["spec"]["backoffLimit"], 0);
