@@ -77,7 +77,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     timeout: Duration,
 
-    /// Limit on bytes written to the output directory.
+    /// Limit on bytes written to the output directory (a sparse extension counts in full).
     #[arg(long, default_value = "1GiB", value_parser = parse_size)]
     max_output: u64,
 
