@@ -310,3 +310,32 @@ fn digests_are_parsed_before_they_become_paths() {
         run.stderr()
     );
 }
+
+/// Tree digests are unambiguous (version 2): a file named `a\b` and a file `b` in a directory
+/// `a` are different artifacts, as are trees that differ only by an empty directory.
+#[test]
+fn artifacts_that_differ_get_different_digests() {
+    let s = Scratch::new();
+    let put = |files: &[&str], dirs: &[&str]| {
+        let root = s.path(&format!(
+            "tree-{}",
+            files.join("+").replace(['/', '\\'], "_")
+        ));
+        let root = root.join(dirs.len().to_string());
+        for d in dirs {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        for f in files {
+            let path = root.join(f);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, "same bytes").unwrap();
+        }
+        put_artifact(&s, &root)
+    };
+    let backslash = put(&["a\\b"], &[]);
+    let nested = put(&["a/b"], &[]);
+    let with_empty = put(&["a/b"], &["empty"]);
+    assert_ne!(backslash, nested);
+    assert_ne!(nested, with_empty);
+    assert_eq!(nested, put(&["a/b"], &[]), "the same tree, the same digest");
+}
