@@ -26,28 +26,7 @@ fn run_export(before: &str) -> String {
 pub fn wat_step_running(s: &Scratch, name: &str, body: &str, before: &str) -> PathBuf {
     let run = run_export(before);
     let wat = format!("(module (memory (export \"memory\") 1) {body} {run})");
-    let mut module = wat::parse_str(&wat).expect("the WAT parses");
-    let mut resolve = wit_parser::Resolve::default();
-    let (pkg, _) = resolve
-        .push_dir(repo_file("wit/pipeline"))
-        .expect("the step WIT parses");
-    let world = resolve
-        .select_world(&[pkg], Some("step"))
-        .expect("the step world");
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
-        false,
-    )
-    .expect("embedding the world");
-    let component = wit_component::ComponentEncoder::default()
-        .module(&module)
-        .expect("a core module")
-        .validate(true)
-        .encode()
-        .expect("a component");
+    let component = weft_test_programs::component_from_wat(&wat, "pipeline", "step");
     let path = s.path(&format!("{name}.wasm"));
     std::fs::write(&path, component).unwrap();
     path

@@ -208,35 +208,9 @@ fn wat(reply: &Reply) -> String {
     )
 }
 
-/// The repository's root (this crate is `host/crates/serve`).
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..")
-}
-
 /// A predictor component answering `reply` to every request, written into `dir`.
 pub fn predictor(dir: &Path, name: &str, reply: &Reply) -> PathBuf {
-    let mut module = wat::parse_str(wat(reply)).expect("the WAT parses");
-    let mut resolve = wit_parser::Resolve::default();
-    let (pkg, _) = resolve
-        .push_dir(repo().join("wit/serve"))
-        .expect("the serve WIT parses");
-    let world = resolve
-        .select_world(&[pkg], Some("predictor"))
-        .expect("the predictor world");
-    wit_component::embed_component_metadata(
-        &mut module,
-        &resolve,
-        world,
-        wit_component::StringEncoding::UTF8,
-        false,
-    )
-    .expect("embedding the world");
-    let component = wit_component::ComponentEncoder::default()
-        .module(&module)
-        .expect("a core module")
-        .validate(true)
-        .encode()
-        .expect("a component");
+    let component = weft_test_programs::component_from_wat(&wat(reply), "serve", "predictor");
     let path = dir.join(format!("{name}.wasm"));
     std::fs::write(&path, component).unwrap();
     path
