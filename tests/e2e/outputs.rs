@@ -48,6 +48,13 @@ spec:
     path
 }
 
+/// Runs misbehave with `args`, its output `out` in `dir`.
+fn into_out(s: &Scratch, dir: &Path, args: &[&str]) -> Run {
+    let mut all = args.to_vec();
+    all.extend(["--output-dir", dir.to_str().unwrap(), "-o", "out"]);
+    s.run(MISBEHAVE, &all)
+}
+
 /// Nothing the failed step wrote is left in the store's scratch space or under a digest.
 fn assert_store_clean(s: &Scratch) {
     let tmp = s.path("home/artifacts/tmp");
@@ -96,19 +103,7 @@ fn a_symlink_swapped_in_for_an_output_is_refused_and_the_host_left_alone() {
     // `run --output-dir` refuses the same way, naming the link.
     let out = s.path("out");
     let target = format!("target={}", host.display());
-    let run = s.run(
-        MISBEHAVE,
-        &[
-            "-p",
-            "mode=swap",
-            "-p",
-            &target,
-            "--output-dir",
-            out.to_str().unwrap(),
-            "-o",
-            "out",
-        ],
-    );
+    let run = into_out(&s, &out, &["-p", "mode=swap", "-p", &target]);
     let line = run.failure();
     assert!(
         line.contains("outputs refused") && line.contains("out/out: a symlink"),
@@ -136,40 +131,20 @@ fn deep_nesting_fails_the_task_not_the_runner() {
 fn sparse_extension_is_charged_against_max_output() {
     let s = Scratch::new();
     let out = s.path("out");
-    let out = out.to_str().unwrap();
     for how in ["bytes=107374182400", "at=536870912"] {
-        let run = s.run(
-            MISBEHAVE,
-            &[
-                "-p",
-                "mode=sparse",
-                "-p",
-                how,
-                "--output-dir",
-                out,
-                "-o",
-                "out",
-                "--max-output",
-                "1MiB",
-            ],
+        let run = into_out(
+            &s,
+            &out,
+            &["-p", "mode=sparse", "-p", how, "--max-output", "1MiB"],
         );
         let line = run.failure();
         assert!(line.contains("output limit exceeded"), "{how}: {line}");
     }
     // Within the limit, a sparse file is fine.
-    let run = s.run(
-        MISBEHAVE,
-        &[
-            "-p",
-            "mode=sparse",
-            "-p",
-            "bytes=4096",
-            "--output-dir",
-            out,
-            "-o",
-            "out",
-            "--json",
-        ],
+    let run = into_out(
+        &s,
+        &out,
+        &["-p", "mode=sparse", "-p", "bytes=4096", "--json"],
     );
     let outcome = run.json();
     assert_eq!(outcome["artifacts"][0]["bytes"], 4096, "{outcome}");
@@ -179,18 +154,14 @@ fn sparse_extension_is_charged_against_max_output() {
 fn directories_and_files_created_are_counted() {
     let s = Scratch::new();
     let out = s.path("out");
-    let out = out.to_str().unwrap();
-    let run = s.run(
-        MISBEHAVE,
+    let run = into_out(
+        &s,
+        &out,
         &[
             "-p",
             "mode=mkdirs",
             "-p",
             "count=2000",
-            "--output-dir",
-            out,
-            "-o",
-            "out",
             "--max-output-entries",
             "1000",
         ],
@@ -201,17 +172,14 @@ fn directories_and_files_created_are_counted() {
         "{line}"
     );
     let fresh = s.path("fresh");
-    let run = s.run(
-        MISBEHAVE,
+    let run = into_out(
+        &s,
+        &fresh,
         &[
             "-p",
             "mode=mkdirs",
             "-p",
             "count=500",
-            "--output-dir",
-            fresh.to_str().unwrap(),
-            "-o",
-            "out",
             "--max-output-entries",
             "1000",
             "--json",
@@ -224,19 +192,7 @@ fn directories_and_files_created_are_counted() {
 fn hard_links_in_outputs_are_refused() {
     let s = Scratch::new();
     let out = s.path("out");
-    let run = s.run(
-        MISBEHAVE,
-        &[
-            "-p",
-            "mode=links",
-            "-p",
-            "count=100",
-            "--output-dir",
-            out.to_str().unwrap(),
-            "-o",
-            "out",
-        ],
-    );
+    let run = into_out(&s, &out, &["-p", "mode=links", "-p", "count=100"]);
     let line = run.failure();
     assert!(
         line.contains("outputs refused") && line.contains("hard links"),
