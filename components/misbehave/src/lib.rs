@@ -26,12 +26,15 @@
 //! - `nan-metrics`: reports NaN, +inf and -inf metrics (and one finite one), then succeeds.
 //! - `file-times`: writes files to output `out` and lists what `stat` says of them (and of
 //!   input `data`, when given) in `out/times.txt`.
+//! - `residue`: counts nonzero bytes an earlier instance may have left in its memory (static
+//!   data and grown pages), then fills both with a canary (see `residue.rs`).
 //! - `tensor-chain`: chains `ops` (10^6) one-element tensor ops, keeping only the last handle.
 mod file_times;
 mod host_hogs;
 mod nan_metrics;
 mod tensor_chain;
 mod outputs;
+mod residue;
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -70,6 +73,7 @@ impl Guest for Misbehave {
             "mkdirs" => outputs::mkdirs(&input),
             "links" => outputs::links(&input),
             "file-times" => file_times::run(&input),
+            "residue" => residue::run(&input),
             "tensor-hog" => tensor_hog(),
             "tensor-bomb" => tensor_bomb(),
             "tensor-chain" => tensor_chain::run(&input),

@@ -85,11 +85,15 @@ impl Runtime {
             .max_memories_per_component(16)
             .max_tables_per_component(128)
             .table_elements(MAX_TABLE_ELEMENTS as usize)
-            // Reset a freed slot's dirty pages in place (found with Linux's PAGEMAP_SCAN where
-            // the kernel has it, else the first pages with memset) rather than with madvise:
-            // guests then reuse resident pages instead of faulting them in again (a copy-on-write
-            // fault shoots down TLBs on every core) at each instance's start and end.
-            .pagemap_scan(wasmtime::Enabled::Auto)
+            // Reset a freed slot's memory in place (memset of its first KEEP_RESIDENT bytes)
+            // rather than with madvise: guests then reuse resident pages instead of faulting them
+            // in again (a copy-on-write fault shoots down TLBs on every core) at each instance's
+            // start and end. Not with PAGEMAP_SCAN: since wasmtime 50 the scan reports written
+            // pages whether present or not (so pages swapped out are reset too) and, measured
+            // here, far more pages than a no-op guest dirties: the walk plus the memset of what
+            // it reports cost more than the memset alone. A warm no-op step: 26 µs with the
+            // scan, 13 µs without (docs/PERFORMANCE.md, "wasmtime 48 → 50").
+            .pagemap_scan(wasmtime::Enabled::No)
             .linear_memory_keep_resident(KEEP_RESIDENT)
             .table_keep_resident(64 << 10);
         let mut cfg = Config::new();
