@@ -146,3 +146,81 @@ fn compiled_components_are_cached_on_disk_and_a_corrupt_entry_is_recompiled() {
         .run(&loaded, &StepRequest::new("r", "recompiled"))
         .unwrap();
 }
+
+/// Bit rot in a cache entry's machine code (not its header, which wasmtime checks) used to
+/// crash every run that loaded it (SIGSEGV) or trap in nonsense: each of these damages is found
+/// before the code is loaded, the component compiled again, and the rewritten entry used after.
+#[test]
+fn a_cache_entry_with_damaged_code_is_recompiled_not_run() {
+    let cache = tempfile::tempdir().unwrap();
+    let config = RuntimeConfig {
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..RuntimeConfig::default()
+    };
+    Runtime::new(config.clone())
+        .unwrap()
+        .load(NOOP.as_ref())
+        .unwrap();
+    let entry = std::fs::read_dir(cache.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let pristine = std::fs::read(&entry).unwrap();
+    let len = pristine.len();
+    let damages: [(&str, Box<dyn Fn(&mut Vec<u8>)>); 3] = [
+        ("one bit flipped mid-file", Box::new(|b| b[len / 2] ^= 0x10)),
+        (
+            "a zeroed 4 KiB run",
+            Box::new(|b| b[len / 3..len / 3 + 4096].fill(0)),
+        ),
+        (
+            "the last byte changed",
+            Box::new(|b| *b.last_mut().unwrap() ^= 0xff),
+        ),
+    ];
+    for (what, damage) in damages {
+        let mut bytes = pristine.clone();
+        damage(&mut bytes);
+        std::fs::write(&entry, &bytes).unwrap();
+        let rt = Runtime::new(config.clone()).unwrap();
+        let loaded = rt.load(NOOP.as_ref()).unwrap();
+        assert_eq!(loaded.source, LoadSource::Compiled, "{what}");
+        rt.run(&loaded, &StepRequest::new("r", "after-damage"))
+            .unwrap();
+        let again = Runtime::new(config.clone())
+            .unwrap()
+            .load(NOOP.as_ref())
+            .unwrap();
+        assert_eq!(
+            again.source,
+            LoadSource::DiskCache,
+            "{what}: entry rewritten"
+        );
+    }
+}
+
+/// A memory slot is reused by the next instance: nothing one step wrote (in its static data or
+/// in pages it grew) is visible to the next, however the host resets slots (issue 12's move
+/// off the page scan, docs/PERFORMANCE.md). One slot, so every run reuses the same memory.
+#[test]
+fn a_step_sees_nothing_the_previous_instance_left_in_memory() {
+    let rt = Runtime::new(RuntimeConfig {
+        max_concurrent_steps: 1,
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let misbehave = rt.load(MISBEHAVE.as_ref()).unwrap();
+    // Growing more than the slot keeps resident (16 MiB) covers the released part too.
+    for pages in [16, 400, 16, 400] {
+        let mut req = request("residue");
+        req.params.push(("pages".into(), ParamValue::Int(pages)));
+        let out = rt.run(&misbehave, &req).unwrap();
+        let residue = out.params.iter().find(|(n, _)| n == "residue");
+        assert!(
+            matches!(residue, Some((_, ParamValue::Int(0)))),
+            "run with {pages} pages found {residue:?}"
+        );
+    }
+}

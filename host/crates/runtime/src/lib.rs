@@ -25,7 +25,7 @@ mod step;
 pub mod tensor_host;
 mod wait_cap;
 
-pub use cache::LoadSource;
+pub use cache::{verify_cache_dir, CacheCheck, LoadSource};
 pub use engine::{LoadedComponent, Runtime, RuntimeConfig};
 pub use error::{LimitExceeded, StepError};
 pub use limits::Limits;
