@@ -6,6 +6,7 @@ mod errors;
 mod handmade;
 mod hermetic;
 mod host_bounds;
+mod integrity;
 #[cfg(feature = "kube")]
 mod kube_status;
 mod limits;

@@ -130,7 +130,7 @@ fn model_dir(
     if uri.starts_with("sha256:") {
         let dir = home
             .open_artifacts()?
-            .ensure_local(uri)
+            .checked_local(uri)
             .map_err(|e| doc.error_at(&at, format!("model {uri}: {e}")))?;
         return Ok(Some(dir));
     }

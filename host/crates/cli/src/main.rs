@@ -1,5 +1,6 @@
 //! `wasm-run`: Weft's command line.
 
+mod exit;
 mod home;
 mod inference_file;
 mod kube_status;
@@ -123,7 +124,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            exit::code_for(&e)
         }
     }
 }

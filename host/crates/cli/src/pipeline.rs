@@ -173,11 +173,13 @@ pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
             let s = exec.stores();
             // A run id that exists already is this run started before and interrupted (a
             // runner pod restarted on the same volume, say): finish it rather than start over.
-            let existing = args
-                .run_id
-                .as_deref()
-                .and_then(|id| s.meta.run(id).ok())
-                .map(|r| r.id);
+            // Only "no such run" starts a new one: any other store error is an error, not a
+            // reason to start over under an id that may already hold a run.
+            let existing = match args.run_id.as_deref().map(|id| s.meta.run(id)) {
+                None | Some(Err(weft_store::StoreError::NoRun(_))) => None,
+                Some(Ok(r)) => Some(r.id),
+                Some(Err(e)) => return Err(e).context("looking up --run-id"),
+            };
             if let Some(id) = existing {
                 eprintln!("run {id} exists: resuming it");
                 let total = s.meta.tasks(&id)?.len();
@@ -444,6 +446,10 @@ fn finish_run(
 /// Prints a finished run and maps its state to the exit status.
 fn report_run(home: &Home, summary: RunSummary, json: bool) -> Result<ExitCode> {
     crate::runs::print_summary(home, &summary, json)?;
+    if let Some(why) = &summary.host_failure {
+        eprintln!("error: {why}");
+        return Ok(crate::exit::host_failure());
+    }
     Ok(match summary.state.as_str() {
         weft_store::RUN_SUCCEEDED => ExitCode::SUCCESS,
         weft_store::RUN_CANCELLED => ExitCode::from(130),

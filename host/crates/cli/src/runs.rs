@@ -1,4 +1,4 @@
-//! Inspecting what ran: `runs list|show`, `logs`, `artifacts list|get`, `lineage`.
+//! Inspecting what ran: `runs list|show`, `logs`, `artifacts list|put|get|verify`, `lineage`.
 
 use crate::home::Home;
 use anyhow::{bail, Context, Result};
@@ -44,7 +44,22 @@ pub enum ArtifactsCommand {
     /// --artifact-store) and print its digest: how components and models get a `sha256:` name
     /// that pipelines, InferenceServices and the operator refer to.
     Put { path: PathBuf },
-    /// Copy an artifact (by digest) out of the store into a directory.
+    /// Check the store: every artifact against its digest, the metadata against the store,
+    /// every compiled-component cache entry against its seal (an fsck). Exits 1 when it finds
+    /// damage it did not repair.
+    ///
+    /// With --repair, corrupt artifacts are moved aside into `artifacts/corrupt/` (and fetched
+    /// again from --artifact-store when it has a good copy); the cache then misses on them, so
+    /// the next run that needs one runs the task that makes it. Bad cache entries are removed
+    /// and compiled again on next use.
+    Verify {
+        #[arg(long)]
+        repair: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        output: Format,
+    },
+    /// Copy an artifact (by digest) out of the store into a directory; its content is checked
+    /// against its digest first.
     Get {
         digest: String,
         #[arg(long, value_name = "DIR")]
@@ -83,6 +98,7 @@ pub fn runs(home: &Home, cmd: RunsCommand) -> Result<ExitCode> {
                 run_id: record.id.clone(),
                 state: record.state.clone(),
                 tasks: db.tasks(&run)?,
+                host_failure: None,
             };
             print_summary(home, &summary, output == Format::Json)?;
         }
@@ -230,16 +246,83 @@ pub fn artifacts(home: &Home, cmd: ArtifactsCommand) -> Result<ExitCode> {
                 .with_context(|| format!("storing {}", path.display()))?;
             println!("{}", stored.digest);
         }
+        ArtifactsCommand::Verify { repair, output } => return verify(home, &db, repair, output),
         ArtifactsCommand::Get { digest, to } => {
             let store = home.open_artifacts()?;
             let local = store
-                .ensure_local(&digest)
+                .verified_local(&digest)
                 .with_context(|| format!("getting artifact {digest}"))?;
             weft_store::copy_tree(&local, &to)?;
             println!("{}", to.display());
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `artifacts verify`: see [`ArtifactsCommand::Verify`].
+fn verify(home: &Home, db: &MetadataStore, repair: bool, output: Format) -> Result<ExitCode> {
+    let store = home.open_artifacts()?;
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fsck = store.fsck(repair, |done, total| {
+        if tty && (done % 64 == 0 || done == total) {
+            eprint!("\rchecking artifacts: {done}/{total}");
+            if done == total {
+                eprintln!();
+            }
+        }
+    })?;
+    // Recorded by a run but in neither the store nor the backend: the cache misses on them.
+    let missing: Vec<String> = db
+        .artifacts()?
+        .into_iter()
+        .map(|(digest, ..)| digest)
+        .filter(|d| !store.available(d).unwrap_or(false))
+        .collect();
+    let cache = weft_runtime::verify_cache_dir(&home.component_cache(), repair)
+        .with_context(|| format!("checking {}", home.component_cache().display()))?;
+    let damaged =
+        !fsck.corrupt.is_empty() || !fsck.stray.is_empty() || (!repair && !cache.bad.is_empty());
+    if output == Format::Json {
+        let json = serde_json::json!({
+            "artifacts": fsck, "missing": missing, "component_cache": cache, "ok": !damaged,
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        println!("{} artifacts intact", fsck.checked.len());
+        for d in &fsck.corrupt {
+            println!("CORRUPT  {d}  (--repair moves it aside; the task that made it runs again)");
+        }
+        for (d, refetched) in &fsck.repaired {
+            let how = if *refetched {
+                "fetched again from the artifact store"
+            } else {
+                "moved aside; the next run that needs it recomputes it"
+            };
+            println!("REPAIRED {d}  ({how})");
+        }
+        for p in &fsck.stray {
+            println!("STRAY    {}  (not an artifact; left alone)", p.display());
+        }
+        for d in &missing {
+            println!(
+                "MISSING  {d}  (recorded by a run, not stored; a run that needs it recomputes it)"
+            );
+        }
+        println!("{} compiled components intact", cache.intact);
+        for (p, why) in &cache.bad {
+            let done = if repair {
+                "removed; compiled again on next use"
+            } else {
+                "--repair removes it"
+            };
+            println!("BAD CACHE ENTRY {}: {why} ({done})", p.display());
+        }
+    }
+    Ok(if damaged {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 pub fn lineage(home: &Home, digest: &str, output: Format) -> Result<ExitCode> {

@@ -21,8 +21,8 @@ use weft_spec::pipeline::{ArtifactSource, ParamSource, TaskSpec};
 use weft_spec::validate::EXIT_HANDLER;
 use weft_spec::ParamValue;
 use weft_store::{
-    ArtifactStore, MetadataStore, MetricRecord, RunRecord, TaskCompletion, TaskRecord, TaskState,
-    RUN_CANCELLED, RUN_FAILED, RUN_RUNNING, RUN_SUCCEEDED,
+    ArtifactStore, MetadataStore, MetricRecord, RunLease, RunRecord, TaskCompletion, TaskRecord,
+    TaskState, RUN_CANCELLED, RUN_FAILED, RUN_RUNNING, RUN_SUCCEEDED,
 };
 
 /// Where a run's state goes.
@@ -88,6 +88,10 @@ pub struct RunSummary {
     pub run_id: String,
     pub state: String,
     pub tasks: Vec<TaskRecord>,
+    /// Set when the host, not a step, failed the run (a store, the network, the disk): the
+    /// run is recorded as FAILED with this cause and is worth resuming once the host is well.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_failure: Option<String>,
 }
 
 /// One output of a replayed run, next to the original.
@@ -120,6 +124,12 @@ impl ReplayReport {
         self.replay.state == RUN_SUCCEEDED && self.outputs.iter().all(ReplayedOutput::matches)
     }
 }
+
+/// Marks an error as the host's (a store, the network, the disk), not the pipeline's: the CLI
+/// exits with its host-failure code for it, which the operator restarts.
+#[derive(Debug, thiserror::Error)]
+#[error("the host failed (the run can be resumed)")]
+pub struct HostFailure;
 
 /// What a finished task makes available downstream.
 #[derive(Clone, Debug, Default)]
@@ -164,6 +174,8 @@ impl Executor {
         opts: &RunOptions,
     ) -> Result<RunSummary> {
         let run_id = run_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        // One executor per run: a second `run --run-id R` waits for nobody, it is refused.
+        let _lease = RunLease::acquire(self.stores.meta.clone(), &run_id)?;
         let record = RunRecord {
             id: run_id.clone(),
             pipeline: plan.pipeline.metadata.name.clone(),
@@ -202,26 +214,21 @@ impl Executor {
     /// Finishes an interrupted or failed run: tasks recorded as done keep their outputs; the
     /// rest run again.
     pub async fn resume(&self, run_id: &str, opts: &RunOptions) -> Result<RunSummary> {
+        // Taken before anything is read: two resumes at once would both run what is left.
+        let _lease = RunLease::acquire(self.stores.meta.clone(), run_id)?;
         let record = self.stores.meta.run(run_id)?;
         let plan: Plan =
             serde_json::from_str(&record.plan_json).context("reading the stored plan")?;
-        let events = self.stores.meta.events(Some(run_id))?;
         let mut states = BTreeMap::new();
         let mut outputs = BTreeMap::new();
+        let done = recorded_outputs(&self.stores, run_id)?;
         for t in self.stores.meta.tasks(run_id)? {
+            if let Some((state, out)) = done.get(&t.name) {
+                outputs.insert(t.name.clone(), out.clone());
+                states.insert(t.name.clone(), *state);
+                continue;
+            }
             match t.state {
-                TaskState::Succeeded | TaskState::Skipped => {
-                    let params: BTreeMap<String, ParamValue> =
-                        serde_json::from_str(t.outputs_json.as_deref().unwrap_or("{}"))
-                            .unwrap_or_default();
-                    let artifacts = events
-                        .iter()
-                        .filter(|e| e.task == t.name && e.direction == "output")
-                        .map(|e| (e.name.clone(), e.digest.clone()))
-                        .collect();
-                    outputs.insert(t.name.clone(), TaskOutputs { params, artifacts });
-                    states.insert(t.name.clone(), t.state);
-                }
                 TaskState::NotTriggered => {
                     states.insert(t.name.clone(), t.state);
                 }
@@ -236,7 +243,29 @@ impl Executor {
             .await
     }
 
+    /// Runs what is left of `run_id`; whatever stops it early (a store that cannot be
+    /// written, a lost worker), its record says it ended and why, never RUNNING forever.
     async fn drive(
+        &self,
+        run_id: &str,
+        plan: Arc<Plan>,
+        opts: &RunOptions,
+        states: BTreeMap<String, TaskState>,
+        outputs: BTreeMap<String, TaskOutputs>,
+    ) -> Result<RunSummary> {
+        let result = self.drive_tasks(run_id, plan, opts, states, outputs).await;
+        if let Err(e) = &result {
+            let why = format!(
+                "interrupted by a host error: {e:#}; `wasm-run pipeline resume {run_id}` finishes the run"
+            );
+            if let Err(e) = self.stores.meta.finish_run(run_id, RUN_FAILED, Some(&why)) {
+                tracing::error!(run = run_id, error = %e, "could not record the run's end");
+            }
+        }
+        result.map_err(|e| e.context(HostFailure))
+    }
+
+    async fn drive_tasks(
         &self,
         run_id: &str,
         plan: Arc<Plan>,
@@ -259,6 +288,7 @@ impl Executor {
         }
         let mut running = tokio::task::JoinSet::new();
         let mut in_flight = 0usize;
+        let mut host_failures = Vec::new();
         loop {
             // Decide what can be decided: skip, not-trigger, cancel, or launch.
             let mut progressed = true;
@@ -373,7 +403,10 @@ impl Executor {
             }
             let (name, result) = running.join_next().await.expect("a task is in flight")?;
             in_flight -= 1;
-            let (state, out) = result;
+            let (state, out, host) = result;
+            if let Some(why) = host {
+                host_failures.push(format!("task `{name}`: {why}"));
+            }
             states.insert(name.clone(), state);
             if let Some(out) = out {
                 outputs.insert(name, out);
@@ -452,6 +485,15 @@ impl Executor {
                 }
             }
         }
+        let host_failure = (!host_failures.is_empty()).then(|| {
+            format!(
+                "the host failed {}; `wasm-run pipeline resume {run_id}` finishes the run",
+                host_failures.join("; ")
+            )
+        });
+        if host_failure.is_some() {
+            error = host_failure.clone();
+        }
         self.stores
             .meta
             .finish_run(run_id, state, error.as_deref())?;
@@ -459,6 +501,7 @@ impl Executor {
             run_id: run_id.to_string(),
             state: state.to_string(),
             tasks: self.stores.meta.tasks(run_id)?,
+            host_failure,
         })
     }
 
@@ -754,7 +797,7 @@ fn execute(
     job: Job,
     events: Option<UnboundedSender<RunEvent>>,
     cancel: Arc<AtomicBool>,
-) -> (TaskState, Option<TaskOutputs>) {
+) -> (TaskState, Option<TaskOutputs>, Option<String>) {
     let emit = |e: RunEvent| {
         if let Some(tx) = &events {
             let _ = tx.send(e);
@@ -773,9 +816,9 @@ fn execute(
                 duration: Some(duration),
                 detail,
             });
-            (state, Some(out))
+            (state, Some(out), None)
         }
-        Err((state, why)) => {
+        Err(Unfinished { state, why, host }) => {
             if let Err(e) = stores
                 .meta
                 .set_task_state(&job.run_id, &job.task, state, Some(&why))
@@ -786,16 +829,85 @@ fn execute(
                 task: job.task.clone(),
                 state,
                 duration: None,
-                detail: Some(why),
+                detail: Some(why.clone()),
             });
-            (state, None)
+            (state, None, host.then_some(why))
         }
     }
 }
 
 type Finished = (TaskState, TaskOutputs, Duration, Option<String>);
 /// How a task (or an iteration) ended: done, or the state it failed in and why.
-type Settled = std::result::Result<Finished, (TaskState, String)>;
+type Settled = std::result::Result<Finished, Unfinished>;
+
+/// Why a task (or an iteration) did not finish.
+#[derive(Clone, Debug)]
+struct Unfinished {
+    state: TaskState,
+    why: String,
+    /// The host failed it (a store, the network, the disk), not its step: the run is worth
+    /// resuming once the host is well, and ends with the host-failure exit code.
+    host: bool,
+}
+
+impl Unfinished {
+    fn host(e: anyhow::Error) -> Self {
+        Unfinished {
+            state: TaskState::Failed,
+            why: format!("{e:#}"),
+            host: true,
+        }
+    }
+
+    fn step(why: String) -> Self {
+        Unfinished {
+            state: TaskState::Failed,
+            why,
+            host: false,
+        }
+    }
+
+    fn cancelled(why: &str) -> Self {
+        Unfinished {
+            state: TaskState::Cancelled,
+            why: why.to_string(),
+            host: false,
+        }
+    }
+}
+
+/// The tasks of `run_id` recorded as done (succeeded, or answered by the cache) with their
+/// outputs, by task name: what `resume` keeps, and the iterations a resumed `parallelFor`
+/// does not run (nor record) again. Stored outputs that do not parse are an error naming the
+/// task, not an empty set.
+fn recorded_outputs(
+    stores: &Stores,
+    run_id: &str,
+) -> Result<BTreeMap<String, (TaskState, TaskOutputs)>> {
+    let events = stores.meta.events(Some(run_id))?;
+    let mut done = BTreeMap::new();
+    for t in stores.meta.tasks(run_id)? {
+        if !matches!(t.state, TaskState::Succeeded | TaskState::Skipped) {
+            continue;
+        }
+        let params = match t.outputs_json.as_deref() {
+            None => BTreeMap::new(),
+            Some(json) => serde_json::from_str(json).with_context(|| {
+                format!(
+                    "run {run_id}: the recorded outputs of task `{}` do not parse",
+                    t.name
+                )
+            })?,
+        };
+        let artifacts = events
+            .iter()
+            .filter(|e| e.task == t.name && e.direction == "output")
+            .map(|e| (e.name.clone(), e.digest.clone()))
+            .collect();
+        done.insert(t.name, (t.state, TaskOutputs { params, artifacts }));
+    }
+    Ok(done)
+}
 
 /// Runs every iteration of a parallelFor (each cached, retried and recorded as `task[i]`), then
 /// fans their outputs in: parameters as lists, artifacts as one directory of `0/`, `1/`, ...
@@ -806,7 +918,7 @@ fn run_loop(
     emit: &(dyn Fn(RunEvent) + Sync),
     cancel: &Arc<AtomicBool>,
 ) -> Settled {
-    let fail = |e: anyhow::Error| (TaskState::Failed, format!("{e:#}"));
+    let fail = Unfinished::host;
     let started = Instant::now();
     let items = job.items.clone().unwrap_or_default();
     let iterations: Vec<Job> = items
@@ -826,9 +938,23 @@ fn run_loop(
         .start_task(&job.run_id, &job.task, 1, &job.component, "")
         .map_err(|e| fail(e.into()))?;
 
+    // Iterations that finished before an interruption keep their outputs and records.
+    let mut before = recorded_outputs(stores, &job.run_id).map_err(fail)?;
     let results: Vec<std::sync::Mutex<Option<Settled>>> = iterations
         .iter()
-        .map(|_| std::sync::Mutex::new(None))
+        .map(|it| {
+            std::sync::Mutex::new(before.remove(&it.task).map(|(state, out)| {
+                Ok((
+                    state,
+                    out,
+                    Duration::ZERO,
+                    Some("done before the resume".into()),
+                ))
+            }))
+        })
+        .collect();
+    let todo: Vec<usize> = (0..iterations.len())
+        .filter(|&i| results[i].lock().unwrap().is_none())
         .collect();
     // An iteration's end: reported, recorded when it failed, kept for the fan-in.
     let settle = |i: usize, r: Settled| {
@@ -840,7 +966,7 @@ fn run_loop(
                 duration: Some(*d),
                 detail: detail.clone(),
             }),
-            Err((state, why)) => {
+            Err(Unfinished { state, why, .. }) => {
                 let _ = stores
                     .meta
                     .set_task_state(&job.run_id, &it.task, *state, Some(why));
@@ -864,11 +990,11 @@ fn run_loop(
     std::thread::scope(|scope| match (shards, &job.pods) {
         // Sharded across pods: shard k runs iterations k, k + n, k + 2n, ... in one pod.
         (Some(n), Some(pods)) => {
-            let n = (n as usize).clamp(1, iterations.len().max(1));
+            let n = (n as usize).clamp(1, todo.len().max(1));
             for k in 0..n {
-                let (settle, iterations) = (&settle, &iterations);
+                let (settle, iterations, todo) = (&settle, &iterations, &todo);
                 scope.spawn(move || {
-                    let mine: Vec<usize> = (k..iterations.len()).step_by(n).collect();
+                    let mine: Vec<usize> = todo.iter().copied().skip(k).step_by(n).collect();
                     run_shard(
                         runtime, stores, job, pods, k, &mine, iterations, emit, cancel,
                     )
@@ -878,12 +1004,13 @@ fn run_loop(
             }
         }
         _ => {
-            for _ in 0..job.loop_parallelism.max(1).min(iterations.len().max(1)) {
-                let (settle, iterations, next) = (&settle, &iterations, &next);
-                scope.spawn(move || loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(it) = iterations.get(i) else { break };
-                    settle(i, run_with_retries(runtime, stores, it, emit, cancel, None));
+            for _ in 0..job.loop_parallelism.max(1).min(todo.len().max(1)) {
+                let (settle, iterations, next, todo) = (&settle, &iterations, &next, &todo);
+                scope.spawn(move || {
+                    while let Some(&i) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        let it = &iterations[i];
+                        settle(i, run_with_retries(runtime, stores, it, emit, cancel, None));
+                    }
                 });
             }
         }
@@ -892,10 +1019,11 @@ fn run_loop(
     for (i, r) in results.into_iter().enumerate() {
         match r.into_inner().unwrap() {
             Some(Ok((_, out, ..))) => done.push(out),
-            Some(Err((state, why))) => {
-                return Err((state, format!("iteration {i} {}: {why}", state.as_str())))
+            Some(Err(u)) => {
+                let why = format!("iteration {i} {}: {}", u.state.as_str(), u.why);
+                return Err(Unfinished { why, ..u });
             }
-            None => return Err((TaskState::Cancelled, format!("iteration {i} did not run"))),
+            None => return Err(Unfinished::cancelled(&format!("iteration {i} did not run"))),
         }
     }
 
@@ -926,7 +1054,7 @@ fn run_loop(
             let digest = &o.artifacts[name];
             let local = stores
                 .artifacts
-                .ensure_local(digest)
+                .checked_local(digest)
                 .map_err(|e| fail(e.into()))?;
             // Copied, not hard-linked: an artifact's files have one link each (see weft-tree).
             weft_store::copy_tree(&local, &combined.join(i.to_string()))
@@ -987,7 +1115,7 @@ fn run_shard(
     emit: &(dyn Fn(RunEvent) + Sync),
     cancel: &Arc<AtomicBool>,
 ) -> Vec<(usize, Settled)> {
-    let fail = |e: anyhow::Error| (TaskState::Failed, format!("{e:#}"));
+    let fail = Unfinished::host;
     let mut settled = Vec::new();
     let mut pending = Vec::new();
     for &i in mine {
@@ -1045,9 +1173,9 @@ fn run_shard(
         Ok(results) => results,
         Err(e) => {
             let why = match e {
-                AttemptError::Cancelled => (TaskState::Cancelled, "cancelled".to_string()),
+                AttemptError::Cancelled => Unfinished::cancelled("cancelled"),
                 AttemptError::Host(e) => fail(e),
-                AttemptError::Step(m) => (TaskState::Failed, m),
+                AttemptError::Step(m) => Unfinished::step(m),
             };
             settled.extend(pending.iter().map(|&i| (i, Err(why.clone()))));
             return settled;
@@ -1062,9 +1190,7 @@ fn run_shard(
         }
         let r = match result.outcome {
             Ok(done) => record_success(stores, it, done, &log).map_err(fail),
-            Err(_) if cancel.load(Ordering::Relaxed) => {
-                Err((TaskState::Cancelled, "cancelled".into()))
-            }
+            Err(_) if cancel.load(Ordering::Relaxed) => Err(Unfinished::cancelled("cancelled")),
             // Retried by the task's policy (backoff included), each retry a pod of its own
             // when the task has resources, else here.
             Err(message) => run_with_retries(runtime, stores, it, emit, cancel, Some(message)),
@@ -1082,7 +1208,7 @@ fn run_with_retries(
     cancel: &Arc<AtomicBool>,
     first_failed: Option<String>,
 ) -> Settled {
-    let fail = |e: anyhow::Error| (TaskState::Failed, format!("{e:#}"));
+    let fail = Unfinished::host;
     let retry = job.spec.retry.clone();
     let limit = retry.as_ref().map(|r| r.limit).unwrap_or(0);
     let mut delay = retry
@@ -1114,7 +1240,7 @@ fn run_with_retries(
     loop {
         match outcome {
             Ok(done) => return Ok(done),
-            Err(AttemptError::Cancelled) => return Err((TaskState::Cancelled, "cancelled".into())),
+            Err(AttemptError::Cancelled) => return Err(Unfinished::cancelled("cancelled")),
             Err(AttemptError::Host(e)) => return Err(fail(e)),
             Err(AttemptError::Step(e)) if attempt <= limit && !cancel.load(Ordering::Relaxed) => {
                 emit(RunEvent::TaskRetrying {
@@ -1131,7 +1257,7 @@ fn run_with_retries(
                 attempt += 1;
                 outcome = start(attempt);
             }
-            Err(AttemptError::Step(e)) => return Err((TaskState::Failed, e)),
+            Err(AttemptError::Step(e)) => return Err(Unfinished::step(e)),
         }
     }
 }
@@ -1444,7 +1570,9 @@ pub(crate) fn run_step(
         .iter()
         .map(|(name, digest)| {
             // Fetched from the artifact backend when this machine does not have it.
-            let path = artifacts.ensure_local(digest).map_err(|e| host(e.into()))?;
+            let path = artifacts
+                .checked_local(digest)
+                .map_err(|e| host(e.into()))?;
             Ok(InputArtifact {
                 name: name.clone(),
                 path,

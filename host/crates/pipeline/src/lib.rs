@@ -14,6 +14,7 @@ mod subpipeline;
 pub mod work_order;
 
 pub use executor::{
-    Executor, ReplayReport, ReplayedOutput, RunEvent, RunOptions, RunSummary, StepDone, Stores,
+    Executor, HostFailure, ReplayReport, ReplayedOutput, RunEvent, RunOptions, RunSummary,
+    StepDone, Stores,
 };
 pub use plan::{plan, Plan, PlanError, RunArgs};

@@ -235,7 +235,7 @@ fn input_artifact(
         .filter(|n| n.starts_with("sha256:"));
     match digest {
         Some(digest) => {
-            let dir = artifacts.ensure_local(digest)?;
+            let dir = artifacts.checked_local(digest)?;
             weft_store::tree_digest(&dir)
         }
         None => artifacts.import(path),

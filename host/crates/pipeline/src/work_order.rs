@@ -122,7 +122,7 @@ pub fn put_json<T: Serialize>(store: &ArtifactStore, name: &str, value: &T) -> R
 
 /// Reads the one-file artifact `name` stored by [`put_json`].
 pub fn get_json<T: DeserializeOwned>(store: &ArtifactStore, digest: &str, name: &str) -> Result<T> {
-    let dir = store.ensure_local(digest)?;
+    let dir = store.checked_local(digest)?;
     let bytes = std::fs::read(dir.join(name))
         .with_context(|| format!("artifact {digest} has no {name}"))?;
     serde_json::from_slice(&bytes).with_context(|| format!("reading {name} of artifact {digest}"))

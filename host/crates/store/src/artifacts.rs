@@ -27,12 +27,15 @@ pub struct ArtifactStore {
 
 impl ArtifactStore {
     pub fn open(root: &Path) -> Result<Self> {
-        std::fs::create_dir_all(root.join("sha256"))?;
-        std::fs::create_dir_all(root.join("tmp"))?;
-        Ok(ArtifactStore {
+        for dir in ["sha256", "tmp", "verified", "corrupt"] {
+            std::fs::create_dir_all(root.join(dir))?;
+        }
+        let store = ArtifactStore {
             root: root.to_path_buf(),
             backend: None,
-        })
+        };
+        store.sweep_scratch();
+        Ok(store)
     }
 
     /// Publishes every ingested artifact to `backend` too, and fetches from it what is not here.
@@ -97,6 +100,17 @@ impl ArtifactStore {
         }
     }
 
+    /// Whether `digest` is here or in the backend (without fetching it).
+    pub fn available(&self, digest: &str) -> Result<bool> {
+        if self.contains(digest) {
+            return Ok(true);
+        }
+        match &self.backend {
+            Some(b) if parse_digest(digest).is_ok() => b.contains(digest),
+            _ => Ok(false),
+        }
+    }
+
     pub fn contains(&self, digest: &str) -> bool {
         parse_digest(digest).is_ok() && self.path(digest).is_dir()
     }
@@ -105,7 +119,7 @@ impl ArtifactStore {
     pub fn scratch_dir(&self) -> Result<ScratchDir> {
         Ok(ScratchDir(Some(
             tempfile::Builder::new()
-                .prefix("out-")
+                .prefix(&format!("out-{}-", std::process::id()))
                 .tempdir_in(self.root.join("tmp"))?,
         )))
     }
@@ -129,17 +143,138 @@ impl ArtifactStore {
 
     /// Seals `dir` (already checked to have `digest`) and renames it to the digest's path,
     /// or drops it when an identical artifact is already there.
+    ///
+    /// An artifact already stored under that name is checked in full first: a corrupt one is
+    /// swapped for `dir` in one atomic exchange and moved aside (`corrupt/`), so a run that
+    /// produces it again repairs it instead of computing on the damaged copy.
     fn settle(&self, dir: &Path, digest: &str) -> Result<()> {
         let dest = self.path(digest);
-        if dest.exists() {
-            return Ok(weft_tree::remove_tree(dir)?);
-        }
         weft_tree::make_read_only(dir, Limits::DEFAULT)?;
+        if dest.exists() {
+            if self.check(digest, &dest, Check::Full) {
+                return Ok(weft_tree::remove_tree(dir)?);
+            }
+            tracing::warn!(%digest, "replacing a corrupt stored artifact with a good copy");
+            weft_tree::exchange(dir, &dest)?;
+            self.quarantine_at(dir, digest)?;
+            self.mark(digest, &dest);
+            return Ok(());
+        }
         match std::fs::rename(dir, &dest) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.mark(digest, &dest);
+                Ok(())
+            }
             // Lost a race with an identical artifact: same digest, same content.
             Err(_) if dest.exists() => Ok(weft_tree::remove_tree(dir)?),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The local directory of `digest`, checked before a step or a server is given it: hashed
+    /// in full up to [`FULL_CHECK_BYTES`], above that trusted while its fingerprint matches
+    /// the one recorded when its digest was last checked. A corrupt copy is moved aside and
+    /// fetched again from the backend when there is one; otherwise it is an error naming the
+    /// digest and the repair (and the copy stays, for `artifacts verify` to report).
+    pub fn checked_local(&self, digest: &str) -> Result<PathBuf> {
+        self.local_checked(digest, Check::Cheap)
+    }
+
+    /// As [`checked_local`](Self::checked_local), always hashing the whole tree: for copies
+    /// leaving the store (`artifacts get`).
+    pub fn verified_local(&self, digest: &str) -> Result<PathBuf> {
+        self.local_checked(digest, Check::Full)
+    }
+
+    fn local_checked(&self, digest: &str, how: Check) -> Result<PathBuf> {
+        let path = self.ensure_local(digest)?;
+        if self.check(digest, &path, how) {
+            return Ok(path);
+        }
+        // Left in place without a backend: `artifacts verify` reports it, the cache misses on
+        // it, and the task that made it replaces it when it runs again.
+        if self.backend.is_some() {
+            tracing::warn!(%digest, "stored artifact corrupt; fetching it again");
+            self.quarantine(digest)?;
+            return self.ensure_local(digest);
+        }
+        Err(StoreError::Corrupt {
+            digest: digest.to_string(),
+            path,
+        })
+    }
+
+    /// Whether the tree at `path` still has `digest`. Anything unreadable or refused counts as
+    /// corrupt: the store wrote none of that.
+    fn check(&self, digest: &str, path: &Path, how: Check) -> bool {
+        let Ok(hex) = parse_digest(digest) else {
+            return false;
+        };
+        let mark = self.root.join("verified").join(hex);
+        let Ok(now) = weft_tree::fingerprint(path, Limits::DEFAULT) else {
+            return false;
+        };
+        if how == Check::Cheap
+            && now.bytes > FULL_CHECK_BYTES
+            && std::fs::read_to_string(&mark).is_ok_and(|m| m == now.hex)
+        {
+            return true;
+        }
+        let ok = weft_tree::digest::matches(path, Limits::DEFAULT, digest).unwrap_or(false);
+        if ok {
+            let _ = std::fs::write(&mark, &now.hex);
+        }
+        ok
+    }
+
+    /// Records the fingerprint of a tree whose digest was just checked.
+    fn mark(&self, digest: &str, path: &Path) {
+        if let (Ok(hex), Ok(now)) = (
+            parse_digest(digest),
+            weft_tree::fingerprint(path, Limits::DEFAULT),
+        ) {
+            let _ = std::fs::write(self.root.join("verified").join(hex), now.hex);
+        }
+    }
+
+    /// Moves the stored copy of `digest` aside into `corrupt/`, kept for inspection.
+    pub fn quarantine(&self, digest: &str) -> Result<()> {
+        let path = self.path(digest);
+        if path.is_dir() {
+            self.quarantine_at(&path, digest)?;
+        }
+        Ok(())
+    }
+
+    fn quarantine_at(&self, dir: &Path, digest: &str) -> Result<()> {
+        let hex = parse_digest(digest)?;
+        let _ = std::fs::remove_file(self.root.join("verified").join(hex));
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let aside = self.root.join("corrupt").join(format!("{hex}-{stamp}"));
+        std::fs::rename(dir, &aside)?;
+        tracing::warn!(%digest, aside = %aside.display(), "corrupt artifact moved aside");
+        Ok(())
+    }
+
+    /// Removes scratch directories left by processes that are gone (a killed run's outputs
+    /// never ingested). Each is named after the process that made it, so a live run's are kept.
+    fn sweep_scratch(&self) {
+        let Ok(entries) = std::fs::read_dir(self.root.join("tmp")) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = scratch_owner(&name.to_string_lossy()) else {
+                continue;
+            };
+            if pid != std::process::id() && !crate::lease::process_alive(pid) {
+                if let Err(e) = weft_tree::remove_tree(&entry.path()) {
+                    tracing::warn!(path = %entry.path().display(), error = %e, "could not remove a leftover scratch directory");
+                }
+            }
         }
     }
 
@@ -162,6 +297,39 @@ impl ArtifactStore {
         self.ingest_dir(&staged)
     }
 
+    /// Checks every stored artifact against its digest (`artifacts verify`), calling `progress`
+    /// with (done, total) after each. With `repair`, a corrupt one is moved aside and fetched
+    /// again from the backend when it has a good copy; the cache then misses on it, so the
+    /// task that made it runs again.
+    pub fn fsck(&self, repair: bool, mut progress: impl FnMut(usize, usize)) -> Result<Fsck> {
+        let mut report = Fsck::default();
+        let mut digests = Vec::new();
+        for entry in std::fs::read_dir(self.root.join("sha256"))? {
+            let entry = entry?;
+            let digest = format!("sha256:{}", entry.file_name().to_string_lossy());
+            if parse_digest(&digest).is_ok() && entry.file_type()?.is_dir() {
+                digests.push(digest);
+            } else {
+                report.stray.push(entry.path());
+            }
+        }
+        digests.sort();
+        for (i, digest) in digests.iter().enumerate() {
+            let path = self.path(digest);
+            if self.check(digest, &path, Check::Full) {
+                report.checked.push(digest.clone());
+            } else if repair {
+                self.quarantine(digest)?;
+                let refetched = self.backend.is_some() && self.ensure_local(digest).is_ok();
+                report.repaired.push((digest.clone(), refetched));
+            } else {
+                report.corrupt.push(digest.clone());
+            }
+            progress(i + 1, digests.len());
+        }
+        Ok(report)
+    }
+
     /// Recomputes the digest of a stored artifact: true when it still matches its name.
     pub fn verify(&self, digest: &str) -> Result<bool> {
         let path = self.path(digest);
@@ -174,6 +342,36 @@ impl ArtifactStore {
         }
         Ok(weft_tree::digest::matches(&path, Limits::DEFAULT, digest)?)
     }
+}
+
+/// Trees up to this size are hashed in full every time they are checked out to a step.
+pub const FULL_CHECK_BYTES: u64 = 16 << 20;
+
+/// How thoroughly [`ArtifactStore::check`] looks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// Whole digest for small trees, fingerprint for big ones.
+    Cheap,
+    /// Whole digest.
+    Full,
+}
+
+/// The process that made scratch directory `name` (`out-<pid>-<random>`).
+fn scratch_owner(name: &str) -> Option<u32> {
+    name.strip_prefix("out-")?.split('-').next()?.parse().ok()
+}
+
+/// What [`ArtifactStore::fsck`] found.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Fsck {
+    /// Intact artifacts.
+    pub checked: Vec<String>,
+    /// Corrupt ones, left in place (no repair asked).
+    pub corrupt: Vec<String>,
+    /// Corrupt ones moved aside, and whether a good copy was fetched again.
+    pub repaired: Vec<(String, bool)>,
+    /// Entries in the store that are not artifacts (a name that is not a digest, a file).
+    pub stray: Vec<PathBuf>,
 }
 
 /// The hex of a strict `sha256:<64 lowercase hex>` digest, or an error naming the value.

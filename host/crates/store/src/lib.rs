@@ -8,14 +8,17 @@
 //! record or a record whose artifacts all exist with their digests.
 
 mod artifacts;
+mod lease;
 mod metadata;
 #[cfg(feature = "postgres")]
 mod metadata_pg;
 mod remote;
 
 pub use artifacts::{
-    copy_tree, parse_digest, tree_digest, ArtifactStore, ScratchDir, StoredArtifact,
+    copy_tree, parse_digest, tree_digest, ArtifactStore, Fsck, ScratchDir, StoredArtifact,
+    FULL_CHECK_BYTES,
 };
+pub use lease::{Lease, RunLease, STALE_AFTER};
 pub use metadata::*;
 pub use remote::{ArtifactBackend, ObjectStoreBackend};
 pub use weft_tree::remove_tree;
@@ -34,12 +37,68 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
     #[error("artifact store: {0}")]
     Invalid(String),
+    /// The artifact backend (object store) failed a request: the network or the service.
+    #[error("{0}")]
+    Backend(String),
     #[error("artifact store: {0}")]
     Tree(#[from] weft_tree::TreeError),
     #[error("metadata store: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("artifact {digest} is corrupt: its content at {} no longer matches its digest; `wasm-run artifacts verify --repair` moves it aside so the task that made it runs again", path.display())]
+    Corrupt {
+        digest: String,
+        path: std::path::PathBuf,
+    },
+    #[error("run {run} is being executed by pid {pid} on {host} (since {since}); wait for it to finish, or stop that process")]
+    RunHeld {
+        run: String,
+        pid: u32,
+        host: String,
+        since: String,
+    },
     #[error("no run `{0}`")]
     NoRun(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+impl StoreError {
+    /// Whether retrying later may succeed: the database or the disk failed, not the request.
+    /// A malformed database does not heal by retrying; a busy, locked or full one may.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Sql(rusqlite::Error::SqliteFailure(f, _)) => !matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseCorrupt
+                    | rusqlite::ErrorCode::NotADatabase
+                    | rusqlite::ErrorCode::ConstraintViolation
+            ),
+            #[cfg(feature = "postgres")]
+            StoreError::Postgres(_) => true,
+            StoreError::Io(io) => io_is_host(io),
+            StoreError::Tree(weft_tree::TreeError::Io { source, .. }) => io_is_host(source),
+            StoreError::RunHeld { .. } | StoreError::Backend(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Disk full, quota, device I/O errors and the network: the host's failures, whatever the
+/// input.
+pub fn io_is_host(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        StorageFull
+            | QuotaExceeded
+            | ConnectionRefused
+            | ConnectionReset
+            | ConnectionAborted
+            | NotConnected
+            | TimedOut
+            | HostUnreachable
+            | NetworkUnreachable
+            | NetworkDown
+            | ResourceBusy
+    ) || e.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error())
+}

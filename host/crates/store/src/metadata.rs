@@ -239,6 +239,15 @@ const MIGRATIONS: &[&str] = &[
         DROP TABLE metrics;
         ALTER TABLE metrics_v2 RENAME TO metrics;
         CREATE INDEX metrics_by_run ON metrics(run_id, task);",
+    // Who executes a run now (see `lease.rs`); taken before the run's row exists.
+    "CREATE TABLE run_leases (
+            run_id TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            since TEXT NOT NULL,
+            renewed_at TEXT NOT NULL
+        );",
 ];
 
 /// What Weft records about runs, whatever database holds it: SQLite in a file by default,
@@ -289,6 +298,15 @@ pub trait Metadata: Send + Sync {
     /// All artifacts recorded: (digest, type, bytes, files).
     fn artifacts(&self) -> Result<Vec<(String, String, u64, u64)>>;
     fn metrics(&self, run: &str) -> Result<Vec<MetricRecord>>;
+    /// The lease on `run`, if anyone holds it (see [`crate::RunLease`]).
+    fn lease_get(&self, run: &str) -> Result<Option<crate::Lease>>;
+    /// Stores `lease` for `run` if the current holder is `expected` (`None`: nobody): a
+    /// compare-and-swap. False when someone else got there first.
+    fn lease_put(&self, run: &str, lease: &crate::Lease, expected: Option<&str>) -> Result<bool>;
+    /// Moves the renewal time of `owner`'s lease on `run`; false when it no longer holds it.
+    fn lease_renew(&self, run: &str, owner: &str, at: &str) -> Result<bool>;
+    /// Gives `owner`'s lease on `run` back (nothing when it no longer holds it).
+    fn lease_release(&self, run: &str, owner: &str) -> Result<()>;
 }
 
 /// The metadata store of a process: [`Metadata`] in whichever database it was opened on.
@@ -643,6 +661,63 @@ impl Metadata for SqliteMetadata {
                 })
             })?;
             rows.collect()
+        })
+    }
+
+    fn lease_get(&self, run: &str) -> Result<Option<crate::Lease>> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT owner, host, pid, since, renewed_at FROM run_leases WHERE run_id = ?1",
+                params![run],
+                |r| {
+                    Ok(crate::Lease {
+                        owner: r.get(0)?,
+                        host: r.get(1)?,
+                        pid: r.get(2)?,
+                        since: r.get(3)?,
+                        renewed_at: r.get(4)?,
+                    })
+                },
+            )
+            .optional()
+        })
+    }
+
+    fn lease_put(&self, run: &str, l: &crate::Lease, expected: Option<&str>) -> Result<bool> {
+        self.with(|c| {
+            let changed = match expected {
+                None => c.execute(
+                    "INSERT INTO run_leases (run_id, owner, host, pid, since, renewed_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (run_id) DO NOTHING",
+                    params![run, l.owner, l.host, l.pid, l.since, l.renewed_at],
+                )?,
+                Some(old) => c.execute(
+                    "UPDATE run_leases SET owner = ?2, host = ?3, pid = ?4, since = ?5, renewed_at = ?6
+                     WHERE run_id = ?1 AND owner = ?7",
+                    params![run, l.owner, l.host, l.pid, l.since, l.renewed_at, old],
+                )?,
+            };
+            Ok(changed == 1)
+        })
+    }
+
+    fn lease_renew(&self, run: &str, owner: &str, at: &str) -> Result<bool> {
+        self.with(|c| {
+            c.execute(
+                "UPDATE run_leases SET renewed_at = ?3 WHERE run_id = ?1 AND owner = ?2",
+                params![run, owner, at],
+            )
+            .map(|n| n == 1)
+        })
+    }
+
+    fn lease_release(&self, run: &str, owner: &str) -> Result<()> {
+        self.with(|c| {
+            c.execute(
+                "DELETE FROM run_leases WHERE run_id = ?1 AND owner = ?2",
+                params![run, owner],
+            )
+            .map(drop)
         })
     }
 }

@@ -83,14 +83,30 @@ CREATE TABLE cache (
     created_at TEXT NOT NULL
 );";
 
+/// Who executes a run now (see `lease.rs`).
+const LEASES: &str = "CREATE TABLE run_leases (
+    run_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid BIGINT NOT NULL,
+    since TEXT NOT NULL,
+    renewed_at TEXT NOT NULL
+);";
+
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "weft metadata".into(),
-        MigrationType::Simple,
-        sqlx::SqlStr::from_static(SCHEMA),
-        false,
-    )])
+    let migration = |version, name: &str, sql| {
+        Migration::new(
+            version,
+            name.to_string().into(),
+            MigrationType::Simple,
+            sqlx::SqlStr::from_static(sql),
+            false,
+        )
+    };
+    Migrator::with_migrations(vec![
+        migration(1, "weft metadata", SCHEMA),
+        migration(2, "run leases", LEASES),
+    ])
 }
 
 const RUN_COLUMNS: &str =
@@ -532,6 +548,80 @@ impl Metadata for PostgresMetadata {
             })
             .collect::<sqlx::Result<_>>()
             .map_err(sql)
+    }
+
+    fn lease_get(&self, run: &str) -> Result<Option<crate::Lease>> {
+        let row = self.on(async {
+            sqlx::query(
+                "SELECT owner, host, pid, since, renewed_at FROM run_leases WHERE run_id = $1",
+            )
+            .bind(run)
+            .fetch_optional(&self.pool)
+            .await
+        })?;
+        row.map(|r| {
+            Ok(crate::Lease {
+                owner: r.try_get(0)?,
+                host: r.try_get(1)?,
+                pid: u32::try_from(r.try_get::<i64, _>(2)?).unwrap_or(0),
+                since: r.try_get(3)?,
+                renewed_at: r.try_get(4)?,
+            })
+        })
+        .transpose()
+        .map_err(sql)
+    }
+
+    fn lease_put(&self, run: &str, l: &crate::Lease, expected: Option<&str>) -> Result<bool> {
+        let done = self.on(async {
+            // `old` is $7: bound last.
+            let base = match expected {
+                None => sqlx::query(
+                    "INSERT INTO run_leases (run_id, owner, host, pid, since, renewed_at)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (run_id) DO NOTHING",
+                ),
+                Some(_) => sqlx::query(
+                    "UPDATE run_leases SET owner = $2, host = $3, pid = $4, since = $5, renewed_at = $6
+                     WHERE run_id = $1 AND owner = $7",
+                ),
+            };
+            let base = base
+                .bind(run)
+                .bind(&l.owner)
+                .bind(&l.host)
+                .bind(i64::from(l.pid))
+                .bind(&l.since)
+                .bind(&l.renewed_at);
+            let base = match expected {
+                Some(old) => base.bind(old),
+                None => base,
+            };
+            base.execute(&self.pool).await
+        })?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    fn lease_renew(&self, run: &str, owner: &str, at: &str) -> Result<bool> {
+        let done = self.on(async {
+            sqlx::query("UPDATE run_leases SET renewed_at = $3 WHERE run_id = $1 AND owner = $2")
+                .bind(run)
+                .bind(owner)
+                .bind(at)
+                .execute(&self.pool)
+                .await
+        })?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    fn lease_release(&self, run: &str, owner: &str) -> Result<()> {
+        self.on(async {
+            sqlx::query("DELETE FROM run_leases WHERE run_id = $1 AND owner = $2")
+                .bind(run)
+                .bind(owner)
+                .execute(&self.pool)
+                .await
+                .map(drop)
+        })
     }
 }
 

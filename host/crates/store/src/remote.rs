@@ -91,7 +91,7 @@ impl ObjectStoreBackend {
     }
 
     fn fail(&self, what: &str, e: object_store::Error) -> StoreError {
-        StoreError::Invalid(format!("artifact store {}: {what}: {e}", self.url))
+        StoreError::Backend(format!("artifact store {}: {what}: {e}", self.url))
     }
 }
 

@@ -208,6 +208,98 @@ fn non_finite_metrics_round_trip(db: &MetadataStore) {
     assert_eq!(again[1..], back[1..]);
 }
 
+/// One executor per run: a held lease refuses a second taker (naming the holder), is given
+/// back on drop, and a lease whose holder is gone (a dead pid here, or no renewal for
+/// STALE_AFTER elsewhere) is taken over.
+fn leases_hold_one_run_at_a_time(db: std::sync::Arc<MetadataStore>) {
+    let first = RunLease::acquire(db.clone(), "leased").unwrap();
+    match RunLease::acquire(db.clone(), "leased") {
+        Err(StoreError::RunHeld { pid, .. }) => assert_eq!(pid, std::process::id()),
+        other => panic!("second taker: {:?}", other.map(|_| ())),
+    }
+    let other_run = RunLease::acquire(db.clone(), "another").unwrap();
+    drop(first);
+    let again = RunLease::acquire(db.clone(), "leased").unwrap();
+    drop((again, other_run));
+    assert_eq!(db.lease_get("leased").unwrap(), None);
+
+    let long_ago = humantime::format_rfc3339_micros(std::time::SystemTime::now() - 2 * STALE_AFTER)
+        .to_string();
+    for (run, holder) in [
+        // Another host that stopped renewing.
+        (
+            "stale",
+            Lease {
+                owner: "elsewhere:1:1".into(),
+                host: "elsewhere".into(),
+                pid: 1,
+                since: long_ago.clone(),
+                renewed_at: long_ago.clone(),
+            },
+        ),
+        // This host, a process that is gone (renewed just now, so only the pid tells).
+        (
+            "dead",
+            Lease {
+                owner: "here:x".into(),
+                host: this_host(),
+                pid: dead_pid(),
+                since: now(),
+                renewed_at: now(),
+            },
+        ),
+    ] {
+        assert!(db.lease_put(run, &holder, None).unwrap());
+        assert!(
+            !db.lease_put(run, &holder, None).unwrap(),
+            "{run}: CAS on an empty slot"
+        );
+        let taken = RunLease::acquire(db.clone(), run).unwrap();
+        let now_held = db.lease_get(run).unwrap().unwrap();
+        assert_eq!(now_held.pid, std::process::id(), "{run}");
+        assert!(
+            !db.lease_renew(run, &holder.owner, &now()).unwrap(),
+            "{run}: old holder lost it"
+        );
+        drop(taken);
+    }
+    // A live holder on another host that keeps renewing is not taken over.
+    let live = Lease {
+        owner: "elsewhere:2:2".into(),
+        host: "elsewhere".into(),
+        pid: 2,
+        since: now(),
+        renewed_at: now(),
+    };
+    assert!(db.lease_put("live", &live, None).unwrap());
+    assert!(matches!(
+        RunLease::acquire(db.clone(), "live"),
+        Err(StoreError::RunHeld { .. })
+    ));
+}
+
+fn this_host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let pid = child.id();
+    child.wait().unwrap();
+    pid
+}
+
+#[test]
+fn sqlite_leases_hold_one_run_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    leases_hold_one_run_at_a_time(std::sync::Arc::new(
+        MetadataStore::open(&dir.path().join("m.db")).unwrap(),
+    ));
+}
+
 #[test]
 fn sqlite_honours_the_contract() {
     let dir = tempfile::tempdir().unwrap();
@@ -258,6 +350,12 @@ mod postgres {
         });
         let (server, _) = admin.rsplit_once('/').unwrap();
         Some(format!("{server}/{name}"))
+    }
+
+    #[test]
+    fn postgres_leases_hold_one_run_at_a_time() {
+        let Some(url) = fresh_database() else { return };
+        leases_hold_one_run_at_a_time(std::sync::Arc::new(MetadataStore::connect(&url).unwrap()));
     }
 
     #[test]

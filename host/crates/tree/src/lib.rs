@@ -12,11 +12,13 @@
 //!   one directory handle at a time, whatever their depth.
 
 pub mod digest;
+mod fingerprint;
 mod ops;
 mod walk;
 
 pub use digest::{tree_digest, FileDigest, TreeDigest};
-pub use ops::{copy_tree, make_read_only, remove_tree};
+pub use fingerprint::{fingerprint, Fingerprint};
+pub use ops::{copy_tree, exchange, make_read_only, remove_tree};
 pub use walk::{walk, Entry, Kind};
 
 use std::path::{Path, PathBuf};

@@ -95,3 +95,17 @@ fn clear_files(dir: &OwnedFd) -> rustix::io::Result<Vec<CString>> {
     }
     Ok(subdirs)
 }
+
+/// Swaps two directories in one atomic step (`renameat2` with `RENAME_EXCHANGE`): whoever
+/// looks at either path sees the old tree or the new one, never neither. How a store replaces
+/// a corrupt artifact with a good copy under the same name.
+pub fn exchange(a: &Path, b: &Path) -> Result<()> {
+    rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        a,
+        rustix::fs::CWD,
+        b,
+        rustix::fs::RenameFlags::EXCHANGE,
+    )
+    .map_err(|e| TreeError::io(b, e))
+}

@@ -358,8 +358,10 @@ pub fn runner_job(run: &PipelineRun, config: &crate::Config, name: &str, cm: &st
         spec: Some(JobSpec {
             // A runner that ends with the run's verdict (1 failed, 2 refused, 130 cancelled) ends
             // the Job: the executor already retried tasks. A runner that died otherwise (killed,
-            // out of memory, node lost) is started again with the same run id, and resumes the run
-            // where the home volume has it. Evictions do not count against the retries.
+            // out of memory, node lost) or exited 3 (the host failed: the metadata database,
+            // the artifact store, the disk; `wasm-run`'s exit codes) is started again with the
+            // same run id, and resumes the run where the stores have it. Evictions do not count
+            // against the retries.
             backoff_limit: Some(2),
             pod_failure_policy: Some(PodFailurePolicy {
                 rules: vec![

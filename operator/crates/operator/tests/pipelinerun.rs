@@ -170,6 +170,7 @@ async fn a_new_run_gets_its_spec_configmap_and_a_runner_job_and_is_pending() {
     assert_eq!(job["spec"]["backoffLimit"], 2);
     let rules = &job["spec"]["podFailurePolicy"]["rules"];
     assert_eq!(rules[0]["action"], "FailJob");
+    // Exit 3 (the host failed) is not a verdict: the runner is restarted and resumes.
     assert_eq!(rules[0]["onExitCodes"]["values"], json!([1, 2, 130]));
     assert_eq!(rules[1]["action"], "Ignore");
     let pod = &job["spec"]["template"]["spec"];
