@@ -40,8 +40,71 @@ fn the_default_table_limit_is_the_one_reached() {
         line.contains("table limit exceeded") && line.contains("limit 100000"),
         "{line}"
     );
-    let line = s
-        .run(grow.to_str().unwrap(), &["--max-table-elements", "200000"])
-        .failure();
-    assert!(line.contains("above the maximum 100000"), "{line}");
+    // A limit the host cannot grant is bad input (exit 2), not the step's failure.
+    let refused = s.run(grow.to_str().unwrap(), &["--max-table-elements", "200000"]);
+    assert_eq!(refused.code(), 2, "{}", refused.stderr());
+    assert!(
+        refused.stderr().contains("above the maximum 100000"),
+        "{}",
+        refused.stderr()
+    );
+}
+
+/// Every file a user names is read only if it is a regular file, and only so far: `/dev/zero`
+/// used to be read until memory ran out, and a FIFO hung the command. Each is refused at once
+/// with exit 2, naming the path. (The deadline guards against the old hang; it is not a
+/// timing assertion.)
+#[test]
+fn devices_and_fifos_are_refused_not_read_forever() {
+    let s = Scratch::new();
+    let fifo = s.path("fifo");
+    succeed(std::process::Command::new("mkfifo").arg(&fifo));
+    // A pipeline whose component source is the FIFO.
+    let pipeline = s.path("p.yaml");
+    std::fs::write(
+        &pipeline,
+        format!(
+            "apiVersion: weft.dev/v1alpha1\nkind: Pipeline\nmetadata: {{name: p}}\nspec:\n  components:\n    c: {{source: {}}}\n  tasks:\n    t: {{component: c}}\n",
+            fifo.display()
+        ),
+    )
+    .unwrap();
+    let f = fifo.to_str().unwrap();
+    let fifo_input = format!("data={f}");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["run", "/dev/zero"], "/dev/zero"),
+        (vec!["run", f], f),
+        (vec!["pipeline", "run", "/dev/zero"], "/dev/zero"),
+        (vec!["pipeline", "validate", "/dev/zero"], "/dev/zero"),
+        (vec!["pipeline", "run", f], f),
+        (vec!["pipeline", "run", pipeline.to_str().unwrap()], f),
+        (vec!["serve", "--file", "/dev/zero"], "/dev/zero"),
+        (vec!["run", NOOP, "--input", "data=/dev/zero"], "/dev/zero"),
+        (vec!["run", NOOP, "--input", &fifo_input], f),
+        (vec!["artifacts", "put", f], f),
+    ];
+    for (args, named) in cases {
+        let mut child = s
+            .wasm_run()
+            .args(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > until {
+                let _ = child.kill();
+                panic!("{args:?} hung");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(named), "{args:?} names {named}: {err}");
+    }
 }

@@ -24,3 +24,4 @@ mod support;
 mod task_pods;
 mod tensors;
 mod transform;
+mod validate;

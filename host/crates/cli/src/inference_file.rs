@@ -3,7 +3,7 @@
 //! `trafficPercent` of the requests.
 
 use crate::home::Home;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use bytesize::ByteSize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,7 +23,7 @@ pub struct ServiceFile {
 
 pub fn load(home: &Home, file: &Path) -> Result<ServiceFile> {
     let shown = file.display().to_string();
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {shown}"))?;
+    let text = weft_tree::read_regular_text(file, weft_tree::MAX_DOCUMENT_BYTES)?;
     let doc = Document::<InferenceService>::parse(&shown, &text)?;
     let isvc = &doc.value;
     if isvc.api_version != weft_spec::pipeline::API_VERSION {

@@ -150,6 +150,7 @@ pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
                 &file,
                 &RunArgs {
                     cache: true,
+                    check_only: true,
                     ..Default::default()
                 },
                 exec.runtime(),
@@ -197,6 +198,7 @@ pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
                 artifacts: args.artifacts,
                 cache: !args.no_cache,
                 hermetic_seed: args.hermetic_seed,
+                check_only: false,
             };
             let file = match from_pipeline_run(&args.file, &mut run_args) {
                 Ok(Some(file)) => file,
@@ -290,8 +292,8 @@ fn from_pipeline_run(
         kind: Option<String>,
     }
     let shown = file.display().to_string();
-    let text =
-        std::fs::read_to_string(file).map_err(|e| PlanError::Args(format!("{shown}: {e}")))?;
+    let text = weft_tree::read_regular_text(file, weft_tree::MAX_DOCUMENT_BYTES)
+        .map_err(|e| PlanError::Args(e.to_string()))?;
     let kind: Kind = serde_saphyr::from_str(&text).map_err(|e| {
         PlanError::Args(format!(
             "{shown}: {}",

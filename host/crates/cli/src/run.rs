@@ -246,7 +246,13 @@ pub fn run(home: &Home, args: RunArgs) -> Result<ExitCode> {
                 escape_control(&e.one_line()),
                 log_path.display()
             );
-            Ok(ExitCode::from(1))
+            Ok(match e.kind() {
+                // What the user gave cannot be granted: bad input, not the step's failure.
+                "grant" => ExitCode::from(2),
+                // The host failed or had no room: worth retrying.
+                "host" | "busy" => crate::exit::host_failure(),
+                _ => ExitCode::from(1),
+            })
         }
     }
 }

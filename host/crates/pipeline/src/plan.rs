@@ -37,6 +37,9 @@ pub struct RunArgs {
     pub artifacts: Vec<(String, PathBuf)>,
     pub cache: bool,
     pub hermetic_seed: Option<u64>,
+    /// `pipeline validate`: check everything, write nothing (no component stored, no input
+    /// imported). The plan it gives is for reading only: its input artifacts carry no digest.
+    pub check_only: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,8 +68,8 @@ pub fn plan(
     artifacts: &ArtifactStore,
 ) -> Result<Plan, PlanError> {
     let shown = file.display().to_string();
-    let text =
-        std::fs::read_to_string(file).map_err(|e| PlanError::Args(format!("{shown}: {e}")))?;
+    let text = weft_tree::read_regular_text(file, weft_tree::MAX_DOCUMENT_BYTES)
+        .map_err(|e| PlanError::Args(e.to_string()))?;
     let doc = Document::<Pipeline>::parse(&shown, &text)?;
     let graph = validate(&doc).map_err(PlanError::Invalid)?;
     let base = file.parent().unwrap_or(Path::new(".")).to_path_buf();
@@ -109,53 +112,27 @@ pub fn plan(
 
     let mut errors = Vec::new();
     let mut components = BTreeMap::new();
-    std::fs::create_dir_all(components_dir).map_err(anyhow::Error::from)?;
+    if !args.check_only {
+        std::fs::create_dir_all(components_dir).map_err(anyhow::Error::from)?;
+    }
     for (name, decl) in &spec.components {
         let at = ["spec", "components", name.as_str(), "source"];
-        let stored = if decl.source.starts_with("sha256:") {
-            let p = component_path(components_dir, &decl.source);
-            if p.exists() {
-                p
-            } else {
-                // Not compiled here yet: an artifact holding the component (the remote store's
-                // way of shipping components to runners).
-                let fetched = artifacts
-                    .component_file(&decl.source)
-                    .and_then(|f| Ok(std::fs::read(f)?));
-                match fetched {
-                    Ok(bytes) => {
-                        store_component(components_dir, &bytes).map_err(anyhow::Error::from)?
-                    }
-                    Err(e) => {
-                        errors.push(doc.error_at(
-                            &at,
-                            format!(
-                                "component {} is not in the component store ({}) nor an artifact holding one: {e}",
-                                decl.source,
-                                components_dir.display()
-                            ),
-                        ));
-                        continue;
-                    }
-                }
-            }
-        } else {
-            let src = base.join(&decl.source);
-            match std::fs::read(&src) {
-                Ok(bytes) => {
-                    store_component(components_dir, &bytes).map_err(anyhow::Error::from)?
-                }
-                Err(e) => {
-                    errors.push(doc.error_at(
-                        &at,
-                        format!("component `{name}`: cannot read {}: {e}", src.display()),
-                    ));
-                    continue;
-                }
+        let source = match component_source(components_dir, artifacts, &base, &decl.source) {
+            Ok(path) => path,
+            Err(e) => {
+                errors.push(doc.error_at(&at, format!("component `{name}`: {e}")));
+                continue;
             }
         };
-        match runtime.load(&stored) {
+        // Checked before it is stored: a component that is not a step never enters the store.
+        match runtime.load(&source) {
+            Ok(loaded) if args.check_only || source.starts_with(components_dir) => {
+                components.insert(name.clone(), loaded.digest.clone());
+            }
             Ok(loaded) => {
+                let bytes = weft_tree::read_regular(&source, weft_tree::MAX_COMPONENT_BYTES)
+                    .map_err(anyhow::Error::from)?;
+                store_component(components_dir, &bytes).map_err(anyhow::Error::from)?;
                 components.insert(name.clone(), loaded.digest.clone());
             }
             Err(e) => {
@@ -174,7 +151,7 @@ pub fn plan(
                 "--artifact {name}: the pipeline has no input artifact `{name}`"
             )));
         }
-        let stored = input_artifact(artifacts, path)
+        let stored = input_artifact(artifacts, path, args.check_only)
             .map_err(|e| PlanError::Args(format!("--artifact {name}: {e}")))?;
         input_artifacts.insert(name.clone(), stored);
     }
@@ -187,12 +164,20 @@ pub fn plan(
                 "pipeline artifact `{name}` has no default path: give --artifact {name}=PATH"
             )));
         };
-        let stored = input_artifact(artifacts, &base.join(rel)).map_err(|e| {
-            PlanError::from(doc.error_at(
-                &["spec", "artifacts", name, "path"],
-                format!("artifact `{name}`: {e}"),
-            ))
-        })?;
+        let at = ["spec", "artifacts", name.as_str(), "path"];
+        if rel.trim().is_empty()
+            || base
+                .join(rel)
+                .canonicalize()
+                .is_ok_and(|p| p == Path::new("/"))
+        {
+            // `''` would import the pipeline's whole directory, `/` the whole filesystem.
+            return Err(doc
+                .error_at(&at, format!("artifact `{name}`: path {rel:?} names no file or directory of the pipeline's inputs; name the file or directory"))
+                .into());
+        }
+        let stored = input_artifact(artifacts, &base.join(rel), args.check_only)
+            .map_err(|e| PlanError::from(doc.error_at(&at, format!("artifact `{name}`: {e}"))))?;
         input_artifacts.insert(name.clone(), stored);
     }
 
@@ -225,21 +210,73 @@ fn store_component(dir: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
 
 /// A pipeline input: a file or directory to import, or `sha256:<hex>`, an artifact already in
 /// the store (or its remote backend), as on a cluster where inputs arrive by digest.
+/// With `check_only`, only checks it is there (a regular file or directory, or a stored
+/// digest), importing nothing.
 fn input_artifact(
     artifacts: &ArtifactStore,
     path: &Path,
+    check_only: bool,
 ) -> Result<weft_store::StoredArtifact, weft_store::StoreError> {
     let digest = path
         .file_name()
         .and_then(|n| n.to_str())
         .filter(|n| n.starts_with("sha256:"));
-    match digest {
-        Some(digest) => {
+    match (digest, check_only) {
+        (Some(digest), false) => {
             let dir = artifacts.checked_local(digest)?;
             weft_store::tree_digest(&dir)
         }
-        None => artifacts.import(path),
+        (Some(digest), true) => match artifacts.available(digest)? {
+            true => Ok(unimported(digest)),
+            false => Err(weft_store::StoreError::Invalid(format!(
+                "artifact {digest} is not in the store"
+            ))),
+        },
+        (None, false) => artifacts.import(path),
+        (None, true) => {
+            let meta = std::fs::metadata(path)
+                .map_err(|e| weft_store::StoreError::Invalid(format!("{}: {e}", path.display())))?;
+            if !(meta.is_file() || meta.is_dir()) {
+                return Err(weft_store::StoreError::Invalid(format!(
+                    "{}: not a regular file or a directory",
+                    path.display()
+                )));
+            }
+            Ok(unimported(""))
+        }
     }
+}
+
+/// What a check-only plan records for an input it did not import.
+fn unimported(digest: &str) -> weft_store::StoredArtifact {
+    weft_store::StoredArtifact {
+        digest: digest.to_string(),
+        bytes: 0,
+        files: 0,
+    }
+}
+
+/// The file holding component `source`: a path relative to the pipeline, a digest in the
+/// component store, or an artifact holding one (how components reach a cluster's runners).
+fn component_source(
+    components_dir: &Path,
+    artifacts: &ArtifactStore,
+    base: &Path,
+    source: &str,
+) -> anyhow::Result<PathBuf> {
+    if !source.starts_with("sha256:") {
+        return Ok(base.join(source));
+    }
+    let stored = component_path(components_dir, source);
+    if stored.exists() {
+        return Ok(stored);
+    }
+    artifacts.component_file(source).map_err(|e| {
+        anyhow::anyhow!(
+            "{source} is not in the component store ({}) nor an artifact holding one: {e}",
+            components_dir.display()
+        )
+    })
 }
 
 /// The stored path of a component digest.

@@ -138,8 +138,8 @@ pub(crate) fn inline(pipeline: &mut Pipeline, base: &Path, depth: usize) -> Resu
 
 fn load(file: &Path) -> Result<Pipeline, PlanError> {
     let shown = file.display().to_string();
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| PlanError::Args(format!("sub-pipeline {shown}: {e}")))?;
+    let text = weft_tree::read_regular_text(file, weft_tree::MAX_DOCUMENT_BYTES)
+        .map_err(|e| PlanError::Args(format!("sub-pipeline {e}")))?;
     let doc = Document::<Pipeline>::parse(&shown, &text)?;
     validate(&doc).map_err(PlanError::Invalid)?;
     if doc.value.spec.exit_handler.is_some() {

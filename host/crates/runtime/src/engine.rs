@@ -124,8 +124,8 @@ impl Runtime {
     /// Loads a component from a file: from memory if this runtime has it, else from the disk
     /// cache, else compiled. Checks that it is a `weft:pipeline/step` and that its imports link.
     pub fn load(&self, path: &Path) -> Result<Arc<LoadedComponent>, StepError> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| StepError::Grant(format!("component {}: {e}", path.display())))?;
+        let bytes = weft_tree::read_regular(path, weft_tree::MAX_COMPONENT_BYTES)
+            .map_err(|e| StepError::Grant(format!("component {e}")))?;
         let digest = cache::digest(&bytes);
         if let Some(hit) = self.loaded.lock().unwrap().get(&digest) {
             return Ok(Arc::new(LoadedComponent {

@@ -127,8 +127,8 @@ where
 impl Runtime {
     /// Loads a served model's component; checks it exports `weft:serve/model@0.1.0`.
     pub fn load_predictor(&self, path: &Path) -> Result<LoadedPredictor, StepError> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| StepError::Grant(format!("component {}: {e}", path.display())))?;
+        let bytes = weft_tree::read_regular(path, weft_tree::MAX_COMPONENT_BYTES)
+            .map_err(|e| StepError::Grant(format!("component {e}")))?;
         let digest = cache::digest(&bytes);
         let (component, source) = self.compile(path, &digest, &bytes, MODEL_EXPORT)?;
         let host_work = imports_host_work(&self.engine, &component);
@@ -158,8 +158,8 @@ impl Runtime {
         grants: &StepRequest,
         model_dir: Option<&str>,
     ) -> Result<LoadedPredictor, StepError> {
-        let bytes = std::fs::read(path)
-            .map_err(|e| StepError::Grant(format!("component {}: {e}", path.display())))?;
+        let bytes = weft_tree::read_regular(path, weft_tree::MAX_COMPONENT_BYTES)
+            .map_err(|e| StepError::Grant(format!("component {e}")))?;
         let digest = cache::digest(&bytes);
         let shown = path.display().to_string();
         // A model whose weights live in host tensors or graphs keeps only handles in its

@@ -124,6 +124,14 @@ fn stage_input(input: &InputArtifact, stage: &Path) -> Result<(PathBuf, String),
     if meta.is_dir() {
         return Ok((input.path.clone(), guest_dir));
     }
+    if !meta.is_file() {
+        // A FIFO or a device would block or never end when the step reads it.
+        return Err(StepError::Grant(format!(
+            "input `{}`: {} is not a regular file or a directory (a device, FIFO or socket)",
+            input.name,
+            input.path.display()
+        )));
+    }
     let file_name = input
         .path
         .file_name()

@@ -339,6 +339,9 @@ impl Validator<'_> {
             } else {
                 self.param_source(&strs(&p), items, Some(ParamType::Json), Some(name), deps);
             }
+            if let Some(list) = self.static_items(&strs(&p), items) {
+                self.check_loop_fields(base, task, &list);
+            }
             if pf.parallelism == Some(0) {
                 self.err(
                     &strs(&at(&["parallelFor", "parallelism"])),
@@ -400,6 +403,51 @@ impl Validator<'_> {
                 self.err(
                     &strs(&at(&["memory"])),
                     format!("`{m}` is not a size (e.g. 256MiB)"),
+                );
+            }
+        }
+    }
+
+    /// The items of a parallelFor when the file fixes them (a literal, or a parameter's
+    /// default); a parameter default that is not a list is an error here rather than mid-run.
+    fn static_items(
+        &mut self,
+        path: &[&str],
+        items: &ParamSource,
+    ) -> Option<Vec<serde_json::Value>> {
+        if let Some(v) = &items.value {
+            return v.as_array().cloned();
+        }
+        let param = items.param.as_ref()?;
+        let default = self.spec().params.get(param)?.default.clone()?;
+        match default {
+            serde_json::Value::Array(list) => Some(list),
+            other => {
+                self.err(
+                    path,
+                    format!("parallelFor items: the default of parameter `{param}` is {other}, not a list"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Every `loopItem: FIELD` of the task names a field each item has.
+    fn check_loop_fields(&mut self, base: &[&str], task: &TaskSpec, list: &[serde_json::Value]) {
+        for (param, src) in &task.params {
+            let Some(field) = src.loop_item.as_deref().filter(|f| *f != ".") else {
+                continue;
+            };
+            if let Some((i, item)) = list
+                .iter()
+                .enumerate()
+                .find(|(_, it)| it.get(field).is_none())
+            {
+                let mut p = base.to_vec();
+                p.extend(["params", param.as_str(), "loopItem"]);
+                self.err(
+                    &p,
+                    format!("item {i} of the parallelFor list, {item}, has no field `{field}`"),
                 );
             }
         }
@@ -852,6 +900,73 @@ spec:
             "{e}"
         );
         assert_eq!((e.line, e.column), (30, 38), "located at the field: {e}");
+    }
+
+    #[test]
+    fn parallel_for_lists_known_from_the_file_are_checked() {
+        let pipeline = |params: &str, items: &str, item_param: &str| {
+            format!(
+                "apiVersion: weft.dev/v1alpha1
+kind: Pipeline
+metadata: {{name: p}}
+spec:
+  params: {{{params}}}
+  components:
+    c:
+      source: c.wasm
+      inputs: {{params: {{x: {{type: int}}}}}}
+  tasks:
+    t:
+      component: c
+      parallelFor: {{items: {items}}}
+      params: {{x: {{loopItem: {item_param}}}}}
+"
+            )
+        };
+        let e = one_error(&pipeline(
+            "xs: {type: json, default: 3}",
+            "{param: xs}",
+            ".",
+        ));
+        assert!(
+            e.message
+                .contains("default of parameter `xs` is 3, not a list"),
+            "{e}"
+        );
+        let e = one_error(&pipeline("", "{value: [{a: 1}, {b: 2}]}", "a"));
+        assert!(
+            e.message.contains("item 1") && e.message.contains("no field `a`"),
+            "{e}"
+        );
+        let e = one_error(&pipeline(
+            "xs: {type: json, default: [{a: 1}, 2]}",
+            "{param: xs}",
+            "a",
+        ));
+        assert!(
+            e.message.contains("item 1") && e.message.contains("no field `a`"),
+            "{e}"
+        );
+        check(&pipeline(
+            "xs: {type: json, default: [{a: 1}]}",
+            "{param: xs}",
+            "a",
+        ))
+        .unwrap();
+        check(&pipeline("", "{value: [1, 2]}", ".")).unwrap();
+    }
+
+    #[test]
+    fn an_unknown_yaml_tag_is_an_error() {
+        let text = "apiVersion: weft.dev/v1alpha1\nkind: !custom Pipeline\nmetadata: {name: p}\nspec: {components: {}, tasks: {}}\n";
+        let Err(e) = crate::Document::<Pipeline>::parse("p.yaml", text) else {
+            panic!("a tag the spec does not define was accepted");
+        };
+        assert_eq!(e.line, 2, "{e}");
+        assert!(
+            e.message.contains("custom") || e.message.contains("tag"),
+            "{e}"
+        );
     }
 
     #[test]

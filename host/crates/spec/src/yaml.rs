@@ -95,6 +95,14 @@ pub struct Document<T> {
     root: Spanned<Node>,
 }
 
+/// Tags the spec does not define (`kind: !custom Pipeline`) are errors, not silently dropped:
+/// a value that means something else to its author must not be read as a plain one.
+fn strict() -> serde_saphyr::Options {
+    let mut options = serde_saphyr::Options::default();
+    options.reject_unsupported_tags = true;
+    options
+}
+
 impl<T: DeserializeOwned> Document<T> {
     /// Parses `text` (from `file`, for messages) as a `T`.
     pub fn parse(file: &str, text: &str) -> Result<Self, SpecError> {
@@ -110,8 +118,9 @@ impl<T: DeserializeOwned> Document<T> {
                 message: first_line(&e.to_string()),
             }
         };
-        let root: Spanned<Node> = serde_saphyr::from_str(text).map_err(located)?;
-        let value: T = serde_saphyr::from_str(text).map_err(located)?;
+        let root: Spanned<Node> =
+            serde_saphyr::from_str_with_options(text, strict()).map_err(located)?;
+        let value: T = serde_saphyr::from_str_with_options(text, strict()).map_err(located)?;
         Ok(Document {
             file: file.to_string(),
             value,

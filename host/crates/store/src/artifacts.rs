@@ -287,6 +287,12 @@ impl ArtifactStore {
         let staged = scratch.path().join("a");
         if meta.is_dir() {
             weft_tree::copy_tree(src, &staged, Limits::DEFAULT)?;
+        } else if !meta.is_file() {
+            // A FIFO would block the copy forever, a device never end.
+            return Err(StoreError::Invalid(format!(
+                "{}: not a regular file or a directory (a device, FIFO or socket)",
+                src.display()
+            )));
         } else {
             std::fs::create_dir(&staged)?;
             let name = src

@@ -12,11 +12,13 @@
 //!   one directory handle at a time, whatever their depth.
 
 pub mod digest;
+mod file;
 mod fingerprint;
 mod ops;
 mod walk;
 
 pub use digest::{tree_digest, FileDigest, TreeDigest};
+pub use file::{read_regular, read_regular_text, MAX_COMPONENT_BYTES, MAX_DOCUMENT_BYTES};
 pub use fingerprint::{fingerprint, Fingerprint};
 pub use ops::{copy_tree, exchange, make_read_only, remove_tree};
 pub use walk::{walk, Entry, Kind};
@@ -56,6 +58,10 @@ pub enum TreeError {
     },
     #[error("{}: {what}; artifacts hold regular files and directories only", path.display())]
     Special { path: PathBuf, what: &'static str },
+    #[error("{}: {what}; expected a regular file", path.display())]
+    NotAFile { path: PathBuf, what: &'static str },
+    #[error("{}: {size} bytes, over the limit of {max} bytes", path.display())]
+    FileTooBig { path: PathBuf, size: u64, max: u64 },
     #[error("{}: a file with {links} hard links; artifacts hold files with one link each", path.display())]
     HardLink { path: PathBuf, links: u64 },
     #[error("{}: directories nest deeper than {max} levels (the output depth limit)", path.display())]
