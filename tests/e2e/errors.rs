@@ -108,3 +108,61 @@ fn devices_and_fifos_are_refused_not_read_forever() {
         assert!(err.contains(named), "{args:?} names {named}: {err}");
     }
 }
+
+/// Errors say what is wrong once, in one line, with what to do, and quote no more of the
+/// input than a screen holds.
+#[test]
+fn errors_are_one_line_said_once_and_bounded() {
+    let s = Scratch::new();
+    // A pipeline run, so the metadata database holds history.
+    let yaml = misbehave_pipeline(&s, "    t: {component: busy}\n");
+    succeed(s.wasm_run().args(["pipeline", "run"]).arg(&yaml));
+    let db = s.path("home/metadata.db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    assert!(bytes.len() > 8192, "{}", bytes.len());
+    bytes[4096..8192].fill(0x5a);
+    std::fs::write(&db, &bytes).unwrap();
+    let (code, err) = fails(s.wasm_run().args(["runs", "list"]));
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.matches("malformed").count(), 1, "said once: {err}");
+    assert!(
+        err.contains("metadata.db") && err.contains("restore it from a backup"),
+        "{err}"
+    );
+
+    // Truncated to nothing: refused, not taken for a new, empty history.
+    std::fs::write(&db, b"").unwrap();
+    let (code, err) = fails(s.wasm_run().args(["runs", "list"]));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("empty (0 bytes)"), "{err}");
+    assert_eq!(std::fs::metadata(&db).unwrap().len(), 0, "left as it was");
+    std::fs::remove_file(&db).unwrap();
+
+    // Not WebAssembly: one line, no byte dump.
+    let readme = repo_file("README.md");
+    let (code, err) = fails(s.wasm_run().arg("run").arg(&readme));
+    assert_eq!(code, Some(2), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("not WebAssembly"), "{err}");
+
+    // A 10 MB task name is not echoed back whole.
+    let name = "x".repeat(10 << 20);
+    let yaml = s.path("long.yaml");
+    std::fs::write(
+        &yaml,
+        format!("apiVersion: weft.dev/v1alpha1\nkind: Pipeline\nmetadata: {{name: p}}\nspec:\n  components:\n    c: {{source: {NOOP}}}\n  tasks:\n    {name}: {{component: c}}\n"),
+    )
+    .unwrap();
+    let (code, err) = fails(s.wasm_run().args(["pipeline", "validate"]).arg(&yaml));
+    assert_eq!(code, Some(2), "{}", &err[..err.len().min(500)]);
+    assert!(err.len() < 4096, "{} bytes of error", err.len());
+    assert!(err.contains("long.yaml:"), "{err}");
+
+    // An input that is not there is bad input, not a step failure.
+    let (code, err) = fails(
+        s.wasm_run()
+            .args(["run", NOOP, "--input", "data=/nonexistent"]),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("/nonexistent"), "{err}");
+}

@@ -967,9 +967,12 @@ fn run_loop(
                 detail: detail.clone(),
             }),
             Err(Unfinished { state, why, .. }) => {
-                let _ = stores
+                if let Err(e) = stores
                     .meta
-                    .set_task_state(&job.run_id, &it.task, *state, Some(why));
+                    .set_task_state(&job.run_id, &it.task, *state, Some(why))
+                {
+                    tracing::error!(task = %it.task, error = %e, "could not record the iteration's failure");
+                }
                 emit(RunEvent::TaskFinished {
                     task: it.task.clone(),
                     state: *state,

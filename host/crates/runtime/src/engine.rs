@@ -177,12 +177,22 @@ impl Runtime {
         expected: &'static str,
     ) -> Result<(wasmtime::component::Component, LoadSource), StepError> {
         let shown = path.display().to_string();
+        if !bytes.starts_with(b"\0asm") {
+            // wasmtime would say so with a multi-line dump of the expected and actual bytes.
+            return Err(StepError::InvalidComponent {
+                path: shown,
+                reason: "not WebAssembly at all (it does not start with `\\0asm`); give the \
+                         `.wasm` file a build produced"
+                    .into(),
+            });
+        }
         let (component, source) = self
             .cache
             .load_or_compile(&self.engine, digest, bytes)
             .map_err(|e| StepError::InvalidComponent {
                 path: shown.clone(),
-                reason: format!("{e:#}"),
+                // One line: wasmtime's causes joined, any debug-printed byte lists folded.
+                reason: weft_spec::text::one_line(&format!("{e:#}")),
             })?;
         let exports: Vec<String> = component
             .component_type()

@@ -38,9 +38,23 @@ pub fn truncate(text: &str, max: usize) -> Cow<'_, str> {
     ))
 }
 
+/// `text` on one line: runs of whitespace (newlines and indentation of debug-printed values
+/// included) folded to one space.
+pub fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multi_line_text_folds_to_one_line() {
+        assert_eq!(
+            one_line("expected=[\n    0x0,\n    0x61,\n]"),
+            "expected=[ 0x0, 0x61, ]"
+        );
+    }
 
     #[test]
     fn control_characters_become_visible_escapes() {

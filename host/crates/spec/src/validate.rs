@@ -245,7 +245,10 @@ impl Validator<'_> {
         if !valid_name(name) {
             self.err(
                 path,
-                format!("{what} name `{name}`: use letters, digits, `-` and `_` (at most 63)"),
+                format!(
+                    "{what} name `{}`: use letters, digits, `-` and `_` (at most 63)",
+                    crate::text::truncate(name, 64)
+                ),
             );
         }
     }

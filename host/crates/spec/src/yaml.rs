@@ -95,6 +95,12 @@ pub struct Document<T> {
     root: Spanned<Node>,
 }
 
+/// A message as shown: messages quote names and values from the file, which may be anything
+/// (a 10 MB task name, escape sequences), so each is escaped and cut to a screenful.
+fn shown(message: &str) -> String {
+    crate::text::truncate(&crate::text::escape_control(message), 600).into_owned()
+}
+
 /// Tags the spec does not define (`kind: !custom Pipeline`) are errors, not silently dropped:
 /// a value that means something else to its author must not be read as a plain one.
 fn strict() -> serde_saphyr::Options {
@@ -115,7 +121,7 @@ impl<T: DeserializeOwned> Document<T> {
                 file: file.to_string(),
                 line,
                 column,
-                message: first_line(&e.to_string()),
+                message: shown(&first_line(&e.to_string())),
             }
         };
         let root: Spanned<Node> =
@@ -138,7 +144,7 @@ impl<T> Document<T> {
             file: self.file.clone(),
             line,
             column,
-            message: message.into(),
+            message: shown(&message.into()),
         }
     }
 

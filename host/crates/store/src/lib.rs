@@ -27,23 +27,26 @@ pub use weft_tree::remove_tree;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("metadata store: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(rusqlite::Error),
     #[error("metadata store migration: {0}")]
-    Migration(#[from] rusqlite_migration::Error),
+    Migration(rusqlite_migration::Error),
     #[cfg(feature = "postgres")]
     #[error("metadata store (PostgreSQL): {0}")]
-    Postgres(#[from] sqlx::Error),
+    Postgres(sqlx::Error),
     #[error("artifact store: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("artifact store: {0}")]
     Invalid(String),
+    /// The metadata database cannot be used as it is (damaged, truncated), with what to do.
+    #[error("metadata store: {0}")]
+    Unusable(String),
     /// The artifact backend (object store) failed a request: the network or the service.
     #[error("{0}")]
     Backend(String),
     #[error("artifact store: {0}")]
-    Tree(#[from] weft_tree::TreeError),
+    Tree(weft_tree::TreeError),
     #[error("metadata store: {0}")]
-    Json(#[from] serde_json::Error),
+    Json(serde_json::Error),
     #[error("artifact {digest} is corrupt: its content at {} no longer matches its digest; `wasm-run artifacts verify --repair` moves it aside so the task that made it runs again", path.display())]
     Corrupt {
         digest: String,
@@ -60,7 +63,34 @@ pub enum StoreError {
     NoRun(String),
 }
 
+// Conversions without `#[from]`: that would also make each wrapped error the variant's
+// `source`, and since the message already shows it, `{:#}` printed it two or three times
+// ("database disk image is malformed: database disk image is malformed: ...").
+macro_rules! from_error {
+    ($($variant:ident($ty:ty)),* $(,)?) => {$(
+        impl From<$ty> for StoreError {
+            fn from(e: $ty) -> Self {
+                StoreError::$variant(e)
+            }
+        }
+    )*};
+}
+from_error!(
+    Sql(rusqlite::Error),
+    Migration(rusqlite_migration::Error),
+    Io(std::io::Error),
+    Tree(weft_tree::TreeError),
+    Json(serde_json::Error),
+);
+#[cfg(feature = "postgres")]
+from_error!(Postgres(sqlx::Error));
+
 pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Text from the database shown in a message: escaped, and cut to a line.
+fn text_shown(text: &str) -> String {
+    weft_spec::text::truncate(&weft_spec::text::escape_control(text), 80).into_owned()
+}
 
 impl StoreError {
     /// Whether retrying later may succeed: the database or the disk failed, not the request.

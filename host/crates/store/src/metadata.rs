@@ -36,6 +36,7 @@ impl TaskState {
         }
     }
 
+    /// The state named `s` as stored; `None` for a name no version of Weft wrote.
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "PENDING" => TaskState::Pending,
@@ -346,6 +347,37 @@ impl MetadataStore {
 /// while a run is going) never block it.
 pub struct SqliteMetadata {
     conn: Mutex<Connection>,
+    /// For messages.
+    path: std::path::PathBuf,
+}
+
+/// A task state read from the database that no version of Weft writes: an error, not a guess
+/// (reading it as PENDING would run a finished task again).
+pub(crate) fn unknown_state(text: &str) -> String {
+    format!(
+        "a task's state is `{}`, which this version of Weft does not know",
+        crate::text_shown(text)
+    )
+}
+
+/// `e`, or when it says the database file is damaged, that with the file and what to do.
+fn damaged(path: &Path, e: StoreError) -> StoreError {
+    match e {
+        StoreError::Sql(rusqlite::Error::SqliteFailure(f, _))
+            if matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase
+            ) =>
+        {
+            StoreError::Unusable(format!(
+                "{}: the database is damaged ({}); restore it from a backup, or move it aside \
+                 to start a new history (the artifact store is kept)",
+                path.display(),
+                rusqlite::Error::SqliteFailure(f, None)
+            ))
+        }
+        other => other,
+    }
 }
 
 /// The current time as RFC 3339 with microseconds (sorts as text).
@@ -358,7 +390,25 @@ impl SqliteMetadata {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let mut conn = Connection::open(path)?;
+        // SQLite takes an empty file for a new database: a history truncated to 0 bytes would
+        // silently start over. Only a file that does not exist yet is a new store.
+        // (Another process creating the store right now leaves it empty for a moment: wait
+        // for its first write before calling it truncated.)
+        let empty = || std::fs::metadata(path).is_ok_and(|m| m.len() == 0);
+        let mut waited = 0;
+        while empty() && waited < 100 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            waited += 1;
+        }
+        if empty() {
+            return Err(StoreError::Unusable(format!(
+                "{}: the database is empty (0 bytes), so the runs it recorded are gone; \
+                 restore it from a backup, or remove it to start a new history",
+                path.display()
+            )));
+        }
+        let corrupt = |e: StoreError| damaged(path, e);
+        let mut conn = Connection::open(path).map_err(|e| corrupt(e.into()))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         // Processes opening a fresh store at once (a run starting while `runs list` looks) race:
         // SQLite answers some of them "busy" without waiting (switching to WAL), and the loser of
@@ -366,8 +416,9 @@ impl SqliteMetadata {
         // both: the retry finds WAL on and the schema current, with nothing left to do.
         let mut attempt = 0;
         loop {
-            match init(&mut conn) {
+            match init(&mut conn).map_err(corrupt) {
                 Ok(()) => break,
+                Err(e @ StoreError::Unusable(_)) => return Err(e),
                 Err(e) if attempt < 100 => {
                     tracing::debug!(error = %e, "store set-up raced another process; retrying");
                     attempt += 1;
@@ -378,11 +429,12 @@ impl SqliteMetadata {
         }
         Ok(SqliteMetadata {
             conn: Mutex::new(conn),
+            path: path.to_path_buf(),
         })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
-        Ok(f(&mut self.conn.lock().unwrap())?)
+        f(&mut self.conn.lock().unwrap()).map_err(|e| damaged(&self.path, e.into()))
     }
 }
 
@@ -598,7 +650,16 @@ impl Metadata for SqliteMetadata {
                 Ok(TaskRecord {
                     run_id: r.get(0)?,
                     name: r.get(1)?,
-                    state: TaskState::parse(&r.get::<_, String>(2)?).unwrap_or(TaskState::Pending),
+                    state: {
+                        let text: String = r.get(2)?;
+                        TaskState::parse(&text).ok_or_else(|| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                2,
+                                rusqlite::types::Type::Text,
+                                unknown_state(&text).into(),
+                            )
+                        })?
+                    },
                     attempt: r.get(3)?,
                     component_digest: r.get(4)?,
                     cache_key: r.get(5)?,

@@ -464,8 +464,12 @@ impl Metadata for PostgresMetadata {
                 Ok(TaskRecord {
                     run_id: r.try_get(0)?,
                     name: r.try_get(1)?,
-                    state: TaskState::parse(&r.try_get::<String, _>(2)?)
-                        .unwrap_or(TaskState::Pending),
+                    state: {
+                        let text: String = r.try_get(2)?;
+                        TaskState::parse(&text).ok_or_else(|| {
+                            sqlx::Error::Decode(crate::metadata::unknown_state(&text).into())
+                        })?
+                    },
                     attempt: r.try_get::<i32, _>(3)? as u32,
                     component_digest: r.try_get(4)?,
                     cache_key: r.try_get(5)?,

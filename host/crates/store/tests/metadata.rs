@@ -412,3 +412,22 @@ mod postgres {
         assert!(!err.contains("secret"), "the password is not shown: {err}");
     }
 }
+
+/// A task state no version of Weft wrote is an error naming it, not a guess: read as PENDING,
+/// a finished task would run again on resume.
+#[test]
+fn an_unknown_task_state_is_an_error_not_pending() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let db = MetadataStore::open(&path).unwrap();
+    db.create_run(&run_record("r", "2026-01-01T00:00:00Z"), &["t".into()])
+        .unwrap();
+    drop(db);
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE tasks SET state = 'HALF_DONE' WHERE name = 't'", [])
+        .unwrap();
+    let db = MetadataStore::open(&path).unwrap();
+    let err = db.tasks("r").unwrap_err().to_string();
+    assert!(err.contains("HALF_DONE"), "{err}");
+}
