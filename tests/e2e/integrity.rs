@@ -413,3 +413,72 @@ fn a_store_failure_under_a_task_exits_3_and_the_run_resumes_when_the_store_is_ba
     assert_eq!(resumed.code(), 0, "{}", resumed.stderr());
     assert_eq!(run_json(&resumed)["state"], "SUCCEEDED");
 }
+
+fn replay_json(s: &Scratch, run: &str) -> serde_json::Value {
+    let replay = Run(s
+        .wasm_run()
+        .args(["pipeline", "replay", run, "--json"])
+        .output()
+        .unwrap());
+    assert!(matches!(replay.code(), 0 | 1), "{}", replay.stderr());
+    run_json(&replay)
+}
+
+/// Replay hashes what it produces and reads verified inputs: a stored output damaged on disk
+/// is reported and replaced (and does not derail the tasks after it); a genuine divergence is
+/// pinned on the first task that diverged, not on those downstream.
+#[test]
+fn replay_reports_damage_and_the_first_divergent_task() {
+    let s = Scratch::new();
+    let yaml = crate::pipelines::iris_yaml(&s);
+    let first = run_json(&pipeline(
+        &s,
+        &yaml,
+        &["--hermetic-seed", "5", "--run-id", "iris"],
+    ));
+    assert_eq!(first["state"], "SUCCEEDED");
+
+    // Damage split's `train` in the store: a digit changed, still a well-formed CSV.
+    let train = output_digest(&first, "split", "train");
+    let dir = store(&s).path(&train);
+    let file = std::fs::read_dir(&dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let at = text.find(|c: char| c.is_ascii_digit() && c != '9').unwrap();
+    let mut bytes = text.into_bytes();
+    bytes[at] += 1;
+    std::fs::write(&file, bytes).unwrap();
+
+    let report = replay_json(&s, "iris");
+    assert_eq!(
+        report["damaged_originals"],
+        serde_json::json!([train]),
+        "{report}"
+    );
+    assert_eq!(
+        report["first_divergence"],
+        serde_json::Value::Null,
+        "{report}"
+    );
+    assert!(
+        store(&s).verify(&train).unwrap(),
+        "the replay replaced the damaged copy"
+    );
+
+    // Now a real divergence: the original run recorded another digest for split's `test` (its
+    // `train`'s). Everything downstream still matches, so split alone is to blame.
+    rusqlite::Connection::open(s.path("home/metadata.db"))
+        .unwrap()
+        .execute(
+            "UPDATE events SET digest = ?1 WHERE run_id = 'iris' AND task = 'split' AND name = 'test'",
+            [&train],
+        )
+        .unwrap();
+    let report = replay_json(&s, "iris");
+    assert_eq!(report["first_divergence"], "split", "{report}");
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use weft_store::{ArtifactStore, MetadataStore, TaskState};
 
 /// The iris example, with its component paths pointed at this build's components.
-fn iris_yaml(s: &Scratch) -> PathBuf {
+pub(crate) fn iris_yaml(s: &Scratch) -> PathBuf {
     let path = s.path("iris.yaml");
     std::fs::write(&path, example_text("pipeline.yaml")).unwrap();
     path

@@ -256,6 +256,14 @@ pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
                         );
                     }
                 }
+                for d in &report.damaged_originals {
+                    println!("  stored copy of {d} was damaged on disk; the replay replaced it");
+                }
+                if let Some(task) = &report.first_divergence {
+                    println!(
+                        "first divergence: task `{task}` (tasks after it consumed its outputs)"
+                    );
+                }
                 let matched = report.outputs.iter().filter(|o| o.matches()).count();
                 println!(
                     "{matched}/{} outputs reproduced{}",

@@ -116,7 +116,15 @@ impl ReplayedOutput {
 pub struct ReplayReport {
     pub original: String,
     pub replay: RunSummary,
+    /// In the original run's task order.
     pub outputs: Vec<ReplayedOutput>,
+    /// The first task (in dependency order) whose outputs differ: where to look first, since
+    /// tasks after it consumed what it made.
+    pub first_divergence: Option<String>,
+    /// Original outputs whose stored copy no longer matched its digest before the replay
+    /// (damaged on disk, not produced that way): the replay, producing them again, replaced
+    /// them.
+    pub damaged_originals: Vec<String>,
 }
 
 impl ReplayReport {
@@ -524,10 +532,18 @@ impl Executor {
             .filter(|r| r.id.starts_with(&format!("{run_id}-replay-")))
             .count();
         let replay_id = format!("{run_id}-replay-{}", n + 1);
-        let summary = self.start(plan, Some(replay_id.clone()), opts).await?;
-
+        let order = plan.order.clone();
         let original_tasks = self.stores.meta.tasks(run_id)?;
         let original_events = self.stores.meta.events(Some(run_id))?;
+        // Checked before the replay, which repairs what it produces again: the report says so.
+        let mut damaged_originals = Vec::new();
+        for e in original_events.iter().filter(|e| e.direction == "output") {
+            if !damaged_originals.contains(&e.digest) && !self.stores.artifacts.verify(&e.digest)? {
+                damaged_originals.push(e.digest.clone());
+            }
+        }
+        let summary = self.start(plan, Some(replay_id.clone()), opts).await?;
+
         let replay_events = self.stores.meta.events(Some(&replay_id))?;
         let mut outputs = Vec::new();
         for t in &original_tasks {
@@ -551,7 +567,8 @@ impl Executor {
             }
             let replayed_task = summary.tasks.iter().find(|r| r.name == t.name);
             let original_params: BTreeMap<String, serde_json::Value> =
-                serde_json::from_str(t.outputs_json.as_deref().unwrap_or("{}")).unwrap_or_default();
+                serde_json::from_str(t.outputs_json.as_deref().unwrap_or("{}"))
+                    .with_context(|| format!("the recorded outputs of task `{}`", t.name))?;
             let replayed_params: BTreeMap<String, serde_json::Value> = replayed_task
                 .and_then(|r| r.outputs_json.as_deref())
                 .and_then(|j| serde_json::from_str(j).ok())
@@ -566,10 +583,22 @@ impl Executor {
                 });
             }
         }
+        // Tasks in dependency order (iterations after their loop, in their recorded order).
+        let rank = |task: &str| {
+            let base = task.split('[').next().unwrap_or(task);
+            order.iter().position(|t| t == base).unwrap_or(usize::MAX)
+        };
+        outputs.sort_by_key(|o| rank(&o.task));
+        let first_divergence = outputs
+            .iter()
+            .find(|o| !o.matches())
+            .map(|o| o.task.clone());
         Ok(ReplayReport {
             original: run_id.to_string(),
             replay: summary,
             outputs,
+            first_divergence,
+            damaged_originals,
         })
     }
 
