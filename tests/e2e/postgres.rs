@@ -13,7 +13,9 @@ fn fresh_database() -> Option<String> {
             std::env::var_os("WEFT_REQUIRE_POSTGRES").is_none(),
             "WEFT_REQUIRE_POSTGRES is set but WEFT_TEST_POSTGRES names no server"
         );
-        eprintln!("WEFT_TEST_POSTGRES not set: not run (cargo xtask test starts a server)");
+        crate::support::tool_missing(
+            "WEFT_TEST_POSTGRES not set: not run (cargo xtask test starts a server)",
+        );
         return None;
     };
     let name = format!(

@@ -158,6 +158,16 @@ pub fn put_artifact(s: &Scratch, path: &Path) -> String {
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
+/// A test's tool is missing: with `CI` set that fails the test (CI installs every tool, so a
+/// missing one is a broken install, not a reason to pass); elsewhere it says what did not run.
+pub fn tool_missing(what: &str) {
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{what} (CI is set: a test whose tool is missing fails there)"
+    );
+    eprintln!("{what}");
+}
+
 /// Runs `cmd`, failing the test with its stderr unless it succeeds.
 pub fn succeed(cmd: &mut Command) -> Output {
     let out = cmd.output().unwrap();

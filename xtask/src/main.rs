@@ -84,16 +84,30 @@ fn test(repo: &Path) -> Result<()> {
     // Tools from PyPI that tests run against: moto (a real S3-compatible server, for the S3
     // artifact store) and tritonclient (an independent Open Inference Protocol client). Where
     // PyPI is out of reach those tests are left out, and this says so loudly.
+    // With `CI` set, a tool that cannot be installed fails the run before any test: in CI a
+    // missing tool must never turn into tests (or whole features) that quietly did not run.
+    let strict = std::env::var_os("CI").is_some();
     let tools = install_python_tools(repo);
+    if let (true, Err(e)) = (strict, &tools) {
+        bail!("CI: could not install the test tools from PyPI (S3, tritonclient, kube, chart checks): {e:#}");
+    }
     // Mesa's lavapipe: a software Vulkan device, so the wgpu tensor backend is tested for real.
     let vulkan = install_lavapipe();
-    if let Err(e) = &vulkan {
-        eprintln!("xtask: WARNING: wgpu tests will skip: could not install lavapipe ({e:#})");
+    match (&vulkan, strict) {
+        (Err(e), true) => bail!("CI: could not install lavapipe for the wgpu tests: {e:#}"),
+        (Err(e), false) => {
+            eprintln!("xtask: WARNING: wgpu tests will skip: could not install lavapipe ({e:#})")
+        }
+        _ => {}
     }
     // A PostgreSQL server on loopback, for the metadata store's PostgreSQL backend.
     let postgres = Postgres::start(&target_dir(repo));
-    if let Err(e) = &postgres {
-        eprintln!("xtask: WARNING: PostgreSQL tests will skip: could not start a server ({e:#})");
+    match (&postgres, strict) {
+        (Err(e), true) => bail!("CI: could not start PostgreSQL for its tests: {e:#}"),
+        (Err(e), false) => eprintln!(
+            "xtask: WARNING: PostgreSQL tests will skip: could not start a server ({e:#})"
+        ),
+        _ => {}
     }
     let has_nextest = cargo(repo)
         .args(["nextest", "--version"])

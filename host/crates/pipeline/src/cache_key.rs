@@ -102,5 +102,12 @@ mod tests {
                 ..base
             })
         );
+        let e2 = BTreeMap::from([("MODE".to_string(), "fast".to_string())]);
+        assert_ne!(k, cache_key(&KeyParts { env: &e2, ..base }));
+        let e3 = BTreeMap::from([("MODE".to_string(), "slow".to_string())]);
+        assert_ne!(
+            cache_key(&KeyParts { env: &e2, ..base }),
+            cache_key(&KeyParts { env: &e3, ..base })
+        );
     }
 }

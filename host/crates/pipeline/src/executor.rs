@@ -1514,6 +1514,18 @@ fn keep_log(path: &std::path::Path, log: &str) -> Result<()> {
 }
 
 /// Records a step's success: one transaction, after its artifacts are in the store.
+/// Fault injection for the crash tests: holds the task in the window between its outputs'
+/// rename into the artifact store and the transaction that records them (a few microseconds
+/// otherwise), announcing it in the file the variable names, so a test can `kill -9` there.
+/// Inert unless `WEFT_FAULT_PAUSE_BEFORE_COMMIT` is set.
+fn pause_before_commit(task: &str) {
+    if let Some(marker) = std::env::var_os("WEFT_FAULT_PAUSE_BEFORE_COMMIT") {
+        if std::fs::write(&marker, task).is_ok() {
+            std::thread::sleep(Duration::from_secs(600));
+        }
+    }
+}
+
 fn record_success(
     stores: &Stores,
     job: &Job,
@@ -1545,6 +1557,7 @@ fn record_success(
         })
         .collect();
     let outputs_json = serde_json::to_string(&done.params)?;
+    pause_before_commit(&job.task);
     stores.meta.complete_task(
         &job.run_id,
         &job.task,

@@ -323,6 +323,10 @@ mod postgres {
                 std::env::var_os("WEFT_REQUIRE_POSTGRES").is_none(),
                 "WEFT_REQUIRE_POSTGRES is set but WEFT_TEST_POSTGRES names no server"
             );
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "WEFT_TEST_POSTGRES not set, and CI is set: a test whose server is missing fails there"
+            );
             eprintln!(
                 "WEFT_TEST_POSTGRES not set: PostgreSQL not tested (cargo xtask test starts one)"
             );
