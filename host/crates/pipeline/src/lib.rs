@@ -9,6 +9,7 @@
 mod cache_key;
 mod condition;
 mod executor;
+mod parallel;
 mod plan;
 mod subpipeline;
 pub mod work_order;

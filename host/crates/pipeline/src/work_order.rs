@@ -148,25 +148,11 @@ pub fn execute_order(
         step.check()?;
     }
     std::fs::create_dir_all(logs_dir)?;
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<StepResult>>>> =
-        order.steps.iter().map(|_| Default::default()).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..order.parallelism.clamp(1, order.steps.len().max(1)) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(step) = order.steps.get(i) else {
-                    break;
-                };
-                *results[i].lock().unwrap() =
-                    Some(execute_one(runtime, artifacts, logs_dir, step, cancel));
-            });
-        }
-    });
-    let results = results
-        .into_iter()
-        .map(|r| r.into_inner().unwrap().expect("every step ran"))
-        .collect::<Result<Vec<_>>>()?;
+    let results = crate::parallel::bounded(&order.steps, order.parallelism as usize, |step| {
+        execute_one(runtime, artifacts, logs_dir, step, cancel)
+    })?
+    .into_iter()
+    .collect::<Result<Vec<_>>>()?;
     put_json(artifacts, RESULTS_FILE, &results)
 }
 

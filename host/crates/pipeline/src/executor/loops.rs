@@ -82,35 +82,36 @@ pub(super) fn run_loop(
         .as_ref()
         .and_then(|pf| pf.pods)
         .filter(|_| job.pods.is_some());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| match (shards, &job.pods) {
+    let ran = match (shards, &job.pods) {
         // Sharded across pods: shard k runs iterations k, k + n, k + 2n, ... in one pod.
         (Some(n), Some(pods)) => {
             let n = (n as usize).clamp(1, todo.len().max(1));
-            for k in 0..n {
-                let (settle, iterations, todo) = (&settle, &iterations, &todo);
-                scope.spawn(move || {
-                    let mine: Vec<usize> = todo.iter().copied().skip(k).step_by(n).collect();
-                    run_shard(
-                        runtime, stores, job, pods, k, &mine, iterations, emit, cancel,
-                    )
-                    .into_iter()
-                    .for_each(|(i, r)| settle(i, r));
-                });
-            }
+            let shards: Vec<usize> = (0..n).collect();
+            crate::parallel::bounded(&shards, n, |&k| {
+                let mine: Vec<usize> = todo.iter().copied().skip(k).step_by(n).collect();
+                run_shard(
+                    runtime,
+                    stores,
+                    job,
+                    pods,
+                    k,
+                    &mine,
+                    &iterations,
+                    emit,
+                    cancel,
+                )
+                .into_iter()
+                .for_each(|(i, r)| settle(i, r));
+            })
         }
-        _ => {
-            for _ in 0..job.loop_parallelism.max(1).min(todo.len().max(1)) {
-                let (settle, iterations, next, todo) = (&settle, &iterations, &next, &todo);
-                scope.spawn(move || {
-                    while let Some(&i) = todo.get(next.fetch_add(1, Ordering::Relaxed)) {
-                        let it = &iterations[i];
-                        settle(i, run_with_retries(runtime, stores, it, emit, cancel, None));
-                    }
-                });
-            }
-        }
-    });
+        _ => crate::parallel::bounded(&todo, job.loop_parallelism, |&i| {
+            settle(
+                i,
+                run_with_retries(runtime, stores, &iterations[i], emit, cancel, None),
+            )
+        }),
+    };
+    ran.map_err(Unfinished::host)?;
     let mut done = Vec::new();
     for (i, r) in results.into_iter().enumerate() {
         match r.into_inner().unwrap() {
