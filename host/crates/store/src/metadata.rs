@@ -8,9 +8,22 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Mutex;
 
-/// Task states, as Kubeflow Pipelines names them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Task states, as Kubeflow Pipelines names them. The names are the stored text (the database,
+/// JSON, messages): one table, strum's, for all three.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskState {
     Pending,
     Running,
@@ -25,29 +38,12 @@ pub enum TaskState {
 
 impl TaskState {
     pub fn as_str(self) -> &'static str {
-        match self {
-            TaskState::Pending => "PENDING",
-            TaskState::Running => "RUNNING",
-            TaskState::Succeeded => "SUCCEEDED",
-            TaskState::Failed => "FAILED",
-            TaskState::Skipped => "SKIPPED",
-            TaskState::NotTriggered => "NOT_TRIGGERED",
-            TaskState::Cancelled => "CANCELLED",
-        }
+        self.into()
     }
 
     /// The state named `s` as stored; `None` for a name no version of Weft wrote.
     pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "PENDING" => TaskState::Pending,
-            "RUNNING" => TaskState::Running,
-            "SUCCEEDED" => TaskState::Succeeded,
-            "FAILED" => TaskState::Failed,
-            "SKIPPED" => TaskState::Skipped,
-            "NOT_TRIGGERED" => TaskState::NotTriggered,
-            "CANCELLED" => TaskState::Cancelled,
-            _ => return None,
-        })
+        s.parse().ok()
     }
 
     /// Whether the task is done, one way or another.
@@ -812,6 +808,24 @@ fn event_row(r: &rusqlite::Row) -> rusqlite::Result<ArtifactEvent> {
         direction: r.get(4)?,
         artifact_type: r.get(5)?,
     })
+}
+
+#[cfg(test)]
+mod state_names {
+    use super::*;
+    use strum::VariantArray;
+
+    /// The stored names, serde's and strum's, agree, and each parses back.
+    #[test]
+    fn every_state_round_trips_through_its_one_name() {
+        for state in TaskState::VARIANTS {
+            let serde_name = serde_json::to_value(state).unwrap();
+            assert_eq!(serde_name, state.as_str(), "{state:?}");
+            assert_eq!(TaskState::parse(state.as_str()), Some(*state));
+        }
+        assert_eq!(TaskState::NotTriggered.as_str(), "NOT_TRIGGERED");
+        assert_eq!(TaskState::parse("BOGUS"), None);
+    }
 }
 
 #[cfg(test)]
