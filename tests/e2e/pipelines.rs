@@ -508,21 +508,21 @@ fn kill_9_at_any_point_leaves_a_consistent_store_and_resume_finishes_the_run() {
     }
 }
 
-#[test]
-fn ctrl_c_cancels_the_run_cleanly() {
-    let s = Scratch::new();
-    let yaml = misbehave_pipeline(&s, &CHAIN.replace("{value: 1500}", "{value: 20000}"));
-    let child = s
-        .wasm_run()
-        .args(["pipeline", "run"])
-        .arg(&yaml)
-        .args(["--run-id", "cancel-me"])
+/// Starts `run`, presses Ctrl-C (SIGINT) once `task` of `run_id` is running, and checks the
+/// command ends as cancelled (130); its output.
+fn ctrl_c_while_running(
+    s: &Scratch,
+    mut run: Command,
+    run_id: &str,
+    task: &str,
+) -> std::process::Output {
+    let child = run
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     wait_for(Duration::from_secs(30), || {
-        task_state(&s, "cancel-me", "slow") == Some(TaskState::Running)
+        task_state(s, run_id, task) == Some(TaskState::Running)
     });
     assert!(Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -536,6 +536,18 @@ fn ctrl_c_cancels_the_run_cleanly() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    out
+}
+
+#[test]
+fn ctrl_c_cancels_the_run_cleanly() {
+    let s = Scratch::new();
+    let yaml = misbehave_pipeline(&s, &CHAIN.replace("{value: 1500}", "{value: 20000}"));
+    let mut run = s.wasm_run();
+    run.args(["pipeline", "run"])
+        .arg(&yaml)
+        .args(["--run-id", "cancel-me"]);
+    ctrl_c_while_running(&s, run, "cancel-me", "slow");
     // Stopped, not finished: a 20 s step left to run would be recorded SUCCEEDED (below).
     let (meta, _) = home_stores(&s);
     assert_eq!(meta.run("cancel-me").unwrap().state, "CANCELLED");
@@ -779,26 +791,7 @@ fn the_exit_handler_runs_last_and_learns_the_final_status() {
             .arg(&yaml)
             .args(["--run-id", "x", "--json"]);
         let summary = if mode == "cancel" {
-            let child = run
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            wait_for(Duration::from_secs(30), || {
-                task_state(&s, "x", "work") == Some(TaskState::Running)
-            });
-            assert!(Command::new("kill")
-                .args(["-INT", &child.id().to_string()])
-                .status()
-                .unwrap()
-                .success());
-            let out = child.wait_with_output().unwrap();
-            assert_eq!(
-                out.status.code(),
-                Some(130),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+            let out = ctrl_c_while_running(&s, run, "x", "work");
             serde_json::from_slice(&out.stdout).unwrap()
         } else {
             run_json(&Run(run.output().unwrap()))

@@ -86,7 +86,6 @@ pub(super) fn cache_hit(stores: &Stores, job: &Job) -> Result<Option<Finished>> 
         }
     }
     let params: BTreeMap<String, ParamValue> = serde_json::from_str(&entry.outputs_json)?;
-    let decl = &job.plan.pipeline.spec.components[&job.spec.component];
     let outputs = entry
         .artifacts
         .iter()
@@ -96,13 +95,7 @@ pub(super) fn cache_hit(stores: &Stores, job: &Job) -> Result<Option<Finished>> 
                 bytes: 0,
                 files: 0,
             };
-            let ty = decl
-                .outputs
-                .artifacts
-                .get(name)
-                .map(|t| format!("{t:?}"))
-                .unwrap_or_else(|| "Artifact".into());
-            (name.clone(), stored, ty)
+            (name.clone(), stored, output_type(job, name))
         })
         .collect();
     stores.meta.complete_task(
@@ -130,6 +123,16 @@ pub(super) fn cache_hit(stores: &Stores, job: &Job) -> Result<Option<Finished>> 
         Duration::ZERO,
         Some(format!("cache hit from run {}", entry.run_id)),
     )))
+}
+
+/// The declared type of output artifact `name` of the job's component, as recorded.
+fn output_type(job: &Job, name: &str) -> String {
+    job.plan.pipeline.spec.components[&job.spec.component]
+        .outputs
+        .artifacts
+        .get(name)
+        .map(|t| format!("{t:?}"))
+        .unwrap_or_else(|| "Artifact".into())
 }
 
 pub(super) fn input_events(job: &Job) -> Vec<(String, String, String)> {
@@ -303,19 +306,10 @@ pub(super) fn record_success(
     done: StepDone,
     log_path: &std::path::Path,
 ) -> Result<Finished> {
-    let decl = &job.plan.pipeline.spec.components[&job.spec.component];
     let outputs = done
         .artifacts
         .iter()
-        .map(|(name, stored)| {
-            let ty = decl
-                .outputs
-                .artifacts
-                .get(name)
-                .map(|t| format!("{t:?}"))
-                .unwrap_or_else(|| "Artifact".into());
-            (name.clone(), stored.clone(), ty)
-        })
+        .map(|(name, stored)| (name.clone(), stored.clone(), output_type(job, name)))
         .collect();
     let metrics = done
         .metrics
