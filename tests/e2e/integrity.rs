@@ -482,3 +482,36 @@ fn replay_reports_damage_and_the_first_divergent_task() {
     let report = replay_json(&s, "iris");
     assert_eq!(report["first_divergence"], "split", "{report}");
 }
+
+/// Resume reads what finished tasks produced; recorded outputs that do not parse are an error
+/// naming the task, not an empty set of outputs handed downstream.
+#[test]
+fn resume_refuses_recorded_outputs_it_cannot_read() {
+    let s = Scratch::new();
+    let yaml = misbehave_pipeline(
+        &s,
+        "    first:
+      component: busy
+      params: {ms: {value: 1}}
+    second:
+      component: m
+      params: {mode: {value: fail}}
+      after: [first]
+",
+    );
+    let failed = pipeline(&s, &yaml, &["--run-id", "r"]);
+    assert_eq!(failed.code(), 1, "{}", failed.stderr());
+    rusqlite::Connection::open(s.path("home/metadata.db"))
+        .unwrap()
+        .execute(
+            "UPDATE tasks SET outputs_json = '{not json' WHERE run_id = 'r' AND name = 'first'",
+            [],
+        )
+        .unwrap();
+    let (code, err) = fails(s.wasm_run().args(["pipeline", "resume", "r"]));
+    assert_ne!(code, Some(0));
+    assert!(
+        err.contains("task `first`") && err.contains("do not parse"),
+        "{err}"
+    );
+}
