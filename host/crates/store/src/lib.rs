@@ -13,6 +13,7 @@ mod metadata;
 #[cfg(feature = "postgres")]
 mod metadata_pg;
 mod remote;
+mod rows;
 
 pub use artifacts::{
     copy_tree, parse_digest, tree_digest, ArtifactStore, Fsck, ScratchDir, StoredArtifact,

@@ -1,6 +1,7 @@
 //! Run metadata in SQLite: runs, tasks (executions), artifacts, lineage events, metrics, the
 //! cache index and the logs index (each task's log path), with schema migrations.
 
+use crate::rows::{self, EVENT_COLUMNS, LEASE_COLUMNS, METRIC_COLUMNS, RUN_COLUMNS, TASK_COLUMNS};
 use crate::{Result, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
 use rusqlite_migration::{Migrations, M};
@@ -614,9 +615,9 @@ impl Metadata for SqliteMetadata {
     fn run(&self, id: &str) -> Result<RunRecord> {
         self.with(|c| {
             c.query_row(
-                "SELECT id, pipeline, pipeline_file, plan_json, state, created_at, finished_at, error FROM runs WHERE id = ?1",
+                &format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"),
                 params![id],
-                run_row,
+                |r| rows::run(r),
             )
             .optional()
         })?
@@ -626,60 +627,30 @@ impl Metadata for SqliteMetadata {
     /// Runs, newest first.
     fn runs(&self, limit: usize) -> Result<Vec<RunRecord>> {
         self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT id, pipeline, pipeline_file, plan_json, state, created_at, finished_at, error FROM runs
-                 ORDER BY created_at DESC, rowid DESC LIMIT ?1",
-            )?;
-            let rows = st.query_map(params![limit as i64], run_row)?;
+            let mut st = c.prepare(&format!(
+                "SELECT {RUN_COLUMNS} FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?1"
+            ))?;
+            let rows = st.query_map(params![limit as i64], |r| rows::run(r))?;
             rows.collect()
         })
     }
 
     fn tasks(&self, run: &str) -> Result<Vec<TaskRecord>> {
         self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT run_id, name, state, attempt, component_digest, cache_key, cached_from, started_at, finished_at,
-                        duration_ms, error, outputs_json, log_path
-                 FROM tasks WHERE run_id = ?1 ORDER BY rowid",
-            )?;
-            let rows = st.query_map(params![run], |r| {
-                Ok(TaskRecord {
-                    run_id: r.get(0)?,
-                    name: r.get(1)?,
-                    state: {
-                        let text: String = r.get(2)?;
-                        TaskState::parse(&text).ok_or_else(|| {
-                            rusqlite::Error::FromSqlConversionFailure(
-                                2,
-                                rusqlite::types::Type::Text,
-                                unknown_state(&text).into(),
-                            )
-                        })?
-                    },
-                    attempt: r.get(3)?,
-                    component_digest: r.get(4)?,
-                    cache_key: r.get(5)?,
-                    cached_from: r.get(6)?,
-                    started_at: r.get(7)?,
-                    finished_at: r.get(8)?,
-                    duration_ms: r.get(9)?,
-                    error: r.get(10)?,
-                    outputs_json: r.get(11)?,
-                    log_path: r.get(12)?,
-                })
-            })?;
+            let mut st = c.prepare(&format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ?1 ORDER BY rowid"
+            ))?;
+            let rows = st.query_map(params![run], |r| rows::task(r))?;
             rows.collect()
         })
     }
 
-    /// Artifact events of a run (or of every run when `run` is `None`).
     fn events(&self, run: Option<&str>) -> Result<Vec<ArtifactEvent>> {
         self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT run_id, task, name, digest, direction, artifact_type FROM events
-                 WHERE ?1 IS NULL OR run_id = ?1 ORDER BY id",
-            )?;
-            let rows = st.query_map(params![run], event_row)?;
+            let mut st = c.prepare(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE ?1 IS NULL OR run_id = ?1 ORDER BY id"
+            ))?;
+            let rows = st.query_map(params![run], |r| rows::event(r))?;
             rows.collect()
         })
     }
@@ -687,10 +658,10 @@ impl Metadata for SqliteMetadata {
     /// Every event that touches the artifact `digest`: who produced it, who consumed it.
     fn lineage(&self, digest: &str) -> Result<Vec<ArtifactEvent>> {
         self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT run_id, task, name, digest, direction, artifact_type FROM events WHERE digest = ?1 ORDER BY id",
-            )?;
-            let rows = st.query_map(params![digest], event_row)?;
+            let mut st = c.prepare(&format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE digest = ?1 ORDER BY id"
+            ))?;
+            let rows = st.query_map(params![digest], |r| rows::event(r))?;
             rows.collect()
         })
     }
@@ -706,17 +677,10 @@ impl Metadata for SqliteMetadata {
 
     fn metrics(&self, run: &str) -> Result<Vec<MetricRecord>> {
         self.with(|c| {
-            let mut st = c.prepare(
-                "SELECT task, name, value, step FROM metrics WHERE run_id = ?1 ORDER BY rowid",
-            )?;
-            let rows = st.query_map(params![run], |r| {
-                Ok(MetricRecord {
-                    task: r.get(0)?,
-                    name: r.get(1)?,
-                    value: r.get::<_, Option<f64>>(2)?.unwrap_or(f64::NAN),
-                    step: r.get::<_, Option<i64>>(3)?.map(|s| s as u64),
-                })
-            })?;
+            let mut st = c.prepare(&format!(
+                "SELECT {METRIC_COLUMNS} FROM metrics WHERE run_id = ?1 ORDER BY rowid"
+            ))?;
+            let rows = st.query_map(params![run], |r| rows::metric(r))?;
             rows.collect()
         })
     }
@@ -724,17 +688,9 @@ impl Metadata for SqliteMetadata {
     fn lease_get(&self, run: &str) -> Result<Option<crate::Lease>> {
         self.with(|c| {
             c.query_row(
-                "SELECT owner, host, pid, since, renewed_at FROM run_leases WHERE run_id = ?1",
+                &format!("SELECT {LEASE_COLUMNS} FROM run_leases WHERE run_id = ?1"),
                 params![run],
-                |r| {
-                    Ok(crate::Lease {
-                        owner: r.get(0)?,
-                        host: r.get(1)?,
-                        pid: r.get(2)?,
-                        since: r.get(3)?,
-                        renewed_at: r.get(4)?,
-                    })
-                },
+                |r| rows::lease(r),
             )
             .optional()
         })
@@ -784,30 +740,6 @@ impl Metadata for SqliteMetadata {
 /// included.
 fn sql_metric(value: f64) -> Option<f64> {
     (!value.is_nan()).then_some(value)
-}
-
-fn run_row(r: &rusqlite::Row) -> rusqlite::Result<RunRecord> {
-    Ok(RunRecord {
-        id: r.get(0)?,
-        pipeline: r.get(1)?,
-        pipeline_file: r.get(2)?,
-        plan_json: r.get(3)?,
-        state: r.get(4)?,
-        created_at: r.get(5)?,
-        finished_at: r.get(6)?,
-        error: r.get(7)?,
-    })
-}
-
-fn event_row(r: &rusqlite::Row) -> rusqlite::Result<ArtifactEvent> {
-    Ok(ArtifactEvent {
-        run_id: r.get(0)?,
-        task: r.get(1)?,
-        name: r.get(2)?,
-        digest: r.get(3)?,
-        direction: r.get(4)?,
-        artifact_type: r.get(5)?,
-    })
 }
 
 #[cfg(test)]

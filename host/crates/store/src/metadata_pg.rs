@@ -13,9 +13,10 @@ use crate::metadata::{
     ArtifactEvent, CacheEntry, Metadata, MetricRecord, RunRecord, TaskCompletion, TaskRecord,
     TaskState,
 };
+use crate::rows::{self, EVENT_COLUMNS, LEASE_COLUMNS, METRIC_COLUMNS, RUN_COLUMNS, TASK_COLUMNS};
 use crate::{Result, StoreError};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::Row;
 use std::future::Future;
 
@@ -108,9 +109,6 @@ fn migrator() -> Migrator {
         migration(2, "run leases", LEASES),
     ])
 }
-
-const RUN_COLUMNS: &str =
-    "id, pipeline, pipeline_file, plan_json, state, created_at, finished_at, error";
 
 /// The PostgreSQL metadata store.
 pub struct PostgresMetadata {
@@ -431,7 +429,7 @@ impl Metadata for PostgresMetadata {
             .await
         })?;
         match row {
-            Some(r) => run_row(&r),
+            Some(r) => rows::run(&r).map_err(sql),
             None => Err(StoreError::NoRun(id.to_string())),
         }
     }
@@ -445,70 +443,44 @@ impl Metadata for PostgresMetadata {
             .fetch_all(&self.pool)
             .await
         })?;
-        rows.iter().map(run_row).collect()
+        rows.iter().map(|r| rows::run(r).map_err(sql)).collect()
     }
 
     fn tasks(&self, run: &str) -> Result<Vec<TaskRecord>> {
         let rows = self.on(async {
-            sqlx::query(
-                "SELECT run_id, name, state, attempt, component_digest, cache_key, cached_from, started_at, finished_at,
-                        duration_ms, error, outputs_json, log_path
-                 FROM tasks WHERE run_id = $1 ORDER BY seq",
-            )
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = $1 ORDER BY seq"
+            )))
             .bind(run)
             .fetch_all(&self.pool)
             .await
         })?;
-        rows.iter()
-            .map(|r| {
-                Ok(TaskRecord {
-                    run_id: r.try_get(0)?,
-                    name: r.try_get(1)?,
-                    state: {
-                        let text: String = r.try_get(2)?;
-                        TaskState::parse(&text).ok_or_else(|| {
-                            sqlx::Error::Decode(crate::metadata::unknown_state(&text).into())
-                        })?
-                    },
-                    attempt: r.try_get::<i32, _>(3)? as u32,
-                    component_digest: r.try_get(4)?,
-                    cache_key: r.try_get(5)?,
-                    cached_from: r.try_get(6)?,
-                    started_at: r.try_get(7)?,
-                    finished_at: r.try_get(8)?,
-                    duration_ms: r.try_get(9)?,
-                    error: r.try_get(10)?,
-                    outputs_json: r.try_get(11)?,
-                    log_path: r.try_get(12)?,
-                })
-            })
-            .collect::<sqlx::Result<_>>()
-            .map_err(sql)
+        rows.iter().map(|r| rows::task(r).map_err(sql)).collect()
     }
 
     fn events(&self, run: Option<&str>) -> Result<Vec<ArtifactEvent>> {
         let rows = self.on(async {
-            sqlx::query(
-                "SELECT run_id, task, name, digest, direction, artifact_type FROM events
-                 WHERE $1::text IS NULL OR run_id = $1 ORDER BY id",
-            )
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {EVENT_COLUMNS} FROM events
+                 WHERE $1::text IS NULL OR run_id = $1 ORDER BY id"
+            )))
             .bind(run)
             .fetch_all(&self.pool)
             .await
         })?;
-        rows.iter().map(event_row).collect()
+        rows.iter().map(|r| rows::event(r).map_err(sql)).collect()
     }
 
     fn lineage(&self, digest: &str) -> Result<Vec<ArtifactEvent>> {
         let rows = self.on(async {
-            sqlx::query(
-                "SELECT run_id, task, name, digest, direction, artifact_type FROM events WHERE digest = $1 ORDER BY id",
-            )
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {EVENT_COLUMNS} FROM events WHERE digest = $1 ORDER BY id"
+            )))
             .bind(digest)
             .fetch_all(&self.pool)
             .await
         })?;
-        rows.iter().map(event_row).collect()
+        rows.iter().map(|r| rows::event(r).map_err(sql)).collect()
     }
 
     fn artifacts(&self) -> Result<Vec<(String, String, u64, u64)>> {
@@ -534,46 +506,26 @@ impl Metadata for PostgresMetadata {
 
     fn metrics(&self, run: &str) -> Result<Vec<MetricRecord>> {
         let rows = self.on(async {
-            sqlx::query(
-                "SELECT task, name, value, step FROM metrics WHERE run_id = $1 ORDER BY seq",
-            )
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {METRIC_COLUMNS} FROM metrics WHERE run_id = $1 ORDER BY seq"
+            )))
             .bind(run)
             .fetch_all(&self.pool)
             .await
         })?;
-        rows.iter()
-            .map(|r| {
-                Ok(MetricRecord {
-                    task: r.try_get(0)?,
-                    name: r.try_get(1)?,
-                    value: r.try_get(2)?,
-                    step: r.try_get::<Option<i64>, _>(3)?.map(|s| s as u64),
-                })
-            })
-            .collect::<sqlx::Result<_>>()
-            .map_err(sql)
+        rows.iter().map(|r| rows::metric(r).map_err(sql)).collect()
     }
 
     fn lease_get(&self, run: &str) -> Result<Option<crate::Lease>> {
         let row = self.on(async {
-            sqlx::query(
-                "SELECT owner, host, pid, since, renewed_at FROM run_leases WHERE run_id = $1",
-            )
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {LEASE_COLUMNS} FROM run_leases WHERE run_id = $1"
+            )))
             .bind(run)
             .fetch_optional(&self.pool)
             .await
         })?;
-        row.map(|r| {
-            Ok(crate::Lease {
-                owner: r.try_get(0)?,
-                host: r.try_get(1)?,
-                pid: u32::try_from(r.try_get::<i64, _>(2)?).unwrap_or(0),
-                since: r.try_get(3)?,
-                renewed_at: r.try_get(4)?,
-            })
-        })
-        .transpose()
-        .map_err(sql)
+        row.map(|r| rows::lease(&r).map_err(sql)).transpose()
     }
 
     fn lease_put(&self, run: &str, l: &crate::Lease, expected: Option<&str>) -> Result<bool> {
@@ -631,34 +583,4 @@ impl Metadata for PostgresMetadata {
 
 fn sql(e: sqlx::Error) -> StoreError {
     StoreError::Postgres(e)
-}
-
-fn run_row(r: &PgRow) -> Result<RunRecord> {
-    (|| {
-        Ok(RunRecord {
-            id: r.try_get(0)?,
-            pipeline: r.try_get(1)?,
-            pipeline_file: r.try_get(2)?,
-            plan_json: r.try_get(3)?,
-            state: r.try_get(4)?,
-            created_at: r.try_get(5)?,
-            finished_at: r.try_get(6)?,
-            error: r.try_get(7)?,
-        })
-    })()
-    .map_err(sql)
-}
-
-fn event_row(r: &PgRow) -> Result<ArtifactEvent> {
-    (|| {
-        Ok(ArtifactEvent {
-            run_id: r.try_get(0)?,
-            task: r.try_get(1)?,
-            name: r.try_get(2)?,
-            digest: r.try_get(3)?,
-            direction: r.try_get(4)?,
-            artifact_type: r.try_get(5)?,
-        })
-    })()
-    .map_err(sql)
 }
