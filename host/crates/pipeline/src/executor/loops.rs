@@ -124,7 +124,18 @@ pub(super) fn run_loop(
         }
     }
 
-    // Fan-in.
+    fan_in(stores, job, &done, started).map_err(Unfinished::host)
+}
+
+/// The loop task's own outputs from its iterations': each output parameter as the list of the
+/// iterations' values, each output artifact as one directory of `0/`, `1/`, ...; recorded as
+/// the loop task's completion.
+fn fan_in(
+    stores: &Stores,
+    job: &Job,
+    done: &[TaskOutputs],
+    started: Instant,
+) -> anyhow::Result<Finished> {
     let decl = &job.plan.pipeline.spec.components[&job.spec.component];
     let mut params = BTreeMap::new();
     for name in decl.outputs.params.keys() {
@@ -145,47 +156,37 @@ pub(super) fn run_loop(
     let mut outputs = Vec::new();
     let mut out_map = BTreeMap::new();
     for (name, ty) in &decl.outputs.artifacts {
-        let scratch = stores.artifacts.scratch_dir().map_err(|e| fail(e.into()))?;
+        let scratch = stores.artifacts.scratch_dir()?;
         let combined = scratch.path().join(name);
         for (i, o) in done.iter().enumerate() {
             let digest = &o.artifacts[name];
-            let local = stores
-                .artifacts
-                .checked_local(digest)
-                .map_err(|e| fail(e.into()))?;
+            let local = stores.artifacts.checked_local(digest)?;
             // Copied, not hard-linked: an artifact's files have one link each (see weft-tree).
-            weft_store::copy_tree(&local, &combined.join(i.to_string()))
-                .map_err(|e| fail(e.into()))?;
+            weft_store::copy_tree(&local, &combined.join(i.to_string()))?;
         }
-        std::fs::create_dir_all(&combined).map_err(|e| fail(e.into()))?;
-        let stored = stores
-            .artifacts
-            .ingest_dir(&combined)
-            .map_err(|e| fail(e.into()))?;
+        std::fs::create_dir_all(&combined)?;
+        let stored = stores.artifacts.ingest_dir(&combined)?;
         out_map.insert(name.clone(), stored.digest.clone());
         outputs.push((name.clone(), stored, format!("{ty:?}")));
     }
     let duration = started.elapsed();
-    let outputs_json = serde_json::to_string(&params).map_err(|e| fail(e.into()))?;
-    stores
-        .meta
-        .complete_task(
-            &job.run_id,
-            &job.task,
-            &TaskCompletion {
-                state: TaskState::Succeeded,
-                outputs_json,
-                inputs: input_events(job),
-                outputs,
-                metrics: Vec::new(),
-                cache_key: None,
-                cached_from: None,
-                duration_ms: duration.as_secs_f64() * 1e3,
-                log_path: None,
-            },
-        )
-        .map_err(|e| fail(e.into()))?;
-    let detail = format!("{} iterations", iterations.len());
+    let outputs_json = serde_json::to_string(&params)?;
+    stores.meta.complete_task(
+        &job.run_id,
+        &job.task,
+        &TaskCompletion {
+            state: TaskState::Succeeded,
+            outputs_json,
+            inputs: input_events(job),
+            outputs,
+            metrics: Vec::new(),
+            cache_key: None,
+            cached_from: None,
+            duration_ms: duration.as_secs_f64() * 1e3,
+            log_path: None,
+        },
+    )?;
+    let detail = format!("{} iterations", done.len());
     Ok((
         TaskState::Succeeded,
         TaskOutputs {

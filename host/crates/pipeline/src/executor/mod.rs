@@ -301,65 +301,42 @@ impl Executor {
                             },
                         },
                     };
-                    if let Some((state, why)) = decided {
-                        self.stores
-                            .meta
-                            .set_task_state(run_id, name, state, Some(&why))?;
-                        states.insert(name.clone(), state);
-                        emit(RunEvent::TaskFinished {
-                            task: name.clone(),
-                            state,
-                            duration: None,
-                            detail: Some(why),
-                        });
-                        progressed = true;
-                        continue;
-                    }
-                    if in_flight >= opts.parallelism.max(1) {
-                        continue;
-                    }
-                    let job = match self.prepare(
-                        run_id,
-                        &plan,
-                        name,
-                        &spec.tasks[name],
-                        &outputs,
-                        None,
-                    ) {
-                        Ok(job) => Job {
-                            pods: opts.pods.clone(),
-                            ..job
-                        },
-                        Err(e) => {
-                            let why = format!("{e:#}");
-                            self.stores.meta.set_task_state(
-                                run_id,
-                                name,
-                                TaskState::Failed,
-                                Some(&why),
-                            )?;
-                            states.insert(name.clone(), TaskState::Failed);
+                    let job = match decided {
+                        Some(end) => Err(end),
+                        None if in_flight >= opts.parallelism.max(1) => continue,
+                        None => self
+                            .prepare(run_id, &plan, name, &spec.tasks[name], &outputs, None)
+                            .map_err(|e| (TaskState::Failed, format!("{e:#}"))),
+                    };
+                    progressed = true;
+                    match job {
+                        Err((state, why)) => {
+                            self.stores
+                                .meta
+                                .set_task_state(run_id, name, state, Some(&why))?;
+                            states.insert(name.clone(), state);
                             emit(RunEvent::TaskFinished {
                                 task: name.clone(),
-                                state: TaskState::Failed,
+                                state,
                                 duration: None,
                                 detail: Some(why),
                             });
-                            progressed = true;
-                            continue;
                         }
-                    };
-                    states.insert(name.clone(), TaskState::Running);
-                    in_flight += 1;
-                    progressed = true;
-                    let runtime = self.runtime.clone();
-                    let stores = self.stores.clone();
-                    let events = opts.events.clone();
-                    let cancel = opts.cancel.clone();
-                    running.spawn_blocking(move || {
-                        let name = job.task.clone();
-                        (name, execute(&runtime, &stores, job, events, cancel))
-                    });
+                        Ok(job) => {
+                            states.insert(name.clone(), TaskState::Running);
+                            in_flight += 1;
+                            let job = Job {
+                                pods: opts.pods.clone(),
+                                ..job
+                            };
+                            let (runtime, stores) = (self.runtime.clone(), self.stores.clone());
+                            let (events, cancel) = (opts.events.clone(), opts.cancel.clone());
+                            running.spawn_blocking(move || {
+                                let name = job.task.clone();
+                                (name, execute(&runtime, &stores, job, events, cancel))
+                            });
+                        }
+                    }
                 }
             }
             if in_flight == 0 {
@@ -387,41 +364,9 @@ impl Executor {
                     state: state.to_string(),
                     error: error.clone().unwrap_or_default(),
                 };
-                let handler_state = match self.prepare(
-                    run_id,
-                    &plan,
-                    EXIT_HANDLER,
-                    handler,
-                    &outputs,
-                    Some(&status),
-                ) {
-                    Ok(job) => {
-                        let job = Job {
-                            pods: opts.pods.clone(),
-                            ..job
-                        };
-                        let runtime = self.runtime.clone();
-                        let stores = self.stores.clone();
-                        let events = opts.events.clone();
-                        // The handler runs even after a cancel: it is the cleanup.
-                        let cancel = Arc::new(AtomicBool::new(false));
-                        tokio::task::spawn_blocking(move || {
-                            execute(&runtime, &stores, job, events, cancel)
-                        })
-                        .await?
-                        .0
-                    }
-                    Err(e) => {
-                        let why = format!("{e:#}");
-                        self.stores.meta.set_task_state(
-                            run_id,
-                            EXIT_HANDLER,
-                            TaskState::Failed,
-                            Some(&why),
-                        )?;
-                        TaskState::Failed
-                    }
-                };
+                let handler_state = self
+                    .run_exit_handler(run_id, &plan, handler, &outputs, &status, opts)
+                    .await?;
                 if handler_state == TaskState::Failed && state == RUN_SUCCEEDED {
                     state = RUN_FAILED;
                     error = Some("the exit handler failed".into());
@@ -446,6 +391,45 @@ impl Executor {
             tasks: self.stores.meta.tasks(run_id)?,
             host_failure,
         })
+    }
+
+    /// Runs the exit handler, told the run's status; even after a cancel, since it is the
+    /// cleanup. Its end state.
+    async fn run_exit_handler(
+        &self,
+        run_id: &str,
+        plan: &Arc<Plan>,
+        handler: &TaskSpec,
+        outputs: &BTreeMap<String, TaskOutputs>,
+        status: &RunStatus,
+        opts: &RunOptions,
+    ) -> Result<TaskState> {
+        let job = match self.prepare(run_id, plan, EXIT_HANDLER, handler, outputs, Some(status)) {
+            Ok(job) => Job {
+                pods: opts.pods.clone(),
+                ..job
+            },
+            Err(e) => {
+                let why = format!("{e:#}");
+                self.stores.meta.set_task_state(
+                    run_id,
+                    EXIT_HANDLER,
+                    TaskState::Failed,
+                    Some(&why),
+                )?;
+                return Ok(TaskState::Failed);
+            }
+        };
+        let (runtime, stores, events) = (
+            self.runtime.clone(),
+            self.stores.clone(),
+            opts.events.clone(),
+        );
+        let cancel = Arc::new(AtomicBool::new(false));
+        let (state, ..) =
+            tokio::task::spawn_blocking(move || execute(&runtime, &stores, job, events, cancel))
+                .await?;
+        Ok(state)
     }
 
     /// Resolves a ready task's inputs and cache key.
