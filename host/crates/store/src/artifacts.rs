@@ -221,19 +221,22 @@ impl ArtifactStore {
             return true;
         }
         let ok = weft_tree::digest::matches(path, Limits::DEFAULT, digest).unwrap_or(false);
-        if ok {
+        if ok && now.bytes > FULL_CHECK_BYTES {
             let _ = std::fs::write(&mark, &now.hex);
         }
         ok
     }
 
-    /// Records the fingerprint of a tree whose digest was just checked.
+    /// Records the fingerprint of a tree whose digest was just checked, when it is big enough
+    /// for the fingerprint to stand in for the digest (smaller ones are hashed every time).
     fn mark(&self, digest: &str, path: &Path) {
         if let (Ok(hex), Ok(now)) = (
             parse_digest(digest),
             weft_tree::fingerprint(path, Limits::DEFAULT),
         ) {
-            let _ = std::fs::write(self.root.join("verified").join(hex), now.hex);
+            if now.bytes > FULL_CHECK_BYTES {
+                let _ = std::fs::write(self.root.join("verified").join(hex), now.hex);
+            }
         }
     }
 
@@ -334,6 +337,16 @@ impl ArtifactStore {
             progress(i + 1, digests.len());
         }
         Ok(report)
+    }
+
+    /// Whether the artifact is here and intact by the grant-time check (see
+    /// [`checked_local`](Self::checked_local)), or in the backend: what a cache hit needs.
+    pub fn intact(&self, digest: &str) -> Result<bool> {
+        let path = self.path(digest);
+        if path.is_dir() {
+            return Ok(self.check(digest, &path, Check::Cheap));
+        }
+        self.verify(digest)
     }
 
     /// Recomputes the digest of a stored artifact: true when it still matches its name.

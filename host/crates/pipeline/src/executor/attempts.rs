@@ -79,7 +79,7 @@ pub(super) fn cache_hit(stores: &Stores, job: &Job) -> Result<Option<Finished>> 
     };
     // A hit is only as good as its artifacts: if one is gone or altered, forget the entry.
     for (_, digest) in &entry.artifacts {
-        if !stores.artifacts.verify(digest)? {
+        if !stores.artifacts.intact(digest)? {
             tracing::warn!(task = %job.task, %digest, "cached artifact missing or altered; running instead");
             stores.meta.cache_forget(&job.cache_key)?;
             return Ok(None);
