@@ -68,7 +68,7 @@ impl ArtifactStore {
                 backend.describe(),
             )));
         }
-        self.settle(&staged, digest)?;
+        self.settle(&staged, digest, None)?;
         Ok(path)
     }
 
@@ -137,7 +137,7 @@ impl ArtifactStore {
     /// moves it into the store under its digest.
     fn ingest_local(&self, dir: &Path) -> Result<StoredArtifact> {
         let stored = tree_digest(dir)?;
-        self.settle(dir, &stored.digest)?;
+        self.settle(dir, &stored.digest, Some(stored.bytes))?;
         Ok(stored)
     }
 
@@ -147,7 +147,7 @@ impl ArtifactStore {
     /// An artifact already stored under that name is checked in full first: a corrupt one is
     /// swapped for `dir` in one atomic exchange and moved aside (`corrupt/`), so a run that
     /// produces it again repairs it instead of computing on the damaged copy.
-    fn settle(&self, dir: &Path, digest: &str) -> Result<()> {
+    fn settle(&self, dir: &Path, digest: &str, bytes: Option<u64>) -> Result<()> {
         let dest = self.path(digest);
         weft_tree::make_read_only(dir, Limits::DEFAULT)?;
         if dest.exists() {
@@ -157,12 +157,12 @@ impl ArtifactStore {
             tracing::warn!(%digest, "replacing a corrupt stored artifact with a good copy");
             weft_tree::exchange(dir, &dest)?;
             self.quarantine_at(dir, digest)?;
-            self.mark(digest, &dest);
+            self.mark(digest, &dest, bytes);
             return Ok(());
         }
         match std::fs::rename(dir, &dest) {
             Ok(()) => {
-                self.mark(digest, &dest);
+                self.mark(digest, &dest, bytes);
                 Ok(())
             }
             // Lost a race with an identical artifact: same digest, same content.
@@ -229,7 +229,11 @@ impl ArtifactStore {
 
     /// Records the fingerprint of a tree whose digest was just checked, when it is big enough
     /// for the fingerprint to stand in for the digest (smaller ones are hashed every time).
-    fn mark(&self, digest: &str, path: &Path) {
+    /// (`bytes`, when known, spares small trees the walk.)
+    fn mark(&self, digest: &str, path: &Path, bytes: Option<u64>) {
+        if bytes.is_some_and(|b| b <= FULL_CHECK_BYTES) {
+            return;
+        }
         if let (Ok(hex), Ok(now)) = (
             parse_digest(digest),
             weft_tree::fingerprint(path, Limits::DEFAULT),
