@@ -73,19 +73,36 @@ pub struct RunLease {
 impl RunLease {
     /// Takes run `run` for this process, or says who holds it
     /// ([`StoreError::RunHeld`]).
+    ///
+    /// A holder on this host is alive or not (its pid says so at once). A holder elsewhere can
+    /// only be judged by its renewals, so a runner restarted on another node waits up to
+    /// [`STALE_AFTER`] (and one renewal) for a dead predecessor's lease to lapse rather than
+    /// failing at once.
     pub fn acquire(meta: Arc<MetadataStore>, run: &str) -> Result<RunLease> {
-        Self::acquire_with(meta, run, STALE_AFTER)
+        Self::acquire_waiting(meta, run, STALE_AFTER + RENEW_EVERY)
     }
 
-    fn acquire_with(meta: Arc<MetadataStore>, run: &str, stale: Duration) -> Result<RunLease> {
+    /// [`acquire`](Self::acquire), waiting at most `wait` for a holder on another host.
+    pub fn acquire_waiting(
+        meta: Arc<MetadataStore>,
+        run: &str,
+        wait: Duration,
+    ) -> Result<RunLease> {
         let mine = Lease::mine();
+        let deadline = std::time::Instant::now() + wait;
         // Another contender can win between the read and the swap: read again, a few times.
-        for _ in 0..5 {
+        let mut lost_races = 0;
+        loop {
             let expected = match meta.lease_get(run)? {
                 None => None,
-                Some(held) if held.lapsed(SystemTime::now(), stale) => {
+                Some(held) if held.lapsed(SystemTime::now(), STALE_AFTER) => {
                     tracing::warn!(run, holder = %held.owner, "taking over the lease of a run whose holder is gone");
                     Some(held.owner)
+                }
+                Some(held) if held.host != mine.host && std::time::Instant::now() < deadline => {
+                    tracing::info!(run, holder = %held.owner, "the run is held on another host; waiting for its lease to lapse");
+                    std::thread::sleep(Duration::from_secs(1).min(wait));
+                    continue;
                 }
                 Some(held) => {
                     return Err(StoreError::RunHeld {
@@ -99,10 +116,13 @@ impl RunLease {
             if meta.lease_put(run, &mine, expected.as_deref())? {
                 return Ok(Self::hold(meta, run, mine.owner));
             }
+            lost_races += 1;
+            if lost_races >= 5 {
+                return Err(StoreError::Invalid(format!(
+                    "run {run}: could not take its lease (other processes keep taking it)"
+                )));
+            }
         }
-        Err(StoreError::Invalid(format!(
-            "run {run}: could not take its lease (other processes keep taking it)"
-        )))
     }
 
     fn hold(meta: Arc<MetadataStore>, run: &str, owner: String) -> RunLease {

@@ -263,7 +263,8 @@ fn leases_hold_one_run_at_a_time(db: std::sync::Arc<MetadataStore>) {
         );
         drop(taken);
     }
-    // A live holder on another host that keeps renewing is not taken over.
+    // A live holder on another host that keeps renewing is not taken over: refused once the
+    // wait for it to lapse is over (zero here; a restarted runner waits STALE_AFTER).
     let live = Lease {
         owner: "elsewhere:2:2".into(),
         host: "elsewhere".into(),
@@ -273,9 +274,27 @@ fn leases_hold_one_run_at_a_time(db: std::sync::Arc<MetadataStore>) {
     };
     assert!(db.lease_put("live", &live, None).unwrap());
     assert!(matches!(
-        RunLease::acquire(db.clone(), "live"),
+        RunLease::acquire_waiting(db.clone(), "live", std::time::Duration::ZERO),
         Err(StoreError::RunHeld { .. })
     ));
+    // One that stops renewing while a contender waits is taken over when it lapses.
+    let fading_at = humantime::format_rfc3339_micros(
+        std::time::SystemTime::now() - STALE_AFTER + std::time::Duration::from_secs(2),
+    )
+    .to_string();
+    let fading = Lease {
+        owner: "elsewhere:3:3".into(),
+        renewed_at: fading_at,
+        ..live.clone()
+    };
+    assert!(db.lease_put("fading", &fading, None).unwrap());
+    let taken = RunLease::acquire_waiting(db.clone(), "fading", std::time::Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(
+        db.lease_get("fading").unwrap().unwrap().pid,
+        std::process::id()
+    );
+    drop(taken);
 }
 
 fn this_host() -> String {
