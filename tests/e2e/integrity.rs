@@ -515,3 +515,61 @@ fn resume_refuses_recorded_outputs_it_cannot_read() {
         "{err}"
     );
 }
+
+/// Unmounts the small filesystem a test mounted, whatever the test's outcome.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A step that fails because the store's disk is full fails as the host's failure: not
+/// retried as if its code were at fault, the run recorded FAILED with the cause, exit 3 (which
+/// the operator restarts). The home lives on an 8 MiB tmpfs; the step writes 32 MiB.
+#[test]
+fn a_full_disk_under_a_step_is_the_hosts_failure_not_the_steps() {
+    let s = Scratch::new();
+    let small = s.path("small");
+    std::fs::create_dir(&small).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&small)
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|st| st.success());
+    if !mounted {
+        tool_missing("could not mount a small tmpfs (needs root): the disk-full test did not run");
+        return;
+    }
+    let _unmount = Unmount(small.clone());
+    let text = std::fs::read_to_string(make_and_use(&s, 32 << 20))
+        .unwrap()
+        .replace(
+            "    make: {component: write}",
+            "    make:\n      component: write\n      retry: {limit: 2, backoff: 10ms}",
+        );
+    let yaml = s.path("full.yaml");
+    std::fs::write(&yaml, text).unwrap();
+    let out = s
+        .wasm_run()
+        .env("WEFT_HOME", small.join("home"))
+        .args(["pipeline", "run"])
+        .arg(&yaml)
+        .args(["--run-id", "full"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains("disk is full"), "{err}");
+    let meta = MetadataStore::open(&small.join("home/metadata.db")).unwrap();
+    assert_eq!(meta.run("full").unwrap().state, "FAILED");
+    let make = meta
+        .tasks("full")
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == "make")
+        .unwrap();
+    assert_eq!(make.attempt, 1, "not retried as the step's failure");
+}

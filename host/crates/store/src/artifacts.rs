@@ -100,6 +100,17 @@ impl ArtifactStore {
         }
     }
 
+    /// Where the store lives.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Bytes an unprivileged writer may still use on the store's filesystem, if it can say.
+    pub fn free_bytes(&self) -> Option<u64> {
+        let st = rustix::fs::statvfs(&self.root).ok()?;
+        Some(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
     /// Whether `digest` is here or in the backend (without fetching it).
     pub fn available(&self, digest: &str) -> Result<bool> {
         if self.contains(digest) {

@@ -355,6 +355,10 @@ pub(super) fn record_success(
 
 /// Runs one step here, in a fresh sandbox: its inputs fetched where needed, its output
 /// parameters checked against their declared types, its output artifacts moved into the store.
+/// Below this much free space on the artifact store's filesystem, a step's failure is taken
+/// for the disk's.
+const DISK_FULL_BYTES: u64 = 1 << 20;
+
 pub(crate) fn run_step(
     runtime: &Runtime,
     artifacts: &ArtifactStore,
@@ -430,6 +434,16 @@ pub(crate) fn run_step(
                         format!("\n[weft] step {}: {message}\n", e.kind()).as_bytes(),
                     )
                 });
+            // A step that failed while the store's disk is full (checked while its outputs
+            // still take their room) failed because of the host, not its code: not retried as
+            // the step's failure, and the run ends with the host-failure code to resume later.
+            if let Some(free) = artifacts.free_bytes().filter(|f| *f < DISK_FULL_BYTES) {
+                return Err(host(anyhow!(
+                    "the artifact store's disk is full ({free} bytes free under {}); the step said: {}",
+                    artifacts.root().display(),
+                    e.one_line()
+                )));
+            }
             return Err(AttemptError::Step(e.one_line()));
         }
     };
