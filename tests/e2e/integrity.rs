@@ -307,6 +307,7 @@ fn scratch_of_a_live_process_is_kept_and_of_a_dead_one_removed() {
     );
 }
 
+/// (The held run's step lasts 10 s: room for the two refused commands on a loaded machine.)
 #[test]
 fn a_run_has_one_executor_at_a_time() {
     let s = Scratch::new();
@@ -314,7 +315,7 @@ fn a_run_has_one_executor_at_a_time() {
         &s,
         "    slow:
       component: busy
-      params: {ms: {value: 4000}}
+      params: {ms: {value: 10000}}
 ",
     );
     let mut first = s
