@@ -3,6 +3,7 @@
 //! made of a model's data). Shape arithmetic is checked: a shape whose element count overflows
 //! is an error naming it, never a wrapped count.
 
+use crate::v2::RequestInput;
 use serde::ser::{Error as _, SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
@@ -93,28 +94,17 @@ fn flatten<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
     }
 }
 
-/// The name, datatype and shape of a V2 JSON tensor.
-fn header(v: &Value) -> Result<(String, Datatype, Vec<i64>), String> {
-    let name = v["name"]
-        .as_str()
-        .ok_or("an input tensor has no `name`")?
-        .to_string();
-    let dt_name = v["datatype"]
-        .as_str()
-        .ok_or_else(|| format!("input `{name}` has no `datatype`"))?;
-    let dt =
-        datatype(dt_name).ok_or_else(|| format!("input `{name}`: unknown datatype `{dt_name}`"))?;
-    let shape: Vec<i64> = v["shape"]
-        .as_array()
-        .ok_or_else(|| format!("input `{name}` has no `shape`"))?
-        .iter()
-        .map(|d| {
-            d.as_i64().filter(|d| *d >= 0).ok_or_else(|| {
-                format!("input `{name}`: shape entries must be non-negative integers, not {d}")
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    Ok((name, dt, shape))
+/// The name, datatype and shape of a request's input tensor, checked.
+fn header(v: &RequestInput) -> Result<(String, Datatype, Vec<i64>), String> {
+    let name = v.name.clone();
+    let dt = datatype(&v.datatype)
+        .ok_or_else(|| format!("input `{name}`: unknown datatype `{}`", v.datatype))?;
+    if let Some(d) = v.shape.iter().find(|d| **d < 0) {
+        return Err(format!(
+            "input `{name}`: shape entries must be non-negative integers, not {d}"
+        ));
+    }
+    Ok((name, dt, v.shape.clone()))
 }
 
 /// One JSON element of an input as its little-endian bytes, appended to `data`.
@@ -161,13 +151,14 @@ fn push_element(data: &mut Vec<u8>, dt: Datatype, x: &Value) -> Result<(), &'sta
 }
 
 /// A V2 JSON input tensor as the component sees it; errors name the tensor and what is wrong.
-pub(crate) fn from_json(v: &Value) -> Result<Tensor, String> {
+pub(crate) fn from_json(v: &RequestInput) -> Result<Tensor, String> {
     let (name, dt, shape) = header(v)?;
     let dt_name = datatype_name(dt);
     let expected = element_count(&shape).map_err(|e| format!("input `{name}`: {e}"))?;
     let mut flat = Vec::new();
     flatten(
-        v.get("data")
+        v.data
+            .as_ref()
             .ok_or_else(|| format!("input `{name}` has no `data`"))?,
         &mut flat,
     );
@@ -241,7 +232,7 @@ fn bytes_elements(mut rest: &[u8]) -> impl Iterator<Item = Option<&[u8]>> {
 }
 
 /// An input sent with the binary tensor extension: its JSON header and its raw bytes.
-pub(crate) fn from_binary(v: &Value, raw: &[u8]) -> Result<Tensor, String> {
+pub(crate) fn from_binary(v: &RequestInput, raw: &[u8]) -> Result<Tensor, String> {
     let (name, dt, shape) = header(v)?;
     check_raw(&format!("input {name}"), dt, &shape, raw)?;
     Ok(Tensor {
@@ -370,6 +361,10 @@ fn element<S: SerializeSeq>(seq: &mut S, dt: Datatype, b: &[u8]) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn input(v: Value) -> RequestInput {
+        serde_json::from_value(v).unwrap()
+    }
     use serde_json::json;
 
     fn to_json(t: &Tensor) -> Value {
@@ -393,8 +388,10 @@ mod tests {
             ("FP64", json!([0.1, -1e300])),
             ("BYTES", json!(["hello", ""])),
         ] {
-            let t = from_json(&json!({"name": "x", "datatype": dt, "shape": [2], "data": data}))
-                .unwrap();
+            let t = from_json(&input(
+                json!({"name": "x", "datatype": dt, "shape": [2], "data": data}),
+            ))
+            .unwrap();
             let back = to_json(&t);
             assert_eq!(back["data"], data, "{dt}");
             assert_eq!(back["datatype"], dt);
@@ -403,20 +400,25 @@ mod tests {
 
     #[test]
     fn nested_data_is_flattened_and_counts_are_checked() {
-        let t = from_json(
-            &json!({"name": "x", "datatype": "INT32", "shape": [2, 2], "data": [[1, 2], [3, 4]]}),
-        )
+        let t = from_json(&input(
+            json!({"name": "x", "datatype": "INT32", "shape": [2, 2], "data": [[1, 2], [3, 4]]}),
+        ))
         .unwrap();
         assert_eq!(to_json(&t)["data"], json!([1, 2, 3, 4]));
-        let e =
-            from_json(&json!({"name": "x", "datatype": "INT32", "shape": [2, 3], "data": [1, 2]}))
-                .unwrap_err();
+        let e = from_json(&input(
+            json!({"name": "x", "datatype": "INT32", "shape": [2, 3], "data": [1, 2]}),
+        ))
+        .unwrap_err();
         assert!(e.contains("needs 6 elements, `data` has 2"), "{e}");
-        let e = from_json(&json!({"name": "x", "datatype": "UINT8", "shape": [1], "data": [256]}))
-            .unwrap_err();
+        let e = from_json(&input(
+            json!({"name": "x", "datatype": "UINT8", "shape": [1], "data": [256]}),
+        ))
+        .unwrap_err();
         assert!(e.contains("not a valid UINT8"), "{e}");
-        let e = from_json(&json!({"name": "x", "datatype": "FP16", "shape": [1], "data": [1.0]}))
-            .unwrap_err();
+        let e = from_json(&input(
+            json!({"name": "x", "datatype": "FP16", "shape": [1], "data": [1.0]}),
+        ))
+        .unwrap_err();
         assert!(e.contains("binary tensor extension"), "{e}");
     }
 
@@ -434,14 +436,16 @@ mod tests {
 
     #[test]
     fn fp32_values_out_of_range_are_refused_not_made_infinite() {
-        let e =
-            from_json(&json!({"name": "x", "datatype": "FP32", "shape": [2], "data": [1.0, 1e39]}))
-                .unwrap_err();
+        let e = from_json(&input(
+            json!({"name": "x", "datatype": "FP32", "shape": [2], "data": [1.0, 1e39]}),
+        ))
+        .unwrap_err();
         assert_eq!(e, "input `x`: element 1 (1e+39) is out of range for FP32");
         let max = f64::from(f32::MAX);
-        let t =
-            from_json(&json!({"name": "x", "datatype": "FP32", "shape": [2], "data": [max, -max]}))
-                .unwrap();
+        let t = from_json(&input(
+            json!({"name": "x", "datatype": "FP32", "shape": [2], "data": [max, -max]}),
+        ))
+        .unwrap();
         assert_eq!(to_json(&t)["data"], json!([max, -max]));
     }
 }

@@ -4,7 +4,7 @@
 //! everything in it: tensors, names, shapes, `parameters`, the echoed `id`.
 
 use crate::tensor::{self, BinaryHeader, JsonTensor, OutputError};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::io::Write;
 use weft_runtime::predictor::{InferRequest, InferResponse, Tensor};
@@ -38,6 +38,59 @@ fn invalid(msg: impl Into<String>) -> DecodeError {
     DecodeError::Invalid(msg.into())
 }
 
+/// The JSON part of a V2 inference request, as the protocol defines it. Fields the protocol
+/// leaves open (`parameters`) stay JSON; a tensor's `data` stays JSON until its datatype says
+/// how to read it.
+#[derive(Deserialize)]
+struct RequestBody {
+    /// A string in the protocol; any other JSON is not echoed.
+    #[serde(default)]
+    id: Option<Value>,
+    inputs: Vec<RequestInput>,
+    #[serde(default)]
+    outputs: Option<Vec<RequestOutput>>,
+    #[serde(default)]
+    parameters: Option<serde_json::Map<String, Value>>,
+}
+
+/// One input tensor of a request.
+#[derive(Deserialize)]
+pub(crate) struct RequestInput {
+    pub name: String,
+    pub datatype: String,
+    pub shape: Vec<i64>,
+    /// Absent when the tensor's bytes follow the JSON (binary extension).
+    #[serde(default)]
+    pub data: Option<Value>,
+    #[serde(default)]
+    pub parameters: TensorParameters,
+}
+
+/// An output asked for.
+#[derive(Deserialize)]
+struct RequestOutput {
+    name: String,
+    #[serde(default)]
+    parameters: TensorParameters,
+}
+
+/// The tensor parameters this server acts on (others are accepted and ignored).
+#[derive(Deserialize, Default)]
+pub(crate) struct TensorParameters {
+    /// Binary extension: the byte length of this input's data after the JSON.
+    #[serde(default)]
+    binary_data_size: Option<u64>,
+    /// Binary extension: answer this output as bytes.
+    #[serde(default)]
+    binary_data: Option<bool>,
+    /// Shared-memory extension: not implemented, so refused (501).
+    #[serde(default)]
+    shared_memory_region: Option<Value>,
+    /// Classification extension: not implemented, so refused (501).
+    #[serde(default)]
+    classification: Option<Value>,
+}
+
 /// Decodes a request body; `header_length` is the binary extension's header, if sent.
 pub(crate) fn decode(header_length: Option<&[u8]>, body: &[u8]) -> Result<Decoded, DecodeError> {
     let (json_part, blob) = match header_length {
@@ -56,37 +109,36 @@ pub(crate) fn decode(header_length: Option<&[u8]>, body: &[u8]) -> Result<Decode
             body.split_at(n)
         }
     };
-    let req: Value = serde_json::from_slice(json_part)
+    // Malformed JSON, and JSON that is not a request, each named with where it went wrong.
+    serde_json::from_slice::<serde::de::IgnoredAny>(json_part)
         .map_err(|e| invalid(format!("malformed JSON body: {e}")))?;
+    let mut de = serde_json::Deserializer::from_slice(json_part);
+    let req: RequestBody = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let at = e.path().to_string();
+        invalid(match at.as_str() {
+            "." => format!("not an inference request: {}", e.inner()),
+            _ => format!("not an inference request: `{at}`: {}", e.inner()),
+        })
+    })?;
     unsupported_extensions(&req)?;
-    let inputs = inputs(&req, blob)?;
-    let outputs: Vec<String> = match req.get("outputs") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(list)) => list
-            .iter()
-            .map(|o| {
-                o["name"]
-                    .as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| invalid("each requested output needs a `name`"))
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(invalid("`outputs` must be a list")),
-    };
-    let binary = req["outputs"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|o| o["parameters"]["binary_data"].as_bool() == Some(true))
-        .filter_map(|o| o["name"].as_str().map(str::to_string))
+    let inputs = inputs(&req.inputs, blob)?;
+    let outputs = req.outputs.as_deref().unwrap_or_default();
+    let binary = outputs
+        .iter()
+        .filter(|o| o.parameters.binary_data == Some(true))
+        .map(|o| o.name.clone())
         .collect();
-    let parameters = match req.get("parameters") {
-        None | Some(Value::Null) => "{}".to_string(),
-        Some(p @ Value::Object(_)) => p.to_string(),
-        Some(_) => return Err(invalid("`parameters` must be an object")),
-    };
-    let all_binary = req["parameters"]["binary_data_output"] == Value::Bool(true);
-    let id = req.get("id").and_then(Value::as_str).map(str::to_string);
+    let all_binary = req
+        .parameters
+        .as_ref()
+        .and_then(|p| p.get("binary_data_output"))
+        == Some(&Value::Bool(true));
+    let parameters = req.parameters.as_ref().map_or_else(
+        || "{}".to_string(),
+        |p| Value::Object(p.clone()).to_string(),
+    );
+    let outputs = outputs.iter().map(|o| o.name.clone()).collect();
+    let id = req.id.as_ref().and_then(Value::as_str).map(str::to_string);
     Ok(Decoded {
         request: InferRequest {
             id,
@@ -101,31 +153,22 @@ pub(crate) fn decode(header_length: Option<&[u8]>, body: &[u8]) -> Result<Decode
 
 /// The input tensors: JSON ones, and binary ones taken in order from `blob`, all of which
 /// they must claim.
-fn inputs(req: &Value, mut blob: &[u8]) -> Result<Vec<Tensor>, DecodeError> {
-    let specs = req["inputs"]
-        .as_array()
-        .ok_or_else(|| invalid("the request has no `inputs` list"))?;
+fn inputs(specs: &[RequestInput], mut blob: &[u8]) -> Result<Vec<Tensor>, DecodeError> {
     let mut inputs = Vec::with_capacity(specs.len());
     for spec in specs {
-        let tensor = match &spec["parameters"]["binary_data_size"] {
-            Value::Null => tensor::from_json(spec),
-            size => {
-                let size = size
-                    .as_u64()
-                    .and_then(|s| usize::try_from(s).ok())
+        let tensor = match spec.parameters.binary_data_size {
+            None => tensor::from_json(spec),
+            Some(size) => {
+                let size = usize::try_from(size)
+                    .ok()
+                    .filter(|size| *size <= blob.len())
                     .ok_or_else(|| {
                         invalid(format!(
-                            "input {}: binary_data_size {size} is not a whole number of bytes",
-                            spec["name"]
+                            "input `{}`: binary_data_size {size} runs past the body ({} bytes of binary data left)",
+                            spec.name,
+                            blob.len()
                         ))
                     })?;
-                if size > blob.len() {
-                    return Err(invalid(format!(
-                        "input {}: binary_data_size {size} runs past the body ({} bytes of binary data left)",
-                        spec["name"],
-                        blob.len()
-                    )));
-                }
                 let (raw, rest) = blob.split_at(size);
                 blob = rest;
                 tensor::from_binary(spec, raw)
@@ -144,22 +187,22 @@ fn inputs(req: &Value, mut blob: &[u8]) -> Result<Vec<Tensor>, DecodeError> {
 
 /// 501 for a request that asks for a protocol extension this server does not implement,
 /// rather than ignoring the parameter and answering something else than was asked.
-fn unsupported_extensions(req: &Value) -> Result<(), DecodeError> {
-    let tensors = ["inputs", "outputs"]
-        .iter()
-        .flat_map(|list| req[*list].as_array().into_iter().flatten());
-    for t in tensors {
-        let parameters = &t["parameters"];
-        if parameters.get("shared_memory_region").is_some() {
+fn unsupported_extensions(req: &RequestBody) -> Result<(), DecodeError> {
+    let tensors = req.inputs.iter().map(|i| (&i.name, &i.parameters)).chain(
+        req.outputs
+            .iter()
+            .flatten()
+            .map(|o| (&o.name, &o.parameters)),
+    );
+    for (name, parameters) in tensors {
+        if parameters.shared_memory_region.is_some() {
             return Err(DecodeError::Unsupported(format!(
-                "tensor {}: {SHARED_MEMORY_UNSUPPORTED}",
-                t["name"]
+                "tensor \"{name}\": {SHARED_MEMORY_UNSUPPORTED}"
             )));
         }
-        if parameters.get("classification").is_some() {
+        if parameters.classification.is_some() {
             return Err(DecodeError::Unsupported(format!(
-                "output {}: the classification extension is not supported",
-                t["name"]
+                "output \"{name}\": the classification extension is not supported"
             )));
         }
     }

@@ -113,6 +113,33 @@ fn model_shapes_that_overflow_are_a_bad_tensor_not_a_panic() {
     }
 }
 
+/// The request is decoded as the protocol's typed shape: what is wrong is named by its path.
+#[test]
+fn a_request_of_the_wrong_shape_names_the_field() {
+    for (body, path) in [
+        (
+            r#"{"inputs": [{"name": "x", "datatype": "FP32", "shape": [1.5], "data": [1]}]}"#,
+            "inputs[0].shape[0]",
+        ),
+        (
+            r#"{"inputs": [{"datatype": "FP32", "shape": [1], "data": [1]}]}"#,
+            "inputs[0]",
+        ),
+        (r#"{"inputs": [], "outputs": {"name": "y"}}"#, "outputs"),
+        (r#"{"inputs": [], "parameters": [1]}"#, "parameters"),
+        (r#"{"outputs": []}"#, "not an inference request"),
+    ] {
+        let Err(DecodeError::Invalid(e)) = decode(None, body.as_bytes()) else {
+            panic!("accepted {body}");
+        };
+        assert!(e.contains(path), "{body}: {e}");
+    }
+    let Err(DecodeError::Invalid(e)) = decode(None, b"{not json") else {
+        panic!("accepted");
+    };
+    assert!(e.contains("malformed JSON"), "{e}");
+}
+
 #[test]
 fn client_shapes_that_overflow_are_refused_with_their_field() {
     let body = r#"{"inputs": [{"name": "x", "datatype": "FP32", "shape": [4294967296, 4294967296], "data": []}]}"#;
