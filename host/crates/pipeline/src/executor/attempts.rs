@@ -359,6 +359,20 @@ pub(super) fn record_success(
 /// for the disk's.
 const DISK_FULL_BYTES: u64 = 1 << 20;
 
+/// A failed step's error. A step that failed while the store's disk is full (checked while
+/// its outputs still take their room) failed because of the host, not its code: not retried
+/// as the step's failure, and the run ends with the host-failure code, to resume later.
+fn step_or_disk_full(artifacts: &ArtifactStore, e: &StepError) -> AttemptError {
+    match artifacts.free_bytes().filter(|f| *f < DISK_FULL_BYTES) {
+        Some(free) => AttemptError::Host(anyhow!(
+            "the artifact store's disk is full ({free} bytes free under {}); the step said: {}",
+            artifacts.root().display(),
+            e.one_line()
+        )),
+        None => AttemptError::Step(e.one_line()),
+    }
+}
+
 pub(crate) fn run_step(
     runtime: &Runtime,
     artifacts: &ArtifactStore,
@@ -434,17 +448,7 @@ pub(crate) fn run_step(
                         format!("\n[weft] step {}: {message}\n", e.kind()).as_bytes(),
                     )
                 });
-            // A step that failed while the store's disk is full (checked while its outputs
-            // still take their room) failed because of the host, not its code: not retried as
-            // the step's failure, and the run ends with the host-failure code to resume later.
-            if let Some(free) = artifacts.free_bytes().filter(|f| *f < DISK_FULL_BYTES) {
-                return Err(host(anyhow!(
-                    "the artifact store's disk is full ({free} bytes free under {}); the step said: {}",
-                    artifacts.root().display(),
-                    e.one_line()
-                )));
-            }
-            return Err(AttemptError::Step(e.one_line()));
+            return Err(step_or_disk_full(artifacts, &e));
         }
     };
 
