@@ -92,3 +92,103 @@ fn kube_status_needs_a_namespace_and_a_name() {
     assert_eq!(code, Some(2));
     assert!(err.contains("write NAMESPACE/NAME"), "{err}");
 }
+
+/// `tune --kube-status NS/NAME`: the runner writes the trial counters and the best trial into
+/// the Experiment's status as trials finish, and a last time from the experiment's summary.
+#[test]
+fn a_runner_writes_trial_counters_and_the_best_trial_to_its_experiment() {
+    let seen: Seen = Arc::default();
+    let record = seen.clone();
+    let app = axum::Router::new().route(
+        "/apis/weft.dev/v1alpha1/namespaces/ns/experiments/e/status",
+        patch(move |q: axum::extract::RawQuery, body: axum::body::Bytes| {
+            let record = record.clone();
+            let body: Value = serde_json::from_slice(&body).unwrap();
+            async move {
+                record
+                    .lock()
+                    .unwrap()
+                    .push((q.0.unwrap_or_default(), body.clone()));
+                let mut exp = json!({"apiVersion": "weft.dev/v1alpha1", "kind": "Experiment",
+                        "metadata": {"name": "e", "namespace": "ns"}});
+                exp["status"] = body["status"].clone();
+                axum::Json(exp)
+            }
+        }),
+    );
+    let url = serve_in_background(app);
+    let s = Scratch::new();
+    let kubeconfig = s.path("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{url}\"}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: c, context: {{cluster: fake, user: u}}}}]\ncurrent-context: c\n"
+        ),
+    )
+    .unwrap();
+    let file = s.path("e.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            r#"apiVersion: weft.dev/v1alpha1
+kind: Experiment
+metadata: {{name: e}}
+spec:
+  objective: {{type: minimize, objectiveMetricName: value}}
+  algorithm:
+    algorithmName: random
+    algorithmSettings: [{{name: random_state, value: "3"}}]
+  parallelTrialCount: 2
+  maxTrialCount: 5
+  parameters:
+    - {{name: x1, parameterType: double, feasibleSpace: {{min: "-5", max: "10"}}}}
+    - {{name: x2, parameterType: double, feasibleSpace: {{min: "0", max: "15"}}}}
+  trialTemplate:
+    component:
+      source: {OBJECTIVE}
+      params: {{function: branin}}
+      timeout: 20s
+"#
+        ),
+    )
+    .unwrap();
+    let out = succeed(
+        s.wasm_run()
+            .env("KUBECONFIG", &kubeconfig)
+            .env("RUST_LOG", "weft_run_reporter=warn,kube_client=error")
+            .arg("tune")
+            .arg(&file)
+            .args(["--json", "--kube-status", "ns/e"]),
+    );
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.len() >= 2,
+        "the status was not written as trials ran: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(seen
+        .iter()
+        .all(|(q, _)| q.contains("fieldManager=weft-runner")));
+    let last = &seen.last().unwrap().1["status"];
+    assert_eq!(last["trials"], 5, "{last}");
+    assert_eq!(last["trialsSucceeded"], 5, "{last}");
+    assert!(last.get("trialsRunning").is_none(), "{last}");
+    let best = summary["best_trial"].as_str().unwrap();
+    let best_value = summary["trials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == best)
+        .unwrap()["objective"]
+        .clone();
+    assert_eq!(last["currentOptimalTrial"]["bestTrialName"], best);
+    assert_eq!(last["bestValue"], best_value);
+    let names: Vec<&str> = last["currentOptimalTrial"]["parameterAssignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["x1", "x2"]);
+}

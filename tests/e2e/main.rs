@@ -2,13 +2,18 @@
 //! `wasm-run` CLI and the runtime API.
 
 mod cli;
+mod compile_cache;
 mod errors;
 mod handmade;
 mod hermetic;
 mod host_bounds;
 mod integrity;
+mod kfp_import;
 #[cfg(feature = "kube")]
 mod kube_status;
+mod languages;
+mod languages_c;
+mod languages_serve;
 mod limits;
 #[cfg(feature = "onnx")]
 mod onnx;
@@ -24,4 +29,5 @@ mod support;
 mod task_pods;
 mod tensors;
 mod transform;
+mod tune;
 mod validate;

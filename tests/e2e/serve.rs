@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
-fn component(name: &str) -> String {
+pub(crate) fn component(name: &str) -> String {
     Path::new(NOOP)
         .with_file_name(format!("{name}.wasm"))
         .display()
@@ -15,9 +15,9 @@ fn component(name: &str) -> String {
 }
 
 /// A running server; killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     /// The admin listener (by default loopback, a free port with `--port 0`), if any.
     admin: Option<String>,
 }
@@ -30,12 +30,12 @@ impl Drop for Server {
 }
 
 /// Starts `wasm-run serve` and waits until its models have loaded.
-fn start(s: &Scratch, args: &[&str]) -> Server {
+pub(crate) fn start(s: &Scratch, args: &[&str]) -> Server {
     start_as(s.wasm_run(), args)
 }
 
 /// [`start`] with a `wasm-run` command of the caller's (its environment, say).
-fn start_as(wasm_run: std::process::Command, args: &[&str]) -> Server {
+pub(crate) fn start_as(wasm_run: std::process::Command, args: &[&str]) -> Server {
     let (server, mut lines) = start_listening_as(wasm_run, args);
     loop {
         let line = lines
@@ -60,7 +60,7 @@ fn start_listening(
 }
 
 /// [`start_listening`] with a `wasm-run` command of the caller's (its environment, say).
-fn start_listening_as(
+pub(crate) fn start_listening_as(
     mut wasm_run: std::process::Command,
     args: &[&str],
 ) -> (Server, std::io::Lines<BufReader<std::process::ChildStderr>>) {
@@ -118,7 +118,7 @@ fn wait_for_gauge(server_url: &str, name: &str, n: usize, between: impl Fn()) {
     }
 }
 
-fn get(url: &str) -> (u16, Value) {
+pub(crate) fn get(url: &str) -> (u16, Value) {
     match ureq::get(url).call() {
         Ok(r) => (r.status(), r.into_json().unwrap()),
         Err(ureq::Error::Status(code, r)) => (code, r.into_json().unwrap_or(Value::Null)),
@@ -126,7 +126,7 @@ fn get(url: &str) -> (u16, Value) {
     }
 }
 
-fn post(url: &str, body: &str) -> (u16, Value) {
+pub(crate) fn post(url: &str, body: &str) -> (u16, Value) {
     match ureq::post(url)
         .set("Content-Type", "application/json")
         .send_string(body)
@@ -138,7 +138,7 @@ fn post(url: &str, body: &str) -> (u16, Value) {
 }
 
 /// Trains the iris model with the example pipeline and returns (model dir, test rows).
-fn trained_iris(s: &Scratch) -> (PathBuf, Vec<(Vec<f64>, String)>) {
+pub(crate) fn trained_iris(s: &Scratch) -> (PathBuf, Vec<(Vec<f64>, String)>) {
     let text = example_text("pipeline.yaml");
     let yaml = s.path("iris.yaml");
     std::fs::write(&yaml, text).unwrap();
@@ -1221,7 +1221,7 @@ fn versions_split_traffic_and_promote_and_rollback_without_dropping_requests() {
 }
 
 /// A logistic-regression `model.json` the iris predictor reads, written without training.
-fn write_iris_model(dir: &Path) {
+pub(crate) fn write_iris_model(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     let model = json!({
         "kind": "logistic-regression",

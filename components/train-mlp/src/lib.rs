@@ -3,7 +3,8 @@
 //! the loss curve as metrics.
 //!
 //! Inputs: `train` (Dataset). Params: `label` (string), `hidden` (int, default 16), `epochs`
-//! (int, default 200), `learning_rate` (float, default 0.05, Adam), `seed` (int, default 1).
+//! (int, default 200), `learning_rate` (float, default 0.05, Adam), `weight_decay` (float,
+//! default 0: Adam's decoupled weight decay), `seed` (int, default 1).
 //! Outputs: `model` (Model: `model.safetensors` with `w1`, `b1`, `w2`, `b2`, and `model.json`
 //! naming features and classes); params `final_loss`, `accuracy` (on the training set),
 //! `backend` (the device that computed).
@@ -44,6 +45,10 @@ impl Guest for Train {
         let epochs = input.int_param_or("epochs", 200)?;
         let lr = input.float_param_or("learning_rate", 0.05)?;
         let seed = input.int_param_or("seed", 1)?;
+        let weight_decay = input.float_param_or("weight_decay", 0.0)?;
+        if !(weight_decay >= 0.0 && weight_decay.is_finite()) {
+            return Err(format!("`weight_decay` must be a number >= 0, got {weight_decay}"));
+        }
         if hidden <= 0 || epochs <= 0 {
             return Err(format!("`hidden` and `epochs` must be positive, got {hidden} and {epochs}"));
         }
@@ -71,7 +76,7 @@ impl Guest for Train {
             let a1 = tensor::unary(UnaryOp::Relu, &z1).map_err(err)?;
             tensor::binary(BinaryOp::Add, &tensor::matmul(&a1, &w2).map_err(err)?, &b2).map_err(err)
         };
-        let adam = Optimizer::adam(lr as f32, 0.0);
+        let adam = Optimizer::adam(lr as f32, weight_decay as f32);
         let mut loss_value = f32::NAN;
         for epoch in 0..epochs as u64 {
             let loss = tensor::cross_entropy(&forward()?, &ts).map_err(err)?;

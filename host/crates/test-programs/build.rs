@@ -28,6 +28,10 @@ fn main() -> anyhow::Result<()> {
             c.path.display().to_string()
         ));
     }
+    code.push_str(&format!(
+        "/// Where the build installed the guest languages' tools (componentize-py, ...).\npub const GUEST_TOOLS: &str = {:?};\n",
+        build.target_dir.join("tools").display().to_string()
+    ));
     std::fs::write(
         PathBuf::from(std::env::var("OUT_DIR")?).join("components.rs"),
         code,

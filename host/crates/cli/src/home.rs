@@ -7,17 +7,21 @@ pub struct Home {
     artifact_store: Option<String>,
     tensor_backend: weft_tensor::Choice,
     metadata: Option<String>,
+    /// The compiled cache's cap; `None`: none.
+    cache_max: Option<u64>,
 }
 
 impl Home {
     /// `--home`, else `$WEFT_HOME` (clap reads both), else the per-user data directory; the
     /// artifact backend URL (`--artifact-store` / `$WEFT_ARTIFACT_STORE`), and the metadata
-    /// database (`--metadata` / `$WEFT_METADATA`), if any.
+    /// database (`--metadata` / `$WEFT_METADATA`), if any; the compiled cache's cap
+    /// (`--cache-max` / `$WEFT_CACHE_MAX`; `u64::MAX` for none).
     pub fn resolve(
         explicit: Option<PathBuf>,
         artifact_store: Option<String>,
         tensor_backend: weft_tensor::Choice,
         metadata: Option<String>,
+        cache_max: u64,
     ) -> Self {
         let dir = explicit
             .or_else(|| dirs::data_dir().map(|d| d.join("weft")))
@@ -27,7 +31,13 @@ impl Home {
             artifact_store,
             tensor_backend,
             metadata,
+            cache_max: (cache_max != u64::MAX).then_some(cache_max),
         }
+    }
+
+    /// The compiled cache's cap, if it has one.
+    pub fn cache_max(&self) -> Option<u64> {
+        self.cache_max
     }
 
     /// The run metadata: the configured database, else SQLite in this home.
@@ -44,6 +54,7 @@ impl Home {
             cache_dir: Some(self.component_cache()),
             max_concurrent_steps,
             tensor_backend: self.tensor_backend,
+            cache_max_bytes: self.cache_max,
         }
     }
 
@@ -90,6 +101,11 @@ impl Home {
     /// Components by digest.
     pub fn components(&self) -> PathBuf {
         self.dir.join("components")
+    }
+
+    /// Build tools `wasm-run build` installs on first use (componentize-py, componentize-js, ...).
+    pub fn build_tools(&self) -> PathBuf {
+        self.dir.join("tools")
     }
 
     #[allow(dead_code)]

@@ -1,5 +1,6 @@
 //! `pipeline run --kube-status NS/NAME`: the executor's events go both to the progress display
-//! and to weft-run-reporter, which writes them into the PipelineRun's status.
+//! and to weft-run-reporter, which writes them into the PipelineRun's status. `tune
+//! --kube-status NS/NAME` does the same with an experiment's events and its Experiment.
 
 use anyhow::Result;
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -72,5 +73,76 @@ pub async fn pods(
 ) -> Result<weft_pipeline::work_order::Pods> {
     anyhow::bail!(
         "--task-pods: this wasm-run was built without Kubernetes support (cargo feature `kube`)"
+    )
+}
+
+/// The reporter of `tune --kube-status`, following the experiment's events until they end.
+pub struct ExperimentReport {
+    #[cfg(feature = "kube")]
+    task: JoinHandle<weft_run_reporter::experiment::ExperimentReporter>,
+}
+
+impl ExperimentReport {
+    /// Waits for the events to end, then writes the status a last time, from the
+    /// experiment's summary (`trials`) when it has one.
+    pub async fn finish(self, trials: Option<&[weft_store::TrialRecord]>) {
+        #[cfg(feature = "kube")]
+        if let Ok(reporter) = self.task.await {
+            reporter.finish(trials).await;
+        }
+        #[cfg(not(feature = "kube"))]
+        let _ = trials;
+    }
+}
+
+/// Starts the reporter of Experiment `namespace/name` (running `spec`, with the trials
+/// `stored` before it started) on a copy of `events`; returns the stream for the progress
+/// display and the reporter.
+#[cfg(feature = "kube")]
+pub async fn follow_experiment(
+    (namespace, name): (String, String),
+    spec: weft_spec::experiment::ExperimentSpec,
+    stored: Vec<weft_store::TrialRecord>,
+    mut events: UnboundedReceiver<weft_experiment::ExperimentEvent>,
+) -> Result<(
+    UnboundedReceiver<weft_experiment::ExperimentEvent>,
+    ExperimentReport,
+)> {
+    use anyhow::Context;
+    use tokio::sync::mpsc::unbounded_channel;
+    let client = kube::Client::try_default()
+        .await
+        .context("--kube-status: connecting to Kubernetes (in-cluster or kubeconfig)")?;
+    let (display_tx, display_rx) = unbounded_channel();
+    let (report_tx, report_rx) = unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(e) = events.recv().await {
+            let _ = report_tx.send(e.clone());
+            let _ = display_tx.send(e);
+        }
+    });
+    let mut reporter = weft_run_reporter::experiment::ExperimentReporter::new(
+        client, &namespace, &name, spec, &stored,
+    );
+    let task = tokio::spawn(async move {
+        let interval = std::time::Duration::from_secs(1);
+        reporter.follow(report_rx, interval).await;
+        reporter
+    });
+    Ok((display_rx, ExperimentReport { task }))
+}
+
+#[cfg(not(feature = "kube"))]
+pub async fn follow_experiment(
+    _experiment: (String, String),
+    _spec: weft_spec::experiment::ExperimentSpec,
+    _stored: Vec<weft_store::TrialRecord>,
+    _events: UnboundedReceiver<weft_experiment::ExperimentEvent>,
+) -> Result<(
+    UnboundedReceiver<weft_experiment::ExperimentEvent>,
+    ExperimentReport,
+)> {
+    anyhow::bail!(
+        "--kube-status: this wasm-run was built without Kubernetes support (cargo feature `kube`)"
     )
 }

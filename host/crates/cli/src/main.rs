@@ -1,5 +1,7 @@
 //! `wasm-run`: Weft's command line.
 
+mod build;
+mod compile;
 mod exit;
 mod home;
 mod inference_file;
@@ -11,6 +13,7 @@ mod run;
 mod runs;
 mod serve;
 mod task;
+mod tune;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -50,6 +53,18 @@ struct Cli {
     )]
     tensor_backend: weft_tensor::Choice,
 
+    /// The most the compiled-component cache may hold (e.g. 2GiB, 500MiB, `unlimited`); past
+    /// it, the least recently used compiled components are removed.
+    #[arg(
+        long,
+        global = true,
+        env = "WEFT_CACHE_MAX",
+        value_name = "SIZE",
+        default_value = "2GiB",
+        value_parser = parse_cache_max
+    )]
+    cache_max: u64,
+
     /// Host log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
     log_format: LogFormat,
@@ -87,6 +102,22 @@ enum Command {
     /// Work orders from a runner: the pod side of tasks that run in pods of their own.
     #[command(subcommand)]
     Task(task::TaskCommand),
+    /// Start a component project: source, weft.toml, WIT and a test (like `spin new`).
+    New(build::NewArgs),
+    /// Build the component project in DIR (Rust, Python, JavaScript or C; from its weft.toml),
+    /// installing the language's tools on first use; prints the component's path.
+    Build(build::BuildArgs),
+    /// Compile components into the compiled cache ahead of their first use.
+    Compile(compile::CompileArgs),
+    /// The compiled-component cache: list, prune.
+    #[command(subcommand)]
+    Cache(compile::CacheCommand),
+    /// Tune hyperparameters: run a Katib-style Experiment (trials as sandboxed pipeline runs,
+    /// `parallelTrialCount` at a time), or resume it.
+    Tune(tune::TuneArgs),
+    /// Tuning experiments: list, show, trials, delete.
+    #[command(subcommand)]
+    Experiments(tune::ExperimentsCommand),
     /// Which runs and tasks produced and consumed an artifact.
     Lineage {
         /// The artifact's digest (sha256:...).
@@ -97,6 +128,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Rust ignores SIGPIPE, so printing into a closed pipe (`| head`) panics in println!;
+    // a command-line tool should end quietly there, as cat and grep do.
+    #[cfg(unix)]
+    // SAFETY: done first, before any thread exists; SIG_DFL is a valid handler.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     // With both the S3 store and the Kubernetes client built in, rustls sees two crypto
@@ -108,6 +146,7 @@ fn main() -> ExitCode {
         cli.artifact_store,
         cli.tensor_backend,
         cli.metadata,
+        cli.cache_max,
     );
     let result = match cli.command {
         Command::Run(args) => run::run(&home, args),
@@ -119,6 +158,12 @@ fn main() -> ExitCode {
         Command::Artifacts(cmd) => runs::artifacts(&home, cmd),
         Command::Lineage { digest, output } => runs::lineage(&home, &digest, output),
         Command::Task(cmd) => task::command(&home, cmd),
+        Command::New(args) => build::new(args),
+        Command::Build(args) => build::build(&home, args),
+        Command::Compile(args) => compile::compile(&home, args),
+        Command::Cache(cmd) => compile::cache(&home, cmd),
+        Command::Tune(args) => tune::tune(&home, args),
+        Command::Experiments(cmd) => tune::experiments(&home, cmd),
     };
     match result {
         Ok(code) => code,
@@ -126,6 +171,14 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             exit::code_for(&e)
         }
+    }
+}
+
+/// `--cache-max`: a size, or `unlimited` (as `u64::MAX`).
+fn parse_cache_max(s: &str) -> Result<u64, String> {
+    match s {
+        "unlimited" | "none" => Ok(u64::MAX),
+        _ => run::parse_size(s),
     }
 }
 

@@ -8,29 +8,42 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use weft_pipeline::{plan, Executor, PlanError, RunArgs, RunOptions, RunSummary, Stores};
+use weft_pipeline::{
+    plan, Executor, PlanError, ReplayReport, RunArgs, RunOptions, RunSummary, Stores,
+};
 use weft_runtime::Runtime;
 use weft_spec::ParamValue;
+
+mod import_kfp;
 
 #[derive(Subcommand)]
 pub enum PipelineCommand {
     /// Run a pipeline to the end, with a live progress view.
     Run(RunPipelineArgs),
     /// Check a pipeline file without running it: fields, references, types, cycles, and that
-    /// each component is a weft:pipeline/step component.
+    /// each component is a weft:pipeline/step component whose imports the sandbox provides.
     Validate {
         #[arg(value_name = "FILE")]
         file: PathBuf,
+        /// Also compile every component into the compiled cache (as `wasm-run compile`), so the
+        /// first run does not wait for it.
+        #[arg(long)]
+        compile: bool,
     },
     /// Finish an interrupted or failed run, reusing the tasks it completed.
     Resume(ResumeArgs),
     /// Re-execute a hermetic run and report, per output, whether it reproduced bit for bit.
     Replay(ResumeArgs),
-    /// Print the JSON Schema of `kind: Pipeline` (or `--kind PipelineRun`, `InferenceService`).
+    /// Print the JSON Schema of `kind: Pipeline` (or `--kind PipelineRun`, `InferenceService`,
+    /// `Experiment`).
     Schema {
-        #[arg(long, default_value = "Pipeline", value_parser = ["Pipeline", "PipelineRun", "InferenceService"])]
+        #[arg(long, default_value = "Pipeline", value_parser = ["Pipeline", "PipelineRun", "InferenceService", "Experiment"])]
         kind: String,
     },
+    /// Convert a compiled KFP v2 pipeline (IR YAML) of lightweight Python components into a
+    /// Weft pipeline with Python components, built; what cannot convert is named, and then
+    /// nothing is written.
+    ImportKfp(import_kfp::ImportKfpArgs),
 }
 
 #[derive(Args)]
@@ -80,7 +93,7 @@ pub struct RunPipelineArgs {
     task_pods: Option<PathBuf>,
 }
 
-fn parse_run_ref(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_run_ref(s: &str) -> Result<(String, String), String> {
     match s.split_once('/') {
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() => {
             Ok((ns.to_string(), name.to_string()))
@@ -133,160 +146,206 @@ fn parallelism(asked: Option<usize>) -> usize {
 
 pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
     match cmd {
-        PipelineCommand::Schema { kind } => {
-            let file = format!("{}.schema.json", kind.to_lowercase());
-            let schema = weft_spec::schema::all()
-                .into_iter()
-                .find(|(n, _)| *n == file)
-                .map(|(_, s)| s)
-                .expect("known kind");
-            println!("{}", serde_json::to_string_pretty(&schema)?);
+        PipelineCommand::Schema { kind } => schema(&kind),
+        PipelineCommand::Validate { file, compile } => validate(home, &file, compile),
+        PipelineCommand::Run(args) => run(home, args),
+        PipelineCommand::Replay(args) => replay(home, args),
+        PipelineCommand::Resume(args) => resume(home, args),
+        PipelineCommand::ImportKfp(args) => import_kfp::import(home, args),
+    }
+}
+
+/// `pipeline schema`: prints the JSON Schema of `kind`.
+fn schema(kind: &str) -> Result<ExitCode> {
+    let file = format!("{}.schema.json", kind.to_lowercase());
+    let schema = weft_spec::schema::all()
+        .into_iter()
+        .find(|(n, _)| *n == file)
+        .map(|(_, s)| s)
+        .expect("known kind");
+    println!("{}", serde_json::to_string_pretty(&schema)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `pipeline validate`: plans `file` without storing or importing anything; with `compile`,
+/// compiles its components into the cache too.
+fn validate(home: &Home, file: &std::path::Path, compile: bool) -> Result<ExitCode> {
+    let exec = open(home)?;
+    let s = exec.stores();
+    match plan(
+        file,
+        &RunArgs {
+            cache: true,
+            check_only: true,
+            ..Default::default()
+        },
+        exec.runtime(),
+        &s.components_dir,
+        &s.artifacts,
+    ) {
+        Ok(p) => {
+            println!(
+                "{}: valid pipeline `{}` with {} tasks",
+                file.display(),
+                p.pipeline.metadata.name,
+                p.pipeline.spec.tasks.len()
+            );
+            if compile {
+                return compile_components(exec.runtime(), &p);
+            }
             Ok(ExitCode::SUCCESS)
         }
-        PipelineCommand::Validate { file } => {
-            let exec = open(home)?;
-            let s = exec.stores();
-            match plan(
-                &file,
-                &RunArgs {
-                    cache: true,
-                    check_only: true,
-                    ..Default::default()
-                },
-                exec.runtime(),
-                &s.components_dir,
-                &s.artifacts,
-            ) {
-                Ok(p) => {
-                    println!(
-                        "{}: valid pipeline `{}` with {} tasks",
-                        file.display(),
-                        p.pipeline.metadata.name,
-                        p.pipeline.spec.tasks.len()
-                    );
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => report_plan_error(e),
-            }
-        }
-        PipelineCommand::Run(args) => {
-            let exec = open(home)?;
-            let s = exec.stores();
-            // A run id that exists already is this run started before and interrupted (a
-            // runner pod restarted on the same volume, say): finish it rather than start over.
-            // Only "no such run" starts a new one: any other store error is an error, not a
-            // reason to start over under an id that may already hold a run.
-            let existing = match args.run_id.as_deref().map(|id| s.meta.run(id)) {
-                None | Some(Err(weft_store::StoreError::NoRun(_))) => None,
-                Some(Ok(r)) => Some(r.id),
-                Some(Err(e)) => return Err(e).context("looking up --run-id"),
-            };
-            if let Some(id) = existing {
-                eprintln!("run {id} exists: resuming it");
-                let total = s.meta.tasks(&id)?.len();
-                let summary = with_progress_to(
-                    total,
-                    parallelism(args.parallelism),
-                    Kube::from(&args),
-                    |opts| async move { exec.resume(&id, &opts).await },
-                )?;
-                return finish_run(home, summary, args.report.as_deref(), args.json);
-            }
-            let kube = Kube::from(&args);
-            let mut run_args = RunArgs {
-                params: args.params,
-                artifacts: args.artifacts,
-                cache: !args.no_cache,
-                hermetic_seed: args.hermetic_seed,
-                check_only: false,
-            };
-            let file = match from_pipeline_run(&args.file, &mut run_args) {
-                Ok(Some(file)) => file,
-                Ok(None) => args.file.clone(),
-                Err(e) => return report_plan_error(e),
-            };
-            let plan = match plan(
-                &file,
-                &run_args,
-                exec.runtime(),
-                &s.components_dir,
-                &s.artifacts,
-            ) {
-                Ok(p) => p,
-                Err(e) => return report_plan_error(e),
-            };
-            let total = plan.pipeline.spec.tasks.len();
-            let summary = with_progress_to(
-                total,
-                parallelism(args.parallelism),
-                kube,
-                |opts| async move { exec.start(plan, args.run_id, &opts).await },
-            )?;
-            finish_run(home, summary, args.report.as_deref(), args.json)
-        }
-        PipelineCommand::Replay(args) => {
-            let exec = open(home)?;
-            let record = exec.stores().meta.run(&args.run)?;
-            let total = exec.stores().meta.tasks(&record.id)?.len();
-            let report = with_progress(total, parallelism(args.parallelism), |opts| async move {
-                exec.replay(&args.run, &opts).await
-            })?;
-            if args.json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
-            } else {
-                println!(
-                    "replay {} of run {}: {}",
-                    report.replay.run_id, report.original, report.replay.state
-                );
-                println!(
-                    "  {:<16} {:<14} {:<8} {:<6} ORIGINAL",
-                    "TASK", "OUTPUT", "KIND", "MATCH"
-                );
-                for o in &report.outputs {
-                    let mark = if o.matches() { "yes" } else { "NO" };
-                    println!(
-                        "  {:<16} {:<14} {:<8} {:<6} {}",
-                        o.task, o.output, o.kind, mark, o.original
-                    );
-                    if !o.matches() {
-                        println!(
-                            "  {:<47} replay: {}",
-                            "",
-                            o.replayed.as_deref().unwrap_or("(missing)")
-                        );
-                    }
-                }
-                for d in &report.damaged_originals {
-                    println!("  stored copy of {d} was damaged on disk; the replay replaced it");
-                }
-                if let Some(task) = &report.first_divergence {
-                    println!(
-                        "first divergence: task `{task}` (tasks after it consumed its outputs)"
-                    );
-                }
-                let matched = report.outputs.iter().filter(|o| o.matches()).count();
-                println!(
-                    "{matched}/{} outputs reproduced{}",
-                    report.outputs.len(),
-                    if report.reproduced() { " exactly" } else { "" }
-                );
-            }
-            Ok(if report.reproduced() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
-        }
-        PipelineCommand::Resume(args) => {
-            let exec = open(home)?;
-            let record = exec.stores().meta.run(&args.run)?;
-            let total = exec.stores().meta.tasks(&record.id)?.len();
-            let summary = with_progress(total, parallelism(args.parallelism), |opts| async move {
-                exec.resume(&args.run, &opts).await
-            })?;
-            report_run(home, summary, args.json)
+        Err(e) => report_plan_error(e),
+    }
+}
+
+/// `validate --compile`: each component of the plan compiled into the cache (or found there);
+/// one that does not compile is bad input (exit 2), said after the others are done.
+fn compile_components(runtime: &Runtime, plan: &weft_pipeline::Plan) -> Result<ExitCode> {
+    let mut failed = 0;
+    for (name, file) in &plan.component_files {
+        if let Err(e) = crate::compile::compile_one(runtime, name, file) {
+            eprintln!("error: component `{name}`: {e:#}");
+            failed += 1;
         }
     }
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
+}
+
+/// `pipeline run`: plans the file (a Pipeline, or a PipelineRun naming one) and runs it; or,
+/// when `--run-id` names a run that exists, resumes that run.
+fn run(home: &Home, args: RunPipelineArgs) -> Result<ExitCode> {
+    let exec = open(home)?;
+    let s = exec.stores();
+    if let Some(id) = existing_run(s, args.run_id.as_deref())? {
+        eprintln!("run {id} exists: resuming it");
+        let total = s.meta.tasks(&id)?.len();
+        let summary = with_progress_to(
+            total,
+            parallelism(args.parallelism),
+            Kube::from(&args),
+            |opts| async move { exec.resume(&id, &opts).await },
+        )?;
+        return finish_run(home, summary, args.report.as_deref(), args.json);
+    }
+    let kube = Kube::from(&args);
+    let mut run_args = RunArgs {
+        params: args.params,
+        artifacts: args.artifacts,
+        cache: !args.no_cache,
+        hermetic_seed: args.hermetic_seed,
+        check_only: false,
+    };
+    let file = match from_pipeline_run(&args.file, &mut run_args) {
+        Ok(Some(file)) => file,
+        Ok(None) => args.file.clone(),
+        Err(e) => return report_plan_error(e),
+    };
+    let plan = match plan(
+        &file,
+        &run_args,
+        exec.runtime(),
+        &s.components_dir,
+        &s.artifacts,
+    ) {
+        Ok(p) => p,
+        Err(e) => return report_plan_error(e),
+    };
+    let total = plan.pipeline.spec.tasks.len();
+    let summary = with_progress_to(
+        total,
+        parallelism(args.parallelism),
+        kube,
+        |opts| async move { exec.start(plan, args.run_id, &opts).await },
+    )?;
+    finish_run(home, summary, args.report.as_deref(), args.json)
+}
+
+/// The run `--run-id` names, when it exists already: this run started before and interrupted
+/// (a runner pod restarted on the same volume, say), to finish rather than start over. Only
+/// "no such run" starts a new one: any other store error is an error, not a reason to start
+/// over under an id that may already hold a run.
+fn existing_run(s: &Stores, run_id: Option<&str>) -> Result<Option<String>> {
+    match run_id.map(|id| s.meta.run(id)) {
+        None | Some(Err(weft_store::StoreError::NoRun(_))) => Ok(None),
+        Some(Ok(r)) => Ok(Some(r.id)),
+        Some(Err(e)) => Err(e).context("looking up --run-id"),
+    }
+}
+
+/// `pipeline replay`: runs a hermetic run again and reports whether every output reproduced;
+/// exit status 1 when one did not.
+fn replay(home: &Home, args: ResumeArgs) -> Result<ExitCode> {
+    let exec = open(home)?;
+    let record = exec.stores().meta.run(&args.run)?;
+    let total = exec.stores().meta.tasks(&record.id)?.len();
+    let report = with_progress(total, parallelism(args.parallelism), |opts| async move {
+        exec.replay(&args.run, &opts).await
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_replay(&report);
+    }
+    Ok(if report.reproduced() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// A replay's report as a table: each output, whether it matched, and the replay's value where
+/// it did not.
+fn print_replay(report: &ReplayReport) {
+    println!(
+        "replay {} of run {}: {}",
+        report.replay.run_id, report.original, report.replay.state
+    );
+    println!(
+        "  {:<16} {:<14} {:<8} {:<6} ORIGINAL",
+        "TASK", "OUTPUT", "KIND", "MATCH"
+    );
+    for o in &report.outputs {
+        let mark = if o.matches() { "yes" } else { "NO" };
+        println!(
+            "  {:<16} {:<14} {:<8} {:<6} {}",
+            o.task, o.output, o.kind, mark, o.original
+        );
+        if !o.matches() {
+            println!(
+                "  {:<47} replay: {}",
+                "",
+                o.replayed.as_deref().unwrap_or("(missing)")
+            );
+        }
+    }
+    for d in &report.damaged_originals {
+        println!("  stored copy of {d} was damaged on disk; the replay replaced it");
+    }
+    if let Some(task) = &report.first_divergence {
+        println!("first divergence: task `{task}` (tasks after it consumed its outputs)");
+    }
+    let matched = report.outputs.iter().filter(|o| o.matches()).count();
+    println!(
+        "{matched}/{} outputs reproduced{}",
+        report.outputs.len(),
+        if report.reproduced() { " exactly" } else { "" }
+    );
+}
+
+/// `pipeline resume`: finishes an interrupted or failed run.
+fn resume(home: &Home, args: ResumeArgs) -> Result<ExitCode> {
+    let exec = open(home)?;
+    let record = exec.stores().meta.run(&args.run)?;
+    let total = exec.stores().meta.tasks(&record.id)?.len();
+    let summary = with_progress(total, parallelism(args.parallelism), |opts| async move {
+        exec.resume(&args.run, &opts).await
+    })?;
+    report_run(home, summary, args.json)
 }
 
 /// When `file` is a `kind: PipelineRun`, folds its arguments under the command line's (which
@@ -357,7 +416,6 @@ fn report_plan_error(e: PlanError) -> Result<ExitCode> {
     }
 }
 
-/// Runs the executor on a tokio runtime with the progress view and Ctrl-C cancellation.
 /// Runs `run` on a tokio runtime with the live progress view and Ctrl-C cancellation (a second
 /// Ctrl-C aborts).
 fn with_progress<T, F, Fut>(total: usize, parallelism: usize, run: F) -> Result<T>

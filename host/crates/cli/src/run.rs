@@ -1,14 +1,18 @@
 //! `wasm-run run`: one step, end to end.
 
 use crate::home::Home;
+use crate::progress::CompileView;
 use anyhow::{bail, Context, Result};
 use bytesize::ByteSize;
 use clap::Args;
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
-use weft_runtime::{InputArtifact, Limits, Runtime, StepOutcome, StepRequest};
+use weft_runtime::{
+    InputArtifact, Limits, LoadedComponent, Runtime, StepError, StepOutcome, StepRequest,
+};
 use weft_spec::text::escape_control;
 use weft_spec::ParamValue;
 
@@ -141,22 +145,14 @@ fn parse_input(s: &str) -> Result<InputArtifact, String> {
     })
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(s: &str) -> Result<u64, String> {
     s.parse::<ByteSize>()
         .map(|b| b.as_u64())
         .map_err(|e| format!("`{s}`: {e} (write e.g. 256MiB)"))
 }
 
 pub fn run(home: &Home, args: RunArgs) -> Result<ExitCode> {
-    let task = match &args.task {
-        Some(t) => t.clone(),
-        None => args
-            .component
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("step")
-            .to_string(),
-    };
+    let task = task_name(&args);
     let run_id = args.run_id.clone().unwrap_or_else(|| match args.hermetic {
         true => format!("hermetic-{}", args.seed),
         false => uuid::Uuid::new_v4().to_string(),
@@ -173,21 +169,63 @@ pub fn run(home: &Home, args: RunArgs) -> Result<ExitCode> {
 
     let runtime =
         Runtime::new(home.runtime_config(4)).context("starting the WebAssembly engine")?;
-    let component = {
-        let spinner = spinner(&format!("loading {}", args.component.display()));
-        let loaded = runtime.load(&args.component);
-        spinner.finish_and_clear();
-        match loaded {
-            Ok(c) => c,
-            Err(e) => bail!("{e}"),
-        }
-    };
+    let component = load(&runtime, &args.component)?;
     tracing::info!(component = %component.path.display(), digest = %component.digest, source = ?component.source, "loaded");
 
+    let (json, max_log) = (args.json, args.max_log);
+    let req = step_request(args, run_id, task, env, &log_path);
+    match runtime.run(&component, &req) {
+        Ok(outcome) => succeeded(&req, &outcome, json, max_log, &log_path),
+        Err(e) => Ok(failed(&e, &log_path)),
+    }
+}
+
+/// The task name given to the step: `--task`, else the component's file stem.
+fn task_name(args: &RunArgs) -> String {
+    match &args.task {
+        Some(t) => t.clone(),
+        None => args
+            .component
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("step")
+            .to_string(),
+    }
+}
+
+/// Loads the component: from the compiled cache, quietly, or compiled for its first use, said
+/// with a spinner while it takes (seconds for a Python or JavaScript component) and its time.
+fn load(runtime: &Runtime, path: &std::path::Path) -> Result<Arc<LoadedComponent>> {
+    let name = path
+        .file_name()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy();
+    let view = CompileView::new(&name);
+    let loaded = runtime.load_with(path, &|c| view.started(c.bytes));
+    view.clear();
+    match loaded {
+        Ok(c) => {
+            if let Some(took) = c.compile_time {
+                view.finished(took);
+            }
+            Ok(c)
+        }
+        Err(e) => bail!("{e}"),
+    }
+}
+
+/// The step as the command line describes it.
+fn step_request(
+    args: RunArgs,
+    run_id: String,
+    task: String,
+    env: Vec<(String, String)>,
+    log_path: &std::path::Path,
+) -> StepRequest {
     let mut req = StepRequest::new(run_id, task);
     req.params = args.params;
     req.inputs = args.inputs;
-    req.output_dir = args.output_dir.clone();
+    req.output_dir = args.output_dir;
     req.outputs = args.outputs;
     req.env = env;
     req.allow_network = args.allow_network;
@@ -205,55 +243,63 @@ pub fn run(home: &Home, args: RunArgs) -> Result<ExitCode> {
         max_host_bytes: args.max_host_bytes,
         ..Limits::default()
     };
-    req.log_path = Some(log_path.clone());
+    req.log_path = Some(log_path.to_path_buf());
+    req
+}
 
-    match runtime.run(&component, &req) {
-        Ok(outcome) => {
-            let printed = if args.json {
-                writeln!(
-                    std::io::stdout(),
-                    "{}",
-                    serde_json::to_string_pretty(&outcome)?
-                )
-            } else {
-                print_outcome(&mut std::io::stdout().lock(), &req, &outcome)
-            };
-            // A closed pipe (`| head`) is the reader's choice, not our failure.
-            if let Err(e) = printed.and_then(|_| std::io::stdout().flush()) {
-                if e.kind() != std::io::ErrorKind::BrokenPipe {
-                    return Err(e.into());
-                }
-            }
-            if outcome.log.truncated() {
-                eprintln!(
-                    "warning: task log truncated at {} ({} bytes dropped): {}",
-                    ByteSize(args.max_log),
-                    outcome.log.dropped_bytes,
-                    log_path.display()
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+/// Prints a step's outcome (as JSON with `--json`), warns when its log was truncated.
+fn succeeded(
+    req: &StepRequest,
+    outcome: &StepOutcome,
+    json: bool,
+    max_log: u64,
+    log_path: &std::path::Path,
+) -> Result<ExitCode> {
+    let printed = if json {
+        writeln!(
+            std::io::stdout(),
+            "{}",
+            serde_json::to_string_pretty(outcome)?
+        )
+    } else {
+        print_outcome(&mut std::io::stdout().lock(), req, outcome)
+    };
+    // A closed pipe (`| head`) is the reader's choice, not our failure.
+    if let Err(e) = printed.and_then(|_| std::io::stdout().flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            return Err(e.into());
         }
-        Err(e) => {
-            // The full report (with the guest backtrace) goes to the log; one line to the user.
-            let _ = std::fs::OpenOptions::new()
-                .append(true)
-                .create(true)
-                .open(&log_path)
-                .and_then(|mut f| writeln!(f, "\n[weft] step {}: {e}", e.kind()));
-            eprintln!(
-                "error: {} (log: {})",
-                escape_control(&e.one_line()),
-                log_path.display()
-            );
-            Ok(match e.kind() {
-                // What the user gave cannot be granted: bad input, not the step's failure.
-                "grant" => ExitCode::from(2),
-                // The host failed or had no room: worth retrying.
-                "host" | "busy" => crate::exit::host_failure(),
-                _ => ExitCode::from(1),
-            })
-        }
+    }
+    if outcome.log.truncated() {
+        eprintln!(
+            "warning: task log truncated at {} ({} bytes dropped): {}",
+            ByteSize(max_log),
+            outcome.log.dropped_bytes,
+            log_path.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reports a step that failed: the full report (with the guest backtrace) to the log, one line
+/// to the user; the exit status says whose failure it was.
+fn failed(e: &StepError, log_path: &std::path::Path) -> ExitCode {
+    let _ = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(log_path)
+        .and_then(|mut f| writeln!(f, "\n[weft] step {}: {e}", e.kind()));
+    eprintln!(
+        "error: {} (log: {})",
+        escape_control(&e.one_line()),
+        log_path.display()
+    );
+    match e.kind() {
+        // What the user gave cannot be granted: bad input, not the step's failure.
+        "grant" => ExitCode::from(2),
+        // The host failed or had no room: worth retrying.
+        "host" | "busy" => crate::exit::host_failure(),
+        _ => ExitCode::from(1),
     }
 }
 
@@ -268,15 +314,6 @@ fn resolve_env(spec: &str) -> Result<(String, String)> {
             ),
         },
     }
-}
-
-fn spinner(message: &str) -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new_spinner().with_message(message.to_string());
-    bar.enable_steady_tick(Duration::from_millis(100));
-    bar
 }
 
 fn print_outcome(out: &mut impl Write, req: &StepRequest, o: &StepOutcome) -> std::io::Result<()> {

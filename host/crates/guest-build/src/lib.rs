@@ -11,6 +11,17 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod c;
+mod js;
+pub mod project;
+mod python;
+pub mod scaffold;
+pub mod tools;
+mod wit;
+
+pub use project::{Language, Project, World};
+pub use tools::Tools;
+
 /// How guests are compiled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Toolchain {
@@ -73,10 +84,23 @@ impl GuestBuild {
         );
         std::fs::create_dir_all(&self.out_dir)
             .with_context(|| format!("creating {}", self.out_dir.display()))?;
-        let built = match toolchain {
+        let mut built = match toolchain {
             Toolchain::Rustup => self.build_rustup(&packages)?,
             Toolchain::Debian => self.build_debian(&packages)?,
         };
+        // Components in other languages: `components/*/weft.toml`.
+        let tools = Tools::new(self.target_dir.join("tools"));
+        for project in Project::discover(&self.workspace)? {
+            eprintln!(
+                "weft-guest-build: building {} ({})",
+                project.name, project.language
+            );
+            let path = build_project(&project, &self.out_dir, &tools)?;
+            built.push(BuiltComponent {
+                package: project.name,
+                path,
+            });
+        }
         Ok(built)
     }
 
@@ -155,6 +179,43 @@ impl GuestBuild {
             })
             .collect()
     }
+}
+
+/// Builds one component project into `out_dir/<name>.wasm`, installing the language's tools
+/// into `tools` on first use; returns the component's path.
+pub fn build_project(project: &Project, out_dir: &Path, tools: &Tools) -> Result<PathBuf> {
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let out = out_dir.join(format!("{}.wasm", project.name));
+    match project.language {
+        Language::Python => python::build(project, &out, tools)?,
+        Language::C => c::build(project, &out, tools)?,
+        Language::Rust => build_rust_project(project, &out)?,
+        Language::Js => js::build(project, &out, tools)?,
+    }
+    Ok(out)
+}
+
+/// A Rust project of its own (`wasm-run new --lang rust`): cargo builds it for `wasm32-wasip2`
+/// (rustc links the component) in its own target directory.
+fn build_rust_project(project: &Project, out: &Path) -> Result<()> {
+    ensure_rustup_target().context("a Rust component needs rustup's wasm32-wasip2 target")?;
+    let target = project.dir.join("target");
+    let mut cmd = clean_cargo(&std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args([
+        "build",
+        "--release",
+        "--target",
+        "wasm32-wasip2",
+        "--manifest-path",
+    ])
+    .arg(project.dir.join("Cargo.toml"))
+    .arg("--target-dir")
+    .arg(&target);
+    run(&mut cmd, &format!("cargo build ({})", project.name))?;
+    let built = target
+        .join("wasm32-wasip2/release")
+        .join(format!("{}.wasm", project.name.replace('-', "_")));
+    copy_if_changed(&built, out)
 }
 
 /// Wraps a wasip1 core module into a component with the preview1 reactor adapter matching the

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use weft_runtime::Runtime;
-use weft_spec::pipeline::{ParamType, Pipeline};
+use weft_spec::pipeline::{ParamType, Pipeline, PipelineSpec};
 use weft_spec::validate::validate;
 use weft_spec::{Document, ParamValue, SpecError};
 use weft_store::ArtifactStore;
@@ -27,6 +27,10 @@ pub struct Plan {
     /// Set on a replay: the original run, whose id the steps see again.
     #[serde(default)]
     pub replay_of: Option<String>,
+    /// Components: name → the file it was read from (the store's copy, or with `check_only`
+    /// the pipeline's own file), for `pipeline validate --compile`. Not stored with the run.
+    #[serde(skip)]
+    pub component_files: BTreeMap<String, PathBuf>,
 }
 
 /// What the user asked for on top of the pipeline file.
@@ -58,8 +62,10 @@ impl From<SpecError> for PlanError {
     }
 }
 
-/// Parses, validates and resolves `file`. Components are copied into `components_dir` (by
-/// digest) and loaded to check they are steps; input artifacts are imported.
+/// Parses, validates and resolves `file`. Components are checked to be steps whose imports
+/// the sandbox provides (without compiling them: a run whose every task is a cache hit compiles
+/// nothing; each is compiled by the first task that runs it) and copied into `components_dir`
+/// by digest; input artifacts are imported.
 pub fn plan(
     file: &Path,
     args: &RunArgs,
@@ -82,7 +88,39 @@ pub fn plan(
         weft_spec::validate::dependencies(&pipeline.spec)
     };
     let spec = &pipeline.spec;
+    let params = resolve_params(spec, args)?;
+    let resolver = Resolver {
+        doc: &doc,
+        base: &base,
+        args,
+        runtime,
+        components_dir,
+        artifacts,
+    };
+    let (components, component_files) = resolver.components(spec)?;
+    let input_artifacts = resolver.input_artifacts(spec)?;
 
+    Ok(Plan {
+        pipeline: pipeline.clone(),
+        pipeline_file: shown,
+        params,
+        input_artifacts,
+        components,
+        upstream: graph.upstream,
+        order: graph.order,
+        cache: args.cache,
+        hermetic_seed: args.hermetic_seed,
+        replay_of: None,
+        component_files,
+    })
+}
+
+/// The run's parameters: those given on the command line, fitted to their declared types,
+/// then the defaults of the rest; a parameter with neither is an error.
+fn resolve_params(
+    spec: &PipelineSpec,
+    args: &RunArgs,
+) -> Result<BTreeMap<String, ParamValue>, PlanError> {
     let mut params = BTreeMap::new();
     for (name, value) in &args.params {
         let Some(decl) = spec.params.get(name) else {
@@ -109,62 +147,109 @@ pub fn plan(
             }
         }
     }
+    Ok(params)
+}
 
-    let mut errors = Vec::new();
-    let mut components = BTreeMap::new();
-    if !args.check_only {
-        std::fs::create_dir_all(components_dir).map_err(anyhow::Error::from)?;
+/// What resolving a pipeline's components and input artifacts needs: the document (errors
+/// point into it), the directory its paths are relative to, and where things are stored.
+struct Resolver<'a> {
+    doc: &'a Document<Pipeline>,
+    base: &'a Path,
+    args: &'a RunArgs,
+    runtime: &'a Runtime,
+    components_dir: &'a Path,
+    artifacts: &'a ArtifactStore,
+}
+
+/// Components by name: their digests, and the files they were read from.
+type ResolvedComponents = (BTreeMap<String, String>, BTreeMap<String, PathBuf>);
+
+impl Resolver<'_> {
+    /// Every component by digest, and the file each was read from; each checked to be a step
+    /// (not compiled), then stored (unless check-only); the errors of all components that are
+    /// not, together.
+    fn components(&self, spec: &PipelineSpec) -> Result<ResolvedComponents, PlanError> {
+        let (args, components_dir) = (self.args, self.components_dir);
+        let mut errors = Vec::new();
+        let (mut components, mut files) = (BTreeMap::new(), BTreeMap::new());
+        if !args.check_only {
+            std::fs::create_dir_all(components_dir).map_err(anyhow::Error::from)?;
+        }
+        for (name, decl) in &spec.components {
+            let at = ["spec", "components", name.as_str(), "source"];
+            let source =
+                match component_source(components_dir, self.artifacts, self.base, &decl.source) {
+                    Ok(path) => path,
+                    Err(e) => {
+                        errors.push(self.doc.error_at(&at, format!("component `{name}`: {e}")));
+                        continue;
+                    }
+                };
+            // Checked before it is stored: a component that is not a step never enters the store.
+            match self.runtime.check(&source) {
+                Ok(checked) if args.check_only || source.starts_with(components_dir) => {
+                    components.insert(name.clone(), checked.digest);
+                    files.insert(name.clone(), source);
+                }
+                Ok(checked) => {
+                    let stored = store_component(components_dir, &checked.bytes)
+                        .map_err(anyhow::Error::from)?;
+                    components.insert(name.clone(), checked.digest);
+                    files.insert(name.clone(), stored);
+                }
+                Err(e) => errors.push(
+                    self.doc
+                        .error_at(&at, format!("component `{name}` ({}): {e}", decl.source)),
+                ),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(PlanError::Invalid(errors));
+        }
+        Ok((components, files))
     }
-    for (name, decl) in &spec.components {
-        let at = ["spec", "components", name.as_str(), "source"];
-        let source = match component_source(components_dir, artifacts, &base, &decl.source) {
-            Ok(path) => path,
-            Err(e) => {
-                errors.push(doc.error_at(&at, format!("component `{name}`: {e}")));
+
+    /// The pipeline's input artifacts: those given on the command line, then the default
+    /// paths of the rest; imported into the store (or only checked).
+    fn input_artifacts(
+        &self,
+        spec: &PipelineSpec,
+    ) -> Result<BTreeMap<String, weft_store::StoredArtifact>, PlanError> {
+        let args = self.args;
+        let mut input_artifacts = BTreeMap::new();
+        for (name, path) in &args.artifacts {
+            if !spec.artifacts.contains_key(name) {
+                return Err(PlanError::Args(format!(
+                    "--artifact {name}: the pipeline has no input artifact `{name}`"
+                )));
+            }
+            let stored = input_artifact(self.artifacts, path, args.check_only)
+                .map_err(|e| PlanError::Args(format!("--artifact {name}: {e}")))?;
+            input_artifacts.insert(name.clone(), stored);
+        }
+        for (name, decl) in &spec.artifacts {
+            if input_artifacts.contains_key(name) {
                 continue;
             }
-        };
-        // Checked before it is stored: a component that is not a step never enters the store.
-        match runtime.load(&source) {
-            Ok(loaded) if args.check_only || source.starts_with(components_dir) => {
-                components.insert(name.clone(), loaded.digest.clone());
-            }
-            Ok(loaded) => {
-                let bytes = weft_tree::read_regular(&source, weft_tree::MAX_COMPONENT_BYTES)
-                    .map_err(anyhow::Error::from)?;
-                store_component(components_dir, &bytes).map_err(anyhow::Error::from)?;
-                components.insert(name.clone(), loaded.digest.clone());
-            }
-            Err(e) => {
-                errors.push(doc.error_at(&at, format!("component `{name}` ({}): {e}", decl.source)))
-            }
+            let Some(rel) = &decl.path else {
+                return Err(PlanError::Args(format!(
+                    "pipeline artifact `{name}` has no default path: give --artifact {name}=PATH"
+                )));
+            };
+            let stored = self.default_artifact(name, rel)?;
+            input_artifacts.insert(name.clone(), stored);
         }
-    }
-    if !errors.is_empty() {
-        return Err(PlanError::Invalid(errors));
+        Ok(input_artifacts)
     }
 
-    let mut input_artifacts = BTreeMap::new();
-    for (name, path) in &args.artifacts {
-        if !spec.artifacts.contains_key(name) {
-            return Err(PlanError::Args(format!(
-                "--artifact {name}: the pipeline has no input artifact `{name}`"
-            )));
-        }
-        let stored = input_artifact(artifacts, path, args.check_only)
-            .map_err(|e| PlanError::Args(format!("--artifact {name}: {e}")))?;
-        input_artifacts.insert(name.clone(), stored);
-    }
-    for (name, decl) in &spec.artifacts {
-        if input_artifacts.contains_key(name) {
-            continue;
-        }
-        let Some(rel) = &decl.path else {
-            return Err(PlanError::Args(format!(
-                "pipeline artifact `{name}` has no default path: give --artifact {name}=PATH"
-            )));
-        };
-        let at = ["spec", "artifacts", name.as_str(), "path"];
+    /// Input artifact `name` from its default path `rel`, relative to the pipeline.
+    fn default_artifact(
+        &self,
+        name: &str,
+        rel: &str,
+    ) -> Result<weft_store::StoredArtifact, PlanError> {
+        let (doc, base) = (self.doc, self.base);
+        let at = ["spec", "artifacts", name, "path"];
         if rel.trim().is_empty()
             || base
                 .join(rel)
@@ -176,32 +261,23 @@ pub fn plan(
                 .error_at(&at, format!("artifact `{name}`: path {rel:?} names no file or directory of the pipeline's inputs; name the file or directory"))
                 .into());
         }
-        let stored = input_artifact(artifacts, &base.join(rel), args.check_only)
-            .map_err(|e| PlanError::from(doc.error_at(&at, format!("artifact `{name}`: {e}"))))?;
-        input_artifacts.insert(name.clone(), stored);
+        input_artifact(self.artifacts, &base.join(rel), self.args.check_only)
+            .map_err(|e| PlanError::from(doc.error_at(&at, format!("artifact `{name}`: {e}"))))
     }
-
-    Ok(Plan {
-        pipeline: pipeline.clone(),
-        pipeline_file: shown,
-        params,
-        input_artifacts,
-        components,
-        upstream: graph.upstream,
-        order: graph.order,
-        cache: args.cache,
-        hermetic_seed: args.hermetic_seed,
-        replay_of: None,
-    })
 }
 
 /// Copies component bytes into the store under their digest (atomically); returns the path.
+/// The staging name is unique per call, not just per process: runs planned at once in one
+/// process (a tuner's trials) store the same component side by side.
 fn store_component(dir: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
     use sha2::Digest;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STAGED: AtomicU64 = AtomicU64::new(0);
     let hex = hex::encode(sha2::Sha256::digest(bytes));
     let dest = dir.join(format!("{hex}.wasm"));
     if !dest.exists() {
-        let tmp = dir.join(format!(".{hex}.{}.tmp", std::process::id()));
+        let n = STAGED.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".{hex}.{}.{n}.tmp", std::process::id()));
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, &dest)?;
     }

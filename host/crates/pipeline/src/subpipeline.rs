@@ -10,7 +10,7 @@ use crate::plan::PlanError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use weft_spec::pipeline::{
-    ArtifactSource, ComponentDecl, Condition, ParamSource, Pipeline, TaskSpec,
+    ArtifactSource, ComponentDecl, Condition, ParamSource, Pipeline, PipelineSpec, TaskSpec,
 };
 use weft_spec::validate::{is_pipeline_source, validate};
 use weft_spec::Document;
@@ -45,93 +45,75 @@ pub(crate) fn inline(pipeline: &mut Pipeline, base: &Path, depth: usize) -> Resu
     for name in users {
         let task = pipeline.spec.tasks.remove(&name).expect("listed above");
         let decl = &subs[&task.component];
-        let file = base.join(&decl.source);
-        let mut sub = load(&file)?;
-        inline(&mut sub, file.parent().unwrap_or(Path::new(".")), depth + 1)?;
-        check_interface(&task.component, decl, &sub, &file)?;
-        let scope = Scope {
-            prefix: name.clone(),
-            task: &task,
-            sub: &sub,
-        };
-
-        let mut inlined = Vec::new();
-        for (sub_name, sub_task) in &sub.spec.tasks {
-            let mut t = sub_task.clone();
-            t.component = format!("{name}/{}", sub_task.component);
-            t.params = sub_task
-                .params
-                .iter()
-                .map(|(k, v)| Ok((k.clone(), scope.param(v)?)))
-                .collect::<Result<_, PlanError>>()?;
-            t.artifacts = sub_task
-                .artifacts
-                .iter()
-                .map(|(k, v)| Ok((k.clone(), scope.artifact(v)?)))
-                .collect::<Result<_, PlanError>>()?;
-            t.after = sub_task
-                .after
-                .iter()
-                .map(|a| format!("{name}/{a}"))
-                .chain(task.after.iter().cloned())
-                .collect();
-            let inner = sub_task
-                .when
-                .as_ref()
-                .map(|c| scope.condition(c))
-                .transpose()?;
-            t.when = match (inner, task.when.clone()) {
-                (Some(a), Some(b)) => Some(Condition {
-                    all: Some(vec![a, b]),
-                    ..Default::default()
-                }),
-                (a, b) => a.or(b),
-            };
-            if let Some(pf) = &mut t.parallel_for {
-                pf.items = scope.param(&pf.items)?;
-            }
-            let full = format!("{name}/{sub_name}");
-            inlined.push(full.clone());
-            pipeline.spec.tasks.insert(full, t);
-        }
-        // Paths in the sub-pipeline are relative to its own file: make them absolute.
-        let sub_dir = std::path::absolute(file.parent().unwrap_or(Path::new(".")))
-            .map_err(|e| PlanError::Args(format!("{}: {e}", file.display())))?;
-        for (cname, c) in &sub.spec.components {
-            let mut c = c.clone();
-            if !c.source.starts_with("sha256:") {
-                c.source = sub_dir.join(&c.source).display().to_string();
-            }
-            pipeline
-                .spec
-                .components
-                .insert(format!("{name}/{cname}"), c);
-        }
-
-        // Whoever used the task's outputs now uses the sub-tasks that make them.
-        let redirect = Redirect {
-            task: &name,
-            scope: &scope,
-            inlined: &inlined,
-        };
-        for t in pipeline.spec.tasks.values_mut() {
-            redirect.task(t)?;
-        }
-        if let Some(h) = pipeline.spec.exit_handler.as_mut() {
-            redirect.task(h)?;
-        }
-        let outputs = &mut pipeline.spec.outputs;
-        for src in outputs.params.values_mut() {
-            *src = redirect.param(src)?;
-        }
-        for src in outputs.artifacts.values_mut() {
-            *src = redirect.artifact(src)?;
-        }
+        inline_task(pipeline, &name, &task, decl, base, depth)?;
     }
     for name in subs.keys() {
         if !pipeline.spec.tasks.values().any(|t| &t.component == name) {
             pipeline.spec.components.remove(name);
         }
+    }
+    Ok(())
+}
+
+/// Replaces task `name` (already taken out of `pipeline`), which uses the sub-pipeline
+/// component `decl`, by the sub-pipeline's tasks and components, and points the parent's
+/// uses of the task's outputs at the sub-tasks that make them.
+fn inline_task(
+    pipeline: &mut Pipeline,
+    name: &str,
+    task: &TaskSpec,
+    decl: &ComponentDecl,
+    base: &Path,
+    depth: usize,
+) -> Result<(), PlanError> {
+    let file = base.join(&decl.source);
+    let mut sub = load(&file)?;
+    inline(&mut sub, file.parent().unwrap_or(Path::new(".")), depth + 1)?;
+    check_interface(&task.component, decl, &sub, &file)?;
+    let scope = Scope {
+        prefix: name.to_string(),
+        task,
+        sub: &sub,
+    };
+
+    let mut inlined = Vec::new();
+    for (sub_name, sub_task) in &sub.spec.tasks {
+        let t = scope.task(sub_task)?;
+        let full = format!("{name}/{sub_name}");
+        inlined.push(full.clone());
+        pipeline.spec.tasks.insert(full, t);
+    }
+    add_components(pipeline, name, &sub, &file)?;
+
+    // Whoever used the task's outputs now uses the sub-tasks that make them.
+    let redirect = Redirect {
+        task: name,
+        scope: &scope,
+        inlined: &inlined,
+    };
+    redirect.uses(&mut pipeline.spec)
+}
+
+/// Adds the components of `sub` (the sub-pipeline in `file`) to `pipeline` as
+/// `<task>/<component>`; paths in the sub-pipeline are relative to its own file: they are made
+/// absolute.
+fn add_components(
+    pipeline: &mut Pipeline,
+    name: &str,
+    sub: &Pipeline,
+    file: &Path,
+) -> Result<(), PlanError> {
+    let sub_dir = std::path::absolute(file.parent().unwrap_or(Path::new(".")))
+        .map_err(|e| PlanError::Args(format!("{}: {e}", file.display())))?;
+    for (cname, c) in &sub.spec.components {
+        let mut c = c.clone();
+        if !c.source.starts_with("sha256:") {
+            c.source = sub_dir.join(&c.source).display().to_string();
+        }
+        pipeline
+            .spec
+            .components
+            .insert(format!("{name}/{cname}"), c);
     }
     Ok(())
 }
@@ -229,6 +211,47 @@ struct Scope<'a> {
 }
 
 impl Scope<'_> {
+    /// Sub-task `sub_task` as a task of the parent: its component and sources renamed into
+    /// the parent, after what it was after and what the replaced task was after, and run only
+    /// when both its own condition and the replaced task's hold.
+    fn task(&self, sub_task: &TaskSpec) -> Result<TaskSpec, PlanError> {
+        let name = &self.prefix;
+        let mut t = sub_task.clone();
+        t.component = format!("{name}/{}", sub_task.component);
+        t.params = sub_task
+            .params
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), self.param(v)?)))
+            .collect::<Result<_, PlanError>>()?;
+        t.artifacts = sub_task
+            .artifacts
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), self.artifact(v)?)))
+            .collect::<Result<_, PlanError>>()?;
+        t.after = sub_task
+            .after
+            .iter()
+            .map(|a| format!("{name}/{a}"))
+            .chain(self.task.after.iter().cloned())
+            .collect();
+        let inner = sub_task
+            .when
+            .as_ref()
+            .map(|c| self.condition(c))
+            .transpose()?;
+        t.when = match (inner, self.task.when.clone()) {
+            (Some(a), Some(b)) => Some(Condition {
+                all: Some(vec![a, b]),
+                ..Default::default()
+            }),
+            (a, b) => a.or(b),
+        };
+        if let Some(pf) = &mut t.parallel_for {
+            pf.items = self.param(&pf.items)?;
+        }
+        Ok(t)
+    }
+
     fn param(&self, src: &ParamSource) -> Result<ParamSource, PlanError> {
         if let Some(p) = &src.param {
             if let Some(given) = self.task.params.get(p) {
@@ -302,6 +325,25 @@ struct Redirect<'a> {
 }
 
 impl Redirect<'_> {
+    /// Rewrites every use of the replaced task's outputs in `spec`: in its tasks, its exit
+    /// handler and its own outputs.
+    fn uses(&self, spec: &mut PipelineSpec) -> Result<(), PlanError> {
+        for t in spec.tasks.values_mut() {
+            self.task(t)?;
+        }
+        if let Some(h) = spec.exit_handler.as_mut() {
+            self.task(h)?;
+        }
+        let outputs = &mut spec.outputs;
+        for src in outputs.params.values_mut() {
+            *src = self.param(src)?;
+        }
+        for src in outputs.artifacts.values_mut() {
+            *src = self.artifact(src)?;
+        }
+        Ok(())
+    }
+
     fn param(&self, src: &ParamSource) -> Result<ParamSource, PlanError> {
         match (&src.task, &src.output) {
             (Some(t), Some(o)) if t == self.task => {

@@ -171,10 +171,15 @@ fn execute_one(
             step.task
         ),
     };
-    let outcome = match run_step(runtime, artifacts, step, &component, &log_path, cancel) {
+    let outcome = match runtime
+        .load(&component)
+        .map_err(|e| crate::executor::AttemptError::Step(e.to_string()))
+        .and_then(|c| run_step(runtime, artifacts, step, &c, &log_path, cancel))
+    {
         Ok(done) => Ok(done),
         Err(crate::executor::AttemptError::Step(message)) => Err(message),
         Err(crate::executor::AttemptError::Cancelled) => Err("cancelled".into()),
+        Err(crate::executor::AttemptError::Stopped(why)) => Err(why),
         Err(crate::executor::AttemptError::Host(e)) => return Err(e),
     };
     // The runner keeps the task's log: it comes back with the result.

@@ -10,6 +10,8 @@
 //! in nonsense on every run. So each entry carries the SHA-256 of its payload ([`SEALED_MAGIC`],
 //! digest, payload), checked before wasmtime sees a byte; a mismatch is logged, the entry
 //! removed and the component compiled again.
+//!
+//! The directory is capped: see `cache_dir` for the entries, their last use and eviction.
 
 use sha2::{Digest, Sha256};
 use std::hash::{Hash, Hasher};
@@ -75,61 +77,88 @@ fn seal(payload: &[u8]) -> Vec<u8> {
 pub(crate) struct ComponentCache {
     dir: Option<PathBuf>,
     engine_key: String,
+    /// The most bytes the directory may hold; least recently used entries go past it.
+    max_bytes: Option<u64>,
 }
 
 impl ComponentCache {
-    pub(crate) fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
-        let mut h = ShaHasher(Sha256::new());
-        engine.precompile_compatibility_hash().hash(&mut h);
-        let engine_key = hex::encode(&h.0.finalize()[..8]);
-        ComponentCache { dir, engine_key }
+    pub(crate) fn new(engine: &Engine, dir: Option<PathBuf>, max_bytes: Option<u64>) -> Self {
+        ComponentCache {
+            dir,
+            engine_key: engine_key(engine),
+            max_bytes,
+        }
     }
 
     fn entry(&self, digest: &str) -> Option<PathBuf> {
         let hex = digest.trim_start_matches("sha256:");
         self.dir
             .as_ref()
-            .map(|d| d.join(format!("{hex}-{}.sealed.cwasm", self.engine_key)))
+            .map(|d| d.join(format!("{hex}-{}{ENTRY_SUFFIX}", self.engine_key)))
     }
 
-    /// Loads the compiled form of `bytes` from disk, or compiles and stores it.
-    pub(crate) fn load_or_compile(
+    pub(crate) fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// The compiled form of `digest` from disk, when a usable entry is there; its use is
+    /// recorded (the entry's mtime) for least-recently-used eviction.
+    pub(crate) fn lookup(&self, engine: &Engine, digest: &str) -> Option<Component> {
+        let path = self.entry(digest)?;
+        // Read into memory rather than `deserialize_file`'s mmap: a cache file truncated or
+        // rewritten in place by another process would otherwise crash this one (SIGBUS).
+        let entry = std::fs::read(&path).ok()?;
+        match unseal(&entry) {
+            // SAFETY: the payload is byte for byte what `store` below wrote from a component
+            // an engine with the same settings compiled (the engine key is in the name, the
+            // digest checked above), and wasmtime checks its header again.
+            Ok(payload) => match unsafe { Component::deserialize(engine, payload) } {
+                Ok(c) => {
+                    crate::cache_dir::touch(&path);
+                    return Some(c);
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable cache entry")
+                }
+            },
+            Err(why) => {
+                tracing::warn!(path = %path.display(), why, "discarding cache entry; compiling again");
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        None
+    }
+
+    /// Compiles `bytes` and stores the result (when a directory is configured), then evicts
+    /// what the size cap leaves no room for.
+    pub(crate) fn compile(
         &self,
         engine: &Engine,
         digest: &str,
         bytes: &[u8],
-    ) -> wasmtime::Result<(Component, LoadSource)> {
-        let entry = self.entry(digest);
-        if let Some(path) = entry.as_deref() {
-            // Read into memory rather than `deserialize_file`'s mmap: a cache file truncated or
-            // rewritten in place by another process would otherwise crash this one (SIGBUS).
-            if let Ok(entry) = std::fs::read(path) {
-                match unseal(&entry) {
-                    // SAFETY: the payload is byte for byte what `store` below wrote from a
-                    // component an engine with the same settings compiled (the engine key is
-                    // in the name, the digest checked above), and wasmtime checks its header
-                    // again.
-                    Ok(payload) => match unsafe { Component::deserialize(engine, payload) } {
-                        Ok(c) => return Ok((c, LoadSource::DiskCache)),
-                        Err(e) => {
-                            tracing::warn!(path = %path.display(), error = %e, "discarding unusable cache entry")
-                        }
-                    },
-                    Err(why) => {
-                        tracing::warn!(path = %path.display(), why, "discarding cache entry; compiling again");
-                        let _ = std::fs::remove_file(path);
-                    }
-                }
-            }
-        }
+    ) -> wasmtime::Result<Component> {
         let component = Component::new(engine, bytes)?;
-        if let Some(path) = entry {
+        if let Some(path) = self.entry(digest) {
             if let Err(e) = store(&path, &component) {
                 tracing::warn!(path = %path.display(), error = %e, "could not write compiled component to cache");
             }
+            if let (Some(dir), Some(max)) = (&self.dir, self.max_bytes) {
+                crate::cache_dir::evict(dir, max, &path);
+            }
         }
-        Ok((component, LoadSource::Compiled))
+        Ok(component)
     }
+}
+
+/// The file name ending of a cache entry (`<hex>-<engine key>` before it).
+pub(crate) const ENTRY_SUFFIX: &str = ".sealed.cwasm";
+
+/// A fingerprint of the engine's compatibility settings: entries compiled under others are
+/// never loaded (their key is in their name).
+pub(crate) fn engine_key(engine: &Engine) -> String {
+    let mut h = ShaHasher(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut h);
+    hex::encode(&h.0.finalize()[..8])
 }
 
 /// What [`verify_cache_dir`] found.

@@ -1,12 +1,10 @@
 //! The one wasmtime Engine of a process, its linker, and the loaded components.
 
 use crate::bindings::{Step, StepPre};
-use crate::cache::{self, ComponentCache, LoadSource};
-use crate::error::StepError;
+use crate::cache::{ComponentCache, LoadSource};
 use crate::state::StepState;
-use crate::step::TASK_EXPORT;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use wasmtime::component::{HasSelf, Linker};
@@ -34,7 +32,13 @@ pub struct RuntimeConfig {
     pub max_concurrent_steps: u32,
     /// The device `weft:tensor` computes on, opened once for the process.
     pub tensor_backend: weft_tensor::Choice,
+    /// The most bytes `cache_dir` may hold; least recently used entries are evicted past it.
+    /// `None`: no cap.
+    pub cache_max_bytes: Option<u64>,
 }
+
+/// The compiled cache's default cap: room for some fifty Python or JavaScript components.
+pub const DEFAULT_CACHE_MAX_BYTES: u64 = 2 << 30;
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
@@ -42,6 +46,7 @@ impl Default for RuntimeConfig {
             cache_dir: None,
             max_concurrent_steps: 64,
             tensor_backend: weft_tensor::Choice::Auto,
+            cache_max_bytes: Some(DEFAULT_CACHE_MAX_BYTES),
         }
     }
 }
@@ -54,6 +59,8 @@ pub struct LoadedComponent {
     pub path: PathBuf,
     /// How it was obtained this time.
     pub source: LoadSource,
+    /// How long compiling it took, when it was compiled this time.
+    pub compile_time: Option<Duration>,
     pub(crate) pre: StepPre<StepState>,
 }
 
@@ -66,48 +73,25 @@ pub struct Runtime {
     /// bindings, so a request runs on the task that parsed it instead of a blocking thread.
     pub(crate) async_linker: Linker<StepState>,
     pub(crate) cache: ComponentCache,
-    loaded: Mutex<HashMap<String, Arc<LoadedComponent>>>,
+    pub(crate) loaded: Mutex<HashMap<String, Arc<LoadedComponent>>>,
+    /// One lock per component digest, held while it compiles: see `Runtime::load_with`.
+    pub(crate) compiling: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     pub(crate) tensor_device: weft_tensor::AnyBackend,
+    /// Metric watches by run id, for the steps of runs that did not bring their own (see
+    /// [`Runtime::watch_run`]).
+    pub(crate) watches: crate::step::Watches,
 }
 
 impl Runtime {
-    /// Builds the engine: pooling allocator with copy-on-write memory images for microsecond
-    /// instantiation, epoch interruption for timeouts, guest backtraces for traps.
+    /// Builds the engine ([`engine_config`]), the sandbox's linkers and the compiled cache, and
+    /// opens the tensor device.
     pub fn new(config: RuntimeConfig) -> anyhow::Result<Self> {
-        let slots = config.max_concurrent_steps.max(1);
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(slots)
-            .total_core_instances(slots * 16)
-            .total_memories(slots * 4)
-            .total_tables(slots * 16)
-            .max_memory_size(MAX_MEMORY_BYTES as usize)
-            .max_core_instances_per_component(128)
-            .max_memories_per_component(16)
-            .max_tables_per_component(128)
-            .table_elements(MAX_TABLE_ELEMENTS as usize)
-            // Reset a freed slot's memory in place (memset of its first KEEP_RESIDENT bytes)
-            // rather than with madvise: guests then reuse resident pages instead of faulting them
-            // in again (a copy-on-write fault shoots down TLBs on every core) at each instance's
-            // start and end. Not with PAGEMAP_SCAN: since wasmtime 50 the scan reports written
-            // pages whether present or not (so pages swapped out are reset too) and, measured
-            // here, far more pages than a no-op guest dirties: the walk plus the memset of what
-            // it reports cost more than the memset alone. A warm no-op step: 26 µs with the
-            // scan, 13 µs without (docs/PERFORMANCE.md, "wasmtime 48 → 50").
-            .pagemap_scan(wasmtime::Enabled::No)
-            .linear_memory_keep_resident(KEEP_RESIDENT)
-            .table_keep_resident(64 << 10);
-        let mut cfg = Config::new();
-        cfg.wasm_component_model(true)
-            .epoch_interruption(true)
-            .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64))
-            .memory_init_cow(true)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&cfg)?;
+        let engine = Engine::new(&engine_config(config.max_concurrent_steps))?;
         start_epoch_ticker(&engine);
 
         let linker = sandbox_linker(&engine, Calls::Blocking)?;
         let async_linker = sandbox_linker(&engine, Calls::Async)?;
-        let cache = ComponentCache::new(&engine, config.cache_dir);
+        let cache = ComponentCache::new(&engine, config.cache_dir, config.cache_max_bytes);
         let tensor_device =
             weft_tensor::AnyBackend::open(config.tensor_backend).map_err(anyhow::Error::msg)?;
         tracing::debug!(backend = tensor_device.name(), "tensor device");
@@ -117,123 +101,51 @@ impl Runtime {
             async_linker,
             cache,
             loaded: Mutex::new(HashMap::new()),
+            compiling: Mutex::new(HashMap::new()),
+            watches: Default::default(),
             tensor_device,
         })
     }
-
-    /// Loads a component from a file: from memory if this runtime has it, else from the disk
-    /// cache, else compiled. Checks that it is a `weft:pipeline/step` and that its imports link.
-    pub fn load(&self, path: &Path) -> Result<Arc<LoadedComponent>, StepError> {
-        let bytes = weft_tree::read_regular(path, weft_tree::MAX_COMPONENT_BYTES)
-            .map_err(|e| StepError::Grant(format!("component {e}")))?;
-        let digest = cache::digest(&bytes);
-        if let Some(hit) = self.loaded.lock().unwrap().get(&digest) {
-            return Ok(Arc::new(LoadedComponent {
-                digest,
-                path: path.to_path_buf(),
-                source: LoadSource::Memory,
-                pre: hit.pre.clone(),
-            }));
-        }
-        let (pre, source) = self.link(path, &digest, &bytes, TASK_EXPORT, Calls::Blocking)?;
-        let shown = path.display().to_string();
-        let pre = StepPre::new(pre).map_err(|e| StepError::Link {
-            path: shown,
-            reason: format!("{e:#}"),
-        })?;
-        let loaded = Arc::new(LoadedComponent {
-            digest: digest.clone(),
-            path: path.to_path_buf(),
-            source,
-            pre,
-        });
-        self.loaded.lock().unwrap().insert(digest, loaded.clone());
-        tracing::debug!(component = %path.display(), digest = %loaded.digest, ?source, "component loaded");
-        Ok(loaded)
-    }
 }
 
-impl Runtime {
-    /// Compiles (or loads from the cache) `bytes`, checks the component exports `expected`,
-    /// and links it against the sandbox's imports: what every kind of component goes through.
-    pub(crate) fn link(
-        &self,
-        path: &Path,
-        digest: &str,
-        bytes: &[u8],
-        expected: &'static str,
-        calls: Calls,
-    ) -> Result<(wasmtime::component::InstancePre<StepState>, LoadSource), StepError> {
-        let (component, source) = self.compile(path, digest, bytes, expected)?;
-        Ok((self.pre(path, &component, calls)?, source))
-    }
+/// The engine's settings: pooling allocator with `slots` steps at once, copy-on-write memory
+/// images for microsecond instantiation, epoch interruption for timeouts, guest backtraces.
+fn engine_config(slots: u32) -> Config {
+    let slots = slots.max(1);
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * 16)
+        .total_memories(slots * 4)
+        .total_tables(slots * 16)
+        .max_memory_size(MAX_MEMORY_BYTES as usize)
+        .max_core_instances_per_component(128)
+        .max_memories_per_component(16)
+        .max_tables_per_component(128)
+        .table_elements(MAX_TABLE_ELEMENTS as usize)
+        // Reset a freed slot's memory in place (memset of its first KEEP_RESIDENT bytes)
+        // rather than with madvise: guests then reuse resident pages instead of faulting them
+        // in again (a copy-on-write fault shoots down TLBs on every core) at each instance's
+        // start and end. Not with PAGEMAP_SCAN: since wasmtime 50 the scan reports written
+        // pages whether present or not (so pages swapped out are reset too) and, measured
+        // here, far more pages than a no-op guest dirties: the walk plus the memset of what
+        // it reports cost more than the memset alone. A warm no-op step: 26 µs with the
+        // scan, 13 µs without (docs/PERFORMANCE.md, "wasmtime 48 → 50").
+        .pagemap_scan(wasmtime::Enabled::No)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(64 << 10);
+    let mut cfg = Config::new();
+    cfg.wasm_component_model(true)
+        .epoch_interruption(true)
+        .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64))
+        .memory_init_cow(true)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    cfg
+}
 
-    /// Compiles (or loads from the cache) `bytes` and checks the component exports `expected`.
-    pub(crate) fn compile(
-        &self,
-        path: &Path,
-        digest: &str,
-        bytes: &[u8],
-        expected: &'static str,
-    ) -> Result<(wasmtime::component::Component, LoadSource), StepError> {
-        let shown = path.display().to_string();
-        if !bytes.starts_with(b"\0asm") {
-            // wasmtime would say so with a multi-line dump of the expected and actual bytes.
-            return Err(StepError::InvalidComponent {
-                path: shown,
-                reason: "not WebAssembly at all (it does not start with `\\0asm`); give the \
-                         `.wasm` file a build produced"
-                    .into(),
-            });
-        }
-        let (component, source) = self
-            .cache
-            .load_or_compile(&self.engine, digest, bytes)
-            .map_err(|e| StepError::InvalidComponent {
-                path: shown.clone(),
-                // One line: wasmtime's causes joined, any debug-printed byte lists folded.
-                reason: weft_spec::text::one_line(&format!("{e:#}")),
-            })?;
-        let exports: Vec<String> = component
-            .component_type()
-            .exports(&self.engine)
-            .map(|(name, _)| name.to_string())
-            .collect();
-        if !exports.iter().any(|e| e == expected) {
-            return Err(StepError::NotAStep {
-                path: shown,
-                expected,
-                exports,
-            });
-        }
-        Ok((component, source))
-    }
-
-    /// Links `component` against the sandbox's imports, bound for `calls`.
-    pub(crate) fn pre(
-        &self,
-        path: &Path,
-        component: &wasmtime::component::Component,
-        calls: Calls,
-    ) -> Result<wasmtime::component::InstancePre<StepState>, StepError> {
-        let linker = match calls {
-            Calls::Blocking => &self.linker,
-            Calls::Async => &self.async_linker,
-        };
-        linker
-            .instantiate_pre(component)
-            .map_err(|e| StepError::Link {
-                path: path.display().to_string(),
-                reason: format!("{e:#}"),
-            })
-    }
-
-    /// Forgets the components loaded so far (the disk cache stays), so the next `load` of each
-    /// reads the disk cache again: for a long-lived process whose components change, and for
-    /// measuring cached loads.
-    pub fn clear_loaded(&self) {
-        self.loaded.lock().unwrap().clear();
-    }
+/// The key of the engine settings compiled components are cached under (part of each entry's
+/// name): `wasm-run cache list` tells entries this build can load from others'.
+pub fn cache_engine_key() -> anyhow::Result<String> {
+    Ok(crate::cache::engine_key(&Engine::new(&engine_config(1))?))
 }
 
 /// How a component's functions will be called, which decides the WASI bindings it links to.

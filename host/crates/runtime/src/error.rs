@@ -71,6 +71,9 @@ pub enum StepError {
     /// Stopped from outside (Ctrl-C, a cancelled run).
     #[error("step cancelled")]
     Cancelled,
+    /// Stopped by its metric watch (a tuner's early stopping) in a `metrics.report` call.
+    #[error("early stopped: {reason}")]
+    EarlyStopped { reason: String },
     /// Host-side I/O or internal failure.
     #[error(transparent)]
     Host(#[from] anyhow::Error),
@@ -111,6 +114,7 @@ impl StepError {
             StepError::Output(_) => "output-refused",
             StepError::Busy(_) => "busy",
             StepError::Cancelled => "cancelled",
+            StepError::EarlyStopped { .. } => "early-stopped",
             StepError::Host(_) => "host",
         }
     }

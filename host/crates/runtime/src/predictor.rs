@@ -51,7 +51,12 @@ fn imports_host_work(
     component
         .component_type()
         .imports(engine)
-        .any(|(name, _)| name.starts_with("weft:tensor/") || name.starts_with("wasi:nn/"))
+        .any(|(name, _)| is_host_work(name))
+}
+
+/// Whether an import named `name` is one of the interfaces of [`imports_host_work`].
+fn is_host_work(name: &str) -> bool {
+    name.starts_with("weft:tensor/") || name.starts_with("wasi:nn/")
 }
 
 /// A live, loaded model instance in its own Store.
@@ -151,7 +156,10 @@ impl Runtime {
 
     /// Like [`Runtime::load_predictor`], but runs the model's `load` once, here, sandboxed by
     /// `grants`, and keeps the instance's state at that point as the component's initial state
-    /// (see the `snapshot` module): a fresh instance then costs no model load at all.
+    /// (see the `snapshot` module): a fresh instance then costs no model load at all. The
+    /// snapshot's compiled form is cached under what `load` saw (`snapshot::key`): a restart
+    /// with the same component, model files and grants takes it from the cache and runs no
+    /// `load` at all.
     pub fn preload_predictor(
         &self,
         path: &Path,
@@ -162,10 +170,22 @@ impl Runtime {
             .map_err(|e| StepError::Grant(format!("component {e}")))?;
         let digest = cache::digest(&bytes);
         let shown = path.display().to_string();
+        let key = crate::snapshot::key(&digest, grants, model_dir);
+        if let Some(hit) = key.as_deref().and_then(|k| self.cached_snapshot(k)) {
+            tracing::debug!(component = %shown, key = key.as_deref().unwrap_or_default(), "snapshot after load from the cache");
+            return self.snapshot_predictor(path, digest, &hit, LoadSource::DiskCache);
+        }
         // A model whose weights live in host tensors or graphs keeps only handles in its
-        // memory: a snapshot would carry the handles without what they name.
-        let (plain, _) = self.compile(path, &digest, &bytes, MODEL_EXPORT)?;
-        if imports_host_work(&self.engine, &plain) {
+        // memory: a snapshot would carry the handles without what they name. Its imports say
+        // so without compiling it (which, for a Python model, is a compile of its own).
+        let host_work = match crate::shape::read(&bytes) {
+            Ok(shape) => shape.imports.iter().any(|(name, _)| is_host_work(name)),
+            Err(_) => {
+                let (plain, _) = self.compile(path, &digest, &bytes, MODEL_EXPORT)?;
+                imports_host_work(&self.engine, &plain)
+            }
+        };
+        if host_work {
             return Err(StepError::Snapshot {
                 path: shown,
                 reason: "it keeps its model in host tensors or graphs (weft:tensor, wasi:nn), which a snapshot of its memory cannot carry".into(),
@@ -189,13 +209,39 @@ impl Runtime {
         let loaded = load.call(&mut store, (model_dir,)).map(|(r,)| r);
         loaded_or_failed(loaded, &store, limits, &log)?;
         let snapshot = crate::snapshot::snapshot(&shown, &cx, &mut store, instance)?;
-        let (pre, source) = self.link(
-            path,
-            &cache::digest(&snapshot),
-            &snapshot,
-            MODEL_EXPORT,
-            Calls::Async,
-        )?;
+        // The model's files are digested again: a snapshot of files changed while `load` read
+        // them is cached under its own bytes, never under the key of what was there before.
+        let after = key
+            .as_ref()
+            .and_then(|_| crate::snapshot::key(&digest, grants, model_dir));
+        let key = match (key, after) {
+            (Some(before), Some(after)) if before == after => before,
+            _ => cache::digest(&snapshot),
+        };
+        let (component, source) = self.compile(path, &key, &snapshot, MODEL_EXPORT)?;
+        self.snapshot_predictor(path, digest, &component, source)
+    }
+
+    /// The snapshot cached under `key`, when there is one of a served model.
+    fn cached_snapshot(&self, key: &str) -> Option<wasmtime::component::Component> {
+        let component = self.cache.lookup(&self.engine, key)?;
+        let exports = component
+            .component_type()
+            .exports(&self.engine)
+            .any(|(name, _)| name == MODEL_EXPORT);
+        (exports && !imports_host_work(&self.engine, &component)).then_some(component)
+    }
+
+    /// A predictor whose instances start from `snapshot`, the component at `path` (`digest`)
+    /// after its model's `load`.
+    fn snapshot_predictor(
+        &self,
+        path: &Path,
+        digest: String,
+        snapshot: &wasmtime::component::Component,
+        source: LoadSource,
+    ) -> Result<LoadedPredictor, StepError> {
+        let pre = self.pre(path, snapshot, Calls::Async)?;
         Ok(LoadedPredictor {
             digest,
             path: path.to_path_buf(),
@@ -285,9 +331,10 @@ fn loaded_or_failed(
 ) -> Result<(), StepError> {
     match loaded {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(message)) => Err(StepError::Failed {
-            message: format!("loading the model: {message}"),
-        }),
+        Ok(Err(message)) => Err(crate::step::guest_failure(
+            &format!("loading the model: {message}"),
+            store.data(),
+        )),
         Err(e) => Err(crate::step::classify(e, store.data(), limits, log)),
     }
 }

@@ -30,6 +30,8 @@ pub(crate) struct StepState {
     pub(crate) deadline: std::time::Instant,
     /// Set from outside to stop the step (Ctrl-C); host-side waits watch it too.
     pub(crate) cancel: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Sees each metric as reported and may stop the step (with the step's context).
+    pub(crate) watch: Option<(Arc<dyn crate::step::MetricWatch>, crate::step::StepContext)>,
     /// In hermetic mode, the virtual file ids `stat` hands out (see `hermetic_fs`).
     pub(crate) hermetic_fs: Option<crate::hermetic_fs::HermeticFs>,
     /// The staging directory of file inputs: lives as long as the Store that is granted it.
@@ -144,7 +146,13 @@ impl metrics::Host for StepState {
             .into());
         }
         tracing::debug!(task = %self.task, metric = %name, value, step, "metric");
-        self.metrics.push(Metric { name, value, step });
+        let metric = Metric { name, value, step };
+        let verdict = self.watch.as_ref().map(|(w, ctx)| w.observe(ctx, &metric));
+        self.metrics.push(metric);
+        if let Some(crate::step::Verdict::Stop(reason)) = verdict {
+            tracing::info!(task = %self.task, %reason, "early stopped");
+            return Err(crate::step::EarlyStopped(reason).into());
+        }
         Ok(())
     }
 }

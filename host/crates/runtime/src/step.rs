@@ -8,9 +8,10 @@ use crate::log_sink::{LogSink, LogSummary};
 use crate::output_quota::OutputQuota;
 use crate::state::StepState;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline, WasmBacktrace};
@@ -55,7 +56,79 @@ pub struct StepRequest {
     pub log_path: Option<PathBuf>,
     /// Set to stop the step at the next epoch tick (it fails with [`StepError::Cancelled`]).
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Sees every metric as it is reported and may stop the step there and then (a tuner's
+    /// early stopping: it fails with [`StepError::EarlyStopped`], its later metrics never
+    /// arrive).
+    pub metric_watch: Option<Arc<dyn MetricWatch>>,
 }
+
+/// What a [`MetricWatch`] decides of a reported metric.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Continue,
+    /// Stop the step now, for this reason.
+    Stop(String),
+}
+
+/// Watches a step's metrics as they are reported (in the `metrics.report` host call, so a
+/// decision needs no sidecar and no polling).
+pub trait MetricWatch: Send + Sync + std::fmt::Debug {
+    fn observe(&self, context: &StepContext, metric: &Metric) -> Verdict;
+}
+
+/// Watches registered per run id: a tuner watches its trials' runs without the pipeline
+/// executor carrying the watch through to each step.
+#[derive(Default)]
+pub(crate) struct Watches(Mutex<HashMap<String, Arc<dyn MetricWatch>>>);
+
+impl Watches {
+    fn get(&self, run_id: &str) -> Option<Arc<dyn MetricWatch>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(run_id)
+            .cloned()
+    }
+}
+
+/// While held, the steps of run `run_id` have their metrics watched (see
+/// [`Runtime::watch_run`]); dropping it ends that.
+pub struct WatchGuard<'a> {
+    watches: &'a Watches,
+    run_id: String,
+}
+
+impl Drop for WatchGuard<'_> {
+    fn drop(&mut self) {
+        let mut map = self.watches.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(&self.run_id);
+    }
+}
+
+impl Runtime {
+    /// Watches the metrics of every step of run `run_id` that has no watch of its own, until
+    /// the guard is dropped.
+    pub fn watch_run(&self, run_id: &str, watch: Arc<dyn MetricWatch>) -> WatchGuard<'_> {
+        let mut map = self.watches.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.insert(run_id.to_string(), watch);
+        WatchGuard {
+            watches: &self.watches,
+            run_id: run_id.to_string(),
+        }
+    }
+}
+
+/// The trap payload of a step stopped by its [`MetricWatch`].
+#[derive(Debug)]
+pub(crate) struct EarlyStopped(pub(crate) String);
+
+impl std::fmt::Display for EarlyStopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "early stopped: {}", self.0)
+    }
+}
+
+impl std::error::Error for EarlyStopped {}
 
 /// The trap payload of a cancelled step.
 #[derive(Debug)]
@@ -88,6 +161,7 @@ impl StepRequest {
             limits: Limits::default(),
             log_path: None,
             cancel: None,
+            metric_watch: None,
         }
     }
 }
@@ -191,6 +265,11 @@ impl Runtime {
             task: req.context.task_name.clone(),
             deadline: Instant::now() + limits.timeout,
             cancel: req.cancel.clone(),
+            watch: req
+                .metric_watch
+                .clone()
+                .or_else(|| self.watches.get(&req.context.run_id))
+                .map(|w| (w, req.context.clone())),
             hermetic_fs: req.hermetic_seed.map(|_| Default::default()),
             _stage: stage,
             tensors: None,
@@ -253,9 +332,10 @@ impl Runtime {
             .and_then(|step| step.weft_pipeline_task().call_run(&mut store, &input));
         let result = match result {
             Ok(Ok(out)) => check_held(out, store.data()),
-            Ok(Err(message)) => Err(StepError::Failed {
-                message: weft_spec::text::truncate(&message, MAX_ERROR_BYTES).into_owned(),
-            }),
+            Ok(Err(message)) => Err(guest_failure(
+                &weft_spec::text::truncate(&message, MAX_ERROR_BYTES),
+                store.data(),
+            )),
             Err(e) => Err(classify(e, store.data(), limits, &log)),
         };
         let state = store.into_data();
@@ -319,6 +399,17 @@ fn artifacts(list: Vec<(String, String)>) -> Vec<wit::Artifact> {
 
 /// Says which limit or fault ended the step: a limit the limiter or quota recorded wins over the
 /// trap it caused (a guest aborting on a refused allocation traps with `unreachable`).
+/// A failure the guest reported itself. A guest whose runtime survives a refused memory growth
+/// (Python raises `MemoryError`, JS a `RangeError`) reports that instead of trapping: the limit
+/// it ran into is named with it, so the cause says which limit to raise.
+pub(crate) fn guest_failure(message: &str, state: &StepState) -> StepError {
+    let message = match &state.limiter.tripped {
+        Some(limit) => format!("{message} ({limit})"),
+        None => message.to_string(),
+    };
+    StepError::Failed { message }
+}
+
 pub(crate) fn classify(
     err: wasmtime::Error,
     state: &StepState,
@@ -327,6 +418,11 @@ pub(crate) fn classify(
 ) -> StepError {
     if err.downcast_ref::<Cancelled>().is_some() {
         return StepError::Cancelled;
+    }
+    if let Some(stopped) = err.downcast_ref::<EarlyStopped>() {
+        return StepError::EarlyStopped {
+            reason: stopped.0.clone(),
+        };
     }
     if let Some(limit) = err.downcast_ref::<LimitExceeded>() {
         return limit.clone().into();

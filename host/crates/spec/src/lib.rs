@@ -2,8 +2,10 @@
 //! which serves them as CRDs. Kept free of wasmtime and kube so both can depend on it.
 
 pub mod digest;
+pub mod experiment;
 pub mod float;
 pub mod inference;
+pub mod optimization_job;
 pub mod params;
 pub mod pipeline;
 pub mod report;

@@ -1,6 +1,7 @@
 //! The published JSON Schemas of the spec (`schemas/` at the repository root), for editors and
 //! for the operator's CRDs. A test keeps the committed files in step with the Rust types.
 
+use crate::experiment::Experiment;
 use crate::inference::InferenceService;
 use crate::pipeline::{Pipeline, PipelineRun};
 
@@ -14,6 +15,10 @@ pub fn all() -> Vec<(&'static str, serde_json::Value)> {
         (
             "pipelinerun.schema.json",
             serde_json::to_value(schemars::schema_for!(PipelineRun)).expect("schema serialises"),
+        ),
+        (
+            "experiment.schema.json",
+            serde_json::to_value(schemars::schema_for!(Experiment)).expect("schema serialises"),
         ),
         (
             "inferenceservice.schema.json",

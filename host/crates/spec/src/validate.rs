@@ -5,6 +5,12 @@ use crate::pipeline::*;
 use crate::yaml::{Document, SpecError};
 use std::collections::{BTreeMap, BTreeSet};
 
+mod experiment;
+mod sources;
+mod task;
+
+pub use experiment::validate_experiment;
+
 /// The task graph of a valid pipeline.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Graph {
@@ -115,12 +121,6 @@ fn valid_digest(s: &str) -> bool {
     crate::digest::parse(s).is_ok()
 }
 
-/// What a reference resolves to, for type checks.
-enum Produced {
-    Param(ParamType),
-    Unknown,
-}
-
 impl Validator<'_> {
     fn err(&mut self, path: &[&str], message: impl Into<String>) {
         let e = self.doc.error_at(path, message);
@@ -131,7 +131,31 @@ impl Validator<'_> {
         &self.doc.value.spec
     }
 
+    /// Checks the whole pipeline; returns its task graph (complete or not: the errors say).
     fn run(&mut self) -> Graph {
+        self.check_header();
+        let spec = self.spec().clone();
+        self.check_params(&spec);
+        self.check_components(&spec);
+        if spec.tasks.is_empty() {
+            self.err(&["spec", "tasks"], "a pipeline needs at least one task");
+        }
+        let mut upstream: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (name, task) in &spec.tasks {
+            let mut deps = BTreeSet::new();
+            self.check_task(&["spec", "tasks", name], name, task, &mut deps);
+            upstream.insert(name.clone(), deps);
+        }
+        if let Some(handler) = &spec.exit_handler {
+            self.check_exit_handler(&spec, handler);
+        }
+        self.check_outputs(&spec);
+        let order = self.order(&upstream);
+        Graph { upstream, order }
+    }
+
+    /// `apiVersion`, `kind` and the pipeline's name.
+    fn check_header(&mut self) {
         let p = &self.doc.value;
         if p.api_version != API_VERSION {
             self.err(
@@ -157,7 +181,10 @@ impl Validator<'_> {
                 ),
             );
         }
-        let spec = self.spec().clone();
+    }
+
+    /// Each parameter's name, and its default of its type.
+    fn check_params(&mut self, spec: &PipelineSpec) {
         for (name, decl) in &spec.params {
             self.check_name(&["spec", "params", name], "parameter", name);
             if let Some(d) = &decl.default {
@@ -174,6 +201,10 @@ impl Validator<'_> {
                 }
             }
         }
+    }
+
+    /// Each component's name, and its source: a .wasm path, a strict digest, or a pipeline file.
+    fn check_components(&mut self, spec: &PipelineSpec) {
         for (name, c) in &spec.components {
             self.check_name(&["spec", "components", name], "component", name);
             if c.source.starts_with("sha256:") && !valid_digest(&c.source) {
@@ -197,28 +228,26 @@ impl Validator<'_> {
                 );
             }
         }
-        if spec.tasks.is_empty() {
-            self.err(&["spec", "tasks"], "a pipeline needs at least one task");
+    }
+
+    /// The exit handler is checked as a task, under a name no task may take, and refers to no
+    /// task.
+    fn check_exit_handler(&mut self, spec: &PipelineSpec, handler: &TaskSpec) {
+        if spec.tasks.contains_key(EXIT_HANDLER) {
+            self.err(
+                &["spec", "tasks", EXIT_HANDLER],
+                format!("`{EXIT_HANDLER}` is the exit handler's name; rename this task"),
+            );
         }
-        let mut upstream: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for (name, task) in &spec.tasks {
-            let mut deps = BTreeSet::new();
-            self.check_task(&["spec", "tasks", name], name, task, &mut deps);
-            upstream.insert(name.clone(), deps);
+        let mut deps = BTreeSet::new();
+        self.check_task(&["spec", "exitHandler"], EXIT_HANDLER, handler, &mut deps);
+        if !deps.is_empty() || !handler.after.is_empty() {
+            self.err(&["spec", "exitHandler"], "the exit handler runs after every task and may not refer to tasks; use `runStatus` and pipeline parameters");
         }
-        if let Some(handler) = &spec.exit_handler {
-            if spec.tasks.contains_key(EXIT_HANDLER) {
-                self.err(
-                    &["spec", "tasks", EXIT_HANDLER],
-                    format!("`{EXIT_HANDLER}` is the exit handler's name; rename this task"),
-                );
-            }
-            let mut deps = BTreeSet::new();
-            self.check_task(&["spec", "exitHandler"], EXIT_HANDLER, handler, &mut deps);
-            if !deps.is_empty() || !handler.after.is_empty() {
-                self.err(&["spec", "exitHandler"], "the exit handler runs after every task and may not refer to tasks; use `runStatus` and pipeline parameters");
-            }
-        }
+    }
+
+    /// The pipeline's outputs refer to what exists.
+    fn check_outputs(&mut self, spec: &PipelineSpec) {
         for (out, src) in &spec.outputs.params {
             self.param_source(
                 &["spec", "outputs", "params", out],
@@ -237,8 +266,6 @@ impl Validator<'_> {
                 &mut BTreeSet::new(),
             );
         }
-        let order = self.order(&upstream);
-        Graph { upstream, order }
     }
 
     fn check_name(&mut self, path: &[&str], what: &str, name: &str) {
@@ -250,480 +277,6 @@ impl Validator<'_> {
                     crate::text::truncate(name, 64)
                 ),
             );
-        }
-    }
-
-    fn check_task(
-        &mut self,
-        base: &[&str],
-        name: &str,
-        task: &TaskSpec,
-        deps: &mut BTreeSet<String>,
-    ) {
-        let at = |rest: &[&'static str]| -> Vec<String> {
-            let mut p: Vec<String> = base.iter().map(|s| s.to_string()).collect();
-            p.extend(rest.iter().map(|s| s.to_string()));
-            p
-        };
-        self.check_name(&strs(&at(&[])), "task", name);
-        let Some(component) = self.spec().components.get(&task.component).cloned() else {
-            let known: Vec<&String> = self.spec().components.keys().collect();
-            let msg = format!("task `{name}` uses component `{}`, which spec.components does not declare (declared: {known:?})", task.component);
-            self.err(&strs(&at(&["component"])), msg);
-            return;
-        };
-        for (input, src) in &task.params {
-            let mut p = at(&["params"]);
-            p.push(input.clone());
-            match component.inputs.params.get(input) {
-                None => self.err(&strs(&p), format!("task `{name}`: component `{}` has no input parameter `{input}` (inputs: {:?})", task.component, component.inputs.params.keys().collect::<Vec<_>>())),
-                Some(decl) => {
-                    self.param_source(&strs(&p), src, Some(decl.ty), Some(name), deps);
-                }
-            }
-        }
-        for (input, decl) in &component.inputs.params {
-            if decl.default.is_none() && !task.params.contains_key(input) {
-                self.err(
-                    &strs(&at(&["component"])),
-                    format!(
-                        "task `{name}`: missing input parameter `{input}` ({}) of component `{}`",
-                        decl.ty.name(),
-                        task.component
-                    ),
-                );
-            }
-        }
-        for (input, src) in &task.artifacts {
-            let mut p = at(&["artifacts"]);
-            p.push(input.clone());
-            match component.inputs.artifacts.get(input) {
-                None => self.err(
-                    &strs(&p),
-                    format!(
-                        "task `{name}`: component `{}` has no input artifact `{input}`",
-                        task.component
-                    ),
-                ),
-                Some(ty) => self.artifact_source(&strs(&p), src, Some(*ty), Some(name), deps),
-            }
-        }
-        for input in component.inputs.artifacts.keys() {
-            if !task.artifacts.contains_key(input) {
-                self.err(
-                    &strs(&at(&["component"])),
-                    format!(
-                        "task `{name}`: missing input artifact `{input}` of component `{}`",
-                        task.component
-                    ),
-                );
-            }
-        }
-        for (i, after) in task.after.iter().enumerate() {
-            let mut p = at(&["after"]);
-            p.push(i.to_string());
-            self.task_ref(&strs(&p), name, after, deps);
-        }
-        if let Some(pf) = &task.parallel_for {
-            let p = at(&["parallelFor", "items"]);
-            let items = &pf.items;
-            if items.loop_item.is_some() {
-                self.err(
-                    &strs(&p),
-                    "the items of a parallelFor cannot be a loop item",
-                );
-            } else if let Some(v) = &items.value {
-                if !v.is_array() {
-                    self.err(
-                        &strs(&p),
-                        format!("parallelFor items must be a list, got {v}"),
-                    );
-                }
-            } else {
-                self.param_source(&strs(&p), items, Some(ParamType::Json), Some(name), deps);
-            }
-            if let Some(list) = self.static_items(&strs(&p), items) {
-                self.check_loop_fields(base, task, &list);
-            }
-            if pf.parallelism == Some(0) {
-                self.err(
-                    &strs(&at(&["parallelFor", "parallelism"])),
-                    "parallelism must be at least 1",
-                );
-            }
-            if pf.pods == Some(0) {
-                self.err(
-                    &strs(&at(&["parallelFor", "pods"])),
-                    "pods must be at least 1",
-                );
-            }
-        }
-        if let Some(r) = &task.resources {
-            for (field, value) in [("cpu", &r.cpu), ("memory", &r.memory)] {
-                if value.as_deref().is_some_and(|q| !is_quantity(q)) {
-                    self.err(
-                        &strs(&at(&["resources", field])),
-                        format!(
-                            "`{}` is not a Kubernetes quantity (e.g. 2, 500m, 4Gi)",
-                            value.as_deref().unwrap_or_default()
-                        ),
-                    );
-                }
-            }
-        }
-        if let Some(cond) = &task.when {
-            self.condition(&strs(&at(&["when"])), cond, name, deps);
-        }
-        if let Some(retry) = &task.retry {
-            if let Some(b) = &retry.backoff {
-                if humantime::parse_duration(b).is_err() {
-                    self.err(
-                        &strs(&at(&["retry", "backoff"])),
-                        format!("`{b}` is not a duration (e.g. 500ms, 2s)"),
-                    );
-                }
-            }
-            if retry
-                .factor
-                .is_some_and(|f| f.partial_cmp(&1.0).is_none_or(|o| o.is_lt()))
-            {
-                self.err(
-                    &strs(&at(&["retry", "factor"])),
-                    "backoff factor must be at least 1",
-                );
-            }
-        }
-        if let Some(t) = &task.timeout {
-            if humantime::parse_duration(t).is_err() {
-                self.err(
-                    &strs(&at(&["timeout"])),
-                    format!("`{t}` is not a duration (e.g. 30s, 5m)"),
-                );
-            }
-        }
-        if let Some(m) = &task.memory {
-            if m.parse::<bytesize::ByteSize>().is_err() {
-                self.err(
-                    &strs(&at(&["memory"])),
-                    format!("`{m}` is not a size (e.g. 256MiB)"),
-                );
-            }
-        }
-    }
-
-    /// The items of a parallelFor when the file fixes them (a literal, or a parameter's
-    /// default); a parameter default that is not a list is an error here rather than mid-run.
-    fn static_items(
-        &mut self,
-        path: &[&str],
-        items: &ParamSource,
-    ) -> Option<Vec<serde_json::Value>> {
-        if let Some(v) = &items.value {
-            return v.as_array().cloned();
-        }
-        let param = items.param.as_ref()?;
-        let default = self.spec().params.get(param)?.default.clone()?;
-        match default {
-            serde_json::Value::Array(list) => Some(list),
-            other => {
-                self.err(
-                    path,
-                    format!("parallelFor items: the default of parameter `{param}` is {other}, not a list"),
-                );
-                None
-            }
-        }
-    }
-
-    /// Every `loopItem: FIELD` of the task names a field each item has.
-    fn check_loop_fields(&mut self, base: &[&str], task: &TaskSpec, list: &[serde_json::Value]) {
-        for (param, src) in &task.params {
-            let Some(field) = src.loop_item.as_deref().filter(|f| *f != ".") else {
-                continue;
-            };
-            if let Some((i, item)) = list
-                .iter()
-                .enumerate()
-                .find(|(_, it)| it.get(field).is_none())
-            {
-                let mut p = base.to_vec();
-                p.extend(["params", param.as_str(), "loopItem"]);
-                self.err(
-                    &p,
-                    format!("item {i} of the parallelFor list, {item}, has no field `{field}`"),
-                );
-            }
-        }
-    }
-
-    fn task_ref(
-        &mut self,
-        path: &[&str],
-        from: &str,
-        to: &str,
-        deps: &mut BTreeSet<String>,
-    ) -> bool {
-        if to == from {
-            self.err(path, format!("task `{from}` refers to itself"));
-            return false;
-        }
-        if !self.spec().tasks.contains_key(to) {
-            self.err(
-                path,
-                format!("task `{from}` refers to task `{to}`, which does not exist"),
-            );
-            return false;
-        }
-        deps.insert(to.to_string());
-        true
-    }
-
-    /// Checks a parameter reference; with `expected`, also its type.
-    fn param_source(
-        &mut self,
-        path: &[&str],
-        src: &ParamSource,
-        expected: Option<ParamType>,
-        task: Option<&str>,
-        deps: &mut BTreeSet<String>,
-    ) -> Produced {
-        let forms = [
-            src.value.is_some(),
-            src.param.is_some(),
-            src.task.is_some(),
-            src.loop_item.is_some(),
-            src.run_status.is_some(),
-        ]
-        .iter()
-        .filter(|b| **b)
-        .count();
-        if forms != 1 || src.task.is_some() != src.output.is_some() {
-            self.err(
-                path,
-                "give exactly one of `value`, `param`, `task` with `output`, `loopItem` or `runStatus`",
-            );
-            return Produced::Unknown;
-        }
-        if let Some(field) = &src.run_status {
-            if task != Some(EXIT_HANDLER) {
-                self.err(path, "`runStatus` is only available to the exit handler");
-            } else if field != "state" && field != "error" {
-                self.err(
-                    path,
-                    format!("`runStatus: {field}`: use `state` or `error`"),
-                );
-            }
-            return Produced::Param(ParamType::String);
-        }
-        if src.loop_item.is_some() {
-            let in_loop = task
-                .and_then(|t| self.spec().tasks.get(t))
-                .is_some_and(|t| t.parallel_for.is_some());
-            if !in_loop {
-                self.err(
-                    path,
-                    "`loopItem` is only meaningful in a task with `parallelFor`",
-                );
-            }
-            // An item's type is known only when the list is: checked at run time.
-            return Produced::Unknown;
-        }
-        let (produced, what) = if let Some(v) = &src.value {
-            (ParamType::of_literal(v), format!("the literal {v}"))
-        } else if let Some(p) = &src.param {
-            match self.spec().params.get(p) {
-                Some(d) => (d.ty, format!("pipeline parameter `{p}`")),
-                None => {
-                    self.err(
-                        path,
-                        format!("pipeline parameter `{p}` is not declared in spec.params"),
-                    );
-                    return Produced::Unknown;
-                }
-            }
-        } else {
-            let (t, out) = (src.task.as_deref().unwrap(), src.output.as_deref().unwrap());
-            let ok = match task {
-                Some(from) => self.task_ref(path, from, t, deps),
-                None => {
-                    self.spec().tasks.contains_key(t) || {
-                        self.err(path, format!("task `{t}` does not exist"));
-                        false
-                    }
-                }
-            };
-            if !ok {
-                return Produced::Unknown;
-            }
-            let comp = &self.spec().tasks[t].component;
-            let Some(ty) = self
-                .spec()
-                .components
-                .get(comp)
-                .and_then(|c| c.outputs.params.get(out))
-                .copied()
-            else {
-                self.err(
-                    path,
-                    format!("task `{t}` (component `{comp}`) has no output parameter `{out}`"),
-                );
-                return Produced::Unknown;
-            };
-            if self.spec().tasks[t].parallel_for.is_some() {
-                // Fan-in: the iterations' values, as a JSON list.
-                (
-                    ParamType::Json,
-                    format!("task `{t}` output `{out}` (a list: `{t}` is a parallelFor)"),
-                )
-            } else {
-                (ty, format!("task `{t}` output `{out}`"))
-            }
-        };
-        if let Some(want) = expected {
-            if !want.accepts(produced) {
-                self.err(
-                    path,
-                    format!(
-                        "type mismatch: expects {}, but {what} is {}",
-                        want.name(),
-                        produced.name()
-                    ),
-                );
-            }
-        }
-        Produced::Param(produced)
-    }
-
-    fn artifact_source(
-        &mut self,
-        path: &[&str],
-        src: &ArtifactSource,
-        expected: Option<ArtifactType>,
-        task: Option<&str>,
-        deps: &mut BTreeSet<String>,
-    ) {
-        let produced = match (&src.artifact, &src.task, &src.output) {
-            (Some(a), None, None) => match self.spec().artifacts.get(a) {
-                Some(d) => (d.ty, format!("pipeline artifact `{a}`")),
-                None => {
-                    return self.err(
-                        path,
-                        format!("pipeline artifact `{a}` is not declared in spec.artifacts"),
-                    )
-                }
-            },
-            (None, Some(t), Some(out)) => {
-                let ok = match task {
-                    Some(from) => self.task_ref(path, from, t, deps),
-                    None => self.spec().tasks.contains_key(t),
-                };
-                if !ok {
-                    return;
-                }
-                let comp = &self.spec().tasks[t].component;
-                match self
-                    .spec()
-                    .components
-                    .get(comp)
-                    .and_then(|c| c.outputs.artifacts.get(out))
-                {
-                    Some(ty) => (*ty, format!("task `{t}` output `{out}`")),
-                    None => {
-                        return self.err(
-                            path,
-                            format!(
-                                "task `{t}` (component `{comp}`) has no output artifact `{out}`"
-                            ),
-                        )
-                    }
-                }
-            }
-            _ => {
-                return self.err(
-                    path,
-                    "give exactly one of `artifact`, or `task` with `output`",
-                )
-            }
-        };
-        if let Some(want) = expected {
-            if !want.accepts(produced.0) {
-                self.err(
-                    path,
-                    format!(
-                        "type mismatch: expects {want:?}, but {} is {:?}",
-                        produced.1, produced.0
-                    ),
-                );
-            }
-        }
-    }
-
-    fn condition(&mut self, path: &[&str], c: &Condition, task: &str, deps: &mut BTreeSet<String>) {
-        let forms = [
-            c.input.is_some(),
-            c.all.is_some(),
-            c.any.is_some(),
-            c.not.is_some(),
-        ]
-        .iter()
-        .filter(|b| **b)
-        .count();
-        if forms != 1 {
-            return self.err(
-                path,
-                "a condition is one of: `input` with `op` and `value`, `all`, `any`, `not`",
-            );
-        }
-        let owned: Vec<String> = path.iter().map(|s| s.to_string()).collect();
-        let sub = |key: &str, i: Option<usize>| -> Vec<String> {
-            let mut p = owned.clone();
-            p.push(key.to_string());
-            if let Some(i) = i {
-                p.push(i.to_string());
-            }
-            p
-        };
-        if let Some(input) = &c.input {
-            let (Some(op), Some(value)) = (c.op, &c.value) else {
-                return self.err(
-                    path,
-                    "a comparison needs `op` (==, !=, <, <=, >, >=) and `value`",
-                );
-            };
-            let produced =
-                self.param_source(&strs(&sub("input", None)), input, None, Some(task), deps);
-            if let Produced::Param(ty) = produced {
-                let numeric = |t: ParamType| matches!(t, ParamType::Int | ParamType::Float);
-                let lit = ParamType::of_literal(value);
-                if matches!(op, Op::Lt | Op::Le | Op::Gt | Op::Ge) && !(numeric(ty) && numeric(lit))
-                {
-                    self.err(
-                        &strs(&sub("op", None)),
-                        format!(
-                            "`{op:?}` compares numbers, but the input is {} and the value {}",
-                            ty.name(),
-                            lit.name()
-                        ),
-                    );
-                } else if !ty.accepts(lit) && !lit.accepts(ty) && !(numeric(ty) && numeric(lit)) {
-                    self.err(
-                        &strs(&sub("value", None)),
-                        format!(
-                            "type mismatch: the input is {} but the value is {}",
-                            ty.name(),
-                            lit.name()
-                        ),
-                    );
-                }
-            }
-        }
-        for (key, list) in [("all", &c.all), ("any", &c.any)] {
-            for (i, inner) in list.iter().flatten().enumerate() {
-                self.condition(&strs(&sub(key, Some(i))), inner, task, deps);
-            }
-        }
-        if let Some(inner) = &c.not {
-            self.condition(&strs(&sub("not", None)), inner, task, deps);
         }
     }
 
@@ -810,17 +363,6 @@ fn path_is_done(upstream: &BTreeMap<String, BTreeSet<String>>, task: &str) -> bo
 
 fn strs(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
-}
-
-/// A Kubernetes resource quantity: a decimal number with an optional SI or binary suffix.
-fn is_quantity(q: &str) -> bool {
-    const SUFFIXES: [&str; 14] = [
-        "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n", "u", "m", "k", "M", "G", "T", "P",
-    ];
-    let number = SUFFIXES.iter().find_map(|s| q.strip_suffix(s)).unwrap_or(q);
-    !number.is_empty()
-        && number.chars().all(|c| c.is_ascii_digit() || c == '.')
-        && number.parse::<f64>().is_ok_and(|v| v >= 0.0)
 }
 
 #[cfg(test)]

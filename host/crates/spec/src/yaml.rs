@@ -136,6 +136,16 @@ impl<T: DeserializeOwned> Document<T> {
 }
 
 impl<T> Document<T> {
+    /// The same file read as another type (a shape converted to the spec it means); errors
+    /// still locate in the file, at the deepest node the path shares with it.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Document<U> {
+        Document {
+            file: self.file,
+            value: f(self.value),
+            root: self.root,
+        }
+    }
+
     /// An error at the node `path` (mapping keys and sequence indexes), or at its deepest
     /// existing ancestor.
     pub fn error_at(&self, path: &[&str], message: impl Into<String>) -> SpecError {

@@ -8,6 +8,7 @@
 //! record or a record whose artifacts all exist with their digests.
 
 mod artifacts;
+mod experiments;
 mod lease;
 mod metadata;
 #[cfg(feature = "postgres")]
@@ -19,6 +20,7 @@ pub use artifacts::{
     copy_tree, parse_digest, tree_digest, ArtifactStore, Fsck, ScratchDir, StoredArtifact,
     FULL_CHECK_BYTES,
 };
+pub use experiments::{ExperimentRecord, TrialRecord};
 pub use lease::{Lease, RunLease, STALE_AFTER};
 pub use metadata::*;
 pub use remote::{ArtifactBackend, ObjectStoreBackend};
@@ -62,6 +64,9 @@ pub enum StoreError {
     },
     #[error("no run `{0}`")]
     NoRun(String),
+    /// A trial recorded for an experiment the store does not have.
+    #[error("no experiment `{0}`")]
+    NoExperiment(String),
 }
 
 // Conversions without `#[from]`: that would also make each wrapped error the variant's

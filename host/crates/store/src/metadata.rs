@@ -1,6 +1,8 @@
 //! Run metadata in SQLite: runs, tasks (executions), artifacts, lineage events, metrics, the
-//! cache index and the logs index (each task's log path), with schema migrations.
+//! cache index, the logs index (each task's log path) and tuning experiments with their
+//! trials (their SQL in `experiments.rs`), with schema migrations.
 
+use crate::experiments::{self, ExperimentRecord, TrialRecord};
 use crate::rows::{self, EVENT_COLUMNS, LEASE_COLUMNS, METRIC_COLUMNS, RUN_COLUMNS, TASK_COLUMNS};
 use crate::{Result, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -161,7 +163,7 @@ fn migrations() -> Migrations<'static> {
 }
 
 /// The schema's migrations, oldest first. Existing databases run the ones they lack.
-const MIGRATIONS: &[&str] = &[
+pub(crate) const MIGRATIONS: &[&str] = &[
     "CREATE TABLE runs (
             id TEXT PRIMARY KEY,
             pipeline TEXT NOT NULL,
@@ -246,6 +248,8 @@ const MIGRATIONS: &[&str] = &[
             since TEXT NOT NULL,
             renewed_at TEXT NOT NULL
         );",
+    // Tuning experiments and their trials.
+    experiments::SQLITE_MIGRATION,
 ];
 
 /// What Weft records about runs, whatever database holds it: SQLite in a file by default,
@@ -305,6 +309,21 @@ pub trait Metadata: Send + Sync {
     fn lease_renew(&self, run: &str, owner: &str, at: &str) -> Result<bool>;
     /// Gives `owner`'s lease on `run` back (nothing when it no longer holds it).
     fn lease_release(&self, run: &str, owner: &str) -> Result<()>;
+    /// Records a tuning experiment, or updates every field of the one named so but its name
+    /// and `created_at`.
+    fn put_experiment(&self, e: &ExperimentRecord) -> Result<()>;
+    fn experiment(&self, name: &str) -> Result<Option<ExperimentRecord>>;
+    /// Experiments, oldest first.
+    fn experiments(&self) -> Result<Vec<ExperimentRecord>>;
+    /// Records a trial, or updates its state, objective, observation, `finished_at`, message
+    /// and run (keyed by experiment and name). A NaN objective is stored as none. For an
+    /// experiment the store does not have: [`StoreError::NoExperiment`].
+    fn put_trial(&self, t: &TrialRecord) -> Result<()>;
+    /// An experiment's trials, by `seq`.
+    fn trials(&self, experiment: &str) -> Result<Vec<TrialRecord>>;
+    /// Deletes the experiment and its trials, atomically (their runs stay); nothing when
+    /// there is no such experiment.
+    fn delete_experiment(&self, name: &str) -> Result<()>;
 }
 
 /// The metadata store of a process: [`Metadata`] in whichever database it was opened on.
@@ -732,6 +751,31 @@ impl Metadata for SqliteMetadata {
             )
             .map(drop)
         })
+    }
+
+    fn put_experiment(&self, e: &ExperimentRecord) -> Result<()> {
+        self.with(|c| experiments::put_experiment(c, e))
+    }
+
+    fn experiment(&self, name: &str) -> Result<Option<ExperimentRecord>> {
+        self.with(|c| experiments::experiment(c, name))
+    }
+
+    fn experiments(&self) -> Result<Vec<ExperimentRecord>> {
+        self.with(|c| experiments::experiments(c))
+    }
+
+    fn put_trial(&self, t: &TrialRecord) -> Result<()> {
+        self.with(|c| experiments::put_trial(c, t))
+            .map_err(|e| experiments::unknown_experiment(e, &t.experiment))
+    }
+
+    fn trials(&self, experiment: &str) -> Result<Vec<TrialRecord>> {
+        self.with(|c| experiments::trials(c, experiment))
+    }
+
+    fn delete_experiment(&self, name: &str) -> Result<()> {
+        self.with(|c| experiments::delete_experiment(c, name))
     }
 }
 

@@ -9,11 +9,15 @@
 //! it: directly from plain threads, from a scoped helper thread where the caller is already
 //! inside a runtime (where blocking on another would panic).
 
+use crate::experiments::{stored_objective, ExperimentRecord, TrialRecord};
 use crate::metadata::{
     ArtifactEvent, CacheEntry, Metadata, MetricRecord, RunRecord, TaskCompletion, TaskRecord,
     TaskState,
 };
-use crate::rows::{self, EVENT_COLUMNS, LEASE_COLUMNS, METRIC_COLUMNS, RUN_COLUMNS, TASK_COLUMNS};
+use crate::rows::{
+    self, EVENT_COLUMNS, EXPERIMENT_COLUMNS, LEASE_COLUMNS, METRIC_COLUMNS, RUN_COLUMNS,
+    TASK_COLUMNS, TRIAL_COLUMNS,
+};
 use crate::{Result, StoreError};
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -94,6 +98,33 @@ const LEASES: &str = "CREATE TABLE run_leases (
     renewed_at TEXT NOT NULL
 );";
 
+/// Tuning experiments and their trials (see `experiments.rs`); `seq` on experiments is the
+/// order they were recorded in, on trials the trial's own.
+const EXPERIMENTS: &str = "CREATE TABLE experiments (
+    seq BIGSERIAL,
+    name TEXT PRIMARY KEY,
+    spec_json TEXT NOT NULL,
+    state TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    finished_at TEXT,
+    message TEXT
+);
+CREATE TABLE trials (
+    experiment TEXT NOT NULL REFERENCES experiments(name),
+    name TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    run_id TEXT NOT NULL,
+    assignment_json TEXT NOT NULL,
+    state TEXT NOT NULL,
+    objective DOUBLE PRECISION,
+    observation_json TEXT,
+    created_at TEXT NOT NULL,
+    finished_at TEXT,
+    message TEXT,
+    PRIMARY KEY (experiment, name)
+);
+CREATE INDEX trials_by_seq ON trials(experiment, seq);";
+
 fn migrator() -> Migrator {
     let migration = |version, name: &str, sql| {
         Migration::new(
@@ -107,6 +138,7 @@ fn migrator() -> Migrator {
     Migrator::with_migrations(vec![
         migration(1, "weft metadata", SCHEMA),
         migration(2, "run leases", LEASES),
+        migration(3, "experiments", EXPERIMENTS),
     ])
 }
 
@@ -577,6 +609,113 @@ impl Metadata for PostgresMetadata {
                 .execute(&self.pool)
                 .await
                 .map(drop)
+        })
+    }
+
+    fn put_experiment(&self, e: &ExperimentRecord) -> Result<()> {
+        self.on(async {
+            sqlx::query(
+                "INSERT INTO experiments (name, spec_json, state, created_at, finished_at, message)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (name) DO UPDATE SET spec_json = EXCLUDED.spec_json, state = EXCLUDED.state,
+                    finished_at = EXCLUDED.finished_at, message = EXCLUDED.message",
+            )
+            .bind(&e.name)
+            .bind(&e.spec_json)
+            .bind(&e.state)
+            .bind(&e.created_at)
+            .bind(&e.finished_at)
+            .bind(&e.message)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+        })
+    }
+
+    fn experiment(&self, name: &str) -> Result<Option<ExperimentRecord>> {
+        let row = self.on(async {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {EXPERIMENT_COLUMNS} FROM experiments WHERE name = $1"
+            )))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+        })?;
+        row.map(|r| rows::experiment(&r).map_err(sql)).transpose()
+    }
+
+    fn experiments(&self) -> Result<Vec<ExperimentRecord>> {
+        let rows = self.on(async {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {EXPERIMENT_COLUMNS} FROM experiments ORDER BY created_at, seq"
+            )))
+            .fetch_all(&self.pool)
+            .await
+        })?;
+        rows.iter()
+            .map(|r| rows::experiment(r).map_err(sql))
+            .collect()
+    }
+
+    fn put_trial(&self, t: &TrialRecord) -> Result<()> {
+        let done = self.on(async {
+            sqlx::query(
+                "INSERT INTO trials (experiment, name, seq, run_id, assignment_json, state, objective,
+                    observation_json, created_at, finished_at, message)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (experiment, name) DO UPDATE SET state = EXCLUDED.state,
+                    objective = EXCLUDED.objective, observation_json = EXCLUDED.observation_json,
+                    finished_at = EXCLUDED.finished_at, message = EXCLUDED.message,
+                    run_id = EXCLUDED.run_id",
+            )
+            .bind(&t.experiment)
+            .bind(&t.name)
+            .bind(i64::from(t.seq))
+            .bind(&t.run_id)
+            .bind(&t.assignment_json)
+            .bind(&t.state)
+            .bind(stored_objective(t.objective))
+            .bind(&t.observation_json)
+            .bind(&t.created_at)
+            .bind(&t.finished_at)
+            .bind(&t.message)
+            .execute(&self.pool)
+            .await
+            .map(drop)
+        });
+        match done {
+            // Trials have one foreign key: their experiment.
+            Err(StoreError::Postgres(sqlx::Error::Database(d))) if d.is_foreign_key_violation() => {
+                Err(StoreError::NoExperiment(t.experiment.clone()))
+            }
+            other => other,
+        }
+    }
+
+    fn trials(&self, experiment: &str) -> Result<Vec<TrialRecord>> {
+        let rows = self.on(async {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {TRIAL_COLUMNS} FROM trials WHERE experiment = $1 ORDER BY seq, name"
+            )))
+            .bind(experiment)
+            .fetch_all(&self.pool)
+            .await
+        })?;
+        rows.iter().map(|r| rows::trial(r).map_err(sql)).collect()
+    }
+
+    fn delete_experiment(&self, name: &str) -> Result<()> {
+        self.on(async {
+            let mut tx = self.pool.begin().await?;
+            sqlx::query("DELETE FROM trials WHERE experiment = $1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM experiments WHERE name = $1")
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
         })
     }
 }

@@ -5,7 +5,7 @@
 use crate::metadata::{
     unknown_state, ArtifactEvent, MetricRecord, RunRecord, TaskRecord, TaskState,
 };
-use crate::Lease;
+use crate::{ExperimentRecord, Lease, TrialRecord};
 
 /// The columns of one result row, read by position.
 pub(crate) trait Columns {
@@ -28,6 +28,10 @@ pub(crate) const TASK_COLUMNS: &str = "run_id, name, state, attempt, component_d
 pub(crate) const EVENT_COLUMNS: &str = "run_id, task, name, digest, direction, artifact_type";
 pub(crate) const METRIC_COLUMNS: &str = "task, name, value, step";
 pub(crate) const LEASE_COLUMNS: &str = "owner, host, pid, since, renewed_at";
+pub(crate) const EXPERIMENT_COLUMNS: &str =
+    "name, spec_json, state, created_at, finished_at, message";
+pub(crate) const TRIAL_COLUMNS: &str = "experiment, name, seq, run_id, assignment_json, state, \
+     objective, observation_json, created_at, finished_at, message";
 
 pub(crate) fn run<C: Columns>(r: &C) -> Result<RunRecord, C::Error> {
     Ok(RunRecord {
@@ -90,6 +94,35 @@ pub(crate) fn lease<C: Columns>(r: &C) -> Result<Lease, C::Error> {
         pid: u32::try_from(r.int(2)?).unwrap_or(0),
         since: r.text(3)?,
         renewed_at: r.text(4)?,
+    })
+}
+
+pub(crate) fn experiment<C: Columns>(r: &C) -> Result<ExperimentRecord, C::Error> {
+    Ok(ExperimentRecord {
+        name: r.text(0)?,
+        spec_json: r.text(1)?,
+        state: r.text(2)?,
+        created_at: r.text(3)?,
+        finished_at: r.opt_text(4)?,
+        message: r.opt_text(5)?,
+    })
+}
+
+/// A trial; a NULL objective is none (a NaN one is stored as NULL: see `experiments.rs`).
+pub(crate) fn trial<C: Columns>(r: &C) -> Result<TrialRecord, C::Error> {
+    Ok(TrialRecord {
+        experiment: r.text(0)?,
+        name: r.text(1)?,
+        seq: u32::try_from(r.int(2)?)
+            .map_err(|_| C::invalid(2, "a trial's seq is out of range".into()))?,
+        run_id: r.text(3)?,
+        assignment_json: r.text(4)?,
+        state: r.text(5)?,
+        objective: r.opt_float(6)?,
+        observation_json: r.opt_text(7)?,
+        created_at: r.text(8)?,
+        finished_at: r.opt_text(9)?,
+        message: r.opt_text(10)?,
     })
 }
 

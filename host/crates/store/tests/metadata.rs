@@ -208,6 +208,200 @@ fn non_finite_metrics_round_trip(db: &MetadataStore) {
     assert_eq!(again[1..], back[1..]);
 }
 
+fn experiment_record(name: &str, created_at: &str) -> ExperimentRecord {
+    ExperimentRecord {
+        name: name.into(),
+        spec_json: r#"{"name":"spec"}"#.into(),
+        state: "Created".into(),
+        created_at: created_at.into(),
+        finished_at: None,
+        message: None,
+    }
+}
+
+fn trial_record(experiment: &str, seq: u32) -> TrialRecord {
+    TrialRecord {
+        experiment: experiment.into(),
+        name: format!("{experiment}-{seq:05}"),
+        seq,
+        run_id: format!("{experiment}-run-{seq}"),
+        assignment_json: format!(r#"{{"lr":0.{seq}}}"#),
+        state: "Pending".into(),
+        objective: None,
+        observation_json: None,
+        created_at: format!("2026-03-01T00:00:0{seq}Z"),
+        finished_at: None,
+        message: None,
+    }
+}
+
+/// Tuning experiments and their trials: recorded, updated in place, listed in order, kept
+/// apart per experiment, refused for an unknown experiment, deleted together. Leaves the
+/// experiments `older` and `tie` (with one trial) for the callers to find again.
+fn keeps_experiments_and_trials(db: &MetadataStore) {
+    assert!(db.experiments().unwrap().is_empty());
+    assert_eq!(db.experiment("exp").unwrap(), None);
+
+    // Round trip, then an update of everything but the name and created_at.
+    let exp = experiment_record("exp", "2026-02-01T00:00:00Z");
+    db.put_experiment(&exp).unwrap();
+    assert_eq!(db.experiment("exp").unwrap().as_ref(), Some(&exp));
+    let running = ExperimentRecord {
+        spec_json: r#"{"name":"spec","v":2}"#.into(),
+        state: "Failed".into(),
+        created_at: "2030-01-01T00:00:00Z".into(),
+        finished_at: Some("2026-02-02T00:00:00Z".into()),
+        message: Some("3 trials failed".into()),
+        ..exp.clone()
+    };
+    db.put_experiment(&running).unwrap();
+    let updated = ExperimentRecord {
+        created_at: exp.created_at.clone(),
+        ..running.clone()
+    };
+    assert_eq!(db.experiment("exp").unwrap().as_ref(), Some(&updated));
+    // And back: optional fields can be cleared.
+    let resumed = ExperimentRecord {
+        state: "Running".into(),
+        ..exp.clone()
+    };
+    db.put_experiment(&resumed).unwrap();
+    assert_eq!(db.experiment("exp").unwrap().as_ref(), Some(&resumed));
+
+    // Oldest first; two made at the same time in the order they were recorded.
+    db.put_experiment(&experiment_record("older", "2026-01-01T00:00:00Z"))
+        .unwrap();
+    db.put_experiment(&experiment_record("tie", "2026-02-01T00:00:00Z"))
+        .unwrap();
+    let names: Vec<String> = db
+        .experiments()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["older", "exp", "tie"]);
+
+    // Trials come back by seq, whatever order they were recorded in.
+    db.create_run(&run_record("exp-run-1", "2026-03-01T00:00:00Z"), &[])
+        .unwrap();
+    for seq in [2, 0, 1] {
+        db.put_trial(&trial_record("exp", seq)).unwrap();
+    }
+    assert_eq!(
+        db.trials("exp").unwrap(),
+        [0, 1, 2].map(|seq| trial_record("exp", seq))
+    );
+    assert_eq!(db.trials("exp").unwrap()[1].name, "exp-00001");
+
+    // A second experiment's trials are its own, even under the same trial name.
+    let mut same_name = trial_record("tie", 0);
+    same_name.name = "exp-00000".into();
+    db.put_trial(&same_name).unwrap();
+    assert_eq!(db.trials("tie").unwrap(), [same_name.clone()]);
+    assert_eq!(db.trials("exp").unwrap().len(), 3);
+    assert!(db.trials("older").unwrap().is_empty());
+    assert!(db.trials("nope").unwrap().is_empty());
+
+    // An update changes state, objective, observation, finished_at, message and run, and
+    // keeps the seq, assignment and created_at the trial was made with.
+    let done = TrialRecord {
+        seq: 9,
+        run_id: "exp-run-1b".into(),
+        assignment_json: r#"{"lr":9}"#.into(),
+        state: "Succeeded".into(),
+        objective: Some(0.25),
+        observation_json: Some(r#"{"metrics":[{"name":"loss","latest":0.25}]}"#.into()),
+        created_at: "2031-01-01T00:00:00Z".into(),
+        finished_at: Some("2026-03-02T00:00:00Z".into()),
+        message: Some("done".into()),
+        ..trial_record("exp", 1)
+    };
+    db.put_trial(&done).unwrap();
+    let trials = db.trials("exp").unwrap();
+    assert_eq!(
+        trials[1],
+        TrialRecord {
+            seq: 1,
+            assignment_json: trial_record("exp", 1).assignment_json,
+            created_at: trial_record("exp", 1).created_at,
+            ..done.clone()
+        }
+    );
+    assert_eq!(trials[0], trial_record("exp", 0), "the others untouched");
+    let json = serde_json::to_value(&trials[1]).unwrap();
+    assert_eq!(json["objective"], 0.25);
+    assert_eq!(json["seq"], 1);
+
+    // Objectives: NaN is stored as none (the same on both backends); infinities are kept.
+    for (seq, objective, back) in [
+        (0, f64::NAN, None),
+        (2, f64::NEG_INFINITY, Some(f64::NEG_INFINITY)),
+    ] {
+        let failed = TrialRecord {
+            state: "MetricsUnavailable".into(),
+            objective: Some(objective),
+            ..trial_record("exp", seq)
+        };
+        db.put_trial(&failed).unwrap();
+        assert_eq!(db.trials("exp").unwrap()[seq as usize].objective, back);
+    }
+
+    // A trial of an experiment that does not exist is refused, naming it.
+    match db.put_trial(&trial_record("ghost", 0)) {
+        Err(e @ StoreError::NoExperiment(_)) => {
+            assert!(e.to_string().contains("`ghost`"), "{e}");
+            assert!(!e.is_transient());
+        }
+        other => panic!("a trial of no experiment: {other:?}"),
+    }
+    assert!(db.trials("ghost").unwrap().is_empty());
+    assert_eq!(db.experiment("ghost").unwrap(), None);
+
+    // Deleting an experiment takes its trials, not its runs nor other experiments'.
+    db.delete_experiment("exp").unwrap();
+    assert_eq!(db.experiment("exp").unwrap(), None);
+    assert!(db.trials("exp").unwrap().is_empty());
+    assert_eq!(db.trials("tie").unwrap(), [same_name]);
+    assert!(db.run("exp-run-1").is_ok(), "runs stay");
+    db.delete_experiment("exp").unwrap();
+    db.delete_experiment("never").unwrap();
+    // The name is free again, with no trials left over.
+    db.put_experiment(&exp).unwrap();
+    assert!(db.trials("exp").unwrap().is_empty());
+    db.delete_experiment("exp").unwrap();
+    let names: Vec<String> = db
+        .experiments()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["older", "tie"]);
+}
+
+/// What `keeps_experiments_and_trials` leaves, found again after reopening the store.
+fn experiments_left(db: &MetadataStore) {
+    assert_eq!(
+        db.experiments().unwrap(),
+        [
+            experiment_record("older", "2026-01-01T00:00:00Z"),
+            experiment_record("tie", "2026-02-01T00:00:00Z")
+        ]
+    );
+    let trials = db.trials("tie").unwrap();
+    assert_eq!((trials.len(), trials[0].name.as_str()), (1, "exp-00000"));
+}
+
+/// A store as the version before experiments left it, with a run in it, then opened: the
+/// run is kept and experiments can be recorded.
+fn experiments_arrive_in_an_old_store(db: &MetadataStore) {
+    assert_eq!(db.run("old").unwrap().state, RUN_RUNNING);
+    assert!(db.experiments().unwrap().is_empty());
+    db.put_experiment(&experiment_record("e", "2026-01-01T00:00:00Z"))
+        .unwrap();
+    db.put_trial(&trial_record("e", 0)).unwrap();
+    assert_eq!(db.trials("e").unwrap(), [trial_record("e", 0)]);
+}
+
 /// One executor per run: a held lease refuses a second taker (naming the holder), is given
 /// back on drop, and a lease whose holder is gone (a dead pid here, or no renewal for
 /// STALE_AFTER elsewhere) is taken over.
@@ -330,6 +524,39 @@ fn sqlite_honours_the_contract() {
     assert_eq!(db.runs(10).unwrap().len(), 3);
 }
 
+#[test]
+fn sqlite_keeps_experiments_and_trials() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let db = MetadataStore::open(&path).unwrap();
+    keeps_experiments_and_trials(&db);
+    drop(db);
+    experiments_left(&MetadataStore::open(&path).unwrap());
+}
+
+/// The experiments migration is the latest: a store from before it is one at the schema
+/// version before, without the tables. (`experiments.rs` also builds one from the older
+/// migrations themselves.)
+#[test]
+fn sqlite_a_store_from_before_experiments_gets_the_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let db = MetadataStore::open(&path).unwrap();
+    db.create_run(&run_record("old", "2026-01-01T00:00:00Z"), &[])
+        .unwrap();
+    drop(db);
+    let old = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = old
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    old.execute_batch("DROP TABLE trials; DROP TABLE experiments;")
+        .unwrap();
+    old.pragma_update(None, "user_version", version - 1)
+        .unwrap();
+    drop(old);
+    experiments_arrive_in_an_old_store(&MetadataStore::open(&path).unwrap());
+}
+
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
@@ -390,6 +617,41 @@ mod postgres {
         drop(db);
         let db = MetadataStore::connect(&url).unwrap();
         assert_eq!(db.runs(10).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn postgres_keeps_experiments_and_trials() {
+        let Some(url) = fresh_database() else { return };
+        let db = MetadataStore::connect(&url).unwrap();
+        keeps_experiments_and_trials(&db);
+        drop(db);
+        experiments_left(&MetadataStore::connect(&url).unwrap());
+    }
+
+    /// A database migrated by the version before experiments (migration 3): its tables
+    /// absent and the migration not recorded as applied.
+    #[test]
+    fn postgres_a_database_from_before_experiments_gets_the_tables() {
+        let Some(url) = fresh_database() else { return };
+        let db = MetadataStore::connect(&url).unwrap();
+        db.create_run(&run_record("old", "2026-01-01T00:00:00Z"), &[])
+            .unwrap();
+        drop(db);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            c.execute(
+                "DROP TABLE trials; DROP TABLE experiments; \
+                 DELETE FROM _sqlx_migrations WHERE version = 3;",
+            )
+            .await
+            .unwrap();
+            c.close().await.unwrap();
+        });
+        experiments_arrive_in_an_old_store(&MetadataStore::connect(&url).unwrap());
     }
 
     /// Runners starting together against a fresh database: the migration runs once (sqlx's

@@ -1,12 +1,17 @@
 //! Weft's Kubernetes custom resources, group `weft.dev`, version `v1alpha1`: `Pipeline`,
-//! `PipelineRun` and `InferenceService`. Their specs are weft-spec's types, unchanged, so the
-//! YAML `wasm-run` runs is the YAML `kubectl apply` takes; this crate adds the Kubernetes
-//! envelope, the status each controller writes, and the CRD manifests (`operator/chart/crds/`).
+//! `PipelineRun`, `InferenceService` and `Experiment`. Their specs are weft-spec's types,
+//! unchanged, so the YAML `wasm-run` runs is the YAML `kubectl apply` takes; this crate adds the
+//! Kubernetes envelope, the status each controller writes, and the CRD manifests (`operator/chart/crds/`).
 
+mod experiment;
 mod inference;
 mod pipeline;
 mod structural;
 
+pub use experiment::{
+    runner_status, Experiment, ExperimentResourceSpec, ExperimentStatus, Metric, Observation,
+    OptimalTrial, ParameterAssignment, TrialProgress,
+};
 pub use inference::{InferenceService, InferenceServiceResourceSpec, InferenceServiceStatus};
 pub use pipeline::{
     Pipeline, PipelineResourceSpec, PipelineRun, PipelineRunResourceSpec, PipelineRunStatus,
@@ -25,7 +30,12 @@ pub type Condition = k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 
 /// Every Weft CRD, with structural schemas (see [`structural`]), as the API server takes it.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![Pipeline::crd(), PipelineRun::crd(), InferenceService::crd()]
+    vec![
+        Pipeline::crd(),
+        PipelineRun::crd(),
+        InferenceService::crd(),
+        Experiment::crd(),
+    ]
 }
 
 /// `(file name, YAML)` of every CRD: what `operator/chart/crds/` holds.

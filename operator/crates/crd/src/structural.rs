@@ -6,6 +6,9 @@
 //! - schemas that accept any JSON value (`serde_json::Value` fields, `true`): the same marker.
 //! - `additionalProperties: false` next to `properties` (`deny_unknown_fields`): not allowed
 //!   together; the API server prunes unknown fields instead.
+//! - an untagged enum of scalars (Katib's numbers-or-strings): an `anyOf` of types, which the
+//!   API server takes only with a type outside it and none inside; such a node admits any
+//!   value instead (`x-kubernetes-preserve-unknown-fields`), and weft-spec checks it.
 //! - `definitions`/`$defs`, left behind by the references.
 
 use schemars::{generate::SchemaSettings, JsonSchema, Schema};
@@ -77,6 +80,13 @@ fn fix_object(map: &mut Map<String, Value>) {
         if let Some(n) = nullable {
             map.insert("nullable".into(), n);
         }
+        return;
+    }
+    let untyped = !map.contains_key("type") && !map.contains_key("x-kubernetes-int-or-string");
+    if untyped && (map.contains_key("anyOf") || map.contains_key("oneOf")) {
+        map.remove("anyOf");
+        map.remove("oneOf");
+        map.insert("x-kubernetes-preserve-unknown-fields".into(), json!(true));
         return;
     }
     if map.contains_key("properties") && map.get("additionalProperties") == Some(&json!(false)) {

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use weft_crd::{InferenceService, Pipeline, PipelineRun};
+use weft_crd::{Experiment, InferenceService, Pipeline, PipelineRun};
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -52,6 +52,20 @@ fn assert_structural(node: &Value, at: &str) {
         .iter()
         .any(|k| map.contains_key(*k));
     assert!(typed || only_constraints, "{at}: no type in {node}");
+    // Inside `anyOf`/`oneOf`/`allOf` only value constraints: no types, no pruning markers.
+    for key in ["anyOf", "oneOf", "allOf"] {
+        for branch in map.get(key).and_then(Value::as_array).into_iter().flatten() {
+            for forbidden in ["type", "x-kubernetes-preserve-unknown-fields"] {
+                assert!(
+                    branch.get(forbidden).is_none(),
+                    "{at}: `{forbidden}` inside {key}: {branch}"
+                );
+            }
+        }
+        if map.contains_key(key) {
+            assert!(typed, "{at}: {key} without a type of its own");
+        }
+    }
     if let Some(Value::Object(props)) = map.get("properties") {
         for (k, v) in props {
             assert_structural(v, &format!("{at}.{k}"));
@@ -87,7 +101,10 @@ fn schema_of(kind: &str) -> Value {
 fn every_crd_is_structural_namespaced_and_in_weft_dev() {
     let crds = weft_crd::crds();
     let kinds: Vec<&str> = crds.iter().map(|c| c.spec.names.kind.as_str()).collect();
-    assert_eq!(kinds, ["Pipeline", "PipelineRun", "InferenceService"]);
+    assert_eq!(
+        kinds,
+        ["Pipeline", "PipelineRun", "InferenceService", "Experiment"]
+    );
     for crd in &crds {
         assert_eq!(crd.spec.group, "weft.dev");
         assert_eq!(crd.spec.scope, "Namespaced");
@@ -135,6 +152,63 @@ fn the_examples_wasm_run_runs_are_the_resources_kubectl_applies() {
     let typed: InferenceService = serde_json::from_value(isvc.clone()).unwrap();
     assert_eq!(typed.spec.0.canary.as_ref().unwrap().traffic_percent, 10);
     cel("InferenceService", &isvc).unwrap();
+
+    let experiment = yaml_file("examples/experiments/branin.yaml");
+    let typed: Experiment = serde_json::from_value(experiment.clone()).unwrap();
+    assert_eq!(typed.spec.0.max_trial_count, Some(80));
+    assert_eq!(typed.spec.0.objective.objective_metric_name, "value");
+    cel("Experiment", &experiment).unwrap();
+}
+
+/// `kubectl get wexp` prints what matters of an experiment: its state, the best value, the
+/// trials; the status has Katib's shape.
+#[test]
+fn the_experiment_crd_prints_state_best_and_trials_and_has_katibs_status() {
+    let crd = weft_crd::crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == "Experiment")
+        .unwrap();
+    assert_eq!(crd.spec.names.short_names, Some(vec!["wexp".to_string()]));
+    assert_eq!(crd.spec.names.categories, Some(vec!["weft".to_string()]));
+    let version = &crd.spec.versions[0];
+    assert!(version.subresources.as_ref().unwrap().status.is_some());
+    let columns: Vec<(String, String, i32)> = version
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| (c.name.clone(), c.json_path.clone(), c.priority.unwrap_or(0)))
+        .collect();
+    let shown: Vec<&str> = columns
+        .iter()
+        .filter(|c| c.2 == 0)
+        .map(|c| c.0.as_str())
+        .collect();
+    assert_eq!(shown, ["State", "Best", "Trials", "Age"]);
+    assert!(columns.contains(&("Best".into(), ".status.bestValue".into(), 0)));
+    let status = &schema_of("Experiment")["properties"]["status"]["properties"];
+    for field in [
+        "state",
+        "conditions",
+        "currentOptimalTrial",
+        "trials",
+        "trialsSucceeded",
+        "trialsFailed",
+        "trialsEarlyStopped",
+        "trialsRunning",
+        "startTime",
+        "completionTime",
+        "runner",
+        "message",
+    ] {
+        assert!(status.get(field).is_some(), "status.{field} missing");
+    }
+    let optimal = &status["currentOptimalTrial"]["properties"];
+    assert!(optimal["bestTrialName"].is_object());
+    assert!(optimal["parameterAssignments"]["items"]["properties"]["value"].is_object());
+    let metric = &optimal["observation"]["properties"]["metrics"]["items"]["properties"];
+    for field in ["name", "value", "min", "max", "latest"] {
+        assert!(metric.get(field).is_some(), "metric.{field} missing");
+    }
 }
 
 #[test]
@@ -174,4 +248,59 @@ fn cel_rules_refuse_what_the_types_cannot_say() {
     bad["spec"]["canary"]["storageUri"] = bad["spec"]["predictor"]["storageUri"].clone();
     let err = cel("InferenceService", &bad).unwrap_err();
     assert!(err.contains("the canary must differ"), "{err}");
+}
+
+/// The runner's half of an experiment's status: Katib's counters and currentOptimalTrial, the
+/// best trial by the objective's direction (failed trials and NaNs never win), each metric
+/// under its strategy's field too.
+#[test]
+fn the_runners_experiment_status_counts_trials_and_names_the_best() {
+    let experiment = yaml_file("examples/experiments/branin.yaml");
+    let mut typed: Experiment = serde_json::from_value(experiment).unwrap();
+    let trial = |name: &str, state: &str, objective: Option<f64>| weft_crd::TrialProgress {
+        name: name.into(),
+        state: state.into(),
+        parameters: vec![("x1".into(), "3.1".into()), ("x2".into(), "2.2".into())],
+        objective,
+        metrics: vec![
+            ("value".into(), objective.unwrap_or(0.0)),
+            ("loss".into(), 0.5),
+        ],
+    };
+    let trials = [
+        trial("b-00000", "Succeeded", Some(1.5)),
+        trial("b-00001", "Succeeded", Some(0.41)),
+        trial("b-00002", "Failed", Some(0.01)),
+        trial("b-00003", "Succeeded", Some(f64::NAN)),
+        trial("b-00004", "EarlyStopped", Some(9.0)),
+        trial("b-00005", "Running", None),
+    ];
+    let status = weft_crd::runner_status(&typed.spec.0, &trials);
+    assert_eq!(status.trials, Some(6));
+    assert_eq!(status.trials_succeeded, Some(3));
+    assert_eq!(status.trials_failed, Some(1));
+    assert_eq!(status.trials_early_stopped, Some(1));
+    assert_eq!(status.trials_running, Some(1));
+    assert_eq!(status.trial_metrics_unavailable, None);
+    assert_eq!(status.best_value, Some(0.41));
+    let best = status.current_optimal_trial.as_ref().unwrap();
+    assert_eq!(best.best_trial_name, "b-00001");
+    assert_eq!(best.parameter_assignments[0].name, "x1");
+    assert_eq!(best.parameter_assignments[0].value, "3.1");
+    let v = serde_json::to_value(&best.observation).unwrap();
+    assert_eq!(
+        v,
+        json!({"metrics": [
+            {"name": "value", "value": 0.41, "min": "0.41"},
+            {"name": "loss", "value": 0.5, "min": "0.5"},
+        ]})
+    );
+    // Maximising, the other end wins; with no trial yet, nothing is said.
+    typed.spec.0.objective.direction = weft_spec::experiment::ObjectiveType::Maximize;
+    let status = weft_crd::runner_status(&typed.spec.0, &trials);
+    assert_eq!(status.best_value, Some(1.5));
+    assert_eq!(
+        serde_json::to_value(weft_crd::runner_status(&typed.spec.0, &[])).unwrap(),
+        json!({})
+    );
 }

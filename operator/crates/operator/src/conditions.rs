@@ -63,6 +63,15 @@ impl Conditioned for weft_crd::PipelineRunStatus {
     }
 }
 
+impl Conditioned for weft_crd::ExperimentStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+}
+
 impl Conditioned for weft_crd::InferenceServiceStatus {
     fn conditions(&self) -> &[Condition] {
         &self.conditions

@@ -1,5 +1,6 @@
-//! The Weft operator: runs `PipelineRun`s as runner Jobs (one pod per run, steps in
-//! microseconds inside it) and serves `InferenceService`s as `wasm-run serve` Deployments.
+//! The Weft operator: runs `PipelineRun`s and `Experiment`s as runner Jobs (one pod per run or
+//! experiment, steps and trials in microseconds inside it) and serves `InferenceService`s as
+//! `wasm-run serve` Deployments.
 //!
 //! Shaped like kube-rs's controller-rs: a reconciler per kind behind a finalizer, children
 //! written with server-side apply and owned by their resource, status written only when it
@@ -10,6 +11,7 @@ pub mod apply;
 pub mod conditions;
 pub mod context;
 pub mod error;
+pub mod experiment;
 pub mod inferenceservice;
 pub mod metrics;
 pub mod pipelinerun;

@@ -9,14 +9,14 @@ use kube::runtime::{watcher, Controller};
 use kube::{Api, Client};
 use std::path::PathBuf;
 use std::sync::Arc;
-use weft_crd::{InferenceService, PipelineRun};
-use weft_operator::{inferenceservice, pipelinerun, Config, Context};
+use weft_crd::{Experiment, InferenceService, PipelineRun};
+use weft_operator::{experiment, inferenceservice, pipelinerun, Config, Context};
 
 #[derive(Parser)]
 #[command(
     name = "weft-operator",
     version,
-    about = "Weft on Kubernetes: runs PipelineRuns and serves InferenceServices."
+    about = "Weft on Kubernetes: runs PipelineRuns and Experiments and serves InferenceServices."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -161,6 +161,14 @@ async fn controllers(client: Client, ctx: Arc<Context>) {
         ctx.clone(),
     )
     .for_each(|_| futures::future::ready(()));
+    let experiments = Controller::new(
+        Api::<Experiment>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<Job>::all(client.clone()), watcher::Config::default())
+    .shutdown_on_signal()
+    .run(experiment::reconcile, experiment::error_policy, ctx.clone())
+    .for_each(|_| futures::future::ready(()));
     let services = Controller::new(
         Api::<InferenceService>::all(client.clone()),
         watcher::Config::default(),
@@ -173,7 +181,7 @@ async fn controllers(client: Client, ctx: Arc<Context>) {
         ctx,
     )
     .for_each(|_| futures::future::ready(()));
-    futures::join!(runs, services);
+    futures::join!(runs, experiments, services);
 }
 
 async fn serve_metrics(addr: String, metrics: Arc<weft_operator::metrics::Metrics>) {

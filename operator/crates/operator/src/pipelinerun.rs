@@ -171,7 +171,7 @@ async fn start(
 
 /// The namespace's `weft-runner` service account, bound to the runner ClusterRole: all a
 /// runner may do is write its PipelineRun's status (live task states).
-async fn runner_account(ctx: &Context, ns: &str) -> Result<(), Error> {
+pub(crate) async fn runner_account(ctx: &Context, ns: &str) -> Result<(), Error> {
     let name = crate::context::RUNNER;
     let meta = ObjectMeta {
         name: Some(name.into()),
@@ -283,7 +283,7 @@ pub fn task_pod_template(config: &crate::Config, cm: &str) -> Option<PodTemplate
 }
 
 /// The runner's Weft home: the configured claim, else a scratch volume of the pod's own.
-fn home_volume(config: &crate::Config) -> Volume {
+pub(crate) fn home_volume(config: &crate::Config) -> Volume {
     match &config.home_pvc {
         Some(claim) => Volume {
             name: "home".into(),
@@ -300,7 +300,6 @@ fn home_volume(config: &crate::Config) -> Volume {
 /// The runner Job: one pod running the whole DAG with `wasm-run`, non-root, read-only root
 /// filesystem, no privilege; its report goes to the termination message.
 pub fn runner_job(run: &PipelineRun, config: &crate::Config, name: &str, cm: &str) -> Job {
-    let run_labels = labels(RUN_LABEL, &run.name_any());
     let run_id = run.uid().unwrap_or_else(|| run.name_any());
     let run_file = format!("{}/run.yaml", pods::SPEC_DIR);
     let run_ref = format!("{}/{}", run.namespace().unwrap_or_default(), run.name_any());
@@ -319,7 +318,21 @@ pub fn runner_job(run: &PipelineRun, config: &crate::Config, name: &str, cm: &st
     if task_pod_template(config, cm).is_some() {
         command.extend(["--task-pods", task_pods.as_str()]);
     }
-    let args = pods::wasm_run_args(config, &command);
+    runner_job_of(run, RUN_LABEL, config, name, cm, &command)
+}
+
+/// A runner Job owned by `owner` (labelled `kind_label: its name`) running `wasm-run` with
+/// `command` over the spec ConfigMap `cm`: the runner pod of a PipelineRun or an Experiment.
+pub(crate) fn runner_job_of<K: Resource<DynamicType = ()>>(
+    owner_object: &K,
+    kind_label: &str,
+    config: &crate::Config,
+    name: &str,
+    cm: &str,
+    command: &[&str],
+) -> Job {
+    let run_labels = labels(kind_label, &owner_object.name_any());
+    let args = pods::wasm_run_args(config, command);
     let home = home_volume(config);
     let mut env = vec![EnvVar {
         name: "RUST_LOG".into(),
@@ -350,9 +363,9 @@ pub fn runner_job(run: &PipelineRun, config: &crate::Config, name: &str, cm: &st
     Job {
         metadata: ObjectMeta {
             name: Some(name.into()),
-            namespace: run.namespace(),
+            namespace: owner_object.meta().namespace.clone(),
             labels: Some(run_labels.clone()),
-            owner_references: Some(vec![owner(run)]),
+            owner_references: Some(vec![owner(owner_object)]),
             ..Default::default()
         },
         spec: Some(JobSpec {
@@ -536,7 +549,7 @@ async fn finish(
 }
 
 /// A condition reason (CamelCase) for a state.
-fn reason(state: &str) -> String {
+pub(crate) fn reason(state: &str) -> String {
     state
         .split('_')
         .map(|w| {
@@ -549,7 +562,7 @@ fn reason(state: &str) -> String {
         .collect()
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     k8s_openapi::jiff::Timestamp::now().to_string()
 }
 

@@ -58,6 +58,10 @@ fn the_cluster_role_grants_what_the_controllers_use_and_nothing_broad() {
         ("weft.dev", "pipelineruns", "patch"),
         ("weft.dev", "pipelineruns/status", "patch"),
         ("weft.dev", "pipelineruns/finalizers", "update"),
+        ("weft.dev", "experiments", "watch"),
+        ("weft.dev", "experiments", "patch"),
+        ("weft.dev", "experiments/status", "patch"),
+        ("weft.dev", "experiments/finalizers", "update"),
         ("weft.dev", "inferenceservices", "watch"),
         ("weft.dev", "inferenceservices/status", "patch"),
         ("batch", "jobs", "get"),
@@ -111,8 +115,8 @@ fn the_cluster_role_grants_what_the_controllers_use_and_nothing_broad() {
     assert_eq!(
         serde_json::Value::Array(runner.clone()),
         serde_json::json!([
-            {"apiGroups": ["weft.dev"], "resources": ["pipelineruns/status"], "verbs": ["patch"]},
-            {"apiGroups": ["weft.dev"], "resources": ["pipelineruns"], "verbs": ["get"]},
+            {"apiGroups": ["weft.dev"], "resources": ["pipelineruns/status", "experiments/status"], "verbs": ["patch"]},
+            {"apiGroups": ["weft.dev"], "resources": ["pipelineruns", "experiments"], "verbs": ["get"]},
             {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "delete"]},
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
         ])
@@ -145,7 +149,7 @@ fn the_crds_pass_kubernetes_own_schema() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(crds.len(), 3);
+    assert_eq!(crds.len(), 4);
     let out = Command::new(validate)
         .args(["--strict", "-k", "1.33.0"])
         .args(&crds)
@@ -157,7 +161,7 @@ fn the_crds_pass_kubernetes_own_schema() {
     assert_eq!(
         text.matches("passed for resource customresourcedefinition")
             .count(),
-        3,
+        4,
         "{text}"
     );
 }

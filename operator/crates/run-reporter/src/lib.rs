@@ -2,7 +2,10 @@
 //! follows its executor's events and writes `status.tasks` of its PipelineRun as tasks start and
 //! finish, at most once per interval, so `kubectl get pipelinerun -w` shows progress while the
 //! run goes. The operator owns the rest of the status and writes the final report when the
-//! runner ends.
+//! runner ends. [`experiment`] does the same for an Experiment's trials (`wasm-run tune
+//! --kube-status NS/NAME`).
+
+pub mod experiment;
 
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};

@@ -16,6 +16,7 @@ use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::wait::await_condition;
 use kube::Client;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -98,7 +99,7 @@ impl KubePods {
         })
     }
 
-    /// How often a Job's state is read while waiting (default 1 s).
+    /// How often the cancel flag is looked at while a Job is watched (default 1 s).
     pub fn poll_every(mut self, every: Duration) -> Self {
         self.poll = every;
         self
@@ -128,34 +129,56 @@ impl KubePods {
             }
             Err(e) => return Err(e).with_context(|| format!("creating the Job of task {name}")),
         }
+        let job = self.await_finished(&job_name, cancel).await?;
+        let status = job.status.unwrap_or_default();
+        if status.succeeded.unwrap_or(0) > 0 {
+            let message = self.termination_message(&job_name).await?;
+            return results_digest(&message)
+                .with_context(|| format!("the report of Job {job_name}"));
+        }
+        let message = self
+            .termination_message(&job_name)
+            .await
+            .unwrap_or_else(|e| format!("{e:#}"));
+        bail!("the pod of task {name} (Job {job_name}) failed: {message}")
+    }
+
+    /// Waits for the Job to succeed or fail, watching it (kube's `await_condition`) rather
+    /// than reading it over and over. A watch that breaks (an API server restart, a dropped
+    /// connection) is watched again after a back-off, up to [`WATCH_RETRIES`] times in a row:
+    /// a blip is not the task's failure. The cancel flag is looked at every `poll`; on cancel
+    /// the Job is deleted.
+    async fn await_finished(&self, job_name: &str, cancel: &AtomicBool) -> Result<Job> {
+        let mut broken = 0;
         loop {
-            if cancel.load(Ordering::Relaxed) {
-                let _ = self
-                    .jobs
-                    .delete(&job_name, &DeleteParams::background())
-                    .await;
-                bail!("cancelled: deleted Job {job_name}");
+            let watch = await_condition(self.jobs.clone(), job_name, job_finished);
+            let mut watch = std::pin::pin!(watch);
+            let outcome = loop {
+                tokio::select! {
+                    outcome = &mut watch => break outcome,
+                    _ = tokio::time::sleep(self.poll) => {
+                        if cancel.load(Ordering::Relaxed) {
+                            let _ = self.jobs.delete(job_name, &DeleteParams::background()).await;
+                            bail!("cancelled: deleted Job {job_name}");
+                        }
+                    }
+                }
+            };
+            match outcome {
+                Ok(Some(job)) => return Ok(job),
+                Ok(None) => bail!("Job {job_name} was deleted before its pod finished"),
+                Err(e) if broken < WATCH_RETRIES => {
+                    broken += 1;
+                    tracing::warn!(job = job_name, error = %e, attempt = broken, "watching the Job failed; watching again");
+                    tokio::time::sleep(Duration::from_millis(100 << broken)).await;
+                }
+                // kube's errors repeat their sources in their own message: name the root once.
+                Err(e) => bail!(
+                    "watching Job {job_name} failed {} times in a row; last: {}",
+                    broken + 1,
+                    root_cause(&e)
+                ),
             }
-            let status = self
-                .jobs
-                .get(&job_name)
-                .await
-                .with_context(|| format!("reading Job {job_name}"))?
-                .status
-                .unwrap_or_default();
-            if status.succeeded.unwrap_or(0) > 0 {
-                let message = self.termination_message(&job_name).await?;
-                return results_digest(&message)
-                    .with_context(|| format!("the report of Job {job_name}"));
-            }
-            if status.failed.unwrap_or(0) > 0 {
-                let message = self
-                    .termination_message(&job_name)
-                    .await
-                    .unwrap_or_else(|e| format!("{e:#}"));
-                bail!("the pod of task {name} (Job {job_name}) failed: {message}");
-            }
-            tokio::time::sleep(self.poll).await;
         }
     }
 
@@ -187,6 +210,25 @@ impl PodLauncher for KubePods {
         self.tokio
             .block_on(self.run_async(name, order, resources, cancel))
     }
+}
+
+/// Times in a row a broken watch of a Job is started again before the wait gives up.
+const WATCH_RETRIES: u32 = 5;
+
+/// A Job is finished once a pod of it succeeded or failed (task Jobs have no retries of their
+/// own: the runner's retry policy decides), or once it is gone.
+fn job_finished(job: Option<&Job>) -> bool {
+    let Some(status) = job.and_then(|j| j.status.as_ref()) else {
+        return job.is_none();
+    };
+    status.succeeded.unwrap_or(0) > 0 || status.failed.unwrap_or(0) > 0
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    std::iter::successors(Some(e), |e| e.source())
+        .last()
+        .map(|e| e.to_string())
+        .unwrap_or_default()
 }
 
 /// Reads a pod template (a `PodTemplateSpec` as JSON) from `path`: what the operator writes

@@ -25,7 +25,7 @@ pub(super) fn run_with_retries(
             task: job.task.clone(),
             attempt,
         });
-        run_once(runtime, stores, job, attempt, cancel)
+        run_once(runtime, stores, job, attempt, emit, cancel)
     };
     let mut attempt = 1;
     // The first attempt, unless it already ran elsewhere (in a shard's pod) and failed.
@@ -44,6 +44,8 @@ pub(super) fn run_with_retries(
         match outcome {
             Ok(done) => return Ok(done),
             Err(AttemptError::Cancelled) => return Err(Unfinished::cancelled("cancelled")),
+            // Stopped by the run's metric watch (a tuner): its verdict, not retried.
+            Err(AttemptError::Stopped(why)) => return Err(Unfinished::cancelled(&why)),
             Err(AttemptError::Host(e)) => return Err(fail(e)),
             Err(AttemptError::Step(e)) if attempt <= limit && !cancel.load(Ordering::Relaxed) => {
                 emit(RunEvent::TaskRetrying {
@@ -69,6 +71,8 @@ pub(crate) enum AttemptError {
     /// The step failed (may be retried).
     Step(String),
     Cancelled,
+    /// Stopped by a metric watch (early stopping), with why.
+    Stopped(String),
     /// The host failed (store, I/O): not the step's fault, not retried.
     Host(anyhow::Error),
 }
@@ -212,6 +216,7 @@ pub(super) fn run_once(
     stores: &Stores,
     job: &Job,
     attempt: u32,
+    emit: &(dyn Fn(RunEvent) + Sync),
     cancel: &Arc<AtomicBool>,
 ) -> std::result::Result<Finished, AttemptError> {
     let host = |e: anyhow::Error| AttemptError::Host(e);
@@ -235,16 +240,47 @@ pub(super) fn run_once(
             keep_log(&log_path, &result.log).map_err(host)?;
             result.outcome.map_err(AttemptError::Step)?
         }
-        _ => run_step(
-            runtime,
-            &stores.artifacts,
-            &step,
-            &component_path(&stores.components_dir, &job.component),
-            &log_path,
-            cancel,
-        )?,
+        _ => {
+            let component = load_component(runtime, stores, job, emit)?;
+            run_step(
+                runtime,
+                &stores.artifacts,
+                &step,
+                &component,
+                &log_path,
+                cancel,
+            )?
+        }
     };
     record_success(stores, job, done, &log_path).map_err(host)
+}
+
+/// The job's component, loaded when its first task runs rather than when the run is planned
+/// (a run whose every task is a cache hit compiles nothing); a compile is announced, and its
+/// time reported, as events. A component that does not load is the step's failure.
+fn load_component(
+    runtime: &Runtime,
+    stores: &Stores,
+    job: &Job,
+    emit: &(dyn Fn(RunEvent) + Sync),
+) -> std::result::Result<Arc<LoadedComponent>, AttemptError> {
+    let path = component_path(&stores.components_dir, &job.component);
+    let name = &job.spec.component;
+    let loaded = runtime
+        .load_with(&path, &|c| {
+            emit(RunEvent::Compiling {
+                component: name.clone(),
+                bytes: c.bytes,
+            })
+        })
+        .map_err(|e| AttemptError::Step(e.to_string()))?;
+    if let Some(took) = loaded.compile_time {
+        emit(RunEvent::Compiled {
+            component: name.clone(),
+            took,
+        });
+    }
+    Ok(loaded)
 }
 
 /// Runs `steps` in one pod through `pods`, their components shipped as artifacts.
@@ -287,7 +323,6 @@ pub(super) fn keep_log(path: &std::path::Path, log: &str) -> Result<()> {
     Ok(())
 }
 
-/// Records a step's success: one transaction, after its artifacts are in the store.
 /// Fault injection for the crash tests: holds the task in the window between its outputs'
 /// rename into the artifact store and the transaction that records them (a few microseconds
 /// otherwise), announcing it in the file the variable names, so a test can `kill -9` there.
@@ -300,6 +335,7 @@ pub(super) fn pause_before_commit(task: &str) {
     }
 }
 
+/// Records a step's success: one transaction, after its artifacts are in the store.
 pub(super) fn record_success(
     stores: &Stores,
     job: &Job,
@@ -353,8 +389,6 @@ pub(super) fn record_success(
     ))
 }
 
-/// Runs one step here, in a fresh sandbox: its inputs fetched where needed, its output
-/// parameters checked against their declared types, its output artifacts moved into the store.
 /// Below this much free space on the artifact store's filesystem, a step's failure is taken
 /// for the disk's.
 const DISK_FULL_BYTES: u64 = 1 << 20;
@@ -373,19 +407,68 @@ fn step_or_disk_full(artifacts: &ArtifactStore, e: &StepError) -> AttemptError {
     }
 }
 
+/// Runs one step here, in a fresh sandbox: its inputs fetched where needed, its output
+/// parameters checked against their declared types, its output artifacts moved into the store.
 pub(crate) fn run_step(
     runtime: &Runtime,
     artifacts: &ArtifactStore,
     step: &OrderedStep,
-    component: &std::path::Path,
+    component: &LoadedComponent,
     log_path: &std::path::Path,
     cancel: &Arc<AtomicBool>,
 ) -> std::result::Result<StepDone, AttemptError> {
     let host = |e: anyhow::Error| AttemptError::Host(e);
-    let component = runtime
-        .load(component)
-        .map_err(|e| AttemptError::Step(e.to_string()))?;
     let scratch = artifacts.scratch_dir().map_err(|e| host(e.into()))?;
+    let req = step_request(artifacts, step, scratch.path(), log_path, cancel)?;
+
+    let started = Instant::now();
+    let outcome = match runtime.run(component, &req) {
+        Ok(o) => o,
+        Err(StepError::Cancelled) => return Err(AttemptError::Cancelled),
+        Err(e @ StepError::EarlyStopped { .. }) => {
+            append_to_log(log_path, &format!("\n[weft] {e}\n"));
+            return Err(AttemptError::Stopped(e.to_string()));
+        }
+        Err(e) => {
+            let message = e.to_string();
+            append_to_log(
+                log_path,
+                &format!("\n[weft] step {}: {message}\n", e.kind()),
+            );
+            return Err(step_or_disk_full(artifacts, &e));
+        }
+    };
+    let params = declared_params(step, outcome.params.into_iter().collect())?;
+
+    let mut stored = BTreeMap::new();
+    for name in &step.outputs {
+        let artifact = artifacts
+            .ingest_dir(&scratch.path().join(name))
+            .map_err(|e| host(e.into()))?;
+        stored.insert(name.clone(), artifact);
+    }
+    Ok(StepDone {
+        params,
+        artifacts: stored,
+        metrics: outcome
+            .metrics
+            .iter()
+            .map(|m| (m.name.clone(), m.value, m.step))
+            .collect(),
+        duration_ms: started.elapsed().as_secs_f64() * 1e3,
+    })
+}
+
+/// What the runtime is asked to run for `step`: its context, parameters, inputs (fetched from
+/// the artifact backend when this machine does not have them), outputs into `output_dir`,
+/// environment, limits, log and cancel flag.
+fn step_request(
+    artifacts: &ArtifactStore,
+    step: &OrderedStep,
+    output_dir: &std::path::Path,
+    log_path: &std::path::Path,
+    cancel: &Arc<AtomicBool>,
+) -> std::result::Result<StepRequest, AttemptError> {
     let mut req = StepRequest::new(step.context_run.clone(), step.task.clone());
     req.context.attempt = step.attempt;
     req.params = step
@@ -400,14 +483,14 @@ pub(crate) fn run_step(
             // Fetched from the artifact backend when this machine does not have it.
             let path = artifacts
                 .checked_local(digest)
-                .map_err(|e| host(e.into()))?;
+                .map_err(|e| AttemptError::Host(e.into()))?;
             Ok(InputArtifact {
                 name: name.clone(),
                 path,
             })
         })
         .collect::<std::result::Result<_, AttemptError>>()?;
-    req.output_dir = Some(scratch.path().to_path_buf());
+    req.output_dir = Some(output_dir.to_path_buf());
     req.outputs = step.outputs.clone();
     req.env = step
         .env
@@ -415,45 +498,47 @@ pub(crate) fn run_step(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     req.hermetic_seed = step.hermetic_seed;
-    req.limits = Limits::default();
+    req.limits = step_limits(step);
+    req.log_path = Some(log_path.to_path_buf());
+    req.cancel = Some(cancel.clone());
+    Ok(req)
+}
+
+/// The default limits, with the step's timeout and memory where it sets them (a value that
+/// does not parse leaves the default).
+fn step_limits(step: &OrderedStep) -> Limits {
+    let mut limits = Limits::default();
     if let Some(t) = step
         .timeout
         .as_deref()
         .and_then(|t| humantime::parse_duration(t).ok())
     {
-        req.limits.timeout = t;
+        limits.timeout = t;
     }
     if let Some(m) = step
         .memory
         .as_deref()
         .and_then(|m| m.parse::<bytesize::ByteSize>().ok())
     {
-        req.limits.memory_bytes = m.as_u64();
+        limits.memory_bytes = m.as_u64();
     }
-    req.log_path = Some(log_path.to_path_buf());
-    req.cancel = Some(cancel.clone());
+    limits
+}
 
-    let started = Instant::now();
-    let outcome = match runtime.run(&component, &req) {
-        Ok(o) => o,
-        Err(StepError::Cancelled) => return Err(AttemptError::Cancelled),
-        Err(e) => {
-            let message = e.to_string();
-            let _ = std::fs::OpenOptions::new()
-                .append(true)
-                .open(log_path)
-                .and_then(|mut f| {
-                    std::io::Write::write_all(
-                        &mut f,
-                        format!("\n[weft] step {}: {message}\n", e.kind()).as_bytes(),
-                    )
-                });
-            return Err(step_or_disk_full(artifacts, &e));
-        }
-    };
+/// Appends the host's note of why a step failed to the step's log, best effort: the log is
+/// for people, and the failure is reported anyway.
+fn append_to_log(log_path: &std::path::Path, note: &str) {
+    let _ = std::fs::OpenOptions::new()
+        .append(true)
+        .open(log_path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, note.as_bytes()));
+}
 
-    // Declared output parameters must all come back, with their types.
-    let mut params: BTreeMap<String, ParamValue> = outcome.params.into_iter().collect();
+/// The step's output parameters, only the declared ones: each must come back, with its type.
+fn declared_params(
+    step: &OrderedStep,
+    mut params: BTreeMap<String, ParamValue>,
+) -> std::result::Result<BTreeMap<String, ParamValue>, AttemptError> {
     for (name, ty) in &step.output_params {
         match params.get(name) {
             None => {
@@ -473,22 +558,5 @@ pub(crate) fn run_step(
         }
     }
     params.retain(|k, _| step.output_params.contains_key(k));
-
-    let mut stored = BTreeMap::new();
-    for name in &step.outputs {
-        let artifact = artifacts
-            .ingest_dir(&scratch.path().join(name))
-            .map_err(|e| host(e.into()))?;
-        stored.insert(name.clone(), artifact);
-    }
-    Ok(StepDone {
-        params,
-        artifacts: stored,
-        metrics: outcome
-            .metrics
-            .iter()
-            .map(|m| (m.name.clone(), m.value, m.step))
-            .collect(),
-        duration_ms: started.elapsed().as_secs_f64() * 1e3,
-    })
+    Ok(params)
 }

@@ -1,6 +1,8 @@
 //! `parallelFor`: iterations run (in this process, or sharded over pods), then fanned in.
 
 use super::*;
+use crate::work_order::StepResult;
+use std::sync::Mutex;
 
 /// Runs every iteration of a parallelFor (each cached, retried and recorded as `task[i]`), then
 /// fans their outputs in: parameters as lists, artifacts as one directory of `0/`, `1/`, ...
@@ -11,8 +13,41 @@ pub(super) fn run_loop(
     emit: &(dyn Fn(RunEvent) + Sync),
     cancel: &Arc<AtomicBool>,
 ) -> Settled {
-    let fail = Unfinished::host;
     let started = Instant::now();
+    let iterations = start_iterations(stores, job)?;
+    // Iterations that finished before an interruption keep their outputs and records.
+    let mut before = recorded_outputs(stores, &job.run_id).map_err(Unfinished::host)?;
+    let results = iterations
+        .iter()
+        .map(|it| {
+            Mutex::new(before.remove(&it.task).map(|(state, out)| {
+                Ok((
+                    state,
+                    out,
+                    Duration::ZERO,
+                    Some("done before the resume".into()),
+                ))
+            }))
+        })
+        .collect();
+    let run = LoopRun {
+        runtime,
+        stores,
+        job,
+        emit,
+        cancel,
+        iterations,
+        results,
+    };
+    run.run_unsettled().map_err(Unfinished::host)?;
+    let done = run.gather()?;
+    fan_in(stores, job, &done, started).map_err(Unfinished::host)
+}
+
+/// The loop's iterations, each recorded as a task of the run, and the loop task recorded as
+/// started.
+fn start_iterations(stores: &Stores, job: &Job) -> std::result::Result<Vec<Job>, Unfinished> {
+    let fail = Unfinished::host;
     let items = job.items.clone().unwrap_or_default();
     let iterations: Vec<Job> = items
         .iter()
@@ -30,43 +65,77 @@ pub(super) fn run_loop(
         .meta
         .start_task(&job.run_id, &job.task, 1, &job.component, "")
         .map_err(|e| fail(e.into()))?;
+    Ok(iterations)
+}
 
-    // Iterations that finished before an interruption keep their outputs and records.
-    let mut before = recorded_outputs(stores, &job.run_id).map_err(fail)?;
-    let results: Vec<std::sync::Mutex<Option<Settled>>> = iterations
-        .iter()
-        .map(|it| {
-            std::sync::Mutex::new(before.remove(&it.task).map(|(state, out)| {
-                Ok((
-                    state,
-                    out,
-                    Duration::ZERO,
-                    Some("done before the resume".into()),
-                ))
-            }))
-        })
-        .collect();
-    let todo: Vec<usize> = (0..iterations.len())
-        .filter(|&i| results[i].lock().unwrap().is_none())
-        .collect();
-    // An iteration's end: reported, recorded when it failed, kept for the fan-in.
-    let settle = |i: usize, r: Settled| {
-        let it = &iterations[i];
+/// One parallelFor under way: its iterations and how each has ended so far, shared by the
+/// threads (and shards) that run them.
+struct LoopRun<'a> {
+    runtime: &'a Runtime,
+    stores: &'a Stores,
+    job: &'a Job,
+    emit: &'a (dyn Fn(RunEvent) + Sync),
+    cancel: &'a Arc<AtomicBool>,
+    iterations: Vec<Job>,
+    /// Iteration `i`'s end once it has one: kept from before a resume, or settled here.
+    results: Vec<Mutex<Option<Settled>>>,
+}
+
+impl LoopRun<'_> {
+    /// Runs the iterations without an end yet: sharded across pods when the parallelFor asks
+    /// for pods and there are pods, else here, `loop_parallelism` at a time.
+    fn run_unsettled(&self) -> Result<()> {
+        let job = self.job;
+        let todo: Vec<usize> = (0..self.iterations.len())
+            .filter(|&i| self.results[i].lock().unwrap().is_none())
+            .collect();
+        let shards = job
+            .spec
+            .parallel_for
+            .as_ref()
+            .and_then(|pf| pf.pods)
+            .filter(|_| job.pods.is_some());
+        match (shards, &job.pods) {
+            // Sharded across pods: shard k runs iterations k, k + n, k + 2n, ... in one pod.
+            (Some(n), Some(pods)) => {
+                let n = (n as usize).clamp(1, todo.len().max(1));
+                let shards: Vec<usize> = (0..n).collect();
+                crate::parallel::bounded(&shards, n, |&k| {
+                    let mine: Vec<usize> = todo.iter().copied().skip(k).step_by(n).collect();
+                    self.run_shard(pods, k, &mine)
+                        .into_iter()
+                        .for_each(|(i, r)| self.settle(i, r));
+                })
+            }
+            _ => crate::parallel::bounded(&todo, job.loop_parallelism, |&i| {
+                let it = &self.iterations[i];
+                let r =
+                    run_with_retries(self.runtime, self.stores, it, self.emit, self.cancel, None);
+                self.settle(i, r)
+            }),
+        }
+        .map(drop)
+    }
+
+    /// An iteration's end: reported, recorded when it failed, kept for the fan-in.
+    fn settle(&self, i: usize, r: Settled) {
+        let it = &self.iterations[i];
         match &r {
-            Ok((state, _, d, detail)) => emit(RunEvent::TaskFinished {
+            Ok((state, _, d, detail)) => (self.emit)(RunEvent::TaskFinished {
                 task: it.task.clone(),
                 state: *state,
                 duration: Some(*d),
                 detail: detail.clone(),
             }),
             Err(Unfinished { state, why, .. }) => {
-                if let Err(e) = stores
-                    .meta
-                    .set_task_state(&job.run_id, &it.task, *state, Some(why))
+                if let Err(e) =
+                    self.stores
+                        .meta
+                        .set_task_state(&self.job.run_id, &it.task, *state, Some(why))
                 {
                     tracing::error!(task = %it.task, error = %e, "could not record the iteration's failure");
                 }
-                emit(RunEvent::TaskFinished {
+                (self.emit)(RunEvent::TaskFinished {
                     task: it.task.clone(),
                     state: *state,
                     duration: None,
@@ -74,57 +143,155 @@ pub(super) fn run_loop(
                 });
             }
         }
-        *results[i].lock().unwrap() = Some(r);
-    };
-    let shards = job
-        .spec
-        .parallel_for
-        .as_ref()
-        .and_then(|pf| pf.pods)
-        .filter(|_| job.pods.is_some());
-    let ran = match (shards, &job.pods) {
-        // Sharded across pods: shard k runs iterations k, k + n, k + 2n, ... in one pod.
-        (Some(n), Some(pods)) => {
-            let n = (n as usize).clamp(1, todo.len().max(1));
-            let shards: Vec<usize> = (0..n).collect();
-            crate::parallel::bounded(&shards, n, |&k| {
-                let mine: Vec<usize> = todo.iter().copied().skip(k).step_by(n).collect();
-                run_shard(
-                    runtime,
-                    stores,
-                    job,
-                    pods,
-                    k,
-                    &mine,
-                    &iterations,
-                    emit,
-                    cancel,
-                )
-                .into_iter()
-                .for_each(|(i, r)| settle(i, r));
-            })
-        }
-        _ => crate::parallel::bounded(&todo, job.loop_parallelism, |&i| {
-            settle(
-                i,
-                run_with_retries(runtime, stores, &iterations[i], emit, cancel, None),
-            )
-        }),
-    };
-    ran.map_err(Unfinished::host)?;
-    let mut done = Vec::new();
-    for (i, r) in results.into_iter().enumerate() {
-        match r.into_inner().unwrap() {
-            Some(Ok((_, out, ..))) => done.push(out),
-            Some(Err(u)) => {
-                let why = format!("iteration {i} {}: {}", u.state.as_str(), u.why);
-                return Err(Unfinished { why, ..u });
-            }
-            None => return Err(Unfinished::cancelled(&format!("iteration {i} did not run"))),
-        }
+        *self.results[i].lock().unwrap() = Some(r);
     }
 
-    fan_in(stores, job, &done, started).map_err(Unfinished::host)
+    /// Every iteration's outputs, in order; the first iteration that did not finish (or did
+    /// not run) ends the loop, named.
+    fn gather(self) -> std::result::Result<Vec<TaskOutputs>, Unfinished> {
+        let mut done = Vec::new();
+        for (i, r) in self.results.into_iter().enumerate() {
+            match r.into_inner().unwrap() {
+                Some(Ok((_, out, ..))) => done.push(out),
+                Some(Err(u)) => {
+                    let why = format!("iteration {i} {}: {}", u.state.as_str(), u.why);
+                    return Err(Unfinished { why, ..u });
+                }
+                None => return Err(Unfinished::cancelled(&format!("iteration {i} did not run"))),
+            }
+        }
+        Ok(done)
+    }
+
+    /// Shard `k` of a sharded parallelFor: the iterations `mine` not answered by the cache run
+    /// in one pod (first attempts); those that fail there and may be retried go through the
+    /// usual retries from attempt 2 (in pods of their own when the task has resources, else
+    /// here).
+    fn run_shard(&self, pods: &Pods, k: usize, mine: &[usize]) -> Vec<(usize, Settled)> {
+        let (mut settled, pending) = self.answer_from_cache(mine);
+        if pending.is_empty() {
+            return settled;
+        }
+        let ran = self
+            .start_in_shard(&pending)
+            .and_then(|steps| self.run_in_pod(pods, k, steps));
+        let results = match ran {
+            Ok(results) => results,
+            Err(why) => {
+                settled.extend(pending.iter().map(|&i| (i, Err(why.clone()))));
+                return settled;
+            }
+        };
+        for (&i, result) in pending.iter().zip(results) {
+            settled.push((i, self.after_pod(i, result)));
+        }
+        settled
+    }
+
+    /// Of the iterations `mine`, those the cache answers (or fails to), settled; and those left
+    /// to run.
+    fn answer_from_cache(&self, mine: &[usize]) -> (Vec<(usize, Settled)>, Vec<usize>) {
+        let mut settled = Vec::new();
+        let mut pending = Vec::new();
+        for &i in mine {
+            let it = &self.iterations[i];
+            if it.use_cache {
+                match cache_hit(self.stores, it) {
+                    Ok(Some(hit)) => {
+                        settled.push((i, Ok(hit)));
+                        continue;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        settled.push((i, Err(Unfinished::host(e))));
+                        continue;
+                    }
+                }
+            }
+            pending.push(i);
+        }
+        (settled, pending)
+    }
+
+    /// Reports and records the first attempt of each of `pending` as started; their steps.
+    /// A record that fails fails the whole shard.
+    fn start_in_shard(
+        &self,
+        pending: &[usize],
+    ) -> std::result::Result<Vec<OrderedStep>, Unfinished> {
+        let mut steps = Vec::new();
+        for &i in pending {
+            let it = &self.iterations[i];
+            (self.emit)(RunEvent::TaskStarted {
+                task: it.task.clone(),
+                attempt: 1,
+            });
+            self.stores
+                .meta
+                .start_task(
+                    &it.run_id,
+                    &it.task,
+                    1,
+                    &it.component,
+                    &log_path(self.stores, it, 1).display().to_string(),
+                )
+                .map_err(|e| Unfinished::host(e.into()))?;
+            steps.push(ordered_step(it, 1));
+        }
+        Ok(steps)
+    }
+
+    /// Runs shard `k`'s steps in one pod, with the task's resources; a pod that fails (or a
+    /// cancel) ends every step in it alike.
+    fn run_in_pod(
+        &self,
+        pods: &Pods,
+        k: usize,
+        steps: Vec<OrderedStep>,
+    ) -> std::result::Result<Vec<StepResult>, Unfinished> {
+        let job = self.job;
+        let resources = job.spec.resources.clone().unwrap_or_default();
+        let name = format!("{}-shard-{k}", job.task);
+        in_pod(
+            self.stores,
+            pods,
+            &name,
+            steps,
+            job.loop_parallelism,
+            &resources,
+            self.cancel,
+        )
+        .map_err(|e| match e {
+            AttemptError::Cancelled => Unfinished::cancelled("cancelled"),
+            AttemptError::Stopped(why) => Unfinished::cancelled(&why),
+            AttemptError::Host(e) => Unfinished::host(e),
+            AttemptError::Step(m) => Unfinished::step(m),
+        })
+    }
+
+    /// Iteration `i`'s end from what its first attempt in the shard's pod returned: its log
+    /// kept, its success recorded, or its failure retried by the task's policy.
+    fn after_pod(&self, i: usize, result: StepResult) -> Settled {
+        let it = &self.iterations[i];
+        let log = log_path(self.stores, it, 1);
+        keep_log(&log, &result.log).map_err(Unfinished::host)?;
+        match result.outcome {
+            Ok(done) => record_success(self.stores, it, done, &log).map_err(Unfinished::host),
+            Err(_) if self.cancel.load(Ordering::Relaxed) => {
+                Err(Unfinished::cancelled("cancelled"))
+            }
+            // Retried by the task's policy (backoff included), each retry a pod of its own
+            // when the task has resources, else here.
+            Err(message) => run_with_retries(
+                self.runtime,
+                self.stores,
+                it,
+                self.emit,
+                self.cancel,
+                Some(message),
+            ),
+        }
+    }
 }
 
 /// The loop task's own outputs from its iterations': each output parameter as the list of the
@@ -196,104 +363,4 @@ fn fan_in(
         duration,
         Some(detail),
     ))
-}
-
-/// Shard `k` of a sharded parallelFor: the iterations `mine` not answered by the cache run in
-/// one pod (first attempts); those that fail there and may be retried go through the usual
-/// retries from attempt 2 (in pods of their own when the task has resources, else here).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn run_shard(
-    runtime: &Runtime,
-    stores: &Stores,
-    job: &Job,
-    pods: &Pods,
-    k: usize,
-    mine: &[usize],
-    iterations: &[Job],
-    emit: &(dyn Fn(RunEvent) + Sync),
-    cancel: &Arc<AtomicBool>,
-) -> Vec<(usize, Settled)> {
-    let fail = Unfinished::host;
-    let mut settled = Vec::new();
-    let mut pending = Vec::new();
-    for &i in mine {
-        let it = &iterations[i];
-        if it.use_cache {
-            match cache_hit(stores, it) {
-                Ok(Some(hit)) => {
-                    settled.push((i, Ok(hit)));
-                    continue;
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    settled.push((i, Err(fail(e))));
-                    continue;
-                }
-            }
-        }
-        pending.push(i);
-    }
-    if pending.is_empty() {
-        return settled;
-    }
-    let mut steps = Vec::new();
-    for &i in &pending {
-        let it = &iterations[i];
-        emit(RunEvent::TaskStarted {
-            task: it.task.clone(),
-            attempt: 1,
-        });
-        let started = stores.meta.start_task(
-            &it.run_id,
-            &it.task,
-            1,
-            &it.component,
-            &log_path(stores, it, 1).display().to_string(),
-        );
-        if let Err(e) = started {
-            let why = fail(e.into());
-            settled.extend(pending.iter().map(|&i| (i, Err(why.clone()))));
-            return settled;
-        }
-        steps.push(ordered_step(it, 1));
-    }
-    let resources = job.spec.resources.clone().unwrap_or_default();
-    let name = format!("{}-shard-{k}", job.task);
-    let results = match in_pod(
-        stores,
-        pods,
-        &name,
-        steps,
-        job.loop_parallelism,
-        &resources,
-        cancel,
-    ) {
-        Ok(results) => results,
-        Err(e) => {
-            let why = match e {
-                AttemptError::Cancelled => Unfinished::cancelled("cancelled"),
-                AttemptError::Host(e) => fail(e),
-                AttemptError::Step(m) => Unfinished::step(m),
-            };
-            settled.extend(pending.iter().map(|&i| (i, Err(why.clone()))));
-            return settled;
-        }
-    };
-    for (&i, result) in pending.iter().zip(results) {
-        let it = &iterations[i];
-        let log = log_path(stores, it, 1);
-        if let Err(e) = keep_log(&log, &result.log) {
-            settled.push((i, Err(fail(e))));
-            continue;
-        }
-        let r = match result.outcome {
-            Ok(done) => record_success(stores, it, done, &log).map_err(fail),
-            Err(_) if cancel.load(Ordering::Relaxed) => Err(Unfinished::cancelled("cancelled")),
-            // Retried by the task's policy (backoff included), each retry a pod of its own
-            // when the task has resources, else here.
-            Err(message) => run_with_retries(runtime, stores, it, emit, cancel, Some(message)),
-        };
-        settled.push((i, r));
-    }
-    settled
 }

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
-use weft_runtime::{InputArtifact, Limits, Runtime, StepError, StepRequest};
+use weft_runtime::{InputArtifact, Limits, LoadedComponent, Runtime, StepError, StepRequest};
 use weft_spec::pipeline::{ArtifactSource, ParamSource, TaskSpec};
 use weft_spec::validate::EXIT_HANDLER;
 use weft_spec::ParamValue;
@@ -26,14 +26,18 @@ use weft_store::{
 };
 
 mod attempts;
+mod drive;
 mod loops;
+mod prepare;
 mod replay;
 mod scheduler;
 
 pub use attempts::StepDone;
 use attempts::*;
 pub(crate) use attempts::{run_step, AttemptError};
+use drive::Drive;
 use loops::run_loop;
+use prepare::resolve_param;
 pub use replay::{ReplayReport, ReplayedOutput};
 
 /// Where a run's state goes.
@@ -69,6 +73,17 @@ pub enum RunEvent {
         state: TaskState,
         duration: Option<Duration>,
         detail: Option<String>,
+    },
+    /// A component is being compiled for its first use (not in the compiled cache): seconds
+    /// for a Python or JavaScript one, which a live view should account for.
+    Compiling {
+        component: String,
+        bytes: u64,
+    },
+    /// The compile [`RunEvent::Compiling`] announced is done.
+    Compiled {
+        component: String,
+        took: Duration,
     },
 }
 
@@ -233,7 +248,9 @@ impl Executor {
         states: BTreeMap<String, TaskState>,
         outputs: BTreeMap<String, TaskOutputs>,
     ) -> Result<RunSummary> {
-        let result = self.drive_tasks(run_id, plan, opts, states, outputs).await;
+        let result = Drive::new(self, run_id, plan, opts, states, outputs)
+            .run()
+            .await;
         if let Err(e) = &result {
             let why = format!(
                 "interrupted by a host error: {e:#}; `wasm-run pipeline resume {run_id}` finishes the run"
@@ -243,293 +260,6 @@ impl Executor {
             }
         }
         result.map_err(|e| e.context(HostFailure))
-    }
-
-    async fn drive_tasks(
-        &self,
-        run_id: &str,
-        plan: Arc<Plan>,
-        opts: &RunOptions,
-        mut states: BTreeMap<String, TaskState>,
-        mut outputs: BTreeMap<String, TaskOutputs>,
-    ) -> Result<RunSummary> {
-        let emit = |e: RunEvent| {
-            if let Some(tx) = &opts.events {
-                let _ = tx.send(e);
-            }
-        };
-        let spec = &plan.pipeline.spec;
-        emit(RunEvent::Started {
-            run_id: run_id.to_string(),
-            tasks: spec.tasks.len(),
-        });
-        for name in spec.tasks.keys() {
-            states.entry(name.clone()).or_insert(TaskState::Pending);
-        }
-        let mut running = tokio::task::JoinSet::new();
-        let mut in_flight = 0usize;
-        let mut host_failures = Vec::new();
-        loop {
-            // Decide what can be decided: skip, not-trigger, cancel, or launch.
-            let mut progressed = true;
-            while progressed {
-                progressed = false;
-                let cancelled = opts.cancel.load(Ordering::Relaxed);
-                let ready: Vec<(String, scheduler::Verdict)> =
-                    scheduler::ready(&plan.order, &plan.upstream, &states, cancelled)
-                        .into_iter()
-                        .map(|(n, v)| (n.to_string(), v))
-                        .collect();
-                for (name, verdict) in ready {
-                    let name = &name;
-                    let decided = match verdict {
-                        scheduler::Verdict::End(state, why) => Some((state, why)),
-                        scheduler::Verdict::Run => match &spec.tasks[name].when {
-                            None => None,
-                            Some(cond) => match condition::holds(cond, &|src| {
-                                resolve_param(&plan, &outputs, None, src)
-                            }) {
-                                Ok(true) => None,
-                                Ok(false) => Some((
-                                    TaskState::NotTriggered,
-                                    "condition is false".to_string(),
-                                )),
-                                Err(e) => Some((
-                                    TaskState::Failed,
-                                    format!("evaluating the condition: {e}"),
-                                )),
-                            },
-                        },
-                    };
-                    let job = match decided {
-                        Some(end) => Err(end),
-                        None if in_flight >= opts.parallelism.max(1) => continue,
-                        None => self
-                            .prepare(run_id, &plan, name, &spec.tasks[name], &outputs, None)
-                            .map_err(|e| (TaskState::Failed, format!("{e:#}"))),
-                    };
-                    progressed = true;
-                    match job {
-                        Err((state, why)) => {
-                            self.stores
-                                .meta
-                                .set_task_state(run_id, name, state, Some(&why))?;
-                            states.insert(name.clone(), state);
-                            emit(RunEvent::TaskFinished {
-                                task: name.clone(),
-                                state,
-                                duration: None,
-                                detail: Some(why),
-                            });
-                        }
-                        Ok(job) => {
-                            states.insert(name.clone(), TaskState::Running);
-                            in_flight += 1;
-                            let job = Job {
-                                pods: opts.pods.clone(),
-                                ..job
-                            };
-                            let (runtime, stores) = (self.runtime.clone(), self.stores.clone());
-                            let (events, cancel) = (opts.events.clone(), opts.cancel.clone());
-                            running.spawn_blocking(move || {
-                                let name = job.task.clone();
-                                (name, execute(&runtime, &stores, job, events, cancel))
-                            });
-                        }
-                    }
-                }
-            }
-            if in_flight == 0 {
-                break;
-            }
-            let (name, result) = running.join_next().await.expect("a task is in flight")?;
-            in_flight -= 1;
-            let (state, out, host) = result;
-            if let Some(why) = host {
-                host_failures.push(format!("task `{name}`: {why}"));
-            }
-            states.insert(name.clone(), state);
-            if let Some(out) = out {
-                outputs.insert(name, out);
-            }
-        }
-
-        let (mut state, failed) = scheduler::outcome(&states, opts.cancel.load(Ordering::Relaxed));
-        let mut error =
-            (!failed.is_empty()).then(|| format!("failed tasks: {}", failed.join(", ")));
-        if let Some(handler) = &spec.exit_handler {
-            let done = states.get(EXIT_HANDLER).is_some_and(|s| s.has_outputs());
-            if !done {
-                let status = RunStatus {
-                    state: state.to_string(),
-                    error: error.clone().unwrap_or_default(),
-                };
-                let handler_state = self
-                    .run_exit_handler(run_id, &plan, handler, &outputs, &status, opts)
-                    .await?;
-                if handler_state == TaskState::Failed && state == RUN_SUCCEEDED {
-                    state = RUN_FAILED;
-                    error = Some("the exit handler failed".into());
-                }
-            }
-        }
-        let host_failure = (!host_failures.is_empty()).then(|| {
-            format!(
-                "the host failed {}; `wasm-run pipeline resume {run_id}` finishes the run",
-                host_failures.join("; ")
-            )
-        });
-        if host_failure.is_some() {
-            error = host_failure.clone();
-        }
-        self.stores
-            .meta
-            .finish_run(run_id, state, error.as_deref())?;
-        Ok(RunSummary {
-            run_id: run_id.to_string(),
-            state: state.to_string(),
-            tasks: self.stores.meta.tasks(run_id)?,
-            host_failure,
-        })
-    }
-
-    /// Runs the exit handler, told the run's status; even after a cancel, since it is the
-    /// cleanup. Its end state.
-    async fn run_exit_handler(
-        &self,
-        run_id: &str,
-        plan: &Arc<Plan>,
-        handler: &TaskSpec,
-        outputs: &BTreeMap<String, TaskOutputs>,
-        status: &RunStatus,
-        opts: &RunOptions,
-    ) -> Result<TaskState> {
-        let job = match self.prepare(run_id, plan, EXIT_HANDLER, handler, outputs, Some(status)) {
-            Ok(job) => Job {
-                pods: opts.pods.clone(),
-                ..job
-            },
-            Err(e) => {
-                let why = format!("{e:#}");
-                self.stores.meta.set_task_state(
-                    run_id,
-                    EXIT_HANDLER,
-                    TaskState::Failed,
-                    Some(&why),
-                )?;
-                return Ok(TaskState::Failed);
-            }
-        };
-        let (runtime, stores, events) = (
-            self.runtime.clone(),
-            self.stores.clone(),
-            opts.events.clone(),
-        );
-        let cancel = Arc::new(AtomicBool::new(false));
-        let (state, ..) =
-            tokio::task::spawn_blocking(move || execute(&runtime, &stores, job, events, cancel))
-                .await?;
-        Ok(state)
-    }
-
-    /// Resolves a ready task's inputs and cache key.
-    fn prepare(
-        &self,
-        run_id: &str,
-        plan: &Arc<Plan>,
-        name: &str,
-        task: &TaskSpec,
-        outputs: &BTreeMap<String, TaskOutputs>,
-        status: Option<&RunStatus>,
-    ) -> Result<Job> {
-        let task = task.clone();
-        let decl = plan.pipeline.spec.components[&task.component].clone();
-        let mut params = BTreeMap::new();
-        let mut loop_params = Vec::new();
-        for (input, d) in &decl.inputs.params {
-            match task.params.get(input) {
-                Some(src) if src.loop_item.is_some() => {
-                    loop_params.push((
-                        input.clone(),
-                        src.loop_item.clone().unwrap_or_default(),
-                        d.ty,
-                    ));
-                }
-                Some(src) => {
-                    let value =
-                        resolve_param(plan, outputs, status, src).map_err(|e| anyhow!(e))?;
-                    // An int feeding a float input is widened, as validation allowed.
-                    let value = match (d.ty, value) {
-                        (weft_spec::pipeline::ParamType::Float, ParamValue::Int(i)) => {
-                            ParamValue::Float(i as f64)
-                        }
-                        (_, v) => v,
-                    };
-                    params.insert(input.clone(), value);
-                }
-                None => {
-                    if let Some(v) = &d.default {
-                        params.insert(input.clone(), from_json(d.ty, v.clone()));
-                    }
-                }
-            }
-        }
-        let mut inputs = BTreeMap::new();
-        let mut input_types = BTreeMap::new();
-        for (input, ty) in &decl.inputs.artifacts {
-            let src = &task.artifacts[input];
-            inputs.insert(
-                input.clone(),
-                resolve_artifact(plan, outputs, src).map_err(|e| anyhow!(e))?,
-            );
-            input_types.insert(input.clone(), format!("{ty:?}"));
-        }
-        let component = plan.components[&task.component].clone();
-        let key = cache_key(&KeyParts {
-            component: &component,
-            params: &params,
-            inputs: &inputs,
-            outputs: &decl.outputs,
-            env: &task.env,
-            hermetic_seed: plan.hermetic_seed,
-        });
-        let items = match &task.parallel_for {
-            None => None,
-            Some(pf) => {
-                let list = match &pf.items.value {
-                    Some(v) => v.clone(),
-                    None => crate::plan::to_json(
-                        &resolve_param(plan, outputs, None, &pf.items).map_err(|e| anyhow!(e))?,
-                    ),
-                };
-                match list {
-                    serde_json::Value::Array(items) => Some(items),
-                    other => anyhow::bail!("parallelFor items must be a list, got {other}"),
-                }
-            }
-        };
-        let loop_parallelism = task
-            .parallel_for
-            .as_ref()
-            .and_then(|pf| pf.parallelism)
-            .map(|p| p as usize)
-            .unwrap_or(self.default_parallelism);
-        Ok(Job {
-            items,
-            loop_params,
-            loop_parallelism,
-            run_id: run_id.to_string(),
-            task: name.to_string(),
-            spec: task.clone(),
-            plan: plan.clone(),
-            component,
-            params,
-            inputs,
-            input_types,
-            cache_key: key,
-            use_cache: plan.cache && task.cache.unwrap_or(true),
-            pods: None,
-        })
     }
 }
 
@@ -588,65 +318,6 @@ impl Job {
 struct RunStatus {
     state: String,
     error: String,
-}
-
-fn resolve_param(
-    plan: &Plan,
-    outputs: &BTreeMap<String, TaskOutputs>,
-    status: Option<&RunStatus>,
-    src: &ParamSource,
-) -> Result<ParamValue, String> {
-    if let Some(field) = &src.run_status {
-        let status = status.ok_or("`runStatus` is only available to the exit handler")?;
-        let value = if field == "error" {
-            &status.error
-        } else {
-            &status.state
-        };
-        return Ok(ParamValue::String(value.clone()));
-    }
-    if let Some(v) = &src.value {
-        return Ok(ParamValue::infer_json(v));
-    }
-    if let Some(p) = &src.param {
-        return plan
-            .params
-            .get(p)
-            .cloned()
-            .ok_or_else(|| format!("no pipeline parameter `{p}`"));
-    }
-    let (t, o) = (
-        src.task.as_deref().unwrap_or(""),
-        src.output.as_deref().unwrap_or(""),
-    );
-    outputs
-        .get(t)
-        .and_then(|out| out.params.get(o))
-        .cloned()
-        .ok_or_else(|| format!("task `{t}` produced no output parameter `{o}`"))
-}
-
-fn resolve_artifact(
-    plan: &Plan,
-    outputs: &BTreeMap<String, TaskOutputs>,
-    src: &ArtifactSource,
-) -> Result<String, String> {
-    if let Some(a) = &src.artifact {
-        return plan
-            .input_artifacts
-            .get(a)
-            .map(|s| s.digest.clone())
-            .ok_or_else(|| format!("no pipeline artifact `{a}`"));
-    }
-    let (t, o) = (
-        src.task.as_deref().unwrap_or(""),
-        src.output.as_deref().unwrap_or(""),
-    );
-    outputs
-        .get(t)
-        .and_then(|out| out.artifacts.get(o))
-        .cloned()
-        .ok_or_else(|| format!("task `{t}` produced no output artifact `{o}`"))
 }
 
 /// Runs one task to a terminal state: cache hit, success (with retries), or failure.
