@@ -1,22 +1,22 @@
-//! `bayesianoptimization`: Gaussian-process BO with expected improvement, as Katib's skopt
-//! service configures it (`base_estimator` GP, `n_initial_points` 10 random trials first,
-//! `acq_func` EI with skopt's ξ = 0.01, in the objective's units). Parameters live in the unit cube (log
-//! scale for log distributions; lists as equal cells). The acquisition is maximised over 2000
-//! random points, then (`acq_optimizer` auto or lbfgs) refined by a shrinking local search
-//! around the best few; `sampling` skips the refinement. Running trials, and the earlier
+//! `bayesianoptimization`: Gaussian-process BO with expected improvement, with Katib's skopt
+//! settings (`base_estimator` GP, `n_initial_points` random trials first, 10 by default,
+//! `acq_func` EI, `acq_optimizer`) and the model and search of Optuna's `GPSampler`.
+//! Parameters live in the unit cube (log scale for log distributions; lists as equal cells);
+//! losses are standardised; the GP ([`crate::gp`]) has a Matérn 5/2 kernel with one length
+//! scale per dimension, fitted by maximum a posteriori; the acquisition is log-EI without
+//! skopt's ξ (whose 0.01 in the objective's own units could exceed the whole band near the
+//! optimum), maximised over 2048 Sobol points and then by L-BFGS from the best ones
+//! ([`acq`]); `acq_optimizer: sampling` skips the L-BFGS. Running trials, and the earlier
 //! suggestions of the same call, are "constant liars" at the best loss seen (skopt's cl_min).
 
-use crate::gp::{expected_improvement, Gp};
+mod acq;
+pub(crate) mod lbfgs;
+
+use crate::gp::Gp;
 use crate::random::random_at;
 use crate::settings::Settings;
 use crate::space::Space;
 use crate::{rng, Assignment, Direction, SettingsError, Suggester, Trial, TrialState, TuneError};
-use rand::RngExt;
-use rand_distr::StandardNormal;
-use rand_pcg::Pcg64;
-
-const CANDIDATES: usize = 2000;
-const XI: f64 = 0.01;
 
 pub(crate) struct Bayes {
     seed: u64,
@@ -81,70 +81,34 @@ impl Bayes {
         if y.len() < self.n_initial.max(1) {
             return random_at(&self.space, self.seed, n);
         }
-        let best = y.iter().copied().fold(f64::INFINITY, f64::min);
+        let (best_i, best) = y
+            .iter()
+            .copied()
+            .enumerate()
+            .fold(
+                (0, f64::INFINITY),
+                |b, (i, v)| if v < b.1 { (i, v) } else { b },
+            );
+        let incumbent = x[best_i].clone();
         for u in running {
             x.push(u);
             y.push(best);
         }
-        let Some(gp) = Gp::fit(x, &y) else {
+        let mean = y.iter().sum::<f64>() / y.len() as f64;
+        let var = y.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / y.len() as f64;
+        let std = if var > 0.0 { var.sqrt() } else { 1.0 };
+        let ys: Vec<f64> = y.iter().map(|v| (v - mean) / std).collect();
+        let mut rng = rng::stream(self.seed, &[rng::BO, n as u64]);
+        let Some(gp) = Gp::fit(&x, &ys, &mut rng) else {
             return random_at(&self.space, self.seed, n);
         };
-        let mut rng = rng::stream(self.seed, &[rng::BO, n as u64]);
-        let u = self.maximise(&gp, best, &mut rng);
+        let acq = acq::LogEi {
+            gp: &gp,
+            best: (best - mean) / std,
+        };
+        let u = acq::maximise(&acq, &incumbent, self.refine, &mut rng);
         self.space.at_unit(&u)
     }
-
-    fn maximise(&self, gp: &Gp, best: f64, rng: &mut Pcg64) -> Vec<f64> {
-        let d = self.space.len();
-        let score = |u: &[f64]| {
-            let (mu, sigma) = gp.predict(u);
-            expected_improvement(mu, sigma, best, XI)
-        };
-        let mut pts: Vec<(f64, Vec<f64>)> = (0..CANDIDATES)
-            .map(|_| {
-                let u: Vec<f64> = (0..d).map(|_| rng.random::<f64>()).collect();
-                (score(&u), u)
-            })
-            .collect();
-        pts.sort_by(|a, b| b.0.total_cmp(&a.0));
-        if !self.refine {
-            return pts.swap_remove(0).1;
-        }
-        pts.truncate(5);
-        let refined = pts
-            .into_iter()
-            .map(|(s, u)| local_search(&score, s, u, rng));
-        refined
-            .fold(None, |acc: Option<(f64, Vec<f64>)>, (s, u)| match acc {
-                Some((bs, bu)) if bs >= s => Some((bs, bu)),
-                _ => Some((s, u)),
-            })
-            .expect("five starts")
-            .1
-    }
-}
-
-/// Gaussian steps that shrink from 0.1 to 0.001 of the cube, keeping improvements.
-fn local_search(
-    score: &dyn Fn(&[f64]) -> f64,
-    mut s: f64,
-    mut u: Vec<f64>,
-    rng: &mut Pcg64,
-) -> (f64, Vec<f64>) {
-    let mut step = 0.1;
-    for _ in 0..60 {
-        let v: Vec<f64> = u
-            .iter()
-            .map(|x| (x + step * rng.sample::<f64, _>(StandardNormal)).clamp(0.0, 1.0))
-            .collect();
-        let sv = score(&v);
-        if sv > s {
-            (s, u) = (sv, v);
-        } else {
-            step = (step * 0.9).max(1e-3);
-        }
-    }
-    (s, u)
 }
 
 impl Suggester for Bayes {

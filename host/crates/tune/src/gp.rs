@@ -1,132 +1,354 @@
 //! A Gaussian process regressor for Bayesian optimisation, written here because `friedrich`
 //! (0.6) fits its kernel under a wall-clock limit (chrono), so the fit and hence the suggestion
 //! would depend on machine load, which breaks reproducibility; `egobox-gp` brings linfa and
-//! ndarray for what is ~150 lines here.
+//! ndarray for what is a few hundred lines here.
 //!
-//! As scikit-optimize's default: Matérn 5/2 kernel with one length scale per dimension (inputs
-//! in the unit cube), a constant amplitude and a small noise, targets standardised. Length
-//! scales and noise maximise the marginal likelihood (amplitude profiled out in closed form)
-//! by a deterministic search: an isotropic scan, then coordinate refinement.
+//! As Optuna's `GPSampler`: inputs in the unit cube, targets standardised by the caller; a
+//! Matérn 5/2 kernel with one inverse squared length scale λ_j per dimension, a kernel scale s
+//! and a noise variance σ²_n ≥ 10⁻⁶, fitted by maximising the log marginal likelihood plus
+//! Optuna's log prior (−0.1·(λ_j + 1/λ_j) per dimension, Gamma(2, 1) on s, Gamma(1.1, 30) on
+//! σ²_n) with L-BFGS over their logarithms, from λ = s = σ²_n = 1 (Optuna starts from the
+//! previous trial's fit; a suggester here keeps no state, so every fit starts from the same
+//! point). Gradients are analytic: ½·tr((K⁻¹ − ααᵀ)·∂K).
+//!
+//! Cost: each likelihood evaluation is O(n³). Above [`FIT_CAP`] points the hyperparameters are
+//! fitted on a seeded subset of that size (the best quarter and a uniform draw of the rest);
+//! the posterior then uses every point, with one Cholesky factorisation.
 
-use crate::linalg::{cholesky, solve_lower, solve_upper_t, Mat};
+use crate::bo::lbfgs::{self, Options};
+use crate::linalg::{dot, Lower};
+use rand::RngExt;
+use rand_pcg::Pcg64;
+
+/// The most points the hyperparameters are fitted on.
+pub(crate) const FIT_CAP: usize = 256;
+const MIN_NOISE: f64 = 1e-6;
 
 pub(crate) struct Gp {
-    x: Vec<Vec<f64>>,
-    ls: Vec<f64>,
-    chol: Mat,
+    d: usize,
+    /// training inputs, n×d row-major
+    x: Vec<f64>,
+    /// inverse squared length scales
+    lam: Vec<f64>,
+    scale: f64,
+    chol: Lower,
+    /// K⁻¹y
     alpha: Vec<f64>,
-    amp: f64,
-    y_mean: f64,
-    y_std: f64,
 }
 
-/// Matérn 5/2 correlation.
-fn matern52(a: &[f64], b: &[f64], ls: &[f64]) -> f64 {
-    let r2: f64 = a
-        .iter()
-        .zip(b)
-        .zip(ls)
-        .map(|((x, y), l)| ((x - y) / l).powi(2))
-        .sum();
+/// Matérn 5/2 correlation at squared scaled distance `r2`, and its derivative in `r2`.
+fn matern52(r2: f64) -> (f64, f64) {
     let r = (5.0 * r2).sqrt();
-    (1.0 + r + 5.0 * r2 / 3.0) * (-r).exp()
+    let e = (-r).exp();
+    ((1.0 + r + 5.0 / 3.0 * r2) * e, -5.0 / 6.0 * (1.0 + r) * e)
 }
 
-struct Fit {
-    nll: f64,
-    chol: Mat,
-    alpha: Vec<f64>,
-    amp: f64,
+/// Σ_j λ_j (a_j − b_j)².
+fn r2(a: &[f64], b: &[f64], lam: &[f64]) -> f64 {
+    a.iter()
+        .zip(b)
+        .zip(lam)
+        .map(|((x, y), l)| l * (x - y) * (x - y))
+        .sum()
 }
 
-/// The profiled negative log likelihood for length scales `ls` and relative noise `g`.
-fn fit_with(x: &[Vec<f64>], y: &[f64], ls: &[f64], g: f64) -> Option<Fit> {
-    let n = x.len();
-    let k: Mat = (0..n)
-        .map(|i| {
-            (0..n)
-                .map(|j| matern52(&x[i], &x[j], ls) + if i == j { g } else { 0.0 })
-                .collect()
-        })
-        .collect();
-    let chol = cholesky(&k)?;
-    let alpha = solve_upper_t(&chol, &solve_lower(&chol, y));
-    let quad: f64 = y
+/// The training data of a fit: points, targets and their per-dimension squared differences
+/// (pair (i, j), i > j, at `(i(i−1)/2 + j)·d`).
+struct Data<'a> {
+    n: usize,
+    d: usize,
+    y: &'a [f64],
+    sqd: Vec<f64>,
+}
+
+impl<'a> Data<'a> {
+    fn new(x: &[f64], d: usize, y: &'a [f64]) -> Self {
+        let n = y.len();
+        let mut sqd = Vec::with_capacity(n * n.saturating_sub(1) / 2 * d);
+        for i in 0..n {
+            for j in 0..i {
+                let (a, b) = (&x[i * d..(i + 1) * d], &x[j * d..(j + 1) * d]);
+                sqd.extend(a.iter().zip(b).map(|(p, q)| (p - q) * (p - q)));
+            }
+        }
+        Data { n, d, y, sqd }
+    }
+
+    fn pair(&self, i: usize, j: usize) -> &[f64] {
+        let k = (i * (i - 1) / 2 + j) * self.d;
+        &self.sqd[k..k + self.d]
+    }
+
+    /// The negative log posterior of θ = (ln λ, ln s, ln(σ²_n − min)) and its gradient; +∞
+    /// where K is not positive definite.
+    fn loss(&self, theta: &[f64]) -> (f64, Vec<f64>) {
+        let (n, d) = (self.n, self.d);
+        let lam: Vec<f64> = theta[..d].iter().map(|t| t.exp()).collect();
+        let s = theta[d].exp();
+        let noise_raw = theta[d + 1].exp();
+        let noise = MIN_NOISE + noise_raw;
+        let mut k = vec![0.0; n * n];
+        let mut dm = vec![0.0; n * n];
+        for i in 0..n {
+            k[i * n + i] = s + noise;
+            for j in 0..i {
+                let (m, dmr) = matern52(dot(self.pair(i, j), &lam));
+                k[i * n + j] = s * m;
+                dm[i * n + j] = s * dmr;
+            }
+        }
+        let Some(l) = Lower::cholesky(k.clone(), n) else {
+            return (f64::INFINITY, vec![0.0; d + 2]);
+        };
+        let mut alpha = self.y.to_vec();
+        l.solve(&mut alpha);
+        let quad = dot(&alpha, &alpha);
+        l.solve_t(&mut alpha);
+        let logdet: f64 = (0..n).map(|i| l.a[i * n + i].ln()).sum();
+        let mut w = l.inverse();
+        for i in 0..n {
+            for j in 0..n {
+                w[i * n + j] -= alpha[i] * alpha[j];
+            }
+        }
+        // ½ tr(W ∂K) over the symmetric off-diagonal pairs (twice each) and the diagonal.
+        let mut grad = vec![0.0; d + 2];
+        let mut trace_w = 0.0;
+        for i in 0..n {
+            trace_w += w[i * n + i];
+            grad[d] += 0.5 * w[i * n + i] * s;
+            for j in 0..i {
+                let wij = w[i * n + j];
+                grad[d] += wij * k[i * n + j];
+                let c = wij * dm[i * n + j];
+                for (g, q) in grad[..d].iter_mut().zip(self.pair(i, j)) {
+                    *g += c * q;
+                }
+            }
+        }
+        grad[..d].iter_mut().zip(&lam).for_each(|(g, l)| *g *= l);
+        grad[d + 1] = 0.5 * trace_w * noise_raw;
+        let nll = logdet + 0.5 * quad;
+        // Optuna's log prior, negated, and its gradient in θ.
+        let prior: f64 = lam.iter().map(|l| 0.1 / l + 0.1 * l).sum::<f64>() - (s.ln() - s)
+            + -(0.1 * noise.ln() - 30.0 * noise);
+        for (g, l) in grad[..d].iter_mut().zip(&lam) {
+            *g += -0.1 / l + 0.1 * l;
+        }
+        grad[d] += -(1.0 - s);
+        grad[d + 1] += -(0.1 / noise - 30.0) * noise_raw;
+        (nll + prior, grad)
+    }
+}
+
+/// Indexes of the points the hyperparameters are fitted on: all up to [`FIT_CAP`], else the
+/// best quarter by target and a seeded uniform draw of the rest, in their original order.
+fn fit_subset(y: &[f64], rng: &mut Pcg64) -> Vec<usize> {
+    let n = y.len();
+    if n <= FIT_CAP {
+        return (0..n).collect();
+    }
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| y[a].total_cmp(&y[b]).then(a.cmp(&b)));
+    let best = FIT_CAP / 4;
+    let (mut chosen, rest) = (order[..best].to_vec(), &mut order[best..]);
+    // A partial Fisher–Yates shuffle of the rest.
+    for k in 0..FIT_CAP - best {
+        let j = k + rng.random_range(0..rest.len() - k);
+        rest.swap(k, j);
+        chosen.push(rest[k]);
+    }
+    chosen.sort_unstable();
+    chosen
+}
+
+/// The fitted θ, or the starting point when the fit fails.
+fn fit_theta(x: &[f64], d: usize, y: &[f64], rng: &mut Pcg64) -> Vec<f64> {
+    let idx = fit_subset(y, rng);
+    let xs: Vec<f64> = idx
         .iter()
-        .zip(&alpha)
-        .map(|(a, b)| a * b)
-        .sum::<f64>()
-        .max(1e-12);
-    let amp = quad / n as f64;
-    let logdet: f64 = (0..n).map(|i| chol[i][i].ln()).sum();
-    Some(Fit {
-        nll: 0.5 * n as f64 * amp.ln() + logdet,
-        chol,
-        alpha,
-        amp,
-    })
+        .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
+        .collect();
+    let ys: Vec<f64> = idx.iter().map(|&i| y[i]).collect();
+    let data = Data::new(&xs, d, &ys);
+    // Start at λ = s = 1 and σ²_n = 1 (Optuna's default), inside wide bounds that keep
+    // exp() finite and K well-conditioned.
+    let mut theta0 = vec![0.0; d + 2];
+    theta0[d + 1] = (1.0 - 0.99 * MIN_NOISE).ln();
+    let mut lo = vec![-12.0; d + 2];
+    let mut hi = vec![12.0; d + 2];
+    (lo[d], hi[d]) = (-10.0, 7.0);
+    (lo[d + 1], hi[d + 1]) = (-30.0, 3.0);
+    let opts = Options {
+        pgtol: 1e-2,
+        ..Options::default()
+    };
+    let m = lbfgs::minimize(|t| data.loss(t), &theta0, &lo, &hi, opts);
+    if m.f.is_finite() {
+        m.x
+    } else {
+        theta0
+    }
 }
-
-const NOISES: [f64; 3] = [1e-6, 1e-4, 1e-2];
-const SCALES: [f64; 9] = [0.03, 0.06, 0.1, 0.15, 0.25, 0.4, 0.7, 1.2, 2.5];
-const FACTORS: [f64; 4] = [0.5, 0.75, 1.33, 2.0];
 
 impl Gp {
-    /// Fits `y` (losses) at the unit-cube points `x`.
-    pub fn fit(x: Vec<Vec<f64>>, y: &[f64]) -> Option<Gp> {
+    /// Fits the standardised targets `y` at the unit-cube points `x`; `rng` picks the fitting
+    /// subset when there are more than [`FIT_CAP`] points.
+    pub fn fit(x: &[Vec<f64>], y: &[f64], rng: &mut Pcg64) -> Option<Gp> {
         let d = x.first()?.len();
-        let y_mean = y.iter().sum::<f64>() / y.len() as f64;
-        let var = y.iter().map(|v| (v - y_mean).powi(2)).sum::<f64>() / y.len() as f64;
-        let y_std = if var > 0.0 { var.sqrt() } else { 1.0 };
-        let ys: Vec<f64> = y.iter().map(|v| (v - y_mean) / y_std).collect();
-        let mut best: Option<(Fit, Vec<f64>, f64)> = None;
-        let consider = |ls: Vec<f64>, g: f64, best: &mut Option<(Fit, Vec<f64>, f64)>| {
-            if let Some(f) = fit_with(&x, &ys, &ls, g) {
-                if best.as_ref().is_none_or(|(b, _, _)| f.nll < b.nll) {
-                    *best = Some((f, ls, g));
-                }
-            }
-        };
-        for g in NOISES {
-            for s in SCALES {
-                consider(vec![s; d], g, &mut best);
-            }
-        }
-        for _pass in 0..2 {
-            for j in 0..d {
-                let (ls0, g) = best.as_ref().map(|(_, ls, g)| (ls.clone(), *g))?;
-                for f in FACTORS {
-                    let mut ls = ls0.clone();
-                    ls[j] = (ls[j] * f).clamp(0.01, 10.0);
-                    consider(ls, g, &mut best);
-                }
-            }
-        }
-        let (fit, ls, _) = best?;
-        Some(Gp {
-            x,
-            ls,
-            chol: fit.chol,
-            alpha: fit.alpha,
-            amp: fit.amp,
-            y_mean,
-            y_std,
+        let flat: Vec<f64> = x.iter().flatten().copied().collect();
+        let theta = fit_theta(&flat, d, y, rng);
+        let lam: Vec<f64> = theta[..d].iter().map(|t| t.exp()).collect();
+        let scale = theta[d].exp();
+        let noise = MIN_NOISE + theta[d + 1].exp();
+        // Duplicated points outside the fitted subset can make K singular at a tiny noise:
+        // raise the noise until it factorises.
+        (0..8).find_map(|k| {
+            let noise = noise * 10f64.powi(k);
+            Gp::with(flat.clone(), d, y, lam.clone(), scale, noise)
         })
     }
 
-    /// Posterior mean and standard deviation at `p`, in the targets' units.
+    fn with(x: Vec<f64>, d: usize, y: &[f64], lam: Vec<f64>, scale: f64, noise: f64) -> Option<Gp> {
+        let n = y.len();
+        let mut k = vec![0.0; n * n];
+        for i in 0..n {
+            k[i * n + i] = scale + noise;
+            for j in 0..i {
+                let r = r2(&x[i * d..(i + 1) * d], &x[j * d..(j + 1) * d], &lam);
+                k[i * n + j] = scale * matern52(r).0;
+            }
+        }
+        let chol = Lower::cholesky(k, n)?;
+        let mut alpha = y.to_vec();
+        chol.solve(&mut alpha);
+        chol.solve_t(&mut alpha);
+        Some(Gp {
+            d,
+            x,
+            lam,
+            scale,
+            chol,
+            alpha,
+        })
+    }
+
+    /// The length scales, 1/√λ.
+    pub fn length_scales(&self) -> Vec<f64> {
+        self.lam.iter().map(|l| 1.0 / l.sqrt()).collect()
+    }
+
+    fn points(&self) -> impl Iterator<Item = &[f64]> {
+        self.x.chunks_exact(self.d)
+    }
+
+    /// Posterior mean and variance (of f, without the noise) at `p`.
     pub fn predict(&self, p: &[f64]) -> (f64, f64) {
-        let k: Vec<f64> = self.x.iter().map(|xi| matern52(xi, p, &self.ls)).collect();
-        let mu: f64 = k.iter().zip(&self.alpha).map(|(a, b)| a * b).sum();
-        let v = solve_lower(&self.chol, &k);
-        let var = (1.0 - v.iter().map(|x| x * x).sum::<f64>()).max(1e-12) * self.amp;
-        (self.y_mean + mu * self.y_std, var.sqrt() * self.y_std)
+        let mut k: Vec<f64> = self
+            .points()
+            .map(|xi| self.scale * matern52(r2(xi, p, &self.lam)).0)
+            .collect();
+        let mu = dot(&k, &self.alpha);
+        self.chol.solve(&mut k);
+        (mu, (self.scale - dot(&k, &k)).max(0.0))
+    }
+
+    /// Posterior mean and variance at `p`, with their gradients in `p`.
+    pub fn predict_grad(&self, p: &[f64]) -> (f64, f64, Vec<f64>, Vec<f64>) {
+        let (mut k, dk): (Vec<f64>, Vec<f64>) = self
+            .points()
+            .map(|xi| {
+                let (m, dm) = matern52(r2(xi, p, &self.lam));
+                (self.scale * m, 2.0 * self.scale * dm)
+            })
+            .unzip();
+        let mu = dot(&k, &self.alpha);
+        self.chol.solve(&mut k);
+        let var = self.scale - dot(&k, &k);
+        self.chol.solve_t(&mut k); // now K⁻¹k
+        let (mut dmu, mut dvar) = (vec![0.0; self.d], vec![0.0; self.d]);
+        for (i, xi) in self.points().enumerate() {
+            let (a, w) = (self.alpha[i] * dk[i], -2.0 * k[i] * dk[i]);
+            for j in 0..self.d {
+                let t = self.lam[j] * (p[j] - xi[j]);
+                dmu[j] += a * t;
+                dvar[j] += w * t;
+            }
+        }
+        (mu, var.max(0.0), dmu, dvar)
     }
 }
 
-/// Expected improvement below `best` (minimisation), with exploration margin `xi`.
-pub(crate) fn expected_improvement(mu: f64, sigma: f64, best: f64, xi: f64) -> f64 {
-    let imp = best - mu - xi;
-    let z = imp / sigma;
-    imp * crate::stats::norm_cdf(z) + sigma * crate::stats::norm_pdf(z)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn toy() -> (Vec<Vec<f64>>, Vec<f64>) {
+        let x: Vec<Vec<f64>> = (0..12)
+            .map(|i| vec![(i as f64 * 0.37) % 1.0, (i as f64 * 0.61) % 1.0])
+            .collect();
+        let y: Vec<f64> = x.iter().map(|p| (3.0 * p[0]).sin() + p[1] * p[1]).collect();
+        let m = y.iter().sum::<f64>() / 12.0;
+        (x, y.iter().map(|v| v - m).collect())
+    }
+
+    #[test]
+    fn likelihood_gradient_matches_differences() {
+        let (x, y) = toy();
+        let flat: Vec<f64> = x.iter().flatten().copied().collect();
+        let data = Data::new(&flat, 2, &y);
+        let theta = [0.3, -0.5, 0.2, -3.0];
+        let (_, g) = data.loss(&theta);
+        for i in 0..4 {
+            let h = 1e-6;
+            let mut a = theta;
+            a[i] += h;
+            let mut b = theta;
+            b[i] -= h;
+            let fd = (data.loss(&a).0 - data.loss(&b).0) / (2.0 * h);
+            assert!(
+                (fd - g[i]).abs() < 1e-5 * (1.0 + fd.abs()),
+                "θ{i}: {fd} vs {}",
+                g[i]
+            );
+        }
+    }
+
+    #[test]
+    fn posterior_gradient_matches_differences_and_interpolates() {
+        let (x, y) = toy();
+        let gp = Gp::fit(&x, &y, &mut Pcg64::seed_from_u64(1)).unwrap();
+        let p = [0.42, 0.77];
+        let (_, _, dmu, dvar) = gp.predict_grad(&p);
+        for j in 0..2 {
+            let h = 1e-6;
+            let (mut a, mut b) = (p, p);
+            a[j] += h;
+            b[j] -= h;
+            let (ma, va) = gp.predict(&a);
+            let (mb, vb) = gp.predict(&b);
+            assert!(((ma - mb) / (2.0 * h) - dmu[j]).abs() < 1e-5, "dμ/dx{j}");
+            assert!(((va - vb) / (2.0 * h) - dvar[j]).abs() < 1e-5, "dσ²/dx{j}");
+        }
+        // A smooth function with little noise: the posterior passes near the data.
+        for (p, v) in x.iter().zip(&y) {
+            let (mu, var) = gp.predict(p);
+            assert!(
+                (mu - v).abs() < 0.05 && var < 0.01,
+                "{p:?}: {mu} ± {var} vs {v}"
+            );
+        }
+    }
+
+    #[test]
+    fn large_histories_fit_on_a_subset_with_the_best() {
+        let y: Vec<f64> = (0..1000).map(|i| ((i * 7919) % 1000) as f64).collect();
+        let idx = fit_subset(&y, &mut Pcg64::seed_from_u64(3));
+        assert_eq!(idx.len(), FIT_CAP);
+        assert!(idx.windows(2).all(|w| w[0] < w[1]));
+        let mut best: Vec<usize> = (0..1000).collect();
+        best.sort_by(|&a, &b| y[a].total_cmp(&y[b]));
+        assert!(best[..FIT_CAP / 4].iter().all(|i| idx.contains(i)));
+    }
 }
