@@ -54,22 +54,26 @@ fn tpe_in_parallel_still_converges() {
 
 #[test]
 fn bayesianoptimization_gets_within_one_percent() {
-    // 20 seeds: within 1% in 20/20, median 35 trials, worst regret after 100 trials 0.0004.
-    let hits: Vec<Option<usize>> = (0..6)
+    // 20 seeds, 50 trials: within 1% in 20/20 by trial 39 (median 33), median regret 3.6e-5,
+    // worst 8.8e-4 (before the GP followed Optuna's GPSampler: median regret 3.9e-4).
+    let runs: Vec<_> = (0..6)
         .map(|s| {
-            trials_to(
-                &run(
-                    &mut *suggester("bayesianoptimization", &seed(s), &branin_space()),
-                    &branin_of,
-                    70,
-                    1,
-                ),
-                BRANIN_MIN,
-                0.01,
+            run(
+                &mut *suggester("bayesianoptimization", &seed(s), &branin_space()),
+                &branin_of,
+                50,
+                1,
             )
         })
         .collect();
-    assert!(hits.iter().filter(|h| h.is_some()).count() >= 5, "{hits:?}");
+    let hits: Vec<Option<usize>> = runs
+        .iter()
+        .map(|h| trials_to(h, BRANIN_MIN, 0.01))
+        .collect();
+    assert!(hits.iter().all(|h| h.is_some_and(|n| n <= 45)), "{hits:?}");
+    let mut r: Vec<f64> = runs.iter().map(|h| best(h) - BRANIN_MIN).collect();
+    r.sort_by(f64::total_cmp);
+    assert!(r[3] < 2e-4 && r[5] < 2e-3, "regrets after 50 trials {r:?}");
 }
 
 #[test]
