@@ -357,7 +357,6 @@ fn observe_job(job: &Job, exit: Option<Exit>, status: &mut ExperimentStatus) {
             } else {
                 status.message = Some(failure_message(exit.as_ref(), c.message.as_deref()));
             }
-            status.trials_running = None;
             status.completion_time = status
                 .completion_time
                 .clone()
@@ -442,9 +441,13 @@ async fn finish(
     ctx: &Context,
     ns: &str,
     current: &ExperimentStatus,
-    mut next: ExperimentStatus,
+    next: ExperimentStatus,
     action: Action,
 ) -> Result<Action, Error> {
+    // Only the operator's share is compared and written: what the runner reports (counters,
+    // a running experiment's message) never makes the operator write.
+    let current = &operator_share(current.clone());
+    let mut next = operator_share(next);
     let state = next.state.clone().unwrap_or_default();
     let message = next.message.clone().unwrap_or_default();
     let why = reason(&state, &message);
@@ -497,6 +500,28 @@ async fn finish(
     let api: Api<Experiment> = Api::namespaced(ctx.client.clone(), ns);
     apply::status(&api, &exp.name_any(), &next).await?;
     Ok(action)
+}
+
+/// The fields of the status this controller owns (server-side apply sends only these). The
+/// runner owns the trial counters and the best trial (`--kube-status`, its own field
+/// manager): were they sent back here from the copy read at the start of the reconcile, a
+/// runner's newer counts could be overwritten with older ones. The message is the runner's
+/// while it runs. Once the runner's Job has ended nothing else writes, and `trialsRunning`
+/// is set to 0 here (a killed runner leaves it counting trials that no longer run).
+fn operator_share(s: ExperimentStatus) -> ExperimentStatus {
+    let ended = is_terminal(s.state.as_deref());
+    let running = s.state.as_deref() == Some("Running");
+    ExperimentStatus {
+        state: s.state,
+        conditions: s.conditions,
+        message: if running { None } else { s.message },
+        start_time: s.start_time,
+        completion_time: s.completion_time,
+        runner: s.runner,
+        observed_generation: s.observed_generation,
+        trials_running: ended.then_some(0),
+        ..ExperimentStatus::default()
+    }
 }
 
 /// On deletion: stop the runner (its Job, and so every trial in it) and remove the spec

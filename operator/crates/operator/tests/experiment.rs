@@ -341,7 +341,10 @@ async fn a_spec_wasm_run_refuses_fails_the_experiment_with_the_located_error() {
 
 #[tokio::test]
 async fn a_running_runner_makes_the_experiment_running_and_a_second_reconcile_changes_nothing() {
-    let created = json!({"state": "Created", "runner": {"job": "branin-runner", "log": "l"}});
+    // The runner has reported trials already (its own field manager's share).
+    let created = json!({"state": "Created", "runner": {"job": "branin-runner", "log": "l"},
+                         "trials": 3, "trialsRunning": 2, "bestValue": 1.5, "message": "trial 3 started",
+                         "currentOptimalTrial": {"bestTrialName": "branin-1", "observation": {}}});
     let (_, seen) = reconcile(
         &experiment_object(Some(created)),
         vec![
@@ -356,6 +359,17 @@ async fn a_running_runner_makes_the_experiment_running_and_a_second_reconcile_ch
     assert_eq!(status["state"], "Running");
     assert_eq!(condition(&status, "Running")["status"], "True");
     assert_eq!(condition(&status, "Running")["reason"], "ExperimentRunning");
+    // Only the operator's fields are applied: the runner's counters, best trial and message
+    // are not sent back (a stale copy would overwrite the runner's newer report).
+    for runners in [
+        "trials",
+        "trialsRunning",
+        "bestValue",
+        "currentOptimalTrial",
+        "message",
+    ] {
+        assert!(status.get(runners).is_none(), "{runners} applied: {status}");
+    }
 
     let (action, seen) = reconcile(
         &experiment_object(Some(status)),
@@ -374,7 +388,9 @@ async fn a_complete_runner_makes_the_experiment_succeeded() {
     let done = job(json!({"succeeded": 1, "conditions": [
         {"type": "Complete", "status": "True", "lastTransitionTime": "2026-11-27T14:00:00Z"}]}));
     let (action, seen) = reconcile(
-        &experiment_object(Some(json!({"state": "Running"}))),
+        &experiment_object(Some(
+            json!({"state": "Running", "trials": 4, "trialsRunning": 1, "trialsSucceeded": 3}),
+        )),
         vec![
             expect("GET", JOB, Reply::Json(done)),
             expect("GET", PODS, Reply::Json(pods(Some((0, ""))))),
@@ -387,6 +403,9 @@ async fn a_complete_runner_makes_the_experiment_succeeded() {
     let status = &seen[3].body["status"];
     assert_eq!(status["state"], "Succeeded");
     assert_eq!(status["completionTime"], "2026-11-27T14:00:00Z");
+    // Nothing runs once the runner has ended; the other counters stay the runner's.
+    assert_eq!(status["trialsRunning"], 0);
+    assert!(status.get("trials").is_none() && status.get("trialsSucceeded").is_none());
     let succeeded = condition(status, "Succeeded");
     assert_eq!(succeeded["status"], "True");
     assert_eq!(succeeded["reason"], "ExperimentSucceeded");
