@@ -178,6 +178,107 @@ fn grid_covers_exactly_its_grid() {
     assert_eq!(seen, grid);
 }
 
+/// The experiment file with one more parameter in its space (a spec line for `parameters`).
+fn with_param(s: &Scratch, name: &str, algorithm: &str, extra: &str, param: &str) -> PathBuf {
+    let file = experiment(s, name, algorithm, extra);
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "  trialTemplate:",
+        &format!("    - {param}\n  trialTemplate:"),
+    );
+    std::fs::write(&file, text).unwrap();
+    file
+}
+
+fn series_len(t: &serde_json::Value) -> usize {
+    let obs: serde_json::Value =
+        serde_json::from_str(t["observation_json"].as_str().unwrap()).unwrap();
+    obs["series"].as_array().map_or(0, Vec::len)
+}
+
+#[test]
+fn sobol_with_a_whole_number_discrete_parameter_feeds_an_int_param() {
+    let s = Scratch::new();
+    let file = with_param(
+        &s,
+        "sobol",
+        "sobol",
+        "",
+        r#"{name: steps, parameterType: discrete, feasibleSpace: {list: ["2", "5"]}}"#,
+    );
+    let out = tune(&s, &file);
+    assert_eq!(out.code(), 0, "{}", out.stderr());
+    let all = trials(&out.json()).clone();
+    assert_eq!(all.len(), 12);
+    let mut points = BTreeSet::new();
+    for t in &all {
+        assert_eq!(t["state"], "Succeeded", "{t}");
+        let a = assignment(t);
+        // An int, not 2.0: the component's `steps` is an int param and reports that many points.
+        let steps = a["steps"].as_i64().unwrap_or_else(|| panic!("{a}"));
+        assert!([2, 5].contains(&steps), "{a}");
+        assert_eq!(series_len(t) as i64, steps, "{t}");
+        points.insert(format!("{}/{}", a["x1"], a["x2"]));
+    }
+    // A low-discrepancy sequence does not repeat itself.
+    assert_eq!(points.len(), 12);
+}
+
+#[test]
+fn hyperband_promotes_the_best_of_a_rung_to_a_larger_resource_through_components() {
+    let s = Scratch::new();
+    let settings = r#"[{name: r_l, value: "9"}, {name: resource_name, value: steps}, {name: eta, value: "3"}, {name: random_state, value: "5"}]"#;
+    let file = with_param(
+        &s,
+        "hyperband",
+        "hyperband",
+        "",
+        r#"{name: steps, parameterType: int, feasibleSpace: {min: "1", max: "9"}}"#,
+    );
+    let text = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace(r#"[{name: random_state, value: "11"}]"#, settings)
+        .replace("maxTrialCount: 12", "maxTrialCount: 13");
+    std::fs::write(&file, text).unwrap();
+    let out = tune(&s, &file);
+    assert_eq!(out.code(), 0, "{}", out.stderr());
+    let all = trials(&out.json()).clone();
+    assert_eq!(all.len(), 13);
+    let point = |t: &serde_json::Value| {
+        let a = assignment(t);
+        (
+            a["x1"].to_string(),
+            a["x2"].to_string(),
+            a["steps"].as_i64(),
+        )
+    };
+    let objective = |t: &serde_json::Value| t["objective"].as_f64().unwrap();
+    let best = |rung: &[serde_json::Value], k: usize| {
+        let mut r: Vec<_> = rung.iter().collect();
+        r.sort_by(|a, b| objective(a).total_cmp(&objective(b)));
+        let mut p: Vec<_> = r[..k]
+            .iter()
+            .map(|t| point(t))
+            .map(|(a, b, _)| (a, b))
+            .collect();
+        p.sort();
+        p
+    };
+    let rung = |r: &[serde_json::Value], steps: i64| {
+        for t in r {
+            assert_eq!(point(t).2, Some(steps), "{t}");
+            // The component reports a series when it has more than one step.
+            assert_eq!(series_len(t) as i64, if steps > 1 { steps } else { 0 }, "{t}");
+        }
+        let mut p: Vec<_> = r.iter().map(point).map(|(a, b, _)| (a, b)).collect();
+        p.sort();
+        p
+    };
+    // Bracket s = 2: nine configurations at 1 step, the best three again at 3, the best at 9.
+    rung(&all[..9], 1);
+    assert_eq!(rung(&all[9..12], 3), best(&all[..9], 3));
+    assert_eq!(rung(&all[12..], 9), best(&all[9..12], 1));
+}
+
 #[test]
 fn the_goal_ends_the_experiment_early() {
     let s = Scratch::new();

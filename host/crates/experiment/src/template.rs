@@ -65,6 +65,7 @@ fn component_pipeline(e: &Experiment, c: &ComponentTrial, base: &Path) -> Pipeli
     let mut params = BTreeMap::new();
     for (name, p) in e.spec.trial_bindings() {
         let ty = match p.parameter_type {
+            ParameterType::Discrete if p.is_whole_discrete() => ParamType::Int,
             ParameterType::Double | ParameterType::Discrete => ParamType::Float,
             ParameterType::Int => ParamType::Int,
             ParameterType::Categorical => ParamType::String,

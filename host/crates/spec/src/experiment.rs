@@ -62,6 +62,18 @@ pub struct ParameterSpec {
     pub feasible_space: FeasibleSpace,
 }
 
+impl ParameterSpec {
+    /// A `discrete` parameter whose list holds only whole numbers (`[16, 32, 64]`): its values
+    /// reach steps as ints, so it can feed an int param (a layer width, a batch size).
+    pub fn is_whole_discrete(&self) -> bool {
+        self.parameter_type == ParameterType::Discrete
+            && self.feasible_space.list.iter().all(|v| {
+                v.number()
+                    .is_some_and(|n| n.fract() == 0.0 && n.abs() < 9.0e15)
+            })
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ParameterType {
