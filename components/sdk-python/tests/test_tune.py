@@ -187,7 +187,8 @@ def test_the_sdk_refuses_what_cannot_run_before_building(tmp_path):
     with pytest.raises(TypeError, match=r"quadratic\(x: float\) cannot take a categorical parameter"):
         build({"x": weft.search.categorical(["a"]), "y": weft.search.int(0, 1)})
     with pytest.raises(TypeError, match=r"quadratic\(y: int\) cannot take a discrete parameter \(its values reach the step as float\)"):
-        build({"x": weft.search.double(0, 1), "y": weft.search.discrete([1, 2])})
+        build({"x": weft.search.double(0, 1), "y": weft.search.discrete([1, 2.5])})
+    build({"x": weft.search.double(0, 1), "y": weft.search.discrete([1, 2])})  # whole numbers: ints
     with pytest.raises(ValueError, match="needs parameter 'y': tune it or give it in fixed_params"):
         build({"x": weft.search.double(0, 1)})
     with pytest.raises(TypeError, match=r"fixed parameter y='0' does not fit quadratic\(y: int\)"):
@@ -210,19 +211,94 @@ def test_the_sdk_refuses_what_cannot_run_before_building(tmp_path):
     assert weft.Search.loguniform(0.01, 0.05).feasible_space["distribution"] == "logUniform"
 
 
-def test_cluster_tuning_is_refused_clearly(tmp_path, wasm_run):
-    # A kubeconfig naming a server nothing listens on: the refusal comes before any request.
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "none",
-        "clusters": [{"name": "none", "cluster": {"server": "http://127.0.0.1:9"}}],
-        "contexts": [{"name": "none", "context": {"cluster": "none", "user": "none"}}],
-        "users": [{"name": "none", "user": {}}],
-    }))
-    client = weft.Client(kube=True, artifact_store="file:///nonexistent", wasm_run=wasm_run,
-                         kubeconfig=str(kubeconfig))
-    with pytest.raises(NotImplementedError, match="not supported by the SDK yet"):
-        client.tune("e", quadratic, SPACE, "loss", package_dir=str(tmp_path / "pkg"))
-    assert not (tmp_path / "pkg").exists()  # refused before anything was built
-    with pytest.raises(NotImplementedError, match="local store only"):
-        client.list_experiments()
+def _stored_bytes(wasm_run, store, digest, to):
+    other = weft.Client(home=str(to / "home"), wasm_run=wasm_run)
+    other._run("--artifact-store", f"file://{store}", "artifacts", "get", digest, "--to", str(to / "got"))
+    return [p.read_bytes() for p in (to / "got").rglob("*") if p.is_file()]
+
+
+def _optimal(name, assignments, value):
+    """The status the operator and its runner write for a finished experiment."""
+    return {"state": "Succeeded", "message": "MaxTrialsReached: 4 trials", "bestValue": value,
+            "trials": 4, "trialsSucceeded": 4, "trialsFailed": 0,
+            "currentOptimalTrial": {"bestTrialName": name,
+                                    "parameterAssignments": [{"name": k, "value": v} for k, v in assignments.items()],
+                                    "observation": {"metrics": [{"name": "loss", "value": value, "min": str(value)}]}}}
+
+
+def test_a_component_experiment_is_submitted_to_the_cluster_and_read_back(tmp_path, package, wasm_run, cluster,
+                                                                         experiment_schema):
+    import jsonschema
+
+    fake, kubeconfig = cluster
+    store = tmp_path / "store"
+    client = weft.Client(home=str(tmp_path / "home"), wasm_run=wasm_run, kube=True, namespace="ml",
+                         artifact_store=f"file://{store}", kubeconfig=kubeconfig)
+    space = {"x": weft.search.double(-4, 4), "y": weft.search.discrete([-2, 0, 2])}
+    created = client.tune("quad-kube", quadratic, space, "loss", algorithm_name="tpe", max_trial_count=4,
+                          package_dir=str(package), wait=False)
+    assert created.state == "Created" and created.best_trial is None
+
+    exp = fake.objects[("ml", "experiments", "quad-kube")]
+    jsonschema.validate({k: exp[k] for k in ("apiVersion", "kind", "spec")} | {"metadata": {"name": "quad-kube"}},
+                        experiment_schema)
+    source = exp["spec"]["trialTemplate"]["component"]["source"]
+    assert source.startswith("sha256:"), source  # the operator runs digests from the store
+    assert _stored_bytes(wasm_run, store, source, tmp_path / "check") == [
+        (package / "components" / "quadratic.wasm").read_bytes()]
+    assert exp["spec"]["parameters"][1] == {"name": "y", "parameterType": "discrete",
+                                            "feasibleSpace": {"list": ["-2", "0", "2"]}}
+
+    # Still running: the wait times out naming it; then the operator reports the end.
+    exp["status"] = {"state": "Running", "trials": 2, "trialsRunning": 2}
+    with pytest.raises(TimeoutError, match="ml/quad-kube not finished"):
+        client.wait_for_experiment("quad-kube", timeout=0)
+    assert client.get_experiment("quad-kube").counts == {"trials": 2, "trialsRunning": 2}
+    exp["status"] = _optimal("quad-kube-3", {"x": "1.25", "y": "-2"}, 0.3125)
+    done = client.wait_for_experiment("quad-kube", timeout=30)
+    assert done.state == "Succeeded" and done.counts["trialsSucceeded"] == 4
+    # Values typed as the trial got them: a whole-number discrete is an int.
+    assert done.optimal_hyperparameters == {"x": 1.25, "y": -2}
+    assert done.best_trial.objective == 0.3125 and done.best_trial.metrics == {"loss": 0.3125}
+    assert [e.name for e in client.list_experiments()] == ["quad-kube"]
+
+    # The same name again is refused by the cluster, named.
+    with pytest.raises(ValueError, match="Experiment ml/quad-kube already exists"):
+        client.tune("quad-kube", quadratic, space, "loss", package_dir=str(package))
+    # A failed experiment raises with the result.
+    exp["status"] = {"state": "Failed", "message": "MaxFailedTrialsReached: 3 trials failed"}
+    with pytest.raises(ExperimentFailed, match="quad-kube Failed: MaxFailedTrialsReached") as failed:
+        client.wait_for_experiment("quad-kube", timeout=30)
+    assert failed.value.result.state == "Failed"
+
+
+def test_a_pipeline_experiment_applies_its_pipeline_and_bad_input_is_refused_before_submitting(
+        tmp_path, package, wasm_run, cluster, experiment_schema):
+    fake, kubeconfig = cluster
+    client = weft.Client(home=str(tmp_path / "home"), wasm_run=wasm_run, kube=True, namespace="ml",
+                         artifact_store=f"file://{tmp_path / 'store'}", kubeconfig=kubeconfig)
+    with pytest.raises(InvalidExperiment, match=r"experiment\.yaml:\d+:\d+: min 4 must be less than max -4"):
+        client.tune("quad-bad", quadratic, {"x": weft.search.double(4, -4), "y": weft.search.int(-5, 5)}, "loss",
+                    package_dir=str(package))
+    assert not [r for r in fake.requests if r[0] != "GET"], fake.requests  # nothing sent
+
+    # The pipeline goes to the cluster as a Pipeline object, which the Experiment names.
+    client.tune("quad-kube-pipeline", quadratic_pipeline, {"x": weft.Search.uniform(1, 2)}, "loss",
+                fixed_params={"y": -2}, max_trial_count=3, package_dir=str(package), wait=False)
+    exp = fake.objects[("ml", "experiments", "quad-kube-pipeline")]
+    assert exp["spec"]["trialTemplate"] == {"pipeline": {"pipelineRef": "quadratic-pipeline", "params": {"y": -2}}}
+    pipeline = fake.objects[("ml", "pipelines", "quadratic-pipeline")]
+    sources = [c["source"] for c in pipeline["spec"]["components"].values()]
+    assert sources and all(s.startswith("sha256:") for s in sources), sources
+    exp["status"] = _optimal("quad-kube-pipeline-1", {"x": "1.5"}, 0.25)
+    assert client.get_optimal_hyperparameters("quad-kube-pipeline") == {"x": 1.5}
+
+
+def test_a_whole_number_discrete_parameter_reaches_an_int_param(tmp_path, package, wasm_run):
+    client = weft.Client(home=str(tmp_path / "home"), wasm_run=wasm_run)
+    result = client.tune("quad-discrete", quadratic, {"x": weft.search.discrete([1.5]),
+                                                      "y": weft.search.discrete([-3, -2, 4])}, "loss",
+                         algorithm_name="grid", max_trial_count=3, package_dir=str(package))
+    _check_trials(result, lambda p: None)
+    assert sorted(t.parameters["y"] for t in result.trials) == [-3, -2, 4]
+    assert result.best_trial.parameters == {"x": 1.5, "y": -2}

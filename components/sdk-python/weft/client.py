@@ -173,23 +173,28 @@ class Client:
              packages_to_install: Optional[List[str]] = None, trial_timeout=None, trial_memory: Optional[str] = None,
              fixed_params: Optional[Dict[str, Any]] = None, additional_metric_names: Optional[List[str]] = None,
              metric_strategies: Optional[Dict[str, str]] = None, inputs: Optional[Dict[str, str]] = None,
-             resume_policy: Optional[str] = None, package_dir: Optional[str] = None):
+             resume_policy: Optional[str] = None, package_dir: Optional[str] = None, wait: bool = True,
+             timeout: Optional[float] = None):
         """Tunes `objective` (a `@weft.component`, whose parameters include the tuned names, or
         a `@weft.pipeline`, whose parameters do) over `parameters` (`{"lr": weft.search.double(...)}`):
         builds it, writes the Experiment to `package_dir/experiment.yaml` (default: a
-        `weft-tune-NAME` folder in the temp dir), runs it with `wasm-run tune` and returns the
-        `weft.tune.ExperimentResult` (`.state`, `.trials`, `.best_trial`). Each trial reports
-        `objective_metric_name` with `metrics.log_metric`. A file `wasm-run tune` refuses raises
-        `weft.tune.InvalidExperiment` with its located error; an experiment that does not succeed
-        raises `weft.tune.ExperimentFailed` carrying the result."""
-        if self._kube is not None:
-            raise NotImplementedError(
-                "Client(kube=True).tune: submitting an Experiment to a cluster is not supported by the "
-                "SDK yet (there is no Experiment CRD to create from here); tune locally with Client(), or "
-                "kubectl apply the experiment.yaml that tune writes once the operator serves Experiments")
+        `weft-tune-NAME` folder in the temp dir) and returns the `weft.tune.ExperimentResult`
+        (`.state`, `.trials`, `.best_trial`). Each trial reports `objective_metric_name` with
+        `metrics.log_metric`.
+
+        Here it runs with `wasm-run tune`. On a cluster (`Client(kube=True)`) the component (or
+        the pipeline, applied as a Pipeline) goes into the artifact store, the Experiment is
+        created for the operator to run, and with `wait` (default) this waits up to `timeout`
+        seconds (None: as long as it takes) for it to end; `wait=False` returns at once (state
+        `Created`; `wait_for_experiment` waits later).
+
+        A file `wasm-run tune` refuses raises `weft.tune.InvalidExperiment` with its located
+        error; an experiment that does not succeed raises `weft.tune.ExperimentFailed` carrying
+        the result."""
         from . import tune as tuning
 
         return tuning.tune(self, name, objective, parameters, objective_metric_name, package_dir=package_dir,
+                           kube=self._kube, wait=wait, timeout=timeout,
                            objective_type=objective_type, objective_goal=objective_goal,
                            additional_metric_names=additional_metric_names, metric_strategies=metric_strategies,
                            algorithm_name=algorithm_name, algorithm_settings=algorithm_settings,
@@ -199,23 +204,29 @@ class Client:
                            trial_memory=trial_memory, fixed_params=fixed_params, inputs=inputs,
                            resume_policy=resume_policy)
 
-    def _local_only(self, what: str):
-        if self._kube is not None:
-            raise NotImplementedError(f"Client(kube=True).{what}: experiments are read from the local store only "
-                                      "(no Experiment CRD is submitted by the SDK yet)")
+    def wait_for_experiment(self, name: str, timeout: Optional[float] = 3600):
+        """Waits until the cluster's experiment has ended (a local one has ended already)."""
+        from . import tune as tuning
+
+        if self._kube is None:
+            return self.get_experiment(name)
+        return tuning.wait_experiment(self._kube, name, timeout)
 
     def get_experiment(self, name: str):
-        """An experiment run here, with its trials and best trial (`wasm-run experiments show`)."""
-        self._local_only("get_experiment")
+        """An experiment with its trials and best trial (`wasm-run experiments show`); on a
+        cluster, its Experiment object's status (counters and the best trial)."""
         from .tune import ExperimentResult
 
+        if self._kube is not None:
+            return ExperimentResult.from_resource(self._kube.get(name, "experiments"))
         return ExperimentResult.from_summary(json.loads(self._run("experiments", "show", name, "--output", "json").stdout))
 
     def list_experiments(self):
-        """Every experiment in this home, as `wasm-run experiments list` has them."""
-        self._local_only("list_experiments")
+        """Every experiment in this home (`wasm-run experiments list`), or in the namespace."""
         from .tune import ExperimentResult
 
+        if self._kube is not None:
+            return [ExperimentResult.from_resource(o) for o in self._kube.list("experiments")]
         rows = json.loads(self._run("experiments", "list", "--output", "json").stdout)
         return [ExperimentResult.from_summary(r) for r in rows]
 

@@ -14,6 +14,8 @@ from typing import Any, Dict, List, Optional
 
 GROUP, VERSION = "weft.dev", "v1alpha1"
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
+#: Katib's ended experiment states.
+EXPERIMENT_TERMINAL = ("Succeeded", "Failed")
 
 
 def _api(kubeconfig: Optional[str]):
@@ -77,22 +79,59 @@ class KubeRuns:
         body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "PipelineRun", "metadata": meta, "spec": spec}
         return self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, "pipelineruns", body)
 
-    def get(self, name: str) -> Dict[str, Any]:
-        return self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, "pipelineruns", name)
+    def get(self, name: str, plural: str = "pipelineruns") -> Dict[str, Any]:
+        return self.api.get_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, name)
 
-    def list(self) -> List[Dict[str, Any]]:
-        return self.api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, "pipelineruns")["items"]
+    def list(self, plural: str = "pipelineruns") -> List[Dict[str, Any]]:
+        return self.api.list_namespaced_custom_object(GROUP, VERSION, self.namespace, plural)["items"]
 
-    def wait(self, name: str, timeout: float, poll: float = 1.0) -> Dict[str, Any]:
-        deadline = time.monotonic() + timeout
+    def wait(self, name: str, timeout: Optional[float], poll: float = 1.0, plural: str = "pipelineruns",
+             terminal=TERMINAL) -> Dict[str, Any]:
+        """The object once its `status.state` is terminal; `timeout` None waits as long as it takes."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            run = self.get(name)
-            if (run.get("status") or {}).get("state") in TERMINAL:
-                return run
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"PipelineRun {self.namespace}/{name} not finished after {timeout:.0f}s "
-                                   f"(state {(run.get('status') or {}).get('state')})")
+            obj = self.get(name, plural)
+            if (obj.get("status") or {}).get("state") in terminal:
+                return obj
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"{obj.get('kind', plural)} {self.namespace}/{name} not finished after "
+                                   f"{timeout:.0f}s (state {(obj.get('status') or {}).get('state')})")
             time.sleep(poll)
+
+    # Experiments (weft.dev/v1alpha1 Experiment: the operator runs its trials in a runner pod).
+
+    def stored_experiment(self, doc: Dict[str, Any], base: str) -> Dict[str, Any]:
+        """`doc` ready for the cluster: a component template's source and inputs become digests
+        in the store; a pipeline template's file becomes a Pipeline object (its components
+        stored) that `pipelineRef` names, as the operator looks it up."""
+        doc = copy.deepcopy(doc)
+        template = doc["spec"]["trialTemplate"]
+        component = template.get("component")
+        if component is not None:
+            component["source"] = self._digest(component["source"], base)
+            for key, value in (component.get("inputs") or {}).items():
+                component["inputs"][key] = self._digest(value, base)
+        pipeline = template.get("pipeline")
+        if pipeline is not None:
+            path = os.path.join(base, pipeline["pipelineRef"])
+            stored = self.stored(load_pipeline(path), os.path.dirname(path))
+            self.apply_pipeline(stored)
+            pipeline["pipelineRef"] = stored["metadata"]["name"]
+        return doc
+
+    def _digest(self, value: str, base: str) -> str:
+        return value if value.startswith("sha256:") else self._put(os.path.join(base, value))
+
+    def create_experiment(self, doc: Dict[str, Any]) -> Dict[str, Any]:
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Experiment",
+                "metadata": {"name": doc["metadata"]["name"]}, "spec": doc["spec"]}
+        try:
+            return self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, "experiments", body)
+        except self._error as e:
+            if e.status == 409:
+                raise ValueError(f"Experiment {self.namespace}/{doc['metadata']['name']} already exists: "
+                                 "delete it or choose another name") from None
+            raise
 
 
 def put_with(cmd_prefix: List[str], store: str):

@@ -112,7 +112,8 @@ class Search:
 
     @staticmethod
     def choice(values: Iterable[Any]) -> Parameter:
-        """Numbers become a `discrete` parameter (a float in the trial), anything else `categorical`."""
+        """Numbers become a `discrete` parameter (an int in the trial when all are whole, else a
+        float), anything else `categorical`."""
         values = builtins.list(values)
         numeric = values and all(isinstance(v, (builtins.int, float)) and not isinstance(v, bool) for v in values)
         return search.discrete(values) if numeric else search.categorical(values)
@@ -151,6 +152,8 @@ class ExperimentResult:
     trials: List[Trial]
     best_trial: Optional[Trial]
     spec: Dict[str, Any] = field(default_factory=dict)
+    #: Trial counters by Katib's status names (`trials`, `trialsSucceeded`...): a cluster's.
+    counts: Dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_summary(cls, summary: Dict[str, Any]) -> "ExperimentResult":
@@ -160,10 +163,50 @@ class ExperimentResult:
         spec = json.loads(e["spec_json"]) if e.get("spec_json") else {}
         return cls(e["name"], e["state"], e.get("message"), trials, best, spec)
 
+    @classmethod
+    def from_resource(cls, obj: Dict[str, Any]) -> "ExperimentResult":
+        """An Experiment object of the cluster, as the operator and its runner report it: the
+        state, the trial counters (`counts`) and the best trial (`currentOptimalTrial`); the
+        other trials' details stay in the runner's store."""
+        status = obj.get("status") or {}
+        spec = obj.get("spec") or {}
+        types = {p["name"]: p for p in spec.get("parameters", [])}
+        best = None
+        optimal = status.get("currentOptimalTrial")
+        if optimal:
+            params = {a["name"]: _typed(a["value"], types.get(a["name"])) for a in optimal.get("parameterAssignments", [])}
+            metrics = {m["name"]: m.get("value") for m in (optimal.get("observation") or {}).get("metrics", [])}
+            best = Trial(optimal["bestTrialName"], "Succeeded", params, status.get("bestValue"),
+                         observation={"metrics": metrics})
+        counts = {k: status[k] for k in ("trials", "trialsSucceeded", "trialsFailed", "trialsEarlyStopped",
+                                         "trialsRunning", "trialMetricsUnavailable") if k in status}
+        return cls(obj["metadata"]["name"], status.get("state") or "Created", status.get("message"),
+                   [best] if best else [], best, spec, counts)
+
     @property
     def optimal_hyperparameters(self) -> Dict[str, Any]:
         """The best trial's parameters (Katib's `get_optimal_hyperparameters`), `{}` if none."""
         return dict(self.best_trial.parameters) if self.best_trial else {}
+
+
+def _whole(values) -> bool:
+    try:
+        return all(float(v).is_integer() for v in values)
+    except (TypeError, ValueError):
+        return False
+
+
+def _typed(text: str, param: Optional[Dict[str, Any]]):
+    """A parameter value the cluster reports as text, as the trial received it."""
+    kind = (param or {}).get("parameterType")
+    try:
+        if kind == "int" or (kind == "discrete" and _whole((param.get("feasibleSpace") or {}).get("list", []))):
+            return builtins.int(float(text))
+        if kind in ("double", "discrete"):
+            return float(text)
+    except ValueError:
+        pass
+    return text
 
 
 class ExperimentFailed(RuntimeError):
@@ -224,8 +267,10 @@ def _early_stopping(es) -> Optional[Dict[str, Any]]:
 
 
 #: Which parameter types a component's typed parameter accepts (the value the host sends:
-#: double and discrete as float, int as int, categorical as string).
-_ACCEPTS = {"float": {"double", "discrete", "int"}, "int": {"int"}, "string": {"categorical"}, "bool": set()}
+#: double as float, int as int, categorical as string; discrete as int when its list is of
+#: whole numbers, else as float).
+_ACCEPTS = {"float": {"double", "discrete", "int"}, "int": {"int", "discrete-whole"}, "string": {"categorical"},
+            "bool": set()}
 
 
 #: The Python values a fixed parameter of each type may have.
@@ -241,8 +286,12 @@ def _check_component(comp, parameters: Dict[str, Parameter], fixed: Dict[str, An
             raise ValueError(f"tune: parameter {name!r} is not a parameter of component {comp.name} "
                              f"(it has {', '.join(declared) or 'none'})")
         accepts = _ACCEPTS.get(arg.type)
-        if accepts is not None and p.parameter_type not in accepts:
-            sent = {"double": "float", "discrete": "float", "int": "int", "categorical": "str"}[p.parameter_type]
+        kind = p.parameter_type
+        if kind == "discrete" and _whole(p.feasible_space.get("list", [])):
+            kind = "discrete-whole"
+        if accepts is not None and kind not in accepts and not (kind == "discrete-whole" and "discrete" in accepts):
+            sent = {"double": "float", "discrete": "float", "discrete-whole": "int", "int": "int",
+                    "categorical": "str"}[kind]
             have = {"string": "str"}.get(arg.type, arg.type)
             raise TypeError(f"tune: {comp.name}({name}: {have}) cannot take a {p.parameter_type} parameter "
                             f"(its values reach the step as {sent}); annotate it {sent} or change the search space")
@@ -390,10 +439,34 @@ def run_experiment(cmd: List[str], path: str) -> ExperimentResult:
 
 
 def tune(client, name: str, objective, parameters: Dict[str, Parameter], objective_metric_name: str,
-         package_dir: Optional[str] = None, **options) -> ExperimentResult:
-    """`Client.tune`'s body: build, write, run, read back."""
-    directory = package_dir or os.path.join(tempfile.gettempdir(), f"weft-tune-{name}")
+         package_dir: Optional[str] = None, kube=None, wait: bool = True, timeout: Optional[float] = None,
+         **options) -> ExperimentResult:
+    """`Client.tune`'s body: build, write, then run here and read back, or (`kube`, a
+    `weft.kube.KubeRuns`) submit to the cluster and, with `wait`, wait for its end."""
+    directory = os.path.abspath(package_dir or os.path.join(tempfile.gettempdir(), f"weft-tune-{name}"))
     doc = build_experiment(name, objective, parameters, objective_metric_name, directory,
                            wasm_run=client.wasm_run, **options)
-    path = write_experiment(doc, os.path.join(os.path.abspath(directory), "experiment.yaml"))
-    return run_experiment(client._cmd(), path)
+    path = write_experiment(doc, os.path.join(directory, "experiment.yaml"))
+    if kube is None:
+        return run_experiment(client._cmd(), path)
+    # The file `wasm-run tune --validate` accepts is the one the cluster gets, refused here
+    # with its located error rather than by the operator later.
+    checked = subprocess.run(client._cmd("tune", path, "--validate"), capture_output=True, text=True)
+    if checked.returncode == 2:
+        raise InvalidExperiment(checked.stderr.strip().removeprefix("error: "), path)
+    if checked.returncode != 0:
+        raise RuntimeError(f"wasm-run tune {path} --validate failed ({checked.returncode}): {checked.stderr.strip()}")
+    result = ExperimentResult.from_resource(kube.create_experiment(kube.stored_experiment(doc, directory)))
+    return wait_experiment(kube, name, timeout) if wait else result
+
+
+def wait_experiment(kube, name: str, timeout: Optional[float]) -> ExperimentResult:
+    """The cluster's Experiment `name` once it has ended; raises `ExperimentFailed` unless it
+    succeeded, `TimeoutError` past `timeout` seconds."""
+    from .kube import EXPERIMENT_TERMINAL
+
+    result = ExperimentResult.from_resource(kube.wait(name, timeout, plural="experiments",
+                                                      terminal=EXPERIMENT_TERMINAL))
+    if result.state != "Succeeded":
+        raise ExperimentFailed(result, f"experiment {result.name} {result.state}: {result.message}")
+    return result
