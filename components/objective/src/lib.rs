@@ -9,7 +9,9 @@
 //! `f(x) + spread / step`, so a worse configuration is worse at every step (what early stopping
 //! watches), then `value` without a step (the final value). `crash_above` fails the trial with
 //! a trap when x1 exceeds it (a crashing trial); `sleep_ms` makes the trial take that long
-//! (spread over its steps). Returns `value` as an output parameter.
+//! (spread over its steps), `sleep_per_unit_ms` that many ms per unit of the value (at most
+//! 2 s: trials then end in the order of their values, not of their starts). Returns `value`
+//! as an output parameter.
 use weft_step::{out_param, report, Guest, ParamValue, StepInput, StepOutput};
 
 struct Objective;
@@ -31,7 +33,9 @@ impl Guest for Objective {
                 panic!("x1 = {} is above crash_above", x(1)?);
             }
         }
-        let pause = input.int_param_or("sleep_ms", 0)?.clamp(0, 60_000) as u64;
+        let per_unit = input.float_param_or("sleep_per_unit_ms", 0.0)?;
+        let by_value = (value.abs() * per_unit).clamp(0.0, 2_000.0) as u64;
+        let pause = input.int_param_or("sleep_ms", 0)?.clamp(0, 60_000) as u64 + by_value;
         let steps = input.int_param_or("steps", 1)?.clamp(1, 10_000) as u64;
         let spread = input.float_param_or("spread", 10.0)?;
         if steps > 1 {

@@ -4,6 +4,7 @@
 //! beside the trials' runs (so `wasm-run runs show TRIAL` shows a trial's tasks and lineage).
 
 mod run;
+mod schedule;
 mod space;
 mod template;
 mod trial;
@@ -205,6 +206,16 @@ pub async fn run_experiment(
         finished: Arc::new(RwLock::new(finished)),
         running: Default::default(),
         cancels: Vec::new(),
+        schedule: schedule::Schedule {
+            parallel: doc.value.spec.parallel_trial_count as usize,
+            seeded: doc
+                .value
+                .spec
+                .algorithm
+                .algorithm_settings
+                .iter()
+                .any(|s| s.name == "random_state"),
+        },
     }
     .run()
     .await

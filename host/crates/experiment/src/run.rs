@@ -1,8 +1,10 @@
 //! The experiment loop: keep `parallelTrialCount` trials running, each from a suggestion made
-//! on the whole history (running trials included), until the goal is reached, the trial budget
+//! on the history (running trials included; a seeded experiment's fixed view of it, see
+//! [`crate::schedule`]), until the goal is reached, the trial budget
 //! is spent, too many trials failed, or the algorithm has nothing left to suggest. Every trial
 //! is recorded before it starts, so a killed experiment resumes without losing or repeating one.
 
+use crate::schedule::Schedule;
 use crate::trial::{
     metric_value, Observation, Stopper, TrialEnd, TrialRun, TrialState, TrialWatch,
 };
@@ -37,6 +39,7 @@ pub(crate) struct Loop<'a> {
     pub finished: Arc<RwLock<Vec<Trial>>>,
     pub running: JoinSet<(usize, anyhow::Result<TrialEnd>, Arc<TrialWatch>)>,
     pub cancels: Vec<(usize, Arc<AtomicBool>)>,
+    pub schedule: Schedule,
 }
 
 impl Loop<'_> {
@@ -139,36 +142,65 @@ impl Loop<'_> {
         crate::best(&self.trials, self.direction())
     }
 
-    /// Starts suggested trials up to the parallelism and the budget; how many it started.
+    /// Starts suggested trials up to the parallelism and the budget, one suggestion at a time
+    /// (each seeing those started before it as running); how many it started.
     fn start_more(&mut self) -> Result<usize, ExperimentError> {
         let spec = self.spec();
         let budget = spec
             .max_trial_count
             .map(|m| m as usize)
             .unwrap_or(usize::MAX);
-        let room = (spec.parallel_trial_count as usize)
+        let mut room = (spec.parallel_trial_count as usize)
             .saturating_sub(self.running.len())
             .min(budget.saturating_sub(self.trials.len()));
-        if room == 0 {
-            return Ok(0);
+        let mut started = 0;
+        while room > 0 {
+            let Some(assignment) = self.suggest_next()? else {
+                break;
+            };
+            self.start_trial(&assignment)?;
+            room -= 1;
+            started += 1;
         }
+        Ok(started)
+    }
+
+    /// The next trial's assignment: None while its suggestion must wait for a trial to end
+    /// (the seeded schedule), or when the algorithm has nothing more to suggest now.
+    fn suggest_next(&mut self) -> Result<Option<Assignment>, ExperimentError> {
         let history: Vec<Trial> = self.trials.iter().map(tune_trial).collect();
-        let suggested = self
-            .suggester
-            .suggest(&history, room)
-            .map_err(|e| ExperimentError::Suggest(e.to_string()))?;
-        for assignment in &suggested {
-            let seq = self.trials.len();
-            let record = self.new_trial(seq, assignment)?;
-            self.meta().put_trial(&record).map_err(host)?;
-            self.emit(ExperimentEvent::TrialStarted {
-                trial: record.name.clone(),
-                assignment: assignment.clone(),
-            });
-            self.trials.push(record);
-            self.spawn(seq, false);
+        let Some(view) = self.schedule.view(history.clone()) else {
+            return Ok(None);
+        };
+        let mut got = self.suggest(&view)?;
+        // An algorithm that waits for running trials (hyperband's rungs) suggests nothing from
+        // a view that shows ended trials as running: once nothing runs, every trial has ended
+        // and the whole history is as fixed as the view.
+        if got.is_none() && self.running.is_empty() && view != history {
+            got = self.suggest(&history)?;
         }
-        Ok(suggested.len())
+        Ok(got)
+    }
+
+    fn suggest(&mut self, history: &[Trial]) -> Result<Option<Assignment>, ExperimentError> {
+        let mut got = self
+            .suggester
+            .suggest(history, 1)
+            .map_err(|e| ExperimentError::Suggest(e.to_string()))?;
+        Ok(got.pop())
+    }
+
+    fn start_trial(&mut self, assignment: &Assignment) -> Result<(), ExperimentError> {
+        let seq = self.trials.len();
+        let record = self.new_trial(seq, assignment)?;
+        self.meta().put_trial(&record).map_err(host)?;
+        self.emit(ExperimentEvent::TrialStarted {
+            trial: record.name.clone(),
+            assignment: assignment.clone(),
+        });
+        self.trials.push(record);
+        self.spawn(seq, false);
+        Ok(())
     }
 
     fn new_trial(
@@ -201,7 +233,7 @@ impl Loop<'_> {
             objective: self.spec().objective.objective_metric_name.clone(),
             direction: self.direction(),
             stopper: self.stopper.clone(),
-            finished: self.finished.clone(),
+            finished: self.stopper_sees(seq),
             series: Mutex::new(Vec::new()),
             stopped: Mutex::new(None),
         });
@@ -218,6 +250,21 @@ impl Loop<'_> {
         };
         self.running
             .spawn(async move { (seq, run.run().await, watch) });
+    }
+
+    /// The finished trials trial `seq`'s early stopper compares it with: all of them as they
+    /// finish, or (seeded) the fixed set its suggestion saw.
+    fn stopper_sees(&self, seq: usize) -> Arc<RwLock<Vec<Trial>>> {
+        if !self.schedule.seeded {
+            return self.finished.clone();
+        }
+        let settled = self.schedule.settled(seq);
+        let ended = self.trials[..settled]
+            .iter()
+            .filter(|t| state(t).is_finished())
+            .map(tune_trial)
+            .collect();
+        Arc::new(RwLock::new(ended))
     }
 
     /// Trials recorded as running when the experiment stopped (a kill): their runs are
