@@ -4,8 +4,10 @@
 //! included) and [`EarlyStopper::decide`] on each metric a trial reports.
 //!
 //! **Determinism.** Every suggester is a pure function of its seed (`random_state`), the history
-//! and the count: it keeps no state between calls, so an experiment with a seed is reproducible
-//! and a resumed one (history rebuilt from the store) continues exactly where it was. The
+//! and the count: what it keeps between calls is a cache (CMA-ES keeps its evolved state and
+//! checks that the history extends what it saw, rebuilding otherwise), never an input, so an
+//! experiment with a seed is reproducible and a resumed one (history rebuilt from the store)
+//! continues exactly where it was. The
 //! history must be in the order the trials were created. The `k`-th new suggestion depends
 //! only on the seed, the history and its position `history.len() + k`, so batching does not
 //! change what is suggested (TPE and Bayesian optimisation treat the earlier suggestions of the
