@@ -288,7 +288,7 @@ fn failed(e: &StepError, log_path: &std::path::Path) -> ExitCode {
         .append(true)
         .create(true)
         .open(log_path)
-        .and_then(|mut f| writeln!(f, "\n[weft] step {}: {e}", e.kind()));
+        .and_then(|mut f| writeln!(f, "\n{}", e.log_line()));
     eprintln!(
         "error: {} (log: {})",
         escape_control(&e.one_line()),

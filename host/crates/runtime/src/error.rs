@@ -92,6 +92,12 @@ fn list(items: &[String]) -> String {
 }
 
 impl StepError {
+    /// What the host appends to a failed step's log: the kind in the tag, then the error once
+    /// (`[weft failed] step failed: no rows`; a trap's guest backtrace follows on its lines).
+    pub fn log_line(&self) -> String {
+        format!("[weft {}] {self}", self.kind())
+    }
+
     /// A short stable name for the kind of failure, for logs and JSON output.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -126,5 +132,18 @@ impl StepError {
             .next()
             .unwrap_or_default()
             .to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_line_says_the_error_once_with_its_kind() {
+        let e = StepError::Failed {
+            message: "no rows".into(),
+        };
+        assert_eq!(e.log_line(), "[weft failed] step failed: no rows");
     }
 }

@@ -430,11 +430,7 @@ pub(crate) fn run_step(
             return Err(AttemptError::Stopped(e.to_string()));
         }
         Err(e) => {
-            let message = e.to_string();
-            append_to_log(
-                log_path,
-                &format!("\n[weft] step {}: {message}\n", e.kind()),
-            );
+            append_to_log(log_path, &format!("\n{}\n", e.log_line()));
             return Err(step_or_disk_full(artifacts, &e));
         }
     };
