@@ -1,17 +1,21 @@
 //! `bayesianoptimization`: Gaussian-process BO with expected improvement, with Katib's skopt
 //! settings (`base_estimator` GP, `n_initial_points` 10 by default, `acq_func` EI,
-//! `acq_optimizer`) and the model and search of Optuna's `GPSampler`. The initial points are a
-//! scrambled Sobol design rather than skopt's and Optuna's uniform draws: on Hartmann6 the
-//! first ten points decide whether the GP ever sees the global basin (given the same ten, Optuna
-//! and this code got stuck on the same seeds), and a space-filling design got there on 30 of
-//! 40 seeds against 21 of 40 from random ones. Parameters live in the unit cube (log scale for
-//! log distributions; lists as equal cells; a `normal` distribution is not followed past its
-//! bounds here); losses are standardised; the GP ([`crate::gp`]) has a Matérn 5/2 kernel with
-//! one length scale per dimension, fitted by maximum a posteriori; the acquisition is log-EI
-//! without skopt's ξ (whose 0.01 in the objective's own units could exceed the whole band near
-//! the optimum), maximised over 2048 Sobol points and then by L-BFGS from the best ones
-//! ([`acq`]); `acq_optimizer: sampling` skips the L-BFGS. Running trials, and the earlier
-//! suggestions of the same call, are "constant liars" at the best loss seen (skopt's cl_min).
+//! `acq_optimizer`) and the model and search of Optuna's `GPSampler`.
+//!
+//! The initial points are a scrambled Sobol design rather than skopt's and Optuna's uniform
+//! draws: on Hartmann6 the first ten points decide whether the GP ever sees the global basin
+//! (given the same ten, Optuna and this code got stuck on the same seeds), and over seeds
+//! 0–99 the Sobol start got within 1% on 72 seeds against 60 from random ones (57.8 trials on
+//! average against 66.2; Branin unchanged, 30.1 and 30.2). The design, like the GP, lives in
+//! the unit cube (log scale for log distributions; lists as equal cells), so a `normal`
+//! parameter's first points are spread over its bounds, not drawn from its distribution.
+//!
+//! Losses are standardised; the GP ([`crate::gp`]) has a Matérn 5/2 kernel with one length
+//! scale per dimension, fitted by maximum a posteriori; the acquisition is log-EI without
+//! skopt's ξ (whose 0.01 in the objective's own units could exceed the whole band near the
+//! optimum), maximised over 2048 Sobol points and then by L-BFGS from the best ones ([`acq`]);
+//! `acq_optimizer: sampling` skips the L-BFGS. Running trials, and the earlier suggestions of
+//! the same call, are "constant liars" at the best loss seen (skopt's cl_min).
 
 mod acq;
 pub(crate) mod lbfgs;

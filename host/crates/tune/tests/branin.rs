@@ -54,8 +54,8 @@ fn tpe_in_parallel_still_converges() {
 
 #[test]
 fn bayesianoptimization_gets_within_one_percent() {
-    // 20 seeds, 50 trials: within 1% in 20/20 by trial 39 (median 33), median regret 3.6e-5,
-    // worst 8.8e-4 (before the GP followed Optuna's GPSampler: median regret 3.9e-4).
+    // 20 seeds, 50 trials: within 1% in 20/20 by trial 38 (median 32.5), median regret 4.6e-5,
+    // worst 3.4e-4 (before the GP followed Optuna's GPSampler: median regret 3.9e-4).
     let runs: Vec<_> = (0..6)
         .map(|s| {
             run(
@@ -73,7 +73,7 @@ fn bayesianoptimization_gets_within_one_percent() {
     assert!(hits.iter().all(|h| h.is_some_and(|n| n <= 45)), "{hits:?}");
     let mut r: Vec<f64> = runs.iter().map(|h| best(h) - BRANIN_MIN).collect();
     r.sort_by(f64::total_cmp);
-    assert!(r[3] < 2e-4 && r[5] < 2e-3, "regrets after 50 trials {r:?}");
+    assert!(r[3] < 2e-4 && r[5] < 1e-3, "regrets after 50 trials {r:?}");
 }
 
 #[test]
