@@ -13,6 +13,7 @@ mod lease;
 mod metadata;
 #[cfg(feature = "postgres")]
 mod metadata_pg;
+mod registry;
 mod remote;
 mod rows;
 
@@ -23,6 +24,9 @@ pub use artifacts::{
 pub use experiments::{ExperimentRecord, TrialRecord};
 pub use lease::{Lease, RunLease, STALE_AFTER};
 pub use metadata::*;
+pub use registry::{
+    RegistryError, RegistryKind, RegistryOrder, RegistryPage, RegistryRow, RegistryStore,
+};
 pub use remote::{ArtifactBackend, ObjectStoreBackend};
 pub use weft_tree::remove_tree;
 

@@ -1,0 +1,169 @@
+//! The operations every resource shares (create, get, find, update, list), generic over the
+//! entity. Store calls run on blocking threads: SQLite may wait for another writer.
+
+use crate::entity::{body_object, from_row, now_ms, patched, to_row, Entity};
+use crate::error::ApiError;
+use crate::model::List;
+use crate::paging::{encode, ListQuery};
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+use weft_store::{RegistryKind, RegistryRow, RegistryStore};
+
+pub(crate) type Store = Arc<RegistryStore>;
+
+/// `f` on a blocking thread.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+}
+
+/// An id from a path or a query: ids are integers, so any other text names nothing.
+pub(crate) fn parse_id(kind: RegistryKind, id: &str) -> Result<i64, ApiError> {
+    id.parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| not_found(kind, id))
+}
+
+fn not_found(kind: RegistryKind, id: &str) -> ApiError {
+    ApiError::not_found(format!("no {} with id `{id}`", kind.noun()))
+}
+
+/// The row of `T` with this id (of `T`'s artifact type, for a typed artifact).
+pub(crate) fn get_row<T: Entity>(store: &RegistryStore, id: &str) -> Result<RegistryRow, ApiError> {
+    let n = parse_id(T::KIND, id)?;
+    store
+        .get(T::KIND, n)?
+        .filter(|r| T::ARTIFACT_TYPE.is_none_or(|t| r.artifact_type == t))
+        .ok_or_else(|| not_found(T::KIND, id))
+}
+
+/// Creates `T` from `body` under `parent`: 201 with the entity as stored.
+pub(crate) fn create<T: Entity>(
+    store: &RegistryStore,
+    body: Map<String, Value>,
+    parent: Option<i64>,
+) -> Result<(StatusCode, Json<T>), ApiError> {
+    let mut e = T::from_value(Value::Object(body), "")?;
+    e.fill_defaults();
+    let row = to_row(&e, parent, now_ms());
+    if row.name.as_deref() == Some("") {
+        return Err(ApiError::bad_request("invalid field `name`: empty"));
+    }
+    let row = store.insert(T::KIND, &row)?;
+    Ok((StatusCode::CREATED, Json(from_row(&row)?)))
+}
+
+pub(crate) async fn create_from<T: Entity>(
+    store: Store,
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<T>), ApiError> {
+    blocking(move || create::<T>(&store, body_object(&body)?, None)).await
+}
+
+pub(crate) async fn get<T: Entity>(store: Store, id: String) -> Result<Json<T>, ApiError> {
+    blocking(move || Ok(Json(from_row(&get_row::<T>(&store, &id)?)?))).await
+}
+
+/// Writes the fields of `body` over the entity with this id: 200 with the result.
+pub(crate) async fn update<T: Entity>(
+    store: Store,
+    id: String,
+    body: axum::body::Bytes,
+) -> Result<Json<T>, ApiError> {
+    blocking(move || {
+        let row = get_row::<T>(&store, &id)?;
+        let new = patched::<T>(&row, body_object(&body)?)?;
+        let stored = store.update(T::KIND, &new)?;
+        let stored = stored.ok_or_else(|| not_found(T::KIND, &id))?;
+        Ok(Json(from_row(&stored)?))
+    })
+    .await
+}
+
+/// What a find (`/registered_model?name=...`) looks for.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FindQuery {
+    pub name: Option<String>,
+    pub external_id: Option<String>,
+    pub parent_resource_id: Option<String>,
+}
+
+pub(crate) async fn find<T: Entity>(store: Store, q: FindQuery) -> Result<Json<T>, ApiError> {
+    blocking(move || {
+        if q.name.is_none() && q.external_id.is_none() {
+            return Err(ApiError::bad_request(
+                "give a name or an externalId to find",
+            ));
+        }
+        let missing = || ApiError::not_found(format!("no {} matches the query", T::KIND.noun()));
+        let parent = match &q.parent_resource_id {
+            Some(p) => Some(p.parse::<i64>().map_err(|_| missing())?),
+            None => None,
+        };
+        let row = store.find(T::KIND, q.name.as_deref(), q.external_id.as_deref(), parent)?;
+        let row = row
+            .filter(|r| T::ARTIFACT_TYPE.is_none_or(|t| r.artifact_type == t))
+            .ok_or_else(missing)?;
+        Ok(Json(from_row(&row)?))
+    })
+    .await
+}
+
+/// The artifact types upstream lists by (`artifactType=`).
+const ARTIFACT_TYPES: &[&str] = &[
+    "model-artifact",
+    "doc-artifact",
+    "dataset-artifact",
+    "metric",
+    "parameter",
+];
+
+/// A page of `T`s (of `parent`'s, when given, which must exist as a `parent_kind`).
+pub(crate) async fn list<T: Entity>(
+    store: Store,
+    parent: Option<(RegistryKind, String)>,
+    q: ListQuery,
+) -> Result<Json<List<T>>, ApiError> {
+    blocking(move || {
+        let page = q.page()?;
+        let parent = match parent {
+            Some((kind, id)) => {
+                let n = parse_id(kind, &id)?;
+                store.get(kind, n)?.ok_or_else(|| not_found(kind, &id))?;
+                Some(n)
+            }
+            None => None,
+        };
+        let by_type = match (T::ARTIFACT_TYPE, q.artifact_type.as_deref()) {
+            (Some(t), _) => Some(t),
+            (None, None | Some("")) => None,
+            (None, Some(t)) if T::KIND == RegistryKind::Artifact => Some(
+                *ARTIFACT_TYPES
+                    .iter()
+                    .find(|k| **k == t)
+                    .ok_or_else(|| ApiError::bad_request(format!("invalid artifactType `{t}`")))?,
+            ),
+            (None, Some(_)) => None,
+        };
+        let (rows, more) = store.list(T::KIND, parent, by_type, &page)?;
+        let next_page_token = match rows.last() {
+            Some(last) if more => encode(&page, last),
+            _ => String::new(),
+        };
+        let items = rows.iter().map(from_row).collect::<Result<Vec<T>, _>>()?;
+        Ok(Json(List {
+            next_page_token,
+            page_size: page.limit,
+            size: items.len(),
+            items,
+        }))
+    })
+    .await
+}

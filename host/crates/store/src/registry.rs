@@ -1,0 +1,365 @@
+//! The model registry's rows (issue 16): registered models, their versions and the versions'
+//! artifacts, in three tables of the metadata database. Each row keeps the columns the
+//! registry looks things up by (id, parent, name, external id, state, times) and the rest of
+//! the entity as JSON text (`body_json`: description, custom properties, type-specific
+//! fields), which the `weft-registry` crate types.
+//!
+//! This slice is SQLite only, on its own connection to the metadata database: the tables are
+//! made with `CREATE TABLE IF NOT EXISTS` when the registry opens, outside the metadata
+//! store's migrations. Moving them into `metadata::MIGRATIONS` (and PostgreSQL's), behind the
+//! `Metadata` trait, is a later slice.
+
+use crate::rows::Columns;
+use rusqlite::{params_from_iter, Connection, OptionalExtension};
+use std::path::Path;
+use std::sync::Mutex;
+
+/// The three kinds of registry rows, each in its own table with its own id sequence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistryKind {
+    RegisteredModel,
+    ModelVersion,
+    /// Any artifact type (model, doc): `artifact_type` tells which.
+    Artifact,
+}
+
+impl RegistryKind {
+    fn table(self) -> &'static str {
+        match self {
+            RegistryKind::RegisteredModel => "registry_models",
+            RegistryKind::ModelVersion => "registry_versions",
+            RegistryKind::Artifact => "registry_artifacts",
+        }
+    }
+
+    /// The word messages use.
+    pub fn noun(self) -> &'static str {
+        match self {
+            RegistryKind::RegisteredModel => "registered model",
+            RegistryKind::ModelVersion => "model version",
+            RegistryKind::Artifact => "artifact",
+        }
+    }
+}
+
+/// One registry row. Times are milliseconds since the Unix epoch.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RegistryRow {
+    pub id: i64,
+    /// The registered model of a version, the version of an artifact; none for a model (and
+    /// for an artifact not yet attached to a version).
+    pub parent: Option<i64>,
+    /// Artifacts only: `model-artifact`, `doc-artifact`, ...; empty for the others.
+    pub artifact_type: String,
+    pub name: Option<String>,
+    pub external_id: Option<String>,
+    pub state: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub body_json: String,
+}
+
+/// The order of a list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistryOrder {
+    CreateTime,
+    UpdateTime,
+    Id,
+}
+
+/// Which rows to list and from where: after `after` (the order's value and the id of the
+/// last row of the previous page), `limit` of them.
+#[derive(Clone, Debug)]
+pub struct RegistryPage {
+    pub order: RegistryOrder,
+    pub descending: bool,
+    pub limit: u32,
+    pub after: Option<(i64, i64)>,
+}
+
+/// What can go wrong, worded for the API's callers.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// A name or external id already taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// The parent the row names does not exist.
+    #[error("{0}")]
+    NoParent(String),
+    #[error("metadata store: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("metadata store: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+const SCHEMA: &str = "
+    CREATE TABLE IF NOT EXISTS registry_models (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        parent INTEGER,
+        artifact_type TEXT NOT NULL DEFAULT '',
+        name TEXT NOT NULL UNIQUE,
+        external_id TEXT UNIQUE,
+        state TEXT,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        body_json TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS registry_versions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        parent INTEGER NOT NULL REFERENCES registry_models(id),
+        artifact_type TEXT NOT NULL DEFAULT '',
+        name TEXT NOT NULL,
+        external_id TEXT UNIQUE,
+        state TEXT,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        body_json TEXT NOT NULL,
+        UNIQUE (parent, name)
+    );
+    CREATE TABLE IF NOT EXISTS registry_artifacts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        parent INTEGER REFERENCES registry_versions(id),
+        artifact_type TEXT NOT NULL,
+        name TEXT,
+        external_id TEXT UNIQUE,
+        state TEXT,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        body_json TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS registry_artifacts_name
+        ON registry_artifacts (COALESCE(parent, 0), name);
+    CREATE INDEX IF NOT EXISTS registry_versions_by_parent ON registry_versions (parent);";
+
+const COLUMNS: &str =
+    "id, parent, artifact_type, name, external_id, state, created_ms, updated_ms, body_json";
+
+fn row<C: Columns>(r: &C) -> Result<RegistryRow, C::Error> {
+    Ok(RegistryRow {
+        id: r.int(0)?,
+        parent: r.opt_int(1)?,
+        artifact_type: r.text(2)?,
+        name: r.opt_text(3)?,
+        external_id: r.opt_text(4)?,
+        state: r.opt_text(5)?,
+        created_ms: r.int(6)?,
+        updated_ms: r.int(7)?,
+        body_json: r.text(8)?,
+    })
+}
+
+/// The registry's tables in the metadata database (SQLite).
+pub struct RegistryStore {
+    conn: Mutex<Connection>,
+}
+
+impl RegistryStore {
+    /// The registry in the SQLite metadata database at `path` (made if absent).
+    pub fn open(path: &Path) -> Result<Self, RegistryError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))?;
+        Ok(RegistryStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    /// A registry in memory (tests).
+    pub fn in_memory() -> Result<Self, RegistryError> {
+        let conn = Connection::open_in_memory()?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(RegistryStore {
+            conn: Mutex::new(conn),
+        })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+        f(&self.conn.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Inserts `r` (its id is ignored) and returns it as stored, with its id.
+    pub fn insert(
+        &self,
+        kind: RegistryKind,
+        r: &RegistryRow,
+    ) -> Result<RegistryRow, RegistryError> {
+        let sql = format!(
+            "INSERT INTO {} (parent, artifact_type, name, external_id, state, created_ms, \
+             updated_ms, body_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING {COLUMNS}",
+            kind.table()
+        );
+        self.with(|c| {
+            c.query_row(
+                &sql,
+                rusqlite::params![
+                    r.parent,
+                    r.artifact_type,
+                    r.name,
+                    r.external_id,
+                    r.state,
+                    r.created_ms,
+                    r.updated_ms,
+                    r.body_json
+                ],
+                |x| row(x),
+            )
+        })
+        .map_err(|e| constraint(kind, r, e))
+    }
+
+    /// Writes every field of `r` but its id and creation time over the row with its id; the
+    /// row as stored, or `None` when there is no such row.
+    pub fn update(
+        &self,
+        kind: RegistryKind,
+        r: &RegistryRow,
+    ) -> Result<Option<RegistryRow>, RegistryError> {
+        let sql = format!(
+            "UPDATE {} SET parent = ?2, name = ?3, external_id = ?4, state = ?5, updated_ms = ?6, \
+             body_json = ?7 WHERE id = ?1 RETURNING {COLUMNS}",
+            kind.table()
+        );
+        self.with(|c| {
+            c.query_row(
+                &sql,
+                rusqlite::params![
+                    r.id,
+                    r.parent,
+                    r.name,
+                    r.external_id,
+                    r.state,
+                    r.updated_ms,
+                    r.body_json
+                ],
+                |x| row(x),
+            )
+            .optional()
+        })
+        .map_err(|e| constraint(kind, r, e))
+    }
+
+    pub fn get(&self, kind: RegistryKind, id: i64) -> Result<Option<RegistryRow>, RegistryError> {
+        let sql = format!("SELECT {COLUMNS} FROM {} WHERE id = ?1", kind.table());
+        Ok(self.with(|c| c.query_row(&sql, [id], |x| row(x)).optional())?)
+    }
+
+    /// The row with this name (under `parent`, when given) and external id, whichever are
+    /// given; the first by id when several match.
+    pub fn find(
+        &self,
+        kind: RegistryKind,
+        name: Option<&str>,
+        external_id: Option<&str>,
+        parent: Option<i64>,
+    ) -> Result<Option<RegistryRow>, RegistryError> {
+        let mut sql = format!("SELECT {COLUMNS} FROM {} WHERE 1 = 1", kind.table());
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(n) = name {
+            args.push(n.to_string().into());
+            sql += &format!(" AND name = ?{}", args.len());
+        }
+        if let Some(x) = external_id {
+            args.push(x.to_string().into());
+            sql += &format!(" AND external_id = ?{}", args.len());
+        }
+        if let Some(p) = parent {
+            args.push(p.into());
+            sql += &format!(" AND parent = ?{}", args.len());
+        }
+        sql += " ORDER BY id LIMIT 1";
+        Ok(self.with(|c| {
+            c.query_row(&sql, params_from_iter(args), |x| row(x))
+                .optional()
+        })?)
+    }
+
+    /// One page of rows (of `parent`'s, when given; of `artifact_type`, when given), and
+    /// whether more follow.
+    pub fn list(
+        &self,
+        kind: RegistryKind,
+        parent: Option<i64>,
+        artifact_type: Option<&str>,
+        page: &RegistryPage,
+    ) -> Result<(Vec<RegistryRow>, bool), RegistryError> {
+        let key = match page.order {
+            RegistryOrder::CreateTime => "created_ms",
+            RegistryOrder::UpdateTime => "updated_ms",
+            RegistryOrder::Id => "id",
+        };
+        let (cmp, dir) = if page.descending {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        let mut sql = format!("SELECT {COLUMNS} FROM {} WHERE 1 = 1", kind.table());
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        if let Some(p) = parent {
+            args.push(p.into());
+            sql += &format!(" AND parent = ?{}", args.len());
+        }
+        if let Some(t) = artifact_type {
+            args.push(t.to_string().into());
+            sql += &format!(" AND artifact_type = ?{}", args.len());
+        }
+        if let Some((value, id)) = page.after {
+            args.push(value.into());
+            args.push(id.into());
+            let (v, i) = (args.len() - 1, args.len());
+            sql += &format!(" AND ({key} {cmp} ?{v} OR ({key} = ?{v} AND id {cmp} ?{i}))");
+        }
+        sql += &format!(
+            " ORDER BY {key} {dir}, id {dir} LIMIT {}",
+            page.limit as u64 + 1
+        );
+        let mut rows = self.with(|c| {
+            let mut st = c.prepare(&sql)?;
+            let rows = st.query_map(params_from_iter(args), |x| row(x))?;
+            rows.collect::<rusqlite::Result<Vec<_>>>()
+        })?;
+        let more = rows.len() > page.limit as usize;
+        rows.truncate(page.limit as usize);
+        Ok((rows, more))
+    }
+}
+
+/// A unique or foreign key failure as what it means for `r`; anything else as it is.
+fn constraint(kind: RegistryKind, r: &RegistryRow, e: rusqlite::Error) -> RegistryError {
+    let rusqlite::Error::SqliteFailure(f, _) = &e else {
+        return e.into();
+    };
+    let name = r.name.as_deref().unwrap_or("");
+    match f.extended_code {
+        rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+            let taken = e.to_string();
+            if taken.contains("external_id") {
+                let x = r.external_id.as_deref().unwrap_or("");
+                RegistryError::Conflict(format!(
+                    "a {} with external id `{x}` already exists",
+                    kind.noun()
+                ))
+            } else {
+                let scope = match kind {
+                    RegistryKind::RegisteredModel => String::new(),
+                    RegistryKind::ModelVersion => " in this registered model".into(),
+                    RegistryKind::Artifact => " in this model version".into(),
+                };
+                RegistryError::Conflict(format!(
+                    "a {} named `{name}` already exists{scope}",
+                    kind.noun()
+                ))
+            }
+        }
+        rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => RegistryError::NoParent(format!(
+            "the parent of {} `{name}` does not exist",
+            kind.noun()
+        )),
+        _ => e.into(),
+    }
+}
