@@ -121,7 +121,7 @@ impl Bayes {
         let std = if var > 0.0 { var.sqrt() } else { 1.0 };
         let ys: Vec<f64> = y.iter().map(|v| (v - mean) / std).collect();
         let mut rng = rng::stream(self.seed, &[rng::BO, n as u64]);
-        let Some(gp) = Gp::fit(&x, &ys, &mut rng) else {
+        let Some(gp) = Gp::fit(&x, &ys, &self.space.choices(), &mut rng) else {
             return random_at(&self.space, self.seed, n);
         };
         let acq = acq::LogEi {

@@ -100,6 +100,17 @@ impl Space {
             .collect()
     }
 
+    /// Each dimension's number of choices: a list's length, 0 for a number range.
+    pub fn choices(&self) -> Vec<usize> {
+        self.dims
+            .iter()
+            .map(|d| match &d.kind {
+                Kind::Choice(vals) => vals.len(),
+                Kind::Numeric(_) => 0,
+            })
+            .collect()
+    }
+
     /// An assignment drawn from each parameter's distribution.
     pub fn sample(&self, rng: &mut Pcg64) -> Assignment {
         self.assignment(self.dims.iter().map(|d| d.sample(rng)).collect())

@@ -107,8 +107,12 @@ fn roulette(pts: &[(f64, Vec<f64>)], k: usize, rng: &mut Pcg64) -> Vec<usize> {
 /// improved on.
 fn local(acq: &LogEi, ls: &[f64], x0: &[f64], f0: f64) -> (f64, Vec<f64>) {
     let z0: Vec<f64> = x0.iter().zip(ls).map(|(x, l)| x / l).collect();
-    let lo = vec![0.0; ls.len()];
-    let hi: Vec<f64> = ls.iter().map(|l| 1.0 / l).collect();
+    let mut lo = vec![0.0; ls.len()];
+    let mut hi: Vec<f64> = ls.iter().map(|l| 1.0 / l).collect();
+    // A list's choice stays where it is (its distance has no gradient); [`sweep`] varies it.
+    for (j, _) in acq.gp.cats().iter().enumerate().filter(|(_, &n)| n > 0) {
+        (lo[j], hi[j]) = (z0[j], z0[j]);
+    }
     let unscale = |z: &[f64]| -> Vec<f64> {
         z.iter()
             .zip(ls)
@@ -156,8 +160,25 @@ pub(crate) fn maximise(acq: &LogEi, incumbent: &[f64], refine: bool, rng: &mut P
             Some((bf, bx)) if bf >= f => Some((bf, bx)),
             _ => Some((f, x)),
         })
+        .map(|(f, x)| sweep(acq, f, x))
         .expect("starts")
-        .1
+}
+
+/// Each list dimension of `x` in turn set to each of its choices (the middle of its cell),
+/// keeping any that raises the acquisition: the local search over categorical parameters
+/// that L-BFGS cannot do.
+fn sweep(acq: &LogEi, mut f: f64, mut x: Vec<f64>) -> Vec<f64> {
+    for (j, &n) in acq.gp.cats().iter().enumerate() {
+        for k in 0..n {
+            let mut y = x.clone();
+            y[j] = (k as f64 + 0.5) / n as f64;
+            let v = acq.value(&y);
+            if v > f {
+                (f, x) = (v, y);
+            }
+        }
+    }
+    x
 }
 
 #[cfg(test)]
