@@ -21,6 +21,7 @@ mod outputs;
 mod pipelines;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod registry;
 mod runtime_api;
 mod sandbox;
 mod serve;

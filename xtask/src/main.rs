@@ -334,6 +334,7 @@ fn install_python_tools(repo: &Path) -> Result<PathBuf> {
         "helm-python-sdk==0.2.*",
         "nvidia-cuda-nvrtc-cu12==12.8.*",
         "kfp==2.*",
+        "model-registry==0.3.*",
         "pytest==8.*",
         "kubernetes",
         "pyyaml==6.*",

@@ -14,6 +14,7 @@ mod runs;
 mod serve;
 mod task;
 mod tune;
+mod ui;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -118,6 +119,9 @@ enum Command {
     /// Tuning experiments: list, show, trials, delete.
     #[command(subcommand)]
     Experiments(tune::ExperimentsCommand),
+    /// Serve the model registry's REST API (Kubeflow Model Registry v1alpha3, at
+    /// /api/model_registry/v1alpha3/); the web UI's pages come in a later release.
+    Ui(ui::UiArgs),
     /// Which runs and tasks produced and consumed an artifact.
     Lineage {
         /// The artifact's digest (sha256:...).
@@ -141,6 +145,7 @@ fn main() -> ExitCode {
     // providers and will not choose: name one for the process.
     #[cfg(feature = "kube")]
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let metadata = cli.metadata.clone();
     let home = home::Home::resolve(
         cli.home,
         cli.artifact_store,
@@ -164,6 +169,7 @@ fn main() -> ExitCode {
         Command::Cache(cmd) => compile::cache(&home, cmd),
         Command::Tune(args) => tune::tune(&home, args),
         Command::Experiments(cmd) => tune::experiments(&home, cmd),
+        Command::Ui(args) => ui::run(&home, metadata.as_deref(), args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
