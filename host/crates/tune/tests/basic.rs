@@ -196,46 +196,6 @@ fn grid_refuses_more_trials_than_points_and_doubles_without_step() {
     assert!(err.contains("`x`") && err.contains("step"), "{err}");
 }
 
-/// Every value an algorithm suggests lies in its parameter's domain.
-pub fn check_domain(params: &[Param], a: &weft_tune::Assignment) {
-    assert_eq!(a.len(), params.len());
-    for p in params {
-        let v = &a[&p.name];
-        match (&p.domain, v) {
-            (Domain::Double { min, max, step, .. }, Value::Double(x)) => {
-                assert!(min <= x && x <= max, "{}={x}", p.name);
-                if let Some(s) = step {
-                    let k = (x - min) / s;
-                    assert!(
-                        (k - k.round()).abs() < 1e-9,
-                        "{}={x} is off the step",
-                        p.name
-                    );
-                }
-            }
-            (Domain::Int { min, max, step, .. }, Value::Int(x)) => {
-                assert!(min <= x && x <= max, "{}={x}", p.name);
-                assert_eq!(
-                    (x - min) % step.unwrap_or(1),
-                    0,
-                    "{}={x} is off the step",
-                    p.name
-                );
-            }
-            (Domain::Discrete { values }, Value::Int(x)) => {
-                assert!(values.contains(&(*x as f64)), "{}={x}", p.name)
-            }
-            (Domain::Discrete { values }, Value::Double(x)) => {
-                assert!(values.contains(x), "{}={x}", p.name)
-            }
-            (Domain::Categorical { choices }, Value::Str(x)) => {
-                assert!(choices.contains(x), "{}={x}", p.name)
-            }
-            (d, v) => panic!("{} = {v:?} does not fit {d:?}", p.name),
-        }
-    }
-}
-
 #[test]
 fn values_stay_in_their_domains() {
     let space = mixed_space();

@@ -113,3 +113,43 @@ pub fn succeeded(assignment: Assignment, value: f64) -> Trial {
         series: vec![(1, value)],
     }
 }
+
+/// Every value an algorithm suggests lies in its parameter's domain (on its step, to 1e-6).
+pub fn check_domain(params: &[Param], a: &Assignment) {
+    assert_eq!(a.len(), params.len());
+    for p in params {
+        let v = &a[&p.name];
+        match (&p.domain, v) {
+            (Domain::Double { min, max, step, .. }, Value::Double(x)) => {
+                assert!(min <= x && x <= max, "{}={x} outside {min}..{max}", p.name);
+                if let Some(s) = step {
+                    let k = (x - min) / s;
+                    assert!(
+                        (k - k.round()).abs() < 1e-6,
+                        "{}={x} is off the step {s}",
+                        p.name
+                    );
+                }
+            }
+            (Domain::Int { min, max, step, .. }, Value::Int(x)) => {
+                assert!(min <= x && x <= max, "{}={x} outside {min}..{max}", p.name);
+                assert_eq!(
+                    (x - min) % step.unwrap_or(1),
+                    0,
+                    "{}={x} is off the step",
+                    p.name
+                );
+            }
+            (Domain::Discrete { values }, Value::Int(x)) => {
+                assert!(values.contains(&(*x as f64)), "{}={x}", p.name)
+            }
+            (Domain::Discrete { values }, Value::Double(x)) => {
+                assert!(values.contains(x), "{}={x}", p.name)
+            }
+            (Domain::Categorical { choices }, Value::Str(x)) => {
+                assert!(choices.contains(x), "{}={x}", p.name)
+            }
+            (d, v) => panic!("{} = {v:?} does not fit {d:?}", p.name),
+        }
+    }
+}
