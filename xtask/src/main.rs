@@ -346,7 +346,11 @@ fn install_python_tools(repo: &Path) -> Result<PathBuf> {
     {
         return Ok(bin);
     }
-    run(Command::new("python3").arg("-m").arg("venv").arg(&venv))?;
+    // `--clear`: a venv made by an older package list (or copied from another checkout,
+    // whose scripts name that checkout's python) is made anew, not patched.
+    run(Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv))?;
     run(Command::new(bin.join("pip"))
         .args(["install", "--quiet"])
         .args(packages))?;
