@@ -2,6 +2,7 @@
 //! fields its columns hold (id, parent, times); reading it back puts them in again.
 
 use crate::error::ApiError;
+use crate::filter::{common_field, Field, Ty};
 use crate::model::*;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -15,6 +16,14 @@ pub(crate) trait Entity: Serialize + DeserializeOwned + Send + 'static {
     const ARTIFACT_TYPE: Option<&'static str> = None;
     /// The JSON field that names the parent (a version's `registeredModelId`).
     const PARENT_FIELD: Option<&'static str> = None;
+    /// The fields of this type a `filterQuery` may name, beyond those every entity has.
+    const FIELDS: &'static [(&'static str, Field)] = &[];
+
+    /// Where the field a `filterQuery` names is kept; `None` for a custom property.
+    fn field(name: &str) -> Option<Field> {
+        let own = Self::FIELDS.iter().find(|(n, _)| *n == name);
+        common_field(name).or(own.map(|(_, f)| *f))
+    }
 
     /// Upstream's defaults for what a creation left out (the state, no custom properties).
     fn fill_defaults(&mut self);
@@ -167,6 +176,7 @@ pub(crate) fn patched<T: Entity>(
 
 impl Entity for RegisteredModel {
     const KIND: RegistryKind = RegistryKind::RegisteredModel;
+    const FIELDS: &'static [(&'static str, Field)] = MODEL_FIELDS;
     fn fill_defaults(&mut self) {
         self.state.get_or_insert(State::Live);
         self.custom_properties.get_or_insert_with(Default::default);
@@ -176,6 +186,7 @@ impl Entity for RegisteredModel {
 impl Entity for ModelVersion {
     const KIND: RegistryKind = RegistryKind::ModelVersion;
     const PARENT_FIELD: Option<&'static str> = Some("registeredModelId");
+    const FIELDS: &'static [(&'static str, Field)] = VERSION_FIELDS;
     fn fill_defaults(&mut self) {
         self.state.get_or_insert(State::Live);
         self.custom_properties.get_or_insert_with(Default::default);
@@ -184,6 +195,7 @@ impl Entity for ModelVersion {
 
 impl Entity for ModelArtifact {
     const KIND: RegistryKind = RegistryKind::Artifact;
+    const FIELDS: &'static [(&'static str, Field)] = ARTIFACT_FIELDS;
     const ARTIFACT_TYPE: Option<&'static str> = Some(MODEL_ARTIFACT);
     fn fill_defaults(&mut self) {
         self.artifact_type = Some(MODEL_ARTIFACT.into());
@@ -200,6 +212,7 @@ impl Entity for ModelArtifact {
 
 impl Entity for DocArtifact {
     const KIND: RegistryKind = RegistryKind::Artifact;
+    const FIELDS: &'static [(&'static str, Field)] = ARTIFACT_FIELDS;
     const ARTIFACT_TYPE: Option<&'static str> = Some(DOC_ARTIFACT);
     fn fill_defaults(&mut self) {
         self.artifact_type = Some(DOC_ARTIFACT.into());
@@ -216,6 +229,7 @@ impl Entity for DocArtifact {
 
 impl Entity for Artifact {
     const KIND: RegistryKind = RegistryKind::Artifact;
+    const FIELDS: &'static [(&'static str, Field)] = ARTIFACT_FIELDS;
     fn fill_defaults(&mut self) {
         match self {
             Artifact::Model(a) => a.fill_defaults(),
@@ -259,3 +273,52 @@ impl<'de> serde::Deserialize<'de> for Artifact {
         Artifact::from_value(v, "").map_err(|e| serde::de::Error::custom(e.message))
     }
 }
+
+const STATE: (&str, Field) = ("state", Field::Col("state", Ty::Text));
+
+const fn json_text(name: &'static str) -> (&'static str, Field) {
+    (name, Field::Json(name, Ty::Text))
+}
+
+const fn json_int(name: &'static str) -> (&'static str, Field) {
+    (name, Field::Json(name, Ty::Int))
+}
+
+const MODEL_FIELDS: &[(&str, Field)] = &[
+    STATE,
+    json_text("owner"),
+    json_text("readme"),
+    json_text("maturity"),
+    json_text("provider"),
+    json_text("logo"),
+    json_text("license"),
+    json_text("licenseLink"),
+    json_text("libraryName"),
+    ("language", Field::List("language")),
+    ("tasks", Field::List("tasks")),
+];
+
+const VERSION_FIELDS: &[(&str, Field)] = &[
+    STATE,
+    ("registeredModelId", Field::Col("parent", Ty::Int)),
+    json_text("author"),
+];
+
+/// Every artifact type's fields (`/artifacts` lists them all).
+const ARTIFACT_FIELDS: &[(&str, Field)] = &[
+    STATE,
+    ("artifactType", Field::Col("artifact_type", Ty::Text)),
+    json_text("uri"),
+    json_int("experimentId"),
+    json_int("experimentRunId"),
+    json_text("modelFormatName"),
+    json_text("modelFormatVersion"),
+    json_text("storageKey"),
+    json_text("storagePath"),
+    json_text("serviceAccountName"),
+    json_text("modelSourceKind"),
+    json_text("modelSourceClass"),
+    json_text("modelSourceGroup"),
+    json_text("modelSourceId"),
+    json_text("modelSourceName"),
+];

@@ -4,12 +4,13 @@
 //! Served under `/api/model_registry/v1alpha3/` and, with the same handlers, under
 //! `/api/model_registry/v1/`, the prefix the current PyPI client (0.3) speaks. This slice has
 //! registered models, model versions and their artifacts (model and doc artifacts): list
-//! (paged), find, get, create and update. Later slices: `filterQuery`, serving environments,
-//! inference services, experiments and experiment runs, DELETE, namespaces, the OpenAPI
-//! document, PostgreSQL.
+//! (paged, and filtered by `filterQuery`: see [`filter`]), find, get, create and update.
+//! Later slices: serving environments, inference services, experiments and experiment runs,
+//! DELETE, namespaces, the OpenAPI document, PostgreSQL.
 
 mod entity;
 pub mod error;
+pub mod filter;
 pub mod model;
 mod ops;
 pub mod paging;

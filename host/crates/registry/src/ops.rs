@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{Map, Value};
 use std::sync::Arc;
-use weft_store::{RegistryKind, RegistryRow, RegistryStore};
+use weft_store::{RegistryKind, RegistryRow, RegistryStore, RegistryWhere};
 
 pub(crate) type Store = Arc<RegistryStore>;
 
@@ -125,6 +125,22 @@ const ARTIFACT_TYPES: &[&str] = &[
     "parameter",
 ];
 
+/// The artifact type a list of `T` is of: `T`'s own, or the one asked for by `artifactType=`
+/// (of the generic artifact only).
+fn list_type<T: Entity>(asked: Option<&str>) -> Result<Option<&'static str>, ApiError> {
+    match (T::ARTIFACT_TYPE, asked) {
+        (Some(t), _) => Ok(Some(t)),
+        (None, None | Some("")) => Ok(None),
+        (None, Some(t)) if T::KIND == RegistryKind::Artifact => {
+            let known = ARTIFACT_TYPES.iter().find(|k| **k == t);
+            let known = known
+                .ok_or_else(|| ApiError::bad_request(format!("invalid artifactType `{t}`")))?;
+            Ok(Some(*known))
+        }
+        (None, Some(_)) => Ok(None),
+    }
+}
+
 /// A page of `T`s (of `parent`'s, when given, which must exist as a `parent_kind`).
 pub(crate) async fn list<T: Entity>(
     store: Store,
@@ -133,26 +149,19 @@ pub(crate) async fn list<T: Entity>(
 ) -> Result<Json<List<T>>, ApiError> {
     blocking(move || {
         let page = q.page()?;
-        let parent = match parent {
-            Some((kind, id)) => {
-                let n = parse_id(kind, &id)?;
-                store.get(kind, n)?.ok_or_else(|| not_found(kind, &id))?;
-                Some(n)
-            }
-            None => None,
-        };
-        let by_type = match (T::ARTIFACT_TYPE, q.artifact_type.as_deref()) {
-            (Some(t), _) => Some(t),
-            (None, None | Some("")) => None,
-            (None, Some(t)) if T::KIND == RegistryKind::Artifact => Some(
-                *ARTIFACT_TYPES
-                    .iter()
-                    .find(|k| **k == t)
-                    .ok_or_else(|| ApiError::bad_request(format!("invalid artifactType `{t}`")))?,
-            ),
-            (None, Some(_)) => None,
-        };
-        let (rows, more) = store.list(T::KIND, parent, by_type, &page)?;
+        let mut conds = Vec::new();
+        if let Some((kind, id)) = parent {
+            let n = parse_id(kind, &id)?;
+            store.get(kind, n)?.ok_or_else(|| not_found(kind, &id))?;
+            conds.push(RegistryWhere::eq("parent", n));
+        }
+        if let Some(t) = list_type::<T>(q.artifact_type.as_deref())? {
+            conds.push(RegistryWhere::eq("artifact_type", t));
+        }
+        if let Some(f) = q.filter_query.as_deref() {
+            conds.extend(crate::filter::condition(f, &T::field)?);
+        }
+        let (rows, more) = store.list(T::KIND, &conds, &page)?;
         let next_page_token = match rows.last() {
             Some(last) if more => encode(&page, last),
             _ => String::new(),

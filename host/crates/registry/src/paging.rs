@@ -30,11 +30,6 @@ pub struct ListQuery {
 impl ListQuery {
     /// The page asked for.
     pub fn page(&self) -> Result<RegistryPage, ApiError> {
-        if self.filter_query.as_deref().is_some_and(|f| !f.is_empty()) {
-            return Err(ApiError::bad_request(
-                "filterQuery is not supported yet by this server",
-            ));
-        }
         let limit = match self.page_size.as_deref() {
             None | Some("") => DEFAULT_PAGE_SIZE,
             Some(s) => match s.parse::<u32>() {

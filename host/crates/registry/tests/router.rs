@@ -1,100 +1,11 @@
 //! Every endpoint of the registry through the router (`oneshot`): what a client sends and
 //! what it gets back, errors in the API's shape, and nothing stored by a refused request.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
+mod common;
+
+use axum::http::StatusCode;
+use common::*;
 use serde_json::{json, Value};
-use std::sync::Arc;
-use tower::ServiceExt;
-use weft_registry::{router, Registry};
-
-const API: &str = "/api/model_registry/v1alpha3";
-
-struct App(axum::Router);
-
-impl App {
-    fn new() -> App {
-        App(router(Arc::new(Registry::in_memory().unwrap())))
-    }
-
-    async fn call(&self, method: &str, path: &str, body: Option<&str>) -> (StatusCode, Value) {
-        let uri = if path.starts_with("/api") {
-            path.to_string()
-        } else {
-            format!("{API}{path}")
-        };
-        let req = Request::builder().method(method).uri(uri);
-        let req = req.header("content-type", "application/json");
-        let req = req
-            .body(Body::from(body.unwrap_or("").to_string()))
-            .unwrap();
-        let res = self.0.clone().oneshot(req).await.unwrap();
-        let status = res.status();
-        let bytes = axum::body::to_bytes(res.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        let v = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        (status, v)
-    }
-
-    async fn get(&self, path: &str) -> (StatusCode, Value) {
-        self.call("GET", path, None).await
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call("POST", path, Some(&body.to_string())).await
-    }
-
-    async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.call("PATCH", path, Some(&body.to_string())).await
-    }
-
-    /// Posts and expects 201; the created entity.
-    async fn made(&self, path: &str, body: Value) -> Value {
-        let (status, v) = self.post(path, body).await;
-        assert_eq!(status, StatusCode::CREATED, "{v}");
-        v
-    }
-}
-
-/// An error in the API's shape, with its status as the code, whose message mentions `text`.
-fn error(got: &(StatusCode, Value), status: StatusCode, text: &str) {
-    assert_eq!(got.0, status, "{}", got.1);
-    assert_eq!(got.1["code"], status.as_u16().to_string(), "{}", got.1);
-    let message = got.1["message"].as_str().unwrap();
-    assert!(
-        message.contains(text),
-        "{message:?} should mention {text:?}"
-    );
-}
-
-/// A model, its version and the version's model artifact, as the Python client makes them.
-async fn registered(app: &App) -> (Value, Value, Value) {
-    let m = app
-        .made(
-            "/registered_models",
-            json!({"name": "iris", "owner": "ann"}),
-        )
-        .await;
-    let id = m["id"].as_str().unwrap();
-    let v = app
-        .made(
-            &format!("/registered_models/{id}/versions"),
-            json!({"name": "v1", "registeredModelId": id, "author": "ann",
-                   "customProperties": {"acc": {"metadataType": "MetadataDoubleValue", "double_value": 0.97},
-                                        "epochs": {"metadataType": "MetadataIntValue", "int_value": "10"}}}),
-        )
-        .await;
-    let vid = v["id"].as_str().unwrap();
-    let a = app
-        .made(
-            &format!("/model_versions/{vid}/artifacts"),
-            json!({"artifactType": "model-artifact", "name": "iris", "uri": "oci://x/iris@sha256:00",
-                   "modelFormatName": "onnx", "modelFormatVersion": "1"}),
-        )
-        .await;
-    (m, v, a)
-}
 
 #[tokio::test]
 async fn a_model_its_version_and_artifact_are_created_found_and_read_back() {
@@ -296,7 +207,7 @@ async fn lists_page_in_every_order_and_tokens_are_checked() {
         ("pageSize=x", "pageSize"),
         ("orderBy=NAME", "orderBy"),
         ("sortOrder=UP", "sortOrder"),
-        ("filterQuery=name%3D%22x%22", "filterQuery"),
+        ("filterQuery=name%3D", "filterQuery"),
     ] {
         let got = app.get(&format!("/registered_models?{query}")).await;
         error(&got, StatusCode::BAD_REQUEST, field);

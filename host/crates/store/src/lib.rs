@@ -26,6 +26,7 @@ pub use lease::{Lease, RunLease, STALE_AFTER};
 pub use metadata::*;
 pub use registry::{
     RegistryError, RegistryKind, RegistryOrder, RegistryPage, RegistryRow, RegistryStore,
+    RegistryValue, RegistryWhere,
 };
 pub use remote::{ArtifactBackend, ObjectStoreBackend};
 pub use weft_tree::remove_tree;

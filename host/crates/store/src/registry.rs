@@ -77,6 +77,61 @@ pub struct RegistryPage {
     pub after: Option<(i64, i64)>,
 }
 
+/// A condition on a registry table's columns (`id`, `parent`, `artifact_type`, `name`,
+/// `external_id`, `state`, `created_ms`, `updated_ms`, `body_json`): SQL text with one `?`
+/// per value of `args`, in order, so no value is ever spliced into the text.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RegistryWhere {
+    pub sql: String,
+    pub args: Vec<RegistryValue>,
+}
+
+impl RegistryWhere {
+    /// `column = value`.
+    pub fn eq(column: &str, value: impl Into<RegistryValue>) -> Self {
+        RegistryWhere {
+            sql: format!("{column} = ?"),
+            args: vec![value.into()],
+        }
+    }
+}
+
+/// A value bound to a [`RegistryWhere`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum RegistryValue {
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+impl RegistryValue {
+    fn sql(&self) -> rusqlite::types::Value {
+        match self {
+            RegistryValue::Int(n) => (*n).into(),
+            RegistryValue::Real(x) => (*x).into(),
+            RegistryValue::Text(t) => t.clone().into(),
+        }
+    }
+}
+
+impl From<i64> for RegistryValue {
+    fn from(n: i64) -> Self {
+        RegistryValue::Int(n)
+    }
+}
+
+impl From<&str> for RegistryValue {
+    fn from(t: &str) -> Self {
+        RegistryValue::Text(t.to_string())
+    }
+}
+
+impl From<String> for RegistryValue {
+    fn from(t: String) -> Self {
+        RegistryValue::Text(t)
+    }
+}
+
 /// What can go wrong, worded for the API's callers.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -279,13 +334,11 @@ impl RegistryStore {
         })?)
     }
 
-    /// One page of rows (of `parent`'s, when given; of `artifact_type`, when given), and
-    /// whether more follow.
+    /// One page of the rows that meet every condition of `conds`, and whether more follow.
     pub fn list(
         &self,
         kind: RegistryKind,
-        parent: Option<i64>,
-        artifact_type: Option<&str>,
+        conds: &[RegistryWhere],
         page: &RegistryPage,
     ) -> Result<(Vec<RegistryRow>, bool), RegistryError> {
         let key = match page.order {
@@ -300,19 +353,13 @@ impl RegistryStore {
         };
         let mut sql = format!("SELECT {COLUMNS} FROM {} WHERE 1 = 1", kind.table());
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        if let Some(p) = parent {
-            args.push(p.into());
-            sql += &format!(" AND parent = ?{}", args.len());
-        }
-        if let Some(t) = artifact_type {
-            args.push(t.to_string().into());
-            sql += &format!(" AND artifact_type = ?{}", args.len());
+        for c in conds {
+            sql += &format!(" AND ({})", c.sql);
+            args.extend(c.args.iter().map(RegistryValue::sql));
         }
         if let Some((value, id)) = page.after {
-            args.push(value.into());
-            args.push(id.into());
-            let (v, i) = (args.len() - 1, args.len());
-            sql += &format!(" AND ({key} {cmp} ?{v} OR ({key} = ?{v} AND id {cmp} ?{i}))");
+            args.extend([value.into(), value.into(), id.into()]);
+            sql += &format!(" AND ({key} {cmp} ? OR ({key} = ? AND id {cmp} ?))");
         }
         sql += &format!(
             " ORDER BY {key} {dir}, id {dir} LIMIT {}",

@@ -1,0 +1,271 @@
+//! A parsed `filterQuery` as a condition on the store's columns, every value bound as a
+//! parameter. The entity's own fields map to columns (`id`, `name`, ...) or to their place in
+//! `body_json`; any other name is a custom property, read from
+//! `body_json -> customProperties -> name -> <type>_value` (the type given, or taken from the
+//! literal: a number matches an int or a double property).
+
+use super::parse::{Cmp, Expr, Lit, Op, ValueType};
+use super::FilterError;
+use weft_store::{RegistryValue, RegistryWhere};
+
+/// How a field's values compare.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ty {
+    Text,
+    /// An integer (ids and times: JSON strings in bodies, integers in columns).
+    Int,
+    /// A JSON number.
+    Num,
+    Bool,
+}
+
+/// Where an entity's field is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Field {
+    /// A column of the row.
+    Col(&'static str, Ty),
+    /// A member of `body_json`, by its JSON name.
+    Json(&'static str, Ty),
+    /// A JSON list (`language`, `tasks`): `=` and `IN` ask whether it holds the value.
+    List(&'static str),
+}
+
+/// The fields every entity has.
+pub(crate) fn common_field(name: &str) -> Option<Field> {
+    Some(match name {
+        "id" => Field::Col("id", Ty::Int),
+        "name" => Field::Col("name", Ty::Text),
+        "externalId" => Field::Col("external_id", Ty::Text),
+        "createTimeSinceEpoch" => Field::Col("created_ms", Ty::Int),
+        "lastUpdateTimeSinceEpoch" => Field::Col("updated_ms", Ty::Int),
+        "description" => Field::Json("description", Ty::Text),
+        _ => return None,
+    })
+}
+
+/// The condition for `e`, the entity's fields looked up by `field`.
+pub(crate) fn condition(
+    e: &Expr,
+    field: &dyn Fn(&str) -> Option<Field>,
+) -> Result<RegistryWhere, FilterError> {
+    let mut w = RegistryWhere::default();
+    write(e, field, &mut w)?;
+    Ok(w)
+}
+
+fn write(
+    e: &Expr,
+    field: &dyn Fn(&str) -> Option<Field>,
+    w: &mut RegistryWhere,
+) -> Result<(), FilterError> {
+    let (terms, joiner) = match e {
+        Expr::Cmp(c) => return comparison(c, field, w),
+        Expr::Or(terms) => (terms, " OR "),
+        Expr::And(terms) => (terms, " AND "),
+    };
+    w.sql.push('(');
+    for (i, t) in terms.iter().enumerate() {
+        if i > 0 {
+            w.sql.push_str(joiner);
+        }
+        write(t, field, w)?;
+    }
+    w.sql.push(')');
+    Ok(())
+}
+
+fn comparison(
+    c: &Cmp,
+    field: &dyn Fn(&str) -> Option<Field>,
+    w: &mut RegistryWhere,
+) -> Result<(), FilterError> {
+    let known = c.value_type.is_none().then(|| field(&c.name)).flatten();
+    let (expr, ty) = match known {
+        Some(Field::List(path)) => return list_member(c, path, w),
+        Some(Field::Col(col, ty)) => (col.to_string(), ty),
+        Some(Field::Json(path, Ty::Int)) => (
+            format!("CAST(json_extract(body_json, '$.{path}') AS INTEGER)"),
+            Ty::Int,
+        ),
+        Some(Field::Json(path, ty)) => (format!("json_extract(body_json, '$.{path}')"), ty),
+        None => custom(c, w)?,
+    };
+    check(c, ty)?;
+    let values = match &c.value {
+        Lit::List(values) => values.as_slice(),
+        one => std::slice::from_ref(one),
+    };
+    let rendered = values
+        .iter()
+        .map(|v| bind(c, v, ty))
+        .collect::<Result<Vec<_>, _>>()?;
+    let marks = vec!["?"; rendered.len()].join(", ");
+    let sql = match c.op {
+        Op::In if rendered.is_empty() => "0".to_string(),
+        Op::In => format!("{expr} IN ({marks})"),
+        Op::Like => format!("{expr} GLOB ?"),
+        Op::ILike => format!("lower({expr}) LIKE lower(?)"),
+        op => format!("{expr} {} ?", symbol(op)),
+    };
+    w.sql.push_str(&sql);
+    w.args.extend(rendered);
+    Ok(())
+}
+
+fn symbol(op: Op) -> &'static str {
+    match op {
+        Op::Eq => "=",
+        Op::Ne => "!=",
+        Op::Gt => ">",
+        Op::Lt => "<",
+        Op::Ge => ">=",
+        _ => "<=",
+    }
+}
+
+/// The expression of a custom property (its path bound before the comparison's values).
+fn custom(c: &Cmp, w: &mut RegistryWhere) -> Result<(String, Ty), FilterError> {
+    if c.name.contains(['"', '\\']) || c.name.chars().any(char::is_control) {
+        return Err(FilterError::at(
+            c.pos,
+            format!(
+                "property name `{}` has a quote, a backslash or a control character",
+                c.name
+            ),
+        ));
+    }
+    let first = match &c.value {
+        Lit::List(values) => values.first(),
+        one => Some(one),
+    };
+    let value_type = c.value_type.or(match first {
+        Some(Lit::Str(_)) | None => Some(ValueType::String),
+        Some(Lit::Bool(_)) => Some(ValueType::Bool),
+        Some(Lit::Int(_) | Lit::Float(_)) => None,
+        Some(Lit::List(_)) => None,
+    });
+    let path = |t: &str| format!("$.customProperties.\"{}\".{t}_value", c.name);
+    let extract = "json_extract(body_json, ?)";
+    let (sql, ty) = match value_type {
+        Some(ValueType::String) => (extract.to_string(), Ty::Text),
+        Some(ValueType::Bool) => (extract.to_string(), Ty::Bool),
+        Some(ValueType::Double) => (extract.to_string(), Ty::Num),
+        Some(ValueType::Int) => (format!("CAST({extract} AS INTEGER)"), Ty::Int),
+        None => (
+            format!("COALESCE({extract}, CAST({extract} AS INTEGER))"),
+            Ty::Num,
+        ),
+    };
+    match value_type {
+        Some(ValueType::String) => w.args.push(path("string").into()),
+        Some(ValueType::Bool) => w.args.push(path("bool").into()),
+        Some(ValueType::Double) => w.args.push(path("double").into()),
+        Some(ValueType::Int) => w.args.push(path("int").into()),
+        None => w.args.extend([path("double").into(), path("int").into()]),
+    }
+    Ok((sql, ty))
+}
+
+/// `=`/`IN` on a JSON list: whether it holds the value (one of the values).
+fn list_member(c: &Cmp, path: &str, w: &mut RegistryWhere) -> Result<(), FilterError> {
+    if !matches!(c.op, Op::Eq | Op::In) {
+        return Err(FilterError::at(
+            c.pos,
+            format!("`{}` is a list: only = and IN apply to it", c.name),
+        ));
+    }
+    let values = match &c.value {
+        Lit::List(values) => values.as_slice(),
+        one => std::slice::from_ref(one),
+    };
+    let rendered = values
+        .iter()
+        .map(|v| bind(c, v, Ty::Text))
+        .collect::<Result<Vec<_>, _>>()?;
+    if rendered.is_empty() {
+        w.sql.push('0');
+        return Ok(());
+    }
+    let marks = vec!["?"; rendered.len()].join(", ");
+    w.sql.push_str(&format!(
+        "EXISTS (SELECT 1 FROM json_each(body_json, '$.{path}') WHERE value IN ({marks}))"
+    ));
+    w.args.extend(rendered);
+    Ok(())
+}
+
+/// Whether `c`'s operator applies to a field of type `ty`.
+fn check(c: &Cmp, ty: Ty) -> Result<(), FilterError> {
+    let ok = match c.op {
+        Op::Like | Op::ILike => ty == Ty::Text && matches!(c.value, Lit::Str(_)),
+        Op::Gt | Op::Lt | Op::Ge | Op::Le => ty != Ty::Bool,
+        Op::Eq | Op::Ne | Op::In => true,
+    };
+    if ok {
+        return Ok(());
+    }
+    let what = match ty {
+        Ty::Text => "text (LIKE takes a string pattern)",
+        Ty::Int => "an integer",
+        Ty::Num => "a number",
+        Ty::Bool => "a boolean",
+    };
+    Err(FilterError::at(
+        c.pos,
+        format!("`{}` is {what}: the operator does not apply", c.name),
+    ))
+}
+
+/// The parameter for `v` compared with a field of type `ty`.
+fn bind(c: &Cmp, v: &Lit, ty: Ty) -> Result<RegistryValue, FilterError> {
+    let value = match (ty, v) {
+        (Ty::Text, Lit::Str(s)) if c.op == Op::Like => RegistryValue::Text(glob(s)),
+        (Ty::Text, Lit::Str(s)) => RegistryValue::Text(s.clone()),
+        (Ty::Int, Lit::Int(n)) => RegistryValue::Int(*n),
+        (Ty::Int, Lit::Str(s)) if s.parse::<i64>().is_ok() => {
+            RegistryValue::Int(s.parse().unwrap_or_default())
+        }
+        (Ty::Num, Lit::Int(n)) => RegistryValue::Int(*n),
+        (Ty::Num, Lit::Float(x)) => RegistryValue::Real(*x),
+        (Ty::Bool, Lit::Bool(b)) => RegistryValue::Int(*b as i64),
+        _ => {
+            let want = match ty {
+                Ty::Text => "a string",
+                Ty::Int => "an integer",
+                Ty::Num => "a number",
+                Ty::Bool => "true or false",
+            };
+            return Err(FilterError::at(
+                c.pos,
+                format!("`{}` is compared with {want}, not {}", c.name, lit_text(v)),
+            ));
+        }
+    };
+    Ok(value)
+}
+
+fn lit_text(v: &Lit) -> String {
+    match v {
+        Lit::Str(s) => format!("{s:?}"),
+        Lit::Int(n) => n.to_string(),
+        Lit::Float(x) => x.to_string(),
+        Lit::Bool(b) => b.to_string(),
+        Lit::List(_) => "a list".into(),
+    }
+}
+
+/// A LIKE pattern (`%` any run, `_` any one character; case matters) as a GLOB pattern.
+pub(crate) fn glob(like: &str) -> String {
+    let mut out = String::with_capacity(like.len());
+    for c in like.chars() {
+        match c {
+            '%' => out.push('*'),
+            '_' => out.push('?'),
+            '*' => out.push_str("[*]"),
+            '?' => out.push_str("[?]"),
+            '[' => out.push_str("[[]"),
+            c => out.push(c),
+        }
+    }
+    out
+}
