@@ -7,7 +7,13 @@ use crate::model::*;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use weft_store::{RegistryKind, RegistryRow};
+use weft_store::{RegistryKind, RegistryRow, RegistryStore};
+
+mod artifacts;
+mod experiments;
+mod serving;
+
+pub(crate) use artifacts::MetricRecord;
 
 /// What the generic handlers need to know of a type.
 pub(crate) trait Entity: Serialize + DeserializeOwned + Send + 'static {
@@ -32,6 +38,12 @@ pub(crate) trait Entity: Serialize + DeserializeOwned + Send + 'static {
     /// `artifact_type` when read from a row.
     fn from_value(v: Value, _artifact_type: &str) -> Result<Self, ApiError> {
         typed(v)
+    }
+
+    /// Checks what the type cannot say alone (the entities it names exist), before a create
+    /// or an update is stored.
+    fn validate(&self, _store: &RegistryStore) -> Result<(), ApiError> {
+        Ok(())
     }
 
     /// The type a new row of this entity gets.
@@ -64,7 +76,7 @@ pub(crate) fn body_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> 
 }
 
 /// The artifact type a body names (`artifactType`), checked to be `want` when given.
-fn check_artifact_type(m: &Map<String, Value>, want: &str) -> Result<(), ApiError> {
+pub(crate) fn check_artifact_type(m: &Map<String, Value>, want: &str) -> Result<(), ApiError> {
     match m.get("artifactType") {
         None | Some(Value::Null) => Ok(()),
         Some(Value::String(t)) if t == want => Ok(()),
@@ -193,94 +205,13 @@ impl Entity for ModelVersion {
     }
 }
 
-impl Entity for ModelArtifact {
-    const KIND: RegistryKind = RegistryKind::Artifact;
-    const FIELDS: &'static [(&'static str, Field)] = ARTIFACT_FIELDS;
-    const ARTIFACT_TYPE: Option<&'static str> = Some(MODEL_ARTIFACT);
-    fn fill_defaults(&mut self) {
-        self.artifact_type = Some(MODEL_ARTIFACT.into());
-        self.state.get_or_insert(ArtifactState::Unknown);
-        self.custom_properties.get_or_insert_with(Default::default);
-    }
-    fn from_value(v: Value, _: &str) -> Result<Self, ApiError> {
-        if let Value::Object(m) = &v {
-            check_artifact_type(m, MODEL_ARTIFACT)?;
-        }
-        typed(v)
-    }
-}
+pub(crate) const STATE: (&str, Field) = ("state", Field::Col("state", Ty::Text));
 
-impl Entity for DocArtifact {
-    const KIND: RegistryKind = RegistryKind::Artifact;
-    const FIELDS: &'static [(&'static str, Field)] = ARTIFACT_FIELDS;
-    const ARTIFACT_TYPE: Option<&'static str> = Some(DOC_ARTIFACT);
-    fn fill_defaults(&mut self) {
-        self.artifact_type = Some(DOC_ARTIFACT.into());
-        self.state.get_or_insert(ArtifactState::Unknown);
-        self.custom_properties.get_or_insert_with(Default::default);
-    }
-    fn from_value(v: Value, _: &str) -> Result<Self, ApiError> {
-        if let Value::Object(m) = &v {
-            check_artifact_type(m, DOC_ARTIFACT)?;
-        }
-        typed(v)
-    }
-}
-
-impl Entity for Artifact {
-    const KIND: RegistryKind = RegistryKind::Artifact;
-    const FIELDS: &'static [(&'static str, Field)] = ARTIFACT_FIELDS;
-    fn fill_defaults(&mut self) {
-        match self {
-            Artifact::Model(a) => a.fill_defaults(),
-            Artifact::Doc(a) => a.fill_defaults(),
-        }
-    }
-    /// By the row's type when read from a row, else by the body's `artifactType`.
-    fn from_value(v: Value, artifact_type: &str) -> Result<Self, ApiError> {
-        let named = v
-            .get("artifactType")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        let kind = if artifact_type.is_empty() {
-            named.ok_or_else(|| {
-                ApiError::bad_request(
-                    "invalid field `artifactType`: missing (model-artifact or doc-artifact)",
-                )
-            })?
-        } else {
-            artifact_type.to_string()
-        };
-        match kind.as_str() {
-            MODEL_ARTIFACT => ModelArtifact::from_value(v, "").map(|a| Artifact::Model(Box::new(a))),
-            DOC_ARTIFACT => DocArtifact::from_value(v, "").map(|a| Artifact::Doc(Box::new(a))),
-            other => Err(ApiError::bad_request(format!(
-                "invalid field `artifactType`: `{other}` is not supported (model-artifact, doc-artifact)"
-            ))),
-        }
-    }
-    fn row_artifact_type(&self) -> String {
-        match self {
-            Artifact::Model(_) => MODEL_ARTIFACT.into(),
-            Artifact::Doc(_) => DOC_ARTIFACT.into(),
-        }
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for Artifact {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = Value::deserialize(d)?;
-        Artifact::from_value(v, "").map_err(|e| serde::de::Error::custom(e.message))
-    }
-}
-
-const STATE: (&str, Field) = ("state", Field::Col("state", Ty::Text));
-
-const fn json_text(name: &'static str) -> (&'static str, Field) {
+pub(crate) const fn json_text(name: &'static str) -> (&'static str, Field) {
     (name, Field::Json(name, Ty::Text))
 }
 
-const fn json_int(name: &'static str) -> (&'static str, Field) {
+pub(crate) const fn json_int(name: &'static str) -> (&'static str, Field) {
     (name, Field::Json(name, Ty::Int))
 }
 
@@ -302,23 +233,4 @@ const VERSION_FIELDS: &[(&str, Field)] = &[
     STATE,
     ("registeredModelId", Field::Col("parent", Ty::Int)),
     json_text("author"),
-];
-
-/// Every artifact type's fields (`/artifacts` lists them all).
-const ARTIFACT_FIELDS: &[(&str, Field)] = &[
-    STATE,
-    ("artifactType", Field::Col("artifact_type", Ty::Text)),
-    json_text("uri"),
-    json_int("experimentId"),
-    json_int("experimentRunId"),
-    json_text("modelFormatName"),
-    json_text("modelFormatVersion"),
-    json_text("storageKey"),
-    json_text("storagePath"),
-    json_text("serviceAccountName"),
-    json_text("modelSourceKind"),
-    json_text("modelSourceClass"),
-    json_text("modelSourceGroup"),
-    json_text("modelSourceId"),
-    json_text("modelSourceName"),
 ];

@@ -2,32 +2,48 @@
 //! store, so the `model-registry` Python client works against it unchanged.
 //!
 //! Served under `/api/model_registry/v1alpha3/` and, with the same handlers, under
-//! `/api/model_registry/v1/`, the prefix the current PyPI client (0.3) speaks. This slice has
-//! registered models, model versions and their artifacts (model and doc artifacts): list
-//! (paged, and filtered by `filterQuery`: see [`filter`]), find, get, create and update.
-//! Later slices: serving environments, inference services, experiments and experiment runs,
-//! DELETE, namespaces, the OpenAPI document, PostgreSQL.
+//! `/api/model_registry/v1/`, the prefix the current PyPI client (0.3) speaks:
+//!
+//! - registered models (`/registered_models`, `/registered_model`, `/{id}`, `/{id}/versions`);
+//! - model versions (`/model_versions`, `/model_version`, `/{id}`, `/{id}/artifacts`);
+//! - artifacts: model artifacts (`/model_artifacts`, `/model_artifact`, `/{id}`) and all
+//!   artifact types (`/artifacts`, `/artifact`, `/{id}`: model, doc, dataset, metric,
+//!   parameter);
+//! - serving environments (`/serving_environments`, `/serving_environment`, `/{id}`,
+//!   `/{id}/inference_services`);
+//! - inference services (`/inference_services`, `/inference_service`, `/{id}`, `/{id}/model`,
+//!   `/{id}/version`, `/{id}/serves` of `ServeModel`s);
+//! - experiments (`/experiments`, `/experiment`, `/{id}`, `/{id}/experiment_runs`) and
+//!   experiment runs (`/experiment_runs`, `/experiment_run`, `/{id}`, `/{id}/artifacts`,
+//!   `/{id}/metric_history`, and `/experiment_runs/metric_history` across runs).
+//!
+//! Each kind has list (paged by `pageSize`/`nextPageToken`, ordered by `orderBy`/`sortOrder`,
+//! filtered by `filterQuery`: see [`filter`]), find (by `name`/`externalId`, with
+//! `parentResourceId` where upstream has it), get, create (POST) and update (PATCH); errors
+//! are `{code, message}`: 400 naming the field at fault, 404 for unknown ids, 409 for taken
+//! names. A metric posted to a run's artifacts is also kept in the run's metric history (one
+//! entry per post, filtered by `name` and `stepIds`).
+//!
+//! Later slices: DELETE, namespaces, the OpenAPI document, PostgreSQL.
 
+mod artifacts;
 mod entity;
 pub mod error;
 pub mod filter;
+mod handlers;
 pub mod model;
 mod ops;
 pub mod paging;
+mod serving;
 
-use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
+use entity::MetricRecord;
 use error::ApiError;
+use handlers::{create, create_under, find, list, list_under, update};
 use model::*;
-use ops::{blocking, FindQuery, Store};
-use paging::ListQuery;
-use serde_json::Value;
 use std::sync::Arc;
-use weft_store::{RegistryKind, RegistryStore};
+use weft_store::RegistryStore;
 
 pub use weft_store::RegistryStore as Registry;
 
@@ -36,42 +52,9 @@ pub const PREFIXES: &[&str] = &["/api/model_registry/v1alpha3", "/api/model_regi
 
 /// The registry's routes over `store`.
 pub fn router(store: Arc<RegistryStore>) -> Router {
-    let api = Router::new()
-        .route("/registered_models", get(models_list).post(models_create))
-        .route("/registered_model", get(models_find))
-        .route(
-            "/registered_models/{id}",
-            get(models_get).patch(models_update),
-        )
-        .route(
-            "/registered_models/{id}/versions",
-            get(model_versions_list).post(model_versions_create),
-        )
-        .route("/model_versions", get(versions_list).post(versions_create))
-        .route("/model_version", get(versions_find))
-        .route(
-            "/model_versions/{id}",
-            get(versions_get).patch(versions_update),
-        )
-        .route(
-            "/model_versions/{id}/artifacts",
-            get(version_artifacts_list).post(version_artifacts_upsert),
-        )
-        .route(
-            "/model_artifacts",
-            get(model_artifacts_list).post(model_artifacts_create),
-        )
-        .route("/model_artifact", get(model_artifacts_find))
-        .route(
-            "/model_artifacts/{id}",
-            get(model_artifacts_get).patch(model_artifacts_update),
-        )
-        .route("/artifacts", get(artifacts_list).post(artifacts_create))
-        .route("/artifact", get(artifacts_find))
-        .route(
-            "/artifacts/{id}",
-            get(artifacts_get).patch(artifacts_update),
-        )
+    let api = models(Router::new())
+        .merge(serving_routes(Router::new()))
+        .merge(experiment_routes(Router::new()))
         .with_state(store);
     let mut router = Router::new();
     for prefix in PREFIXES {
@@ -80,212 +63,100 @@ pub fn router(store: Arc<RegistryStore>) -> Router {
     router.fallback(|| async { ApiError::not_found("no such path in the model registry API") })
 }
 
-type Listed<T> = Result<Json<List<T>>, ApiError>;
-type Created<T> = Result<(StatusCode, Json<T>), ApiError>;
-type Query_<T> = Result<Query<T>, QueryRejection>;
+type Routes = Router<ops::Store>;
 
-/// A query string, or a 400 in the API's shape.
-fn query<T>(q: Query_<T>) -> Result<T, ApiError> {
-    q.map(|Query(q)| q)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
-}
-
-async fn models_list(State(s): State<Store>, q: Query_<ListQuery>) -> Listed<RegisteredModel> {
-    ops::list(s, None, query(q)?).await
-}
-async fn models_create(State(s): State<Store>, body: Bytes) -> Created<RegisteredModel> {
-    ops::create_from(s, body).await
-}
-async fn models_find(
-    State(s): State<Store>,
-    q: Query_<FindQuery>,
-) -> Result<Json<RegisteredModel>, ApiError> {
-    ops::find(s, query(q)?).await
-}
-async fn models_get(
-    State(s): State<Store>,
-    Path(id): Path<String>,
-) -> Result<Json<RegisteredModel>, ApiError> {
-    ops::get(s, id).await
-}
-async fn models_update(
-    State(s): State<Store>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Json<RegisteredModel>, ApiError> {
-    ops::update(s, id, body).await
-}
-
-async fn model_versions_list(
-    State(s): State<Store>,
-    Path(id): Path<String>,
-    q: Query_<ListQuery>,
-) -> Listed<ModelVersion> {
-    ops::list(s, Some((RegistryKind::RegisteredModel, id)), query(q)?).await
+fn models(r: Routes) -> Routes {
+    type M = RegisteredModel;
+    type V = ModelVersion;
+    type A = Artifact;
+    type MA = ModelArtifact;
+    r.route("/registered_models", get(list::<M>).post(create::<M, M>))
+        .route("/registered_model", get(find::<M>))
+        .route(
+            "/registered_models/{id}",
+            get(handlers::get::<M>).patch(update::<M>),
+        )
+        .route(
+            "/registered_models/{id}/versions",
+            get(list_under::<M, V>).post(create_under::<M, V>),
+        )
+        .route("/model_versions", get(list::<V>).post(create::<M, V>))
+        .route("/model_version", get(find::<V>))
+        .route(
+            "/model_versions/{id}",
+            get(handlers::get::<V>).patch(update::<V>),
+        )
+        .route(
+            "/model_versions/{id}/artifacts",
+            get(list_under::<V, A>).post(artifacts::upsert_for_version),
+        )
+        .route("/model_artifacts", get(list::<MA>).post(create::<MA, MA>))
+        .route("/model_artifact", get(find::<MA>))
+        .route(
+            "/model_artifacts/{id}",
+            get(handlers::get::<MA>).patch(update::<MA>),
+        )
+        .route("/artifacts", get(list::<A>).post(create::<A, A>))
+        .route("/artifact", get(find::<A>))
+        .route(
+            "/artifacts/{id}",
+            get(handlers::get::<A>).patch(update::<A>),
+        )
 }
 
-/// A version under the model the path names; a `registeredModelId` in the body must agree.
-async fn model_versions_create(
-    State(s): State<Store>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Created<ModelVersion> {
-    blocking(move || {
-        let model = ops::get_row::<RegisteredModel>(&s, &id)?;
-        let mut m = entity::body_object(&body)?;
-        match m.get("registeredModelId") {
-            None | Some(Value::Null) => {}
-            Some(Value::String(given)) if *given == model.id.to_string() => {}
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "invalid field `registeredModelId`: {other} is not the model of the path ({id})"
-                )))
-            }
-        }
-        m.remove("registeredModelId");
-        ops::create::<ModelVersion>(&s, m, Some(model.id))
-    })
-    .await
+fn serving_routes(r: Routes) -> Routes {
+    type E = ServingEnvironment;
+    type S = InferenceService;
+    r.route("/serving_environments", get(list::<E>).post(create::<E, E>))
+        .route("/serving_environment", get(find::<E>))
+        .route(
+            "/serving_environments/{id}",
+            get(handlers::get::<E>).patch(update::<E>),
+        )
+        .route(
+            "/serving_environments/{id}/inference_services",
+            get(list_under::<E, S>).post(create_under::<E, S>),
+        )
+        .route("/inference_services", get(list::<S>).post(create::<E, S>))
+        .route("/inference_service", get(find::<S>))
+        .route(
+            "/inference_services/{id}",
+            get(handlers::get::<S>).patch(update::<S>),
+        )
+        .route("/inference_services/{id}/model", get(serving::model))
+        .route("/inference_services/{id}/version", get(serving::version))
+        .route(
+            "/inference_services/{id}/serves",
+            get(list_under::<S, ServeModel>).post(create_under::<S, ServeModel>),
+        )
 }
 
-async fn versions_list(State(s): State<Store>, q: Query_<ListQuery>) -> Listed<ModelVersion> {
-    ops::list(s, None, query(q)?).await
-}
-
-/// A version under the model its `registeredModelId` names.
-async fn versions_create(State(s): State<Store>, body: Bytes) -> Created<ModelVersion> {
-    blocking(move || {
-        let mut m = entity::body_object(&body)?;
-        let parent = match m.remove("registeredModelId") {
-            Some(Value::String(p)) => p,
-            Some(other) => {
-                return Err(ApiError::bad_request(format!(
-                    "invalid field `registeredModelId`: expected a string, got {other}"
-                )))
-            }
-            None => {
-                return Err(ApiError::bad_request(
-                    "invalid field `registeredModelId`: missing",
-                ))
-            }
-        };
-        let model = ops::get_row::<RegisteredModel>(&s, &parent)?;
-        ops::create::<ModelVersion>(&s, m, Some(model.id))
-    })
-    .await
-}
-
-async fn versions_find(
-    State(s): State<Store>,
-    q: Query_<FindQuery>,
-) -> Result<Json<ModelVersion>, ApiError> {
-    ops::find(s, query(q)?).await
-}
-async fn versions_get(
-    State(s): State<Store>,
-    Path(id): Path<String>,
-) -> Result<Json<ModelVersion>, ApiError> {
-    ops::get(s, id).await
-}
-async fn versions_update(
-    State(s): State<Store>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Json<ModelVersion>, ApiError> {
-    ops::update(s, id, body).await
-}
-
-async fn version_artifacts_list(
-    State(s): State<Store>,
-    Path(id): Path<String>,
-    q: Query_<ListQuery>,
-) -> Listed<Artifact> {
-    ops::list(s, Some((RegistryKind::ModelVersion, id)), query(q)?).await
-}
-
-/// An artifact of the version: a new one (201), or, when the body has an `id`, that
-/// existing artifact attached to this version with the body's fields written over it (200).
-async fn version_artifacts_upsert(
-    State(s): State<Store>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Created<Artifact> {
-    blocking(move || {
-        let version = ops::get_row::<ModelVersion>(&s, &id)?;
-        let m = entity::body_object(&body)?;
-        let Some(artifact) = m.get("id").filter(|v| !v.is_null()).cloned() else {
-            return ops::create::<Artifact>(&s, m, Some(version.id));
-        };
-        let artifact = artifact
-            .as_str()
-            .ok_or_else(|| ApiError::bad_request("invalid field `id`: expected a string"))?;
-        let row = ops::get_row::<Artifact>(&s, artifact)?;
-        if let Some(other) = row.parent.filter(|p| *p != version.id) {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!("artifact {artifact} belongs to model version {other}"),
-            ));
-        }
-        let mut new = entity::patched::<Artifact>(&row, m)?;
-        new.parent = Some(version.id);
-        let stored = s.update(RegistryKind::Artifact, &new)?;
-        let stored = stored.ok_or_else(|| ApiError::not_found("the artifact is gone"))?;
-        Ok((StatusCode::OK, Json(entity::from_row(&stored)?)))
-    })
-    .await
-}
-
-async fn model_artifacts_list(
-    State(s): State<Store>,
-    q: Query_<ListQuery>,
-) -> Listed<ModelArtifact> {
-    ops::list(s, None, query(q)?).await
-}
-async fn model_artifacts_create(State(s): State<Store>, body: Bytes) -> Created<ModelArtifact> {
-    ops::create_from(s, body).await
-}
-async fn model_artifacts_find(
-    State(s): State<Store>,
-    q: Query_<FindQuery>,
-) -> Result<Json<ModelArtifact>, ApiError> {
-    ops::find(s, query(q)?).await
-}
-async fn model_artifacts_get(
-    State(s): State<Store>,
-    Path(id): Path<String>,
-) -> Result<Json<ModelArtifact>, ApiError> {
-    ops::get(s, id).await
-}
-async fn model_artifacts_update(
-    State(s): State<Store>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Json<ModelArtifact>, ApiError> {
-    ops::update(s, id, body).await
-}
-
-async fn artifacts_list(State(s): State<Store>, q: Query_<ListQuery>) -> Listed<Artifact> {
-    ops::list(s, None, query(q)?).await
-}
-async fn artifacts_create(State(s): State<Store>, body: Bytes) -> Created<Artifact> {
-    ops::create_from(s, body).await
-}
-async fn artifacts_find(
-    State(s): State<Store>,
-    q: Query_<FindQuery>,
-) -> Result<Json<Artifact>, ApiError> {
-    ops::find(s, query(q)?).await
-}
-async fn artifacts_get(
-    State(s): State<Store>,
-    Path(id): Path<String>,
-) -> Result<Json<Artifact>, ApiError> {
-    ops::get(s, id).await
-}
-async fn artifacts_update(
-    State(s): State<Store>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Result<Json<Artifact>, ApiError> {
-    ops::update(s, id, body).await
+fn experiment_routes(r: Routes) -> Routes {
+    type X = Experiment;
+    type R = ExperimentRun;
+    r.route("/experiments", get(list::<X>).post(create::<X, X>))
+        .route("/experiment", get(find::<X>))
+        .route(
+            "/experiments/{id}",
+            get(handlers::get::<X>).patch(update::<X>),
+        )
+        .route(
+            "/experiments/{id}/experiment_runs",
+            get(list_under::<X, R>).post(create_under::<X, R>),
+        )
+        .route("/experiment_runs", get(list::<R>).post(create::<X, R>))
+        .route("/experiment_run", get(find::<R>))
+        .route("/experiment_runs/metric_history", get(list::<MetricRecord>))
+        .route(
+            "/experiment_runs/{id}",
+            get(handlers::get::<R>).patch(update::<R>),
+        )
+        .route(
+            "/experiment_runs/{id}/artifacts",
+            get(list_under::<R, Artifact>).post(artifacts::upsert_for_run),
+        )
+        .route(
+            "/experiment_runs/{id}/metric_history",
+            get(list_under::<R, MetricRecord>),
+        )
 }

@@ -6,6 +6,14 @@
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 
+mod artifacts;
+mod experiments;
+mod serving;
+
+pub use artifacts::*;
+pub use experiments::*;
+pub use serving::*;
+
 /// A custom property's value.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "metadataType", deny_unknown_fields)]
@@ -72,6 +80,20 @@ pub enum ArtifactState {
     Deleted,
     Abandoned,
     Reference,
+}
+
+/// The last known state of an execution (a serve action).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionState {
+    #[default]
+    Unknown,
+    New,
+    Running,
+    Complete,
+    Failed,
+    Cached,
+    Canceled,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -221,17 +243,22 @@ pub struct DocArtifact {
     pub experiment_run_id: Option<String>,
 }
 
-/// Any artifact, told apart by `artifactType`. Of upstream's kinds this slice has the model
-/// and the doc artifact; datasets, metrics and parameters come with experiment runs.
+/// Any artifact, told apart by `artifactType`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Artifact {
     Model(Box<ModelArtifact>),
     Doc(Box<DocArtifact>),
+    DataSet(Box<DataSet>),
+    Metric(Box<Metric>),
+    Parameter(Box<Parameter>),
 }
 
 pub const MODEL_ARTIFACT: &str = "model-artifact";
 pub const DOC_ARTIFACT: &str = "doc-artifact";
+pub const DATASET_ARTIFACT: &str = "dataset-artifact";
+pub const METRIC: &str = "metric";
+pub const PARAMETER: &str = "parameter";
 
 /// A page of a list.
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -51,6 +51,7 @@ pub(crate) fn create<T: Entity>(
 ) -> Result<(StatusCode, Json<T>), ApiError> {
     let mut e = T::from_value(Value::Object(body), "")?;
     e.fill_defaults();
+    e.validate(store)?;
     let row = to_row(&e, parent, now_ms());
     if row.name.as_deref() == Some("") {
         return Err(ApiError::bad_request("invalid field `name`: empty"));
@@ -59,11 +60,52 @@ pub(crate) fn create<T: Entity>(
     Ok((StatusCode::CREATED, Json(from_row(&row)?)))
 }
 
-pub(crate) async fn create_from<T: Entity>(
-    store: Store,
-    body: axum::body::Bytes,
+/// Creates `T` under the `P` with this id (from the path); a parent field in the body must
+/// name the same parent.
+pub(crate) fn create_under<P: Entity, T: Entity>(
+    store: &RegistryStore,
+    id: &str,
+    mut body: Map<String, Value>,
 ) -> Result<(StatusCode, Json<T>), ApiError> {
-    blocking(move || create::<T>(&store, body_object(&body)?, None)).await
+    let parent = get_row::<P>(store, id)?;
+    if let Some(f) = T::PARENT_FIELD {
+        match body.remove(f) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(given)) if given == parent.id.to_string() => {}
+            Some(other) => {
+                return Err(ApiError::bad_request(format!(
+                    "invalid field `{f}`: {other} is not the {} of the path ({id})",
+                    P::KIND.noun()
+                )))
+            }
+        }
+    }
+    create::<T>(store, body, Some(parent.id))
+}
+
+/// Creates `T` under the `P` its parent field names (required).
+pub(crate) fn create_in<P: Entity, T: Entity>(
+    store: &RegistryStore,
+    mut body: Map<String, Value>,
+) -> Result<(StatusCode, Json<T>), ApiError> {
+    let Some(f) = T::PARENT_FIELD else {
+        return create::<T>(store, body, None);
+    };
+    let parent = match body.remove(f) {
+        Some(Value::String(p)) => p,
+        None | Some(Value::Null) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid field `{f}`: missing"
+            )))
+        }
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid field `{f}`: expected a string, got {other}"
+            )))
+        }
+    };
+    let parent = get_row::<P>(store, &parent)?;
+    create::<T>(store, body, Some(parent.id))
 }
 
 pub(crate) async fn get<T: Entity>(store: Store, id: String) -> Result<Json<T>, ApiError> {
@@ -79,6 +121,7 @@ pub(crate) async fn update<T: Entity>(
     blocking(move || {
         let row = get_row::<T>(&store, &id)?;
         let new = patched::<T>(&row, body_object(&body)?)?;
+        from_row::<T>(&new)?.validate(&store)?;
         let stored = store.update(T::KIND, &new)?;
         let stored = stored.ok_or_else(|| not_found(T::KIND, &id))?;
         Ok(Json(from_row(&stored)?))
@@ -141,6 +184,44 @@ fn list_type<T: Entity>(asked: Option<&str>) -> Result<Option<&'static str>, Api
     }
 }
 
+/// The rows of `T` under the `kind` with id `n`: by the parent column, but an experiment
+/// run's artifacts by their `experimentRunId` (an artifact's parent is its model version).
+fn children_of<T: Entity>(kind: RegistryKind, n: i64) -> RegistryWhere {
+    if T::KIND == RegistryKind::Artifact && kind == RegistryKind::ExperimentRun {
+        let sql = "CAST(json_extract(body_json, '$.experimentRunId') AS INTEGER) = ?";
+        RegistryWhere {
+            sql: sql.into(),
+            args: vec![n.into()],
+        }
+    } else {
+        RegistryWhere::eq("parent", n)
+    }
+}
+
+/// `stepIds=1,2,3` as a condition on a metric's `step`.
+fn steps(ids: Option<&str>) -> Result<Option<RegistryWhere>, ApiError> {
+    let Some(ids) = ids.filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let bad = || {
+        ApiError::bad_request(format!(
+            "invalid stepIds `{ids}`: expected numbers like 1,2,3"
+        ))
+    };
+    let steps = ids
+        .split(',')
+        .map(|s| s.trim().parse::<i64>().map_err(|_| bad()))
+        .collect::<Result<Vec<_>, _>>()?;
+    if steps.len() > crate::filter::parse::MAX_LIST {
+        return Err(bad());
+    }
+    let marks = vec!["?"; steps.len()].join(", ");
+    Ok(Some(RegistryWhere {
+        sql: format!("CAST(json_extract(body_json, '$.step') AS INTEGER) IN ({marks})"),
+        args: steps.into_iter().map(Into::into).collect(),
+    }))
+}
+
 /// A page of `T`s (of `parent`'s, when given, which must exist as a `parent_kind`).
 pub(crate) async fn list<T: Entity>(
     store: Store,
@@ -153,7 +234,16 @@ pub(crate) async fn list<T: Entity>(
         if let Some((kind, id)) = parent {
             let n = parse_id(kind, &id)?;
             store.get(kind, n)?.ok_or_else(|| not_found(kind, &id))?;
-            conds.push(RegistryWhere::eq("parent", n));
+            conds.push(children_of::<T>(kind, n));
+        }
+        conds.extend(q.name.as_deref().map(|n| RegistryWhere::eq("name", n)));
+        conds.extend(
+            q.external_id
+                .as_deref()
+                .map(|x| RegistryWhere::eq("external_id", x)),
+        );
+        if T::KIND == RegistryKind::MetricHistory {
+            conds.extend(steps(q.step_ids.as_deref())?);
         }
         if let Some(t) = list_type::<T>(q.artifact_type.as_deref())? {
             conds.push(RegistryWhere::eq("artifact_type", t));

@@ -25,6 +25,11 @@ pub struct ListQuery {
     pub next_page_token: Option<String>,
     pub filter_query: Option<String>,
     pub artifact_type: Option<String>,
+    /// Only the items with this name (lists of a parent's children, metric history).
+    pub name: Option<String>,
+    pub external_id: Option<String>,
+    /// Metric history only: the steps wanted, `1,2,3`.
+    pub step_ids: Option<String>,
 }
 
 impl ListQuery {

@@ -412,7 +412,7 @@ async fn bad_bodies_are_400_naming_the_field() {
         (
             "POST",
             "/artifacts".into(),
-            json!({"artifactType": "metric"}),
+            json!({"artifactType": "table"}),
             "artifactType",
         ),
         (
@@ -464,4 +464,23 @@ async fn bad_bodies_are_400_naming_the_field() {
     assert_eq!(app.get("/model_versions").await.1["size"], 1);
     assert_eq!(app.get("/artifacts").await.1["size"], 1);
     assert_eq!(app.get(&format!("/registered_models/{mid}")).await.1, m);
+}
+
+#[tokio::test]
+async fn a_database_file_is_opened_again_with_its_rows() {
+    let dir = std::env::temp_dir().join(format!("weft-registry-reopen-{}", std::process::id()));
+    let db = dir.join("metadata.db");
+    let _ = std::fs::remove_dir_all(&dir);
+    {
+        let app = App(weft_registry::router(std::sync::Arc::new(
+            weft_registry::Registry::open(&db).unwrap(),
+        )));
+        registered(&app).await;
+    }
+    let app = App(weft_registry::router(std::sync::Arc::new(
+        weft_registry::Registry::open(&db).unwrap(),
+    )));
+    assert_eq!(app.count("/artifacts").await, 1);
+    app.made("/experiments", json!({"name": "e"})).await;
+    std::fs::remove_dir_all(&dir).unwrap();
 }

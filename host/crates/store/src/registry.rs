@@ -1,8 +1,12 @@
-//! The model registry's rows (issue 16): registered models, their versions and the versions'
-//! artifacts, in three tables of the metadata database. Each row keeps the columns the
-//! registry looks things up by (id, parent, name, external id, state, times) and the rest of
-//! the entity as JSON text (`body_json`: description, custom properties, type-specific
-//! fields), which the `weft-registry` crate types.
+//! The model registry's rows (issue 16): registered models, their versions and artifacts,
+//! serving environments, their inference services and those services' serve actions,
+//! experiments, their runs and the runs' metric history, a table each in the metadata
+//! database. Each row keeps the columns the registry looks things up by (id, parent, name,
+//! external id, state, times) and the rest of the entity as JSON text (`body_json`:
+//! description, custom properties, type-specific fields), which the `weft-registry` crate
+//! types. An artifact's parent is its model version; the experiment run it was logged to is
+//! its `experimentRunId` in `body_json` (names are unique per version, or per run for an
+//! artifact of no version).
 //!
 //! This slice is SQLite only, on its own connection to the metadata database: the tables are
 //! made with `CREATE TABLE IF NOT EXISTS` when the registry opens, outside the metadata
@@ -14,13 +18,23 @@ use rusqlite::{params_from_iter, Connection, OptionalExtension};
 use std::path::Path;
 use std::sync::Mutex;
 
-/// The three kinds of registry rows, each in its own table with its own id sequence.
+/// The kinds of registry rows, each in its own table with its own id sequence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RegistryKind {
     RegisteredModel,
     ModelVersion,
-    /// Any artifact type (model, doc): `artifact_type` tells which.
+    /// Any artifact type (model, doc, dataset, metric, parameter): `artifact_type` tells which.
     Artifact,
+    ServingEnvironment,
+    /// Under a serving environment.
+    InferenceService,
+    /// Under an inference service.
+    ServeModel,
+    Experiment,
+    /// Under an experiment.
+    ExperimentRun,
+    /// A metric's value as logged at one time, under an experiment run.
+    MetricHistory,
 }
 
 impl RegistryKind {
@@ -29,6 +43,12 @@ impl RegistryKind {
             RegistryKind::RegisteredModel => "registry_models",
             RegistryKind::ModelVersion => "registry_versions",
             RegistryKind::Artifact => "registry_artifacts",
+            RegistryKind::ServingEnvironment => "registry_serving_environments",
+            RegistryKind::InferenceService => "registry_inference_services",
+            RegistryKind::ServeModel => "registry_serve_models",
+            RegistryKind::Experiment => "registry_experiments",
+            RegistryKind::ExperimentRun => "registry_experiment_runs",
+            RegistryKind::MetricHistory => "registry_metric_history",
         }
     }
 
@@ -38,6 +58,24 @@ impl RegistryKind {
             RegistryKind::RegisteredModel => "registered model",
             RegistryKind::ModelVersion => "model version",
             RegistryKind::Artifact => "artifact",
+            RegistryKind::ServingEnvironment => "serving environment",
+            RegistryKind::InferenceService => "inference service",
+            RegistryKind::ServeModel => "serve model",
+            RegistryKind::Experiment => "experiment",
+            RegistryKind::ExperimentRun => "experiment run",
+            RegistryKind::MetricHistory => "metric history entry",
+        }
+    }
+
+    /// Where a name is unique, for messages ("" when in the whole registry).
+    fn scope(self) -> &'static str {
+        match self {
+            RegistryKind::ModelVersion => " in this registered model",
+            RegistryKind::Artifact => " in this model version or experiment run",
+            RegistryKind::InferenceService => " in this serving environment",
+            RegistryKind::ServeModel => " in this inference service",
+            RegistryKind::ExperimentRun => " in this experiment",
+            _ => "",
         }
     }
 }
@@ -182,8 +220,83 @@ const SCHEMA: &str = "
         updated_ms INTEGER NOT NULL,
         body_json TEXT NOT NULL
     );
-    CREATE UNIQUE INDEX IF NOT EXISTS registry_artifacts_name
-        ON registry_artifacts (COALESCE(parent, 0), name);
+    DROP INDEX IF EXISTS registry_artifacts_name;
+    CREATE UNIQUE INDEX IF NOT EXISTS registry_artifacts_scoped_name ON registry_artifacts (
+        COALESCE(parent, 0),
+        CASE WHEN parent IS NULL
+            THEN COALESCE(json_extract(body_json, '$.experimentRunId'), '') ELSE '' END,
+        name);
+    CREATE TABLE IF NOT EXISTS registry_serving_environments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        parent INTEGER,
+        artifact_type TEXT NOT NULL DEFAULT '',
+        name TEXT NOT NULL UNIQUE,
+        external_id TEXT UNIQUE,
+        state TEXT,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        body_json TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS registry_inference_services (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        parent INTEGER NOT NULL REFERENCES registry_serving_environments(id),
+        artifact_type TEXT NOT NULL DEFAULT '',
+        name TEXT,
+        external_id TEXT UNIQUE,
+        state TEXT,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        body_json TEXT NOT NULL,
+        UNIQUE (parent, name)
+    );
+    CREATE TABLE IF NOT EXISTS registry_serve_models (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        parent INTEGER NOT NULL REFERENCES registry_inference_services(id),
+        artifact_type TEXT NOT NULL DEFAULT '',
+        name TEXT,
+        external_id TEXT UNIQUE,
+        state TEXT,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        body_json TEXT NOT NULL,
+        UNIQUE (parent, name)
+    );
+    CREATE TABLE IF NOT EXISTS registry_experiments (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        parent INTEGER,
+        artifact_type TEXT NOT NULL DEFAULT '',
+        name TEXT NOT NULL UNIQUE,
+        external_id TEXT UNIQUE,
+        state TEXT,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        body_json TEXT NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS registry_experiment_runs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        parent INTEGER NOT NULL REFERENCES registry_experiments(id),
+        artifact_type TEXT NOT NULL DEFAULT '',
+        name TEXT,
+        external_id TEXT UNIQUE,
+        state TEXT,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        body_json TEXT NOT NULL,
+        UNIQUE (parent, name)
+    );
+    CREATE TABLE IF NOT EXISTS registry_metric_history (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        parent INTEGER NOT NULL REFERENCES registry_experiment_runs(id),
+        artifact_type TEXT NOT NULL DEFAULT '',
+        name TEXT,
+        external_id TEXT,
+        state TEXT,
+        created_ms INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL,
+        body_json TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS registry_metric_history_by_parent
+        ON registry_metric_history (parent, name);
     CREATE INDEX IF NOT EXISTS registry_versions_by_parent ON registry_versions (parent);";
 
 const COLUMNS: &str =
@@ -392,14 +505,10 @@ fn constraint(kind: RegistryKind, r: &RegistryRow, e: rusqlite::Error) -> Regist
                     kind.noun()
                 ))
             } else {
-                let scope = match kind {
-                    RegistryKind::RegisteredModel => String::new(),
-                    RegistryKind::ModelVersion => " in this registered model".into(),
-                    RegistryKind::Artifact => " in this model version".into(),
-                };
                 RegistryError::Conflict(format!(
-                    "a {} named `{name}` already exists{scope}",
-                    kind.noun()
+                    "a {} named `{name}` already exists{}",
+                    kind.noun(),
+                    kind.scope()
                 ))
             }
         }

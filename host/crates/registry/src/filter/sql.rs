@@ -17,6 +17,8 @@ pub(crate) enum Ty {
     /// A JSON number.
     Num,
     Bool,
+    /// Whatever the literal is (a metric's `value` is a number, a parameter's text).
+    Any,
 }
 
 /// Where an entity's field is kept.
@@ -197,7 +199,7 @@ fn list_member(c: &Cmp, path: &str, w: &mut RegistryWhere) -> Result<(), FilterE
 /// Whether `c`'s operator applies to a field of type `ty`.
 fn check(c: &Cmp, ty: Ty) -> Result<(), FilterError> {
     let ok = match c.op {
-        Op::Like | Op::ILike => ty == Ty::Text && matches!(c.value, Lit::Str(_)),
+        Op::Like | Op::ILike => matches!(ty, Ty::Text | Ty::Any) && matches!(c.value, Lit::Str(_)),
         Op::Gt | Op::Lt | Op::Ge | Op::Le => ty != Ty::Bool,
         Op::Eq | Op::Ne | Op::In => true,
     };
@@ -209,6 +211,7 @@ fn check(c: &Cmp, ty: Ty) -> Result<(), FilterError> {
         Ty::Int => "an integer",
         Ty::Num => "a number",
         Ty::Bool => "a boolean",
+        Ty::Any => "a value",
     };
     Err(FilterError::at(
         c.pos,
@@ -219,21 +222,23 @@ fn check(c: &Cmp, ty: Ty) -> Result<(), FilterError> {
 /// The parameter for `v` compared with a field of type `ty`.
 fn bind(c: &Cmp, v: &Lit, ty: Ty) -> Result<RegistryValue, FilterError> {
     let value = match (ty, v) {
-        (Ty::Text, Lit::Str(s)) if c.op == Op::Like => RegistryValue::Text(glob(s)),
-        (Ty::Text, Lit::Str(s)) => RegistryValue::Text(s.clone()),
+        (Ty::Text | Ty::Any, Lit::Str(s)) if c.op == Op::Like => RegistryValue::Text(glob(s)),
+        (Ty::Text | Ty::Any, Lit::Str(s)) => RegistryValue::Text(s.clone()),
+        (Ty::Any, Lit::Int(n)) => RegistryValue::Int(*n),
+        (Ty::Any, Lit::Float(x)) => RegistryValue::Real(*x),
+        (Ty::Any | Ty::Bool, Lit::Bool(b)) => RegistryValue::Int(*b as i64),
         (Ty::Int, Lit::Int(n)) => RegistryValue::Int(*n),
         (Ty::Int, Lit::Str(s)) if s.parse::<i64>().is_ok() => {
             RegistryValue::Int(s.parse().unwrap_or_default())
         }
         (Ty::Num, Lit::Int(n)) => RegistryValue::Int(*n),
         (Ty::Num, Lit::Float(x)) => RegistryValue::Real(*x),
-        (Ty::Bool, Lit::Bool(b)) => RegistryValue::Int(*b as i64),
         _ => {
             let want = match ty {
                 Ty::Text => "a string",
                 Ty::Int => "an integer",
                 Ty::Num => "a number",
-                Ty::Bool => "true or false",
+                Ty::Bool | Ty::Any => "true or false",
             };
             return Err(FilterError::at(
                 c.pos,
