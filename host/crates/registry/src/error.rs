@@ -34,6 +34,7 @@ impl From<RegistryError> for ApiError {
         match e {
             RegistryError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
             RegistryError::NoParent(m) => ApiError::not_found(m),
+            RegistryError::InUse(m) => ApiError::new(StatusCode::CONFLICT, m),
             other => {
                 tracing::error!(error = %other, "model registry: store failed");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string())

@@ -68,3 +68,22 @@ pub(crate) async fn update<T: Entity>(
 ) -> Got<T> {
     ops::update(s, id, body).await
 }
+
+/// Weft's extension: deletes the `T` with this id (and what belongs to it): 204, 404 when
+/// there is none, 409 while a deployed inference service serves it.
+pub(crate) async fn delete<T: Entity>(
+    State(s): State<Store>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    blocking(move || {
+        let row = ops::get_row::<T>(&s, &id)?;
+        if !s.delete(T::KIND, row.id)? {
+            return Err(ApiError::not_found(format!(
+                "no {} with id `{id}`",
+                T::KIND.noun()
+            )));
+        }
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}

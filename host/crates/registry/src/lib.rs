@@ -24,7 +24,15 @@
 //! names. A metric posted to a run's artifacts is also kept in the run's metric history (one
 //! entry per post, filtered by `name` and `stepIds`).
 //!
-//! Later slices: DELETE, namespaces, the OpenAPI document, PostgreSQL.
+//! Beyond upstream (which has no DELETE: kubeflow/hub#468), `DELETE` on
+//! `/registered_models/{id}`, `/model_versions/{id}`, `/model_artifacts/{id}` and
+//! `/artifacts/{id}`: 204 when done, 404 for an unknown id, 409 naming the inference service
+//! while one that is `DEPLOYED` serves the model, the version (named, or as the model's latest
+//! when it names none) or the artifact's version. Deleting a model deletes its versions and
+//! their artifacts, a version its artifacts, in one transaction. Undeployed services naming
+//! what was deleted are kept; their `/model` and `/version` answer 404.
+//!
+//! Later slices: namespaces, the OpenAPI document, PostgreSQL.
 
 mod artifacts;
 mod entity;
@@ -40,7 +48,7 @@ use axum::routing::get;
 use axum::Router;
 use entity::MetricRecord;
 use error::ApiError;
-use handlers::{create, create_under, find, list, list_under, update};
+use handlers::{create, create_under, delete, find, list, list_under, update};
 use model::*;
 use std::sync::Arc;
 use weft_store::RegistryStore;
@@ -74,7 +82,9 @@ fn models(r: Routes) -> Routes {
         .route("/registered_model", get(find::<M>))
         .route(
             "/registered_models/{id}",
-            get(handlers::get::<M>).patch(update::<M>),
+            get(handlers::get::<M>)
+                .patch(update::<M>)
+                .delete(delete::<M>),
         )
         .route(
             "/registered_models/{id}/versions",
@@ -84,7 +94,9 @@ fn models(r: Routes) -> Routes {
         .route("/model_version", get(find::<V>))
         .route(
             "/model_versions/{id}",
-            get(handlers::get::<V>).patch(update::<V>),
+            get(handlers::get::<V>)
+                .patch(update::<V>)
+                .delete(delete::<V>),
         )
         .route(
             "/model_versions/{id}/artifacts",
@@ -94,13 +106,17 @@ fn models(r: Routes) -> Routes {
         .route("/model_artifact", get(find::<MA>))
         .route(
             "/model_artifacts/{id}",
-            get(handlers::get::<MA>).patch(update::<MA>),
+            get(handlers::get::<MA>)
+                .patch(update::<MA>)
+                .delete(delete::<MA>),
         )
         .route("/artifacts", get(list::<A>).post(create::<A, A>))
         .route("/artifact", get(find::<A>))
         .route(
             "/artifacts/{id}",
-            get(handlers::get::<A>).patch(update::<A>),
+            get(handlers::get::<A>)
+                .patch(update::<A>)
+                .delete(delete::<A>),
         )
 }
 

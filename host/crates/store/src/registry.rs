@@ -179,6 +179,9 @@ pub enum RegistryError {
     /// The parent the row names does not exist.
     #[error("{0}")]
     NoParent(String),
+    /// A deployed inference service serves what was to be deleted.
+    #[error("{0}")]
+    InUse(String),
     #[error("metadata store: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("metadata store: {0}")]
@@ -487,6 +490,89 @@ impl RegistryStore {
         rows.truncate(page.limit as usize);
         Ok((rows, more))
     }
+}
+
+/// A deployed inference service's id and name, and which of its references is the one.
+const SERVED_BY: &str =
+    "SELECT id, COALESCE(name, ''), 'registered model' FROM registry_inference_services \
+    WHERE json_extract(body_json, '$.desiredState') = 'DEPLOYED' AND ( \
+        (?1 IS NOT NULL AND CAST(json_extract(body_json, '$.registeredModelId') AS INTEGER) = ?1) \
+     OR (?2 IS NOT NULL AND CAST(json_extract(body_json, '$.modelVersionId') AS INTEGER) = ?2) \
+     OR (?2 IS NOT NULL AND json_extract(body_json, '$.modelVersionId') IS NULL \
+         AND CAST(json_extract(body_json, '$.registeredModelId') AS INTEGER) = ?3)) \
+    ORDER BY id LIMIT 1";
+
+impl RegistryStore {
+    /// Deletes a registered model (its versions and their artifacts with it), a model version
+    /// (its artifacts with it) or an artifact, in one transaction: `Ok(false)` when there is
+    /// no such row, [`RegistryError::InUse`] while a deployed inference service serves the
+    /// model, the version (named, or as the model's latest when the service names none) or
+    /// the artifact's version. Other kinds are not deleted.
+    pub fn delete(&self, kind: RegistryKind, id: i64) -> Result<bool, RegistryError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let get_parent = format!("SELECT parent FROM {} WHERE id = ?1", kind.table());
+        let parent: Option<Option<i64>> =
+            tx.query_row(&get_parent, [id], |r| r.get(0)).optional()?;
+        let Some(parent) = parent else {
+            return Ok(false);
+        };
+        let (model, version) = match kind {
+            RegistryKind::RegisteredModel => (Some(id), None),
+            RegistryKind::ModelVersion => (None, Some(id)),
+            RegistryKind::Artifact => (None, parent),
+            other => {
+                return Err(RegistryError::InUse(format!(
+                    "a {} cannot be deleted",
+                    other.noun()
+                )))
+            }
+        };
+        let version_model: Option<i64> = match version {
+            Some(v) => tx
+                .query_row(
+                    "SELECT parent FROM registry_versions WHERE id = ?1",
+                    [v],
+                    |r| r.get(0),
+                )
+                .optional()?,
+            None => None,
+        };
+        let served: Option<(i64, String)> = tx
+            .query_row(
+                SERVED_BY,
+                rusqlite::params![model, version, version_model],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        if let Some((service, name)) = served {
+            return Err(RegistryError::InUse(format!(
+                "{} {id} is served by inference service {service} (`{name}`), which is DEPLOYED: \
+                 set its desiredState to UNDEPLOYED first",
+                kind.noun()
+            )));
+        }
+        cascade(&tx, kind, id)?;
+        tx.commit()?;
+        Ok(true)
+    }
+}
+
+/// Deletes the row and what belongs to it.
+fn cascade(tx: &rusqlite::Transaction, kind: RegistryKind, id: i64) -> rusqlite::Result<()> {
+    if kind == RegistryKind::RegisteredModel {
+        tx.execute(
+            "DELETE FROM registry_artifacts WHERE parent IN \
+             (SELECT id FROM registry_versions WHERE parent = ?1)",
+            [id],
+        )?;
+        tx.execute("DELETE FROM registry_versions WHERE parent = ?1", [id])?;
+    }
+    if kind == RegistryKind::ModelVersion {
+        tx.execute("DELETE FROM registry_artifacts WHERE parent = ?1", [id])?;
+    }
+    tx.execute(&format!("DELETE FROM {} WHERE id = ?1", kind.table()), [id])?;
+    Ok(())
 }
 
 /// A unique or foreign key failure as what it means for `r`; anything else as it is.
