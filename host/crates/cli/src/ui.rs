@@ -1,20 +1,45 @@
-//! `wasm-run ui`: the model registry's REST API (Kubeflow Model Registry v1alpha3) over this
-//! home's metadata database. The web UI's pages come in a later slice (issue 16).
+//! `wasm-run ui`: the web UI (runs, graphs, logs, artifacts, comparison, experiments, models)
+//! and the model registry's REST API (Kubeflow Model Registry v1alpha3), one server over this
+//! home's stores.
 
 use anyhow::Context;
+use axum::extract::Request;
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 #[derive(clap::Args)]
+#[command(after_help = "\
+Pages: /runs (filter by state, pipeline, experiment), /runs/ID (the graph, live while it runs;
+tasks, logs, artifacts, metrics), /artifacts/DIGEST (previews), /compare?run=A&run=B...,
+/experiments, /models. API: /api/model_registry/v1alpha3/ (and /v1).
+
+Local use binds to loopback and needs no login. In a cluster, put it behind the ingress's auth
+proxy; --token adds a bearer token every request must carry (the proxy can inject it).")]
 pub struct UiArgs {
-    /// Where to listen. Loopback by default: the API has no authentication of its own (in a
-    /// cluster it goes behind the ingress's auth proxy).
+    /// Where to listen. Loopback by default; any other address needs --token or
+    /// --behind-auth-proxy.
     #[arg(long, default_value = "127.0.0.1:8585")]
     listen: SocketAddr,
+    /// A token every request must carry as `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "WEFT_UI_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Serve a non-loopback address without a token: an auth proxy in front checks users.
+    #[arg(long)]
+    behind_auth_proxy: bool,
 }
 
 /// Serves until Ctrl-C or SIGTERM.
 pub fn run(home: &crate::home::Home, metadata: Option<&str>, args: UiArgs) -> anyhow::Result<()> {
+    if !args.listen.ip().is_loopback() && args.token.is_none() && !args.behind_auth_proxy {
+        anyhow::bail!(
+            "--listen {} is not loopback: give --token (or --behind-auth-proxy when an auth proxy checks every request)",
+            args.listen
+        );
+    }
     let db = match metadata {
         Some(m) if m.starts_with("postgres://") || m.starts_with("postgresql://") => {
             anyhow::bail!("the model registry keeps its tables in SQLite for now; PostgreSQL comes in a later release")
@@ -22,9 +47,17 @@ pub fn run(home: &crate::home::Home, metadata: Option<&str>, args: UiArgs) -> an
         Some(path) => std::path::PathBuf::from(path),
         None => home.metadata_db(),
     };
-    let store = weft_registry::Registry::open(&db)
-        .with_context(|| format!("opening the model registry in {}", db.display()))?;
-    let app = weft_registry::router(Arc::new(store));
+    let registry = Arc::new(
+        weft_registry::Registry::open(&db)
+            .with_context(|| format!("opening the model registry in {}", db.display()))?,
+    );
+    let ui = Arc::new(weft_ui::Ui {
+        metadata: home.open_metadata()?,
+        artifacts: home.open_artifacts()?,
+        registry,
+        logs_dir: home.logs(),
+    });
+    let app = app(ui, args.token);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -33,12 +66,53 @@ pub fn run(home: &crate::home::Home, metadata: Option<&str>, args: UiArgs) -> an
             .await
             .with_context(|| format!("listening on {}", args.listen))?;
         let addr = listener.local_addr()?;
-        eprintln!("model registry API on http://{addr}/api/model_registry/v1alpha3/");
+        eprintln!(
+            "Weft UI on http://{addr}/ (model registry API under /api/model_registry/v1alpha3/)"
+        );
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown())
             .await?;
         anyhow::Ok(())
     })
+}
+
+/// The pages and the registry API, behind the token when there is one.
+fn app(ui: Arc<weft_ui::Ui>, token: Option<String>) -> Router {
+    let app = weft_ui::app(ui);
+    match token {
+        Some(t) => app.layer(middleware::from_fn_with_state(Arc::new(t), bearer)),
+        None => app,
+    }
+}
+
+async fn bearer(
+    axum::extract::State(token): axum::extract::State<Arc<String>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Compared in constant time: the token is a password.
+    let ok = given.is_some_and(|g| {
+        g.len() == token.len()
+            && g.bytes()
+                .zip(token.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+    });
+    if ok {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "a bearer token is required (Authorization: Bearer TOKEN)\n",
+        )
+            .into_response()
+    }
 }
 
 async fn shutdown() {

@@ -16,6 +16,7 @@ mod metadata_pg;
 mod registry;
 mod remote;
 mod rows;
+mod run_list;
 
 pub use artifacts::{
     copy_tree, parse_digest, tree_digest, ArtifactStore, Fsck, ScratchDir, StoredArtifact,
@@ -28,6 +29,7 @@ pub use registry::{
     RegistryError, RegistryKind, RegistryOrder, RegistryPage, RegistryRow, RegistryStore,
     RegistryValue, RegistryWhere,
 };
+pub use run_list::RunQuery;
 pub use remote::{ArtifactBackend, ObjectStoreBackend};
 pub use weft_tree::remove_tree;
 

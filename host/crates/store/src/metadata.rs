@@ -250,6 +250,8 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         );",
     // Tuning experiments and their trials.
     experiments::SQLITE_MIGRATION,
+    // Keyset paging of the runs list (`runs_page`).
+    crate::run_list::SQLITE_MIGRATION,
 ];
 
 /// What Weft records about runs, whatever database holds it: SQLite in a file by default,
@@ -291,6 +293,8 @@ pub trait Metadata: Send + Sync {
     fn run(&self, id: &str) -> Result<RunRecord>;
     /// Runs, newest first.
     fn runs(&self, limit: usize) -> Result<Vec<RunRecord>>;
+    /// One page of runs, newest first, filtered as `q` says.
+    fn runs_page(&self, q: &crate::RunQuery) -> Result<Vec<RunRecord>>;
     /// A run's tasks, in the order they were added.
     fn tasks(&self, run: &str) -> Result<Vec<TaskRecord>>;
     /// Artifact events of a run (or of every run when `run` is `None`).
@@ -650,6 +654,18 @@ impl Metadata for SqliteMetadata {
                 "SELECT {RUN_COLUMNS} FROM runs ORDER BY created_at DESC, rowid DESC LIMIT ?1"
             ))?;
             let rows = st.query_map(params![limit as i64], |r| rows::run(r))?;
+            rows.collect()
+        })
+    }
+
+    fn runs_page(&self, q: &crate::RunQuery) -> Result<Vec<RunRecord>> {
+        let (time, id) = q.before.clone().unzip();
+        self.with(|c| {
+            let mut st = c.prepare(&crate::run_list::sql(RUN_COLUMNS, |n| format!("?{n}")))?;
+            let rows = st.query_map(
+                params![q.state, q.pipeline, q.experiment, time, id, q.limit],
+                |r| rows::run(r),
+            )?;
             rows.collect()
         })
     }

@@ -139,6 +139,7 @@ fn migrator() -> Migrator {
         migration(1, "weft metadata", SCHEMA),
         migration(2, "run leases", LEASES),
         migration(3, "experiments", EXPERIMENTS),
+        migration(4, "runs by creation", crate::run_list::PG_MIGRATION),
     ])
 }
 
@@ -474,6 +475,25 @@ impl Metadata for PostgresMetadata {
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(&self.pool)
             .await
+        })?;
+        rows.iter().map(|r| rows::run(r).map_err(sql)).collect()
+    }
+
+    fn runs_page(&self, q: &crate::RunQuery) -> Result<Vec<RunRecord>> {
+        let (time, id) = q.before.clone().unzip();
+        let statement = crate::run_list::sql(RUN_COLUMNS, |n| {
+            format!("${n}::{}", if n == 6 { "bigint" } else { "text" })
+        });
+        let rows = self.on(async {
+            sqlx::query(sqlx::AssertSqlSafe(statement))
+                .bind(&q.state)
+                .bind(&q.pipeline)
+                .bind(&q.experiment)
+                .bind(time)
+                .bind(id)
+                .bind(i64::from(q.limit))
+                .fetch_all(&self.pool)
+                .await
         })?;
         rows.iter().map(|r| rows::run(r).map_err(sql)).collect()
     }
