@@ -15,6 +15,7 @@ mod languages;
 mod languages_c;
 mod languages_serve;
 mod limits;
+mod models;
 #[cfg(feature = "onnx")]
 mod onnx;
 mod outputs;

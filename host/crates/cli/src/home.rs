@@ -35,6 +35,11 @@ impl Home {
         }
     }
 
+    /// `--metadata` / `$WEFT_METADATA`, if given.
+    pub fn metadata_location(&self) -> Option<&str> {
+        self.metadata.as_deref()
+    }
+
     /// The compiled cache's cap, if it has one.
     pub fn cache_max(&self) -> Option<u64> {
         self.cache_max

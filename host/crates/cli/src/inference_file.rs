@@ -1,8 +1,11 @@
 //! `wasm-run serve -f FILE`: an `InferenceService` YAML, the resource the operator deploys, as
 //! the server's models. The predictor is version `1`; a canary is version `2` and takes its
-//! `trafficPercent` of the requests.
+//! `trafficPercent` of the requests. A component or storageUri may name a registered model
+//! version, `model-registry://NAME/VERSION`: it is resolved through this home's model registry
+//! to the digests the version records.
 
 use crate::home::Home;
+use crate::models::resolve;
 use anyhow::Result;
 use bytesize::ByteSize;
 use std::collections::BTreeMap;
@@ -38,19 +41,21 @@ pub fn load(home: &Home, file: &Path) -> Result<ServiceFile> {
     let base = file.parent().unwrap_or(Path::new("."));
     let name = isvc.metadata.name.clone();
     let p = &isvc.spec.predictor;
+    let (source, storage) = registered(home, &doc, "predictor", &p.component, &p.storage_uri)?;
     let mut models = vec![ModelConfig {
         name: name.clone(),
         version: "1".into(),
-        component: component(home, base, &doc, &p.component, "predictor")?,
-        model_dir: model_dir(home, base, &doc, p.storage_uri.as_deref(), "predictor")?,
+        component: component(home, base, &doc, &source, "predictor")?,
+        model_dir: model_dir(home, base, &doc, storage.as_deref(), "predictor")?,
     }];
     let mut splits = BTreeMap::new();
     if let Some(c) = &isvc.spec.canary {
+        let (source, storage) = registered(home, &doc, "canary", &c.component, &c.storage_uri)?;
         models.push(ModelConfig {
             name: name.clone(),
             version: "2".into(),
-            component: component(home, base, &doc, &c.component, "canary")?,
-            model_dir: model_dir(home, base, &doc, c.storage_uri.as_deref(), "canary")?,
+            component: component(home, base, &doc, &source, "canary")?,
+            model_dir: model_dir(home, base, &doc, storage.as_deref(), "canary")?,
         });
         if c.traffic_percent > 100 {
             let msg = "trafficPercent is a percentage: 0 to 100";
@@ -140,4 +145,72 @@ fn model_dir(
         return Err(doc.error_at(&at, msg).into());
     }
     Ok(Some(path))
+}
+
+/// A part's component and storageUri with each `model-registry://NAME/VERSION` replaced by
+/// what the version records: its component's digest, its model files' digest. A component
+/// named so brings the version's model files too, unless storageUri says otherwise.
+fn registered(
+    home: &Home,
+    doc: &Document<InferenceService>,
+    part: &str,
+    component: &str,
+    storage: &Option<String>,
+) -> Result<(String, Option<String>)> {
+    let mut storage = storage.clone();
+    let mut source = component.to_string();
+    if component.starts_with(resolve::SCHEME) {
+        let at = ["spec", part, "component"];
+        let r = lookup(home, doc, &at, component)?;
+        source = r.component.ok_or_else(|| {
+            doc.error_at(&at, format!("{component}: the version was registered without a component (--component); name a component here and the version as storageUri"))
+        })?;
+        if storage.is_none() {
+            storage = r
+                .uri
+                .map(|u| stored_uri(doc, &at, component, u))
+                .transpose()?;
+        }
+    }
+    if let Some(uri) = storage.clone().filter(|s| s.starts_with(resolve::SCHEME)) {
+        let at = ["spec", part, "storageUri"];
+        let r = lookup(home, doc, &at, &uri)?;
+        let files = r.uri.ok_or_else(|| {
+            doc.error_at(
+                &at,
+                format!("{uri}: the version's model artifact has no uri (no model files)"),
+            )
+        })?;
+        storage = Some(stored_uri(doc, &at, &uri, files)?);
+    }
+    Ok((source, storage))
+}
+
+/// `uri` resolved, its errors located at `at` (a failing registry store stays the host's).
+fn lookup(
+    home: &Home,
+    doc: &Document<InferenceService>,
+    at: &[&str],
+    uri: &str,
+) -> Result<resolve::Resolved> {
+    resolve::resolve(home, uri).map_err(|e| {
+        if e.chain().any(|c| c.is::<weft_pipeline::HostFailure>()) {
+            return e.context(format!("resolving {uri}"));
+        }
+        doc.error_at(at, format!("{uri}: {e:#}")).into()
+    })
+}
+
+/// A registered model's files as served: an artifact in the store (`sha256:`), not another URI.
+fn stored_uri(
+    doc: &Document<InferenceService>,
+    at: &[&str],
+    name: &str,
+    uri: String,
+) -> Result<String> {
+    if uri.starts_with("sha256:") {
+        return Ok(uri);
+    }
+    let msg = format!("{name}: the version's model files are at `{uri}`, outside Weft's artifact store; `wasm-run serve` serves stored artifacts (sha256:...)");
+    Err(doc.error_at(at, msg).into())
 }

@@ -6,6 +6,7 @@ mod exit;
 mod home;
 mod inference_file;
 mod kube_status;
+mod models;
 mod pipeline;
 mod progress;
 mod report;
@@ -122,6 +123,9 @@ enum Command {
     /// Serve the model registry's REST API (Kubeflow Model Registry v1alpha3, at
     /// /api/model_registry/v1alpha3/); the web UI's pages come in a later release.
     Ui(ui::UiArgs),
+    /// The model registry: list, show, register, archive.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
     /// Which runs and tasks produced and consumed an artifact.
     Lineage {
         /// The artifact's digest (sha256:...).
@@ -169,6 +173,7 @@ fn main() -> ExitCode {
         Command::Cache(cmd) => compile::cache(&home, cmd),
         Command::Tune(args) => tune::tune(&home, args),
         Command::Experiments(cmd) => tune::experiments(&home, cmd),
+        Command::Models(cmd) => models::command(&home, cmd),
         Command::Ui(args) => ui::run(&home, metadata.as_deref(), args).map(|()| ExitCode::SUCCESS),
     };
     match result {

@@ -15,11 +15,12 @@ use weft_runtime::Runtime;
 use weft_spec::ParamValue;
 
 mod import_kfp;
+mod register;
 
 #[derive(Subcommand)]
 pub enum PipelineCommand {
     /// Run a pipeline to the end, with a live progress view.
-    Run(RunPipelineArgs),
+    Run(Box<RunPipelineArgs>),
     /// Check a pipeline file without running it: fields, references, types, cycles, and that
     /// each component is a weft:pipeline/step component whose imports the sandbox provides.
     Validate {
@@ -91,6 +92,16 @@ pub struct RunPipelineArgs {
     /// which must be shared (S3, or a ReadWriteMany volume). Needs `--kube-status`.
     #[arg(long, value_name = "FILE", requires = "kube_status")]
     task_pods: Option<PathBuf>,
+    /// When the run succeeds, register an output artifact of one of its tasks in the model
+    /// registry as a new version (VERSION: the run's id unless given), with its lineage: run,
+    /// task, artifact digest (`wasm-run models show NAME VERSION`). Checked before the run
+    /// starts. Repeatable.
+    #[arg(long, value_name = "TASK.OUTPUT=NAME[:VERSION]", value_parser = register::parse)]
+    register_model: Vec<register::Registration>,
+    /// The weft:serve/predictor component recorded with the versions --register-model makes,
+    /// so an InferenceService's `component: model-registry://NAME/VERSION` serves them.
+    #[arg(long, value_name = "FILE.wasm", requires = "register_model")]
+    register_component: Option<PathBuf>,
 }
 
 pub(crate) fn parse_run_ref(s: &str) -> Result<(String, String), String> {
@@ -148,7 +159,7 @@ pub fn command(home: &Home, cmd: PipelineCommand) -> Result<ExitCode> {
     match cmd {
         PipelineCommand::Schema { kind } => schema(&kind),
         PipelineCommand::Validate { file, compile } => validate(home, &file, compile),
-        PipelineCommand::Run(args) => run(home, args),
+        PipelineCommand::Run(args) => run(home, *args),
         PipelineCommand::Replay(args) => replay(home, args),
         PipelineCommand::Resume(args) => resume(home, args),
         PipelineCommand::ImportKfp(args) => import_kfp::import(home, args),
@@ -223,13 +234,20 @@ fn run(home: &Home, args: RunPipelineArgs) -> Result<ExitCode> {
     let s = exec.stores();
     if let Some(id) = existing_run(s, args.run_id.as_deref())? {
         eprintln!("run {id} exists: resuming it");
+        let models = (args.register_model, args.register_component);
+        let pending = register::prepare(home, None, models.0, models.1, &id)?;
         let total = s.meta.tasks(&id)?.len();
-        let summary = with_progress_to(
-            total,
-            parallelism(args.parallelism),
-            Kube::from(&args),
-            |opts| async move { exec.resume(&id, &opts).await },
-        )?;
+        let kube = Kube {
+            status: args.kube_status,
+            task_pods: args.task_pods,
+        };
+        let summary = with_progress_to(total, parallelism(args.parallelism), kube, |opts| {
+            let id = id.clone();
+            async move { exec.resume(&id, &opts).await }
+        })?;
+        if let Some(pending) = pending {
+            register::finish(home, pending, &summary)?;
+        }
         return finish_run(home, summary, args.report.as_deref(), args.json);
     }
     let kube = Kube::from(&args);
@@ -255,13 +273,21 @@ fn run(home: &Home, args: RunPipelineArgs) -> Result<ExitCode> {
         Ok(p) => p,
         Err(e) => return report_plan_error(e),
     };
+    let run_id = args
+        .run_id
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let models = (args.register_model, args.register_component);
+    let pending = register::prepare(home, Some(&plan), models.0, models.1, &run_id)?;
     let total = plan.pipeline.spec.tasks.len();
     let summary = with_progress_to(
         total,
         parallelism(args.parallelism),
         kube,
-        |opts| async move { exec.start(plan, args.run_id, &opts).await },
+        |opts| async move { exec.start(plan, Some(run_id), &opts).await },
     )?;
+    if let Some(pending) = pending {
+        register::finish(home, pending, &summary)?;
+    }
     finish_run(home, summary, args.report.as_deref(), args.json)
 }
 
