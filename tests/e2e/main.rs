@@ -32,4 +32,5 @@ mod task_pods;
 mod tensors;
 mod transform;
 mod tune;
+mod ui;
 mod validate;

@@ -100,6 +100,11 @@ fn test(repo: &Path) -> Result<()> {
         }
         _ => {}
     }
+    // Debian's Chromium and ChromeDriver, for the web UI's browser tests.
+    let chromium = install_chromium();
+    if let (true, Err(e)) = (strict, &chromium) {
+        bail!("CI: could not install chromium and chromium-driver for the browser tests: {e:#}");
+    }
     // A PostgreSQL server on loopback, for the metadata store's PostgreSQL backend.
     let postgres = Postgres::start(&target_dir(repo));
     match (&postgres, strict) {
@@ -127,6 +132,13 @@ fn test(repo: &Path) -> Result<()> {
     ]);
     if vulkan.is_ok() {
         cmd.env("WEFT_REQUIRE_WGPU", "1");
+    }
+    match &chromium {
+        Ok((browser, driver)) => {
+            cmd.env("WEFT_TEST_CHROMIUM", browser)
+                .env("WEFT_TEST_CHROMEDRIVER", driver);
+        }
+        Err(e) => eprintln!("xtask: WARNING: browser tests will not run: {e:#}"),
     }
     match &tools {
         Ok(bin) => {
@@ -290,6 +302,26 @@ fn install_lavapipe() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Debian's `chromium` and `chromedriver` (installed when missing): the browser and the
+/// WebDriver server the UI tests drive it with.
+fn install_chromium() -> Result<(PathBuf, PathBuf)> {
+    let browser = PathBuf::from("/usr/bin/chromium");
+    let driver = PathBuf::from("/usr/bin/chromedriver");
+    if !(browser.exists() && driver.exists()) {
+        apt(&["update", "-q"])?;
+        apt(&["install", "-y", "-q", "chromium", "chromium-driver"])?;
+    }
+    for p in [&browser, &driver] {
+        if !p.exists() {
+            bail!(
+                "installed chromium and chromium-driver but {} is missing",
+                p.display()
+            );
+        }
+    }
+    Ok((browser, driver))
 }
 
 /// The directory of `libnvrtc.so.12` in the tools venv whose `bin` is `bin`.

@@ -5,6 +5,7 @@
 "use strict";
 (function () {
   const PERIOD_MS = 2000;
+  document.documentElement.dataset.js = "on";
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
   function focusKey(el) {
