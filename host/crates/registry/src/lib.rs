@@ -32,7 +32,10 @@
 //! their artifacts, a version its artifacts, in one transaction. Undeployed services naming
 //! what was deleted are kept; their `/model` and `/version` answer 404.
 //!
-//! Later slices: namespaces, the OpenAPI document, PostgreSQL.
+//! The API's OpenAPI 3.1 document, made from the code ([`openapi`]), is served as
+//! `openapi.json` and `openapi.yaml` under each prefix.
+//!
+//! Later slices: namespaces, PostgreSQL.
 
 mod artifacts;
 mod entity;
@@ -40,6 +43,7 @@ pub mod error;
 pub mod filter;
 mod handlers;
 pub mod model;
+pub mod openapi;
 mod ops;
 pub mod paging;
 mod serving;
@@ -63,6 +67,8 @@ pub fn router(store: Arc<RegistryStore>) -> Router {
     let api = models(Router::new())
         .merge(serving_routes(Router::new()))
         .merge(experiment_routes(Router::new()))
+        .route("/openapi.json", get(openapi::json))
+        .route("/openapi.yaml", get(openapi::yaml))
         .with_state(store);
     let mut router = Router::new();
     for prefix in PREFIXES {

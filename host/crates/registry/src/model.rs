@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 mod artifacts;
 mod experiments;
@@ -15,7 +16,7 @@ pub use experiments::*;
 pub use serving::*;
 
 /// A custom property's value.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "metadataType", deny_unknown_fields)]
 pub enum MetadataValue {
     MetadataIntValue {
@@ -57,10 +58,37 @@ impl<'de> Deserialize<'de> for IntString {
     }
 }
 
+impl utoipa::PartialSchema for IntString {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::Type::String)
+            .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                utoipa::openapi::KnownFormat::Int64,
+            )))
+            .pattern(Some("^-?[0-9]+$"))
+            .description(Some("An int64 as a decimal string."))
+            .into()
+    }
+}
+
+impl ToSchema for IntString {}
+
 pub type CustomProperties = BTreeMap<String, MetadataValue>;
 
+/// `customProperties` in the document: names to [`MetadataValue`]s.
+pub(crate) fn custom_properties_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{SchemaType, Type};
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .additional_properties(Some(utoipa::openapi::Ref::from_schema_name(
+            "MetadataValue",
+        )))
+        .description(Some("User properties, each a `MetadataValue`."))
+        .build()
+}
+
 /// The state of a registered model or a model version.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum State {
     #[default]
@@ -69,7 +97,7 @@ pub enum State {
 }
 
 /// The state of an artifact.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ArtifactState {
     #[default]
@@ -83,7 +111,7 @@ pub enum ArtifactState {
 }
 
 /// The last known state of an execution (a serve action).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ExecutionState {
     #[default]
@@ -96,7 +124,7 @@ pub enum ExecutionState {
     Canceled,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RegisteredModel {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -107,6 +135,7 @@ pub struct RegisteredModel {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = custom_properties_schema)]
     pub custom_properties: Option<CustomProperties>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub create_time_since_epoch: Option<String>,
@@ -136,7 +165,7 @@ pub struct RegisteredModel {
     pub library_name: Option<String>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModelVersion {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -151,6 +180,7 @@ pub struct ModelVersion {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = custom_properties_schema)]
     pub custom_properties: Option<CustomProperties>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub create_time_since_epoch: Option<String>,
@@ -162,7 +192,7 @@ pub struct ModelVersion {
     pub state: Option<State>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModelArtifact {
     /// `model-artifact` when given.
@@ -177,6 +207,7 @@ pub struct ModelArtifact {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = custom_properties_schema)]
     pub custom_properties: Option<CustomProperties>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub create_time_since_epoch: Option<String>,
@@ -213,7 +244,7 @@ pub struct ModelArtifact {
 }
 
 /// A document (a model card, a README) attached to a version.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DocArtifact {
     /// `doc-artifact` when given.
@@ -228,6 +259,7 @@ pub struct DocArtifact {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = custom_properties_schema)]
     pub custom_properties: Option<CustomProperties>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub create_time_since_epoch: Option<String>,
@@ -244,7 +276,7 @@ pub struct DocArtifact {
 }
 
 /// Any artifact, told apart by `artifactType`.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 #[serde(untagged)]
 pub enum Artifact {
     Model(Box<ModelArtifact>),
@@ -261,7 +293,7 @@ pub const METRIC: &str = "metric";
 pub const PARAMETER: &str = "parameter";
 
 /// A page of a list.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct List<T> {
     /// Empty on the last page.
@@ -272,7 +304,7 @@ pub struct List<T> {
 }
 
 /// Every error: `code` is the HTTP status as text.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Error {
     pub code: String,
     pub message: String,

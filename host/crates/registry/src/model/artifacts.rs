@@ -1,10 +1,11 @@
 //! The artifact types experiment runs log: datasets, metrics and parameters.
 
-use super::{ArtifactState, CustomProperties, IntString};
+use super::{custom_properties_schema, ArtifactState, CustomProperties, IntString};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// The type of a parameter's value.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ParameterType {
     #[default]
@@ -15,7 +16,7 @@ pub enum ParameterType {
 }
 
 /// A dataset a run used or made.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DataSet {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -29,6 +30,7 @@ pub struct DataSet {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = custom_properties_schema)]
     pub custom_properties: Option<CustomProperties>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub create_time_since_epoch: Option<String>,
@@ -55,7 +57,7 @@ pub struct DataSet {
 }
 
 /// A metric's latest value (each value logged is kept in the run's metric history).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Metric {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -69,6 +71,7 @@ pub struct Metric {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = custom_properties_schema)]
     pub custom_properties: Option<CustomProperties>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub create_time_since_epoch: Option<String>,
@@ -89,7 +92,7 @@ pub struct Metric {
 }
 
 /// A parameter of a run.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Parameter {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,6 +106,7 @@ pub struct Parameter {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = custom_properties_schema)]
     pub custom_properties: Option<CustomProperties>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub create_time_since_epoch: Option<String>,

@@ -1,10 +1,11 @@
 //! Experiments and their runs (upstream's `Experiment`, `ExperimentRun`).
 
-use super::{CustomProperties, IntString, State};
+use super::{custom_properties_schema, CustomProperties, IntString, State};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// The status of an experiment run.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ExperimentRunStatus {
     #[default]
@@ -16,7 +17,7 @@ pub enum ExperimentRunStatus {
 }
 
 /// A set of runs.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Experiment {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -27,6 +28,7 @@ pub struct Experiment {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = custom_properties_schema)]
     pub custom_properties: Option<CustomProperties>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub create_time_since_epoch: Option<String>,
@@ -39,7 +41,7 @@ pub struct Experiment {
 }
 
 /// One run of an experiment; its metrics, parameters and datasets are artifacts.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ExperimentRun {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -51,6 +53,7 @@ pub struct ExperimentRun {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = custom_properties_schema)]
     pub custom_properties: Option<CustomProperties>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub create_time_since_epoch: Option<String>,

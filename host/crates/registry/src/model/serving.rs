@@ -2,11 +2,12 @@
 //! recorded against a service (upstream's `ServingEnvironment`, `InferenceService`,
 //! `ServeModel`).
 
-use super::{CustomProperties, ExecutionState};
+use super::{custom_properties_schema, CustomProperties, ExecutionState};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// What an inference service should be: `DEPLOYED` (the default) or `UNDEPLOYED`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum InferenceServiceState {
     #[default]
@@ -15,7 +16,7 @@ pub enum InferenceServiceState {
 }
 
 /// A place models are served (a namespace, a cluster).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServingEnvironment {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -26,6 +27,7 @@ pub struct ServingEnvironment {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = custom_properties_schema)]
     pub custom_properties: Option<CustomProperties>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub create_time_since_epoch: Option<String>,
@@ -35,7 +37,7 @@ pub struct ServingEnvironment {
 
 /// A model deployed in a serving environment: the registered model, and the version (the model's latest
 /// when none is named).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct InferenceService {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -47,6 +49,7 @@ pub struct InferenceService {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = custom_properties_schema)]
     pub custom_properties: Option<CustomProperties>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub create_time_since_epoch: Option<String>,
@@ -68,7 +71,7 @@ pub struct InferenceService {
 }
 
 /// One serving of a model version by an inference service.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServeModel {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -80,6 +83,7 @@ pub struct ServeModel {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(schema_with = custom_properties_schema)]
     pub custom_properties: Option<CustomProperties>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub create_time_since_epoch: Option<String>,
