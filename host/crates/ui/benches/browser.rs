@@ -90,6 +90,7 @@ fn main() {
         out
     });
     let _ = chromedriver.kill();
+    let _ = chromedriver.wait();
     let col = |i: usize| median(timings.iter().map(|t| t[i]).collect());
     println!(
         "runs page, {} runs in the store, median of {LOADS} loads in Chromium:",
