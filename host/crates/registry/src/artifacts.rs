@@ -7,13 +7,13 @@ use crate::entity::{body_object, from_row, patched, to_row, Entity, MetricRecord
 use crate::error::ApiError;
 use crate::handlers::Created;
 use crate::model::*;
-use crate::ops::{self, blocking, Store};
+use crate::ops::{self, blocking, Scoped};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{Map, Value};
-use weft_store::{RegistryKind, RegistryRow, RegistryStore};
+use weft_store::{RegistryKind, RegistryRow};
 
 /// Who an artifact is posted to.
 #[derive(Clone, Copy)]
@@ -24,7 +24,7 @@ enum Owner {
 }
 
 pub(crate) async fn upsert_for_version(
-    State(s): State<Store>,
+    s: Scoped,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Created<Artifact> {
@@ -36,7 +36,7 @@ pub(crate) async fn upsert_for_version(
 }
 
 pub(crate) async fn upsert_for_run(
-    State(s): State<Store>,
+    s: Scoped,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Created<Artifact> {
@@ -48,7 +48,7 @@ pub(crate) async fn upsert_for_run(
     .await
 }
 
-fn upsert(store: &RegistryStore, owner: Owner, mut m: Map<String, Value>) -> Created<Artifact> {
+fn upsert(store: &Scoped, owner: Owner, mut m: Map<String, Value>) -> Created<Artifact> {
     if let Owner::Run(run, experiment) = owner {
         claim_for_run(&mut m, run, experiment)?;
     }
@@ -90,7 +90,7 @@ fn claim_for_run(m: &mut Map<String, Value>, run: i64, experiment: i64) -> Resul
 
 /// The existing artifact `id` given to `owner`, `m`'s fields written over it.
 fn attach(
-    store: &RegistryStore,
+    store: &Scoped,
     owner: &Owner,
     id: &Value,
     m: Map<String, Value>,
@@ -137,7 +137,7 @@ fn artifact_id(a: &Artifact) -> String {
 }
 
 /// The metric as stored now, as a new row of the run's metric history.
-fn record_metric(store: &RegistryStore, run: i64, stored: &RegistryRow) -> Result<(), ApiError> {
+fn record_metric(store: &Scoped, run: i64, stored: &RegistryRow) -> Result<(), ApiError> {
     let mut metric = from_row::<Metric>(stored)?;
     metric.id = None;
     metric.external_id = None;

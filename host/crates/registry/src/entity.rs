@@ -4,10 +4,11 @@
 use crate::error::ApiError;
 use crate::filter::{common_field, Field, Ty};
 use crate::model::*;
+use crate::ops::Scoped;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use weft_store::{RegistryKind, RegistryRow, RegistryStore};
+use weft_store::{RegistryKind, RegistryRow};
 
 mod artifacts;
 mod experiments;
@@ -42,7 +43,7 @@ pub(crate) trait Entity: Serialize + DeserializeOwned + Send + 'static {
 
     /// Checks what the type cannot say alone (the entities it names exist), before a create
     /// or an update is stored.
-    fn validate(&self, _store: &RegistryStore) -> Result<(), ApiError> {
+    fn validate(&self, _store: &Scoped) -> Result<(), ApiError> {
         Ok(())
     }
 

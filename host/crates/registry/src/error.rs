@@ -35,6 +35,7 @@ impl From<RegistryError> for ApiError {
             RegistryError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, m),
             RegistryError::NoParent(m) => ApiError::not_found(m),
             RegistryError::InUse(m) => ApiError::new(StatusCode::CONFLICT, m),
+            RegistryError::Invalid(m) => ApiError::bad_request(m),
             other => {
                 tracing::error!(error = %other, "model registry: store failed");
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, other.to_string())

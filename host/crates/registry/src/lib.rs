@@ -35,7 +35,19 @@
 //! The API's OpenAPI 3.1 document, made from the code ([`openapi`]), is served as
 //! `openapi.json` and `openapi.yaml` under each prefix.
 //!
-//! Later slices: namespaces, PostgreSQL.
+//! Every row is in a namespace, and every request works in one: named by the query
+//! parameter `namespace` or the header `X-Weft-Namespace` (both at once must agree), else the
+//! server's default (`default`). A row of another namespace is not there for the request: its
+//! get, patch or delete is a 404, lists, finds and `filterQuery` see the request's namespace
+//! only, names (and external ids) are unique per namespace, a parent must be in the
+//! namespace, and DELETE's check for a deployed inference service looks in the namespace. A
+//! server may accept some namespaces only ([`router_for`], [`restrict`]: `wasm-run ui
+//! --namespace NS`): a request for another is a 403, refused before anything is read or
+//! stored. See [`namespace`].
+//!
+//! The store is the metadata store's database, SQLite or PostgreSQL
+//! ([`RegistryStore::connect`] takes the location `MetadataStore::connect` does); the same
+//! API, `filterQuery` included, on both.
 
 mod artifacts;
 mod entity;
@@ -43,6 +55,7 @@ pub mod error;
 pub mod filter;
 mod handlers;
 pub mod model;
+pub mod namespace;
 pub mod openapi;
 mod ops;
 pub mod paging;
@@ -57,12 +70,13 @@ use model::*;
 use std::sync::Arc;
 use weft_store::RegistryStore;
 
+pub use namespace::{restrict, router_for, Namespaces};
 pub use weft_store::RegistryStore as Registry;
 
 /// Where the API is served: the prefix of the spec, and the one the current client uses.
 pub const PREFIXES: &[&str] = &["/api/model_registry/v1alpha3", "/api/model_registry/v1"];
 
-/// The registry's routes over `store`.
+/// The registry's routes over `store`, for any namespace (`default` when a request names none).
 pub fn router(store: Arc<RegistryStore>) -> Router {
     let api = models(Router::new())
         .merge(serving_routes(Router::new()))

@@ -1,5 +1,6 @@
 //! The operations every resource shares (create, get, find, update, list), generic over the
-//! entity. Store calls run on blocking threads: SQLite may wait for another writer.
+//! entity, in the request's namespace ([`Scoped`]). Store calls run on blocking threads:
+//! SQLite may wait for another writer, PostgreSQL's calls wait on its own runtime.
 
 use crate::entity::{body_object, from_row, now_ms, patched, to_row, Entity};
 use crate::error::ApiError;
@@ -11,6 +12,9 @@ use serde_json::{Map, Value};
 use std::sync::Arc;
 use weft_store::{RegistryKind, RegistryRow, RegistryStore, RegistryWhere};
 
+pub(crate) use crate::namespace::Scoped;
+
+/// The routes' state: the store, every namespace of it.
 pub(crate) type Store = Arc<RegistryStore>;
 
 /// `f` on a blocking thread.
@@ -35,7 +39,7 @@ fn not_found(kind: RegistryKind, id: &str) -> ApiError {
 }
 
 /// The row of `T` with this id (of `T`'s artifact type, for a typed artifact).
-pub(crate) fn get_row<T: Entity>(store: &RegistryStore, id: &str) -> Result<RegistryRow, ApiError> {
+pub(crate) fn get_row<T: Entity>(store: &Scoped, id: &str) -> Result<RegistryRow, ApiError> {
     let n = parse_id(T::KIND, id)?;
     store
         .get(T::KIND, n)?
@@ -45,7 +49,7 @@ pub(crate) fn get_row<T: Entity>(store: &RegistryStore, id: &str) -> Result<Regi
 
 /// Creates `T` from `body` under `parent`: 201 with the entity as stored.
 pub(crate) fn create<T: Entity>(
-    store: &RegistryStore,
+    store: &Scoped,
     body: Map<String, Value>,
     parent: Option<i64>,
 ) -> Result<(StatusCode, Json<T>), ApiError> {
@@ -63,7 +67,7 @@ pub(crate) fn create<T: Entity>(
 /// Creates `T` under the `P` with this id (from the path); a parent field in the body must
 /// name the same parent.
 pub(crate) fn create_under<P: Entity, T: Entity>(
-    store: &RegistryStore,
+    store: &Scoped,
     id: &str,
     mut body: Map<String, Value>,
 ) -> Result<(StatusCode, Json<T>), ApiError> {
@@ -85,7 +89,7 @@ pub(crate) fn create_under<P: Entity, T: Entity>(
 
 /// Creates `T` under the `P` its parent field names (required).
 pub(crate) fn create_in<P: Entity, T: Entity>(
-    store: &RegistryStore,
+    store: &Scoped,
     mut body: Map<String, Value>,
 ) -> Result<(StatusCode, Json<T>), ApiError> {
     let Some(f) = T::PARENT_FIELD else {
@@ -108,13 +112,13 @@ pub(crate) fn create_in<P: Entity, T: Entity>(
     create::<T>(store, body, Some(parent.id))
 }
 
-pub(crate) async fn get<T: Entity>(store: Store, id: String) -> Result<Json<T>, ApiError> {
+pub(crate) async fn get<T: Entity>(store: Scoped, id: String) -> Result<Json<T>, ApiError> {
     blocking(move || Ok(Json(from_row(&get_row::<T>(&store, &id)?)?))).await
 }
 
 /// Writes the fields of `body` over the entity with this id: 200 with the result.
 pub(crate) async fn update<T: Entity>(
-    store: Store,
+    store: Scoped,
     id: String,
     body: axum::body::Bytes,
 ) -> Result<Json<T>, ApiError> {
@@ -138,7 +142,7 @@ pub struct FindQuery {
     pub parent_resource_id: Option<String>,
 }
 
-pub(crate) async fn find<T: Entity>(store: Store, q: FindQuery) -> Result<Json<T>, ApiError> {
+pub(crate) async fn find<T: Entity>(store: Scoped, q: FindQuery) -> Result<Json<T>, ApiError> {
     blocking(move || {
         if q.name.is_none() && q.external_id.is_none() {
             return Err(ApiError::bad_request(
@@ -186,11 +190,11 @@ fn list_type<T: Entity>(asked: Option<&str>) -> Result<Option<&'static str>, Api
 
 /// The rows of `T` under the `kind` with id `n`: by the parent column, but an experiment
 /// run's artifacts by their `experimentRunId` (an artifact's parent is its model version).
-fn children_of<T: Entity>(kind: RegistryKind, n: i64) -> RegistryWhere {
+fn children_of<T: Entity>(store: &Scoped, kind: RegistryKind, n: i64) -> RegistryWhere {
     if T::KIND == RegistryKind::Artifact && kind == RegistryKind::ExperimentRun {
-        let sql = "CAST(json_extract(body_json, '$.experimentRunId') AS INTEGER) = ?";
+        let run = crate::filter::json_int("experimentRunId", store.dialect());
         RegistryWhere {
-            sql: sql.into(),
+            sql: format!("{run} = ?"),
             args: vec![n.into()],
         }
     } else {
@@ -199,7 +203,7 @@ fn children_of<T: Entity>(kind: RegistryKind, n: i64) -> RegistryWhere {
 }
 
 /// `stepIds=1,2,3` as a condition on a metric's `step`.
-fn steps(ids: Option<&str>) -> Result<Option<RegistryWhere>, ApiError> {
+fn steps(store: &Scoped, ids: Option<&str>) -> Result<Option<RegistryWhere>, ApiError> {
     let Some(ids) = ids.filter(|s| !s.is_empty()) else {
         return Ok(None);
     };
@@ -217,14 +221,17 @@ fn steps(ids: Option<&str>) -> Result<Option<RegistryWhere>, ApiError> {
     }
     let marks = vec!["?"; steps.len()].join(", ");
     Ok(Some(RegistryWhere {
-        sql: format!("CAST(json_extract(body_json, '$.step') AS INTEGER) IN ({marks})"),
+        sql: format!(
+            "{} IN ({marks})",
+            crate::filter::json_int("step", store.dialect())
+        ),
         args: steps.into_iter().map(Into::into).collect(),
     }))
 }
 
 /// A page of `T`s (of `parent`'s, when given, which must exist as a `parent_kind`).
 pub(crate) async fn list<T: Entity>(
-    store: Store,
+    store: Scoped,
     parent: Option<(RegistryKind, String)>,
     q: ListQuery,
 ) -> Result<Json<List<T>>, ApiError> {
@@ -234,7 +241,7 @@ pub(crate) async fn list<T: Entity>(
         if let Some((kind, id)) = parent {
             let n = parse_id(kind, &id)?;
             store.get(kind, n)?.ok_or_else(|| not_found(kind, &id))?;
-            conds.push(children_of::<T>(kind, n));
+            conds.push(children_of::<T>(&store, kind, n));
         }
         conds.extend(q.name.as_deref().map(|n| RegistryWhere::eq("name", n)));
         conds.extend(
@@ -243,13 +250,13 @@ pub(crate) async fn list<T: Entity>(
                 .map(|x| RegistryWhere::eq("external_id", x)),
         );
         if T::KIND == RegistryKind::MetricHistory {
-            conds.extend(steps(q.step_ids.as_deref())?);
+            conds.extend(steps(&store, q.step_ids.as_deref())?);
         }
         if let Some(t) = list_type::<T>(q.artifact_type.as_deref())? {
             conds.push(RegistryWhere::eq("artifact_type", t));
         }
         if let Some(f) = q.filter_query.as_deref() {
-            conds.extend(crate::filter::condition(f, &T::field)?);
+            conds.extend(crate::filter::condition(f, &T::field, store.dialect())?);
         }
         let (rows, more) = store.list(T::KIND, &conds, &page)?;
         let next_page_token = match rows.last() {

@@ -6,12 +6,12 @@ use crate::entity::from_row;
 use crate::error::ApiError;
 use crate::handlers::Got;
 use crate::model::*;
-use crate::ops::{self, blocking, Store};
-use axum::extract::{Path, State};
+use crate::ops::{self, blocking, Scoped};
+use axum::extract::Path;
 use axum::Json;
-use weft_store::{RegistryKind, RegistryOrder, RegistryPage, RegistryStore, RegistryWhere};
+use weft_store::{RegistryKind, RegistryOrder, RegistryPage, RegistryWhere};
 
-pub(crate) async fn model(State(s): State<Store>, Path(id): Path<String>) -> Got<RegisteredModel> {
+pub(crate) async fn model(s: Scoped, Path(id): Path<String>) -> Got<RegisteredModel> {
     blocking(move || {
         let service = service(&s, &id)?;
         let model = service.registered_model_id.unwrap_or_default();
@@ -22,7 +22,7 @@ pub(crate) async fn model(State(s): State<Store>, Path(id): Path<String>) -> Got
     .await
 }
 
-pub(crate) async fn version(State(s): State<Store>, Path(id): Path<String>) -> Got<ModelVersion> {
+pub(crate) async fn version(s: Scoped, Path(id): Path<String>) -> Got<ModelVersion> {
     blocking(move || {
         let service = service(&s, &id)?;
         if let Some(v) = service.model_version_id.as_deref() {
@@ -37,12 +37,12 @@ pub(crate) async fn version(State(s): State<Store>, Path(id): Path<String>) -> G
     .await
 }
 
-fn service(store: &RegistryStore, id: &str) -> Result<InferenceService, ApiError> {
+fn service(store: &Scoped, id: &str) -> Result<InferenceService, ApiError> {
     from_row(&ops::get_row::<InferenceService>(store, id)?)
 }
 
 /// The version of `model` made last.
-fn latest_version(store: &RegistryStore, model: i64) -> Result<Option<ModelVersion>, ApiError> {
+fn latest_version(store: &Scoped, model: i64) -> Result<Option<ModelVersion>, ApiError> {
     let page = RegistryPage {
         order: RegistryOrder::CreateTime,
         descending: true,

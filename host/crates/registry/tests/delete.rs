@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use common::*;
 use serde_json::json;
 
-#[tokio::test]
+on_each_backend! {
 async fn deleting_a_model_takes_its_versions_and_their_artifacts() {
     let app = App::new();
     let (m, v, a) = registered(&app).await;
@@ -65,8 +65,9 @@ async fn deleting_a_model_takes_its_versions_and_their_artifacts() {
     assert_eq!(app.count("/artifacts").await, 0);
     assert_eq!(app.count("/registered_models").await, 2);
 }
+}
 
-#[tokio::test]
+on_each_backend! {
 async fn unknown_ids_are_404_and_delete_nothing() {
     let app = App::new();
     let (_, v, _) = registered(&app).await;
@@ -92,8 +93,9 @@ async fn unknown_ids_are_404_and_delete_nothing() {
     assert_eq!(app.count("/model_versions").await, 1);
     assert_eq!(app.count("/artifacts").await, 2);
 }
+}
 
-#[tokio::test]
+on_each_backend! {
 async fn what_a_deployed_service_serves_is_kept_until_it_is_undeployed() {
     let app = App::new();
     let (m, v1, a) = registered(&app).await;
@@ -158,4 +160,5 @@ async fn what_a_deployed_service_serves_is_kept_until_it_is_undeployed() {
     assert_eq!(app.count("/inference_services").await, 2);
     let gone = app.get(&format!("/inference_services/{lid}/model")).await;
     error(&gone, StatusCode::NOT_FOUND, "registered model");
+}
 }

@@ -31,7 +31,7 @@ fn metric(value: f64, step: i64) -> Value {
     json!({"artifactType": "metric", "name": "loss", "value": value, "step": step})
 }
 
-#[tokio::test]
+on_each_backend! {
 async fn experiments_and_runs_are_made_found_and_patched() {
     let app = App::new();
     let (eid, r1, _) = setup(&app).await;
@@ -76,8 +76,9 @@ async fn experiments_and_runs_are_made_found_and_patched() {
     assert_eq!(archived.1["state"], "ARCHIVED");
     assert_eq!(app.count("/experiments").await, 1);
 }
+}
 
-#[tokio::test]
+on_each_backend! {
 async fn run_artifacts_and_metric_history() {
     let app = App::new();
     let (eid, r1, r2) = setup(&app).await;
@@ -133,8 +134,9 @@ async fn run_artifacts_and_metric_history() {
         1
     );
 }
+}
 
-#[tokio::test]
+on_each_backend! {
 async fn bad_runs_and_artifacts_are_refused_and_store_nothing() {
     let app = App::new();
     let (eid, r1, r2) = setup(&app).await;
@@ -282,4 +284,5 @@ async fn bad_runs_and_artifacts_are_refused_and_store_nothing() {
         .1
         .get("endTimeSinceEpoch")
         .is_none());
+}
 }

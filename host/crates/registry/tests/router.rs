@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use common::*;
 use serde_json::{json, Value};
 
-#[tokio::test]
+on_each_backend! {
 async fn a_model_its_version_and_artifact_are_created_found_and_read_back() {
     let app = App::new();
     let (m, v, a) = registered(&app).await;
@@ -52,8 +52,9 @@ async fn a_model_its_version_and_artifact_are_created_found_and_read_back() {
         .await;
     assert_eq!(v1.1, m);
 }
+}
 
-#[tokio::test]
+on_each_backend! {
 async fn versions_and_artifacts_are_made_through_every_route() {
     let app = App::new();
     let m = app.made("/registered_models", json!({"name": "m"})).await;
@@ -104,8 +105,9 @@ async fn versions_and_artifacts_are_made_through_every_route() {
     );
     assert_eq!(app.get("/model_artifacts").await.1["size"], 1);
 }
+}
 
-#[tokio::test]
+on_each_backend! {
 async fn patch_writes_the_fields_given_and_archives() {
     let app = App::new();
     let (m, v, a) = registered(&app).await;
@@ -150,8 +152,9 @@ async fn patch_writes_the_fields_given_and_archives() {
     assert_eq!(got["description"], "w");
     assert_eq!(got["state"], "LIVE");
 }
+}
 
-#[tokio::test]
+on_each_backend! {
 async fn lists_page_in_every_order_and_tokens_are_checked() {
     let app = App::new();
     for i in 0..5 {
@@ -218,8 +221,9 @@ async fn lists_page_in_every_order_and_tokens_are_checked() {
         "artifactType",
     );
 }
+}
 
-#[tokio::test]
+on_each_backend! {
 async fn duplicate_names_are_409_and_store_nothing() {
     let app = App::new();
     let (m, v, _) = registered(&app).await;
@@ -267,8 +271,9 @@ async fn duplicate_names_are_409_and_store_nothing() {
     )
     .await;
 }
+}
 
-#[tokio::test]
+on_each_backend! {
 async fn unknown_ids_are_404() {
     let app = App::new();
     registered(&app).await;
@@ -327,8 +332,9 @@ async fn unknown_ids_are_404() {
     assert_eq!(app.get("/model_versions").await.1["size"], 1);
     assert_eq!(app.get("/artifacts").await.1["size"], 1);
 }
+}
 
-#[tokio::test]
+on_each_backend! {
 async fn bad_bodies_are_400_naming_the_field() {
     let app = App::new();
     let (m, v, _) = registered(&app).await;
@@ -464,6 +470,7 @@ async fn bad_bodies_are_400_naming_the_field() {
     assert_eq!(app.get("/model_versions").await.1["size"], 1);
     assert_eq!(app.get("/artifacts").await.1["size"], 1);
     assert_eq!(app.get(&format!("/registered_models/{mid}")).await.1, m);
+}
 }
 
 #[tokio::test]

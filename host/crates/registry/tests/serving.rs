@@ -26,7 +26,7 @@ async fn setup(app: &App) -> (String, String, String, String) {
     (mid, id(&v1), id(&v2), id(&env))
 }
 
-#[tokio::test]
+on_each_backend! {
 async fn services_are_made_found_and_serve_the_model() {
     let app = App::new();
     let (mid, v1, v2, env) = setup(&app).await;
@@ -104,8 +104,9 @@ async fn services_are_made_found_and_serve_the_model() {
     let q = enc("lastKnownState = 'RUNNING'");
     assert_eq!(app.count(&format!("{serves}?filterQuery={q}")).await, 1);
 }
+}
 
-#[tokio::test]
+on_each_backend! {
 async fn environments_are_found_listed_and_patched() {
     let app = App::new();
     let (.., env) = setup(&app).await;
@@ -135,8 +136,9 @@ async fn environments_are_found_listed_and_patched() {
         got.1
     );
 }
+}
 
-#[tokio::test]
+on_each_backend! {
 async fn bad_services_are_refused_and_store_nothing() {
     let app = App::new();
     let (mid, v1, _, env) = setup(&app).await;
@@ -281,4 +283,5 @@ async fn bad_services_are_refused_and_store_nothing() {
     assert_eq!(app.count("/inference_services/1/serves").await, 0);
     let s = app.get("/inference_services/1").await.1;
     assert!(s.get("modelVersionId").is_none(), "{s}");
+}
 }

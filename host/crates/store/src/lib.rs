@@ -14,6 +14,8 @@ mod metadata;
 #[cfg(feature = "postgres")]
 mod metadata_pg;
 mod registry;
+#[cfg(feature = "postgres")]
+mod registry_pg;
 mod remote;
 mod rows;
 mod run_list;
@@ -26,11 +28,11 @@ pub use experiments::{ExperimentRecord, TrialRecord};
 pub use lease::{Lease, RunLease, STALE_AFTER};
 pub use metadata::*;
 pub use registry::{
-    RegistryError, RegistryKind, RegistryOrder, RegistryPage, RegistryRow, RegistryStore,
-    RegistryValue, RegistryWhere,
+    RegistryDialect, RegistryError, RegistryKind, RegistryOrder, RegistryPage, RegistryRow,
+    RegistryStore, RegistryValue, RegistryWhere,
 };
-pub use run_list::RunQuery;
 pub use remote::{ArtifactBackend, ObjectStoreBackend};
+pub use run_list::RunQuery;
 pub use weft_tree::remove_tree;
 
 /// Store failures, saying which store and what.

@@ -149,17 +149,28 @@ pub struct TaskCompletion {
     pub log_path: Option<String>,
 }
 
-/// Journal mode, durability, foreign keys, then the schema migrations.
+/// Journal mode, durability, the schema migrations, then foreign keys: off while migrating,
+/// as SQLite's way of rebuilding a table needs (a migration that does so checks the keys
+/// before it commits).
 fn init(conn: &mut Connection) -> Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "NORMAL")?;
-    conn.pragma_update(None, "foreign_keys", "ON")?;
+    migrate(conn)
+}
+
+/// The schema migrations, then foreign keys on (a database in memory has no journal to set).
+pub(crate) fn migrate(conn: &mut Connection) -> Result<()> {
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
     migrations().to_latest(conn)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(())
 }
 
 fn migrations() -> Migrations<'static> {
-    Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
+    let registry = crate::registry::sqlite_migration();
+    let all = MIGRATIONS.iter().map(|sql| M::up(sql));
+    // The model registry's tables, rebuilt with their namespaces (see `registry.rs`).
+    Migrations::new(all.chain([M::up(registry).foreign_key_check()]).collect())
 }
 
 /// The schema's migrations, oldest first. Existing databases run the ones they lack.
@@ -407,48 +418,8 @@ pub fn now() -> String {
 
 impl SqliteMetadata {
     pub fn open(path: &Path) -> Result<Self> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        // SQLite takes an empty file for a new database: a history truncated to 0 bytes would
-        // silently start over. Only a file that does not exist yet is a new store.
-        // (Another process creating the store right now leaves it empty for a moment: wait
-        // for its first write before calling it truncated.)
-        let empty = || std::fs::metadata(path).is_ok_and(|m| m.len() == 0);
-        let mut waited = 0;
-        while empty() && waited < 100 {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-            waited += 1;
-        }
-        if empty() {
-            return Err(StoreError::Unusable(format!(
-                "{}: the database is empty (0 bytes), so the runs it recorded are gone; \
-                 restore it from a backup, or remove it to start a new history",
-                path.display()
-            )));
-        }
-        let corrupt = |e: StoreError| damaged(path, e);
-        let mut conn = Connection::open(path).map_err(|e| corrupt(e.into()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        // Processes opening a fresh store at once (a run starting while `runs list` looks) race:
-        // SQLite answers some of them "busy" without waiting (switching to WAL), and the loser of
-        // the first migration fails on tables the winner made. Retrying the whole set-up settles
-        // both: the retry finds WAL on and the schema current, with nothing left to do.
-        let mut attempt = 0;
-        loop {
-            match init(&mut conn).map_err(corrupt) {
-                Ok(()) => break,
-                Err(e @ StoreError::Unusable(_)) => return Err(e),
-                Err(e) if attempt < 100 => {
-                    tracing::debug!(error = %e, "store set-up raced another process; retrying");
-                    attempt += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                Err(e) => return Err(e),
-            }
-        }
         Ok(SqliteMetadata {
-            conn: Mutex::new(conn),
+            conn: Mutex::new(open_connection(path)?),
             path: path.to_path_buf(),
         })
     }
@@ -456,6 +427,52 @@ impl SqliteMetadata {
     fn with<T>(&self, f: impl FnOnce(&mut Connection) -> rusqlite::Result<T>) -> Result<T> {
         f(&mut self.conn.lock().unwrap()).map_err(|e| damaged(&self.path, e.into()))
     }
+}
+
+/// A connection to the SQLite metadata database at `path` (made if absent), its schema
+/// current: the metadata store's, and the model registry's (`registry.rs`).
+pub(crate) fn open_connection(path: &Path) -> Result<Connection> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // SQLite takes an empty file for a new database: a history truncated to 0 bytes would
+    // silently start over. Only a file that does not exist yet is a new store.
+    // (Another process creating the store right now leaves it empty for a moment: wait
+    // for its first write before calling it truncated.)
+    let empty = || std::fs::metadata(path).is_ok_and(|m| m.len() == 0);
+    let mut waited = 0;
+    while empty() && waited < 100 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        waited += 1;
+    }
+    if empty() {
+        return Err(StoreError::Unusable(format!(
+            "{}: the database is empty (0 bytes), so the runs it recorded are gone; \
+             restore it from a backup, or remove it to start a new history",
+            path.display()
+        )));
+    }
+    let corrupt = |e: StoreError| damaged(path, e);
+    let mut conn = Connection::open(path).map_err(|e| corrupt(e.into()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    // Processes opening a fresh store at once (a run starting while `runs list` looks) race:
+    // SQLite answers some of them "busy" without waiting (switching to WAL), and the loser of
+    // the first migration fails on tables the winner made. Retrying the whole set-up settles
+    // both: the retry finds WAL on and the schema current, with nothing left to do.
+    let mut attempt = 0;
+    loop {
+        match init(&mut conn).map_err(corrupt) {
+            Ok(()) => break,
+            Err(e @ StoreError::Unusable(_)) => return Err(e),
+            Err(e) if attempt < 100 => {
+                tracing::debug!(error = %e, "store set-up raced another process; retrying");
+                attempt += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(conn)
 }
 
 impl Metadata for SqliteMetadata {

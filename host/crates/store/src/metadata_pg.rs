@@ -140,6 +140,7 @@ fn migrator() -> Migrator {
         migration(2, "run leases", LEASES),
         migration(3, "experiments", EXPERIMENTS),
         migration(4, "runs by creation", crate::run_list::PG_MIGRATION),
+        migration(5, "model registry", crate::registry::pg_migration()),
     ])
 }
 
@@ -163,28 +164,7 @@ impl Drop for PostgresMetadata {
 impl PostgresMetadata {
     /// Connects to `url` (`postgres://user:password@host/db`) and brings the schema up to date.
     pub fn connect(url: &str) -> Result<Self> {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("weft-postgres")
-            .enable_all()
-            .build()?;
-        // One connection first: a wrong address or password fails now, with the server's own
-        // message, rather than after the pool's patient retries.
-        on(&rt, async {
-            use sqlx::Connection;
-            sqlx::PgConnection::connect(url).await?.close().await
-        })
-        .map_err(|e| StoreError::Invalid(format!("metadata database {}: {e}", redact(url))))?;
-        let pool = on(&rt, async {
-            PgPoolOptions::new()
-                .max_connections(8)
-                .acquire_timeout(std::time::Duration::from_secs(10))
-                .connect(url)
-                .await
-        })
-        .map_err(|e| StoreError::Invalid(format!("metadata database {}: {e}", redact(url))))?;
-        on(&rt, migrator().run(&pool))
-            .map_err(|e| StoreError::Invalid(format!("metadata database migration: {e}")))?;
+        let (pool, rt) = connect(url)?;
         Ok(PostgresMetadata { pool, rt: Some(rt) })
     }
 
@@ -193,8 +173,36 @@ impl PostgresMetadata {
     }
 }
 
+/// A pool of connections to `url` on a runtime of its own, the schema brought up to date
+/// (the metadata store's and the model registry's tables, one migrator for both).
+pub(crate) fn connect(url: &str) -> Result<(PgPool, tokio::runtime::Runtime)> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("weft-postgres")
+        .enable_all()
+        .build()?;
+    // One connection first: a wrong address or password fails now, with the server's own
+    // message, rather than after the pool's patient retries.
+    on(&rt, async {
+        use sqlx::Connection;
+        sqlx::PgConnection::connect(url).await?.close().await
+    })
+    .map_err(|e| StoreError::Invalid(format!("metadata database {}: {e}", redact(url))))?;
+    let pool = on(&rt, async {
+        PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(url)
+            .await
+    })
+    .map_err(|e| StoreError::Invalid(format!("metadata database {}: {e}", redact(url))))?;
+    on(&rt, migrator().run(&pool))
+        .map_err(|e| StoreError::Invalid(format!("metadata database migration: {e}")))?;
+    Ok((pool, rt))
+}
+
 /// Runs `f` on `rt` and waits for it, from any thread.
-fn on<T: Send>(rt: &tokio::runtime::Runtime, f: impl Future<Output = T> + Send) -> T {
+pub(crate) fn on<T: Send>(rt: &tokio::runtime::Runtime, f: impl Future<Output = T> + Send) -> T {
     if tokio::runtime::Handle::try_current().is_err() {
         return rt.block_on(f);
     }

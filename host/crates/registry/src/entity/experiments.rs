@@ -4,7 +4,8 @@ use super::{json_int, json_text, Entity, STATE};
 use crate::error::ApiError;
 use crate::filter::{Field, Ty};
 use crate::model::*;
-use weft_store::{RegistryKind, RegistryStore};
+use crate::ops::Scoped;
+use weft_store::RegistryKind;
 
 impl Entity for Experiment {
     const KIND: RegistryKind = RegistryKind::Experiment;
@@ -32,7 +33,7 @@ impl Entity for ExperimentRun {
         self.custom_properties.get_or_insert_with(Default::default);
     }
     /// A run does not end before it starts (as upstream checks).
-    fn validate(&self, _store: &RegistryStore) -> Result<(), ApiError> {
+    fn validate(&self, _store: &Scoped) -> Result<(), ApiError> {
         let time = |t: &Option<IntString>| t.as_ref().and_then(|t| t.0.parse::<i64>().ok());
         match (
             time(&self.start_time_since_epoch),

@@ -7,7 +7,8 @@ use crate::error::ApiError;
 use crate::filter::{Field, Ty};
 use crate::model::*;
 use crate::ops::get_row;
-use weft_store::{RegistryKind, RegistryStore};
+use crate::ops::Scoped;
+use weft_store::RegistryKind;
 
 impl Entity for ServingEnvironment {
     const KIND: RegistryKind = RegistryKind::ServingEnvironment;
@@ -39,7 +40,7 @@ impl Entity for InferenceService {
         self.custom_properties.get_or_insert_with(Default::default);
     }
     /// The model exists, and the version, when named, is one of the model's.
-    fn validate(&self, store: &RegistryStore) -> Result<(), ApiError> {
+    fn validate(&self, store: &Scoped) -> Result<(), ApiError> {
         let model = required(&self.registered_model_id, "registeredModelId")?;
         let model = get_row::<RegisteredModel>(store, model)?;
         let Some(version) = self.model_version_id.as_deref() else {
@@ -65,7 +66,7 @@ impl Entity for ServeModel {
         self.custom_properties.get_or_insert_with(Default::default);
     }
     /// The version served exists.
-    fn validate(&self, store: &RegistryStore) -> Result<(), ApiError> {
+    fn validate(&self, store: &Scoped) -> Result<(), ApiError> {
         let version = required(&self.model_version_id, "modelVersionId")?;
         get_row::<ModelVersion>(store, version).map(|_| ())
     }

@@ -17,10 +17,10 @@ mod lex;
 pub mod parse;
 mod sql;
 
-pub(crate) use sql::{common_field, Field, Ty};
+pub(crate) use sql::{common_field, json_int, Field, Ty};
 
 use crate::error::ApiError;
-use weft_store::RegistryWhere;
+use weft_store::{RegistryDialect, RegistryWhere};
 
 /// The longest query taken, in characters.
 pub const MAX_LEN: usize = 4096;
@@ -48,11 +48,12 @@ impl From<FilterError> for ApiError {
     }
 }
 
-/// `query` as a condition on rows of an entity whose fields `field` looks up; `None` for an
-/// empty query.
+/// `query` as a condition in `dialect` on rows of an entity whose fields `field` looks up;
+/// `None` for an empty query.
 pub(crate) fn condition(
     query: &str,
     field: &dyn Fn(&str) -> Option<Field>,
+    dialect: RegistryDialect,
 ) -> Result<Option<RegistryWhere>, FilterError> {
     let len = query.chars().count();
     if len > MAX_LEN {
@@ -66,13 +67,14 @@ pub(crate) fn condition(
         return Ok(None);
     }
     let expr = parse::parse(toks, len)?;
-    sql::condition(&expr, field).map(Some)
+    sql::condition(&expr, field, dialect).map(Some)
 }
 
 /// Parses `query` without a store: `Ok` when it would be taken for an entity with only the
 /// common fields. For tests of the parser's bounds.
 pub fn check(query: &str) -> Result<(), FilterError> {
-    condition(query, &common_field).map(|_| ())
+    condition(query, &common_field, RegistryDialect::Sqlite)?;
+    condition(query, &common_field, RegistryDialect::Postgres).map(|_| ())
 }
 
 #[cfg(test)]

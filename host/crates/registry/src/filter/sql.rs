@@ -1,12 +1,18 @@
-//! A parsed `filterQuery` as a condition on the store's columns, every value bound as a
-//! parameter. The entity's own fields map to columns (`id`, `name`, ...) or to their place in
-//! `body_json`; any other name is a custom property, read from
+//! A parsed `filterQuery` as a condition on the store's columns, in the store's SQL dialect,
+//! every value bound as a parameter. The entity's own fields map to columns (`id`, `name`,
+//! ...) or to their place in `body_json`; any other name is a custom property, read from
 //! `body_json -> customProperties -> name -> <type>_value` (the type given, or taken from the
 //! literal: a number matches an int or a double property).
+//!
+//! SQLite reads JSON with `json_extract` and matches `LIKE` with `GLOB` (case-sensitive, as
+//! upstream's MySQL does). PostgreSQL reads JSONB with `->`/`->>` and the registry's
+//! `weft_registry_int`/`_num`/`_bool` (NULL for a value of another type, never an error),
+//! matches with `LIKE`/`ILIKE` with no escape character, and compares a field whose type
+//! follows the literal (a metric's `value`) one literal at a time, its types being strict.
 
 use super::parse::{Cmp, Expr, Lit, Op, ValueType};
 use super::FilterError;
-use weft_store::{RegistryValue, RegistryWhere};
+use weft_store::{RegistryDialect as Dialect, RegistryValue, RegistryWhere};
 
 /// How a field's values compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,22 +51,33 @@ pub(crate) fn common_field(name: &str) -> Option<Field> {
     })
 }
 
-/// The condition for `e`, the entity's fields looked up by `field`.
+/// A member of `body_json` that holds an integer (or a string of one), as an integer.
+pub(crate) fn json_int(path: &str, dialect: Dialect) -> String {
+    match dialect {
+        Dialect::Sqlite => format!("CAST(json_extract(body_json, '$.{path}') AS INTEGER)"),
+        Dialect::Postgres => format!("weft_registry_int(body_json -> '{path}')"),
+    }
+}
+
+/// The condition for `e` in `dialect`, the entity's fields looked up by `field`.
 pub(crate) fn condition(
     e: &Expr,
     field: &dyn Fn(&str) -> Option<Field>,
+    dialect: Dialect,
 ) -> Result<RegistryWhere, FilterError> {
     let mut w = RegistryWhere::default();
-    write(e, field, &mut w)?;
+    write(e, field, dialect, &mut w)?;
     Ok(w)
 }
 
 fn write(
     e: &Expr,
     field: &dyn Fn(&str) -> Option<Field>,
+    dialect: Dialect,
     w: &mut RegistryWhere,
 ) -> Result<(), FilterError> {
     let (terms, joiner) = match e {
+        Expr::Cmp(c) if dialect == Dialect::Postgres => return pg::comparison(c, field, w),
         Expr::Cmp(c) => return comparison(c, field, w),
         Expr::Or(terms) => (terms, " OR "),
         Expr::And(terms) => (terms, " AND "),
@@ -70,7 +87,7 @@ fn write(
         if i > 0 {
             w.sql.push_str(joiner);
         }
-        write(t, field, w)?;
+        write(t, field, dialect, w)?;
     }
     w.sql.push(')');
     Ok(())
@@ -99,7 +116,7 @@ fn comparison(
     };
     let rendered = values
         .iter()
-        .map(|v| bind(c, v, ty))
+        .map(|v| bind(c, v, ty, true))
         .collect::<Result<Vec<_>, _>>()?;
     let marks = vec!["?"; rendered.len()].join(", ");
     let sql = match c.op {
@@ -114,7 +131,7 @@ fn comparison(
     Ok(())
 }
 
-fn symbol(op: Op) -> &'static str {
+pub(super) fn symbol(op: Op) -> &'static str {
     match op {
         Op::Eq => "=",
         Op::Ne => "!=",
@@ -125,8 +142,9 @@ fn symbol(op: Op) -> &'static str {
     }
 }
 
-/// The expression of a custom property (its path bound before the comparison's values).
-fn custom(c: &Cmp, w: &mut RegistryWhere) -> Result<(String, Ty), FilterError> {
+/// The value type of a custom property: the one given, else the literal's (`None`: a number,
+/// which matches an int or a double property); or an error for a name that cannot be one.
+pub(super) fn custom_type(c: &Cmp) -> Result<Option<ValueType>, FilterError> {
     if c.name.contains(['"', '\\']) || c.name.chars().any(char::is_control) {
         return Err(FilterError::at(
             c.pos,
@@ -140,12 +158,17 @@ fn custom(c: &Cmp, w: &mut RegistryWhere) -> Result<(String, Ty), FilterError> {
         Lit::List(values) => values.first(),
         one => Some(one),
     };
-    let value_type = c.value_type.or(match first {
+    Ok(c.value_type.or(match first {
         Some(Lit::Str(_)) | None => Some(ValueType::String),
         Some(Lit::Bool(_)) => Some(ValueType::Bool),
         Some(Lit::Int(_) | Lit::Float(_)) => None,
         Some(Lit::List(_)) => None,
-    });
+    }))
+}
+
+/// The expression of a custom property (its path bound before the comparison's values).
+fn custom(c: &Cmp, w: &mut RegistryWhere) -> Result<(String, Ty), FilterError> {
+    let value_type = custom_type(c)?;
     let path = |t: &str| format!("$.customProperties.\"{}\".{t}_value", c.name);
     let extract = "json_extract(body_json, ?)";
     let (sql, ty) = match value_type {
@@ -182,7 +205,7 @@ fn list_member(c: &Cmp, path: &str, w: &mut RegistryWhere) -> Result<(), FilterE
     };
     let rendered = values
         .iter()
-        .map(|v| bind(c, v, Ty::Text))
+        .map(|v| bind(c, v, Ty::Text, true))
         .collect::<Result<Vec<_>, _>>()?;
     if rendered.is_empty() {
         w.sql.push('0');
@@ -197,7 +220,7 @@ fn list_member(c: &Cmp, path: &str, w: &mut RegistryWhere) -> Result<(), FilterE
 }
 
 /// Whether `c`'s operator applies to a field of type `ty`.
-fn check(c: &Cmp, ty: Ty) -> Result<(), FilterError> {
+pub(super) fn check(c: &Cmp, ty: Ty) -> Result<(), FilterError> {
     let ok = match c.op {
         Op::Like | Op::ILike => matches!(ty, Ty::Text | Ty::Any) && matches!(c.value, Lit::Str(_)),
         Op::Gt | Op::Lt | Op::Ge | Op::Le => ty != Ty::Bool,
@@ -219,10 +242,13 @@ fn check(c: &Cmp, ty: Ty) -> Result<(), FilterError> {
     ))
 }
 
-/// The parameter for `v` compared with a field of type `ty`.
-fn bind(c: &Cmp, v: &Lit, ty: Ty) -> Result<RegistryValue, FilterError> {
+/// The parameter for `v` compared with a field of type `ty`; a `LIKE` pattern as a `GLOB`
+/// one when `glob`.
+pub(super) fn bind(c: &Cmp, v: &Lit, ty: Ty, glob: bool) -> Result<RegistryValue, FilterError> {
     let value = match (ty, v) {
-        (Ty::Text | Ty::Any, Lit::Str(s)) if c.op == Op::Like => RegistryValue::Text(glob(s)),
+        (Ty::Text | Ty::Any, Lit::Str(s)) if c.op == Op::Like && glob => {
+            RegistryValue::Text(self::glob(s))
+        }
         (Ty::Text | Ty::Any, Lit::Str(s)) => RegistryValue::Text(s.clone()),
         (Ty::Any, Lit::Int(n)) => RegistryValue::Int(*n),
         (Ty::Any, Lit::Float(x)) => RegistryValue::Real(*x),
@@ -273,4 +299,149 @@ pub(crate) fn glob(like: &str) -> String {
         }
     }
     out
+}
+
+/// The same in PostgreSQL's words.
+mod pg {
+    use super::*;
+
+    /// Where a value of type `ty` is read from a JSONB value `j`, as SQL of that type.
+    fn typed(j: &str, ty: Ty) -> String {
+        match ty {
+            Ty::Text | Ty::Any => format!("({j} #>> '{{}}')"),
+            Ty::Int => format!("weft_registry_int({j})"),
+            Ty::Num => format!("weft_registry_num({j})"),
+            Ty::Bool => format!("weft_registry_bool({j})"),
+        }
+    }
+
+    /// The SQL that reads a field as the type given.
+    type Reader = Box<dyn Fn(Ty) -> String>;
+
+    /// The type a literal compares as, for a field of type `Ty::Any`.
+    fn literal_type(v: &Lit) -> Ty {
+        match v {
+            Lit::Str(_) | Lit::List(_) => Ty::Text,
+            Lit::Int(_) | Lit::Float(_) => Ty::Num,
+            Lit::Bool(_) => Ty::Bool,
+        }
+    }
+
+    pub(super) fn comparison(
+        c: &Cmp,
+        field: &dyn Fn(&str) -> Option<Field>,
+        w: &mut RegistryWhere,
+    ) -> Result<(), FilterError> {
+        let known = c.value_type.is_none().then(|| field(&c.name)).flatten();
+        let values = match &c.value {
+            Lit::List(values) => values.as_slice(),
+            one => std::slice::from_ref(one),
+        };
+        // The expression (with its own parameters) of the field as a `ty`.
+        let (expr, expr_args, ty): (Reader, Vec<RegistryValue>, Ty) = match known {
+            Some(Field::List(path)) => return list_member(c, path, values, w),
+            Some(Field::Col(col, ty)) => (Box::new(move |_| col.to_string()), vec![], ty),
+            Some(Field::Json(path, ty)) => (
+                Box::new(move |t| typed(&format!("(body_json -> '{path}')"), t)),
+                vec![],
+                ty,
+            ),
+            None => {
+                let value_type = custom_type(c)?;
+                let prop = "(body_json -> 'customProperties' -> ?";
+                let name = RegistryValue::Text(c.name.clone());
+                match value_type {
+                    Some(ValueType::String) => (
+                        Box::new(move |_| format!("{prop} ->> 'string_value')")),
+                        vec![name],
+                        Ty::Text,
+                    ),
+                    Some(ValueType::Bool) => (
+                        Box::new(move |_| typed(&format!("{prop} -> 'bool_value')"), Ty::Bool)),
+                        vec![name],
+                        Ty::Bool,
+                    ),
+                    Some(ValueType::Double) => (
+                        Box::new(move |_| typed(&format!("{prop} -> 'double_value')"), Ty::Num)),
+                        vec![name],
+                        Ty::Num,
+                    ),
+                    Some(ValueType::Int) => (
+                        Box::new(move |_| typed(&format!("{prop} -> 'int_value')"), Ty::Int)),
+                        vec![name],
+                        Ty::Int,
+                    ),
+                    None => (
+                        Box::new(move |_| {
+                            format!(
+                                "COALESCE({}, {})",
+                                typed(&format!("{prop} -> 'double_value')"), Ty::Num),
+                                typed(&format!("{prop} -> 'int_value')"), Ty::Int)
+                            )
+                        }),
+                        vec![name.clone(), name],
+                        Ty::Num,
+                    ),
+                }
+            }
+        };
+        check(c, ty)?;
+        let rendered = values
+            .iter()
+            .map(|v| bind(c, v, ty, false))
+            .collect::<Result<Vec<_>, _>>()?;
+        if rendered.is_empty() {
+            w.sql.push_str("FALSE");
+            return Ok(());
+        }
+        // Each value compared with the field read as the value's type (strict in PostgreSQL:
+        // a text is never equal to a number); `IN` as the comparisons joined by OR.
+        let one = |v: &Lit| {
+            let e = expr(if ty == Ty::Any { literal_type(v) } else { ty });
+            match c.op {
+                Op::In => format!("{e} = ?"),
+                Op::Like => format!("{e} LIKE ? ESCAPE ''"),
+                Op::ILike => format!("{e} ILIKE ? ESCAPE ''"),
+                op => format!("{e} {} ?", symbol(op)),
+            }
+        };
+        let parts: Vec<String> = values.iter().map(one).collect();
+        w.sql.push('(');
+        w.sql.push_str(&parts.join(" OR "));
+        w.sql.push(')');
+        for r in rendered {
+            w.args.extend(expr_args.iter().cloned());
+            w.args.push(r);
+        }
+        Ok(())
+    }
+
+    /// `=`/`IN` on a JSON list: whether it holds the value (one of the values).
+    fn list_member(
+        c: &Cmp,
+        path: &str,
+        values: &[Lit],
+        w: &mut RegistryWhere,
+    ) -> Result<(), FilterError> {
+        if !matches!(c.op, Op::Eq | Op::In) {
+            return Err(FilterError::at(
+                c.pos,
+                format!("`{}` is a list: only = and IN apply to it", c.name),
+            ));
+        }
+        let rendered = values
+            .iter()
+            .map(|v| bind(c, v, Ty::Text, false))
+            .collect::<Result<Vec<_>, _>>()?;
+        if rendered.is_empty() {
+            w.sql.push_str("FALSE");
+            return Ok(());
+        }
+        let one = format!("(body_json -> '{path}') @> jsonb_build_array(?::text)");
+        w.sql.push('(');
+        w.sql.push_str(&vec![one; rendered.len()].join(" OR "));
+        w.sql.push(')');
+        w.args.extend(rendered);
+        Ok(())
+    }
 }

@@ -1,5 +1,5 @@
 use super::*;
-use weft_store::RegistryValue;
+use weft_store::{RegistryDialect, RegistryValue};
 
 fn fields(name: &str) -> Option<Field> {
     match name {
@@ -11,7 +11,9 @@ fn fields(name: &str) -> Option<Field> {
 }
 
 fn sql(q: &str) -> (String, Vec<RegistryValue>) {
-    let w = condition(q, &fields).unwrap().unwrap();
+    let w = condition(q, &fields, RegistryDialect::Sqlite)
+        .unwrap()
+        .unwrap();
     (w.sql, w.args)
 }
 
@@ -87,7 +89,9 @@ fn bad_queries_name_the_place() {
         ("language > 'en'", 0, "list"),
         ("`x`.y = 1", 4, "value type"),
     ] {
-        let e = condition(q, &fields).unwrap_err();
+        let e = condition(q, &fields, RegistryDialect::Sqlite).unwrap_err();
+        let pg = condition(q, &fields, RegistryDialect::Postgres).unwrap_err();
+        assert_eq!(pg, e, "{q}: PostgreSQL's error is SQLite's");
         assert_eq!(e.pos, pos, "{q}: {e}");
         assert!(e.to_string().contains(text), "{q}: {e}");
     }
@@ -105,5 +109,52 @@ fn bounds_are_kept() {
     assert!(check(&long).unwrap_err().message.contains("longer"));
     let list = format!("a IN ({})", vec!["1"; 101].join(","));
     assert!(check(&list).unwrap_err().message.contains("at most"));
-    assert_eq!(condition("  -- nothing", &fields).unwrap(), None);
+    assert_eq!(
+        condition("  -- nothing", &fields, RegistryDialect::Sqlite).unwrap(),
+        None
+    );
+}
+
+fn pg(q: &str) -> (String, Vec<RegistryValue>) {
+    let w = condition(q, &fields, RegistryDialect::Postgres)
+        .unwrap()
+        .unwrap();
+    (w.sql, w.args)
+}
+
+#[test]
+fn postgres_reads_jsonb_and_likes_without_escapes() {
+    let (s, a) = pg("name LIKE \"%flow_*\" AND (state = 'LIVE' OR owner != \"x\")");
+    assert_eq!(
+        s,
+        "((name LIKE ? ESCAPE '') AND ((state = ?) OR (((body_json -> 'owner') #>> '{}') != ?)))"
+    );
+    let text = |t: &str| RegistryValue::Text(t.into());
+    assert_eq!(a, vec![text("%flow_*"), text("LIVE"), text("x")]);
+    assert_eq!(pg("id IN ()").0, "FALSE");
+    assert_eq!(
+        pg("language IN ('en', 'de')").0,
+        "((body_json -> 'language') @> jsonb_build_array(?::text) \
+         OR (body_json -> 'language') @> jsonb_build_array(?::text))"
+    );
+    // A custom property's name is bound before each value it is compared with.
+    let (s, a) = pg("`acc.x` IN (0.5, 1)");
+    let prop = "(body_json -> 'customProperties' -> ?";
+    let num = format!(
+        "COALESCE(weft_registry_num({prop} -> 'double_value')), \
+         weft_registry_int({prop} -> 'int_value')))"
+    );
+    assert_eq!(s, format!("({num} = ? OR {num} = ?)"));
+    let name = text("acc.x");
+    assert_eq!(
+        a,
+        vec![
+            name.clone(),
+            name.clone(),
+            RegistryValue::Real(0.5),
+            name.clone(),
+            name,
+            RegistryValue::Int(1)
+        ]
+    );
 }
