@@ -1,7 +1,8 @@
 //! `wasm-run ui` driven by the real `model-registry` client from PyPI (installed by `cargo
 //! xtask test` into the Python WEFT_TEST_PYTHON names): a model registered with its version
 //! and artifact, read back, archived, and its versions paged; the rows land in the home's
-//! metadata database.
+//! metadata database. And the API's OpenAPI document, as `wasm-run ui` serves it, checked by
+//! an independent validator (`openapi-spec-validator`, in the same Python).
 
 use crate::support::*;
 use std::process::{Child, Command};
@@ -106,4 +107,56 @@ fn the_pypi_model_registry_client_registers_reads_archives_and_pages() {
     let list: serde_json::Value = ureq::get(&url).call().unwrap().into_json().unwrap();
     assert_eq!(list["size"], 5);
     assert!(s.path("home/metadata.db").exists());
+}
+
+/// The Python with `openapi_spec_validator`, or None (said) when this machine has none.
+fn validator_python() -> Option<String> {
+    let Ok(python) = std::env::var("WEFT_TEST_PYTHON") else {
+        tool_missing("WEFT_TEST_PYTHON unset: the OpenAPI document was not validated (cargo xtask test installs openapi-spec-validator)");
+        return None;
+    };
+    let has = Command::new(&python)
+        .args(["-c", "import openapi_spec_validator"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has {
+        tool_missing(&format!(
+            "{python} has no openapi_spec_validator: the OpenAPI document was not validated (pip install 'openapi-spec-validator==0.7.*')"
+        ));
+        return None;
+    }
+    Some(python)
+}
+
+#[test]
+fn the_served_openapi_document_validates_as_openapi_3() {
+    let Some(python) = validator_python() else {
+        return;
+    };
+    let s = Scratch::new();
+    let (_server, port) = start_ui(&s);
+    for prefix in ["v1alpha3", "v1"] {
+        for ext in ["json", "yaml"] {
+            let url = format!("http://127.0.0.1:{port}/api/model_registry/{prefix}/openapi.{ext}");
+            let text = ureq::get(&url).call().unwrap().into_string().unwrap();
+            if ext == "json" {
+                let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+                assert!(
+                    doc["openapi"].as_str().unwrap().starts_with("3."),
+                    "{}",
+                    doc["openapi"]
+                );
+                assert!(doc["paths"]["/registered_models/{id}"]["delete"].is_object());
+            }
+            let file = s.path(&format!("openapi-{prefix}.{ext}"));
+            std::fs::write(&file, text).unwrap();
+            let out = succeed(
+                Command::new(&python)
+                    .args(["-m", "openapi_spec_validator"])
+                    .arg(&file),
+            );
+            let said = String::from_utf8_lossy(&out.stdout);
+            assert!(said.contains("OK"), "{url}: {said}");
+        }
+    }
 }

@@ -356,7 +356,8 @@ fn install_python_tools(repo: &Path) -> Result<PathBuf> {
     // offline checks of the CRDs, the Dockerfile and the chart, which no cluster or engine
     // here can check; NVIDIA's NVRTC: compiles the CUDA kernels without a GPU; the KFP SDK:
     // compiles the pipelines `wasm-run pipeline import-kfp` is tested on; pytest, PyYAML,
-    // jsonschema and the kubernetes client: the Python SDK's tests (its cluster client too).
+    // jsonschema and the kubernetes client: the Python SDK's tests (its cluster client too);
+    // openapi-spec-validator: checks the model registry's OpenAPI document.
     let packages = [
         "moto[server]==5.*",
         "tritonclient[http]==2.*",
@@ -371,6 +372,7 @@ fn install_python_tools(repo: &Path) -> Result<PathBuf> {
         "kubernetes",
         "pyyaml==6.*",
         "jsonschema==4.*",
+        "openapi-spec-validator==0.7.*",
     ];
     let marker = venv.join(".complete");
     if bin.join("python").exists()
