@@ -19,7 +19,7 @@ pub(crate) struct Server {
     child: Child,
     pub(crate) url: String,
     /// The admin listener (by default loopback, a free port with `--port 0`), if any.
-    admin: Option<String>,
+    pub(crate) admin: Option<String>,
 }
 
 impl Drop for Server {

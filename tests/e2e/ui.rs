@@ -42,7 +42,8 @@ fn free_port() -> u16 {
 /// Waits until `url` answers.
 fn wait_for(url: &str, what: &str) {
     for _ in 0..300 {
-        if ureq::get(url).call().is_ok() {
+        // Any answer will do (a server behind a token answers 401).
+        if let Ok(_) | Err(ureq::Error::Status(..)) = ureq::get(url).call() {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -123,6 +124,28 @@ async fn attrs(c: &Client, css: &str, name: &str) -> Vec<String> {
         out.extend(e.attr(name).await.unwrap());
     }
     out
+}
+
+/// Clicks what `loc` finds, again if the live refresh replaced it in between.
+async fn click(c: &Client, loc: Locator<'_>) {
+    for _ in 0..5 {
+        match c.find(loc).await.unwrap().click().await {
+            Ok(()) => return,
+            Err(fantoccini::error::CmdError::Standard(e))
+                if e.error == fantoccini::error::ErrorStatus::StaleElementReference => {}
+            Err(e) => panic!("clicking {loc:?}: {e}"),
+        }
+    }
+    panic!("{loc:?} kept going stale");
+}
+
+/// Waits until the browser's path contains `part` (after a click that navigates).
+async fn arrive(c: &Client, part: &str) {
+    eventually(10, &format!("a page at *{part}*"), || async {
+        let url = c.current_url().await.ok()?;
+        url.path().contains(part).then_some(())
+    })
+    .await;
 }
 
 struct Setup {
@@ -209,6 +232,7 @@ fn the_ui_in_a_browser() {
         compare(&c, &t).await;
         model_lineage(&c, &t).await;
         live_run(&c, &t).await;
+        keyboard(&c, &t).await;
         c.close().await.unwrap();
         let off = session(&t.driver_url, &t.chromium, &t.s.path("profile-nojs"), false).await;
         without_javascript(&off, &t).await;
@@ -229,12 +253,8 @@ async fn runs_and_a_run(c: &Client, t: &Setup) {
         "newest first"
     );
     shot(c, "runs").await;
-    c.find(Locator::LinkText(&t.runs[0]))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::LinkText(&t.runs[0])).await;
+    arrive(c, &format!("/runs/{}", t.runs[0])).await;
     let nodes = attrs(c, "svg.dag a.node", "data-task").await;
     for task in TASKS {
         assert!(
@@ -263,12 +283,8 @@ async fn log_and_artifact(c: &Client, t: &Setup) {
     c.goto(&format!("{}/runs/{}", t.base, t.runs[0]))
         .await
         .unwrap();
-    c.find(Locator::Css("tr[data-task='load'] a[href$='/log']"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Css("tr[data-task='load'] a[href$='/log']")).await;
+    arrive(c, "/tasks/load/log").await;
     let log = c
         .find(Locator::Css("pre.log"))
         .await
@@ -288,14 +304,17 @@ async fn log_and_artifact(c: &Client, t: &Setup) {
     );
     shot(c, "log").await;
     c.back().await.unwrap();
-    c.find(Locator::XPath(
-        "//table[contains(@class,'artifacts')]//tr[td[1]='evaluate']//a",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
+    eventually(10, "back at the run", || async {
+        let url = c.current_url().await.ok()?;
+        (!url.path().contains("/log")).then_some(())
+    })
+    .await;
+    click(
+        c,
+        Locator::XPath("//table[contains(@class,'artifacts')]//tr[td[1]='evaluate']//a"),
+    )
+    .await;
+    arrive(c, "/artifacts/").await;
     let confusion = c
         .find(Locator::Css("table.confusion"))
         .await
@@ -317,19 +336,10 @@ async fn log_and_artifact(c: &Client, t: &Setup) {
 async fn compare(c: &Client, t: &Setup) {
     c.goto(&format!("{}/runs", t.base)).await.unwrap();
     for id in &t.runs {
-        c.find(Locator::Css(&format!("input[name=run][value='{id}']")))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
+        click(c, Locator::Css(&format!("input[name=run][value='{id}']"))).await;
     }
-    c.find(Locator::Css("form[action='/compare'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::Css("form[action='/compare'] button")).await;
+    arrive(c, "/compare").await;
     let h1 = c
         .find(Locator::Css("h1"))
         .await
@@ -359,18 +369,10 @@ async fn compare(c: &Client, t: &Setup) {
 
 async fn model_lineage(c: &Client, t: &Setup) {
     c.goto(&format!("{}/models", t.base)).await.unwrap();
-    c.find(Locator::LinkText("iris"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.find(Locator::LinkText("v1"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(c, Locator::LinkText("iris")).await;
+    arrive(c, "/models/").await;
+    click(c, Locator::LinkText("v1")).await;
+    arrive(c, "/versions/").await;
     assert!(c
         .current_url()
         .await
@@ -378,18 +380,12 @@ async fn model_lineage(c: &Client, t: &Setup) {
         .path()
         .ends_with(&format!("/models/{}/versions/{}", t.model.0, t.model.1)));
     shot(c, "model-version").await;
-    c.find(Locator::XPath(
-        "//ul[contains(@class,'lineage')]//a[contains(., 'task train')]",
-    ))
-    .await
-    .unwrap()
-    .click()
-    .await
-    .unwrap();
-    assert_eq!(
-        c.current_url().await.unwrap().path(),
-        format!("/runs/{}", t.runs[0])
-    );
+    click(
+        c,
+        Locator::XPath("//ul[contains(@class,'lineage')]//a[contains(., 'task train')]"),
+    )
+    .await;
+    arrive(c, &format!("/runs/{}", t.runs[0])).await;
 }
 
 async fn live_run(c: &Client, t: &Setup) {
@@ -457,4 +453,128 @@ async fn without_javascript(c: &Client, t: &Setup) {
     c.goto(&format!("{}/runs", t.base)).await.unwrap();
     assert_eq!(attrs(c, "tr[data-run]", "data-run").await.len(), 3);
     shot(c, "run-no-js").await;
+}
+
+/// `wasm-run ui` on a free loopback port with `args`, once it answers.
+fn start_ui(s: &Scratch, args: &[&str]) -> (Killed, String) {
+    let port = free_port();
+    let ui = Killed(
+        s.wasm_run()
+            .args(["ui", "--listen", &format!("127.0.0.1:{port}")])
+            .args(args)
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for(&format!("{base}/static/weft.css"), "wasm-run ui");
+    (ui, base)
+}
+
+#[test]
+fn the_serving_page_shows_what_a_server_serves_and_its_split_as_it_changes() {
+    let s = Scratch::new();
+    let echo = crate::serve::component("echo-predictor");
+    let server = crate::serve::start(
+        &s,
+        &[
+            "--model",
+            &format!("echo@1={echo}"),
+            "--model",
+            &format!("echo@2={echo}"),
+            "--traffic",
+            "echo:1=90,2=10",
+        ],
+    );
+    let (_ui, base) = start_ui(
+        &s,
+        &["--serving", &server.url, "--serving", "http://127.0.0.1:1"],
+    );
+    let page = ureq::get(&format!("{base}/serving"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(page.contains("data-model=\"echo\""), "{page}");
+    assert!(
+        page.contains("data-version=\"1\" data-percent=\"90\"")
+            && page.contains("data-version=\"2\" data-percent=\"10\""),
+        "{page}"
+    );
+    assert!(
+        page.contains("Unreachable:"),
+        "a server that does not answer is said, not fatal"
+    );
+    let admin = server.admin.clone().expect("an admin listener");
+    ureq::put(&format!("{admin}/admin/models/echo/traffic"))
+        .send_json(json!({"traffic": {"1": 50, "2": 50}}))
+        .unwrap();
+    let page = ureq::get(&format!("{base}/serving"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(
+        page.contains("data-version=\"2\" data-percent=\"50\""),
+        "{page}"
+    );
+}
+
+#[test]
+fn a_token_guards_every_path_and_other_addresses_need_one() {
+    let s = Scratch::new();
+    let (_ui, base) = start_ui(&s, &["--token", "s3cret"]);
+    for path in [
+        "/runs",
+        "/static/weft.js",
+        "/api/model_registry/v1alpha3/registered_models",
+    ] {
+        match ureq::get(&format!("{base}{path}")).call() {
+            Err(ureq::Error::Status(401, r)) => {
+                assert_eq!(r.header("www-authenticate"), Some("Bearer"))
+            }
+            other => panic!("{path} without the token: {other:?}"),
+        }
+        let ok = ureq::get(&format!("{base}{path}"))
+            .set("Authorization", "Bearer s3cret")
+            .call();
+        assert!(ok.is_ok(), "{path} with the token");
+        let wrong = ureq::get(&format!("{base}{path}"))
+            .set("Authorization", "Bearer s3cres")
+            .call();
+        assert!(
+            matches!(wrong, Err(ureq::Error::Status(401, _))),
+            "{path} with a wrong token"
+        );
+    }
+    let (code, err) = fails(s.wasm_run().args(["ui", "--listen", "0.0.0.0:0"]));
+    assert_ne!(code, Some(0));
+    assert!(err.contains("--listen 0.0.0.0:0 is not loopback"), "{err}");
+    let (_, err) = fails(s.wasm_run().args(["ui", "--serving", "ftp://x"]));
+    assert!(
+        err.contains("`ftp://x` is not an http://HOST:PORT address"),
+        "{err}"
+    );
+}
+
+/// The skip link is the keyboard's first stop, and every node of the graph is a link with a
+/// name that says its state.
+async fn keyboard(c: &Client, t: &Setup) {
+    c.goto(&format!("{}/runs/{}", t.base, t.runs[0]))
+        .await
+        .unwrap();
+    let body = c.find(Locator::Css("body")).await.unwrap();
+    body.send_keys("\u{E004}").await.unwrap(); // Tab
+    let focused = c
+        .execute("return document.activeElement.textContent;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(focused, json!("Skip to content"));
+    for task in TASKS {
+        let node = c
+            .find(Locator::Css(&format!("svg.dag a.node[data-task='{task}']")))
+            .await
+            .unwrap();
+        let label = node.attr("aria-label").await.unwrap().unwrap_or_default();
+        assert!(label.starts_with(&format!("{task}: SUCCEEDED")), "{label}");
+    }
 }

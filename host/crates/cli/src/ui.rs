@@ -15,7 +15,8 @@ use std::sync::Arc;
 #[command(after_help = "\
 Pages: /runs (filter by state, pipeline, experiment), /runs/ID (the graph, live while it runs;
 tasks, logs, artifacts, metrics), /artifacts/DIGEST (previews), /compare?run=A&run=B...,
-/experiments, /models. API: /api/model_registry/v1alpha3/ (and /v1).
+/experiments, /models, /serving (models and traffic of each --serving server). API:
+/api/model_registry/v1alpha3/ (and /v1).
 
 Local use binds to loopback and needs no login. In a cluster, put it behind the ingress's auth
 proxy; --token adds a bearer token every request must carry (the proxy can inject it).")]
@@ -30,6 +31,17 @@ pub struct UiArgs {
     /// Serve a non-loopback address without a token: an auth proxy in front checks users.
     #[arg(long)]
     behind_auth_proxy: bool,
+    /// A model server (`wasm-run serve`'s data port, http://HOST:PORT) whose models and
+    /// traffic split the Serving page shows. Repeatable.
+    #[arg(long, value_name = "URL", value_parser = http_url)]
+    serving: Vec<String>,
+}
+
+fn http_url(s: &str) -> Result<String, String> {
+    match s.strip_prefix("http://") {
+        Some(rest) if !rest.is_empty() => Ok(s.trim_end_matches('/').to_string()),
+        _ => Err(format!("`{s}` is not an http://HOST:PORT address")),
+    }
 }
 
 /// Serves until Ctrl-C or SIGTERM.
@@ -56,6 +68,7 @@ pub fn run(home: &crate::home::Home, metadata: Option<&str>, args: UiArgs) -> an
         artifacts: home.open_artifacts()?,
         registry,
         logs_dir: home.logs(),
+        serving: args.serving,
     });
     let app = app(ui, args.token);
     let rt = tokio::runtime::Builder::new_multi_thread()

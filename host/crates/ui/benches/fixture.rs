@@ -27,6 +27,7 @@ pub fn ui(dir: &std::path::Path) -> Arc<weft_ui::Ui> {
         artifacts: ArtifactStore::open(&dir.join("artifacts")).unwrap(),
         registry: Arc::new(RegistryStore::open(&db).unwrap()),
         logs_dir: dir.join("logs"),
+        serving: vec![],
     });
     let plan = serde_json::json!({
         "upstream": {"load": [], "split": ["load"], "standardize": ["split"], "train": ["standardize"],

@@ -23,6 +23,7 @@ pub fn shell(title: &str, body: Markup) -> Markup {
                         a href="/compare" { "Compare" }
                         a href="/experiments" { "Experiments" }
                         a href="/models" { "Models" }
+                        a href="/serving" { "Serving" }
                     }
                 }
                 main #main { (body) }

@@ -22,6 +22,7 @@ mod models;
 mod plot;
 mod run;
 mod runs;
+mod serving;
 
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect};
@@ -41,6 +42,8 @@ pub struct Ui {
     pub registry: Arc<RegistryStore>,
     /// Where task logs are; a log path outside it is never read.
     pub logs_dir: PathBuf,
+    /// Model servers (`wasm-run serve` data ports, `http://HOST:PORT`) the serving page shows.
+    pub serving: Vec<String>,
 }
 
 pub(crate) type State = axum::extract::State<Arc<Ui>>;
@@ -62,6 +65,7 @@ pub fn router(ui: Arc<Ui>) -> Router {
         .route("/models", get(models::list))
         .route("/models/{id}", get(models::model))
         .route("/models/{id}/versions/{version}", get(models::version))
+        .route("/serving", get(serving::page))
         .route("/static/weft.css", get(css))
         .route("/static/weft.js", get(js))
         .fallback(|| async { UiError::NotFound("no such page".into()) })

@@ -50,7 +50,7 @@ struct Entity {
 }
 
 /// GETs `path` of the registry API (v1alpha3) and reads the answer as `T`.
-async fn api<T: DeserializeOwned>(ui: &crate::Ui, path: &str) -> Result<T, UiError> {
+pub(crate) async fn api<T: DeserializeOwned>(ui: &crate::Ui, path: &str) -> Result<T, UiError> {
     let uri = format!("{}{path}", weft_registry::PREFIXES[0]);
     let req = Request::get(&uri)
         .body(Body::empty())

@@ -30,6 +30,7 @@ impl Home {
             artifacts: ArtifactStore::open(&dir.path().join("artifacts")).unwrap(),
             registry: Arc::new(RegistryStore::open(&db).unwrap()),
             logs_dir: dir.path().join("logs"),
+            serving: vec![],
         };
         std::fs::create_dir_all(&ui.logs_dir).unwrap();
         Home {
