@@ -17,3 +17,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "weft.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
+
+{{/* The UI's own name label, so the operator's selector never matches its pods. */}}
+{{- define "weft.uiSelector" -}}
+app.kubernetes.io/name: {{ include "weft.name" . }}-ui
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "weft.uiLabels" -}}
+{{ include "weft.uiSelector" . }}
+app.kubernetes.io/component: ui
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}

@@ -202,6 +202,7 @@ fn the_chart_renders_and_lints_with_helms_engine_and_its_manifests_are_valid() {
         "homePvc": "weft-home",
         "runnerServiceAccount": "my-runner",
         "image": {"tag": "v9", "pullPolicy": "Always"},
+        "ui": {"tokenSecret": "weft-ui-token", "port": 9000},
     });
     for (label, values) in [("defaults", None), ("everything", Some(everything))] {
         let out_dir = tempfile::tempdir().unwrap();
@@ -221,7 +222,7 @@ fn the_chart_renders_and_lints_with_helms_engine_and_its_manifests_are_valid() {
             String::from_utf8_lossy(&out.stderr)
         );
         let manifests: Vec<PathBuf> = walk(out_dir.path());
-        assert_eq!(manifests.len(), 3, "{label}: {manifests:?}");
+        assert_eq!(manifests.len(), 4, "{label}: {manifests:?}");
         let out = Command::new(&validate)
             .args(["--strict", "-k", "1.33.0"])
             .args(&manifests)
@@ -255,6 +256,7 @@ fn the_chart_renders_and_lints_with_helms_engine_and_its_manifests_are_valid() {
             })
             .collect();
         assert_eq!(roles, cluster_roles(), "{label}");
+        ui_is_deployed(label, &rendered("ui.yaml"), &rendered("deployment.yaml")[0]);
         let deployment = &rendered("deployment.yaml")[0];
         let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
         if label == "everything" {
@@ -269,6 +271,52 @@ fn the_chart_renders_and_lints_with_helms_engine_and_its_manifests_are_valid() {
                 assert!(env.contains(wanted), "{label}: {wanted} not in {env}");
             }
         }
+    }
+}
+
+/// The UI's Deployment and Service: `wasm-run ui` on the port, reading the shared metadata,
+/// behind a token or an auth proxy, and selected apart from the operator's pods.
+fn ui_is_deployed(label: &str, docs: &[Value], operator: &Value) {
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["Deployment", "Service"], "{label}");
+    let pod = &docs[0]["spec"]["template"];
+    let container = &pod["spec"]["containers"][0];
+    let args = container["args"].to_string();
+    let env = container["env"].to_string();
+    assert_eq!(
+        container["command"][0], "/usr/local/bin/wasm-run",
+        "{label}"
+    );
+    let operator_selector = &operator["spec"]["selector"]["matchLabels"];
+    let ui_labels = &pod["metadata"]["labels"];
+    assert_ne!(
+        operator_selector["app.kubernetes.io/name"], ui_labels["app.kubernetes.io/name"],
+        "{label}: the operator's selector must not match the UI's pods"
+    );
+    if label == "everything" {
+        assert!(
+            args.contains("--listen=0.0.0.0:9000") && !args.contains("--behind-auth-proxy"),
+            "{args}"
+        );
+        for wanted in [
+            "WEFT_UI_TOKEN",
+            "weft-ui-token",
+            "WEFT_METADATA",
+            "weft-postgres",
+            "s3://bucket/weft",
+        ] {
+            assert!(env.contains(wanted), "{label}: {wanted} not in {env}");
+        }
+        assert_eq!(docs[1]["spec"]["ports"][0]["port"], 9000);
+        assert_eq!(
+            pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"],
+            "weft-home"
+        );
+    } else {
+        assert!(
+            args.contains("--behind-auth-proxy"),
+            "{label}: no token, so an auth proxy: {args}"
+        );
     }
 }
 
