@@ -31,6 +31,11 @@ pub struct UiArgs {
     /// Serve a non-loopback address without a token: an auth proxy in front checks users.
     #[arg(long)]
     behind_auth_proxy: bool,
+    /// Answer the registry API for this namespace only (repeatable; the first is the one of
+    /// requests that name none); any other is 403. By default every namespace, `default`
+    /// for requests that name none.
+    #[arg(long = "namespace", value_name = "NS")]
+    namespaces: Vec<String>,
     /// A model server (`wasm-run serve`'s data port, http://HOST:PORT) whose models and
     /// traffic split the Serving page shows. Repeatable.
     #[arg(long, value_name = "URL", value_parser = http_url)]
@@ -52,17 +57,21 @@ pub fn run(home: &crate::home::Home, metadata: Option<&str>, args: UiArgs) -> an
             args.listen
         );
     }
-    let db = match metadata {
-        Some(m) if m.starts_with("postgres://") || m.starts_with("postgresql://") => {
-            anyhow::bail!("the model registry keeps its tables in SQLite for now; PostgreSQL comes in a later release")
-        }
-        Some(path) => std::path::PathBuf::from(path),
-        None => home.metadata_db(),
+    let namespaces = if args.namespaces.is_empty() {
+        weft_registry::Namespaces::any()
+    } else {
+        weft_registry::Namespaces::only(args.namespaces).map_err(anyhow::Error::msg)?
     };
-    let registry = Arc::new(
-        weft_registry::Registry::open(&db)
-            .with_context(|| format!("opening the model registry in {}", db.display()))?,
-    );
+    // The registry's tables are in the metadata database, SQLite or PostgreSQL.
+    let registry = Arc::new(match metadata {
+        Some(location) => weft_registry::Registry::connect(location)
+            .context("opening the model registry in the metadata database")?,
+        None => {
+            let db = home.metadata_db();
+            weft_registry::Registry::open(&db)
+                .with_context(|| format!("opening the model registry in {}", db.display()))?
+        }
+    });
     let ui = Arc::new(weft_ui::Ui {
         metadata: home.open_metadata()?,
         artifacts: home.open_artifacts()?,
@@ -70,7 +79,7 @@ pub fn run(home: &crate::home::Home, metadata: Option<&str>, args: UiArgs) -> an
         logs_dir: home.logs(),
         serving: args.serving,
     });
-    let app = app(ui, args.token);
+    let app = weft_registry::restrict(app(ui, args.token), namespaces);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
