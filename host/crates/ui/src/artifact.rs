@@ -137,6 +137,7 @@ fn preview(f: &File) -> Markup {
         (_, "csv") => Some(csv_table(text, b',')),
         (_, "tsv") => Some(csv_table(text, b'\t')),
         (_, "md" | "markdown") => Some(markdown(text)),
+        (_, "json") if !cut => json_preview(text),
         (_, "html" | "htm") => Some(
             html! { iframe.html sandbox="" srcdoc=(text) title=(format!("HTML artifact {}", f.rel)) {} },
         ),
@@ -184,6 +185,21 @@ fn markdown(text: &str) -> Markup {
     let mut out = String::new();
     pulldown_cmark::html::push_html(&mut out, events);
     html! { div.markdown { (PreEscaped(out)) } }
+}
+
+/// JSON: an object of numbers (a metrics file) as a table; anything else pretty-printed.
+fn json_preview(text: &str) -> Option<Markup> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    if let Some(metrics) = value
+        .as_object()
+        .filter(|o| !o.is_empty() && o.values().all(|v| v.is_number()))
+    {
+        return Some(html! {
+            table.metrics { thead { tr { th scope="col" { "Metric" } th scope="col" { "Value" } } }
+                tbody { @for (k, v) in metrics { tr { th scope="row" { (k) } td.num { (v.as_f64().map(format::number).unwrap_or_default()) } } } } }
+        });
+    }
+    Some(html! { pre.text tabindex="0" { (serde_json::to_string_pretty(&value).ok()?) } })
 }
 
 #[derive(Deserialize)]

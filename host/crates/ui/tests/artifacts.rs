@@ -22,6 +22,8 @@ fn evaluated(home: &Home) -> String {
             "# Report\n\n<script>alert(1)</script>\n\nSome **bold** text.\n",
         ),
         ("page.html", "<h1>hi</h1><script>alert(2)</script>"),
+        ("metrics.json", r#"{"accuracy": 0.953333, "f1": 0.94}"#),
+        ("params.json", r#"{"layers":[16,8]}"#),
     ]);
     let log = home.start("r1", "evaluate", "");
     home.succeed(
@@ -63,6 +65,15 @@ async fn previews_show_tables_plots_markdown_and_sandboxed_html() {
         "the CSV as a table"
     );
     assert!(page.body.contains("<strong>bold</strong>"));
+    assert!(
+        page.body
+            .contains("<th scope=\"row\">accuracy</th><td class=\"num\">0.953333</td>"),
+        "metrics as a table"
+    );
+    assert!(
+        page.body.contains("&quot;layers&quot;: [\n    16,"),
+        "other JSON pretty-printed"
+    );
     assert!(
         !page.body.contains("<script>alert(1)"),
         "raw HTML in Markdown is text"
