@@ -5,6 +5,7 @@ pub mod digest;
 pub mod experiment;
 pub mod float;
 pub mod inference;
+pub mod model_registry;
 pub mod optimization_job;
 pub mod params;
 pub mod pipeline;
