@@ -384,3 +384,132 @@ fn bad_input_is_refused_by_name_and_stores_nothing() {
         json!([])
     );
 }
+
+/// `models_json` in a registry namespace (`--namespace` before the subcommand).
+fn models_json_in(s: &Scratch, ns: &str, args: &[&str]) -> Value {
+    let mut all = vec!["--namespace", ns];
+    all.extend(args);
+    models_json(s, &all)
+}
+
+#[test]
+fn one_model_name_in_two_namespaces_resolves_to_each_namespaces_version() {
+    let s = Scratch::new();
+    let predictor = component("iris-predictor");
+    // Two models told apart by their class labels.
+    let mut uris = Vec::new();
+    for ns in ["team-a", "team-b"] {
+        let dir = s.path(&format!("model-{ns}"));
+        crate::serve::write_iris_model(&dir);
+        let path = dir.join("model.json");
+        let mut model: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        model["classes"] =
+            json!(["setosa", "versicolor", "virginica"].map(|c| format!("{ns}-{c}")));
+        std::fs::write(&path, model.to_string()).unwrap();
+        let done = models_json_in(
+            &s,
+            ns,
+            &[
+                "register",
+                "iris",
+                "--version",
+                "v1",
+                "--component",
+                &predictor,
+                "--model-dir",
+                dir.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(done["model"]["name"], "iris");
+        uris.push(done["artifact"]["uri"].as_str().unwrap().to_string());
+    }
+    assert_ne!(uris[0], uris[1], "two models, two digests");
+    // A version in team-b only; the flag also after the subcommand.
+    models(
+        &s,
+        &[
+            "register",
+            "iris",
+            "--version",
+            "v2",
+            "--uri",
+            &uris[1],
+            "--namespace",
+            "team-b",
+        ],
+    );
+
+    // Each namespace sees its own; the default namespace none of them.
+    for (ns, uri) in [("team-a", &uris[0]), ("team-b", &uris[1])] {
+        let shown = models_json_in(&s, ns, &["show", "iris", "v1"]);
+        assert_eq!(shown["artifacts"][0]["uri"], uri.as_str(), "{ns}: {shown}");
+        let list = models_json(&s, &["list", "--namespace", ns]);
+        assert_eq!(list.as_array().unwrap().len(), 1, "{ns}: {list}");
+    }
+    assert_eq!(models_json(&s, &["list"]), json!([]));
+    let (code, err) =
+        fails(
+            s.wasm_run()
+                .args(["models", "show", "iris", "v2", "--namespace", "team-a"]),
+        );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("model `iris` has no version `v2` in namespace `team-a`")
+            && err.contains("wasm-run models --namespace team-a list --versions iris"),
+        "{err}"
+    );
+
+    // Served: the resource's own namespace, else `serve --namespace`.
+    let infer = |server: &crate::serve::Server| -> String {
+        let body = r#"{"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 4], "data": [-1.0, 1.0, -1.3, -1.3]}], "outputs": [{"name": "label"}]}"#;
+        let (code, resp) = post(&format!("{}/v2/models/iris/infer", server.url), body);
+        assert_eq!(code, 200, "{resp}");
+        resp["outputs"][0]["data"][0].as_str().unwrap().to_string()
+    };
+    let in_ns = |ns: &str, version: &str| {
+        let path = s.path(&format!("iris-{ns}-{version}-isvc.yaml"));
+        let text = format!(
+            "apiVersion: weft.dev/v1alpha1\nkind: InferenceService\nmetadata:\n  name: iris\n  namespace: {ns}\nspec:\n  predictor:\n    component: model-registry://iris/{version}\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let file = in_ns("team-a", "v1");
+    let server = start(&s, &["-f", file.to_str().unwrap()]);
+    let label = infer(&server);
+    assert!(label.starts_with("team-a-"), "{label}");
+    drop(server);
+    let file = service(&s, "iris", "    component: model-registry://iris/v1\n");
+    let server = start(&s, &["-f", file.to_str().unwrap(), "--namespace", "team-b"]);
+    let label = infer(&server);
+    assert!(label.starts_with("team-b-"), "{label}");
+    drop(server);
+
+    // Not found in the namespace it is looked up in, which the error names.
+    let (code, err) = serve_fails(&s, &in_ns("team-a", "v2"));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(
+            "model-registry://iris/v2: model `iris` has no version `v2` in namespace `team-a`"
+        ) && err.contains("iris-team-a-v2-isvc.yaml:8:"),
+        "{err}"
+    );
+    let (code, err) = serve_fails(&s, &file);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("no registered model `iris` in namespace `default`"),
+        "{err}"
+    );
+    // The file's namespace and another --namespace: refused, naming both.
+    let (code, err) = fails(
+        s.wasm_run()
+            .args(["serve", "--port", "0", "--namespace", "team-b", "-f"])
+            .arg(in_ns("team-a", "v1")),
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("namespace `team-a` is not --namespace `team-b`"),
+        "{err}"
+    );
+}

@@ -2,7 +2,10 @@
 //! the server's models. The predictor is version `1`; a canary is version `2` and takes its
 //! `trafficPercent` of the requests. A component or storageUri may name a registered model
 //! version, `model-registry://NAME/VERSION`: it is resolved through this home's model registry
-//! to the digests the version records.
+//! to the digests the version records, in the registry namespace of the resource: its
+//! `metadata.namespace`, else `wasm-run serve --namespace`, else `default` (as `kubectl apply
+//! -f` places a resource; the file and the flag naming different namespaces is an error, as
+//! there).
 
 use crate::home::Home;
 use crate::models::resolve;
@@ -24,7 +27,9 @@ pub struct ServiceFile {
     pub pool: Option<usize>,
 }
 
-pub fn load(home: &Home, file: &Path) -> Result<ServiceFile> {
+/// `file` as the server's models; `namespace` (`serve --namespace`) the registry namespace of
+/// a file that names none.
+pub fn load(home: &Home, file: &Path, namespace: Option<&str>) -> Result<ServiceFile> {
     let shown = file.display().to_string();
     let text = weft_tree::read_regular_text(file, weft_tree::MAX_DOCUMENT_BYTES)?;
     let doc = Document::<InferenceService>::parse(&shown, &text)?;
@@ -38,10 +43,24 @@ pub fn load(home: &Home, file: &Path) -> Result<ServiceFile> {
             .error_at(&["kind"], "kind must be `InferenceService`")
             .into());
     }
+    let ns = match (isvc.metadata.namespace.as_deref(), namespace) {
+        (Some(own), Some(flag)) if own != flag => {
+            let msg = format!("the resource's namespace `{own}` is not --namespace `{flag}`: drop --namespace, or name the same one");
+            return Err(doc.error_at(&["metadata", "namespace"], msg).into());
+        }
+        (own, flag) => own
+            .or(flag)
+            .unwrap_or(weft_registry::namespace::DEFAULT_NAMESPACE),
+    };
     let base = file.parent().unwrap_or(Path::new("."));
     let name = isvc.metadata.name.clone();
     let p = &isvc.spec.predictor;
-    let (source, storage) = registered(home, &doc, "predictor", &p.component, &p.storage_uri)?;
+    let reg = Registered {
+        home,
+        doc: &doc,
+        ns,
+    };
+    let (source, storage) = reg.resolve("predictor", &p.component, &p.storage_uri)?;
     let mut models = vec![ModelConfig {
         name: name.clone(),
         version: "1".into(),
@@ -50,7 +69,7 @@ pub fn load(home: &Home, file: &Path) -> Result<ServiceFile> {
     }];
     let mut splits = BTreeMap::new();
     if let Some(c) = &isvc.spec.canary {
-        let (source, storage) = registered(home, &doc, "canary", &c.component, &c.storage_uri)?;
+        let (source, storage) = reg.resolve("canary", &c.component, &c.storage_uri)?;
         models.push(ModelConfig {
             name: name.clone(),
             version: "2".into(),
@@ -147,58 +166,62 @@ fn model_dir(
     Ok(Some(path))
 }
 
-/// A part's component and storageUri with each `model-registry://NAME/VERSION` replaced by
-/// what the version records: its component's digest, its model files' digest. A component
-/// named so brings the version's model files too, unless storageUri says otherwise.
-fn registered(
-    home: &Home,
-    doc: &Document<InferenceService>,
-    part: &str,
-    component: &str,
-    storage: &Option<String>,
-) -> Result<(String, Option<String>)> {
-    let mut storage = storage.clone();
-    let mut source = component.to_string();
-    if component.starts_with(resolve::SCHEME) {
-        let at = ["spec", part, "component"];
-        let r = lookup(home, doc, &at, component)?;
-        source = r.component.ok_or_else(|| {
-            doc.error_at(&at, format!("{component}: the version was registered without a component (--component); name a component here and the version as storageUri"))
-        })?;
-        if storage.is_none() {
-            storage = r
-                .uri
-                .map(|u| stored_uri(doc, &at, component, u))
-                .transpose()?;
-        }
-    }
-    if let Some(uri) = storage.clone().filter(|s| s.starts_with(resolve::SCHEME)) {
-        let at = ["spec", part, "storageUri"];
-        let r = lookup(home, doc, &at, &uri)?;
-        let files = r.uri.ok_or_else(|| {
-            doc.error_at(
-                &at,
-                format!("{uri}: the version's model artifact has no uri (no model files)"),
-            )
-        })?;
-        storage = Some(stored_uri(doc, &at, &uri, files)?);
-    }
-    Ok((source, storage))
+/// `model-registry://` names in one file, resolved in its namespace.
+struct Registered<'a> {
+    home: &'a Home,
+    doc: &'a Document<InferenceService>,
+    ns: &'a str,
 }
 
-/// `uri` resolved, its errors located at `at` (a failing registry store stays the host's).
-fn lookup(
-    home: &Home,
-    doc: &Document<InferenceService>,
-    at: &[&str],
-    uri: &str,
-) -> Result<resolve::Resolved> {
-    resolve::resolve(home, uri).map_err(|e| {
-        if e.chain().any(|c| c.is::<weft_pipeline::HostFailure>()) {
-            return e.context(format!("resolving {uri}"));
+impl Registered<'_> {
+    /// A part's component and storageUri with each `model-registry://NAME/VERSION` replaced by
+    /// what the version records: its component's digest, its model files' digest. A component
+    /// named so brings the version's model files too, unless storageUri says otherwise.
+    fn resolve(
+        &self,
+        part: &str,
+        component: &str,
+        storage: &Option<String>,
+    ) -> Result<(String, Option<String>)> {
+        let doc = self.doc;
+        let mut storage = storage.clone();
+        let mut source = component.to_string();
+        if component.starts_with(resolve::SCHEME) {
+            let at = ["spec", part, "component"];
+            let r = self.lookup(&at, component)?;
+            source = r.component.ok_or_else(|| {
+                doc.error_at(&at, format!("{component}: the version was registered without a component (--component); name a component here and the version as storageUri"))
+            })?;
+            if storage.is_none() {
+                storage = r
+                    .uri
+                    .map(|u| stored_uri(doc, &at, component, u))
+                    .transpose()?;
+            }
         }
-        doc.error_at(at, format!("{uri}: {e:#}")).into()
-    })
+        if let Some(uri) = storage.clone().filter(|s| s.starts_with(resolve::SCHEME)) {
+            let at = ["spec", part, "storageUri"];
+            let r = self.lookup(&at, &uri)?;
+            let files = r.uri.ok_or_else(|| {
+                doc.error_at(
+                    &at,
+                    format!("{uri}: the version's model artifact has no uri (no model files)"),
+                )
+            })?;
+            storage = Some(stored_uri(doc, &at, &uri, files)?);
+        }
+        Ok((source, storage))
+    }
+
+    /// `uri` resolved, its errors located at `at` (a failing registry store stays the host's).
+    fn lookup(&self, at: &[&str], uri: &str) -> Result<resolve::Resolved> {
+        resolve::resolve(self.home, uri, self.ns).map_err(|e| {
+            if e.chain().any(|c| c.is::<weft_pipeline::HostFailure>()) {
+                return e.context(format!("resolving {uri}"));
+            }
+            self.doc.error_at(at, format!("{uri}: {e:#}")).into()
+        })
+    }
 }
 
 /// A registered model's files as served: an artifact in the store (`sha256:`), not another URI.

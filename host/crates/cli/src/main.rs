@@ -123,9 +123,8 @@ enum Command {
     /// Serve the model registry's REST API (Kubeflow Model Registry v1alpha3, at
     /// /api/model_registry/v1alpha3/); the web UI's pages come in a later release.
     Ui(ui::UiArgs),
-    /// The model registry: list, show, register, archive.
-    #[command(subcommand)]
-    Models(models::ModelsCommand),
+    /// The model registry: list, show, register, archive (in one namespace: --namespace).
+    Models(models::ModelsArgs),
     /// Which runs and tasks produced and consumed an artifact.
     Lineage {
         /// The artifact's digest (sha256:...).

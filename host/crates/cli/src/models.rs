@@ -1,5 +1,6 @@
 //! `wasm-run models list|show|register|archive`: the model registry of this home (the same
-//! rows `wasm-run ui` serves over Kubeflow Model Registry's REST API), from the command line.
+//! rows `wasm-run ui` serves over Kubeflow Model Registry's REST API), from the command line,
+//! in one namespace of it (`--namespace`, default `default`).
 
 mod client;
 pub mod register;
@@ -19,6 +20,21 @@ use std::process::ExitCode;
 pub enum Output {
     Text,
     Json,
+}
+
+#[derive(Args)]
+pub struct ModelsArgs {
+    /// The registry namespace to work in (sent as X-Weft-Namespace on every request): model
+    /// names are unique per namespace, and other namespaces' models are not seen.
+    #[arg(
+        long,
+        global = true,
+        value_name = "NS",
+        default_value = weft_registry::namespace::DEFAULT_NAMESPACE
+    )]
+    namespace: String,
+    #[command(subcommand)]
+    command: ModelsCommand,
 }
 
 #[derive(Subcommand)]
@@ -100,9 +116,9 @@ pub struct RegisterArgs {
     output: Output,
 }
 
-pub fn command(home: &Home, cmd: ModelsCommand) -> Result<ExitCode> {
-    let client = Client::open(home)?;
-    match cmd {
+pub fn command(home: &Home, args: ModelsArgs) -> Result<ExitCode> {
+    let client = Client::open(home, &args.namespace)?;
+    match args.command {
         ModelsCommand::List { versions, output } => list(&client, versions.as_deref(), output),
         ModelsCommand::Show {
             name,
@@ -400,7 +416,10 @@ pub(crate) fn check_component(file: &Path) -> Result<()> {
             file.display()
         );
     }
-    bail!("--component {}: not a WebAssembly component", file.display())
+    bail!(
+        "--component {}: not a WebAssembly component",
+        file.display()
+    )
 }
 
 fn archive(client: &Client, name: &str, version: Option<&str>) -> Result<()> {

@@ -34,6 +34,11 @@ pub struct ServeArgs {
     /// with the canary's share of traffic; its timeout, memory and pool override the flags.
     #[arg(long, short = 'f', value_name = "FILE", conflicts_with_all = ["models", "traffic"])]
     file: Option<PathBuf>,
+    /// The registry namespace the file's `model-registry://NAME/VERSION` names resolve in,
+    /// for a file whose `metadata.namespace` names none (one that does resolves in its own,
+    /// as `kubectl apply -f` places it; the two differing is an error). Default: `default`.
+    #[arg(long, value_name = "NS", requires = "file")]
+    namespace: Option<String>,
     /// A traffic split: NAME:V1=90,V2=10 (percentages summing to 100). Without one, a model's
     /// traffic goes to its last version. Change it at run time with `wasm-run traffic`.
     #[arg(long = "traffic", value_name = "NAME:V=PERCENT,...", value_parser = parse_traffic)]
@@ -121,7 +126,7 @@ fn parse_traffic(s: &str) -> Result<(String, Vec<(String, u32)>), String> {
 
 pub fn run(home: &Home, mut args: ServeArgs) -> Result<ExitCode> {
     if let Some(file) = &args.file {
-        let service = crate::inference_file::load(home, file)?;
+        let service = crate::inference_file::load(home, file, args.namespace.as_deref())?;
         args.models = service.models;
         args.traffic = service.splits.into_iter().collect();
         args.timeout = service.timeout.unwrap_or(args.timeout);

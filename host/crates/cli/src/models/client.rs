@@ -1,7 +1,7 @@
 //! The model registry, called in process: weft-registry's router over the home's metadata
 //! database, driven request by request (`tower::ServiceExt::oneshot`), so the CLI speaks the
 //! same REST API (Kubeflow Model Registry v1alpha3) as every other client and never the
-//! registry's tables.
+//! registry's tables. Every request is in one namespace (`X-Weft-Namespace`), the client's.
 
 use crate::home::Home;
 use anyhow::{anyhow, Context, Result};
@@ -24,30 +24,43 @@ pub struct ApiError {
 pub struct Client {
     router: axum::Router,
     rt: tokio::runtime::Runtime,
+    namespace: String,
 }
 
 impl Client {
-    /// The registry in the home's metadata database (or the SQLite file `--metadata` names).
-    pub fn open(home: &Home) -> Result<Self> {
-        let db = match home.metadata_location() {
-            Some(m) if m.starts_with("postgres://") || m.starts_with("postgresql://") => {
-                anyhow::bail!("the model registry keeps its tables in SQLite for now; PostgreSQL comes in a later release")
+    /// The registry in the home's metadata database, or in the one `--metadata` names (a
+    /// SQLite file or a `postgres://` URL), working in `namespace`.
+    pub fn open(home: &Home, namespace: &str) -> Result<Self> {
+        let store = match home.metadata_location() {
+            Some(location) => weft_registry::Registry::connect(location)
+                .context("opening the model registry in the metadata database")?,
+            None => {
+                let db = home.metadata_db();
+                if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                }
+                weft_registry::Registry::open(&db)
+                    .with_context(|| format!("opening the model registry in {}", db.display()))?
             }
-            Some(path) => std::path::PathBuf::from(path),
-            None => home.metadata_db(),
         };
-        if let Some(dir) = db.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let store = weft_registry::Registry::open(&db)
-            .with_context(|| format!("opening the model registry in {}", db.display()))?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         Ok(Client {
             router: weft_registry::router(Arc::new(store)),
             rt,
+            namespace: namespace.to_string(),
         })
+    }
+
+    /// ` --namespace NS` for a hint naming a command, when not the default namespace.
+    fn flag(&self) -> String {
+        if self.namespace == weft_registry::namespace::DEFAULT_NAMESPACE {
+            String::new()
+        } else {
+            format!(" --namespace {}", self.namespace)
+        }
     }
 
     /// One request: the answer's body, or the API's error (a store failure marked as the
@@ -57,6 +70,7 @@ impl Client {
             .method(method.clone())
             .uri(format!("{PREFIX}{path}"))
             .header("content-type", "application/json")
+            .header(weft_registry::namespace::NAMESPACE_HEADER, &self.namespace)
             .body(match body {
                 Some(v) => Body::from(serde_json::to_vec(v)?),
                 None => Body::empty(),
@@ -167,19 +181,28 @@ impl Client {
         self.call(Method::PATCH, &path, Some(body))
     }
 
-    /// The model `name`, or an error naming it.
+    /// The model `name`, or an error naming it and the namespace.
     pub fn model(&self, name: &str) -> Result<Value> {
-        self.find_model(name)?
-            .ok_or_else(|| anyhow!("no registered model `{name}` (see `wasm-run models list`)"))
+        self.find_model(name)?.ok_or_else(|| {
+            anyhow!(
+                "no registered model `{name}` in namespace `{}` (see `wasm-run models{} list`)",
+                self.namespace,
+                self.flag()
+            )
+        })
     }
 
     /// Version `version` of the model `model` (as [`Client::model`] returns it), or an error
-    /// naming both.
+    /// naming both and the namespace.
     pub fn version(&self, model: &Value, version: &str) -> Result<Value> {
         let name = text(model, "name");
         self.find_version(text(model, "id"), version)?
             .ok_or_else(|| {
-                anyhow!("model `{name}` has no version `{version}` (see `wasm-run models list --versions {name}`)")
+                anyhow!(
+                    "model `{name}` has no version `{version}` in namespace `{}` (see `wasm-run models{} list --versions {name}`)",
+                    self.namespace,
+                    self.flag()
+                )
             })
     }
 }

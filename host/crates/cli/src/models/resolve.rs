@@ -1,6 +1,7 @@
 //! `model-registry://NAME/VERSION`: a registered model version as an InferenceService's
 //! component or storageUri, resolved through the registry to the digests of its component and
-//! its model files in this home's stores.
+//! its model files in this home's stores. The name is looked up in one registry namespace
+//! (for `wasm-run serve -f`, the InferenceService's own: see `inference_file`).
 
 use super::client::{text, Client};
 use super::register::COMPONENT;
@@ -32,9 +33,9 @@ pub fn parse(uri: &str) -> Result<(&str, &str)> {
 
 /// The component and model URI `uri` names; an error naming the model and version when either
 /// is missing or archived.
-pub fn resolve(home: &Home, uri: &str) -> Result<Resolved> {
+pub fn resolve(home: &Home, uri: &str, namespace: &str) -> Result<Resolved> {
     let (name, version) = parse(uri)?;
-    let client = Client::open(home)?;
+    let client = Client::open(home, namespace)?;
     let model = client.model(name)?;
     if model["state"] == "ARCHIVED" {
         bail!("model `{name}` is archived: archived models are not served");

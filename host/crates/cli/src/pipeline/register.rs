@@ -63,7 +63,7 @@ pub fn prepare(
             check_output(plan, r)?;
         }
     }
-    let client = Client::open(home)?;
+    let client = Client::open(home, weft_registry::namespace::DEFAULT_NAMESPACE)?;
     for r in &registrations {
         let version = r.version.as_deref().unwrap_or(run_id);
         register::check_new(&client, &r.model, version)
@@ -132,7 +132,7 @@ pub fn finish(home: &Home, pending: Pending, summary: &RunSummary) -> Result<()>
     let meta = home.open_metadata()?;
     let pipeline = meta.run(&summary.run_id)?.pipeline;
     let events = meta.events(Some(&summary.run_id))?;
-    let client = Client::open(home)?;
+    let client = Client::open(home, weft_registry::namespace::DEFAULT_NAMESPACE)?;
     for r in pending.registrations {
         let made = events
             .iter()
