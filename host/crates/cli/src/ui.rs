@@ -78,6 +78,7 @@ pub fn run(home: &crate::home::Home, metadata: Option<&str>, args: UiArgs) -> an
         registry,
         logs_dir: home.logs(),
         serving: args.serving,
+        namespaces: namespaces.clone(),
     });
     let app = weft_registry::restrict(app(ui, args.token), namespaces);
     let rt = tokio::runtime::Builder::new_multi_thread()

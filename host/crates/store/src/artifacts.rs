@@ -277,6 +277,24 @@ impl ArtifactStore {
         Ok(())
     }
 
+    /// Removes the local copy of `digest`: moved into scratch first (one rename, so a reader
+    /// sees the whole tree or none), then deleted, with its verification mark. A published
+    /// copy in the backend stays (object stores keep their own lifecycle rules). `false` when
+    /// there was none.
+    pub fn remove(&self, digest: &str) -> Result<bool> {
+        let hex = parse_digest(digest)?;
+        let path = self.path(digest);
+        if !path.is_dir() {
+            return Ok(false);
+        }
+        let scratch = self.scratch_dir()?;
+        let aside = scratch.path().join("removed");
+        std::fs::rename(&path, &aside)?;
+        let _ = std::fs::remove_file(self.root.join("verified").join(hex));
+        weft_tree::remove_tree(&aside)?;
+        Ok(true)
+    }
+
     /// Removes scratch directories left by processes that are gone (a killed run's outputs
     /// never ingested). Each is named after the process that made it, so a live run's are kept.
     fn sweep_scratch(&self) {

@@ -9,6 +9,7 @@
 
 mod artifacts;
 mod experiments;
+mod gc;
 mod lease;
 mod metadata;
 #[cfg(feature = "postgres")]
@@ -25,11 +26,12 @@ pub use artifacts::{
     FULL_CHECK_BYTES,
 };
 pub use experiments::{ExperimentRecord, TrialRecord};
+pub use gc::collect_freed;
 pub use lease::{Lease, RunLease, STALE_AFTER};
 pub use metadata::*;
 pub use registry::{
-    RegistryDialect, RegistryError, RegistryKind, RegistryOrder, RegistryPage, RegistryRow,
-    RegistryStore, RegistryValue, RegistryWhere,
+    digests_in, FreedHook, RegistryDialect, RegistryError, RegistryKind, RegistryOrder,
+    RegistryPage, RegistryRow, RegistryStore, RegistryValue, RegistryWhere,
 };
 pub use remote::{ArtifactBackend, ObjectStoreBackend};
 pub use run_list::RunQuery;

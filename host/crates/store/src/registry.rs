@@ -748,6 +748,8 @@ pub(crate) fn no_parent(kind: RegistryKind, r: &RegistryRow) -> RegistryError {
 /// feature). Every call names the namespace it works in.
 pub struct RegistryStore {
     db: Db,
+    /// Told what a delete freed (see [`RegistryStore::on_freed`]).
+    freed: std::sync::RwLock<Option<FreedHook>>,
 }
 
 enum Db {
@@ -768,6 +770,7 @@ impl RegistryStore {
         let conn = crate::metadata::open_connection(path)?;
         Ok(RegistryStore {
             db: Db::Sqlite(Mutex::new(conn)),
+            freed: Default::default(),
         })
     }
 
@@ -779,6 +782,7 @@ impl RegistryStore {
             #[cfg(feature = "postgres")]
             return Ok(RegistryStore {
                 db: Db::Postgres(crate::registry_pg::PgRegistry::connect(location)?),
+                freed: Default::default(),
             });
             #[cfg(not(feature = "postgres"))]
             return Err(RegistryError::Store(crate::StoreError::Invalid(
@@ -794,6 +798,7 @@ impl RegistryStore {
         crate::metadata::migrate(&mut conn)?;
         Ok(RegistryStore {
             db: Db::Sqlite(Mutex::new(conn)),
+            freed: Default::default(),
         })
     }
 
@@ -984,7 +989,12 @@ impl RegistryStore {
         let conn = match &self.db {
             Db::Sqlite(conn) => conn,
             #[cfg(feature = "postgres")]
-            Db::Postgres(pg) => return pg.delete(kind, ns, id),
+            Db::Postgres(pg) => {
+                let named = pg.delete(kind, ns, id)?;
+                let deleted = named.is_some();
+                self.freed(&named.unwrap_or_default());
+                return Ok(deleted);
+            }
         };
         let mut conn = Self::sqlite(conn);
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -1019,11 +1029,40 @@ impl RegistryStore {
         if let Some((service, name)) = served {
             return Err(in_use(kind, id, service, &name));
         }
+        let mut named = std::collections::BTreeSet::new();
+        for sql in freed::bodies_sql(kind, false) {
+            let mut st = tx.prepare(&numbered(&sql, RegistryDialect::Sqlite))?;
+            for body in st.query_map([id], |r| r.get::<_, String>(0))? {
+                named.extend(digests_in(&body?));
+            }
+        }
         for sql in cascade_sql(kind) {
             tx.execute(&numbered(&sql, RegistryDialect::Sqlite), [id])?;
         }
         tx.commit()?;
+        drop(conn);
+        self.freed(&named);
         Ok(true)
+    }
+
+    /// Whether any registry row, of any namespace, names `text` (a digest) in its body.
+    pub fn mentions(&self, text: &str) -> Result<bool, RegistryError> {
+        let conn = match &self.db {
+            Db::Sqlite(conn) => conn,
+            #[cfg(feature = "postgres")]
+            Db::Postgres(pg) => return pg.mentions(text),
+        };
+        let conn = Self::sqlite(conn);
+        for sql in freed::mention_sql(false) {
+            if conn
+                .query_row(&sql, [text], |_| Ok(()))
+                .optional()?
+                .is_some()
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 }
 
@@ -1039,6 +1078,19 @@ fn constraint(kind: RegistryKind, r: &RegistryRow, e: rusqlite::Error) -> Regist
         rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY => no_parent(kind, r),
         _ => e.into(),
     }
+}
+
+mod freed;
+pub use freed::{digests_in, FreedHook};
+
+#[cfg(feature = "postgres")]
+pub(crate) fn freed_bodies_sql(kind: RegistryKind) -> Vec<String> {
+    freed::bodies_sql(kind, true)
+}
+
+#[cfg(feature = "postgres")]
+pub(crate) fn freed_mention_sql() -> Vec<String> {
+    freed::mention_sql(true)
 }
 
 #[cfg(test)]

@@ -217,7 +217,7 @@ impl PgRegistry {
         kind: RegistryKind,
         ns: &str,
         id: i64,
-    ) -> Result<bool, RegistryError> {
+    ) -> Result<Option<std::collections::BTreeSet<String>>, RegistryError> {
         let get_parent = format!(
             "SELECT parent FROM {} WHERE namespace = $1 AND id = $2 FOR UPDATE",
             kind.table()
@@ -235,7 +235,7 @@ impl PgRegistry {
                 .await
                 .map_err(sql)?;
             let Some(parent) = parent else {
-                return Ok(false);
+                return Ok(None);
             };
             let parent: Option<i64> = parent.try_get(0).map_err(sql)?;
             let (model, version) = served_refs(kind, id, parent)?;
@@ -263,6 +263,19 @@ impl PgRegistry {
                 let name: String = s.try_get(1).map_err(sql)?;
                 return Err(in_use(kind, id, service, &name));
             }
+            let mut named = std::collections::BTreeSet::new();
+            for statement in crate::registry::freed_bodies_sql(kind) {
+                let statement = numbered(&statement, RegistryDialect::Postgres);
+                for row in sqlx::query(sqlx::AssertSqlSafe(statement))
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(sql)?
+                {
+                    let body: String = row.try_get(0).map_err(sql)?;
+                    named.extend(crate::registry::digests_in(&body));
+                }
+            }
             for statement in cascade_sql(kind) {
                 let statement = numbered(&statement, RegistryDialect::Postgres);
                 let done = sqlx::query(sqlx::AssertSqlSafe(statement))
@@ -280,7 +293,24 @@ impl PgRegistry {
                 };
             }
             tx.commit().await.map_err(sql)?;
-            Ok(true)
+            Ok(Some(named))
+        })
+    }
+
+    /// Whether any row of any registry table names `text` in its body.
+    pub(crate) fn mentions(&self, text: &str) -> Result<bool, RegistryError> {
+        self.on(async {
+            for statement in crate::registry::freed_mention_sql() {
+                let hit = sqlx::query(sqlx::AssertSqlSafe(statement))
+                    .bind(text)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(sql)?;
+                if hit.is_some() {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
         })
     }
 }

@@ -28,6 +28,7 @@ pub fn ui(dir: &std::path::Path) -> Arc<weft_ui::Ui> {
         registry: Arc::new(RegistryStore::open(&db).unwrap()),
         logs_dir: dir.join("logs"),
         serving: vec![],
+        namespaces: weft_registry::Namespaces::any(),
     });
     let plan = serde_json::json!({
         "upstream": {"load": [], "split": ["load"], "standardize": ["split"], "train": ["standardize"],

@@ -11,6 +11,9 @@ pub enum UiError {
     /// A query parameter or path that cannot mean anything.
     #[error("{0}")]
     BadRequest(String),
+    /// A registry namespace this server does not serve.
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -29,6 +32,7 @@ impl IntoResponse for UiError {
         let status = match self {
             UiError::NotFound(_) => StatusCode::NOT_FOUND,
             UiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            UiError::Forbidden(_) => StatusCode::FORBIDDEN,
             UiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {

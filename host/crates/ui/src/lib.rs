@@ -44,6 +44,8 @@ pub struct Ui {
     pub logs_dir: PathBuf,
     /// Model servers (`wasm-run serve` data ports, `http://HOST:PORT`) the serving page shows.
     pub serving: Vec<String>,
+    /// The registry namespaces the model pages may show (`?namespace=`; the first when none).
+    pub namespaces: weft_registry::Namespaces,
 }
 
 pub(crate) type State = axum::extract::State<Arc<Ui>>;
@@ -77,6 +79,13 @@ pub fn router(ui: Arc<Ui>) -> Router {
 pub fn app(ui: Arc<Ui>) -> Router {
     // The registry's router keeps its own prefixes and JSON fallback: requests are sent to
     // it whole by their path (nesting would strip the prefix it expects).
+    // A DELETE frees the artifacts its rows named that no run and no other row uses.
+    let weak = Arc::downgrade(&ui);
+    ui.registry.on_freed(Box::new(move |digests| {
+        if let Some(ui) = weak.upgrade() {
+            weft_store::collect_freed(&ui.metadata, &ui.artifacts, &ui.registry, digests);
+        }
+    }));
     let api = weft_registry::router(ui.registry.clone());
     let pages = router(ui);
     Router::new().fallback_service(tower::service_fn(move |req: axum::extract::Request| {

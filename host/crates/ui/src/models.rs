@@ -42,6 +42,8 @@ struct Entity {
     #[serde(default)]
     uri: Option<String>,
     #[serde(default)]
+    registered_model_id: Option<String>,
+    #[serde(default)]
     model_format_name: Option<String>,
     #[serde(default)]
     create_time_since_epoch: Option<String>,
@@ -50,9 +52,14 @@ struct Entity {
 }
 
 /// GETs `path` of the registry API (v1alpha3) and reads the answer as `T`.
-pub(crate) async fn api<T: DeserializeOwned>(ui: &crate::Ui, path: &str) -> Result<T, UiError> {
+pub(crate) async fn api<T: DeserializeOwned>(
+    ui: &crate::Ui,
+    ns: &str,
+    path: &str,
+) -> Result<T, UiError> {
     let uri = format!("{}{path}", weft_registry::PREFIXES[0]);
     let req = Request::get(&uri)
+        .header("X-Weft-Namespace", ns)
         .body(Body::empty())
         .map_err(|e| UiError::BadRequest(e.to_string()))?;
     let resp = weft_registry::router(ui.registry.clone())
@@ -82,6 +89,33 @@ pub(crate) async fn api<T: DeserializeOwned>(ui: &crate::Ui, path: &str) -> Resu
 pub struct PageQuery {
     #[serde(default)]
     page: String,
+    /// The registry namespace; the server's default when absent.
+    #[serde(default)]
+    namespace: String,
+}
+
+/// The namespace a page asks for, if this server serves it (`wasm-run ui --namespace`).
+pub(crate) fn namespace(ui: &crate::Ui, asked: &str) -> Result<String, UiError> {
+    let ns = if asked.is_empty() {
+        ui.namespaces.default_namespace()
+    } else {
+        asked
+    };
+    if !ui.namespaces.accepts(ns) {
+        return Err(UiError::Forbidden(format!(
+            "namespace `{ns}` is not served here"
+        )));
+    }
+    Ok(ns.to_string())
+}
+
+/// `base` with `?namespace=NS` when NS is not the server's default, so links stay in it.
+fn in_ns(ui: &crate::Ui, base: &str, ns: &str) -> String {
+    if ns == ui.namespaces.default_namespace() {
+        return base.to_string();
+    }
+    let sep = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{sep}{}", query(&[("namespace", ns)]))
 }
 
 fn millis_time(ms: &Option<String>) -> String {
@@ -93,6 +127,8 @@ fn millis_time(ms: &Option<String>) -> String {
 }
 
 pub async fn list(state: State, Query(q): Query<PageQuery>) -> Result<Markup, UiError> {
+    let ui = &state.0;
+    let ns = namespace(ui, &q.namespace)?;
     let path = format!(
         "/registered_models?{}",
         query(&[
@@ -102,7 +138,7 @@ pub async fn list(state: State, Query(q): Query<PageQuery>) -> Result<Markup, Ui
             ("nextPageToken", &q.page)
         ])
     );
-    let models: List<Entity> = api(&state.0, &path).await?;
+    let models: List<Entity> = api(ui, &ns, &path).await?;
     Ok(shell(
         "Models",
         html! {
@@ -111,7 +147,7 @@ pub async fn list(state: State, Query(q): Query<PageQuery>) -> Result<Markup, Ui
                 table.models { caption { "Registered models, newest first" }
                     thead { tr { th scope="col" { "Model" } th scope="col" { "State" } th scope="col" { "Owner" } th scope="col" { "Description" } th scope="col" { "Registered" } } }
                     tbody { @for m in &models.items { tr {
-                        th scope="row" { a href=(format!("/models/{}", path_part(&m.id))) { (m.name) } }
+                        th scope="row" { a href=(in_ns(ui, &format!("/models/{}", path_part(&m.id)), &ns)) { (m.name) } }
                         td { (badge(m.state.as_deref().unwrap_or("LIVE"))) }
                         td { (m.owner.as_deref().unwrap_or("")) }
                         td { (m.description.as_deref().unwrap_or("")) }
@@ -120,7 +156,7 @@ pub async fn list(state: State, Query(q): Query<PageQuery>) -> Result<Markup, Ui
                 }
             }
             @if !models.next_page_token.is_empty() {
-                nav.pager aria-label="Pages" { a rel="next" href=(format!("/models?{}", query(&[("page", &models.next_page_token)]))) { "More models →" } }
+                nav.pager aria-label="Pages" { a rel="next" href=(in_ns(ui, &format!("/models?{}", query(&[("page", &models.next_page_token)])), &ns)) { "More models →" } }
             }
         },
     ))
@@ -131,7 +167,9 @@ pub async fn model(
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Markup, UiError> {
-    let m: Entity = api(&state.0, &format!("/registered_models/{}", path_part(&id))).await?;
+    let ui = &state.0;
+    let ns = namespace(ui, &q.namespace)?;
+    let m: Entity = api(ui, &ns, &format!("/registered_models/{}", path_part(&id))).await?;
     let path = format!(
         "/registered_models/{}/versions?{}",
         path_part(&id),
@@ -142,11 +180,11 @@ pub async fn model(
             ("nextPageToken", &q.page)
         ])
     );
-    let versions: List<Entity> = api(&state.0, &path).await?;
+    let versions: List<Entity> = api(ui, &ns, &path).await?;
     Ok(shell(
         &format!("Model {}", m.name),
         html! {
-            p { a href="/models" { "← Models" } }
+            p { a href=(in_ns(ui, "/models", &ns)) { "← Models" } }
             h1 { "Model " (m.name) " " (badge(m.state.as_deref().unwrap_or("LIVE"))) }
             @if let Some(d) = &m.description { p { (d) } }
             (properties(&m.custom_properties))
@@ -155,7 +193,7 @@ pub async fn model(
                 table.versions { caption { "Versions, newest first" }
                     thead { tr { th scope="col" { "Version" } th scope="col" { "State" } th scope="col" { "Author" } th scope="col" { "Registered" } } }
                     tbody { @for v in &versions.items { tr {
-                        th scope="row" { a href=(format!("/models/{}/versions/{}", path_part(&id), path_part(&v.id))) { (v.name) } }
+                        th scope="row" { a href=(in_ns(ui, &format!("/models/{}/versions/{}", path_part(&id), path_part(&v.id)), &ns)) { (v.name) } }
                         td { (badge(v.state.as_deref().unwrap_or("LIVE"))) }
                         td { (v.author.as_deref().unwrap_or("")) }
                         td { (millis_time(&v.create_time_since_epoch)) }
@@ -163,7 +201,7 @@ pub async fn model(
                 }
             }
             @if !versions.next_page_token.is_empty() {
-                nav.pager aria-label="Pages" { a rel="next" href=(format!("/models/{}?{}", path_part(&id), query(&[("page", &versions.next_page_token)]))) { "More versions →" } }
+                nav.pager aria-label="Pages" { a rel="next" href=(in_ns(ui, &format!("/models/{}?{}", path_part(&id), query(&[("page", &versions.next_page_token)])), &ns)) { "More versions →" } }
             }
         },
     ))
@@ -172,25 +210,32 @@ pub async fn model(
 pub async fn version(
     state: State,
     Path((model, version)): Path<(String, String)>,
+    Query(q): Query<PageQuery>,
 ) -> Result<Markup, UiError> {
+    let ns = namespace(&state.0, &q.namespace)?;
     let m: Entity = api(
         &state.0,
+        &ns,
         &format!("/registered_models/{}", path_part(&model)),
     )
     .await?;
     let v: Entity = api(
         &state.0,
+        &ns,
         &format!("/model_versions/{}", path_part(&version)),
     )
     .await?;
-    let arts: List<Entity> = api(
-        &state.0,
-        &format!(
-            "/model_versions/{}/artifacts?pageSize=100",
-            path_part(&version)
-        ),
-    )
-    .await?;
+    if v.registered_model_id.as_deref().is_some_and(|p| p != m.id) {
+        return Err(UiError::NotFound(format!(
+            "model {} has no version {version}",
+            m.name
+        )));
+    }
+    let path = format!(
+        "/model_versions/{}/artifacts?pageSize=100",
+        path_part(&version)
+    );
+    let arts: List<Entity> = api(&state.0, &ns, &path).await?;
     let ui = state.0.clone();
     let mut texts: Vec<String> = strings(&v.custom_properties);
     for a in &arts.items {
@@ -198,10 +243,11 @@ pub async fn version(
         texts.extend(a.uri.clone());
     }
     let lineage = crate::blocking(move || Ok(lineage(&ui, &texts))).await?;
+    let ui = &state.0;
     Ok(shell(
         &format!("{} {}", m.name, v.name),
         html! {
-            p { a href=(format!("/models/{}", path_part(&model))) { "← " (m.name) } }
+            p { a href=(in_ns(ui, &format!("/models/{}", path_part(&model)), &ns)) { "← " (m.name) } }
             h1 { (m.name) " version " (v.name) " " (badge(v.state.as_deref().unwrap_or("LIVE"))) }
             @if let Some(d) = &v.description { p { (d) } }
             (properties(&v.custom_properties))

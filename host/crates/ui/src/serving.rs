@@ -84,7 +84,9 @@ pub async fn page(state: State) -> Result<Markup, UiError> {
             .collect::<Vec<_>>())
     })
     .await?;
-    let services: Services = crate::models::api(&ui, "/inference_services?pageSize=100").await?;
+    let ns = ui.namespaces.default_namespace().to_string();
+    let services: Services =
+        crate::models::api(&ui, &ns, "/inference_services?pageSize=100").await?;
     Ok(shell(
         "Serving",
         html! {

@@ -31,6 +31,7 @@ impl Home {
             registry: Arc::new(RegistryStore::open(&db).unwrap()),
             logs_dir: dir.path().join("logs"),
             serving: vec![],
+            namespaces: weft_registry::Namespaces::any(),
         };
         std::fs::create_dir_all(&ui.logs_dir).unwrap();
         Home {
