@@ -71,6 +71,7 @@ pub fn router(ui: Arc<Ui>) -> Router {
         .route("/static/weft.css", get(css))
         .route("/static/weft.js", get(js))
         .fallback(|| async { UiError::NotFound("no such page".into()) })
+        .layer(axum::middleware::map_response(harden))
         .with_state(ui)
 }
 
@@ -96,6 +97,33 @@ pub fn app(ui: Arc<Ui>) -> Router {
         };
         tower::ServiceExt::oneshot(to, req)
     }))
+}
+
+/// What a page may load and who may frame it: its own script and styles only (style
+/// attributes carry plot colours), no plugins, never framed by another site. An artifact's
+/// HTML is shown in a `sandbox` frame, which this also covers.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; \
+    frame-ancestors 'none'";
+
+async fn harden(mut resp: axum::response::Response) -> axum::response::Response {
+    let headers = resp.headers_mut();
+    // A download sets its own (stricter) policy.
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            header::HeaderValue::from_static(CSP),
+        );
+    }
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        header::HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        header::HeaderValue::from_static("same-origin"),
+    );
+    resp
 }
 
 const CSS: &str = include_str!("../assets/weft.css");

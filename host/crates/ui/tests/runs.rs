@@ -291,6 +291,12 @@ async fn assets_are_served_from_the_binary() {
     assert!(js.body.contains("data-live"));
     assert_eq!(weft_ui::bundle_bytes(), css.body.len() + js.body.len());
     let page = home.get("/runs").await;
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(page.headers["x-content-type-options"], "nosniff");
     assert!(
         !page.body.contains("http://") && !page.body.contains("https://"),
         "no CDN"
