@@ -1,10 +1,12 @@
 //! Weft's Kubernetes custom resources, group `weft.dev`, version `v1alpha1`: `Pipeline`,
-//! `PipelineRun`, `InferenceService` and `Experiment`. Their specs are weft-spec's types,
+//! `PipelineRun`, `InferenceService`, `Experiment` and `Notebook`. The first four's specs are weft-spec's types,
 //! unchanged, so the YAML `wasm-run` runs is the YAML `kubectl apply` takes; this crate adds the
 //! Kubernetes envelope, the status each controller writes, and the CRD manifests (`operator/chart/crds/`).
+//! `Notebook`'s spec is Kubeflow's (a PodSpec), defined here.
 
 mod experiment;
 mod inference;
+mod notebook;
 mod pipeline;
 mod structural;
 
@@ -13,6 +15,10 @@ pub use experiment::{
     OptimalTrial, ParameterAssignment, TrialProgress,
 };
 pub use inference::{InferenceService, InferenceServiceResourceSpec, InferenceServiceStatus};
+pub use notebook::{
+    parse_cull_duration, Culling, Notebook, NotebookSpec, NotebookStatus, NotebookTemplate,
+    TemplateMeta, Workspace, LAST_ACTIVITY_ANNOTATION, LAST_CHECK_ANNOTATION, STOP_ANNOTATION,
+};
 pub use pipeline::{
     Pipeline, PipelineResourceSpec, PipelineRun, PipelineRunResourceSpec, PipelineRunStatus,
     RunnerStatus, TaskStatus,
@@ -35,6 +41,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         PipelineRun::crd(),
         InferenceService::crd(),
         Experiment::crd(),
+        Notebook::crd(),
     ]
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use weft_crd::{Experiment, InferenceService, Pipeline, PipelineRun};
+use weft_crd::{Experiment, InferenceService, Notebook, Pipeline, PipelineRun};
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -103,7 +103,13 @@ fn every_crd_is_structural_namespaced_and_in_weft_dev() {
     let kinds: Vec<&str> = crds.iter().map(|c| c.spec.names.kind.as_str()).collect();
     assert_eq!(
         kinds,
-        ["Pipeline", "PipelineRun", "InferenceService", "Experiment"]
+        [
+            "Pipeline",
+            "PipelineRun",
+            "InferenceService",
+            "Experiment",
+            "Notebook"
+        ]
     );
     for crd in &crds {
         assert_eq!(crd.spec.group, "weft.dev");
@@ -303,4 +309,90 @@ fn the_runners_experiment_status_counts_trials_and_names_the_best() {
         serde_json::to_value(weft_crd::runner_status(&typed.spec.0, &[])).unwrap(),
         json!({})
     );
+}
+
+fn notebook() -> Value {
+    json!({
+        "apiVersion": "weft.dev/v1alpha1",
+        "kind": "Notebook",
+        "metadata": {"name": "lab", "namespace": "team-a"},
+        "spec": {
+            "template": {"spec": {"containers": [
+                {"name": "lab", "image": "ghcr.io/weft-dev/notebook:latest",
+                 "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}}
+            ]}},
+            "workspace": {"size": "10Gi"},
+            "culling": {"idleTime": "90m"}
+        }
+    })
+}
+
+/// Kubeflow's Notebook: `spec.template.spec` is a whole PodSpec (its schema the API server's
+/// own, so a misspelt field is pruned and a wrong type refused), status as Kubeflow's plus the
+/// URL; `kubectl get wnb` shows readiness and why not.
+#[test]
+fn the_notebook_crd_takes_a_pod_spec_and_reports_kubeflows_status() {
+    let nb = notebook();
+    let typed: Notebook = serde_json::from_value(nb.clone()).unwrap();
+    assert_eq!(typed.spec.template.spec.containers[0].name, "lab");
+    assert_eq!(typed.spec.workspace.as_ref().unwrap().size, "10Gi");
+    cel("Notebook", &nb).unwrap();
+    let schema = schema_of("Notebook");
+    let pod = &schema["properties"]["spec"]["properties"]["template"]["properties"]["spec"];
+    assert!(pod["properties"]["containers"]["items"]["properties"]["image"].is_object());
+    assert!(pod["properties"]["securityContext"]["properties"]["fsGroup"].is_object());
+    let status = &schema["properties"]["status"]["properties"];
+    for field in ["conditions", "readyReplicas", "containerState", "url"] {
+        assert!(status.get(field).is_some(), "status.{field} missing");
+    }
+    let crd = weft_crd::crds()
+        .into_iter()
+        .find(|c| c.spec.names.kind == "Notebook")
+        .unwrap();
+    assert_eq!(crd.spec.names.short_names, Some(vec!["wnb".to_string()]));
+    assert!(crd.spec.versions[0]
+        .subresources
+        .as_ref()
+        .unwrap()
+        .status
+        .is_some());
+    assert_eq!(
+        weft_crd::parse_cull_duration("1440").unwrap().as_secs(),
+        86400
+    );
+    assert_eq!(weft_crd::parse_cull_duration("30s").unwrap().as_secs(), 30);
+    assert_eq!(weft_crd::parse_cull_duration("2h").unwrap().as_secs(), 7200);
+    for bad in ["0", "-5", "ten", "5d", ""] {
+        let err = weft_crd::parse_cull_duration(bad).unwrap_err();
+        assert!(err.contains(bad), "{err}");
+    }
+}
+
+#[test]
+fn a_notebook_without_a_container_or_with_a_bad_cull_time_is_refused_clearly() {
+    let mut nb = notebook();
+    nb["spec"]["template"]["spec"]["containers"] = json!([]);
+    let err = cel("Notebook", &nb).unwrap_err();
+    assert!(
+        err.contains("a Notebook needs a container: spec.template.spec.containers is empty"),
+        "{err}"
+    );
+    for bad in ["0", "0m", "-3", "soon", "5d", "1.5h"] {
+        let mut nb = notebook();
+        nb["spec"]["culling"]["idleTime"] = json!(bad);
+        let err = cel("Notebook", &nb).unwrap_err();
+        assert!(
+            err.contains("culling.idleTime must be a positive number of minutes"),
+            "{bad}: {err}"
+        );
+    }
+    for good in ["1", "1440", "30s", "90m", "2h", "10m"] {
+        let mut nb = notebook();
+        nb["spec"]["culling"]["idleTime"] = json!(good);
+        cel("Notebook", &nb).unwrap_or_else(|e| panic!("{good}: {e}"));
+    }
+    let mut nb = notebook();
+    nb["spec"]["workspace"]["size"] = json!("lots");
+    let err = cel("Notebook", &nb).unwrap_err();
+    assert!(err.contains("workspace.size must be a quantity"), "{err}");
 }

@@ -149,7 +149,7 @@ fn the_crds_pass_kubernetes_own_schema() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(crds.len(), 4);
+    assert_eq!(crds.len(), 5);
     let out = Command::new(validate)
         .args(["--strict", "-k", "1.33.0"])
         .args(&crds)
@@ -161,7 +161,7 @@ fn the_crds_pass_kubernetes_own_schema() {
     assert_eq!(
         text.matches("passed for resource customresourcedefinition")
             .count(),
-        4,
+        5,
         "{text}"
     );
 }
