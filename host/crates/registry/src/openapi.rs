@@ -6,11 +6,16 @@
 //! function could not name each path; `tests/openapi.rs` checks every route the router
 //! answers is here with its methods, and no other).
 //!
+//! Every operation takes the request's namespace ([`crate::namespace`]) as the query parameter
+//! `namespace` or the header `X-Weft-Namespace`, and may answer 400 for a bad one and 403 for
+//! one a restricted server does not serve.
+//!
 //! Served as `openapi.json` and `openapi.yaml` under each prefix; its paths are relative to
 //! the servers it lists, the two prefixes.
 
 use crate::entity::Entity;
 use crate::model::*;
+use crate::namespace::DEFAULT_NAMESPACE;
 use crate::ops::FindQuery;
 use crate::paging::{ListQuery, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 use crate::PREFIXES;
@@ -51,7 +56,11 @@ const DESCRIPTION: &str = "Kubeflow Model Registry's REST API (v1alpha3) as Weft
 Lists are paged by `pageSize`/`nextPageToken`, ordered by `orderBy`/`sortOrder` and filtered \
 by `filterQuery`; finds take a `name` or an `externalId`. Every error is an `Error`: `code` is \
 the status as text. Beyond upstream, Weft serves `DELETE` on registered models, model \
-versions and artifacts (marked `x-weft-extension`).";
+versions and artifacts (marked `x-weft-extension`). Every row is in a namespace and every \
+request works in one, named by the query parameter `namespace` or the header \
+`X-Weft-Namespace` (the two agreeing when both are given), else the server's default: another \
+namespace's rows are not there for it (404), and names are unique per namespace. A server \
+restricted to some namespaces answers a request for another with 403.";
 
 fn build() -> OpenApi {
     let mut d = Doc::default();
@@ -354,6 +363,49 @@ fn find_param_doc(name: &str) -> Option<&'static str> {
     }
 }
 
+/// The schema of a namespace name (a Kubernetes namespace's).
+fn namespace_schema() -> Object {
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))
+        .max_length(Some(63))
+        .build()
+}
+
+/// The two ways a request names its namespace: the query parameter and the header.
+fn namespace_params() -> [Param; 2] {
+    let text = |other: &str| {
+        format!(
+            "The namespace the request works in (lowercase letters, digits and `-`, at most \
+             63): only its rows are seen, and what is made is made in it. Left out (and no \
+             {other} given), the server's default: `{DEFAULT_NAMESPACE}`, or the first \
+             namespace a restricted server serves. Given with the {other}, the two must agree."
+        )
+    };
+    [
+        query_param(
+            "namespace",
+            text("`X-Weft-Namespace` header"),
+            namespace_schema(),
+        ),
+        ParameterBuilder::new()
+            .name(NAMESPACE_HEADER_NAME)
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(text("`namespace` query parameter")))
+            .schema(Some(namespace_schema()))
+            .build(),
+    ]
+}
+
+/// The header as the document spells it (HTTP header names are case-insensitive).
+pub const NAMESPACE_HEADER_NAME: &str = "X-Weft-Namespace";
+
+const NAMESPACE_400: &str = "The namespace is invalid, or the query parameter and the header \
+name two.";
+const NAMESPACE_403: &str = "The namespace is not served here: the server is restricted to \
+others (`wasm-run ui --namespace`).";
+
 fn query_param(name: &str, description: String, schema: Object) -> Param {
     ParameterBuilder::new()
         .name(name)
@@ -424,9 +476,24 @@ impl Doc {
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
             .join("_");
-        let op = op.operation_id(Some(id));
+        let [query, header] = namespace_params();
+        let mut op = op
+            .operation_id(Some(id))
+            .parameter(query)
+            .parameter(header)
+            .response("403", error(NAMESPACE_403))
+            .build();
+        // Every operation may be refused for its namespace: said in its own 400, or as one.
+        match op.responses.responses.get_mut("400") {
+            Some(RefOr::T(r)) => r.description = format!("{} Or: {NAMESPACE_400}", r.description),
+            _ => {
+                op.responses
+                    .responses
+                    .insert("400".into(), error(NAMESPACE_400).into());
+            }
+        }
         let paths = std::mem::take(&mut self.paths);
-        self.paths = paths.path(path, PathItem::new(method, op.build()));
+        self.paths = paths.path(path, PathItem::new(method, op));
     }
 
     fn op(tag: String, summary: String) -> OperationBuilder {

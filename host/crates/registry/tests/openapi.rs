@@ -2,8 +2,9 @@
 //! as JSON and YAML; every route the router has (read from the crate's source) and no other
 //! in the document with its methods, which the router answers and no others; and what each
 //! read (`GET`) answers, lists first, valid against the schema the document gives it, field
-//! names included. (`tests/e2e/registry.rs` checks the document with an independent OpenAPI
-//! validator.)
+//! names included; and every operation taking the namespace by query parameter and header,
+//! with the 400 and 403 a restricted server answers for them. (`tests/e2e/registry.rs` checks
+//! the document with an independent OpenAPI validator.)
 
 mod common;
 
@@ -451,4 +452,111 @@ fn the_checker_refuses_what_the_schema_does_not_say() {
         &mut faults,
     );
     assert!(faults.is_empty(), "{faults:#?}");
+}
+
+/// A restricted server's answer to `method uri`, the namespace named by the query parameter
+/// (`by_query`) or the header.
+async fn namespaced(
+    app: &axum::Router,
+    method: &str,
+    uri: &str,
+    ns: &str,
+    by_query: bool,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder()
+        .method(method)
+        .header("content-type", "application/json");
+    req = if by_query {
+        req.uri(format!("{uri}?namespace={ns}"))
+    } else {
+        req.uri(uri).header("X-Weft-Namespace", ns)
+    };
+    let body = Body::from(if method == "GET" { "" } else { "{}" });
+    let res = app.clone().oneshot(req.body(body).unwrap()).await.unwrap();
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn every_operation_takes_the_namespace_and_answers_403_for_one_not_served() {
+    let doc = document();
+    let restricted = weft_registry::router_for(
+        std::sync::Arc::new(store()),
+        weft_registry::Namespaces::only(["team-a"]).unwrap(),
+    );
+    let mut operations = 0;
+    for (path, methods) in documented(&doc) {
+        for m in &methods {
+            operations += 1;
+            let op = &doc["paths"][&path][m];
+            let at = format!("{m} {path}");
+            // Both ways of naming it, optional, with one schema.
+            let params = op["parameters"].as_array().unwrap();
+            let param = |name: &str, place: &str| {
+                let found: Vec<&Value> = params
+                    .iter()
+                    .filter(|p| p["name"] == name && p["in"] == place)
+                    .collect();
+                assert_eq!(found.len(), 1, "{at}: {name} in {place}");
+                found[0].clone()
+            };
+            let query = param("namespace", "query");
+            let header = param("X-Weft-Namespace", "header");
+            for p in [&query, &header] {
+                assert_ne!(p["required"], true, "{at}: {p}");
+                assert_eq!(p["schema"]["maxLength"], 63, "{at}: {p}");
+                assert!(p["description"].as_str().unwrap().contains("default"));
+            }
+            assert_eq!(query["schema"], header["schema"], "{at}");
+            let responses = &op["responses"];
+            let said = |code: &str| responses[code]["description"].as_str().unwrap_or("");
+            assert!(said("403").contains("not served here"), "{at}: {responses}");
+            assert!(said("400").contains("namespace"), "{at}: {responses}");
+            assert_eq!(
+                responses["403"]["content"]["application/json"]["schema"]["$ref"],
+                "#/components/schemas/Error",
+                "{at}"
+            );
+
+            // What the document says is what a restricted server answers, under each prefix
+            // and either way the namespace is named.
+            let method = m.to_uppercase();
+            for prefix in PREFIXES {
+                let uri = format!("{prefix}{}", path.replace("{id}", "1"));
+                for by_query in [true, false] {
+                    let (status, body) =
+                        namespaced(&restricted, &method, &uri, "team-b", by_query).await;
+                    assert_eq!(status, StatusCode::FORBIDDEN, "{method} {uri}: {body}");
+                    assert_eq!(body["code"], "403", "{method} {uri}: {body}");
+                    let (status, body) =
+                        namespaced(&restricted, &method, &uri, "Team_B", by_query).await;
+                    assert_eq!(status, StatusCode::BAD_REQUEST, "{method} {uri}: {body}");
+                    assert!(
+                        body["message"]
+                            .as_str()
+                            .unwrap()
+                            .contains("invalid namespace"),
+                        "{method} {uri}: {body}"
+                    );
+                }
+            }
+        }
+    }
+    assert!(operations > 60, "{operations}");
+    // The namespace served is answered as usual.
+    let (status, body) = namespaced(
+        &restricted,
+        "GET",
+        &format!("{}/registered_models", PREFIXES[0]),
+        "team-a",
+        false,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
