@@ -1,9 +1,11 @@
 //! What every reconcile shares: the client, the event recorder, metrics and settings.
 
 use crate::metrics::Metrics;
+use crate::registry::{Registry, Token};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::Client;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// The name of the runner's service account and of its role, by default.
 pub const RUNNER: &str = "weft-runner";
@@ -29,6 +31,11 @@ pub struct Config {
     pub runner_service_account: Option<String>,
     /// The ClusterRole that lets a runner write its PipelineRun's status (the chart makes it).
     pub runner_cluster_role: String,
+    /// The model registry's REST API (`wasm-run ui`, `http://HOST:PORT`) that resolves
+    /// InferenceServices' `model-registry://NAME/VERSION`; None: such names are refused.
+    pub registry_url: Option<String>,
+    /// The bearer token the registry wants (the UI's `--token`), if any.
+    pub registry_token: Option<Token>,
 }
 
 impl Default for Config {
@@ -41,6 +48,8 @@ impl Default for Config {
             home_pvc: None,
             runner_service_account: None,
             runner_cluster_role: RUNNER.into(),
+            registry_url: None,
+            registry_token: None,
         }
     }
 }
@@ -50,6 +59,10 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub config: Config,
+    /// The model registry of `config.registry_url`, or why there is none.
+    pub registry: Result<Registry, String>,
+    /// Transient registry failures in a row, per InferenceService (`ns/name`): the backoff.
+    pub registry_failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
@@ -58,11 +71,17 @@ impl Context {
             controller: crate::MANAGER.into(),
             instance: std::env::var("POD_NAME").ok(),
         };
+        let registry = match &config.registry_url {
+            Some(url) => Registry::new(url, config.registry_token.clone()),
+            None => Err("set WEFT_REGISTRY_URL (the chart does when ui.enabled)".into()),
+        };
         Arc::new(Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
             metrics,
             config,
+            registry,
+            registry_failures: Mutex::default(),
         })
     }
 }

@@ -10,6 +10,10 @@ pub enum Error {
     NoNamespace(String),
     #[error("serialising {0}: {1}")]
     Serialise(&'static str, String),
+    /// The model registry did not answer (counted, and retried with backoff by the
+    /// InferenceService controller itself).
+    #[error("model registry: {0}")]
+    Registry(String),
 }
 
 impl Error {
@@ -24,6 +28,7 @@ impl Error {
             },
             Error::NoNamespace(_) => "no-namespace",
             Error::Serialise(..) => "serialise",
+            Error::Registry(_) => "registry",
         }
     }
 }

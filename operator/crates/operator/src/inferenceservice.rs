@@ -7,10 +7,20 @@
 //! Service-level split can only be as fine as the ratio of pod counts (10% needs ten pods) and
 //! depends on kube-proxy's balancing, while Weft models are small enough that every pod can
 //! hold both versions. No Istio or Knative is involved either way.
+//!
+//! A component or storageUri naming `model-registry://NAME/VERSION` is resolved through the
+//! model registry in the resource's namespace before the spec file is written
+//! ([`crate::registry`]), so the pods get plain digests; condition `ModelsResolved` says what
+//! each name resolved to, or why it did not. When it did not, the children are left as they
+//! are (pods serving an earlier spec keep serving it) and `Ready` is False for this
+//! generation: a registry that does not answer is retried with backoff, an unknown or
+//! archived model or version is checked again every minute, a malformed name or a missing
+//! registry setting waits for a change.
 
 use crate::apply::{self, child_name, labels, owner};
 use crate::conditions;
 use crate::pods;
+use crate::registry::{self, Failure, Kind};
 use crate::{Context, Error};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::autoscaling::v2::{
@@ -42,6 +52,10 @@ const PORT: i32 = 8080;
 const ADMIN_PORT: i32 = 8081;
 /// The serve process's gauge of requests in flight, the `concurrency` scaling metric.
 pub const CONCURRENCY_METRIC: &str = "weft_requests_in_flight";
+/// The condition saying what the spec's `model-registry://` names resolved to.
+pub const MODELS_RESOLVED: &str = "ModelsResolved";
+/// How soon an unknown or archived model or version is looked up again.
+pub const RECHECK: Duration = Duration::from_secs(60);
 
 pub async fn reconcile(isvc: Arc<InferenceService>, ctx: Arc<Context>) -> Result<Action, Error> {
     let _timer = ctx.metrics.reconcile(CONTROLLER);
@@ -78,7 +92,13 @@ pub fn names(isvc: &str) -> (String, String, String, String) {
 async fn apply_service(isvc: &InferenceService, ctx: &Context, ns: &str) -> Result<Action, Error> {
     let name = isvc.name_any();
     let (cm_name, deploy_name, svc_name, hpa_name) = names(&name);
-    let file = service_file(isvc)?;
+    let key = format!("{ns}/{name}");
+    let resolution = match registry::resolve_spec(&ctx.registry, ns, &isvc.spec.0).await {
+        Ok(r) => r,
+        Err(failure) => return unresolved(isvc, ctx, ns, &key, failure).await,
+    };
+    ctx.registry_failures.lock().unwrap().remove(&key);
+    let file = service_file(isvc, &resolution.spec)?;
     let hash = hex::encode(Sha256::digest(file.as_bytes()));
     let client = ctx.client.clone();
     let scaling = &isvc.spec.0.scaling;
@@ -143,6 +163,17 @@ async fn apply_service(isvc: &InferenceService, ctx: &Context, ns: &str) -> Resu
         &message,
         isvc.meta().generation,
     );
+    if !resolution.resolved.is_empty() {
+        conditions::set(
+            &mut next.conditions,
+            &current.conditions,
+            MODELS_RESOLVED,
+            true,
+            "Resolved",
+            &resolution.summary(),
+            isvc.meta().generation,
+        );
+    }
     if conditions::changed(&current, &next) {
         let api = Api::<InferenceService>::namespaced(client, ns);
         apply::status(&api, &name, &next).await?;
@@ -155,8 +186,75 @@ async fn apply_service(isvc: &InferenceService, ctx: &Context, ns: &str) -> Resu
     })))
 }
 
-/// The resource as the `inferenceservice.yaml` that `wasm-run serve -f` reads.
-fn service_file(isvc: &InferenceService) -> Result<String, Error> {
+/// The spec's registry names not resolved: the status says why (unless the registry is only
+/// unavailable and this generation was resolved and deployed before, when the pods serve it
+/// still), the children stay as they are, and the reconcile comes back by `failure`'s kind.
+async fn unresolved(
+    isvc: &InferenceService,
+    ctx: &Context,
+    ns: &str,
+    key: &str,
+    failure: Failure,
+) -> Result<Action, Error> {
+    let generation = isvc.meta().generation;
+    let current = isvc.status.clone().unwrap_or_default();
+    let action = {
+        let mut failures = ctx.registry_failures.lock().unwrap();
+        if failure.kind == Kind::Transient {
+            let n = failures.entry(key.to_string()).or_insert(0);
+            let wait = registry::backoff(*n);
+            *n = n.saturating_add(1);
+            Action::requeue(wait)
+        } else {
+            failures.remove(key);
+            match failure.kind {
+                Kind::Recheck => Action::requeue(RECHECK),
+                _ => Action::await_change(),
+            }
+        }
+    };
+    tracing::warn!(inferenceservice = key, reason = failure.reason, message = %failure.message, "model registry names not resolved");
+    if failure.kind == Kind::Transient {
+        ctx.metrics
+            .failure(CONTROLLER, &Error::Registry(failure.message.clone()));
+        let deployed = current.observed_generation == generation
+            && current
+                .conditions
+                .iter()
+                .any(|c| c.type_ == MODELS_RESOLVED && c.status == "True");
+        if deployed {
+            return Ok(action);
+        }
+    }
+    let mut next = InferenceServiceStatus {
+        observed_generation: generation,
+        conditions: Vec::new(),
+        ..current.clone()
+    };
+    for type_ in ["Ready", MODELS_RESOLVED] {
+        conditions::set(
+            &mut next.conditions,
+            &current.conditions,
+            type_,
+            false,
+            failure.reason,
+            &failure.message,
+            generation,
+        );
+    }
+    if conditions::changed(&current, &next) {
+        let api = Api::<InferenceService>::namespaced(ctx.client.clone(), ns);
+        apply::status(&api, &isvc.name_any(), &next).await?;
+    }
+    Ok(action)
+}
+
+/// The resource, its spec's registry names resolved (`spec`), as the `inferenceservice.yaml`
+/// that `wasm-run serve -f` reads.
+fn service_file(
+    isvc: &InferenceService,
+    spec: &weft_spec::inference::InferenceServiceSpec,
+) -> Result<String, Error> {
     let local = weft_spec::inference::InferenceService {
         api_version: weft_spec::pipeline::API_VERSION.into(),
         kind: "InferenceService".into(),
@@ -164,7 +262,7 @@ fn service_file(isvc: &InferenceService) -> Result<String, Error> {
             name: isvc.name_any(),
             ..Default::default()
         },
-        spec: isvc.spec.0.clone(),
+        spec: spec.clone(),
     };
     serde_saphyr::to_string(&local).map_err(|e| Error::Serialise("InferenceService", e.to_string()))
 }

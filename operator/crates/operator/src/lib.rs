@@ -16,6 +16,7 @@ pub mod inferenceservice;
 pub mod metrics;
 pub mod pipelinerun;
 pub mod pods;
+pub mod registry;
 
 pub use context::{Config, Context};
 pub use error::Error;

@@ -10,6 +10,7 @@ use kube::{Api, Client};
 use std::path::PathBuf;
 use std::sync::Arc;
 use weft_crd::{Experiment, InferenceService, PipelineRun};
+use weft_operator::registry::{Registry, Token};
 use weft_operator::{experiment, inferenceservice, pipelinerun, Config, Context};
 
 #[derive(Parser)]
@@ -26,7 +27,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the controllers (in a cluster, or against the current kubeconfig).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CRD manifests (or write one file per CRD into --out).
     Crds {
         #[arg(long, value_name = "DIR")]
@@ -61,6 +62,13 @@ struct RunArgs {
     /// The ClusterRole bound to runners' service accounts (patch of pipelineruns/status).
     #[arg(long, env = "WEFT_RUNNER_CLUSTER_ROLE", default_value = "weft-runner")]
     runner_cluster_role: String,
+    /// The model registry's REST API (`wasm-run ui`: http://HOST:PORT) that resolves
+    /// InferenceServices' model-registry://NAME/VERSION, in each one's namespace.
+    #[arg(long, env = "WEFT_REGISTRY_URL")]
+    registry_url: Option<String>,
+    /// The bearer token the registry wants (`wasm-run ui --token`).
+    #[arg(long, env = "WEFT_REGISTRY_TOKEN", hide_env_values = true)]
+    registry_token: Option<String>,
     /// Address of /metrics and /healthz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_addr: String,
@@ -83,7 +91,7 @@ async fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Crds { out } => crds(out),
-        Command::Run(args) => run(args).await,
+        Command::Run(args) => run(*args).await,
     }
 }
 
@@ -103,6 +111,12 @@ fn crds(out: Option<PathBuf>) -> Result<()> {
 }
 
 async fn run(args: RunArgs) -> Result<()> {
+    // Empty values (a chart leaving them unset) are none; a malformed URL stops the start.
+    let registry_url = args.registry_url.filter(|u| !u.is_empty());
+    let registry_token = args.registry_token.filter(|t| !t.is_empty()).map(Token);
+    if let Some(url) = &registry_url {
+        Registry::new(url, registry_token.clone()).map_err(anyhow::Error::msg)?;
+    }
     let client = Client::try_default()
         .await
         .context("connecting to Kubernetes (in-cluster config or kubeconfig)")?;
@@ -118,6 +132,8 @@ async fn run(args: RunArgs) -> Result<()> {
             home_pvc: args.home_pvc,
             runner_service_account: args.runner_service_account,
             runner_cluster_role: args.runner_cluster_role,
+            registry_url,
+            registry_token,
         },
     );
     tokio::spawn(serve_metrics(args.metrics_addr, metrics));
