@@ -120,8 +120,9 @@ enum Command {
     /// Tuning experiments: list, show, trials, delete.
     #[command(subcommand)]
     Experiments(tune::ExperimentsCommand),
-    /// Serve the model registry's REST API (Kubeflow Model Registry v1alpha3, at
-    /// /api/model_registry/v1alpha3/); the web UI's pages come in a later release.
+    /// Serve the web UI (runs, graphs, logs, artifacts, comparison, experiments, models,
+    /// serving) and the model registry's REST API (Kubeflow Model Registry v1alpha3, at
+    /// /api/model_registry/v1alpha3/).
     Ui(ui::UiArgs),
     /// The model registry: list, show, register, archive (in one namespace: --namespace).
     Models(models::ModelsArgs),
