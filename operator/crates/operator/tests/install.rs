@@ -204,7 +204,12 @@ fn the_chart_renders_and_lints_with_helms_engine_and_its_manifests_are_valid() {
         "image": {"tag": "v9", "pullPolicy": "Always"},
         "ui": {"tokenSecret": "weft-ui-token", "port": 9000},
     });
-    for (label, values) in [("defaults", None), ("everything", Some(everything))] {
+    let no_ui = serde_json::json!({"ui": {"enabled": false}});
+    for (label, values) in [
+        ("defaults", None),
+        ("everything", Some(everything)),
+        ("no-ui", Some(no_ui)),
+    ] {
         let out_dir = tempfile::tempdir().unwrap();
         let mut render = Command::new(&python);
         render
@@ -222,7 +227,8 @@ fn the_chart_renders_and_lints_with_helms_engine_and_its_manifests_are_valid() {
             String::from_utf8_lossy(&out.stderr)
         );
         let manifests: Vec<PathBuf> = walk(out_dir.path());
-        assert_eq!(manifests.len(), 4, "{label}: {manifests:?}");
+        let ui = label != "no-ui";
+        assert_eq!(manifests.len(), 3 + ui as usize, "{label}: {manifests:?}");
         let out = Command::new(&validate)
             .args(["--strict", "-k", "1.33.0"])
             .args(&manifests)
@@ -256,8 +262,12 @@ fn the_chart_renders_and_lints_with_helms_engine_and_its_manifests_are_valid() {
             })
             .collect();
         assert_eq!(roles, cluster_roles(), "{label}");
-        ui_is_deployed(label, &rendered("ui.yaml"), &rendered("deployment.yaml")[0]);
         let deployment = &rendered("deployment.yaml")[0];
+        let ui_docs = ui.then(|| rendered("ui.yaml"));
+        if let Some(docs) = &ui_docs {
+            ui_is_deployed(label, docs, deployment);
+        }
+        operator_finds_the_registry(label, deployment, ui_docs.as_deref());
         let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
         if label == "everything" {
             assert_eq!(deployment["spec"]["replicas"], 2);
@@ -317,6 +327,57 @@ fn ui_is_deployed(label: &str, docs: &[Value], operator: &Value) {
             args.contains("--behind-auth-proxy"),
             "{label}: no token, so an auth proxy: {args}"
         );
+    }
+}
+
+/// The operator resolves InferenceServices' `model-registry://` names through the UI's
+/// registry API: WEFT_REGISTRY_URL is the UI Service's in-cluster address, and the UI's token
+/// goes with it; without the UI, no registry.
+fn operator_finds_the_registry(label: &str, operator: &Value, ui: Option<&[Value]>) {
+    let env = operator["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    let var = |name: &str| env.iter().find(|e| e["name"] == name);
+    let Some(ui) = ui else {
+        assert!(var("WEFT_REGISTRY_URL").is_none(), "{label}: {env:?}");
+        assert!(var("WEFT_REGISTRY_TOKEN").is_none(), "{label}: {env:?}");
+        return;
+    };
+    let svc = &ui[1];
+    let url = format!(
+        "http://{}.{}.svc:{}",
+        svc["metadata"]["name"].as_str().unwrap(),
+        svc["metadata"]["namespace"].as_str().unwrap(),
+        svc["spec"]["ports"][0]["port"]
+    );
+    assert_eq!(
+        var("WEFT_REGISTRY_URL").map(|e| &e["value"]),
+        Some(&serde_json::json!(url)),
+        "{label}"
+    );
+    let port = if label == "everything" { 9000 } else { 8585 };
+    assert_eq!(
+        url,
+        format!("http://weft-operator-ui.weft-system.svc:{port}")
+    );
+    let ui_env = ui[0]["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    let ui_token = ui_env.iter().find(|e| e["name"] == "WEFT_UI_TOKEN");
+    match var("WEFT_REGISTRY_TOKEN") {
+        Some(token) => {
+            assert_eq!(label, "everything");
+            let key = &token["valueFrom"]["secretKeyRef"];
+            assert_eq!(
+                (&key["name"], &key["key"]),
+                (
+                    &serde_json::json!("weft-ui-token"),
+                    &serde_json::json!("token")
+                )
+            );
+            assert_eq!(Some(&token["valueFrom"]), ui_token.map(|t| &t["valueFrom"]));
+        }
+        None => assert!(ui_token.is_none(), "{label}: the UI wants a token"),
     }
 }
 
