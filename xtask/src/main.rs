@@ -357,7 +357,8 @@ fn install_python_tools(repo: &Path) -> Result<PathBuf> {
     // here can check; NVIDIA's NVRTC: compiles the CUDA kernels without a GPU; the KFP SDK:
     // compiles the pipelines `wasm-run pipeline import-kfp` is tested on; pytest, PyYAML,
     // jsonschema and the kubernetes client: the Python SDK's tests (its cluster client too);
-    // openapi-spec-validator: checks the model registry's OpenAPI document.
+    // openapi-spec-validator: checks the model registry's OpenAPI document; nbclient,
+    // nbformat, ipykernel and jupyter_server: the example notebook executed in a real kernel.
     let packages = [
         "moto[server]==5.*",
         "tritonclient[http]==2.*",
@@ -373,6 +374,10 @@ fn install_python_tools(repo: &Path) -> Result<PathBuf> {
         "pyyaml==6.*",
         "jsonschema==4.*",
         "openapi-spec-validator==0.7.*",
+        "nbclient==0.10.*",
+        "nbformat==5.*",
+        "ipykernel==6.*",
+        "jupyter_server==2.*",
     ];
     let marker = venv.join(".complete");
     if bin.join("python").exists()

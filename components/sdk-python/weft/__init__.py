@@ -5,6 +5,7 @@ host. Authoring (as with the KFP SDK): `@weft.component`, `@weft.pipeline`, `wef
 `weft.ParallelFor`, `weft.ExitHandler`, `weft.compile(pipeline, "pipeline.yaml")` and
 `weft.Client()` (see `weft.dsl`, `weft.compiler`, `weft.client`); tuning:
 `weft.Client().tune(...)` over `weft.search.double/int/categorical/discrete` (see `weft.tune`).
+In Jupyter: `%load_ext weft` for the `%%weft_component` cell magic (see `weft.notebook`).
 """
 
 from .types import (  # noqa: F401
@@ -27,6 +28,13 @@ def predictor(cls):
     return runtime.predictor(cls)
 
 
+def load_ipython_extension(ipython):
+    """`%load_ext weft`: the `%%weft_component` cell magic (see `weft.notebook`)."""
+    from . import notebook
+
+    notebook.load_ipython_extension(ipython)
+
+
 def __getattr__(name):
     # Authoring and the guest runtimes are imported only when asked for: inside a component
     # only the runtime is bundled, and authoring code never needs the runtime.
@@ -46,7 +54,7 @@ def __getattr__(name):
         from . import tune
 
         return getattr(tune, name)
-    if name in ("dsl", "compiler", "tune"):
+    if name in ("dsl", "compiler", "tune", "notebook"):
         import importlib
 
         return importlib.import_module(f".{name}", __name__)

@@ -49,6 +49,13 @@ class RunResult:
         raise KeyError(f"no task {task} in run {self.run_id}")
 
 
+    def _repr_html_(self) -> str:
+        """In a notebook: state, outputs, artifacts and metrics (series plotted)."""
+        from .notebook import run_html
+
+        return run_html(self)
+
+
 class RunFailed(RuntimeError):
     def __init__(self, result: RunResult, message: str):
         super().__init__(message)
@@ -159,6 +166,18 @@ class Client:
         for m in self.get_run(run_id).metrics:
             out.setdefault(m.get("task", ""), {})[m["name"]] = m["value"]
         return out
+
+    def get_metric_history(self, run_id: str, as_frame: bool = False):
+        """Every metric value the run's tasks reported, series included: rows of `task`,
+        `name`, `step` (None for a single value) and `value`; with `as_frame`, a pandas
+        DataFrame when pandas is installed (else the rows)."""
+        rows = [{"task": m.get("task", ""), "name": m["name"], "step": m.get("step"), "value": m["value"]}
+                for m in self.get_run(run_id).metrics]
+        if as_frame:
+            from .notebook import to_frame
+
+            return to_frame(rows)
+        return rows
 
     def download_artifact(self, digest: str, to: str) -> str:
         self._run("artifacts", "get", digest, "--to", to)

@@ -35,6 +35,11 @@ impl Home {
         }
     }
 
+    /// `--artifact-store` / `$WEFT_ARTIFACT_STORE`, if given.
+    pub fn artifact_store_url(&self) -> Option<&str> {
+        self.artifact_store.as_deref()
+    }
+
     /// `--metadata` / `$WEFT_METADATA`, if given.
     pub fn metadata_location(&self) -> Option<&str> {
         self.metadata.as_deref()

@@ -7,6 +7,7 @@ mod home;
 mod inference_file;
 mod kube_status;
 mod models;
+mod notebook;
 mod pipeline;
 mod progress;
 mod report;
@@ -126,6 +127,9 @@ enum Command {
     Ui(ui::UiArgs),
     /// The model registry: list, show, register, archive (in one namespace: --namespace).
     Models(models::ModelsArgs),
+    /// JupyterLab on loopback from a venv Weft manages, the Weft SDK importable and set to this
+    /// home (`wasm-run notebook [DIR]`).
+    Notebook(notebook::NotebookArgs),
     /// Which runs and tasks produced and consumed an artifact.
     Lineage {
         /// The artifact's digest (sha256:...).
@@ -174,6 +178,7 @@ fn main() -> ExitCode {
         Command::Tune(args) => tune::tune(&home, args),
         Command::Experiments(cmd) => tune::experiments(&home, cmd),
         Command::Models(cmd) => models::command(&home, cmd),
+        Command::Notebook(args) => notebook::command(&home, args),
         Command::Ui(args) => ui::run(&home, metadata.as_deref(), args).map(|()| ExitCode::SUCCESS),
     };
     match result {
