@@ -41,15 +41,16 @@ pub struct InferenceServiceSpec {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PredictorSpec {
     /// The `weft:serve/predictor` component: a path locally, `sha256:<hex>` (an artifact in the
-    /// store) anywhere, or `model-registry://NAME/VERSION` for `wasm-run serve -f`: a version
-    /// registered with its component (`wasm-run models register --component`), which also
-    /// brings its model files when `storageUri` is not given.
+    /// store) anywhere, or `model-registry://NAME/VERSION` anywhere (resolved by `wasm-run
+    /// serve -f` or the operator through the model registry): a version registered with its
+    /// component (`wasm-run models register --component`), which also brings its model files
+    /// when `storageUri` is not given.
     #[schemars(length(min = 1))]
     pub component: String,
     /// The model artifact, granted read-only to the component as its model directory: a path
-    /// locally, `sha256:<hex>` anywhere, or `model-registry://NAME/VERSION` for `wasm-run serve
-    /// -f` (a registered version's files, stored in the artifact store). None for a model that
-    /// needs no files.
+    /// locally, `sha256:<hex>` anywhere, or `model-registry://NAME/VERSION` anywhere (a
+    /// registered version's files, stored in the artifact store). None for a model that needs
+    /// no files.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_uri: Option<String>,
     /// Per-request time limit, e.g. `10s`.
