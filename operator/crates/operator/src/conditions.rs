@@ -81,6 +81,15 @@ impl Conditioned for weft_crd::InferenceServiceStatus {
     }
 }
 
+impl Conditioned for weft_crd::NotebookStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+}
+
 /// Whether `next` says anything `current` does not (transition times aside): the test that
 /// keeps a reconcile of an unchanged world from writing.
 pub fn changed<S: Conditioned>(current: &S, next: &S) -> bool {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod experiment;
 pub mod inferenceservice;
 pub mod metrics;
+pub mod notebook;
 pub mod pipelinerun;
 pub mod pods;
 pub mod registry;

@@ -3,13 +3,14 @@
 use anyhow::{Context as _, Result};
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use kube::runtime::{watcher, Controller};
 use kube::{Api, Client};
 use std::path::PathBuf;
 use std::sync::Arc;
-use weft_crd::{Experiment, InferenceService, PipelineRun};
+use weft_crd::{Experiment, InferenceService, Notebook, PipelineRun};
+use weft_operator::notebook::{self, NotebookConfig, NotebookContext};
 use weft_operator::registry::{Registry, Token};
 use weft_operator::{experiment, inferenceservice, pipelinerun, Config, Context};
 
@@ -17,7 +18,7 @@ use weft_operator::{experiment, inferenceservice, pipelinerun, Config, Context};
 #[command(
     name = "weft-operator",
     version,
-    about = "Weft on Kubernetes: runs PipelineRuns and Experiments and serves InferenceServices."
+    about = "Weft on Kubernetes: runs PipelineRuns and Experiments, serves InferenceServices, runs Notebooks."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -69,6 +70,22 @@ struct RunArgs {
     /// The bearer token the registry wants (`wasm-run ui --token`).
     #[arg(long, env = "WEFT_REGISTRY_TOKEN", hide_env_values = true)]
     registry_token: Option<String>,
+    /// Stop notebooks whose kernels are idle for CULL_IDLE_TIME (Kubeflow's culler).
+    #[arg(long, env = "ENABLE_CULLING")]
+    enable_culling: bool,
+    /// Idle time before a notebook is stopped: minutes (Kubeflow's unit), or 30s, 90m, 2h.
+    #[arg(long, env = "CULL_IDLE_TIME", default_value = "1440", value_parser = weft_crd::parse_cull_duration)]
+    cull_idle_time: std::time::Duration,
+    /// How often each running notebook's kernels are checked: minutes, or 30s, 5m...
+    #[arg(long, env = "IDLENESS_CHECK_PERIOD", default_value = "1", value_parser = weft_crd::parse_cull_duration)]
+    idleness_check_period: std::time::Duration,
+    /// The ClusterRole bound to a notebook's service account in its namespace (the chart's
+    /// `-notebook` role: create and read Weft resources).
+    #[arg(long, env = "WEFT_NOTEBOOK_CLUSTER_ROLE", default_value = notebook::ACCOUNT)]
+    notebook_cluster_role: String,
+    /// The token notebook servers want, if they want one (the culler reads /api/kernels).
+    #[arg(long, env = "WEFT_NOTEBOOK_TOKEN", hide_env_values = true)]
+    notebook_token: Option<String>,
     /// Address of /metrics and /healthz.
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_addr: String,
@@ -136,6 +153,17 @@ async fn run(args: RunArgs) -> Result<()> {
             registry_token,
         },
     );
+    let notebooks = NotebookContext::new(
+        ctx.clone(),
+        NotebookConfig {
+            culling: args.enable_culling,
+            idle_time: args.cull_idle_time,
+            check_period: args.idleness_check_period,
+            token: args.notebook_token.filter(|t| !t.is_empty()),
+            cluster_role: args.notebook_cluster_role,
+            ..Default::default()
+        },
+    );
     tokio::spawn(serve_metrics(args.metrics_addr, metrics));
     if args.leader_election {
         let identity = std::env::var("POD_NAME").unwrap_or_else(|_| "weft-operator".into());
@@ -151,7 +179,7 @@ async fn run(args: RunArgs) -> Result<()> {
         }
         tracing::info!("leading: starting the controllers");
         tokio::select! {
-            _ = controllers(client, ctx) => {}
+            _ = controllers(client, ctx, notebooks) => {}
             _ = async { while *leader.borrow() { if leader.changed().await.is_err() { break } } } => {
                 // Lost the lease: stop at once; the Deployment restarts the pod as a follower.
                 anyhow::bail!("lost the leader lease");
@@ -159,12 +187,12 @@ async fn run(args: RunArgs) -> Result<()> {
         }
         Ok(())
     } else {
-        controllers(client, ctx).await;
+        controllers(client, ctx, notebooks).await;
         Ok(())
     }
 }
 
-async fn controllers(client: Client, ctx: Arc<Context>) {
+async fn controllers(client: Client, ctx: Arc<Context>, notebooks: Arc<NotebookContext>) {
     let runs = Controller::new(
         Api::<PipelineRun>::all(client.clone()),
         watcher::Config::default(),
@@ -189,7 +217,10 @@ async fn controllers(client: Client, ctx: Arc<Context>) {
         Api::<InferenceService>::all(client.clone()),
         watcher::Config::default(),
     )
-    .owns(Api::<Deployment>::all(client), watcher::Config::default())
+    .owns(
+        Api::<Deployment>::all(client.clone()),
+        watcher::Config::default(),
+    )
     .shutdown_on_signal()
     .run(
         inferenceservice::reconcile,
@@ -197,7 +228,15 @@ async fn controllers(client: Client, ctx: Arc<Context>) {
         ctx,
     )
     .for_each(|_| futures::future::ready(()));
-    futures::join!(runs, experiments, services);
+    let notebooks = Controller::new(
+        Api::<Notebook>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<StatefulSet>::all(client), watcher::Config::default())
+    .shutdown_on_signal()
+    .run(notebook::reconcile, notebook::error_policy, notebooks)
+    .for_each(|_| futures::future::ready(()));
+    futures::join!(runs, experiments, services, notebooks);
 }
 
 async fn serve_metrics(addr: String, metrics: Arc<weft_operator::metrics::Metrics>) {

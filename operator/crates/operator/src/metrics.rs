@@ -1,10 +1,13 @@
-//! Prometheus metrics of the controllers: reconciles, failures (by error), durations.
+//! Prometheus metrics of the controllers: reconciles, failures (by error), durations; notebooks
+//! culled (Kubeflow's NotebookCullingCount and NotebookCullingTimestamp).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -18,8 +21,16 @@ struct ErrorLabels {
     error: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotebookLabels {
+    namespace: String,
+    name: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    culls: Family<NotebookLabels, Counter>,
+    last_cull: Family<NotebookLabels, Gauge<f64, AtomicU64>>,
     reconciles: Family<ControllerLabels, Counter>,
     failures: Family<ErrorLabels, Counter>,
     durations: Family<ControllerLabels, Histogram, fn() -> Histogram>,
@@ -49,8 +60,22 @@ impl Default for Metrics {
             "How long reconciles took",
             durations.clone(),
         );
+        let culls = Family::<NotebookLabels, Counter>::default();
+        let last_cull = Family::<NotebookLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "notebook_culls",
+            "Notebooks stopped by the idle culler",
+            culls.clone(),
+        );
+        registry.register(
+            "notebook_last_cull_timestamp_seconds",
+            "When the culler last stopped the notebook (Unix time)",
+            last_cull.clone(),
+        );
         Metrics {
             registry,
+            culls,
+            last_cull,
             reconciles,
             failures,
             durations,
@@ -98,6 +123,18 @@ impl Metrics {
                 error: error.metric_label().into(),
             })
             .inc();
+    }
+
+    /// Counts a notebook the idle culler stopped at `at`.
+    pub fn notebook_culled(&self, namespace: &str, name: &str, at: k8s_openapi::jiff::Timestamp) {
+        let labels = NotebookLabels {
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        self.culls.get_or_create(&labels).inc();
+        self.last_cull
+            .get_or_create(&labels)
+            .set(at.as_millisecond() as f64 / 1000.0);
     }
 
     /// The text exposition format, for `/metrics`.

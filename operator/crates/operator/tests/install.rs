@@ -82,6 +82,16 @@ fn the_cluster_role_grants_what_the_controllers_use_and_nothing_broad() {
         ("", "serviceaccounts", "patch"),
         ("rbac.authorization.k8s.io", "rolebindings", "patch"),
         ("rbac.authorization.k8s.io", "clusterroles", "bind"),
+        // The notebook controller (src/notebook.rs).
+        ("weft.dev", "notebooks", "watch"),
+        ("weft.dev", "notebooks", "patch"),
+        ("weft.dev", "notebooks/status", "patch"),
+        ("weft.dev", "notebooks/finalizers", "update"),
+        ("apps", "statefulsets", "watch"),
+        ("apps", "statefulsets", "create"),
+        ("apps", "statefulsets", "patch"),
+        ("", "persistentvolumeclaims", "create"),
+        ("", "persistentvolumeclaims", "patch"),
     ];
     for (g, r, v) in needed {
         assert!(
@@ -96,15 +106,20 @@ fn the_cluster_role_grants_what_the_controllers_use_and_nothing_broad() {
         !granted(&rules, "weft.dev", "pipelines", "patch"),
         "pipelines are read-only"
     );
-    // Binding is allowed for the runner role only, and that role only writes run status and
-    // runs its tasks' Jobs.
+    // A notebook's workspace is never deleted by the operator.
+    assert!(
+        !granted(&rules, "", "persistentvolumeclaims", "delete"),
+        "workspace claims outlive their notebooks"
+    );
+    // Binding is allowed for the runner and notebook roles only; the runner's only writes run
+    // status and runs its tasks' Jobs.
     let bind = rules
         .iter()
         .find(|r| r["verbs"] == serde_json::json!(["bind"]))
         .unwrap();
     assert_eq!(
         bind["resourceNames"],
-        serde_json::json!(["weft-operator-runner"])
+        serde_json::json!(["weft-operator-runner", "weft-operator-notebook"])
     );
     let roles = cluster_roles();
     let runner = &roles
@@ -121,6 +136,31 @@ fn the_cluster_role_grants_what_the_controllers_use_and_nothing_broad() {
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},
         ])
     );
+    // A notebook's account submits and reads Weft resources (its RoleBinding keeps that to
+    // its namespace), every kind but Notebook, and nothing else.
+    let notebook = &roles
+        .iter()
+        .find(|(n, _)| n == "weft-operator-notebook")
+        .unwrap()
+        .1;
+    assert_eq!(
+        serde_json::Value::Array(notebook.clone()),
+        serde_json::json!([
+            {"apiGroups": ["weft.dev"], "resources": ["pipelines", "pipelineruns", "experiments", "inferenceservices"],
+             "verbs": ["get", "list", "watch", "create"]},
+        ])
+    );
+    let kinds: Vec<String> = weft_crd::crds()
+        .iter()
+        .map(|c| c.spec.names.plural.clone())
+        .filter(|p| p != "notebooks")
+        .collect();
+    for kind in kinds {
+        assert!(
+            granted(notebook, "weft.dev", &kind, "create"),
+            "notebooks cannot submit {kind}"
+        );
+    }
 }
 
 /// A tool is missing: with `CI` set that fails the test (CI installs every tool); elsewhere
@@ -269,6 +309,16 @@ fn the_chart_renders_and_lints_with_helms_engine_and_its_manifests_are_valid() {
         }
         operator_finds_the_registry(label, deployment, ui_docs.as_deref());
         let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
+        // The notebook controller binds the chart's notebook role; culling is off by default,
+        // with Kubeflow's defaults (1440 minutes idle, checked every minute).
+        for var in [
+            r#"{"name":"WEFT_NOTEBOOK_CLUSTER_ROLE","value":"weft-operator-notebook"}"#,
+            r#"{"name":"ENABLE_CULLING","value":"false"}"#,
+            r#"{"name":"CULL_IDLE_TIME","value":"1440"}"#,
+            r#"{"name":"IDLENESS_CHECK_PERIOD","value":"1"}"#,
+        ] {
+            assert!(env.contains(var), "{label}: {var} not in {env}");
+        }
         if label == "everything" {
             assert_eq!(deployment["spec"]["replicas"], 2);
             for wanted in [
