@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use weft_serve::ModelConfig;
 use weft_spec::inference::InferenceService;
+use weft_spec::model_registry::{self, Field, PartError};
 use weft_spec::Document;
 
 /// What an InferenceService file sets on the server.
@@ -176,41 +177,23 @@ struct Registered<'a> {
 impl Registered<'_> {
     /// A part's component and storageUri with each `model-registry://NAME/VERSION` replaced by
     /// what the version records: its component's digest, its model files' digest. A component
-    /// named so brings the version's model files too, unless storageUri says otherwise.
+    /// named so brings the version's model files too, unless storageUri says otherwise (the
+    /// rules of `weft_spec::model_registry::substitute`, the operator's too); errors located at
+    /// the field.
     fn resolve(
         &self,
         part: &str,
         component: &str,
         storage: &Option<String>,
     ) -> Result<(String, Option<String>)> {
-        let doc = self.doc;
-        let mut storage = storage.clone();
-        let mut source = component.to_string();
-        if component.starts_with(resolve::SCHEME) {
-            let at = ["spec", part, "component"];
-            let r = self.lookup(&at, component)?;
-            source = r.component.ok_or_else(|| {
-                doc.error_at(&at, format!("{component}: the version was registered without a component (--component); name a component here and the version as storageUri"))
-            })?;
-            if storage.is_none() {
-                storage = r
-                    .uri
-                    .map(|u| stored_uri(doc, &at, component, u))
-                    .transpose()?;
-            }
-        }
-        if let Some(uri) = storage.clone().filter(|s| s.starts_with(resolve::SCHEME)) {
-            let at = ["spec", part, "storageUri"];
-            let r = self.lookup(&at, &uri)?;
-            let files = r.uri.ok_or_else(|| {
-                doc.error_at(
-                    &at,
-                    format!("{uri}: the version's model artifact has no uri (no model files)"),
-                )
-            })?;
-            storage = Some(stored_uri(doc, &at, &uri, files)?);
-        }
-        Ok((source, storage))
+        let at = |field: Field| ["spec", part, field.name()];
+        model_registry::substitute(component, storage.as_deref(), |field, uri| {
+            self.lookup(&at(field), uri)
+        })
+        .map_err(|e| match e {
+            PartError::Lookup(e) => e,
+            PartError::Refused { field, message } => self.doc.error_at(&at(field), message).into(),
+        })
     }
 
     /// `uri` resolved, its errors located at `at` (a failing registry store stays the host's).
@@ -222,18 +205,4 @@ impl Registered<'_> {
             self.doc.error_at(at, format!("{uri}: {e:#}")).into()
         })
     }
-}
-
-/// A registered model's files as served: an artifact in the store (`sha256:`), not another URI.
-fn stored_uri(
-    doc: &Document<InferenceService>,
-    at: &[&str],
-    name: &str,
-    uri: String,
-) -> Result<String> {
-    if uri.starts_with("sha256:") {
-        return Ok(uri);
-    }
-    let msg = format!("{name}: the version's model files are at `{uri}`, outside Weft's artifact store; `wasm-run serve` serves stored artifacts (sha256:...)");
-    Err(doc.error_at(at, msg).into())
 }

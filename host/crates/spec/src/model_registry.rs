@@ -2,8 +2,8 @@
 //! component or storageUri, and what it resolves to: the URI's parsing, the reading of the
 //! registry's answers (Kubeflow Model Registry's REST API, v1alpha3), and the rules by which a
 //! part's component and storageUri are replaced. The asking is each caller's own: the operator
-//! asks over HTTP; `wasm-run serve -f` asks in process (`cli/src/models/resolve.rs` and
-//! `inference_file.rs`, which hold the same rules and messages and are to move onto these).
+//! asks over HTTP (`operator/src/registry.rs`); `wasm-run serve -f` asks in process
+//! (`cli/src/models/resolve.rs`).
 
 use serde_json::Value;
 

@@ -10,7 +10,7 @@ use weft_spec::ParamValue;
 /// Custom properties Weft writes itself; `--property` may not set them.
 pub const RESERVED: &str = "weft.";
 /// The model artifact's custom property naming its `weft:serve/predictor` component.
-pub const COMPONENT: &str = "weft.component";
+pub const COMPONENT: &str = weft_spec::model_registry::COMPONENT;
 
 /// What made a version: a task's output artifact in a pipeline run.
 pub struct Source {

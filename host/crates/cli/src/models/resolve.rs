@@ -4,65 +4,29 @@
 //! (for `wasm-run serve -f`, the InferenceService's own: see `inference_file`).
 
 use super::client::{text, Client};
-use super::register::COMPONENT;
 use crate::home::Home;
-use anyhow::{anyhow, bail, Result};
+use anyhow::Result;
+use weft_spec::model_registry as registry;
 
-pub const SCHEME: &str = "model-registry://";
-
-/// What a registered version serves with.
-#[derive(Debug)]
-pub struct Resolved {
-    /// The `weft:serve/predictor` component (`sha256:` of the artifact holding it), if
-    /// registered with one.
-    pub component: Option<String>,
-    /// The model artifact's URI, if it has one.
-    pub uri: Option<String>,
-}
+pub use registry::{Resolved, SCHEME};
 
 /// NAME and VERSION of `model-registry://NAME/VERSION`.
 pub fn parse(uri: &str) -> Result<(&str, &str)> {
-    let rest = uri
-        .strip_prefix(SCHEME)
-        .ok_or_else(|| anyhow!("`{uri}` is not a {SCHEME} URI"))?;
-    match rest.split_once('/') {
-        Some((name, version)) if !name.is_empty() && !version.is_empty() => Ok((name, version)),
-        _ => bail!("write {SCHEME}NAME/VERSION (the model's name and its version's)"),
-    }
+    Ok(registry::parse(uri)?)
 }
 
 /// The component and model URI `uri` names; an error naming the model and version when either
-/// is missing or archived.
+/// is missing or archived (the reading of the registry's answers is `weft_spec::model_registry`,
+/// the operator's too).
 pub fn resolve(home: &Home, uri: &str, namespace: &str) -> Result<Resolved> {
     let (name, version) = parse(uri)?;
     let client = Client::open(home, namespace)?;
     let model = client.model(name)?;
-    if model["state"] == "ARCHIVED" {
-        bail!("model `{name}` is archived: archived models are not served");
-    }
+    registry::check_model(name, &model)?;
     let found = client.version(&model, version)?;
-    if found["state"] == "ARCHIVED" {
-        bail!(
-            "version `{version}` of model `{name}` is archived: archived versions are not served"
-        );
-    }
+    registry::check_version(name, version, &found)?;
     let artifacts = client.model_artifacts(text(&found, "id"))?;
-    let artifact = match artifacts.as_slice() {
-        [one] => one,
-        [] => bail!("version `{version}` of model `{name}` has no model artifact"),
-        more => bail!(
-            "version `{version}` of model `{name}` has {} model artifacts: serving needs exactly one",
-            more.len()
-        ),
-    };
-    let component = artifact["customProperties"][COMPONENT]["string_value"]
-        .as_str()
-        .map(str::to_string);
-    let uri = artifact["uri"]
-        .as_str()
-        .filter(|u| !u.is_empty())
-        .map(str::to_string);
-    Ok(Resolved { component, uri })
+    Ok(registry::served(name, version, &artifacts)?)
 }
 
 #[cfg(test)]
