@@ -16,6 +16,8 @@ mod languages_c;
 mod languages_serve;
 mod limits;
 mod models;
+#[cfg(feature = "kube")]
+mod notebook_kube;
 #[cfg(feature = "onnx")]
 mod onnx;
 mod outputs;

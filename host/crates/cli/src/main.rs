@@ -8,6 +8,7 @@ mod inference_file;
 mod kube_status;
 mod models;
 mod notebook;
+mod notebook_kube;
 mod pipeline;
 mod progress;
 mod report;

@@ -27,8 +27,11 @@ pub struct NotebookArgs {
 pub enum NotebookCommand {
     /// Start JupyterLab here (what `wasm-run notebook [DIR]` does).
     Open(OpenArgs),
-    // Room for `stop NAME` / `start NAME` against a cluster's Notebook resources
-    // (notebook_kube.rs): add their variants here and their arms in `command`.
+    /// Stop a cluster's Notebook (sets its `kubeflow-resource-stopped` annotation; the
+    /// operator scales it to 0, keeping its workspace volume).
+    Stop(crate::notebook_kube::NotebookRef),
+    /// Start a stopped Notebook again (removes the annotation).
+    Start(crate::notebook_kube::NotebookRef),
 }
 
 #[derive(clap::Args, Clone)]
@@ -78,6 +81,8 @@ pub fn command(home: &Home, args: NotebookArgs) -> Result<ExitCode> {
     match args.command {
         None => open(home, args.open),
         Some(NotebookCommand::Open(open_args)) => open(home, open_args),
+        Some(NotebookCommand::Stop(target)) => crate::notebook_kube::set_stopped(target, true),
+        Some(NotebookCommand::Start(target)) => crate::notebook_kube::set_stopped(target, false),
     }
 }
 
