@@ -81,15 +81,21 @@ fn script(nb: &Value, sts: Reply, pod_list: Reply, status: bool) -> Vec<Expect> 
 }
 
 async fn reconcile(nb: &Value, script: Vec<Expect>) -> Vec<Seen> {
-    let (c, server) = client(script);
-    let ctx = Context::new(c, Default::default(), Default::default());
-    let nctx = NotebookContext::new(
-        ctx,
+    reconcile_with(
+        nb,
+        script,
         NotebookConfig {
             cluster_role: "weft-operator-notebook".into(),
             ..Default::default()
         },
-    );
+    )
+    .await
+}
+
+async fn reconcile_with(nb: &Value, script: Vec<Expect>, config: NotebookConfig) -> Vec<Seen> {
+    let (c, server) = client(script);
+    let ctx = Context::new(c, Default::default(), Default::default());
+    let nctx = NotebookContext::new(ctx, config);
     let typed: Notebook = serde_json::from_value(nb.clone()).unwrap();
     within(notebook::reconcile(Arc::new(typed), nctx))
         .await
@@ -359,4 +365,76 @@ fn the_culler_reads_activity_as_kubeflows_does() {
         idle_time: None,
     });
     assert_eq!(notebook::idle_time(&nb, &on), None);
+}
+
+/// A bad culling setting stops the operator at its start, saying what it wants.
+#[test]
+fn the_operator_refuses_a_bad_cull_setting_clearly() {
+    for (flag, value) in [
+        ("--cull-idle-time", "soon"),
+        ("--cull-idle-time", "0"),
+        ("--idleness-check-period", "5d"),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft-operator"))
+            .args(["run", flag, value])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("invalid value '{value}' for '{flag} ")),
+            "{err}"
+        );
+        assert!(
+            err.contains("give minutes (1440), or a number with s, m or h")
+                || err.contains("the duration must be more than 0"),
+            "{err}"
+        );
+    }
+    // Kubeflow's environment names work as they do there.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft-operator"))
+        .args(["run"])
+        .env("CULL_IDLE_TIME", "-1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("'-1'"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// With culling on, a ready notebook is checked in the reconcile: a server that does not
+/// answer (here nothing listens) is recorded as checked, its activity starting from now, and
+/// it is not stopped for it.
+#[tokio::test]
+async fn a_ready_notebook_is_checked_by_the_culler_in_its_reconcile() {
+    let nb = notebook();
+    let mut s = script(&nb, sts_ready(1), pods(vec![]), true);
+    s.push(expect("PATCH", NB, Reply::MergeInto(nb.clone())));
+    let before = k8s_openapi::jiff::Timestamp::now();
+    let seen = reconcile_with(
+        &nb,
+        s,
+        NotebookConfig {
+            culling: true,
+            service_url: "http://127.0.0.1:1".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let a = &seen[7].body["metadata"]["annotations"];
+    let checked: k8s_openapi::jiff::Timestamp = a
+        ["notebooks.kubeflow.org/last_activity_check_timestamp"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(checked >= before);
+    assert_eq!(
+        a["notebooks.kubeflow.org/last-activity"],
+        a["notebooks.kubeflow.org/last_activity_check_timestamp"]
+    );
+    assert!(a.get("kubeflow-resource-stopped").is_none(), "{a}");
 }
