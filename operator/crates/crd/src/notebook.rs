@@ -75,6 +75,9 @@ pub struct TemplateMeta {
 ]))]
 pub struct Workspace {
     /// The claim's size, e.g. `10Gi`.
+    // Bounded (so is idleTime), as a string a CEL regex reads must be for the API server's
+    // cost estimate.
+    #[schemars(length(max = 32))]
     pub size: String,
     /// Where the first container sees it; `/home/jovyan` by default (Kubeflow images' home).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -97,6 +100,7 @@ pub struct Culling {
     /// How long without kernel activity before the notebook stops: minutes (`1440`), or with
     /// a unit (`30s`, `90m`, `2h`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
     pub idle_time: Option<String>,
 }
 
