@@ -3,7 +3,7 @@
 #   docker build -t weft:dev .
 # CI has no engine: it lints this file (hadolint) and builds the binaries it packages.
 
-FROM rust:1.95-bookworm AS build
+FROM rust:1.97.0-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -117,13 +117,26 @@ async fn eventually<T, F: std::future::Future<Output = Option<T>>>(
     panic!("{what}: not within {secs} s");
 }
 
-/// The attribute `name` of every element `css` finds.
+/// The attribute `name` of every element `css` finds, read again from the start when the
+/// live refresh replaced an element between finding and reading it.
 async fn attrs(c: &Client, css: &str, name: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in c.find_all(Locator::Css(css)).await.unwrap() {
-        out.extend(e.attr(name).await.unwrap());
+    'again: for _ in 0..5 {
+        let mut out = Vec::new();
+        for e in c.find_all(Locator::Css(css)).await.unwrap() {
+            match e.attr(name).await {
+                Ok(v) => out.extend(v),
+                Err(e) if stale(&e) => continue 'again,
+                Err(e) => panic!("reading {name} of {css}: {e}"),
+            }
+        }
+        return out;
     }
-    out
+    panic!("{css} kept going stale");
+}
+
+fn stale(e: &fantoccini::error::CmdError) -> bool {
+    matches!(e, fantoccini::error::CmdError::Standard(w)
+        if w.error == fantoccini::error::ErrorStatus::StaleElementReference)
 }
 
 /// Clicks what `loc` finds, again if the live refresh replaced it in between.
@@ -131,8 +144,7 @@ async fn click(c: &Client, loc: Locator<'_>) {
     for _ in 0..5 {
         match c.find(loc).await.unwrap().click().await {
             Ok(()) => return,
-            Err(fantoccini::error::CmdError::Standard(e))
-                if e.error == fantoccini::error::ErrorStatus::StaleElementReference => {}
+            Err(e) if stale(&e) => {}
             Err(e) => panic!("clicking {loc:?}: {e}"),
         }
     }

@@ -161,7 +161,15 @@ fn top_level_modules(dir: &Path) -> Result<Vec<String>> {
 fn ensure_componentize_py(tools: &Tools) -> Result<PathBuf> {
     let venv = tools.dir.join("py");
     let marker = venv.join(".weft-complete");
-    if std::fs::read_to_string(&marker).is_ok_and(|m| m == COMPONENTIZE_PY) {
+    // Builds sharing a tools directory (parallel tests, CI jobs) install it once: the others
+    // wait here, then find it done. Released when the file closes, even on a crash.
+    std::fs::create_dir_all(&tools.dir)?;
+    let lock = std::fs::File::create(tools.dir.join("py.lock"))?;
+    lock.lock()
+        .with_context(|| format!("locking {}", tools.dir.join("py.lock").display()))?;
+    if std::fs::read_to_string(&marker).is_ok_and(|m| m == COMPONENTIZE_PY)
+        && runnable(&venv.join("bin/componentize-py"))
+    {
         return Ok(venv);
     }
     eprintln!(
@@ -169,8 +177,12 @@ fn ensure_componentize_py(tools: &Tools) -> Result<PathBuf> {
         venv.display()
     );
     let python = tools::find_python()?;
+    // `--clear`: a venv whose scripts name another directory's python (the tools directory
+    // was moved or copied) is made anew, not patched over.
     tools::run_quiet(
-        Command::new(&python).args(["-m", "venv"]).arg(&venv),
+        Command::new(&python)
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv),
         &format!("{python} -m venv (Debian: apt-get install python3-venv)"),
     )?;
     tools::run_quiet(
@@ -179,6 +191,22 @@ fn ensure_componentize_py(tools: &Tools) -> Result<PathBuf> {
     )?;
     std::fs::write(&marker, COMPONENTIZE_PY)?;
     Ok(venv)
+}
+
+/// Whether the script at `path` can start: it exists and the interpreter its `#!` line names
+/// does. A venv's scripts name the venv's own python by absolute path, so a tools directory
+/// moved or copied elsewhere keeps its marker but cannot run them.
+fn runnable(path: &Path) -> bool {
+    let Ok(text) = std::fs::read(path) else {
+        return false;
+    };
+    let first = text.split(|b| *b == b'\n').next().unwrap_or_default();
+    let Some(interpreter) = first.strip_prefix(b"#!") else {
+        return true;
+    };
+    let interpreter = String::from_utf8_lossy(interpreter);
+    let program = interpreter.split_whitespace().next().unwrap_or_default();
+    Path::new(program).exists()
 }
 
 /// The project's packages, installed once per distinct list (kept by its hash, so a rebuild or
@@ -219,4 +247,20 @@ fn packages(project: &Project, tools: &Tools, venv: &Path) -> Result<PathBuf> {
     )?;
     std::fs::write(dir.join(".weft-complete"), list.join("\n"))?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::runnable;
+
+    #[test]
+    fn a_script_naming_a_missing_interpreter_cannot_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("tool");
+        assert!(!runnable(&script), "no script");
+        std::fs::write(&script, "#!/nonexistent/venv/bin/python\nprint(1)\n").unwrap();
+        assert!(!runnable(&script), "a moved venv");
+        std::fs::write(&script, "#!/bin/sh\necho\n").unwrap();
+        assert!(runnable(&script));
+    }
 }

@@ -212,16 +212,55 @@ fn the_dockerfile_passes_hadolint() {
         tool_missing("hadolint not installed: not run (cargo xtask test installs it)");
         return;
     };
-    let out = Command::new(hadolint)
-        .arg(repo("Dockerfile"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    for file in ["Dockerfile", "Dockerfile.notebook"] {
+        let out = Command::new(&hadolint).arg(repo(file)).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{file}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The images build with the toolchain the repository pins, and the notebook image installs
+/// what `wasm-run notebook` and the Python guest build pin: read from their sources, so a bump
+/// in one place cannot leave an image behind.
+#[test]
+fn the_images_pin_what_the_code_pins() {
+    let read = |p: &str| std::fs::read_to_string(repo(p)).unwrap();
+    let toolchain = read("rust-toolchain.toml");
+    let channel = toolchain
+        .lines()
+        .find_map(|l| l.strip_prefix("channel = "))
+        .unwrap()
+        .trim_matches('"');
+    let notebook = read("Dockerfile.notebook");
+    for file in ["Dockerfile", "Dockerfile.notebook"] {
+        assert!(
+            read(file).contains(&format!("FROM rust:{channel}-bookworm AS build")),
+            "{file} must build with rust {channel}"
+        );
+    }
+    let quoted = |text: &str, prefix: &str| -> Vec<String> {
+        text.split('"')
+            .filter(|s| s.starts_with(prefix) && s.contains("=="))
+            .map(str::to_string)
+            .collect()
+    };
+    let lab = quoted(&read("host/crates/cli/src/notebook.rs"), "jupyterlab==");
+    let kernel = quoted(&read("host/crates/cli/src/notebook.rs"), "ipykernel==");
+    let componentize = quoted(
+        &read("host/crates/guest-build/src/python.rs"),
+        "componentize-py==",
     );
+    for pin in lab.iter().chain(&kernel).chain(&componentize) {
+        assert!(
+            notebook.contains(pin.as_str()),
+            "Dockerfile.notebook lacks {pin}"
+        );
+    }
+    assert_eq!((lab.len(), kernel.len(), componentize.len()), (1, 1, 1));
 }
 
 /// `helm template` and `helm lint --strict` through Helm's own engine (the Helm v4 SDK from
