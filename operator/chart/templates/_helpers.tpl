@@ -30,3 +30,11 @@ app.kubernetes.io/component: ui
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
+
+{{/* The notebook profile file the operator reads (notebook/profile.rs), from
+     values.notebooks.profile. */}}
+{{- define "weft.notebookProfile" -}}
+{{- $p := .Values.notebooks.profile -}}
+{{- $image := printf "%s:%s" $p.image.repository ($p.image.tag | default .Chart.AppVersion) -}}
+{{- toYaml (dict "image" $image "imagePullPolicy" $p.image.pullPolicy "resources" $p.resources "workspace" $p.workspace "env" $p.env "nodeSelector" $p.nodeSelector "tolerations" $p.tolerations) -}}
+{{- end -}}

@@ -41,7 +41,8 @@ pub struct NotebookSpec {
     pub template: NotebookTemplate,
     /// A PersistentVolumeClaim `NAME-workspace` the controller makes and mounts on the first
     /// container; kept when the notebook stops (and when it is deleted), so it starts again
-    /// with its files.
+    /// with its files. Unset: the operator's notebook profile's workspace, if it has one
+    /// (`disabled: true` for none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workspace: Option<Workspace>,
     /// This notebook's idle culling, overriding the operator's settings.
@@ -70,21 +71,26 @@ pub struct TemplateMeta {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 #[schemars(extend("x-kubernetes-validations" = [
-    {"rule": "self.size.matches('^[0-9]+(\\\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$')",
+    {"rule": "!has(self.size) || self.size.matches('^[0-9]+(\\\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$')",
      "message": "workspace.size must be a quantity such as 10Gi"},
 ]))]
 pub struct Workspace {
-    /// The claim's size, e.g. `10Gi`.
+    /// The claim's size, e.g. `10Gi`: the operator's notebook profile's when unset, else 10Gi.
     // Bounded (so is idleTime), as a string a CEL regex reads must be for the API server's
     // cost estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32))]
-    pub size: String,
-    /// Where the first container sees it; `/home/jovyan` by default (Kubeflow images' home).
+    pub size: Option<String>,
+    /// Where the first container sees it: the profile's, else `/home/jovyan` (Kubeflow
+    /// images' home).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mount_path: Option<String>,
-    /// The cluster's default class when unset.
+    /// The profile's, else the cluster's default class, when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_class_name: Option<String>,
+    /// No workspace, not even the profile's default one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -335,7 +335,10 @@ fn the_notebook_crd_takes_a_pod_spec_and_reports_kubeflows_status() {
     let nb = notebook();
     let typed: Notebook = serde_json::from_value(nb.clone()).unwrap();
     assert_eq!(typed.spec.template.spec.containers[0].name, "lab");
-    assert_eq!(typed.spec.workspace.as_ref().unwrap().size, "10Gi");
+    assert_eq!(
+        typed.spec.workspace.as_ref().unwrap().size.as_deref(),
+        Some("10Gi")
+    );
     cel("Notebook", &nb).unwrap();
     let schema = schema_of("Notebook");
     let pod = &schema["properties"]["spec"]["properties"]["template"]["properties"]["spec"];
@@ -395,4 +398,14 @@ fn a_notebook_without_a_container_or_with_a_bad_cull_time_is_refused_clearly() {
     nb["spec"]["workspace"]["size"] = json!("lots");
     let err = cel("Notebook", &nb).unwrap_err();
     assert!(err.contains("workspace.size must be a quantity"), "{err}");
+    // Size, path and class may come from the operator's notebook profile; none at all.
+    for ws in [
+        json!({}),
+        json!({"disabled": true}),
+        json!({"mountPath": "/work"}),
+    ] {
+        let mut nb = notebook();
+        nb["spec"]["workspace"] = ws.clone();
+        cel("Notebook", &nb).unwrap_or_else(|e| panic!("{ws}: {e}"));
+    }
 }

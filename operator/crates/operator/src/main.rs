@@ -83,6 +83,11 @@ struct RunArgs {
     /// `-notebook` role: create and read Weft resources).
     #[arg(long, env = "WEFT_NOTEBOOK_CLUSTER_ROLE", default_value = notebook::ACCOUNT)]
     notebook_cluster_role: String,
+    /// A YAML file of what a Notebook may leave out (image, pull policy, resources, env,
+    /// workspace, node selector, tolerations), filled in by the controller; the chart's
+    /// `notebooks.profile`. A file that does not parse stops the operator at its start.
+    #[arg(long, env = "WEFT_NOTEBOOK_PROFILE", value_parser = load_profile)]
+    notebook_profile: Option<notebook::Profile>,
     /// The token notebook servers want, if they want one (the culler reads /api/kernels).
     #[arg(long, env = "WEFT_NOTEBOOK_TOKEN", hide_env_values = true)]
     notebook_token: Option<String>,
@@ -161,6 +166,7 @@ async fn run(args: RunArgs) -> Result<()> {
             check_period: args.idleness_check_period,
             token: args.notebook_token.filter(|t| !t.is_empty()),
             cluster_role: args.notebook_cluster_role,
+            profile: args.notebook_profile.unwrap_or_default(),
             ..Default::default()
         },
     );
@@ -258,4 +264,8 @@ async fn serve_metrics(addr: String, metrics: Arc<weft_operator::metrics::Metric
         }
         Err(e) => tracing::error!(%e, %addr, "cannot bind the metrics address"),
     }
+}
+
+fn load_profile(path: &str) -> Result<notebook::Profile, String> {
+    notebook::Profile::load(std::path::Path::new(path)).map_err(|e| e.to_string())
 }

@@ -282,8 +282,15 @@ fn the_chart_renders_and_lints_with_helms_engine_and_its_manifests_are_valid() {
         "runnerServiceAccount": "my-runner",
         "image": {"tag": "v9", "pullPolicy": "Always"},
         "ui": {"tokenSecret": "weft-ui-token", "port": 9000},
+        "notebooks": {"profile": {
+            "image": {"repository": "registry.example/lab", "tag": "v3", "pullPolicy": "Always"},
+            "workspace": {"size": "50Gi", "storageClassName": "fast"},
+            "env": [{"name": "PIP_INDEX_URL", "value": "https://pypi.example/simple"}],
+            "tolerations": [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        }},
     });
-    let no_ui = serde_json::json!({"ui": {"enabled": false}});
+    let no_ui =
+        serde_json::json!({"ui": {"enabled": false}, "notebooks": {"profile": {"enabled": false}}});
     for (label, values) in [
         ("defaults", None),
         ("everything", Some(everything)),
@@ -306,8 +313,13 @@ fn the_chart_renders_and_lints_with_helms_engine_and_its_manifests_are_valid() {
             String::from_utf8_lossy(&out.stderr)
         );
         let manifests: Vec<PathBuf> = walk(out_dir.path());
+        // The UI and the notebook profile are on unless turned off (both, in "no-ui").
         let ui = label != "no-ui";
-        assert_eq!(manifests.len(), 3 + ui as usize, "{label}: {manifests:?}");
+        assert_eq!(
+            manifests.len(),
+            3 + 2 * ui as usize,
+            "{label}: {manifests:?}"
+        );
         let out = Command::new(&validate)
             .args(["--strict", "-k", "1.33.0"])
             .args(&manifests)
@@ -347,6 +359,8 @@ fn the_chart_renders_and_lints_with_helms_engine_and_its_manifests_are_valid() {
             ui_is_deployed(label, docs, deployment);
         }
         operator_finds_the_registry(label, deployment, ui_docs.as_deref());
+        let profile = ui.then(|| rendered("notebook-profile.yaml").remove(0));
+        operator_reads_the_notebook_profile(label, deployment, profile.as_ref());
         let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"].to_string();
         // The notebook controller binds the chart's notebook role; culling is off by default,
         // with Kubeflow's defaults (1440 minutes idle, checked every minute).
@@ -467,6 +481,59 @@ fn operator_finds_the_registry(label: &str, operator: &Value, ui: Option<&[Value
             assert_eq!(Some(&token["valueFrom"]), ui_token.map(|t| &t["valueFrom"]));
         }
         None => assert!(ui_token.is_none(), "{label}: the UI wants a token"),
+    }
+}
+
+/// The chart's notebook profile is a file the operator accepts (parsed by the operator's own
+/// loader), mounted where WEFT_NOTEBOOK_PROFILE says, with the chart's notebook image.
+fn operator_reads_the_notebook_profile(label: &str, operator: &Value, config_map: Option<&Value>) {
+    let pod = &operator["spec"]["template"];
+    let container = &pod["spec"]["containers"][0];
+    let env = container["env"].as_array().unwrap();
+    let var = env.iter().find(|e| e["name"] == "WEFT_NOTEBOOK_PROFILE");
+    let Some(config_map) = config_map else {
+        assert!(var.is_none(), "{label}: {env:?}");
+        assert!(pod["spec"].get("volumes").is_none(), "{label}");
+        return;
+    };
+    assert_eq!(
+        var.unwrap()["value"],
+        "/etc/weft/notebook-profile/profile.yaml",
+        "{label}"
+    );
+    assert_eq!(
+        container["volumeMounts"][0]["mountPath"],
+        "/etc/weft/notebook-profile"
+    );
+    assert_eq!(
+        pod["spec"]["volumes"][0]["configMap"]["name"],
+        config_map["metadata"]["name"]
+    );
+    assert!(
+        pod["metadata"]["annotations"]["checksum/notebook-profile"].is_string(),
+        "{label}: the operator restarts when the profile changes"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("profile.yaml");
+    std::fs::write(&file, config_map["data"]["profile.yaml"].as_str().unwrap()).unwrap();
+    let profile =
+        weft_operator::notebook::Profile::load(&file).unwrap_or_else(|e| panic!("{label}: {e}"));
+    let workspace = profile.workspace.clone().unwrap();
+    if label == "everything" {
+        assert_eq!(profile.image.as_deref(), Some("registry.example/lab:v3"));
+        assert_eq!(profile.image_pull_policy.as_deref(), Some("Always"));
+        assert_eq!(workspace.size.as_deref(), Some("50Gi"));
+        assert_eq!(workspace.storage_class_name.as_deref(), Some("fast"));
+        assert_eq!(profile.env[0].name, "PIP_INDEX_URL");
+        assert_eq!(profile.tolerations[0].key.as_deref(), Some("gpu"));
+    } else {
+        assert_eq!(
+            profile.image.as_deref(),
+            Some("ghcr.io/weft-dev/weft-notebook:0.1.0")
+        );
+        assert_eq!(workspace.size.as_deref(), Some("10Gi"));
+        assert_eq!(workspace.mount_path.as_deref(), Some("/home/jovyan"));
+        assert!(profile.resources.is_some(), "{label}");
     }
 }
 

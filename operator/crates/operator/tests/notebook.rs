@@ -438,3 +438,145 @@ async fn a_ready_notebook_is_checked_by_the_culler_in_its_reconcile() {
     );
     assert!(a.get("kubeflow-resource-stopped").is_none(), "{a}");
 }
+
+/// The chart's kind of profile, from a file as `weft-operator --notebook-profile` reads it.
+fn profile() -> notebook::Profile {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("profile.yaml");
+    std::fs::write(
+        &path,
+        "image: ghcr.io/weft-dev/weft-notebook:1.0\n\
+         imagePullPolicy: IfNotPresent\n\
+         resources: {requests: {cpu: 500m, memory: 1Gi}, limits: {memory: 2Gi}}\n\
+         workspace: {size: 5Gi, storageClassName: fast}\n\
+         tolerations: [{key: gpu, operator: Exists, effect: NoSchedule}]\n",
+    )
+    .unwrap();
+    notebook::Profile::load(&path).unwrap()
+}
+
+fn with_profile(profile: notebook::Profile) -> NotebookConfig {
+    NotebookConfig {
+        cluster_role: "weft-operator-notebook".into(),
+        profile,
+        ..Default::default()
+    }
+}
+
+/// A Notebook naming only its container (as `kubectl apply` of a hand-written one does) gets
+/// the profile's image, resources, tolerations and workspace, as Kubeflow's spawner form
+/// would have filled in; what it sets itself stays.
+#[tokio::test]
+async fn a_notebook_naming_only_a_container_gets_the_profiles_defaults() {
+    let mut nb = notebook();
+    nb["spec"]["template"]["spec"] = json!({"containers": [{"name": "lab"}]});
+    nb["spec"].as_object_mut().unwrap().remove("workspace");
+    let seen = reconcile_with(
+        &nb,
+        script(&nb, Reply::Echo, pods(vec![]), true),
+        with_profile(profile()),
+    )
+    .await;
+    let pod = &find(&seen, STS)["spec"]["template"]["spec"];
+    let c = &pod["containers"][0];
+    assert_eq!(c["image"], "ghcr.io/weft-dev/weft-notebook:1.0");
+    assert_eq!(c["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(
+        c["resources"],
+        json!({"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "2Gi"}})
+    );
+    assert_eq!(pod["tolerations"][0]["key"], "gpu");
+    assert_eq!(c["volumeMounts"][0]["mountPath"], "/home/jovyan");
+    let pvc = find(&seen, PVC);
+    assert_eq!(pvc["spec"]["resources"]["requests"]["storage"], "5Gi");
+    assert_eq!(pvc["spec"]["storageClassName"], "fast");
+
+    // Its own image and workspace size win; `disabled` has no workspace at all.
+    let own = notebook();
+    let seen = reconcile_with(
+        &own,
+        script(&own, Reply::Echo, pods(vec![]), true),
+        with_profile(profile()),
+    )
+    .await;
+    let c = &find(&seen, STS)["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(c["image"], "ghcr.io/weft-dev/notebook:latest");
+    assert_eq!(
+        find(&seen, PVC)["spec"]["resources"]["requests"]["storage"],
+        "10Gi"
+    );
+    let mut off = notebook();
+    off["spec"]["workspace"] = json!({"disabled": true});
+    let mut s = script(&off, Reply::Echo, pods(vec![]), true);
+    s.retain(|e| e.path != PVC);
+    let seen = reconcile_with(&off, s, with_profile(profile())).await;
+    let pod = &find(&seen, STS)["spec"]["template"]["spec"];
+    assert!(pod.get("volumes").is_none(), "{pod}");
+}
+
+/// No image anywhere: nothing is applied that the API server would refuse; the status says
+/// what to set.
+#[tokio::test]
+async fn a_notebook_without_an_image_is_failed_in_status_and_not_run() {
+    let mut nb = notebook();
+    nb["spec"]["template"]["spec"] = json!({"containers": [{"name": "lab"}]});
+    let seen = reconcile(
+        &nb,
+        vec![
+            expect("PATCH", SA, Reply::Echo),
+            expect("PATCH", RB, Reply::Echo),
+            expect(
+                "PATCH",
+                format!("{NB}/status"),
+                Reply::MergeInto(nb.clone()),
+            ),
+        ],
+    )
+    .await;
+    let conditions = &seen[2].body["status"]["conditions"];
+    for (i, (kind, status)) in [("Ready", "False"), ("Failed", "True")].iter().enumerate() {
+        let c = &conditions[i];
+        assert_eq!(
+            (&c["type"], &c["status"], &c["reason"]),
+            (&json!(kind), &json!(status), &json!("NoImage"))
+        );
+        let message = c["message"].as_str().unwrap();
+        assert!(
+            message.contains("spec.template.spec.containers[0].image"),
+            "{message}"
+        );
+        assert!(message.contains("notebooks.profile.image"), "{message}");
+    }
+}
+
+/// A profile that does not parse stops the operator at its start, naming the file and field.
+#[test]
+fn the_operator_refuses_a_bad_profile_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    for (text, wanted) in [
+        (
+            "resources: {requests: {cpu: lots}}",
+            "resources.requests.cpu: `lots` is not a quantity",
+        ),
+        (
+            "image: x\nimagePullPolicy: Sometimes",
+            "imagePullPolicy: `Sometimes`",
+        ),
+        ("imagee: x", "imagee"),
+    ] {
+        let path = dir.path().join("profile.yaml");
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weft-operator"))
+            .args(["run", "--notebook-profile"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("notebook profile {}: ", path.display())),
+            "{err}"
+        );
+        assert!(err.contains(wanted), "{text}: {err}");
+    }
+}

@@ -9,16 +9,23 @@
 //! makes `Ready` False with the kubelet's reason and `Failed` True with its message, so an
 //! erroring notebook says why instead of sitting at 0/1.
 //!
-//! Idle culling is Kubeflow's culler: every check period, a running notebook's
-//! `/notebook/NS/NAME/api/kernels` is read through its Service; a busy kernel is activity now,
-//! otherwise the newest kernel `last_activity` is; both kept in annotations; past the idle time
-//! the stop annotation is set (and counted in the operator's metrics).
+//! Idle culling is Kubeflow's culler (`culler.rs`); what a Notebook leaves out comes from the
+//! operator's notebook profile (`profile.rs`).
+
+mod culler;
+pub mod profile;
+mod status;
+
+use culler::annotate;
+pub use culler::{cull, idle_time, kernels, kernels_activity, kernels_url, Kernel};
+pub use profile::Profile;
+pub use status::status;
 
 use crate::apply::{self, child_name, owner};
 use crate::conditions;
 use crate::{Context, Error};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Limited};
+use http_body_util::Empty;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client as HttpClient;
 use hyper_util::rt::TokioExecutor;
@@ -33,17 +40,15 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::runtime::controller::Action;
 use kube::runtime::finalizer::{finalizer, Event as Finalizer};
-use kube::{Api, Resource, ResourceExt};
-use serde_json::{json, Value};
+use kube::{Api, ResourceExt};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use weft_crd::{
-    Notebook, NotebookStatus, LAST_ACTIVITY_ANNOTATION, LAST_CHECK_ANNOTATION, STOP_ANNOTATION,
-};
+use weft_crd::{Notebook, LAST_ACTIVITY_ANNOTATION, LAST_CHECK_ANNOTATION, STOP_ANNOTATION};
 
 pub const FINALIZER: &str = "weft.dev/notebook";
 /// The label of the notebook's pod and children (Kubeflow's StatefulSet selector label).
@@ -56,6 +61,7 @@ pub const PORT: i32 = 8888;
 pub const ACCOUNT: &str = "weft-notebook";
 /// Kubeflow images' home, where the workspace is mounted by default.
 pub const HOME: &str = "/home/jovyan";
+const NO_IMAGE: &str = "spec.template.spec.containers[0].image is empty and the operator's notebook profile names no image (the chart's notebooks.profile.image)";
 
 /// Culling and RBAC settings (`weft-operator run` flags, Kubeflow's env names).
 #[derive(Clone, Debug)]
@@ -73,6 +79,8 @@ pub struct NotebookConfig {
     pub token: Option<String>,
     /// The ClusterRole bound (in the notebook's namespace) to its service account.
     pub cluster_role: String,
+    /// What a Notebook may leave out (`--notebook-profile`).
+    pub profile: Profile,
 }
 
 impl Default for NotebookConfig {
@@ -84,6 +92,7 @@ impl Default for NotebookConfig {
             service_url: "http://{name}.{namespace}.svc.cluster.local".into(),
             token: None,
             cluster_role: ACCOUNT.into(),
+            profile: Profile::default(),
         }
     }
 }
@@ -191,7 +200,22 @@ async fn apply_notebook(nb: &Notebook, nctx: &NotebookContext, ns: &str) -> Resu
         &role_binding(nb, &binding_name, &account, &nctx.config.cluster_role),
     )
     .await?;
-    if let Some(pvc) = workspace(nb) {
+    let profile = &nctx.config.profile;
+    let sts = statefulset(nb, &account, profile);
+    let first = sts
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref()?.containers.first());
+    if first.is_none_or(|c| c.image.as_deref().unwrap_or("").is_empty()) {
+        // The API server would refuse the StatefulSet; say why on the Notebook instead.
+        let current = nb.status.clone().unwrap_or_default();
+        let next = status::invalid(nb, &current, "NoImage", NO_IMAGE);
+        if conditions::changed(&current, &next) {
+            apply::status(&Api::<Notebook>::namespaced(client, ns), &name, &next).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    if let Some(pvc) = workspace(nb, profile) {
         apply::apply(
             &Api::<PersistentVolumeClaim>::namespaced(client.clone(), ns),
             &workspace_claim(&name),
@@ -202,7 +226,7 @@ async fn apply_notebook(nb: &Notebook, nctx: &NotebookContext, ns: &str) -> Resu
     let sts = apply::apply(
         &Api::<StatefulSet>::namespaced(client.clone(), ns),
         &name,
-        &statefulset(nb, &account),
+        &sts,
     )
     .await?;
     apply::apply(
@@ -257,150 +281,6 @@ async fn apply_notebook(nb: &Notebook, nctx: &NotebookContext, ns: &str) -> Resu
     Ok(Action::requeue(nctx.config.check_period))
 }
 
-/// The idle time that applies to `nb`, None when it is not culled.
-pub fn idle_time(nb: &Notebook, config: &NotebookConfig) -> Option<Duration> {
-    match &nb.spec.culling {
-        Some(c) if c.disabled => None,
-        Some(c) => match c.idle_time.as_deref().map(weft_crd::parse_cull_duration) {
-            Some(Ok(d)) => Some(d),
-            // CEL refuses a malformed one; an older object falls back to the operator's.
-            Some(Err(e)) => {
-                tracing::warn!(%e, notebook = %nb.name_any(), "ignoring spec.culling.idleTime");
-                config.culling.then_some(config.idle_time)
-            }
-            None => Some(config.idle_time),
-        },
-        None => config.culling.then_some(config.idle_time),
-    }
-}
-
-async fn annotate(api: &Api<Notebook>, name: &str, annotations: Value) -> Result<(), Error> {
-    let patch = json!({"metadata": {"annotations": annotations}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    Ok(())
-}
-
-/// The URL of the notebook's kernels list, through its Service.
-pub fn kernels_url(config: &NotebookConfig, ns: &str, name: &str) -> String {
-    let base = config
-        .service_url
-        .replace("{name}", name)
-        .replace("{namespace}", ns);
-    format!(
-        "{}/notebook/{ns}/{name}/api/kernels",
-        base.trim_end_matches('/')
-    )
-}
-
-/// One kernel of `/api/kernels`, the fields the culler reads.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct Kernel {
-    #[serde(default)]
-    pub execution_state: Option<String>,
-    #[serde(default)]
-    pub last_activity: Option<String>,
-}
-
-/// The kernels' last activity: now while any is busy, else the newest `last_activity`; None
-/// without kernels (the annotation then keeps what it had).
-pub fn kernels_activity(kernels: &[Kernel], now: Timestamp) -> Option<Timestamp> {
-    if kernels
-        .iter()
-        .any(|k| k.execution_state.as_deref() == Some("busy"))
-    {
-        return Some(now);
-    }
-    kernels
-        .iter()
-        .filter_map(|k| k.last_activity.as_deref()?.parse::<Timestamp>().ok())
-        .max()
-}
-
-/// Reads the server's kernels (None when it does not answer: a pod starting, a proxy
-/// refusing; the check is recorded and activity left as it was).
-pub async fn kernels(nctx: &NotebookContext, url: &str) -> Result<Vec<Kernel>, String> {
-    let mut request = http::Request::get(url);
-    if let Some(token) = &nctx.config.token {
-        request = request.header("Authorization", format!("token {token}"));
-    }
-    let request = request.body(Empty::new()).map_err(|e| e.to_string())?;
-    let answer = tokio::time::timeout(Duration::from_secs(10), async {
-        let response = nctx
-            .http
-            .request(request)
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = response.status();
-        let body = Limited::new(response.into_body(), 4 << 20)
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?
-            .to_bytes();
-        if !status.is_success() {
-            return Err(format!("{url}: {status}"));
-        }
-        serde_json::from_slice::<Vec<Kernel>>(&body).map_err(|e| format!("{url}: {e}"))
-    })
-    .await
-    .map_err(|_| format!("{url}: no answer in 10 s"))?;
-    answer
-}
-
-/// One culling check of a running notebook at `now`, if the last was a period ago or more:
-/// records the check and the kernels' activity in annotations, and sets the stop annotation
-/// when the notebook has been idle for longer than `idle_time`. Returns whether it stopped it.
-pub async fn cull(
-    nb: &Notebook,
-    nctx: &NotebookContext,
-    idle_time: Duration,
-    now: Timestamp,
-) -> Result<bool, Error> {
-    let name = nb.name_any();
-    let ns = nb
-        .namespace()
-        .ok_or_else(|| Error::NoNamespace(name.clone()))?;
-    let a = nb.annotations();
-    let parse = |key: &str| a.get(key).and_then(|v| v.parse::<Timestamp>().ok());
-    let period = nctx.config.check_period.as_secs_f64();
-    if let Some(last) = parse(LAST_CHECK_ANNOTATION) {
-        if now.duration_since(last).as_secs_f64() < period {
-            return Ok(false);
-        }
-    }
-    let mut last_activity = parse(LAST_ACTIVITY_ANNOTATION).unwrap_or(now);
-    match kernels(nctx, &kernels_url(&nctx.config, &ns, &name)).await {
-        Ok(list) => {
-            if let Some(t) = kernels_activity(&list, now) {
-                last_activity = last_activity.max(t);
-            }
-        }
-        Err(e) => tracing::info!(%e, notebook = %name, %ns, "culler: kernels not read"),
-    }
-    let mut patch = serde_json::Map::new();
-    patch.insert(LAST_CHECK_ANNOTATION.into(), json!(now.to_string()));
-    patch.insert(
-        LAST_ACTIVITY_ANNOTATION.into(),
-        json!(last_activity.to_string()),
-    );
-    let idle = now.duration_since(last_activity).as_secs_f64();
-    let cull = idle > idle_time.as_secs_f64();
-    if cull {
-        patch.insert(STOP_ANNOTATION.into(), json!(now.to_string()));
-    }
-    annotate(
-        &Api::namespaced(nctx.ctx.client.clone(), &ns),
-        &name,
-        Value::Object(patch),
-    )
-    .await?;
-    if cull {
-        tracing::info!(notebook = %name, %ns, idle_s = idle, "culled an idle notebook");
-        nctx.ctx.metrics.notebook_culled(&ns, &name, now);
-    }
-    Ok(cull)
-}
-
 fn role_binding(nb: &Notebook, name: &str, account: &str, role: &str) -> RoleBinding {
     RoleBinding {
         metadata: meta(nb, name),
@@ -419,20 +299,17 @@ fn role_binding(nb: &Notebook, name: &str, account: &str, role: &str) -> RoleBin
 }
 
 /// The workspace claim: not owned by the notebook, so neither a stop nor a deletion loses it.
-fn workspace(nb: &Notebook) -> Option<PersistentVolumeClaim> {
-    let ws = nb.spec.workspace.as_ref()?;
+fn workspace(nb: &Notebook, profile: &Profile) -> Option<PersistentVolumeClaim> {
+    let ws = profile.workspace(nb)?;
     let mut meta = meta(nb, &workspace_claim(&nb.name_any()));
     meta.owner_references = None;
     Some(PersistentVolumeClaim {
         metadata: meta,
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec!["ReadWriteOnce".into()]),
-            storage_class_name: ws.storage_class_name.clone(),
+            storage_class_name: ws.storage_class_name,
             resources: Some(VolumeResourceRequirements {
-                requests: Some(BTreeMap::from([(
-                    "storage".into(),
-                    Quantity(ws.size.clone()),
-                )])),
+                requests: Some(BTreeMap::from([("storage".into(), Quantity(ws.size))])),
                 ..Default::default()
             }),
             ..Default::default()
@@ -448,12 +325,14 @@ fn pod_labels(nb: &Notebook) -> BTreeMap<String, String> {
     ])
 }
 
-/// The notebook's StatefulSet: the spec's pod with Kubeflow's additions (`NB_PREFIX`, port
-/// 8888, working directory and fsGroup 100 unless set), the workspace mounted.
-pub fn statefulset(nb: &Notebook, account: &str) -> StatefulSet {
+/// The notebook's StatefulSet: the spec's pod with the profile's defaults and Kubeflow's
+/// additions (`NB_PREFIX`, port 8888, working directory and fsGroup 100 unless set), the
+/// workspace mounted.
+pub fn statefulset(nb: &Notebook, account: &str, profile: &Profile) -> StatefulSet {
     let name = nb.name_any();
     let ns = nb.namespace().unwrap_or_default();
     let mut pod = nb.spec.template.spec.clone();
+    profile.apply(&mut pod);
     pod.service_account_name = Some(account.into());
     let security = pod
         .security_context
@@ -461,7 +340,7 @@ pub fn statefulset(nb: &Notebook, account: &str) -> StatefulSet {
     if security.fs_group.is_none() {
         security.fs_group = Some(100);
     }
-    let ws = nb.spec.workspace.as_ref();
+    let ws = profile.workspace(nb);
     if ws.is_some() {
         pod.volumes.get_or_insert_with(Vec::new).push(Volume {
             name: "workspace".into(),
@@ -496,7 +375,7 @@ pub fn statefulset(nb: &Notebook, account: &str) -> StatefulSet {
                 .get_or_insert_with(Vec::new)
                 .push(VolumeMount {
                     name: "workspace".into(),
-                    mount_path: ws.mount_path.clone().unwrap_or_else(|| HOME.into()),
+                    mount_path: ws.mount_path,
                     ..Default::default()
                 });
         }
@@ -554,113 +433,4 @@ fn service(nb: &Notebook) -> Service {
         }),
         ..Default::default()
     }
-}
-
-/// Waiting reasons that mean the pod will not come up by itself.
-const FAILING: &[&str] = &[
-    "ImagePullBackOff",
-    "ErrImagePull",
-    "InvalidImageName",
-    "CrashLoopBackOff",
-    "CreateContainerConfigError",
-    "CreateContainerError",
-    "RunContainerError",
-];
-
-/// The status from the StatefulSet's ready count and the notebook server's pod.
-pub fn status(
-    nb: &Notebook,
-    ready: i32,
-    pod: Option<&Pod>,
-    current: &NotebookStatus,
-) -> NotebookStatus {
-    let name = nb.name_any();
-    let ns = nb.namespace().unwrap_or_default();
-    let generation = nb.meta().generation;
-    let container = pod
-        .and_then(|p| p.status.as_ref()?.container_statuses.as_ref())
-        .and_then(|cs| {
-            let first = nb.spec.template.spec.containers.first()?;
-            cs.iter().find(|c| c.name == first.name)
-        });
-    let state = container.and_then(|c| c.state.clone());
-    let failing = state.as_ref().and_then(|s| {
-        let w = s.waiting.as_ref()?;
-        let reason = w.reason.clone()?;
-        FAILING
-            .contains(&reason.as_str())
-            .then(|| (reason, w.message.clone().unwrap_or_default()))
-    });
-    let failing = failing.or_else(|| {
-        // Unschedulable pods say so in their PodScheduled condition.
-        let c = pod?
-            .status
-            .as_ref()?
-            .conditions
-            .as_ref()?
-            .iter()
-            .find(|c| c.type_ == "PodScheduled" && c.status == "False")?;
-        Some((
-            c.reason.clone().unwrap_or_else(|| "Unschedulable".into()),
-            c.message.clone().unwrap_or_default(),
-        ))
-    });
-    let mut next = NotebookStatus {
-        ready_replicas: ready,
-        container_state: state,
-        url: Some(format!(
-            "http://{name}.{ns}.svc.cluster.local/notebook/{ns}/{name}/"
-        )),
-        observed_generation: generation,
-        conditions: Vec::new(),
-    };
-    let (ok, reason, message) = if stopped(nb) {
-        (
-            false,
-            "Stopped".to_string(),
-            format!(
-                "stopped by the {STOP_ANNOTATION} annotation (remove it, or `wasm-run notebook start {name}`, to start it)"
-            ),
-        )
-    } else if ready > 0 {
-        (true, "Ready".into(), "the notebook server is ready".into())
-    } else if let Some((reason, message)) = &failing {
-        (false, reason.clone(), message.clone())
-    } else {
-        (
-            false,
-            "Starting".into(),
-            "the notebook server's pod is not ready yet".into(),
-        )
-    };
-    conditions::set(
-        &mut next.conditions,
-        &current.conditions,
-        "Ready",
-        ok,
-        &reason,
-        &message,
-        generation,
-    );
-    match (&failing, stopped(nb)) {
-        (Some((reason, message)), false) => conditions::set(
-            &mut next.conditions,
-            &current.conditions,
-            "Failed",
-            true,
-            reason,
-            &format!("the notebook server's pod cannot run: {reason}: {message}"),
-            generation,
-        ),
-        _ => conditions::set(
-            &mut next.conditions,
-            &current.conditions,
-            "Failed",
-            false,
-            "NoError",
-            "",
-            generation,
-        ),
-    }
-    next
 }
