@@ -57,7 +57,7 @@ pub struct LocalGroup;
 
 impl LocalGroup {
     /// `world` ranks (at least one), to hand one to each worker thread.
-    pub fn new(world: usize) -> Vec<LocalRank> {
+    pub fn ranks(world: usize) -> Vec<LocalRank> {
         let world = world.max(1);
         let shared = Arc::new(Shared {
             world,

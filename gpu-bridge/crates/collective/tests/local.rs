@@ -26,7 +26,7 @@ fn on_ranks<T: Send + 'static>(
     f: impl Fn(LocalRank) -> T + Send + Sync + 'static,
 ) -> Vec<T> {
     let f = Arc::new(f);
-    let threads: Vec<_> = LocalGroup::new(world)
+    let threads: Vec<_> = LocalGroup::ranks(world)
         .into_iter()
         .map(|rank| {
             let f = f.clone();
@@ -91,7 +91,7 @@ fn every_collective_matches_a_direct_computation() {
             );
         }
         on_ranks(world, |c| c.barrier(&wait()).unwrap());
-        for (rank, c) in LocalGroup::new(world).iter().enumerate() {
+        for (rank, c) in LocalGroup::ranks(world).iter().enumerate() {
             assert_eq!((c.rank(), c.world_size()), (rank, world));
             assert_eq!(
                 shard(100, rank, world).len(),
@@ -170,7 +170,7 @@ fn a_rank_that_leaves_fails_its_peers() {
 /// A wait that runs out, or a cancelled step, fails the gang rather than hanging it.
 #[test]
 fn a_wait_that_runs_out_or_is_cancelled_fails_the_gang() {
-    let mut ranks = LocalGroup::new(2);
+    let mut ranks = LocalGroup::ranks(2);
     let late = ranks.pop().unwrap();
     let c = ranks.pop().unwrap();
     let started = Instant::now();
@@ -185,7 +185,7 @@ fn a_wait_that_runs_out_or_is_cancelled_fails_the_gang() {
     assert_eq!(late.barrier(&wait()), Err(e));
 
     let cancel = Arc::new(AtomicBool::new(true));
-    let mut ranks = LocalGroup::new(2);
+    let mut ranks = LocalGroup::ranks(2);
     let _peer = ranks.pop().unwrap();
     let c = ranks.pop().unwrap();
     let w = Wait {
