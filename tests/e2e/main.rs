@@ -2,6 +2,7 @@
 //! `wasm-run` CLI and the runtime API.
 
 mod cli;
+mod collective;
 mod compile_cache;
 mod errors;
 mod handmade;

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub use weft_test_programs::{
-    CSV_FILTER_JS, CSV_PROFILE_PY, CSV_STATS_C, CSV_TRANSFORM, GUEST_TOOLS, MISBEHAVE,
-    MISBEHAVE_JS, MISBEHAVE_PY, NOOP, NOT_A_STEP, OBJECTIVE, TENSOR_BENCH, TRAIN_MLP,
+    COLLECTIVE_PROBE, CSV_FILTER_JS, CSV_PROFILE_PY, CSV_STATS_C, CSV_TRANSFORM, GUEST_TOOLS,
+    MISBEHAVE, MISBEHAVE_JS, MISBEHAVE_PY, NOOP, NOT_A_STEP, OBJECTIVE, TENSOR_BENCH, TRAIN_MLP,
 };
 
 /// A scratch directory for one test: WEFT_HOME and outputs live inside it.

@@ -27,6 +27,12 @@ pub mod bindings {
 pub use bindings::exports::weft::pipeline::task::Guest;
 /// Tensor compute on the host's device (`weft:tensor/ops`).
 pub use bindings::weft::tensor::ops as tensor;
+/// Collectives across a training job's workers (`weft:tensor/collective`): rank, world size,
+/// all-reduce and the rest; `collective::all_reduce_gradients` for data-parallel training.
+pub use bindings::weft::tensor::collective;
+/// The items this worker owns of `n` (a dataset's rows, a batch): contiguous, in rank order,
+/// every item owned by exactly one rank. `shard(n, collective::rank(), collective::world_size())`.
+pub use weft_collective::shard;
 /// Models trained elsewhere (ONNX), through the standard `wasi:nn` interfaces.
 pub use bindings::wasi::nn;
 pub use bindings::export;

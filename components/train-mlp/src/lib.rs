@@ -3,13 +3,20 @@
 //! the loss curve as metrics.
 //!
 //! Inputs: `train` (Dataset). Params: `label` (string), `hidden` (int, default 16), `epochs`
-//! (int, default 200), `learning_rate` (float, default 0.05, Adam), `weight_decay` (float,
-//! default 0: Adam's decoupled weight decay), `seed` (int, default 1).
+//! (int, default 200), `learning_rate` (float, default 0.05), `optimizer` (`adam`, the default,
+//! or `sgd` with momentum 0.9), `weight_decay` (float, default 0: Adam's decoupled weight
+//! decay), `seed` (int, default 1).
 //! Outputs: `model` (Model: `model.safetensors` with `w1`, `b1`, `w2`, `b2`, and `model.json`
 //! naming features and classes); params `final_loss`, `accuracy` (on the training set),
-//! `backend` (the device that computed).
+//! `backend` (the device that computed), `world_size`.
+//!
+//! Data-parallel as a worker of a training job (`weft:tensor/collective`): each rank trains on
+//! its shard of the rows, its loss weighted by its share, and the gradients are summed across
+//! ranks before every step, so every rank takes the step one worker would take on all the rows
+//! and the ranks' parameters stay equal (the same seed initialises them).
+use weft_step::collective::{self, ReduceOp};
 use weft_step::tensor::{self, BinaryOp, Dtype, Optimizer, Tensor, UnaryOp};
-use weft_step::{out_param, report, Guest, ParamValue, StepInput, StepOutput};
+use weft_step::{out_param, report, shard, Guest, ParamValue, StepInput, StepOutput};
 use weft_tabular::{Rng, Table};
 
 struct Train;
@@ -19,6 +26,14 @@ fn err(e: tensor::Error) -> String {
         tensor::Error::Shape(m) => format!("tensor shape: {m}"),
         tensor::Error::Quota(m) => format!("tensor memory: {m}"),
         tensor::Error::Format(m) => format!("tensor data: {m}"),
+    }
+}
+
+fn collective_err(e: collective::Error) -> String {
+    match e {
+        collective::Error::NotInJob(m) | collective::Error::Mismatch(m) | collective::Error::Peer(m) => format!("collective: {m}"),
+        collective::Error::Shape(m) => format!("collective shape: {m}"),
+        collective::Error::Quota(m) => format!("tensor memory: {m}"),
     }
 }
 
@@ -65,29 +80,48 @@ impl Guest for Train {
 
         let flat: Vec<f32> = x.iter().flatten().map(|&v| v as f32).collect();
         let xs = upload(&flat, &[n, d], false)?;
-        let ts = tensor::one_hot(&targets, k).map_err(err)?;
+        // This rank's rows, and its share of the mean loss.
+        let world = collective::world_size();
+        let rows = shard(n as usize, collective::rank() as usize, world as usize);
+        if rows.is_empty() {
+            return Err(format!("{n} rows cannot be shared by {world} workers: each needs at least one"));
+        }
+        let share = rows.len() as f32 / n as f32;
+        let xs_local = upload(&flat[rows.start * d as usize..rows.end * d as usize], &[rows.len() as u32, d], false)?;
+        let ts_local = tensor::one_hot(&targets[rows.clone()], k).map_err(err)?;
         let mut rng = Rng::new(seed as u64);
         let w1 = init(&mut rng, d, h)?;
         let b1 = upload(&vec![0.0; h as usize], &[h], true)?;
         let w2 = init(&mut rng, h, k)?;
         let b2 = upload(&vec![0.0; k as usize], &[k], true)?;
-        let forward = || -> Result<Tensor, String> {
-            let z1 = tensor::binary(BinaryOp::Add, &tensor::matmul(&xs, &w1).map_err(err)?, &b1).map_err(err)?;
+        let forward = |xs: &Tensor| -> Result<Tensor, String> {
+            let z1 = tensor::binary(BinaryOp::Add, &tensor::matmul(xs, &w1).map_err(err)?, &b1).map_err(err)?;
             let a1 = tensor::unary(UnaryOp::Relu, &z1).map_err(err)?;
             tensor::binary(BinaryOp::Add, &tensor::matmul(&a1, &w2).map_err(err)?, &b2).map_err(err)
         };
-        let adam = Optimizer::adam(lr as f32, weight_decay as f32);
+        let optimizer = match input.str_param_or("optimizer", "adam")? {
+            "adam" => Optimizer::adam(lr as f32, weight_decay as f32),
+            "sgd" => Optimizer::sgd(lr as f32, 0.9),
+            other => return Err(format!("`optimizer` must be adam or sgd, got `{other}`")),
+        };
         let mut loss_value = f32::NAN;
         for epoch in 0..epochs as u64 {
-            let loss = tensor::cross_entropy(&forward()?, &ts).map_err(err)?;
-            loss_value = download(&loss)[0];
+            let local = tensor::cross_entropy(&forward(&xs_local)?, &ts_local).map_err(err)?;
+            let loss = tensor::scale(&local, share).map_err(err)?;
             let grads = tensor::backward(&loss).map_err(err)?;
-            adam.step(&[&w1, &b1, &w2, &b2], &grads);
+            let params = [&w1, &b1, &w2, &b2];
+            if world > 1 {
+                collective::all_reduce_gradients(&grads, &params, ReduceOp::Sum).map_err(collective_err)?;
+                loss_value = download(&collective::all_reduce(&loss, ReduceOp::Sum).map_err(collective_err)?)[0];
+            } else {
+                loss_value = download(&loss)[0];
+            }
+            optimizer.step(&params, &grads);
             if epoch % 10 == 0 || epoch + 1 == epochs as u64 {
                 report("loss", loss_value as f64, Some(epoch));
             }
         }
-        let logits = download(&forward()?);
+        let logits = download(&forward(&xs)?);
         let correct = targets
             .iter()
             .enumerate()
@@ -110,6 +144,7 @@ impl Guest for Train {
                 out_param("final_loss", ParamValue::Float(loss_value as f64)),
                 out_param("accuracy", ParamValue::Float(accuracy)),
                 out_param("backend", ParamValue::Str(tensor::backend())),
+                out_param("world_size", ParamValue::Int(world as i64)),
             ],
         })
     }

@@ -17,6 +17,11 @@ fn main() -> anyhow::Result<()> {
         repo.join("components").display()
     );
     println!("cargo:rerun-if-changed={}", repo.join("wit").display());
+    // The Rust guest SDK's own dependency from outside components/.
+    println!(
+        "cargo:rerun-if-changed={}",
+        repo.join("gpu-bridge/crates/collective/src").display()
+    );
     println!("cargo:rerun-if-env-changed=WEFT_GUEST_TOOLCHAIN");
     let built = build.build_all()?;
     let mut code = String::new();

@@ -81,7 +81,7 @@ impl Wait {
 
 /// One rank's view of its group. Every rank calls the same collectives in the same order
 /// (MPI's rule); a call returns when all have made it.
-pub trait Communicator: Send + Sync {
+pub trait Communicator: Send + Sync + std::fmt::Debug {
     fn rank(&self) -> usize;
     fn world_size(&self) -> usize;
     /// This rank's index among the ranks of its node (its process's threads, its pod's

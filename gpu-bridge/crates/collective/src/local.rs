@@ -85,6 +85,12 @@ pub struct LocalRank {
     rank: usize,
 }
 
+impl std::fmt::Debug for LocalRank {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LocalRank({} of {})", self.rank, self.shared.world)
+    }
+}
+
 impl Drop for LocalRank {
     fn drop(&mut self) {
         let mut st = self.lock();

@@ -222,6 +222,55 @@ impl<B: Backend> Gradients<B> {
     pub(crate) fn buf(&self, t: &Tensor<B>) -> Option<&B::Buf> {
         self.grads.get(&t.id()).map(|(_, b)| b)
     }
+
+    /// The gradients of `params`, in order, copied to the host as one vector (for one
+    /// all-reduce of them all); a parameter without a gradient is a shape error naming it.
+    pub fn flatten(
+        &self,
+        engine: &Engine<B>,
+        params: &[Tensor<B>],
+    ) -> Result<Vec<f32>, TensorError> {
+        let mut out = Vec::new();
+        for (i, p) in params.iter().enumerate() {
+            let buf = self.buf(p).ok_or_else(|| {
+                TensorError::Shape(format!(
+                    "params[{i}] (shape {:?}) has no gradient: the loss does not depend on it",
+                    p.shape()
+                ))
+            })?;
+            out.extend(engine.backend.download(buf)?);
+        }
+        Ok(out)
+    }
+
+    /// Replaces the gradients of `params` by consecutive runs of `values` (as [`flatten`]
+    /// laid them out), on the device.
+    ///
+    /// [`flatten`]: Gradients::flatten
+    pub fn replace(
+        &mut self,
+        engine: &Engine<B>,
+        params: &[Tensor<B>],
+        values: &[f32],
+    ) -> Result<(), TensorError> {
+        let total: usize = params.iter().map(|p| p.numel()).sum();
+        if total != values.len() {
+            return Err(TensorError::Shape(format!(
+                "{} values for gradients of {total} elements",
+                values.len()
+            )));
+        }
+        let mut at = 0;
+        for p in params {
+            let n = p.numel();
+            let buf = engine.backend.upload(&values[at..at + n])?;
+            if let Some(entry) = self.grads.get_mut(&p.id()) {
+                entry.1 = buf;
+            }
+            at += n;
+        }
+        Ok(())
+    }
 }
 
 impl<B: Backend> Engine<B> {

@@ -12,6 +12,7 @@
 pub mod bindings;
 mod cache;
 mod cache_dir;
+mod collective_host;
 mod engine;
 mod error;
 mod hermetic;

@@ -42,6 +42,8 @@ pub(crate) struct StepState {
     pub(crate) device_memory_bytes: u64,
     /// The process's tensor device, which the engine computes on.
     pub(crate) tensor_device: weft_tensor::AnyBackend,
+    /// The step's gang in a training job, if it is a worker of one.
+    pub(crate) collective: Option<std::sync::Arc<dyn weft_collective::Communicator>>,
     /// The component's `wasi:nn` (ONNX models), made on first use with the same quota as its
     /// tensors; its graphs go with the Store.
     #[cfg(feature = "onnx")]

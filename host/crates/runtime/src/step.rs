@@ -60,6 +60,9 @@ pub struct StepRequest {
     /// early stopping: it fails with [`StepError::EarlyStopped`], its later metrics never
     /// arrive).
     pub metric_watch: Option<Arc<dyn MetricWatch>>,
+    /// This step's place in a training job's gang (`weft:tensor/collective`); `None`: not a
+    /// worker of one, and collectives say so.
+    pub collective: Option<Arc<dyn weft_collective::Communicator>>,
 }
 
 /// What a [`MetricWatch`] decides of a reported metric.
@@ -162,6 +165,7 @@ impl StepRequest {
             log_path: None,
             cancel: None,
             metric_watch: None,
+            collective: None,
         }
     }
 }
@@ -275,6 +279,7 @@ impl Runtime {
             tensors: None,
             device_memory_bytes: limits.device_memory_bytes,
             tensor_device: self.tensor_device.clone(),
+            collective: req.collective.clone(),
             #[cfg(feature = "onnx")]
             nn: None,
         };

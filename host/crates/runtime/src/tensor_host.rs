@@ -47,7 +47,7 @@ fn error(e: TensorError) -> wasmtime::Result<Error> {
 }
 
 /// An engine error where the call has no error to return: the step fails with it.
-fn trap(e: TensorError) -> wasmtime::Error {
+pub(crate) fn trap(e: TensorError) -> wasmtime::Error {
     wasmtime::format_err!("tensor device: {e}")
 }
 
@@ -56,19 +56,19 @@ fn dims(shape: &[u32]) -> Vec<usize> {
 }
 
 impl StepState {
-    fn engine(&mut self) -> &Engine<AnyBackend> {
+    pub(crate) fn engine(&mut self) -> &Engine<AnyBackend> {
         let limit = self.device_memory_bytes as usize;
         let device = &self.tensor_device;
         self.tensors
             .get_or_insert_with(|| Engine::new(device.clone(), limit))
     }
 
-    fn get(&self, t: &Resource<Tensor>) -> wasmtime::Result<Tensor> {
+    pub(crate) fn get(&self, t: &Resource<Tensor>) -> wasmtime::Result<Tensor> {
         Ok(self.table.get(t)?.clone())
     }
 
     /// Stores the result of an op as a new handle, or passes its error to the guest.
-    fn put(&mut self, t: Result<Tensor, TensorError>) -> R<Resource<Tensor>> {
+    pub(crate) fn put(&mut self, t: Result<Tensor, TensorError>) -> R<Resource<Tensor>> {
         match t {
             Ok(t) => Ok(Ok(self.table.push(t)?)),
             Err(e) => Ok(Err(error(e)?)),
@@ -165,7 +165,7 @@ impl ops::HostGradients for StepState {
     }
 }
 
-fn engine_ref(e: &Option<Engine<AnyBackend>>) -> &Engine<AnyBackend> {
+pub(crate) fn engine_ref(e: &Option<Engine<AnyBackend>>) -> &Engine<AnyBackend> {
     e.as_ref()
         .expect("gradients exist only after the engine made them")
 }
