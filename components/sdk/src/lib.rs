@@ -30,6 +30,9 @@ pub use bindings::weft::tensor::ops as tensor;
 /// Collectives across a training job's workers (`weft:tensor/collective`): rank, world size,
 /// all-reduce and the rest; `collective::all_reduce_gradients` for data-parallel training.
 pub use bindings::weft::tensor::collective;
+/// A training job's checkpoints (`weft:tensor/checkpoint`): save every `checkpoint::every()`
+/// steps, restore the latest after a restart.
+pub use bindings::weft::tensor::checkpoint;
 /// The items this worker owns of `n` (a dataset's rows, a batch): contiguous, in rank order,
 /// every item owned by exactly one rank. `shard(n, collective::rank(), collective::world_size())`.
 pub use weft_collective::shard;

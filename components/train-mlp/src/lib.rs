@@ -14,6 +14,12 @@
 //! its shard of the rows, its loss weighted by its share, and the gradients are summed across
 //! ranks before every step, so every rank takes the step one worker would take on all the rows
 //! and the ranks' parameters stay equal (the same seed initialises them).
+//!
+//! As a worker of a job that asks for checkpoints (`weft:tensor/checkpoint`), it saves its
+//! parameters and Adam/SGD state every `every()` epochs and, restarted after a failure,
+//! restores the latest and goes on from there. Fault injection for testing that: `fail_at_epoch`
+//! (int) makes rank `fail_rank` (default 0) trap at that epoch on its first attempt.
+use weft_step::checkpoint;
 use weft_step::collective::{self, ReduceOp};
 use weft_step::tensor::{self, BinaryOp, Dtype, Optimizer, Tensor, UnaryOp};
 use weft_step::{out_param, report, shard, Guest, ParamValue, StepInput, StepOutput};
@@ -34,6 +40,13 @@ fn collective_err(e: collective::Error) -> String {
         collective::Error::NotInJob(m) | collective::Error::Mismatch(m) | collective::Error::Peer(m) => format!("collective: {m}"),
         collective::Error::Shape(m) => format!("collective shape: {m}"),
         collective::Error::Quota(m) => format!("tensor memory: {m}"),
+    }
+}
+
+fn checkpoint_err(e: checkpoint::Error) -> String {
+    match e {
+        checkpoint::Error::NotInJob(m) | checkpoint::Error::Format(m) | checkpoint::Error::Store(m) => format!("checkpoint: {m}"),
+        checkpoint::Error::Quota(m) => format!("tensor memory: {m}"),
     }
 }
 
@@ -90,23 +103,43 @@ impl Guest for Train {
         let xs_local = upload(&flat[rows.start * d as usize..rows.end * d as usize], &[rows.len() as u32, d], false)?;
         let ts_local = tensor::one_hot(&targets[rows.clone()], k).map_err(err)?;
         let mut rng = Rng::new(seed as u64);
-        let w1 = init(&mut rng, d, h)?;
-        let b1 = upload(&vec![0.0; h as usize], &[h], true)?;
-        let w2 = init(&mut rng, h, k)?;
-        let b2 = upload(&vec![0.0; k as usize], &[k], true)?;
-        let forward = |xs: &Tensor| -> Result<Tensor, String> {
-            let z1 = tensor::binary(BinaryOp::Add, &tensor::matmul(xs, &w1).map_err(err)?, &b1).map_err(err)?;
+        let mut w1 = init(&mut rng, d, h)?;
+        let mut b1 = upload(&vec![0.0; h as usize], &[h], true)?;
+        let mut w2 = init(&mut rng, h, k)?;
+        let mut b2 = upload(&vec![0.0; k as usize], &[k], true)?;
+        let forward = |xs: &Tensor, w1: &Tensor, b1: &Tensor, w2: &Tensor, b2: &Tensor| -> Result<Tensor, String> {
+            let z1 = tensor::binary(BinaryOp::Add, &tensor::matmul(xs, w1).map_err(err)?, b1).map_err(err)?;
             let a1 = tensor::unary(UnaryOp::Relu, &z1).map_err(err)?;
-            tensor::binary(BinaryOp::Add, &tensor::matmul(&a1, &w2).map_err(err)?, &b2).map_err(err)
+            tensor::binary(BinaryOp::Add, &tensor::matmul(&a1, w2).map_err(err)?, b2).map_err(err)
         };
         let optimizer = match input.str_param_or("optimizer", "adam")? {
             "adam" => Optimizer::adam(lr as f32, weight_decay as f32),
             "sgd" => Optimizer::sgd(lr as f32, 0.9),
             other => return Err(format!("`optimizer` must be adam or sgd, got `{other}`")),
         };
+        // A restarted worker goes on from the job's latest checkpoint.
+        let mut first = 0;
+        if let Some((step, named)) = checkpoint::restore(Some(&optimizer)).map_err(checkpoint_err)? {
+            for (name, t) in named {
+                match name.as_str() {
+                    "w1" => w1 = t,
+                    "b1" => b1 = t,
+                    "w2" => w2 = t,
+                    "b2" => b2 = t,
+                    other => return Err(format!("checkpoint: unknown parameter `{other}`")),
+                }
+            }
+            first = step;
+        }
+        let every = checkpoint::every() as u64;
+        let fail_at = input.int_param_or("fail_at_epoch", -1)?;
+        let fail_here = input.context.attempt == 1 && collective::rank() as i64 == input.int_param_or("fail_rank", 0)?;
         let mut loss_value = f32::NAN;
-        for epoch in 0..epochs as u64 {
-            let local = tensor::cross_entropy(&forward(&xs_local)?, &ts_local).map_err(err)?;
+        for epoch in first..epochs as u64 {
+            if fail_here && epoch as i64 == fail_at {
+                panic!("fault injected at epoch {epoch} (fail_at_epoch)");
+            }
+            let local = tensor::cross_entropy(&forward(&xs_local, &w1, &b1, &w2, &b2)?, &ts_local).map_err(err)?;
             let loss = tensor::scale(&local, share).map_err(err)?;
             let grads = tensor::backward(&loss).map_err(err)?;
             let params = [&w1, &b1, &w2, &b2];
@@ -117,11 +150,15 @@ impl Guest for Train {
                 loss_value = download(&loss)[0];
             }
             optimizer.step(&params, &grads);
+            if every > 0 && (epoch + 1) % every == 0 {
+                let named = [("w1".to_string(), &w1), ("b1".to_string(), &b1), ("w2".to_string(), &w2), ("b2".to_string(), &b2)];
+                checkpoint::save(epoch + 1, &named.iter().map(|(n, t)| (n.clone(), *t)).collect::<Vec<_>>(), Some(&optimizer)).map_err(checkpoint_err)?;
+            }
             if epoch % 10 == 0 || epoch + 1 == epochs as u64 {
                 report("loss", loss_value as f64, Some(epoch));
             }
         }
-        let logits = download(&forward(&xs)?);
+        let logits = download(&forward(&xs, &w1, &b1, &w2, &b2)?);
         let correct = targets
             .iter()
             .enumerate()

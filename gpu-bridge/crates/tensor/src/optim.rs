@@ -27,6 +27,10 @@ impl StateCharge {
             .filter(|p| grads.buf(p).is_some() && !has_state(p.id()))
             .map(|p| p.numel() * per_element)
             .sum();
+        self.add(engine, bytes)
+    }
+
+    fn add<B: Backend>(&mut self, engine: &Engine<B>, bytes: usize) -> Result<(), TensorError> {
         match &mut self.0 {
             Some(charge) => charge.grow(bytes),
             None => {
@@ -34,6 +38,25 @@ impl StateCharge {
                 Ok(())
             }
         }
+    }
+}
+
+/// One named vector of an optimizer's state, on the host (for a checkpoint).
+pub type StateEntry = (String, Vec<f32>);
+
+/// The state vector `key` for a parameter of `n` elements, or a format error naming it.
+fn entry<'a>(
+    state: &'a HashMap<String, Vec<f32>>,
+    key: &str,
+    n: usize,
+) -> Result<Option<&'a [f32]>, TensorError> {
+    match state.get(key) {
+        None => Ok(None),
+        Some(v) if v.len() == n => Ok(Some(v)),
+        Some(v) => Err(TensorError::Format(format!(
+            "optimizer state {key}: {} values for a parameter of {n}",
+            v.len()
+        ))),
     }
 }
 
@@ -53,6 +76,37 @@ impl<B: Backend> Sgd<B> {
             velocity: HashMap::new(),
             charge: StateCharge::default(),
         }
+    }
+
+    /// The velocities of `params` (by their names: `NAME.velocity`), for a checkpoint.
+    pub fn export(
+        &self,
+        engine: &Engine<B>,
+        params: &[(String, Tensor<B>)],
+    ) -> Result<Vec<StateEntry>, TensorError> {
+        let mut out = Vec::new();
+        for (name, p) in params {
+            if let Some(v) = self.velocity.get(&p.id()) {
+                out.push((format!("{name}.velocity"), engine.backend().download(v)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes up the velocities `export` gave for `params` (named as then), charged to `engine`.
+    pub fn import(
+        &mut self,
+        engine: &Engine<B>,
+        params: &[(String, Tensor<B>)],
+        state: &HashMap<String, Vec<f32>>,
+    ) -> Result<(), TensorError> {
+        for (name, p) in params {
+            if let Some(v) = entry(state, &format!("{name}.velocity"), p.numel())? {
+                self.charge.add(engine, v.len() * 4)?;
+                self.velocity.insert(p.id(), engine.backend().upload(v)?);
+            }
+        }
+        Ok(())
     }
 
     pub fn step(
@@ -107,6 +161,47 @@ impl<B: Backend> Adam<B> {
             moments: HashMap::new(),
             charge: StateCharge::default(),
         }
+    }
+
+    /// The step count (`step`) and the moments of `params` (`NAME.m`, `NAME.v`), for a
+    /// checkpoint.
+    pub fn export(
+        &self,
+        engine: &Engine<B>,
+        params: &[(String, Tensor<B>)],
+    ) -> Result<Vec<StateEntry>, TensorError> {
+        let mut out = vec![("step".to_string(), vec![self.t as f32])];
+        for (name, p) in params {
+            if let Some((m, v)) = self.moments.get(&p.id()) {
+                let b = engine.backend();
+                out.push((format!("{name}.m"), b.download(m)?));
+                out.push((format!("{name}.v"), b.download(v)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Takes up the state `export` gave for `params` (named as then), charged to `engine`.
+    pub fn import(
+        &mut self,
+        engine: &Engine<B>,
+        params: &[(String, Tensor<B>)],
+        state: &HashMap<String, Vec<f32>>,
+    ) -> Result<(), TensorError> {
+        if let Some(t) = entry(state, "step", 1)? {
+            self.t = t[0] as i32;
+        }
+        for (name, p) in params {
+            let n = p.numel();
+            let m = entry(state, &format!("{name}.m"), n)?;
+            let v = entry(state, &format!("{name}.v"), n)?;
+            if let (Some(m), Some(v)) = (m, v) {
+                self.charge.add(engine, n * 8)?;
+                let b = engine.backend();
+                self.moments.insert(p.id(), (b.upload(m)?, b.upload(v)?));
+            }
+        }
+        Ok(())
     }
 
     /// AdamW: weights shrink by `lr * weight_decay` each step, apart from the gradient.

@@ -12,6 +12,7 @@
 pub mod bindings;
 mod cache;
 mod cache_dir;
+mod checkpoint_host;
 mod collective_host;
 mod engine;
 mod error;
@@ -40,7 +41,7 @@ pub use limits::Limits;
 pub use load::{CheckedComponent, Compiling, Precompiled};
 pub use log_sink::LogSummary;
 pub use step::{
-    ArtifactFile, InputArtifact, Metric, MetricWatch, StepContext, StepOutcome, StepRequest,
+    ArtifactFile, Checkpoints, InputArtifact, Metric, MetricWatch, StepContext, StepOutcome, StepRequest,
     Verdict, WatchGuard, TASK_EXPORT,
 };
 pub use weft_spec::ParamValue;

@@ -44,6 +44,8 @@ pub(crate) struct StepState {
     pub(crate) tensor_device: weft_tensor::AnyBackend,
     /// The step's gang in a training job, if it is a worker of one.
     pub(crate) collective: Option<std::sync::Arc<dyn weft_collective::Communicator>>,
+    /// Where the step's checkpoints go, if it is a worker of a training job.
+    pub(crate) checkpoints: Option<std::sync::Arc<dyn crate::step::Checkpoints>>,
     /// The component's `wasi:nn` (ONNX models), made on first use with the same quota as its
     /// tensors; its graphs go with the Store.
     #[cfg(feature = "onnx")]

@@ -63,6 +63,20 @@ pub struct StepRequest {
     /// This step's place in a training job's gang (`weft:tensor/collective`); `None`: not a
     /// worker of one, and collectives say so.
     pub collective: Option<Arc<dyn weft_collective::Communicator>>,
+    /// Where a training job's worker saves and finds its checkpoints
+    /// (`weft:tensor/checkpoint`); `None` outside a job.
+    pub checkpoints: Option<Arc<dyn Checkpoints>>,
+}
+
+/// A training job's checkpoints, as the job keeps them (the artifact store, a pointer to the
+/// latest that survives a crash).
+pub trait Checkpoints: Send + Sync + std::fmt::Debug {
+    /// Steps between checkpoints the job asks for (0: never).
+    fn every(&self) -> u32;
+    /// Keeps `bytes` (a [`weft_tensor::io::Checkpoint`]) as the latest, reached after `step`.
+    fn save(&self, step: u64, bytes: Vec<u8>) -> Result<(), String>;
+    /// The latest checkpoint's bytes, if there is one.
+    fn latest(&self) -> Result<Option<Vec<u8>>, String>;
 }
 
 /// What a [`MetricWatch`] decides of a reported metric.
@@ -166,6 +180,7 @@ impl StepRequest {
             cancel: None,
             metric_watch: None,
             collective: None,
+            checkpoints: None,
         }
     }
 }
@@ -280,6 +295,7 @@ impl Runtime {
             device_memory_bytes: limits.device_memory_bytes,
             tensor_device: self.tensor_device.clone(),
             collective: req.collective.clone(),
+            checkpoints: req.checkpoints.clone(),
             #[cfg(feature = "onnx")]
             nn: None,
         };

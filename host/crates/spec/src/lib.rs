@@ -12,6 +12,7 @@ pub mod pipeline;
 pub mod report;
 pub mod schema;
 pub mod text;
+pub mod train_job;
 pub mod validate;
 pub mod yaml;
 

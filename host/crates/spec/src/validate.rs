@@ -8,8 +8,10 @@ use std::collections::{BTreeMap, BTreeSet};
 mod experiment;
 mod sources;
 mod task;
+mod train_job;
 
 pub use experiment::validate_experiment;
+pub use train_job::{validate_train_job, MAX_WORKERS};
 
 /// The task graph of a valid pipeline.
 #[derive(Clone, Debug, PartialEq)]

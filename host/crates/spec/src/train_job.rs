@@ -1,0 +1,185 @@
+//! `TrainJob`: data-parallel training as Kubeflow Trainer v2 has it (`trainer.numNodes`,
+//! `numProcPerNode`, `resourcesPerNode`, `initializer`, `suspend`, `activeDeadlineSeconds`),
+//! run by `wasm-run train` and, as a CRD, by the operator.
+//!
+//! The changes from Trainer: the trainer is a component (each worker an instance of it, its
+//! collectives through `weft:tensor/collective`), not an image and a command; there is no
+//! runtime reference (the engine follows from where the workers run); and restarts are of the
+//! whole gang, from the job's latest checkpoint, up to `runPolicy.backoffLimit`.
+
+use crate::pipeline::{ArtifactType, ObjectMeta, TaskResources};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A training job: `kind: TrainJob`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrainJob {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: ObjectMeta,
+    pub spec: TrainJobSpec,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrainJobSpec {
+    pub trainer: Trainer,
+    /// The dataset (and a model to start from) the workers get as input artifacts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initializer: Option<Initializer>,
+    /// Checkpoints every N steps; a restarted gang goes on from the latest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<CheckpointPolicy>,
+    #[serde(default)]
+    pub run_policy: RunPolicy,
+}
+
+/// The trainer component and how many workers run it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Trainer {
+    /// A `.wasm` path relative to this file, or `sha256:<hex>` of a stored component.
+    pub component: String,
+    /// Parameters every worker gets.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// Machines (pods on Kubernetes). More than one needs the `mpi` engine.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1))]
+    pub num_nodes: u32,
+    /// Workers per node: component instances on threads of one process.
+    #[serde(default = "one")]
+    #[schemars(range(min = 1))]
+    pub num_proc_per_node: u32,
+    /// What each node needs (cpu, memory, gpu, node selector), as a pipeline task's resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources_per_node: Option<TaskResources>,
+    /// How workers exchange tensors: `auto` (in process on one node, MPI across nodes),
+    /// `local`, `mpi` or `nccl` (CUDA tensors).
+    #[serde(default)]
+    pub engine: CollectiveEngine,
+    /// Output artifacts the trainer writes (rank 0's are kept); `model: Model` when unset.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub outputs: BTreeMap<String, ArtifactType>,
+    /// Each worker's wall-clock limit per attempt, e.g. `30m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+    /// Each worker's memory limit, e.g. `512MiB`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CollectiveEngine {
+    #[default]
+    Auto,
+    Local,
+    Mpi,
+    Nccl,
+}
+
+impl CollectiveEngine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CollectiveEngine::Auto => "auto",
+            CollectiveEngine::Local => "local",
+            CollectiveEngine::Mpi => "mpi",
+            CollectiveEngine::Nccl => "nccl",
+        }
+    }
+}
+
+/// Trainer v2's initializer: where the dataset and the starting model come from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Initializer {
+    /// Given to every worker as input `train` (or `input`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<ArtifactRef>,
+    /// Given to every worker as input `model` (or `input`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ArtifactRef>,
+}
+
+/// An artifact: exactly one of `path`, `digest`, or a run's output (`run`, `task`, `output`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ArtifactRef {
+    /// A file or directory, relative to this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// `sha256:<hex>` of a stored artifact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// A pipeline run's output: its id, with `task` and `output`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    /// The input name the workers get it as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CheckpointPolicy {
+    /// Steps between checkpoints (the trainer's `checkpoint.every()`).
+    #[schemars(range(min = 1))]
+    pub every_steps: u32,
+}
+
+/// Kubeflow's RunPolicy, the parts that mean something here.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunPolicy {
+    /// Restarts after a worker fails (default 3). Each restarts the whole gang from the latest
+    /// checkpoint: a lone restarted worker would wait on peers that moved on.
+    #[serde(default = "backoff_limit")]
+    pub backoff_limit: u32,
+    /// The whole job's wall-clock limit, restarts included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub active_deadline_seconds: Option<u64>,
+    /// Do not start (on Kubernetes: stop and keep the job, to resume later).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
+}
+
+fn backoff_limit() -> u32 {
+    3
+}
+
+impl Default for RunPolicy {
+    fn default() -> Self {
+        RunPolicy {
+            backoff_limit: backoff_limit(),
+            active_deadline_seconds: None,
+            suspend: false,
+        }
+    }
+}
+
+impl TrainJobSpec {
+    /// Workers in all: nodes times workers per node.
+    pub fn world_size(&self) -> u64 {
+        u64::from(self.trainer.num_nodes) * u64::from(self.trainer.num_proc_per_node)
+    }
+
+    /// The trainer's output artifacts (`model: Model` when the spec names none).
+    pub fn outputs(&self) -> BTreeMap<String, ArtifactType> {
+        match self.trainer.outputs.is_empty() {
+            true => BTreeMap::from([("model".to_string(), ArtifactType::Model)]),
+            false => self.trainer.outputs.clone(),
+        }
+    }
+}
