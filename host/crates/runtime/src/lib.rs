@@ -41,7 +41,7 @@ pub use limits::Limits;
 pub use load::{CheckedComponent, Compiling, Precompiled};
 pub use log_sink::LogSummary;
 pub use step::{
-    ArtifactFile, Checkpoints, InputArtifact, Metric, MetricWatch, StepContext, StepOutcome, StepRequest,
-    Verdict, WatchGuard, TASK_EXPORT,
+    ArtifactFile, Checkpoints, InputArtifact, Metric, MetricWatch, StepContext, StepOutcome,
+    StepRequest, Verdict, WatchGuard, TASK_EXPORT,
 };
 pub use weft_spec::ParamValue;
