@@ -25,7 +25,7 @@ fn gang(
             .into_iter()
             .enumerate()
             .map(|(r, rank)| {
-                let mut req = StepRequest::new("train-1", &format!("worker-{r}"));
+                let mut req = StepRequest::new("train-1", format!("worker-{r}"));
                 setup(r, &mut req);
                 req.collective = Some(Arc::new(rank));
                 let (rt, c) = (&rt, &c);

@@ -33,6 +33,7 @@ mod support;
 #[cfg(feature = "kube")]
 mod task_pods;
 mod tensors;
+mod train;
 mod transform;
 mod tune;
 mod ui;

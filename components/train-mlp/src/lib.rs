@@ -130,6 +130,7 @@ impl Guest for Train {
                 }
             }
             first = step;
+            weft_step::info(&format!("restored the checkpoint of epoch {step}"));
         }
         let every = checkpoint::every() as u64;
         let fail_at = input.int_param_or("fail_at_epoch", -1)?;

@@ -16,6 +16,7 @@ mod run;
 mod runs;
 mod serve;
 mod task;
+mod train;
 mod tune;
 mod ui;
 
@@ -119,6 +120,10 @@ enum Command {
     /// Tune hyperparameters: run a Katib-style Experiment (trials as sandboxed pipeline runs,
     /// `parallelTrialCount` at a time), or resume it.
     Tune(tune::TuneArgs),
+    /// Train data-parallel: run a TrainJob (Kubeflow Trainer's names) as a gang of workers
+    /// with collectives and checkpoints, restarted whole from the latest checkpoint when one
+    /// fails; or `train resume RUN`.
+    Train(train::TrainArgs),
     /// Tuning experiments: list, show, trials, delete.
     #[command(subcommand)]
     Experiments(tune::ExperimentsCommand),
@@ -177,6 +182,7 @@ fn main() -> ExitCode {
         Command::Compile(args) => compile::compile(&home, args),
         Command::Cache(cmd) => compile::cache(&home, cmd),
         Command::Tune(args) => tune::tune(&home, args),
+        Command::Train(args) => train::train(&home, args),
         Command::Experiments(cmd) => tune::experiments(&home, cmd),
         Command::Models(cmd) => models::command(&home, cmd),
         Command::Notebook(args) => notebook::command(&home, args),

@@ -36,9 +36,9 @@ pub enum PipelineCommand {
     /// Re-execute a hermetic run and report, per output, whether it reproduced bit for bit.
     Replay(ResumeArgs),
     /// Print the JSON Schema of `kind: Pipeline` (or `--kind PipelineRun`, `InferenceService`,
-    /// `Experiment`).
+    /// `Experiment`, `TrainJob`).
     Schema {
-        #[arg(long, default_value = "Pipeline", value_parser = ["Pipeline", "PipelineRun", "InferenceService", "Experiment"])]
+        #[arg(long, default_value = "Pipeline", value_parser = ["Pipeline", "PipelineRun", "InferenceService", "Experiment", "TrainJob"])]
         kind: String,
     },
     /// Convert a compiled KFP v2 pipeline (IR YAML) of lightweight Python components into a
@@ -136,15 +136,20 @@ fn parse_artifact(s: &str) -> Result<(String, PathBuf), String> {
 
 /// The stores and runtime of `$WEFT_HOME`.
 pub fn open(home: &Home) -> Result<Executor> {
+    Ok(open_shared(home)?.1)
+}
+
+/// [`open`], and the runtime it runs on (to watch a run's metrics while it runs).
+pub(crate) fn open_shared(home: &Home) -> Result<(Arc<Runtime>, Executor)> {
     let runtime =
-        Runtime::new(home.runtime_config(64)).context("starting the WebAssembly engine")?;
+        Arc::new(Runtime::new(home.runtime_config(64)).context("starting the WebAssembly engine")?);
     let stores = Stores {
         meta: Arc::new(home.open_metadata()?),
         artifacts: Arc::new(home.open_artifacts()?),
         components_dir: home.components(),
         logs_dir: home.logs(),
     };
-    Ok(Executor::new(Arc::new(runtime), stores))
+    Ok((runtime.clone(), Executor::new(runtime, stores)))
 }
 
 fn parallelism(asked: Option<usize>) -> usize {
@@ -365,13 +370,61 @@ fn print_replay(report: &ReplayReport) {
 
 /// `pipeline resume`: finishes an interrupted or failed run.
 fn resume(home: &Home, args: ResumeArgs) -> Result<ExitCode> {
-    let exec = open(home)?;
-    let record = exec.stores().meta.run(&args.run)?;
+    resume_with(home, open(home)?, &args.run, args.parallelism, args.json)
+}
+
+/// Resumes `run` on `exec` (whose runtime may carry watches of it), with the live view.
+pub(crate) fn resume_run(home: &Home, exec: Executor, run: &str, json: bool) -> Result<ExitCode> {
+    resume_with(home, exec, run, None, json)
+}
+
+fn resume_with(
+    home: &Home,
+    exec: Executor,
+    run: &str,
+    parallelism_asked: Option<usize>,
+    json: bool,
+) -> Result<ExitCode> {
+    let record = exec.stores().meta.run(run)?;
     let total = exec.stores().meta.tasks(&record.id)?.len();
-    let summary = with_progress(total, parallelism(args.parallelism), |opts| async move {
-        exec.resume(&args.run, &opts).await
+    let summary = with_progress(total, parallelism(parallelism_asked), |opts| async move {
+        exec.resume(&record.id, &opts).await
     })?;
-    report_run(home, summary, args.json)
+    report_run(home, summary, json)
+}
+
+/// Plans and runs the pipeline in `file` as run `run_id` on `exec` (whose runtime may carry
+/// watches of it), with the live view; default arguments.
+pub(crate) fn run_file(
+    home: &Home,
+    exec: Executor,
+    file: &std::path::Path,
+    run_id: String,
+    json: bool,
+) -> Result<ExitCode> {
+    let run_args = RunArgs {
+        params: Vec::new(),
+        artifacts: Vec::new(),
+        cache: true,
+        hermetic_seed: None,
+        check_only: false,
+    };
+    let s = exec.stores();
+    let plan = match plan(
+        file,
+        &run_args,
+        exec.runtime(),
+        &s.components_dir,
+        &s.artifacts,
+    ) {
+        Ok(p) => p,
+        Err(e) => return report_plan_error(e),
+    };
+    let total = plan.pipeline.spec.tasks.len();
+    let summary = with_progress(total, parallelism(None), |opts| async move {
+        exec.start(plan, Some(run_id), &opts).await
+    })?;
+    report_run(home, summary, json)
 }
 
 /// When `file` is a `kind: PipelineRun`, folds its arguments under the command line's (which

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use weft_spec::experiment::{ComponentTrial, Experiment, ParameterType};
+use weft_spec::one_task::{fixed_param, OneTask};
 use weft_spec::pipeline::*;
 use weft_spec::ParamValue;
 
@@ -50,17 +51,6 @@ pub fn prepare(e: &Experiment, base: &Path, state_dir: &Path) -> Result<TrialPip
     })
 }
 
-fn absolute(base: &Path, path: &str) -> String {
-    if weft_spec::digest::parse(path).is_ok() {
-        return path.to_string();
-    }
-    let p = base.join(path);
-    std::path::absolute(&p)
-        .unwrap_or(p)
-        .to_string_lossy()
-        .into_owned()
-}
-
 fn component_pipeline(e: &Experiment, c: &ComponentTrial, base: &Path) -> Pipeline {
     let mut params = BTreeMap::new();
     for (name, p) in e.spec.trial_bindings() {
@@ -73,86 +63,23 @@ fn component_pipeline(e: &Experiment, c: &ComponentTrial, base: &Path) -> Pipeli
         params.insert(name.to_string(), decl(ty, None));
     }
     for (name, v) in &c.params {
-        let ty = match ParamValue::infer_json(v) {
-            ParamValue::String(_) => ParamType::String,
-            ParamValue::Int(_) => ParamType::Int,
-            ParamValue::Float(_) => ParamType::Float,
-            ParamValue::Bool(_) => ParamType::Bool,
-            ParamValue::Json(_) => ParamType::Json,
-        };
-        params.insert(name.clone(), decl(ty, Some(v.clone())));
+        params.insert(name.clone(), fixed_param(v));
     }
-    let artifacts: BTreeMap<String, InputArtifactDecl> = c
-        .inputs
-        .iter()
-        .map(|(name, path)| {
-            let decl = InputArtifactDecl {
-                ty: ArtifactType::Artifact,
-                path: Some(absolute(base, path)),
-            };
-            (name.clone(), decl)
-        })
-        .collect();
-    let component = ComponentDecl {
-        source: absolute(base, &c.source),
-        inputs: Interface {
-            params: params.clone(),
-            artifacts: artifacts
-                .keys()
-                .map(|k| (k.clone(), ArtifactType::Artifact))
-                .collect(),
-        },
-        outputs: OutputInterface {
-            params: BTreeMap::new(),
-            artifacts: c.outputs.clone(),
-        },
-    };
-    let task = TaskSpec {
-        component: TRIAL_TASK.into(),
-        params: params
-            .keys()
-            .map(|k| {
-                (
-                    k.clone(),
-                    ParamSource {
-                        param: Some(k.clone()),
-                        ..Default::default()
-                    },
-                )
-            })
-            .collect(),
-        artifacts: artifacts
-            .keys()
-            .map(|k| {
-                (
-                    k.clone(),
-                    ArtifactSource {
-                        artifact: Some(k.clone()),
-                        ..Default::default()
-                    },
-                )
-            })
-            .collect(),
-        timeout: c.timeout.clone(),
-        memory: c.memory.clone(),
-        ..Default::default()
-    };
-    Pipeline {
-        api_version: API_VERSION.into(),
-        kind: "Pipeline".into(),
-        metadata: ObjectMeta {
-            name: trial_pipeline_name(&e.metadata.name),
-            ..Default::default()
-        },
-        spec: PipelineSpec {
-            description: Some(format!("One trial of experiment {}", e.metadata.name)),
-            params,
-            artifacts,
-            components: [(TRIAL_TASK.to_string(), component)].into(),
-            tasks: [(TRIAL_TASK.to_string(), task)].into(),
+    OneTask {
+        name: &trial_pipeline_name(&e.metadata.name),
+        description: format!("One trial of experiment {}", e.metadata.name),
+        task: TRIAL_TASK,
+        source: &c.source,
+        params,
+        inputs: c.inputs.clone(),
+        outputs: c.outputs.clone(),
+        settings: TaskSpec {
+            timeout: c.timeout.clone(),
+            memory: c.memory.clone(),
             ..Default::default()
         },
     }
+    .pipeline(base)
 }
 
 /// `<experiment>-trial`, within the 63 characters a name may have (names are ASCII).

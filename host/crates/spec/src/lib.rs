@@ -6,6 +6,7 @@ pub mod experiment;
 pub mod float;
 pub mod inference;
 pub mod model_registry;
+pub mod one_task;
 pub mod optimization_job;
 pub mod params;
 pub mod pipeline;

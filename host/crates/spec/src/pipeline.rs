@@ -220,6 +220,24 @@ pub struct TaskSpec {
     /// `wasm-run` on one machine runs it in-process like any task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<TaskResources>,
+    /// Run the component as a data-parallel gang of workers (a `TrainJob`'s trainer): all at
+    /// once, each with its rank (`weft:tensor/collective`). One worker failing fails them all,
+    /// and a retry restarts them all, from the latest checkpoint. Rank 0's outputs are the
+    /// task's; every rank's metrics are kept (rank r's other than 0 as `rank-r/NAME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gang: Option<Gang>,
+}
+
+/// A task's gang of data-parallel workers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Gang {
+    /// How many workers.
+    #[schemars(range(min = 1))]
+    pub workers: u32,
+    /// Steps between the workers' checkpoints (`weft:tensor/checkpoint`); none when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_every: Option<u32>,
 }
 
 /// A task's machine requirements, as Kubernetes quantities.

@@ -4,6 +4,7 @@
 use crate::experiment::Experiment;
 use crate::inference::InferenceService;
 use crate::pipeline::{Pipeline, PipelineRun};
+use crate::train_job::TrainJob;
 
 /// `(file name, schema)` for every published kind.
 pub fn all() -> Vec<(&'static str, serde_json::Value)> {
@@ -19,6 +20,10 @@ pub fn all() -> Vec<(&'static str, serde_json::Value)> {
         (
             "experiment.schema.json",
             serde_json::to_value(schemars::schema_for!(Experiment)).expect("schema serialises"),
+        ),
+        (
+            "trainjob.schema.json",
+            serde_json::to_value(schemars::schema_for!(TrainJob)).expect("schema serialises"),
         ),
         (
             "inferenceservice.schema.json",

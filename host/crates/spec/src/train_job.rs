@@ -146,7 +146,8 @@ pub struct RunPolicy {
     /// checkpoint: a lone restarted worker would wait on peers that moved on.
     #[serde(default = "backoff_limit")]
     pub backoff_limit: u32,
-    /// The whole job's wall-clock limit, restarts included.
+    /// The job's wall-clock limit. `wasm-run` gives it to each attempt when
+    /// `trainer.timeout` is unset (a clock across restarts is not kept yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub active_deadline_seconds: Option<u64>,
@@ -181,5 +182,58 @@ impl TrainJobSpec {
             true => BTreeMap::from([("model".to_string(), ArtifactType::Model)]),
             false => self.trainer.outputs.clone(),
         }
+    }
+}
+
+/// The task a TrainJob's gang runs as, in its run.
+pub const TRAIN_TASK: &str = "train";
+
+impl TrainJob {
+    /// The job as a one-task pipeline (read from a file in `base`): the trainer as a gang of
+    /// `workers`, restarted up to `backoffLimit` times, with `inputs` (name → path or digest)
+    /// as its input artifacts: the initializer's, resolved.
+    pub fn pipeline(
+        &self,
+        base: &std::path::Path,
+        workers: u32,
+        inputs: BTreeMap<String, String>,
+    ) -> crate::pipeline::Pipeline {
+        use crate::one_task::{fixed_param, OneTask};
+        use crate::pipeline::{Gang, RetryPolicy, TaskSpec};
+        let t = &self.spec.trainer;
+        let timeout = t.timeout.clone().or_else(|| {
+            self.spec
+                .run_policy
+                .active_deadline_seconds
+                .map(|s| format!("{s}s"))
+        });
+        OneTask {
+            name: &self.metadata.name,
+            description: format!("TrainJob {}: {workers} workers", self.metadata.name),
+            task: TRAIN_TASK,
+            source: &t.component,
+            params: t
+                .params
+                .iter()
+                .map(|(k, v)| (k.clone(), fixed_param(v)))
+                .collect(),
+            inputs,
+            outputs: self.spec.outputs(),
+            settings: TaskSpec {
+                gang: Some(Gang {
+                    workers,
+                    checkpoint_every: self.spec.checkpoint.as_ref().map(|c| c.every_steps),
+                }),
+                retry: (self.spec.run_policy.backoff_limit > 0).then(|| RetryPolicy {
+                    limit: self.spec.run_policy.backoff_limit,
+                    backoff: Some("1s".into()),
+                    factor: Some(2.0),
+                }),
+                timeout,
+                memory: t.memory.clone(),
+                ..Default::default()
+            },
+        }
+        .pipeline(base)
     }
 }

@@ -242,14 +242,19 @@ pub(super) fn run_once(
         }
         _ => {
             let component = load_component(runtime, stores, job, emit)?;
-            run_step(
-                runtime,
-                &stores.artifacts,
-                &step,
-                &component,
-                &log_path,
-                cancel,
-            )?
+            match &job.spec.gang {
+                Some(_) => super::gang::run_gang(
+                    runtime, stores, job, &step, &component, &log_path, cancel,
+                )?,
+                None => run_step(
+                    runtime,
+                    &stores.artifacts,
+                    &step,
+                    &component,
+                    &log_path,
+                    cancel,
+                )?,
+            }
         }
     };
     record_success(stores, job, done, &log_path).map_err(host)
@@ -396,7 +401,7 @@ const DISK_FULL_BYTES: u64 = 1 << 20;
 /// A failed step's error. A step that failed while the store's disk is full (checked while
 /// its outputs still take their room) failed because of the host, not its code: not retried
 /// as the step's failure, and the run ends with the host-failure code, to resume later.
-fn step_or_disk_full(artifacts: &ArtifactStore, e: &StepError) -> AttemptError {
+pub(super) fn step_or_disk_full(artifacts: &ArtifactStore, e: &StepError) -> AttemptError {
     match artifacts.free_bytes().filter(|f| *f < DISK_FULL_BYTES) {
         Some(free) => AttemptError::Host(anyhow!(
             "the artifact store's disk is full ({free} bytes free under {}); the step said: {}",
@@ -458,7 +463,7 @@ pub(crate) fn run_step(
 /// What the runtime is asked to run for `step`: its context, parameters, inputs (fetched from
 /// the artifact backend when this machine does not have them), outputs into `output_dir`,
 /// environment, limits, log and cancel flag.
-fn step_request(
+pub(super) fn step_request(
     artifacts: &ArtifactStore,
     step: &OrderedStep,
     output_dir: &std::path::Path,
@@ -523,7 +528,7 @@ fn step_limits(step: &OrderedStep) -> Limits {
 
 /// Appends the host's note of why a step failed to the step's log, best effort: the log is
 /// for people, and the failure is reported anyway.
-fn append_to_log(log_path: &std::path::Path, note: &str) {
+pub(super) fn append_to_log(log_path: &std::path::Path, note: &str) {
     let _ = std::fs::OpenOptions::new()
         .append(true)
         .open(log_path)
@@ -531,7 +536,7 @@ fn append_to_log(log_path: &std::path::Path, note: &str) {
 }
 
 /// The step's output parameters, only the declared ones: each must come back, with its type.
-fn declared_params(
+pub(super) fn declared_params(
     step: &OrderedStep,
     mut params: BTreeMap<String, ParamValue>,
 ) -> std::result::Result<BTreeMap<String, ParamValue>, AttemptError> {

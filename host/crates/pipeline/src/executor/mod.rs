@@ -27,6 +27,7 @@ use weft_store::{
 
 mod attempts;
 mod drive;
+mod gang;
 mod loops;
 mod prepare;
 mod replay;

@@ -40,6 +40,39 @@ impl Validator<'_> {
             self.condition(&at(base, &["when"]), cond, name, deps);
         }
         self.check_retry_and_limits(base, task);
+        if let Some(g) = &task.gang {
+            self.check_gang(base, task, g);
+        }
+    }
+
+    /// A gang has workers (not more than a job may), checkpoints at a positive period, and
+    /// runs in one process: not fanned out, not in a pod of its own.
+    fn check_gang(&mut self, base: &[&str], task: &TaskSpec, g: &Gang) {
+        let max = super::MAX_WORKERS;
+        if g.workers == 0 || u64::from(g.workers) > max {
+            self.err(
+                &at(base, &["gang", "workers"]),
+                format!("a gang has 1 to {max} workers, not {}", g.workers),
+            );
+        }
+        if g.checkpoint_every == Some(0) {
+            self.err(
+                &at(base, &["gang", "checkpointEvery"]),
+                "checkpointEvery must be at least 1",
+            );
+        }
+        if task.parallel_for.is_some() {
+            self.err(
+                &at(base, &["gang"]),
+                "a gang cannot also be a parallelFor: its workers are one job",
+            );
+        }
+        if task.resources.is_some() {
+            self.err(
+                &at(base, &["gang"]),
+                "a gang runs its workers in one process; resources (a pod of its own) are not supported for it yet",
+            );
+        }
     }
 
     /// Each parameter the task gives is one the component takes, from a source of its type;
