@@ -223,6 +223,33 @@ class Client:
                            trial_memory=trial_memory, fixed_params=fixed_params, inputs=inputs,
                            resume_policy=resume_policy)
 
+    def train(self, name: str, trainer: str, params: Optional[Dict[str, Any]] = None, num_workers: int = 1,
+              dataset: Optional[str] = None, model: Optional[str] = None, checkpoint_every: Optional[int] = None,
+              backoff_limit: int = 3, timeout: Optional[str] = None, memory: Optional[str] = None,
+              num_nodes: int = 1, resources_per_node: Optional[Dict[str, Any]] = None, engine: str = "auto",
+              package_dir: Optional[str] = None, on_progress=None) -> RunResult:
+        """Trains data-parallel, as Kubeflow's `TrainerClient.train`: `trainer` (a component
+        importing `weft:tensor/collective`, such as components/train-mlp; a `.wasm` path or
+        `sha256:<hex>`) runs as `num_workers` workers, each on its shard of `dataset` (a path or
+        digest, the workers' input `train`), gradients exchanged every step; a checkpoint every
+        `checkpoint_every` steps, and up to `backoff_limit` restarts of the whole gang from the
+        latest. Writes the TrainJob to `package_dir/trainjob.yaml` and runs it with `wasm-run
+        train`, handing `on_progress` a dict per reported step (`step`, `total`, `metric`,
+        `value`, `steps_per_second`, `workers`); returns the run (`RunResult`: metrics, the
+        model artifact). A job `wasm-run` refuses raises `weft.train.InvalidTrainJob` with its
+        located error; one that fails raises `RunFailed`. On a cluster: not yet (the TrainJob
+        controller is to come)."""
+        from . import train as training
+
+        if self._kube is not None:
+            raise NotImplementedError("Client(kube=True).train: the TrainJob controller is not in the operator yet; "
+                                      "train locally with Client()")
+        return training.train(self, name, trainer, package_dir=package_dir, on_progress=on_progress,
+                              params=params, num_workers=num_workers, dataset=dataset, model=model,
+                              checkpoint_every=checkpoint_every, backoff_limit=backoff_limit, timeout=timeout,
+                              memory=memory, num_nodes=num_nodes, resources_per_node=resources_per_node,
+                              engine=engine)
+
     def wait_for_experiment(self, name: str, timeout: Optional[float] = 3600):
         """Waits until the cluster's experiment has ended (a local one has ended already)."""
         from . import tune as tuning
