@@ -72,6 +72,7 @@ const SDK: &[(&str, &str)] = sdk![
     "notebook.py",
     "serving.py",
     "signature.py",
+    "train.py",
     "tune.py",
     "types.py",
     "yaml.py",
