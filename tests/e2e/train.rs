@@ -114,6 +114,30 @@ fn a_failed_worker_restarts_the_gang_from_the_checkpoint_and_ends_where_an_unint
     );
 }
 
+/// A run that failed (no restarts left) is finished by `train resume`, from its checkpoint.
+#[test]
+fn train_resume_finishes_a_failed_run_from_its_checkpoint() {
+    let s = Scratch::new();
+    let whole = train(&s, &job(&s, "whole", ", epochs: 120", ""), &[]);
+    let file = job(
+        &s,
+        "once",
+        ", epochs: 120, fail_at_epoch: 50",
+        "  runPolicy: {backoffLimit: 0}\n",
+    );
+    let (code, err) = fails(
+        s.wasm_run()
+            .arg("train")
+            .arg(&file)
+            .args(["--run-id", "r1"]),
+    );
+    assert_eq!(code, Some(1), "{err}");
+    let out = succeed(s.wasm_run().args(["train", "resume", "r1", "--json"]));
+    let resumed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(resumed["state"], "SUCCEEDED");
+    assert_eq!(model(&resumed), model(&whole));
+}
+
 /// Past its backoffLimit the job fails, naming the worker.
 #[test]
 fn a_job_that_keeps_failing_stops_at_its_backoff_limit() {
@@ -135,8 +159,8 @@ fn a_job_that_keeps_failing_stops_at_its_backoff_limit() {
     assert!(!err.contains("attempt 3"), "{err}");
 }
 
-/// `wasm-run` killed mid-job: `train resume` restarts the gang from the latest checkpoint and
-/// ends with the model an uninterrupted run makes.
+/// `wasm-run` killed mid-job: run again with its run id (a restarted runner pod), the gang
+/// restarts from the latest checkpoint and ends with the model an uninterrupted run makes.
 #[test]
 fn a_killed_train_resumes_from_its_checkpoint() {
     let s = Scratch::new();
@@ -169,7 +193,13 @@ fn a_killed_train_resumes_from_its_checkpoint() {
         serde_json::from_str(&std::fs::read_to_string(&pointer).unwrap()).unwrap();
     let step = saved["step"].as_u64().unwrap();
     assert!((40..1500).contains(&step), "{saved}");
-    let out = succeed(s.wasm_run().args(["train", "resume", "killed", "--json"]));
+    // As a restarted runner pod does: the same file and run id resume the run.
+    let out = succeed(
+        s.wasm_run()
+            .arg("train")
+            .arg(&file)
+            .args(["--run-id", "killed", "--json"]),
+    );
     let resumed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(resumed["state"], "SUCCEEDED");
     let log = std::fs::read_to_string(s.path("home/logs/killed/train.log")).unwrap();

@@ -18,7 +18,8 @@
 //! As a worker of a job that asks for checkpoints (`weft:tensor/checkpoint`), it saves its
 //! parameters and Adam/SGD state every `every()` epochs and, restarted after a failure,
 //! restores the latest and goes on from there. Fault injection for testing that: `fail_at_epoch`
-//! (int) makes rank `fail_rank` (default 0) trap at that epoch on its first attempt.
+//! (int) makes rank `fail_rank` (default 0) trap at that epoch when it started without a
+//! checkpoint (a transient fault: a restart from a checkpoint gets past it).
 use weft_step::checkpoint;
 use weft_step::collective::{self, ReduceOp};
 use weft_step::tensor::{self, BinaryOp, Dtype, Optimizer, Tensor, UnaryOp};
@@ -134,7 +135,8 @@ impl Guest for Train {
         }
         let every = checkpoint::every() as u64;
         let fail_at = input.int_param_or("fail_at_epoch", -1)?;
-        let fail_here = input.context.attempt == 1 && collective::rank() as i64 == input.int_param_or("fail_rank", 0)?;
+        // A transient fault: only in a worker that did not restore a checkpoint.
+        let fail_here = first == 0 && collective::rank() as i64 == input.int_param_or("fail_rank", 0)?;
         let mut loss_value = f32::NAN;
         for epoch in first..epochs as u64 {
             if fail_here && epoch as i64 == fail_at {

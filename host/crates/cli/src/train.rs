@@ -32,7 +32,8 @@ pub struct TrainArgs {
     /// Only check the file; run nothing.
     #[arg(long)]
     validate: bool,
-    /// The run's id (default: random).
+    /// The run's id (default: random). When that run exists, it is resumed instead (how a
+    /// restarted runner pod carries on).
     #[arg(long)]
     run_id: Option<String>,
     /// Print the final summary as JSON.
@@ -96,6 +97,15 @@ pub fn train(home: &Home, args: TrainArgs) -> Result<ExitCode> {
         return Ok(ExitCode::from(2));
     }
     let (runtime, exec) = crate::pipeline::open_shared(home)?;
+    // The run this id names exists: this job started before and was interrupted (a runner pod
+    // restarted), so it is resumed, its gang from the latest checkpoint.
+    if let Some(id) = args.run_id.as_deref() {
+        if exec.stores().meta.run(id).is_ok() {
+            eprintln!("run {id} exists: resuming it");
+            let _watch = runtime.watch_run(id, Arc::new(StepProgress::new(None, 0)));
+            return crate::pipeline::resume_run(home, exec, id, args.json);
+        }
+    }
     let inputs = initializer_inputs(home, job)?;
     let base = file.parent().unwrap_or(Path::new("."));
     let pipeline = job.pipeline(base, workers, inputs);

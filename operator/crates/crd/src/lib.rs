@@ -1,5 +1,6 @@
 //! Weft's Kubernetes custom resources, group `weft.dev`, version `v1alpha1`: `Pipeline`,
-//! `PipelineRun`, `InferenceService`, `Experiment` and `Notebook`. The first four's specs are weft-spec's types,
+//! `PipelineRun`, `InferenceService`, `Experiment`, `TrainJob` and `Notebook`. All but the
+//! last have weft-spec's types as their specs,
 //! unchanged, so the YAML `wasm-run` runs is the YAML `kubectl apply` takes; this crate adds the
 //! Kubernetes envelope, the status each controller writes, and the CRD manifests (`operator/chart/crds/`).
 //! `Notebook`'s spec is Kubeflow's (a PodSpec), defined here.
@@ -8,7 +9,9 @@ mod experiment;
 mod inference;
 mod notebook;
 mod pipeline;
+pub mod resources;
 mod structural;
+mod train_job;
 
 pub use experiment::{
     runner_status, Experiment, ExperimentResourceSpec, ExperimentStatus, Metric, Observation,
@@ -23,6 +26,7 @@ pub use pipeline::{
     Pipeline, PipelineResourceSpec, PipelineRun, PipelineRunResourceSpec, PipelineRunStatus,
     RunnerStatus, TaskStatus,
 };
+pub use train_job::{TrainJob, TrainJobResourceSpec, TrainJobStatus, TrainerMetric, TrainerStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -42,6 +46,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         InferenceService::crd(),
         Experiment::crd(),
         Notebook::crd(),
+        TrainJob::crd(),
     ]
 }
 

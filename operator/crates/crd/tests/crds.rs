@@ -108,7 +108,8 @@ fn every_crd_is_structural_namespaced_and_in_weft_dev() {
             "PipelineRun",
             "InferenceService",
             "Experiment",
-            "Notebook"
+            "Notebook",
+            "TrainJob"
         ]
     );
     for crd in &crds {

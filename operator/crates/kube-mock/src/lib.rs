@@ -17,6 +17,9 @@ pub enum Reply {
     Echo,
     /// `base` with the request's body merged in (a status patch returns the whole object).
     MergeInto(Value),
+    /// A refusal: this HTTP code, with a Status of this reason and message (a quota, an
+    /// admission webhook, RBAC).
+    Refuse(u16, &'static str, String),
 }
 
 pub struct Expect {
@@ -85,6 +88,11 @@ pub fn client(script: Vec<Expect>) -> (Client, ApiServer) {
                     merge(&mut base, &body);
                     (200, base)
                 }
+                Reply::Refuse(code, reason, message) => (
+                    code,
+                    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                           "message": message, "reason": reason, "code": code}),
+                ),
             };
             send.send_response(
                 Response::builder()

@@ -54,41 +54,27 @@ pub trait Conditioned: Clone + PartialEq {
     fn conditions_mut(&mut self) -> &mut Vec<Condition>;
 }
 
-impl Conditioned for weft_crd::PipelineRunStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.conditions
-    }
+/// Every status here keeps its conditions in `conditions`.
+macro_rules! conditioned {
+    ($($status:ty),* $(,)?) => {$(
+        impl Conditioned for $status {
+            fn conditions(&self) -> &[Condition] {
+                &self.conditions
+            }
+            fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+                &mut self.conditions
+            }
+        }
+    )*};
 }
 
-impl Conditioned for weft_crd::ExperimentStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.conditions
-    }
-}
-
-impl Conditioned for weft_crd::InferenceServiceStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.conditions
-    }
-}
-
-impl Conditioned for weft_crd::NotebookStatus {
-    fn conditions(&self) -> &[Condition] {
-        &self.conditions
-    }
-    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
-        &mut self.conditions
-    }
-}
+conditioned!(
+    weft_crd::PipelineRunStatus,
+    weft_crd::ExperimentStatus,
+    weft_crd::InferenceServiceStatus,
+    weft_crd::NotebookStatus,
+    weft_crd::TrainJobStatus,
+);
 
 /// Whether `next` says anything `current` does not (transition times aside): the test that
 /// keeps a reconcile of an unchanged world from writing.

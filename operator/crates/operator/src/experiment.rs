@@ -261,7 +261,7 @@ fn spec_files(
 /// A component or input in the cluster: a digest in the artifact store, or an absolute path
 /// (in the runner's image or home); a path relative to a file on someone's disk means nothing
 /// in the runner's pod.
-fn in_cluster(what: &str, source: &str) -> Result<(), String> {
+pub(crate) fn in_cluster(what: &str, source: &str) -> Result<(), String> {
     if weft_spec::digest::parse(source).is_ok() || source.starts_with('/') {
         return Ok(());
     }
@@ -301,13 +301,13 @@ pub fn runner_job(exp: &Experiment, config: &crate::Config, name: &str, cm: &str
 /// How the runner's last container ended: exit code and termination message (its log's tail
 /// when it failed).
 #[derive(Debug, Default)]
-struct Exit {
-    code: i32,
-    message: String,
+pub(crate) struct Exit {
+    pub(crate) code: i32,
+    pub(crate) message: String,
 }
 
 /// The runner's exit, from its pods: a verdict (1, 2, 130) first, else any that ended.
-async fn runner_exit(ctx: &Context, ns: &str, job: &str) -> Result<Option<Exit>, Error> {
+pub(crate) async fn runner_exit(ctx: &Context, ns: &str, job: &str) -> Result<Option<Exit>, Error> {
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let list = pods
         .list(&ListParams::default().labels(&format!("job-name={job}")))
@@ -416,7 +416,7 @@ fn failure_message(exit: Option<&Exit>, job_message: Option<&str>) -> String {
     }
 }
 
-fn last_lines(lines: &[&str]) -> String {
+pub(crate) fn last_lines(lines: &[&str]) -> String {
     lines[lines.len().saturating_sub(3)..].join("; ")
 }
 

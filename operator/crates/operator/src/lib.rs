@@ -18,6 +18,7 @@ pub mod notebook;
 pub mod pipelinerun;
 pub mod pods;
 pub mod registry;
+pub mod trainjob;
 
 pub use context::{Config, Context};
 pub use error::Error;

@@ -9,16 +9,16 @@ use kube::runtime::{watcher, Controller};
 use kube::{Api, Client};
 use std::path::PathBuf;
 use std::sync::Arc;
-use weft_crd::{Experiment, InferenceService, Notebook, PipelineRun};
+use weft_crd::{Experiment, InferenceService, Notebook, PipelineRun, TrainJob};
 use weft_operator::notebook::{self, NotebookConfig, NotebookContext};
 use weft_operator::registry::{Registry, Token};
-use weft_operator::{experiment, inferenceservice, pipelinerun, Config, Context};
+use weft_operator::{experiment, inferenceservice, pipelinerun, trainjob, Config, Context};
 
 #[derive(Parser)]
 #[command(
     name = "weft-operator",
     version,
-    about = "Weft on Kubernetes: runs PipelineRuns and Experiments, serves InferenceServices, runs Notebooks."
+    about = "Weft on Kubernetes: runs PipelineRuns, Experiments and TrainJobs, serves InferenceServices, runs Notebooks."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -219,6 +219,14 @@ async fn controllers(client: Client, ctx: Arc<Context>, notebooks: Arc<NotebookC
     .shutdown_on_signal()
     .run(experiment::reconcile, experiment::error_policy, ctx.clone())
     .for_each(|_| futures::future::ready(()));
+    let trainjobs = Controller::new(
+        Api::<TrainJob>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .owns(Api::<Job>::all(client.clone()), watcher::Config::default())
+    .shutdown_on_signal()
+    .run(trainjob::reconcile, trainjob::error_policy, ctx.clone())
+    .for_each(|_| futures::future::ready(()));
     let services = Controller::new(
         Api::<InferenceService>::all(client.clone()),
         watcher::Config::default(),
@@ -242,7 +250,7 @@ async fn controllers(client: Client, ctx: Arc<Context>, notebooks: Arc<NotebookC
     .shutdown_on_signal()
     .run(notebook::reconcile, notebook::error_policy, notebooks)
     .for_each(|_| futures::future::ready(()));
-    futures::join!(runs, experiments, services, notebooks);
+    futures::join!(runs, experiments, trainjobs, services, notebooks);
 }
 
 async fn serve_metrics(addr: String, metrics: Arc<weft_operator::metrics::Metrics>) {

@@ -82,6 +82,11 @@ fn the_cluster_role_grants_what_the_controllers_use_and_nothing_broad() {
         ("", "serviceaccounts", "patch"),
         ("rbac.authorization.k8s.io", "rolebindings", "patch"),
         ("rbac.authorization.k8s.io", "clusterroles", "bind"),
+        // The TrainJob controller (src/trainjob.rs).
+        ("weft.dev", "trainjobs", "watch"),
+        ("weft.dev", "trainjobs", "patch"),
+        ("weft.dev", "trainjobs/status", "patch"),
+        ("weft.dev", "trainjobs/finalizers", "update"),
         // The notebook controller (src/notebook.rs).
         ("weft.dev", "notebooks", "watch"),
         ("weft.dev", "notebooks", "patch"),
@@ -146,7 +151,7 @@ fn the_cluster_role_grants_what_the_controllers_use_and_nothing_broad() {
     assert_eq!(
         serde_json::Value::Array(notebook.clone()),
         serde_json::json!([
-            {"apiGroups": ["weft.dev"], "resources": ["pipelines", "pipelineruns", "experiments", "inferenceservices"],
+            {"apiGroups": ["weft.dev"], "resources": ["pipelines", "pipelineruns", "experiments", "inferenceservices", "trainjobs"],
              "verbs": ["get", "list", "watch", "create"]},
         ])
     );
@@ -189,7 +194,7 @@ fn the_crds_pass_kubernetes_own_schema() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(crds.len(), 5);
+    assert_eq!(crds.len(), 6);
     let out = Command::new(validate)
         .args(["--strict", "-k", "1.33.0"])
         .args(&crds)
@@ -201,7 +206,7 @@ fn the_crds_pass_kubernetes_own_schema() {
     assert_eq!(
         text.matches("passed for resource customresourcedefinition")
             .count(),
-        5,
+        6,
         "{text}"
     );
 }

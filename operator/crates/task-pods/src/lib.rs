@@ -12,8 +12,7 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec, ResourceRequirements};
-use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::wait::await_condition;
@@ -268,11 +267,6 @@ pub fn task_job(
         .as_mut()
         .ok_or_else(|| anyhow!("the task pod template has no pod spec"))?;
     spec.restart_policy = Some("Never".into());
-    if !resources.node_selector.is_empty() {
-        spec.node_selector
-            .get_or_insert_with(Default::default)
-            .extend(resources.node_selector.clone());
-    }
     let container = spec
         .containers
         .first_mut()
@@ -283,27 +277,7 @@ pub fn task_job(
             .map(|s| s.to_string()),
     );
     container.termination_message_policy = Some("FallbackToLogsOnError".into());
-    let mut amounts = BTreeMap::new();
-    if let Some(cpu) = &resources.cpu {
-        amounts.insert("cpu".to_string(), Quantity(cpu.clone()));
-    }
-    if let Some(memory) = &resources.memory {
-        amounts.insert("memory".to_string(), Quantity(memory.clone()));
-    }
-    if let Some(gpu) = resources.gpu.filter(|g| *g > 0) {
-        amounts.insert("nvidia.com/gpu".to_string(), Quantity(gpu.to_string()));
-    }
-    if !amounts.is_empty() {
-        let r = container
-            .resources
-            .get_or_insert_with(ResourceRequirements::default);
-        r.requests
-            .get_or_insert_with(Default::default)
-            .extend(amounts.clone());
-        r.limits
-            .get_or_insert_with(Default::default)
-            .extend(amounts);
-    }
+    weft_crd::resources::request_resources(spec, resources);
     let labels = BTreeMap::from([
         (RUN_LABEL.to_string(), label_value(run)),
         (TASK_LABEL.to_string(), label_value(name)),
