@@ -9,46 +9,59 @@ use std::sync::{Arc, Mutex};
 
 type Seen = Arc<Mutex<Vec<(String, Value)>>>;
 
-/// An API server answering status patches of PipelineRun `ns/r`, recording each body.
-fn api_server() -> (String, Seen) {
+/// An API server answering status patches of `kind` `ns/NAME` (its `plural`), recording each
+/// body with its query.
+fn status_server(plural: &str, name: &str, kind: &'static str) -> (String, Seen) {
     let seen: Seen = Arc::default();
     let record = seen.clone();
+    let object_name = name.to_string();
     let app = axum::Router::new().route(
-        "/apis/weft.dev/v1alpha1/namespaces/ns/pipelineruns/r/status",
+        &format!("/apis/weft.dev/v1alpha1/namespaces/ns/{plural}/{name}/status"),
         patch(
             // Server-side apply sends `application/apply-patch+yaml`; kube writes it as JSON.
             move |q: axum::extract::RawQuery, body: axum::body::Bytes| {
                 let record = record.clone();
+                let name = object_name.clone();
                 let body: Value = serde_json::from_slice(&body).unwrap();
                 async move {
                     record
                         .lock()
                         .unwrap()
                         .push((q.0.unwrap_or_default(), body.clone()));
-                    let mut run = json!({"apiVersion": "weft.dev/v1alpha1", "kind": "PipelineRun",
-                        "metadata": {"name": "r", "namespace": "ns"}, "spec": {"pipelineRef": "p"}});
-                    run["status"] = body["status"].clone();
-                    axum::Json(run)
+                    let mut object = json!({"apiVersion": "weft.dev/v1alpha1", "kind": kind,
+                        "metadata": {"name": name, "namespace": "ns"}});
+                    object["status"] = body["status"].clone();
+                    axum::Json(object)
                 }
             },
         ),
     );
-    let url = serve_in_background(app);
-    (url, seen)
+    (serve_in_background(app), seen)
+}
+
+/// An API server answering status patches of PipelineRun `ns/r`, recording each body.
+fn api_server() -> (String, Seen) {
+    status_server("pipelineruns", "r", "PipelineRun")
+}
+
+/// A kubeconfig in `s` naming the server at `url`.
+fn kubeconfig(s: &Scratch, url: &str) -> std::path::PathBuf {
+    let path = s.path("kubeconfig");
+    std::fs::write(
+        &path,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{url}\"}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: c, context: {{cluster: fake, user: u}}}}]\ncurrent-context: c\n"
+        ),
+    )
+    .unwrap();
+    path
 }
 
 #[test]
 fn a_runner_writes_live_task_states_to_its_pipeline_run() {
     let (url, seen) = api_server();
     let s = Scratch::new();
-    let kubeconfig = s.path("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{url}\"}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: c, context: {{cluster: fake, user: u}}}}]\ncurrent-context: c\n"
-        ),
-    )
-    .unwrap();
+    let kubeconfig = kubeconfig(&s, &url);
     let yaml = s.path("iris.yaml");
     std::fs::write(&yaml, example_text("pipeline.yaml")).unwrap();
     let out = succeed(
@@ -97,35 +110,9 @@ fn kube_status_needs_a_namespace_and_a_name() {
 /// the Experiment's status as trials finish, and a last time from the experiment's summary.
 #[test]
 fn a_runner_writes_trial_counters_and_the_best_trial_to_its_experiment() {
-    let seen: Seen = Arc::default();
-    let record = seen.clone();
-    let app = axum::Router::new().route(
-        "/apis/weft.dev/v1alpha1/namespaces/ns/experiments/e/status",
-        patch(move |q: axum::extract::RawQuery, body: axum::body::Bytes| {
-            let record = record.clone();
-            let body: Value = serde_json::from_slice(&body).unwrap();
-            async move {
-                record
-                    .lock()
-                    .unwrap()
-                    .push((q.0.unwrap_or_default(), body.clone()));
-                let mut exp = json!({"apiVersion": "weft.dev/v1alpha1", "kind": "Experiment",
-                        "metadata": {"name": "e", "namespace": "ns"}});
-                exp["status"] = body["status"].clone();
-                axum::Json(exp)
-            }
-        }),
-    );
-    let url = serve_in_background(app);
+    let (url, seen) = status_server("experiments", "e", "Experiment");
     let s = Scratch::new();
-    let kubeconfig = s.path("kubeconfig");
-    std::fs::write(
-        &kubeconfig,
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters: [{{name: fake, cluster: {{server: \"{url}\"}}}}]\nusers: [{{name: u, user: {{token: t}}}}]\ncontexts: [{{name: c, context: {{cluster: fake, user: u}}}}]\ncurrent-context: c\n"
-        ),
-    )
-    .unwrap();
+    let kubeconfig = kubeconfig(&s, &url);
     let file = s.path("e.yaml");
     std::fs::write(
         &file,
@@ -191,4 +178,51 @@ spec:
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["x1", "x2"]);
+}
+
+/// `train --kube-status NS/NAME`: the runner writes Trainer's `trainerStatus` (progress, time
+/// left, the latest metrics) as the workers report steps, and reaches 100% at the end.
+#[test]
+fn a_runner_writes_training_progress_to_its_train_job() {
+    let (url, seen) = status_server("trainjobs", "iris", "TrainJob");
+    let s = Scratch::new();
+    let kubeconfig = kubeconfig(&s, &url);
+    let file = s.path("iris.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: weft.dev/v1alpha1\nkind: TrainJob\nmetadata: {{name: iris}}\nspec:\n  trainer:\n    component: {TRAIN_MLP}\n    params: {{label: species, epochs: 3000}}\n    numProcPerNode: 2\n  initializer:\n    dataset: {{path: {}}}\n",
+            repo_file("examples/data/iris.csv").display()
+        ),
+    )
+    .unwrap();
+    let out = succeed(
+        s.wasm_run()
+            .env("KUBECONFIG", &kubeconfig)
+            .env("RUST_LOG", "weft_run_reporter=warn,kube_client=error")
+            .arg("train")
+            .arg(&file)
+            .args(["--kube-status", "ns/iris"]),
+    );
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.len() >= 2,
+        "a first write and a last: {seen:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(seen
+        .iter()
+        .all(|(q, _)| q.contains("fieldManager=weft-runner")));
+    let first = &seen[0].1["status"]["trainerStatus"];
+    let last = &seen.last().unwrap().1["status"]["trainerStatus"];
+    assert!(
+        first["progressPercentage"].as_u64().unwrap() < 100,
+        "{first}"
+    );
+    assert_eq!(last["progressPercentage"], 100, "{last}");
+    assert_eq!(last["estimatedRemainingSeconds"], 0, "{last}");
+    let metrics = last["metrics"].as_array().unwrap();
+    assert!(metrics.iter().any(|m| m["name"] == "loss"), "{last}");
+    assert!(metrics.iter().any(|m| m["name"] == "accuracy"), "{last}");
+    assert!(last["lastUpdatedTime"].is_string());
 }

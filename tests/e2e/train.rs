@@ -77,6 +77,12 @@ fn a_train_job_runs_its_workers_as_a_gang_and_records_the_run() {
     assert!(model(&summary).starts_with("sha256:"));
     let runs = succeed(s.wasm_run().args(["runs", "list"]));
     assert!(String::from_utf8_lossy(&runs.stdout).contains("iris"));
+    // Another number of workers adds the floats up otherwise: not the cached run's outputs.
+    let four = train(&s, &file, &["--workers", "4"]);
+    assert!(
+        !losses(&four, "rank-3/loss").is_empty(),
+        "a cache hit: {four}"
+    );
 }
 
 /// A worker that traps mid-job fails the gang; the retry restarts all four from the epoch-40
@@ -261,4 +267,44 @@ fn a_collective_called_from_wasm_run_run_is_not_in_a_job() {
     let run = s.run(COLLECTIVE_PROBE, &["-p", "mode=barrier"]);
     assert_ne!(run.code(), 0);
     assert!(run.failure().contains("not-in-job"), "{}", run.failure());
+}
+
+/// A gang is a pipeline task like any other (what a TrainJob is inside a pipeline): fed by the
+/// tasks before it, its outputs (rank 0's model and parameters) are the task's.
+#[test]
+fn a_gang_task_in_a_pipeline_trains_on_its_upstream_outputs() {
+    let s = Scratch::new();
+    let text = example_text("mlp.yaml").replace(
+        "      timeout: 60s",
+        "      timeout: 60s\n      gang: {workers: 2, checkpointEvery: 50}",
+    );
+    assert!(
+        text.contains("gang: {workers: 2"),
+        "the example changed: {text}"
+    );
+    let file = s.path("mlp-gang.yaml");
+    std::fs::write(&file, text).unwrap();
+    let out = succeed(
+        s.wasm_run()
+            .args(["pipeline", "run"])
+            .arg(&file)
+            .arg("--json"),
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["state"], "SUCCEEDED", "{summary}");
+    let train = summary["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "train")
+        .unwrap();
+    let outputs: serde_json::Value =
+        serde_json::from_str(train["outputs_json"].as_str().unwrap()).unwrap();
+    assert_eq!(outputs["backend"]["value"], "cpu", "{outputs}");
+    assert!(
+        outputs["accuracy"]["value"].as_f64().unwrap() > 0.8,
+        "{outputs}"
+    );
+    assert!(output_digest(&summary, "train", "model").starts_with("sha256:"));
+    assert!(!losses(&summary, "rank-1/loss").is_empty());
 }

@@ -181,3 +181,25 @@ def test_wasm_run_notebook_serves_jupyterlab_with_weft_importable(tmp_path, wasm
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def test_cells_of_one_name_take_turns_in_their_package_directory(tmp_path):
+    """Two kernels building a cell component of the same name share its package directory
+    (and its cached build): the lock makes one wait for the other."""
+    import threading
+
+    from weft.notebook import exclusive
+
+    lock = str(tmp_path / "cells" / "add.lock")
+    entered = threading.Event()
+
+    def second():
+        with exclusive(lock):
+            entered.set()
+
+    with exclusive(lock):
+        t = threading.Thread(target=second)
+        t.start()
+        assert not entered.wait(0.3), "the second kernel entered while the first held the directory"
+    assert entered.wait(10), "the second kernel never entered"
+    t.join()

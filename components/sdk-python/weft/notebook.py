@@ -23,6 +23,7 @@ the sandbox's error, not a traceback through this module.
 """
 
 import argparse
+import contextlib
 import ast
 import hashlib
 import html
@@ -255,17 +256,37 @@ def weft_component(line: str, cell: str, user_ns: Dict[str, Any], client=None) -
     package_dir = os.path.join(tempfile.gettempdir(), f"weft-cell-{os.getuid() if hasattr(os, 'getuid') else 0}",
                                comp.name)
     client = client or Client()
-    started = time.perf_counter()
-    try:
-        result = client.create_run_from_pipeline_func(pipe, enable_caching=args.cache, package_dir=package_dir)
-    except RunFailed as e:
-        raise WeftCellError(f"{args.name} failed in the sandbox (run {e.result.run_id}):\n{_task_errors(e.result)}") from None
-    except RuntimeError as e:
-        raise WeftCellError(f"{args.name}: {e}") from None
-    elapsed = time.perf_counter() - started
-    run = CellRun(comp, result, elapsed)
-    _bind(binds, run, client, user_ns, package_dir)
+    with exclusive(package_dir + ".lock"):
+        started = time.perf_counter()
+        try:
+            result = client.create_run_from_pipeline_func(pipe, enable_caching=args.cache, package_dir=package_dir)
+        except RunFailed as e:
+            raise WeftCellError(f"{args.name} failed in the sandbox (run {e.result.run_id}):\n{_task_errors(e.result)}") from None
+        except RuntimeError as e:
+            raise WeftCellError(f"{args.name}: {e}") from None
+        elapsed = time.perf_counter() - started
+        run = CellRun(comp, result, elapsed)
+        _bind(binds, run, client, user_ns, package_dir)
     return run
+
+
+@contextlib.contextmanager
+def exclusive(path: str):
+    """Holds an exclusive lock on the file `path` (made if absent): kernels of one user that
+    build and run a cell component of the same name take turns in its package directory,
+    which keeps its build cached between them. Where there is no `fcntl` (not POSIX), no lock."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "a") as f:
+        try:
+            import fcntl
+        except ImportError:
+            yield
+            return
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _task_errors(result) -> str:

@@ -146,3 +146,82 @@ pub async fn follow_experiment(
         "--kube-status: this wasm-run was built without Kubernetes support (cargo feature `kube`)"
     )
 }
+
+/// Where a runner's step metrics go to become its TrainJob's `trainerStatus` (`train
+/// --kube-status NS/NAME`): cloned into the step watch; [`TrainReport::finish`] writes the
+/// last of it.
+#[derive(Clone)]
+pub struct TrainSink {
+    #[cfg(feature = "kube")]
+    tx: tokio::sync::mpsc::UnboundedSender<weft_run_reporter::train::StepMetric>,
+}
+
+impl TrainSink {
+    pub fn send(&self, name: &str, value: f64, step: Option<u64>) {
+        #[cfg(feature = "kube")]
+        let _ = self.tx.send(weft_run_reporter::train::StepMetric {
+            name: name.to_string(),
+            value,
+            step,
+        });
+        #[cfg(not(feature = "kube"))]
+        let _ = (name, value, step);
+    }
+}
+
+/// The TrainJob reporter, on a thread of its own (the runtime's watches call in from worker
+/// threads, outside any async runtime).
+pub struct TrainReport {
+    sink: TrainSink,
+    #[cfg(feature = "kube")]
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl TrainReport {
+    pub fn sink(&self) -> TrainSink {
+        self.sink.clone()
+    }
+
+    /// Waits for the last write, once every other sink is dropped.
+    pub fn finish(self) {
+        drop(self.sink);
+        #[cfg(feature = "kube")]
+        let _ = self.thread.join();
+    }
+}
+
+/// Starts the reporter of TrainJob `namespace/name`, whose trainer takes `total` steps.
+#[cfg(feature = "kube")]
+pub fn follow_train(
+    (namespace, name): (String, String),
+    total: Option<u64>,
+) -> Result<TrainReport> {
+    use anyhow::Context;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let client = rt
+        .block_on(kube::Client::try_default())
+        .context("--kube-status: connecting to Kubernetes (in-cluster or kubeconfig)")?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let thread = std::thread::Builder::new()
+        .name("trainjob status".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let mut reporter =
+                    weft_run_reporter::train::TrainReporter::new(client, &namespace, &name, total);
+                reporter.follow(rx, std::time::Duration::from_secs(1)).await;
+            })
+        })?;
+    Ok(TrainReport {
+        sink: TrainSink { tx },
+        thread,
+    })
+}
+
+#[cfg(not(feature = "kube"))]
+pub fn follow_train(_job: (String, String), _total: Option<u64>) -> Result<TrainReport> {
+    anyhow::bail!(
+        "--kube-status: this wasm-run was built without Kubernetes support (cargo feature `kube`)"
+    )
+}

@@ -39,6 +39,11 @@ pub struct TrainArgs {
     /// Print the final summary as JSON.
     #[arg(long)]
     json: bool,
+    /// Write the job's progress (Trainer's `trainerStatus`: percentage, time left, latest
+    /// metrics) to TrainJob NAMESPACE/NAME's status, at most once a second: what the runner in
+    /// a cluster does for the operator. Needs a build with the `kube` feature.
+    #[arg(long, value_name = "NAMESPACE/NAME", value_parser = crate::pipeline::parse_run_ref)]
+    kube_status: Option<(String, String)>,
 }
 
 #[derive(Subcommand)]
@@ -55,10 +60,10 @@ pub enum TrainCommand {
 pub fn train(home: &Home, args: TrainArgs) -> Result<ExitCode> {
     if let Some(TrainCommand::Resume { run, json }) = args.command {
         let (runtime, exec) = crate::pipeline::open_shared(home)?;
-        let _watch = runtime.watch_run(&run, Arc::new(StepProgress::new(None, 0)));
+        let _watch = runtime.watch_run(&run, Arc::new(StepProgress::new(None, 0, None)));
         return crate::pipeline::resume_run(home, exec, &run, json);
     }
-    let Some(file) = args.file else {
+    let Some(file) = args.file.clone() else {
         bail!("give a TrainJob file (wasm-run train FILE), or `wasm-run train resume RUN`");
     };
     let text = weft_tree::read_regular_text(&file, weft_tree::MAX_DOCUMENT_BYTES)
@@ -96,13 +101,41 @@ pub fn train(home: &Home, args: TrainArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::from(2));
     }
+    let steps = job
+        .spec
+        .trainer
+        .params
+        .get("epochs")
+        .and_then(|v| v.as_u64());
+    let report = match args.kube_status.clone() {
+        Some(at) => Some(crate::kube_status::follow_train(at, steps)?),
+        None => None,
+    };
+    let sink = report.as_ref().map(|r| r.sink());
+    let code = start_or_resume(home, &file, job, workers, steps, sink, args);
+    if let Some(report) = report {
+        report.finish();
+    }
+    code
+}
+
+/// Runs the job (or resumes the run `--run-id` names), its steps shown and sent to `sink`.
+fn start_or_resume(
+    home: &Home,
+    file: &Path,
+    job: &TrainJob,
+    workers: u32,
+    steps: Option<u64>,
+    sink: Option<crate::kube_status::TrainSink>,
+    args: TrainArgs,
+) -> Result<ExitCode> {
     let (runtime, exec) = crate::pipeline::open_shared(home)?;
     // The run this id names exists: this job started before and was interrupted (a runner pod
     // restarted), so it is resumed, its gang from the latest checkpoint.
     if let Some(id) = args.run_id.as_deref() {
         if exec.stores().meta.run(id).is_ok() {
             eprintln!("run {id} exists: resuming it");
-            let _watch = runtime.watch_run(id, Arc::new(StepProgress::new(None, 0)));
+            let _watch = runtime.watch_run(id, Arc::new(StepProgress::new(steps, workers, sink)));
             return crate::pipeline::resume_run(home, exec, id, args.json);
         }
     }
@@ -118,13 +151,7 @@ pub fn train(home: &Home, args: TrainArgs) -> Result<ExitCode> {
     let run_id = args
         .run_id
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let steps = job
-        .spec
-        .trainer
-        .params
-        .get("epochs")
-        .and_then(|v| v.as_u64());
-    let _watch = runtime.watch_run(&run_id, Arc::new(StepProgress::new(steps, workers)));
+    let _watch = runtime.watch_run(&run_id, Arc::new(StepProgress::new(steps, workers, sink)));
     eprintln!(
         "train {}: {workers} workers (in process), run {run_id}",
         job.metadata.name
@@ -205,25 +232,40 @@ fn resolve(home: &Home, r: &ArtifactRef) -> Result<String> {
 /// A progress line per reported step: the step (of how many), the loss, steps a second since
 /// the last line, the workers. Every rank reports the same (all-reduced) step; the first
 /// report of a step is shown.
-#[derive(Debug)]
 struct StepProgress {
     total: Option<u64>,
     workers: u32,
     last: Mutex<Option<(u64, Instant)>>,
+    /// Where the job's status is written (`--kube-status`).
+    sink: Option<crate::kube_status::TrainSink>,
+}
+
+impl std::fmt::Debug for StepProgress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "StepProgress({:?} steps, {} workers)",
+            self.total, self.workers
+        )
+    }
 }
 
 impl StepProgress {
-    fn new(total: Option<u64>, workers: u32) -> Self {
+    fn new(total: Option<u64>, workers: u32, sink: Option<crate::kube_status::TrainSink>) -> Self {
         StepProgress {
             total,
             workers,
             last: Mutex::new(None),
+            sink,
         }
     }
 }
 
 impl MetricWatch for StepProgress {
     fn observe(&self, _ctx: &StepContext, metric: &Metric) -> Verdict {
+        if let Some(sink) = &self.sink {
+            sink.send(&metric.name, metric.value, metric.step);
+        }
         let Some(step) = metric.step else {
             return Verdict::Continue;
         };

@@ -22,10 +22,12 @@ pub(crate) struct KeyParts<'a> {
     pub outputs: &'a OutputInterface,
     pub env: &'a BTreeMap<String, String>,
     pub hermetic_seed: Option<u64>,
+    /// A gang's workers: their number changes how the floats add up.
+    pub workers: Option<u32>,
 }
 
 pub(crate) fn cache_key(p: &KeyParts) -> String {
-    let doc = serde_json::json!({
+    let mut doc = serde_json::json!({
         "version": "weft-cache-v1",
         "component": p.component,
         "params": p.params,
@@ -34,6 +36,10 @@ pub(crate) fn cache_key(p: &KeyParts) -> String {
         "env": p.env,
         "hermetic_seed": p.hermetic_seed,
     });
+    // Only a gang has it, so every other task's key stays what it was.
+    if let Some(w) = p.workers {
+        doc["gang_workers"] = w.into();
+    }
     // serde_json maps are sorted (BTreeMap), so the text is canonical.
     tracing::trace!(key_document = %doc, "cache key");
     format!(
@@ -59,8 +65,16 @@ mod tests {
             outputs: &outputs,
             env: &env,
             hermetic_seed: None,
+            workers: None,
         };
         let k = cache_key(&base);
+        assert_ne!(
+            k,
+            cache_key(&KeyParts {
+                workers: Some(2),
+                ..base
+            })
+        );
         assert_eq!(k, cache_key(&base));
         assert_ne!(
             k,

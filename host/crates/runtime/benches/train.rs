@@ -5,7 +5,7 @@
 //! to it: the gradients are the one worker's), and the speed-up over one worker.
 //!
 //! `cargo bench -p weft-runtime --bench train`
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 use weft_collective::LocalGroup;
@@ -14,7 +14,7 @@ use weft_runtime::{InputArtifact, ParamValue, Runtime, RuntimeConfig, StepReques
 const EPOCHS: i64 = 400;
 
 /// Seconds for `EPOCHS` epochs on `world` workers, and the first epoch whose loss was under 0.1.
-fn train(rt: &Runtime, world: usize, data: &PathBuf) -> (f64, Option<u64>) {
+fn train(rt: &Runtime, world: usize, data: &Path) -> (f64, Option<u64>) {
     let c = rt.load(weft_test_programs::TRAIN_MLP.as_ref()).unwrap();
     let out = tempfile::tempdir().unwrap();
     let started = Instant::now();
@@ -34,7 +34,7 @@ fn train(rt: &Runtime, world: usize, data: &PathBuf) -> (f64, Option<u64>) {
                 }
                 req.inputs.push(InputArtifact {
                     name: "train".into(),
-                    path: data.clone(),
+                    path: data.to_path_buf(),
                 });
                 let dir = out.path().join(r.to_string());
                 std::fs::create_dir_all(&dir).unwrap();

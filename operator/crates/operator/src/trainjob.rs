@@ -212,11 +212,12 @@ fn spec_configmap(tj: &TrainJob, name: &str, file: String) -> ConfigMap {
 }
 
 /// The runner Job: `wasm-run train` on the job file as the job's run (resumed by a restarted
-/// pod), in a pod requesting `resourcesPerNode`.
+/// pod), in a pod requesting `resourcesPerNode`, writing `trainerStatus` as it goes.
 pub fn runner_job(tj: &TrainJob, config: &crate::Config, name: &str, cm: &str) -> Job {
     let file = format!("{}/{TRAINJOB_FILE}", pods::SPEC_DIR);
     let run = run_id(tj);
-    let command = ["train", &file, "--run-id", &run];
+    let at = format!("{}/{}", tj.namespace().unwrap_or_default(), tj.name_any());
+    let command = ["train", &file, "--run-id", &run, "--kube-status", &at];
     let mut job = runner_job_of(tj, TRAINJOB_LABEL, config, name, cm, &command);
     let resources = tj.spec.0.trainer.resources_per_node.as_ref();
     let pod = job.spec.as_mut().and_then(|s| s.template.spec.as_mut());

@@ -135,7 +135,7 @@ fn the_cluster_role_grants_what_the_controllers_use_and_nothing_broad() {
     assert_eq!(
         serde_json::Value::Array(runner.clone()),
         serde_json::json!([
-            {"apiGroups": ["weft.dev"], "resources": ["pipelineruns/status", "experiments/status"], "verbs": ["patch"]},
+            {"apiGroups": ["weft.dev"], "resources": ["pipelineruns/status", "experiments/status", "trainjobs/status"], "verbs": ["patch"]},
             {"apiGroups": ["weft.dev"], "resources": ["pipelineruns", "experiments"], "verbs": ["get"]},
             {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "delete"]},
             {"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]},

@@ -127,7 +127,9 @@ async fn a_new_job_gets_its_spec_and_a_runner_running_wasm_run_train_as_a_resuma
             "train",
             "/etc/weft/trainjob.yaml",
             "--run-id",
-            "trainjob-iris-7a6b5c4d"
+            "trainjob-iris-7a6b5c4d",
+            "--kube-status",
+            "team-a/iris"
         ]
     );
     assert_eq!(

@@ -3,9 +3,11 @@
 //! finish, at most once per interval, so `kubectl get pipelinerun -w` shows progress while the
 //! run goes. The operator owns the rest of the status and writes the final report when the
 //! runner ends. [`experiment`] does the same for an Experiment's trials (`wasm-run tune
+//! --kube-status NS/NAME`), [`train`] for a TrainJob's progress (`wasm-run train
 //! --kube-status NS/NAME`).
 
 pub mod experiment;
+pub mod train;
 
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};

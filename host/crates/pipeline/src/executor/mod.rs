@@ -310,6 +310,7 @@ impl Job {
             outputs: &decl.outputs,
             env: &job.spec.env,
             hermetic_seed: job.plan.hermetic_seed,
+            workers: None,
         });
         Ok(job)
     }

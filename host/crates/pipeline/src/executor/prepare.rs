@@ -30,6 +30,7 @@ impl Executor {
             outputs: &decl.outputs,
             env: &task.env,
             hermetic_seed: plan.hermetic_seed,
+            workers: task.gang.as_ref().map(|g| g.workers),
         });
         let items = loop_items(plan, &task, outputs)?;
         let loop_parallelism = task
