@@ -120,6 +120,29 @@ fn a_failed_worker_restarts_the_gang_from_the_checkpoint_and_ends_where_an_unint
     );
 }
 
+/// `activeDeadlineSeconds` bounds the whole job: the first attempt's workers stop at it, and the
+/// restart after it does not start.
+#[test]
+fn the_active_deadline_counts_across_restarts() {
+    let s = Scratch::new();
+    let file = job(
+        &s,
+        "late",
+        ", epochs: 1000000",
+        "  runPolicy: {backoffLimit: 2, activeDeadlineSeconds: 2}\n",
+    );
+    let started = Instant::now();
+    let (code, err) = fails(s.wasm_run().arg("train").arg(&file));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("attempt 1 failed (worker "), "{err}");
+    assert!(
+        err.contains("activeDeadlineSeconds (2 s) has passed"),
+        "{err}"
+    );
+    assert!(!err.contains("attempt 3"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(60), "{err}");
+}
+
 /// A run that failed (no restarts left) is finished by `train resume`, from its checkpoint.
 #[test]
 fn train_resume_finishes_a_failed_run_from_its_checkpoint() {

@@ -184,9 +184,11 @@ impl TrainReport {
 
     /// Waits for the last write, once every other sink is dropped.
     pub fn finish(self) {
-        drop(self.sink);
         #[cfg(feature = "kube")]
-        let _ = self.thread.join();
+        {
+            drop(self.sink.tx);
+            let _ = self.thread.join();
+        }
     }
 }
 

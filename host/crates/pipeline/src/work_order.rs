@@ -177,7 +177,10 @@ fn execute_one(
         .and_then(|c| run_step(runtime, artifacts, step, &c, &log_path, cancel))
     {
         Ok(done) => Ok(done),
-        Err(crate::executor::AttemptError::Step(message)) => Err(message),
+        Err(
+            crate::executor::AttemptError::Step(message)
+            | crate::executor::AttemptError::Final(message),
+        ) => Err(message),
         Err(crate::executor::AttemptError::Cancelled) => Err("cancelled".into()),
         Err(crate::executor::AttemptError::Stopped(why)) => Err(why),
         Err(crate::executor::AttemptError::Host(e)) => return Err(e),

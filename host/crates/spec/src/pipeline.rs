@@ -238,6 +238,11 @@ pub struct Gang {
     /// Steps between the workers' checkpoints (`weft:tensor/checkpoint`); none when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub checkpoint_every: Option<u32>,
+    /// The gang's wall-clock limit in seconds from the run's start, restarts included (a
+    /// TrainJob's `activeDeadlineSeconds`): each attempt's workers get what is left.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub deadline_seconds: Option<u64>,
 }
 
 /// A task's machine requirements, as Kubernetes quantities.

@@ -146,8 +146,8 @@ pub struct RunPolicy {
     /// checkpoint: a lone restarted worker would wait on peers that moved on.
     #[serde(default = "backoff_limit")]
     pub backoff_limit: u32,
-    /// The job's wall-clock limit. `wasm-run` gives it to each attempt when
-    /// `trainer.timeout` is unset (a clock across restarts is not kept yet).
+    /// The job's wall-clock limit from its start, restarts included: each restart's workers
+    /// get what is left, and none is started once it has passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub active_deadline_seconds: Option<u64>,
@@ -201,12 +201,6 @@ impl TrainJob {
         use crate::one_task::{fixed_param, OneTask};
         use crate::pipeline::{Gang, RetryPolicy, TaskSpec};
         let t = &self.spec.trainer;
-        let timeout = t.timeout.clone().or_else(|| {
-            self.spec
-                .run_policy
-                .active_deadline_seconds
-                .map(|s| format!("{s}s"))
-        });
         OneTask {
             name: &self.metadata.name,
             description: format!("TrainJob {}: {workers} workers", self.metadata.name),
@@ -223,13 +217,14 @@ impl TrainJob {
                 gang: Some(Gang {
                     workers,
                     checkpoint_every: self.spec.checkpoint.as_ref().map(|c| c.every_steps),
+                    deadline_seconds: self.spec.run_policy.active_deadline_seconds,
                 }),
                 retry: (self.spec.run_policy.backoff_limit > 0).then(|| RetryPolicy {
                     limit: self.spec.run_policy.backoff_limit,
                     backoff: Some("1s".into()),
                     factor: Some(2.0),
                 }),
-                timeout,
+                timeout: t.timeout.clone(),
                 memory: t.memory.clone(),
                 ..Default::default()
             },

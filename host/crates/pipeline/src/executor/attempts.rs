@@ -62,7 +62,7 @@ pub(super) fn run_with_retries(
                 attempt += 1;
                 outcome = start(attempt);
             }
-            Err(AttemptError::Step(e)) => return Err(Unfinished::step(e)),
+            Err(AttemptError::Step(e) | AttemptError::Final(e)) => return Err(Unfinished::step(e)),
         }
     }
 }
@@ -70,6 +70,8 @@ pub(super) fn run_with_retries(
 pub(crate) enum AttemptError {
     /// The step failed (may be retried).
     Step(String),
+    /// The task failed for good: retrying cannot help (a gang past its deadline).
+    Final(String),
     Cancelled,
     /// Stopped by a metric watch (early stopping), with why.
     Stopped(String),

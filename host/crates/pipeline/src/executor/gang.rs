@@ -36,6 +36,10 @@ pub(super) fn run_gang(
     let scratches = (0..world)
         .map(|_| stores.artifacts.scratch_dir().map_err(|e| host(e.into())))
         .collect::<std::result::Result<Vec<_>, _>>()?;
+    let left = match gang.deadline_seconds {
+        Some(limit) => Some(time_left(stores, &job.run_id, limit)?),
+        None => None,
+    };
     let mut requests = Vec::with_capacity(world);
     for (r, rank) in LocalGroup::ranks(world).into_iter().enumerate() {
         let mut req = step_request(
@@ -45,6 +49,9 @@ pub(super) fn run_gang(
             &logs[r],
             cancel,
         )?;
+        if let Some(left) = left {
+            req.limits.timeout = req.limits.timeout.min(left);
+        }
         req.collective = Some(Arc::new(rank));
         req.checkpoints = Some(checkpoints.clone());
         requests.push(req);
@@ -113,6 +120,32 @@ pub(super) fn run_gang(
         metrics,
         duration_ms: started.elapsed().as_secs_f64() * 1e3,
     })
+}
+
+/// What is left of the gang's `limit` seconds since its run began; none left is the attempt's
+/// failure, said plainly.
+fn time_left(
+    stores: &Stores,
+    run_id: &str,
+    limit: u64,
+) -> std::result::Result<Duration, AttemptError> {
+    let run = stores
+        .meta
+        .run(run_id)
+        .map_err(|e| AttemptError::Host(e.into()))?;
+    let started = humantime::parse_rfc3339_weak(&run.created_at).map_err(|e| {
+        AttemptError::Host(anyhow!("run {run_id}: created_at {}: {e}", run.created_at))
+    })?;
+    let spent = std::time::SystemTime::now()
+        .duration_since(started)
+        .unwrap_or_default();
+    match Duration::from_secs(limit).checked_sub(spent) {
+        Some(left) if !left.is_zero() => Ok(left),
+        _ => Err(AttemptError::Final(format!(
+            "the job's activeDeadlineSeconds ({limit} s) has passed ({} s since the run began): no worker started",
+            spent.as_secs()
+        ))),
+    }
 }
 
 /// The failure that broke the gang: the first worker's that is not a peer's report of it.

@@ -265,7 +265,7 @@ impl LoopRun<'_> {
             AttemptError::Cancelled => Unfinished::cancelled("cancelled"),
             AttemptError::Stopped(why) => Unfinished::cancelled(&why),
             AttemptError::Host(e) => Unfinished::host(e),
-            AttemptError::Step(m) => Unfinished::step(m),
+            AttemptError::Step(m) | AttemptError::Final(m) => Unfinished::step(m),
         })
     }
 

@@ -61,6 +61,12 @@ impl Validator<'_> {
                 "checkpointEvery must be at least 1",
             );
         }
+        if g.deadline_seconds == Some(0) {
+            self.err(
+                &at(base, &["gang", "deadlineSeconds"]),
+                "deadlineSeconds must be at least 1",
+            );
+        }
         if task.parallel_for.is_some() {
             self.err(
                 &at(base, &["gang"]),
