@@ -105,6 +105,12 @@ fn test(repo: &Path) -> Result<()> {
     if let (true, Err(e)) = (strict, &chromium) {
         bail!("CI: could not install chromium and chromium-driver for the browser tests: {e:#}");
     }
+    // OpenMPI from Debian, for the MPI collective engine (weft-collective's `mpi` feature,
+    // tested under mpirun).
+    let mpi = install_openmpi();
+    if let (true, Err(e)) = (strict, &mpi) {
+        bail!("CI: could not install OpenMPI (libopenmpi-dev, openmpi-bin) for the MPI engine's tests: {e:#}");
+    }
     // A PostgreSQL server on loopback, for the metadata store's PostgreSQL backend.
     let postgres = Postgres::start(&target_dir(repo));
     match (&postgres, strict) {
@@ -156,6 +162,12 @@ fn test(repo: &Path) -> Result<()> {
             "xtask: WARNING: S3 and tritonclient tests skipped: could not install them from PyPI ({e:#})"
         ),
     }
+    match &mpi {
+        Ok(()) => {
+            cmd.args(["--features", "weft-collective/mpi"]);
+        }
+        Err(e) => eprintln!("xtask: WARNING: MPI engine tests will not run: {e:#}"),
+    }
     if let Ok(pg) = &postgres {
         cmd.args(["--features", "wasm-run/postgres,weft-store/postgres"])
             .env("WEFT_TEST_POSTGRES", &pg.url)
@@ -172,7 +184,8 @@ fn test(repo: &Path) -> Result<()> {
     // Doc tests are not run by nextest; the workspace has none that run, so nothing is skipped.
     run(cargo(repo).args(["fmt", "--all", "--", "--check"]))?;
     // Every feature the tests build, linted; a warning fails CI.
-    run(cargo(repo).args([
+    let mut clippy = cargo(repo);
+    clippy.args([
         "clippy",
         "--workspace",
         "--all-targets",
@@ -180,10 +193,34 @@ fn test(repo: &Path) -> Result<()> {
         "wasm-run/wgpu,weft-tensor/wgpu,wasm-run/onnx,wasm-run/cuda,weft-tensor/cuda",
         "--features",
         "wasm-run/s3,wasm-run/kube,wasm-run/postgres,weft-store/postgres",
-        "--",
-        "-D",
-        "warnings",
-    ]))
+    ]);
+    if mpi.is_ok() {
+        clippy.args(["--features", "weft-collective/mpi"]);
+    }
+    run(clippy.args(["--", "-D", "warnings"]))
+}
+
+/// Debian's OpenMPI (installed when missing): `mpicc` for building rsmpi, `mpirun` for the
+/// tests.
+fn install_openmpi() -> Result<()> {
+    let found = |p: &str| Path::new(p).exists();
+    if !(found("/usr/bin/mpicc") && found("/usr/bin/mpirun")) {
+        apt(&["update", "-q"])?;
+        apt(&[
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            "libopenmpi-dev",
+            "openmpi-bin",
+        ])?;
+    }
+    for p in ["/usr/bin/mpicc", "/usr/bin/mpirun"] {
+        if !found(p) {
+            bail!("installed libopenmpi-dev and openmpi-bin but {p} is missing");
+        }
+    }
+    Ok(())
 }
 
 /// Runs `apt-get ARGS` non-interactively.

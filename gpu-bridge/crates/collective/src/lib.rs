@@ -11,6 +11,8 @@
 //! [`CollectiveError::Peer`], so the job restarts the whole gang instead of hanging.
 
 mod local;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 mod reduce;
 
 pub use local::{LocalGroup, LocalRank};
