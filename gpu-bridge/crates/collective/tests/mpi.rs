@@ -83,8 +83,9 @@ fn rank_checks() {
     println!("rank {rank} of {world}: every collective agrees");
 }
 
-/// `mpirun -np 4` of this binary's `child` test; None where there is no mpirun (outside CI).
-fn mpirun(child: &str, env: &[(&str, &str)]) -> Option<(bool, String)> {
+/// `mpirun -np 4` of this binary's `child` test, under `timeout` (exit 124 or 137: it hung):
+/// its exit code and output; None where there is no mpirun (outside CI).
+fn mpirun(child: &str, env: &[(&str, &str)]) -> Option<(Option<i32>, String)> {
     let Ok(mpirun) = which("mpirun") else {
         assert!(
             std::env::var_os("CI").is_none(),
@@ -107,7 +108,7 @@ fn mpirun(child: &str, env: &[(&str, &str)]) -> Option<(bool, String)> {
         .unwrap();
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    Some((out.status.success(), text))
+    Some((out.status.code(), text))
 }
 
 #[test]
@@ -115,10 +116,10 @@ fn every_collective_under_mpirun_matches_a_direct_computation() {
     if std::env::var_os("OMPI_COMM_WORLD_SIZE").is_some() {
         return;
     }
-    let Some((ok, text)) = mpirun("rank_checks", &[]) else {
+    let Some((code, text)) = mpirun("rank_checks", &[]) else {
         return;
     };
-    assert!(ok, "{text}");
+    assert_eq!(code, Some(0), "{text}");
     for rank in 0..4 {
         assert!(
             text.contains(&format!("rank {rank} of 4: every collective agrees")),
@@ -141,20 +142,22 @@ fn rank_panics() {
 }
 
 /// A rank that panics aborts the job (the panic hook's MPI_Abort) instead of hanging its
-/// peers in a barrier: mpirun ends, failed, long before the wait's limit.
+/// peers in a barrier: mpirun ends, failed, rather than being killed by `timeout` (its
+/// peers wait up to 600 s). OpenMPI's own "MPI_ABORT was invoked" text is not relied on: under
+/// load its help printer sometimes fails to print it.
 #[test]
 fn a_panicking_rank_ends_the_job_instead_of_hanging_it() {
     if std::env::var_os("OMPI_COMM_WORLD_SIZE").is_some() {
         return;
     }
-    let started = std::time::Instant::now();
-    let Some((ok, text)) = mpirun("rank_panics", &[]) else {
+    let Some((code, text)) = mpirun("rank_panics", &[]) else {
         return;
     };
-    assert!(!ok, "{text}");
+    assert!(
+        !matches!(code, Some(0 | 124 | 137) | None),
+        "exit {code:?}: {text}"
+    );
     assert!(text.contains("rank 2 fails on purpose"), "{text}");
-    assert!(text.contains("MPI_ABORT"), "{text}");
-    assert!(started.elapsed() < Duration::from_secs(100), "{text}");
 }
 
 fn which(name: &str) -> Result<std::path::PathBuf, ()> {
