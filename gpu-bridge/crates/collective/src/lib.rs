@@ -3,8 +3,9 @@
 //!
 //! - [`LocalGroup`]: ranks are component instances on threads of one process; a collective
 //!   meets in host memory (the last rank to arrive computes it for all).
-//! - MPI across processes and pods, NCCL for CUDA tensors (next slices): the engines the field
-//!   trusts, not a protocol of ours.
+//! - [`mpi::MpiRank`] (feature `mpi`): ranks are processes of an MPI job, across machines and
+//!   pods; [`nccl::NcclRank`] (feature `nccl`): the same job's ranks on GPUs, NCCL moving the
+//!   data. The engines the field trusts, not a protocol of ours.
 //!
 //! Gang semantics everywhere: a rank that leaves (its instance failed, was cancelled, or gave
 //! up waiting) breaks the group, and every peer's pending and later collectives fail with
@@ -13,6 +14,8 @@
 mod local;
 #[cfg(feature = "mpi")]
 pub mod mpi;
+#[cfg(feature = "nccl")]
+pub mod nccl;
 mod reduce;
 
 pub use local::{LocalGroup, LocalRank};

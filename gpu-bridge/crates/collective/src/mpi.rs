@@ -93,6 +93,43 @@ impl MpiRank {
         })
     }
 
+    /// `data` becomes rank `root`'s bytes: how another engine's rendezvous (NCCL's unique
+    /// id) travels over the job's MPI.
+    pub fn broadcast_bytes(
+        &self,
+        data: &mut [u8],
+        root: usize,
+        wait: &Wait,
+    ) -> Result<(), CollectiveError> {
+        let root = self.root(root)?;
+        self.with(|w| {
+            mpi::request::scope(|scope| {
+                let r = w
+                    .process_at_rank(root)
+                    .immediate_broadcast_into(scope, data);
+                complete(w, self.rank, r, wait)
+            })
+        })
+    }
+
+    /// Ends the whole job at once with `code` (`MPI_Abort`): a rank that cannot go on and
+    /// whose peers may be waiting for it. (Not through the held communicator: another
+    /// thread may be in a collective with it.)
+    pub fn abort(&self, code: i32) -> ! {
+        SimpleCommunicator::world().abort(code)
+    }
+
+    /// `root` as MPI's rank, or the mismatch when the world has no such rank.
+    fn root(&self, root: usize) -> Result<i32, CollectiveError> {
+        match i32::try_from(root) {
+            Ok(r) if root < self.size => Ok(r),
+            _ => Err(CollectiveError::Mismatch(format!(
+                "broadcast from root {root}, but the world has {} ranks (0..{})",
+                self.size, self.size
+            ))),
+        }
+    }
+
     fn with<T>(&self, f: impl FnOnce(&SimpleCommunicator) -> T) -> T {
         let world = self.world.lock().unwrap_or_else(|e| e.into_inner());
         f(&world)
@@ -164,16 +201,11 @@ impl Communicator for MpiRank {
     }
 
     fn broadcast(&self, data: &mut [f32], root: usize, wait: &Wait) -> Result<(), CollectiveError> {
-        if root >= self.size {
-            return Err(CollectiveError::Mismatch(format!(
-                "broadcast from root {root}, but the world has {} ranks (0..{})",
-                self.size, self.size
-            )));
-        }
+        let root = self.root(root)?;
         self.with(|w| {
             mpi::request::scope(|scope| {
                 let r = w
-                    .process_at_rank(root as i32)
+                    .process_at_rank(root)
                     .immediate_broadcast_into(scope, data);
                 complete(w, self.rank, r, wait)
             })

@@ -2,77 +2,22 @@
 //! computation. The test launches this same binary under mpirun, running only `rank_checks`,
 //! which is a no-op when not started by mpirun. With `CI` set, a missing mpirun fails.
 
-use std::process::Command;
 use std::time::Duration;
 use weft_collective::mpi::MpiRank;
-use weft_collective::{Communicator, ReduceOp, Wait};
+use weft_collective::{Communicator, Wait};
 
-/// Rank r's data: 8 values that differ by rank and position.
-fn data(rank: usize) -> Vec<f32> {
-    (0..8)
-        .map(|i| (rank * 10 + i) as f32 * if i % 2 == 0 { 1.0 } else { -1.0 })
-        .collect()
-}
-
-fn direct(world: usize, f: fn(&[f32]) -> f32) -> Vec<f32> {
-    (0..8)
-        .map(|i| f(&(0..world).map(|r| data(r)[i]).collect::<Vec<_>>()))
-        .collect()
-}
+mod common;
 
 /// Under mpirun: every collective on this rank, checked; a wrong result exits 3 (a panic
 /// would abort the job, which says less).
 #[test]
 fn rank_checks() {
-    if std::env::var_os("OMPI_COMM_WORLD_SIZE").is_none() {
+    if !common::under_mpirun() {
         return;
     }
     let c = MpiRank::world().unwrap();
     let (rank, world) = (c.rank(), c.world_size());
-    let wait = Wait::at_most(Duration::from_secs(60));
-    let mut failures = Vec::new();
-    let mut check = |what: &str, got: Vec<f32>, want: Vec<f32>| {
-        if got != want {
-            failures.push(format!("rank {rank}: {what}: {got:?} != {want:?}"));
-        }
-    };
-    for (name, op, f) in [
-        (
-            "sum",
-            ReduceOp::Sum,
-            (|xs: &[f32]| xs.iter().sum()) as fn(&[f32]) -> f32,
-        ),
-        ("mean", ReduceOp::Mean, |xs| {
-            xs.iter().sum::<f32>() / xs.len() as f32
-        }),
-        ("max", ReduceOp::Max, |xs| {
-            xs.iter().cloned().fold(f32::MIN, f32::max)
-        }),
-        ("min", ReduceOp::Min, |xs| {
-            xs.iter().cloned().fold(f32::MAX, f32::min)
-        }),
-    ] {
-        let mut d = data(rank);
-        c.all_reduce(&mut d, op, &wait).unwrap();
-        check(&format!("all-reduce {name}"), d, direct(world, f));
-    }
-    let mut d = data(rank);
-    c.broadcast(&mut d, world - 1, &wait).unwrap();
-    check("broadcast", d, data(world - 1));
-    let all: Vec<f32> = (0..world).flat_map(data).collect();
-    check(
-        "all-gather",
-        c.all_gather(&data(rank), &wait).unwrap(),
-        all.clone(),
-    );
-    // Every rank reduce-scatters the gathered vector: rank r's part is world × its own data.
-    let part = c.reduce_scatter(&all, ReduceOp::Sum, &wait).unwrap();
-    check(
-        "reduce-scatter",
-        part,
-        data(rank).iter().map(|v| v * world as f32).collect(),
-    );
-    c.barrier(&wait).unwrap();
+    let failures = common::check_every_collective(&c);
     assert_eq!(c.local_rank(), rank, "one machine: local rank is the rank");
     drop(c);
     weft_collective::mpi::finalize();
@@ -83,40 +28,12 @@ fn rank_checks() {
     println!("rank {rank} of {world}: every collective agrees");
 }
 
-/// `mpirun -np 4` of this binary's `child` test, under `timeout` (exit 124 or 137: it hung):
-/// its exit code and output; None where there is no mpirun (outside CI).
-fn mpirun(child: &str, env: &[(&str, &str)]) -> Option<(Option<i32>, String)> {
-    let Ok(mpirun) = which("mpirun") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI: mpirun not found (cargo xtask test installs openmpi-bin)"
-        );
-        eprintln!("mpirun not found: not run");
-        return None;
-    };
-    let me = std::env::current_exe().unwrap();
-    let out = Command::new("timeout")
-        .args(["-k", "5", "120"])
-        .arg(mpirun)
-        .args(["-np", "4", "--oversubscribe"])
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .envs(env.iter().copied())
-        .arg(&me)
-        .args(["--exact", child, "--nocapture", "--test-threads", "1"])
-        .output()
-        .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    Some((out.status.code(), text))
-}
-
 #[test]
 fn every_collective_under_mpirun_matches_a_direct_computation() {
-    if std::env::var_os("OMPI_COMM_WORLD_SIZE").is_some() {
+    if common::under_mpirun() {
         return;
     }
-    let Some((code, text)) = mpirun("rank_checks", &[]) else {
+    let Some((code, text)) = common::mpirun(4, "rank_checks", &[]) else {
         return;
     };
     assert_eq!(code, Some(0), "{text}");
@@ -131,7 +48,7 @@ fn every_collective_under_mpirun_matches_a_direct_computation() {
 /// Under mpirun: rank 2 panics while the others wait at a barrier.
 #[test]
 fn rank_panics() {
-    if std::env::var_os("OMPI_COMM_WORLD_SIZE").is_none() {
+    if !common::under_mpirun() {
         return;
     }
     let c = MpiRank::world().unwrap();
@@ -147,10 +64,10 @@ fn rank_panics() {
 /// load its help printer sometimes fails to print it.
 #[test]
 fn a_panicking_rank_ends_the_job_instead_of_hanging_it() {
-    if std::env::var_os("OMPI_COMM_WORLD_SIZE").is_some() {
+    if common::under_mpirun() {
         return;
     }
-    let Some((code, text)) = mpirun("rank_panics", &[]) else {
+    let Some((code, text)) = common::mpirun(4, "rank_panics", &[]) else {
         return;
     };
     assert!(
@@ -158,13 +75,4 @@ fn a_panicking_rank_ends_the_job_instead_of_hanging_it() {
         "exit {code:?}: {text}"
     );
     assert!(text.contains("rank 2 fails on purpose"), "{text}");
-}
-
-fn which(name: &str) -> Result<std::path::PathBuf, ()> {
-    std::env::var_os("PATH")
-        .iter()
-        .flat_map(std::env::split_paths)
-        .map(|d| d.join(name))
-        .find(|p| p.exists())
-        .ok_or(())
 }
