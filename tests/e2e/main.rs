@@ -34,6 +34,7 @@ mod support;
 mod task_pods;
 mod tensors;
 mod train;
+mod train_mpi;
 mod transform;
 mod tune;
 mod ui;

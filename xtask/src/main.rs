@@ -106,7 +106,8 @@ fn test(repo: &Path) -> Result<()> {
         bail!("CI: could not install chromium and chromium-driver for the browser tests: {e:#}");
     }
     // OpenMPI from Debian, for the MPI collective engine (weft-collective's `mpi` feature,
-    // tested under mpirun).
+    // tested under mpirun) and the NCCL engine's rendezvous (`nccl`: built and checked to
+    // fail clearly without a GPU; run on one where a GPU is).
     let mpi = install_openmpi();
     if let (true, Err(e)) = (strict, &mpi) {
         bail!("CI: could not install OpenMPI (libopenmpi-dev, openmpi-bin) for the MPI engine's tests: {e:#}");
@@ -164,7 +165,10 @@ fn test(repo: &Path) -> Result<()> {
     }
     match &mpi {
         Ok(()) => {
-            cmd.args(["--features", "weft-collective/mpi"]);
+            cmd.args([
+                "--features",
+                "weft-collective/mpi,weft-collective/nccl,wasm-run/mpi,wasm-run/nccl",
+            ]);
         }
         Err(e) => eprintln!("xtask: WARNING: MPI engine tests will not run: {e:#}"),
     }
@@ -195,7 +199,10 @@ fn test(repo: &Path) -> Result<()> {
         "wasm-run/s3,wasm-run/kube,wasm-run/postgres,weft-store/postgres",
     ]);
     if mpi.is_ok() {
-        clippy.args(["--features", "weft-collective/mpi"]);
+        clippy.args([
+            "--features",
+            "weft-collective/mpi,weft-collective/nccl,wasm-run/mpi,wasm-run/nccl",
+        ]);
     }
     run(clippy.args(["--", "-D", "warnings"]))
 }

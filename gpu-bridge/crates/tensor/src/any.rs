@@ -32,6 +32,18 @@ impl std::str::FromStr for Choice {
     }
 }
 
+impl std::fmt::Display for Choice {
+    /// As `--tensor-backend` takes it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Choice::Cpu => "cpu",
+            Choice::Wgpu => "wgpu",
+            Choice::Cuda => "cuda",
+            Choice::Auto => "auto",
+        })
+    }
+}
+
 /// The device of a process, shared by its engines.
 #[derive(Clone)]
 pub enum AnyBackend {

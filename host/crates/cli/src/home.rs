@@ -40,6 +40,13 @@ impl Home {
         self.artifact_store.as_deref()
     }
 
+    /// The device `weft:tensor` computes on (`--tensor-backend`): what a gang's ranks are
+    /// started with (engine mpi).
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub fn tensor_backend(&self) -> weft_tensor::Choice {
+        self.tensor_backend
+    }
+
     /// `--metadata` / `$WEFT_METADATA`, if given.
     pub fn metadata_location(&self) -> Option<&str> {
         self.metadata.as_deref()

@@ -7,6 +7,8 @@ mod home;
 mod inference_file;
 mod kube_status;
 mod models;
+#[cfg(feature = "mpi")]
+mod mpi_gang;
 mod notebook;
 mod notebook_kube;
 mod pipeline;

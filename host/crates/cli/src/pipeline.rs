@@ -149,7 +149,11 @@ pub(crate) fn open_shared(home: &Home) -> Result<(Arc<Runtime>, Executor)> {
         components_dir: home.components(),
         logs_dir: home.logs(),
     };
-    Ok((runtime.clone(), Executor::new(runtime, stores)))
+    let exec = Executor::new(runtime.clone(), stores);
+    // Gangs of engine mpi: their workers are ranks of an MPI job started by mpirun.
+    #[cfg(feature = "mpi")]
+    let exec = exec.with_gangs(Arc::new(crate::mpi_gang::Mpirun::new(home)?));
+    Ok((runtime, exec))
 }
 
 fn parallelism(asked: Option<usize>) -> usize {

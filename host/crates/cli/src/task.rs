@@ -19,12 +19,19 @@ pub enum TaskCommand {
         /// Also write the results line to FILE (the pod's termination message on Kubernetes).
         #[arg(long, value_name = "FILE")]
         report: Option<PathBuf>,
+        /// Run as a rank of a gang's MPI job (started by mpirun for engine mpi; a build with
+        /// the `mpi` feature).
+        #[arg(long, conflicts_with = "report")]
+        mpi: bool,
     },
 }
 
 pub fn command(home: &Home, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        TaskCommand::Exec { order, report } => {
+        TaskCommand::Exec {
+            order, mpi: true, ..
+        } => mpi_worker(home, &order),
+        TaskCommand::Exec { order, report, .. } => {
             let artifacts = home.open_artifacts()?;
             let runtime = weft_runtime::Runtime::new(home.runtime_config(64))?;
             let cancel = Arc::new(AtomicBool::new(false));
@@ -43,4 +50,14 @@ pub fn command(home: &Home, cmd: TaskCommand) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+#[cfg(feature = "mpi")]
+fn mpi_worker(home: &Home, order: &str) -> anyhow::Result<ExitCode> {
+    crate::mpi_gang::worker(home, order)
+}
+
+#[cfg(not(feature = "mpi"))]
+fn mpi_worker(_home: &Home, _order: &str) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("task exec --mpi: this wasm-run was built without MPI (the `mpi` feature)")
 }

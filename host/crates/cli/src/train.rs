@@ -1,6 +1,6 @@
 //! `wasm-run train TRAINJOB.yaml [--workers N]` (Kubeflow Trainer's TrainJob, run here: the
-//! trainer component as a gang of workers on threads, collectives in host memory) and
-//! `wasm-run train resume RUN`.
+//! trainer component as a gang of workers, on threads with collectives in host memory, or with
+//! engine mpi as processes under mpirun, `mpi_gang.rs`) and `wasm-run train resume RUN`.
 //!
 //! A TrainJob runs as a one-task pipeline run (`weft_spec::train_job`), so it is recorded,
 //! listed, shown in the UI and resumed like any run; the task is a gang (the pipeline
@@ -152,8 +152,12 @@ fn start_or_resume(
         .run_id
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let _watch = runtime.watch_run(&run_id, Arc::new(StepProgress::new(steps, workers, sink)));
+    let place = match job.spec.engine() {
+        CollectiveEngine::Mpi => "processes under mpirun",
+        _ => "in process",
+    };
     eprintln!(
-        "train {}: {workers} workers (in process), run {run_id}",
+        "train {}: {workers} workers ({place}), run {run_id}",
         job.metadata.name
     );
     crate::pipeline::run_file(home, exec, &pipeline_file, run_id, args.json)
@@ -168,23 +172,21 @@ fn load(file: &Path, text: &str) -> Result<Document<TrainJob>, Vec<weft_spec::Sp
 }
 
 /// The gang's size: the spec's, or `--workers` where it fits; an engine this build cannot
-/// run is refused, never replaced by another.
+/// run is refused, never replaced by another. On one machine, numNodes × numProcPerNode
+/// ranks of engine mpi are all local processes (`mpirun -np N`).
 fn workers(job: &TrainJob, asked: Option<u32>) -> Result<u32, String> {
-    let t = &job.spec.trainer;
     let world = job.spec.world_size();
-    match t.engine {
-        CollectiveEngine::Mpi | CollectiveEngine::Nccl => {
+    match job.spec.engine() {
+        CollectiveEngine::Mpi if !cfg!(feature = "mpi") => {
             return Err(format!(
-                "engine {} is not in this build: `wasm-run train` runs every worker in one process (engine local or auto)",
-                t.engine.as_str()
+                "engine mpi is not in this build (wasm-run built without the `mpi` feature){}",
+                match job.spec.trainer.num_nodes {
+                    1 => String::new(),
+                    n => format!(": numNodes {n} needs workers in several processes; use numNodes 1 and engine local"),
+                }
             ))
         }
-        _ if t.num_nodes > 1 => {
-            return Err(format!(
-                "numNodes {} needs workers in several processes (engine mpi), which this build does not have: use numNodes 1",
-                t.num_nodes
-            ))
-        }
+        CollectiveEngine::Nccl => nccl_here()?,
         _ => {}
     }
     match asked {
@@ -295,4 +297,18 @@ impl MetricWatch for StepProgress {
         );
         Verdict::Continue
     }
+}
+
+/// Whether engine nccl can run on this machine: a GPU and the NCCL library; else why not.
+#[cfg(feature = "nccl")]
+pub(crate) fn nccl_here() -> std::result::Result<(), String> {
+    weft_collective::nccl::available()
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// Engine nccl is not built in.
+#[cfg(not(feature = "nccl"))]
+pub(crate) fn nccl_here() -> std::result::Result<(), String> {
+    Err("engine nccl is not in this build (wasm-run built without the `nccl` feature); use engine mpi or local".into())
 }

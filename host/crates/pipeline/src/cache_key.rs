@@ -24,6 +24,8 @@ pub(crate) struct KeyParts<'a> {
     pub hermetic_seed: Option<u64>,
     /// A gang's workers: their number changes how the floats add up.
     pub workers: Option<u32>,
+    /// A gang's engine where it is not threads of one process (MPI adds up in its own order).
+    pub engine: Option<&'static str>,
 }
 
 pub(crate) fn cache_key(p: &KeyParts) -> String {
@@ -39,6 +41,9 @@ pub(crate) fn cache_key(p: &KeyParts) -> String {
     // Only a gang has it, so every other task's key stays what it was.
     if let Some(w) = p.workers {
         doc["gang_workers"] = w.into();
+    }
+    if let Some(e) = p.engine {
+        doc["gang_engine"] = e.into();
     }
     // serde_json maps are sorted (BTreeMap), so the text is canonical.
     tracing::trace!(key_document = %doc, "cache key");
@@ -66,12 +71,24 @@ mod tests {
             env: &env,
             hermetic_seed: None,
             workers: None,
+            engine: None,
         };
         let k = cache_key(&base);
         assert_ne!(
             k,
             cache_key(&KeyParts {
                 workers: Some(2),
+                ..base
+            })
+        );
+        assert_ne!(
+            cache_key(&KeyParts {
+                workers: Some(2),
+                ..base
+            }),
+            cache_key(&KeyParts {
+                workers: Some(2),
+                engine: Some("mpi"),
                 ..base
             })
         );

@@ -9,6 +9,7 @@
 mod cache_key;
 mod condition;
 mod executor;
+pub mod gang_order;
 mod parallel;
 mod plan;
 mod subpipeline;

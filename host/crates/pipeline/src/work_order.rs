@@ -42,6 +42,10 @@ pub type Pods = Arc<dyn PodLauncher>;
 pub struct WorkOrder {
     pub parallelism: usize,
     pub steps: Vec<OrderedStep>,
+    /// Set when the order's one step is a gang's, run by each of its ranks
+    /// ([`crate::gang_order`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gang: Option<crate::gang_order::GangOrder>,
 }
 
 /// One step to run: everything it sees, pinned by digest.
@@ -83,19 +87,20 @@ impl OrderedStep {
             weft_spec::digest::parse(d)
                 .with_context(|| format!("work order step `{}`", self.task.escape_debug()))?;
         }
-        let t = self.task.as_str();
-        let one_name = !t.is_empty()
-            && t.len() <= 200
-            && t != "."
-            && t != ".."
-            && !t.contains(['/', '\\', '\0']);
-        anyhow::ensure!(
-            one_name,
-            "work order: task name `{}` is not a file name",
-            t.escape_debug()
-        );
-        Ok(())
+        check_file_name("task name", &self.task)
     }
+}
+
+/// Refuses a name from a work order that would not be one file name where it becomes one.
+fn check_file_name(what: &str, t: &str) -> Result<()> {
+    let one_name =
+        !t.is_empty() && t.len() <= 200 && t != "." && t != ".." && !t.contains(['/', '\\', '\0']);
+    anyhow::ensure!(
+        one_name,
+        "work order: {what} `{}` is not a file name",
+        t.escape_debug()
+    );
+    Ok(())
 }
 
 /// What became of one ordered step.
@@ -144,6 +149,10 @@ pub fn execute_order(
     cancel: &Arc<AtomicBool>,
 ) -> Result<String> {
     let order: WorkOrder = get_json(artifacts, order, ORDER_FILE)?;
+    anyhow::ensure!(
+        order.gang.is_none(),
+        "a gang's work order runs under mpirun, one rank per process (task exec --mpi)"
+    );
     for step in &order.steps {
         step.check()?;
     }
@@ -171,11 +180,21 @@ fn execute_one(
             step.task
         ),
     };
-    let outcome = match runtime
+    let outcome = runtime
         .load(&component)
         .map_err(|e| crate::executor::AttemptError::Step(e.to_string()))
-        .and_then(|c| run_step(runtime, artifacts, step, &c, &log_path, cancel))
-    {
+        .and_then(|c| run_step(runtime, artifacts, step, &c, &log_path, cancel));
+    step_result(step, outcome, &log_path)
+}
+
+/// What a step that ran here comes back as: its outcome (a step's failure in it, a host's
+/// an `Err`) and the end of its log.
+pub(crate) fn step_result(
+    step: &OrderedStep,
+    outcome: std::result::Result<StepDone, crate::executor::AttemptError>,
+    log_path: &Path,
+) -> Result<StepResult> {
+    let outcome = match outcome {
         Ok(done) => Ok(done),
         Err(
             crate::executor::AttemptError::Step(message)
@@ -186,7 +205,7 @@ fn execute_one(
         Err(crate::executor::AttemptError::Host(e)) => return Err(e),
     };
     // The runner keeps the task's log: it comes back with the result.
-    let log = std::fs::read(&log_path).unwrap_or_default();
+    let log = std::fs::read(log_path).unwrap_or_default();
     let tail = &log[log.len().saturating_sub(MAX_LOG_BYTES)..];
     tracing::info!(task = %step.task, ok = outcome.is_ok(), "step ran");
     Ok(StepResult {

@@ -133,6 +133,13 @@ impl Runtime {
             run_id: run_id.to_string(),
         }
     }
+
+    /// The watch registered for run `run_id`, if any: for metrics that reach this process
+    /// another way than a step's `metrics.report` call (a gang's workers in processes of their
+    /// own, whose reports come back as lines).
+    pub fn run_watch(&self, run_id: &str) -> Option<Arc<dyn MetricWatch>> {
+        self.watches.get(run_id)
+    }
 }
 
 /// The trap payload of a step stopped by its [`MetricWatch`].

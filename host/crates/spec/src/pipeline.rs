@@ -243,6 +243,14 @@ pub struct Gang {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub deadline_seconds: Option<u64>,
+    /// Where the workers meet: `local` (threads of this process, collectives in host memory;
+    /// what `auto` is), or `mpi` (a process each, launched by `mpirun`, OpenMPI's
+    /// collectives).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::train_job::CollectiveEngine::is_auto"
+    )]
+    pub engine: crate::train_job::CollectiveEngine,
 }
 
 /// A task's machine requirements, as Kubernetes quantities.

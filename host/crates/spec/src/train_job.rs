@@ -86,6 +86,10 @@ pub enum CollectiveEngine {
 }
 
 impl CollectiveEngine {
+    pub fn is_auto(&self) -> bool {
+        *self == CollectiveEngine::Auto
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             CollectiveEngine::Auto => "auto",
@@ -176,6 +180,16 @@ impl TrainJobSpec {
         u64::from(self.trainer.num_nodes) * u64::from(self.trainer.num_proc_per_node)
     }
 
+    /// The engine the workers meet through: `auto` is `local` on one node and `mpi` across
+    /// several (as Trainer picks a runtime for the job's shape).
+    pub fn engine(&self) -> CollectiveEngine {
+        match self.trainer.engine {
+            CollectiveEngine::Auto if self.trainer.num_nodes > 1 => CollectiveEngine::Mpi,
+            CollectiveEngine::Auto => CollectiveEngine::Local,
+            e => e,
+        }
+    }
+
     /// The trainer's output artifacts (`model: Model` when the spec names none).
     pub fn outputs(&self) -> BTreeMap<String, ArtifactType> {
         match self.trainer.outputs.is_empty() {
@@ -218,6 +232,7 @@ impl TrainJob {
                     workers,
                     checkpoint_every: self.spec.checkpoint.as_ref().map(|c| c.every_steps),
                     deadline_seconds: self.spec.run_policy.active_deadline_seconds,
+                    engine: self.spec.engine(),
                 }),
                 retry: (self.spec.run_policy.backoff_limit > 0).then(|| RetryPolicy {
                     limit: self.spec.run_policy.backoff_limit,

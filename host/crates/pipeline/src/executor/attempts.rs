@@ -309,7 +309,11 @@ pub(super) fn in_pod(
     let order = crate::work_order::put_json(
         &stores.artifacts,
         crate::work_order::ORDER_FILE,
-        &WorkOrder { parallelism, steps },
+        &WorkOrder {
+            parallelism,
+            steps,
+            gang: None,
+        },
     )
     .map_err(host)?;
     let results = pods.run(name, &order, resources, cancel);
@@ -424,9 +428,32 @@ pub(crate) fn run_step(
     log_path: &std::path::Path,
     cancel: &Arc<AtomicBool>,
 ) -> std::result::Result<StepDone, AttemptError> {
+    run_step_with(
+        runtime,
+        artifacts,
+        step,
+        component,
+        log_path,
+        cancel,
+        |_| {},
+    )
+}
+
+/// [`run_step`], with grants beyond the step's own added by `grant` (a gang worker's rank and
+/// checkpoints).
+pub(crate) fn run_step_with(
+    runtime: &Runtime,
+    artifacts: &ArtifactStore,
+    step: &OrderedStep,
+    component: &LoadedComponent,
+    log_path: &std::path::Path,
+    cancel: &Arc<AtomicBool>,
+    grant: impl FnOnce(&mut StepRequest),
+) -> std::result::Result<StepDone, AttemptError> {
     let host = |e: anyhow::Error| AttemptError::Host(e);
     let scratch = artifacts.scratch_dir().map_err(|e| host(e.into()))?;
-    let req = step_request(artifacts, step, scratch.path(), log_path, cancel)?;
+    let mut req = step_request(artifacts, step, scratch.path(), log_path, cancel)?;
+    grant(&mut req);
 
     let started = Instant::now();
     let outcome = match runtime.run(component, &req) {
@@ -509,7 +536,7 @@ pub(super) fn step_request(
 
 /// The default limits, with the step's timeout and memory where it sets them (a value that
 /// does not parse leaves the default).
-fn step_limits(step: &OrderedStep) -> Limits {
+pub(super) fn step_limits(step: &OrderedStep) -> Limits {
     let mut limits = Limits::default();
     if let Some(t) = step
         .timeout

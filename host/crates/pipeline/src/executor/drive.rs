@@ -155,6 +155,7 @@ impl<'a> Drive<'a> {
         self.in_flight += 1;
         let job = Job {
             pods: self.opts.pods.clone(),
+            gangs: self.exec.gangs.clone(),
             ..job
         };
         let (runtime, stores) = (self.exec.runtime.clone(), self.exec.stores.clone());
@@ -254,6 +255,7 @@ impl<'a> Drive<'a> {
         let job = match prepared {
             Ok(job) => Job {
                 pods: self.opts.pods.clone(),
+                gangs: exec.gangs.clone(),
                 ..job
             },
             Err(e) => {

@@ -1,20 +1,21 @@
-//! A task's gang of data-parallel workers (`gang:`; what a `TrainJob` runs): every worker an
-//! instance of the component on a thread of this process, each with its rank of one in-process
-//! group (`weft:tensor/collective`) and the run's checkpoints (`weft:tensor/checkpoint`).
+//! A task's gang of data-parallel workers (`gang:`; what a `TrainJob` runs), each with its rank
+//! (`weft:tensor/collective`) and the run's checkpoints (`weft:tensor/checkpoint`). Engine
+//! `local`: every worker an instance of the component on a thread of this process, the group
+//! in host memory (here). Engines `mpi` and `nccl`: a process per worker under mpirun
+//! (`gang_procs.rs`), the collectives MPI's or, on GPUs, NCCL's.
 //!
 //! The gang succeeds or fails as one: a worker that fails breaks the group, so its peers'
 //! collectives fail rather than wait, and the attempt fails naming the worker that failed
 //! first (not the peers it took down). The task's retries then restart every worker, and each
 //! restores the latest checkpoint. Rank 0's outputs are the task's.
 
+use super::checkpoints::{checkpoint_pointer, RunCheckpoints};
 use super::*;
 use weft_collective::LocalGroup;
 use weft_runtime::{Checkpoints, StepOutcome};
-use weft_store::ArtifactStore;
+use weft_spec::train_job::CollectiveEngine;
 
-/// The file a checkpoint's artifact holds.
-const CHECKPOINT_FILE: &str = "checkpoint.safetensors";
-
+/// Runs the gang on its engine.
 pub(super) fn run_gang(
     runtime: &Runtime,
     stores: &Stores,
@@ -24,22 +25,78 @@ pub(super) fn run_gang(
     log_path: &std::path::Path,
     cancel: &Arc<AtomicBool>,
 ) -> std::result::Result<StepDone, AttemptError> {
-    let host = |e: anyhow::Error| AttemptError::Host(e);
     let gang = job.spec.gang.clone().unwrap_or_default();
-    let world = gang.workers.max(1) as usize;
-    let checkpoints: Arc<dyn Checkpoints> = Arc::new(RunCheckpoints {
-        artifacts: stores.artifacts.clone(),
-        pointer: checkpoint_pointer(stores, &job.run_id, &job.task),
-        every: gang.checkpoint_every.unwrap_or(0),
-    });
-    let logs: Vec<PathBuf> = (0..world).map(|r| rank_log(log_path, r)).collect();
-    let scratches = (0..world)
-        .map(|_| stores.artifacts.scratch_dir().map_err(|e| host(e.into())))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
     let left = match gang.deadline_seconds {
         Some(limit) => Some(time_left(stores, &job.run_id, limit)?),
         None => None,
     };
+    match gang.engine {
+        CollectiveEngine::Auto | CollectiveEngine::Local => {
+            run_local(runtime, stores, job, step, component, log_path, cancel, left)
+        }
+        engine @ (CollectiveEngine::Mpi | CollectiveEngine::Nccl) => match &job.gangs {
+            Some(launcher) => {
+                launcher.supports(engine).map_err(AttemptError::Final)?;
+                super::gang_procs::run(
+                    launcher, runtime, stores, job, step, log_path, cancel, left,
+                )
+            }
+            None => Err(AttemptError::Final(format!(
+                "engine {}: this wasm-run was built without MPI (the `mpi` feature), so its workers cannot be processes",
+                engine.as_str()
+            ))),
+        },
+    }
+}
+
+/// The gang's checkpoints: the run's, every `checkpoint_every` steps.
+pub(super) fn checkpoints(stores: &Stores, job: &Job) -> RunCheckpoints {
+    RunCheckpoints {
+        artifacts: stores.artifacts.clone(),
+        pointer: checkpoint_pointer(&stores.logs_dir, &job.run_id, &job.task),
+        every: job
+            .spec
+            .gang
+            .as_ref()
+            .and_then(|g| g.checkpoint_every)
+            .unwrap_or(0),
+    }
+}
+
+/// Rank `r`'s metrics as the task keeps them: rank 0's as reported, the others' as
+/// `rank-r/NAME`.
+pub(super) fn rank_metrics<'a, I>(
+    r: usize,
+    metrics: I,
+) -> impl Iterator<Item = (String, f64, Option<u64>)> + use<'a, I>
+where
+    I: IntoIterator<Item = (&'a str, f64, Option<u64>)>,
+{
+    metrics.into_iter().map(move |(name, value, step)| match r {
+        0 => (name.to_string(), value, step),
+        r => (format!("rank-{r}/{name}"), value, step),
+    })
+}
+
+/// Engine local: every worker on a thread of this process.
+#[allow(clippy::too_many_arguments)]
+fn run_local(
+    runtime: &Runtime,
+    stores: &Stores,
+    job: &Job,
+    step: &OrderedStep,
+    component: &LoadedComponent,
+    log_path: &std::path::Path,
+    cancel: &Arc<AtomicBool>,
+    left: Option<Duration>,
+) -> std::result::Result<StepDone, AttemptError> {
+    let host = |e: anyhow::Error| AttemptError::Host(e);
+    let world = job.spec.gang.as_ref().map_or(1, |g| g.workers.max(1)) as usize;
+    let checkpoints: Arc<dyn Checkpoints> = Arc::new(checkpoints(stores, job));
+    let logs: Vec<PathBuf> = (0..world).map(|r| rank_log(log_path, r)).collect();
+    let scratches = (0..world)
+        .map(|_| stores.artifacts.scratch_dir().map_err(|e| host(e.into())))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     let mut requests = Vec::with_capacity(world);
     for (r, rank) in LocalGroup::ranks(world).into_iter().enumerate() {
         let mut req = step_request(
@@ -101,18 +158,19 @@ pub(super) fn run_gang(
             .map_err(|e| host(e.into()))?;
         artifacts.insert(name.clone(), stored);
     }
-    let mut metrics: Vec<(String, f64, Option<u64>)> = first
-        .metrics
-        .iter()
-        .map(|m| (m.name.clone(), m.value, m.step))
-        .collect();
+    let mut metrics: Vec<_> = rank_metrics(
+        0,
+        first
+            .metrics
+            .iter()
+            .map(|m| (m.name.as_str(), m.value, m.step)),
+    )
+    .collect();
     for (r, o) in ranks.enumerate() {
-        let r = r + 1;
-        metrics.extend(
-            o.metrics
-                .iter()
-                .map(|m| (format!("rank-{r}/{}", m.name), m.value, m.step)),
-        );
+        metrics.extend(rank_metrics(
+            r + 1,
+            o.metrics.iter().map(|m| (m.name.as_str(), m.value, m.step)),
+        ));
     }
     Ok(StepDone {
         params,
@@ -150,19 +208,20 @@ fn time_left(
 
 /// The failure that broke the gang: the first worker's that is not a peer's report of it.
 fn cause(failures: &[(usize, StepError)]) -> Option<(usize, &StepError)> {
-    let secondary = |e: &StepError| {
-        let m = e.one_line();
-        m.contains("left the job") || m.contains("waiting for the other ranks")
-    };
     failures
         .iter()
-        .find(|(_, e)| !secondary(e))
+        .find(|(_, e)| !secondary(&e.one_line()))
         .or(failures.first())
         .map(|(r, e)| (*r, e))
 }
 
+/// A worker's failure that only reports a peer's (it left, or never came).
+pub(super) fn secondary(message: &str) -> bool {
+    message.contains("left the job") || message.contains("waiting for the other ranks")
+}
+
 /// Rank 0 logs where the task does; rank r beside it, as `TASK.rank-r.log`.
-fn rank_log(log_path: &std::path::Path, r: usize) -> PathBuf {
+pub(super) fn rank_log(log_path: &std::path::Path, r: usize) -> PathBuf {
     if r == 0 {
         return log_path.to_path_buf();
     }
@@ -172,81 +231,4 @@ fn rank_log(log_path: &std::path::Path, r: usize) -> PathBuf {
         .unwrap_or_default();
     let stem = name.strip_suffix(".log").unwrap_or(&name);
     log_path.with_file_name(format!("{stem}.rank-{r}.log"))
-}
-
-/// Where a run's task keeps the pointer to its latest checkpoint: beside its logs, so a run
-/// resumed after a crash finds it.
-pub(crate) fn checkpoint_pointer(stores: &Stores, run_id: &str, task: &str) -> PathBuf {
-    stores
-        .logs_dir
-        .join(run_id)
-        .join(format!("{task}.checkpoint.json"))
-}
-
-/// The latest checkpoint: its step and its artifact.
-#[derive(serde::Serialize, serde::Deserialize)]
-struct Pointer {
-    step: u64,
-    digest: String,
-}
-
-/// A gang's checkpoints: each an artifact in the store (content-addressed), the latest named
-/// by a pointer file replaced atomically, so a crash leaves the old one or the new one.
-struct RunCheckpoints {
-    artifacts: Arc<ArtifactStore>,
-    pointer: PathBuf,
-    every: u32,
-}
-
-impl std::fmt::Debug for RunCheckpoints {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RunCheckpoints({})", self.pointer.display())
-    }
-}
-
-impl Checkpoints for RunCheckpoints {
-    fn every(&self) -> u32 {
-        self.every
-    }
-
-    fn save(&self, step: u64, bytes: Vec<u8>) -> std::result::Result<(), String> {
-        let scratch = self.artifacts.scratch_dir().map_err(|e| e.to_string())?;
-        let file = scratch.path().join(CHECKPOINT_FILE);
-        std::fs::write(&file, bytes).map_err(|e| format!("{}: {e}", file.display()))?;
-        let stored = self
-            .artifacts
-            .ingest_dir(scratch.path())
-            .map_err(|e| e.to_string())?;
-        let text = serde_json::to_string(&Pointer {
-            step,
-            digest: stored.digest,
-        })
-        .map_err(|e| e.to_string())?;
-        let dir = self.pointer.parent().unwrap_or(std::path::Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let tmp = self.pointer.with_extension("json.tmp");
-        std::fs::write(&tmp, text)
-            .and_then(|_| std::fs::rename(&tmp, &self.pointer))
-            .map_err(|e| format!("{}: {e}", self.pointer.display()))
-    }
-
-    fn latest(&self) -> std::result::Result<Option<Vec<u8>>, String> {
-        let text = match std::fs::read_to_string(&self.pointer) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(format!("{}: {e}", self.pointer.display())),
-        };
-        let p: Pointer =
-            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", self.pointer.display()))?;
-        weft_spec::digest::parse(&p.digest)
-            .map_err(|e| format!("{}: {e}", self.pointer.display()))?;
-        let dir = self
-            .artifacts
-            .checked_local(&p.digest)
-            .map_err(|e| e.to_string())?;
-        let file = dir.join(CHECKPOINT_FILE);
-        std::fs::read(&file)
-            .map(Some)
-            .map_err(|e| format!("{}: {e}", file.display()))
-    }
 }

@@ -26,8 +26,10 @@ use weft_store::{
 };
 
 mod attempts;
+mod checkpoints;
 mod drive;
 mod gang;
+mod gang_procs;
 mod loops;
 mod prepare;
 mod replay;
@@ -35,7 +37,8 @@ mod scheduler;
 
 pub use attempts::StepDone;
 use attempts::*;
-pub(crate) use attempts::{run_step, AttemptError};
+pub(crate) use attempts::{run_step, run_step_with, AttemptError};
+pub(crate) use checkpoints::OrderCheckpoints;
 use drive::Drive;
 use loops::run_loop;
 use prepare::resolve_param;
@@ -140,6 +143,8 @@ pub struct Executor {
     stores: Stores,
     /// Iterations of a parallelFor running at once when it does not say.
     default_parallelism: usize,
+    /// Starts gangs of engine mpi (`mpirun`); None where this build has no MPI.
+    gangs: Option<crate::gang_order::Gangs>,
 }
 
 impl Executor {
@@ -151,6 +156,15 @@ impl Executor {
             runtime,
             stores,
             default_parallelism,
+            gangs: None,
+        }
+    }
+
+    /// This executor with `launcher` for the gangs whose workers are processes (engine mpi).
+    pub fn with_gangs(self, launcher: crate::gang_order::Gangs) -> Self {
+        Executor {
+            gangs: Some(launcher),
+            ..self
         }
     }
 
@@ -284,6 +298,8 @@ struct Job {
     loop_parallelism: usize,
     /// Where tasks with resources of their own run (None: here, like every task).
     pods: Option<Pods>,
+    /// What starts a gang's workers as processes (engine mpi); None: this build cannot.
+    gangs: Option<crate::gang_order::Gangs>,
 }
 
 impl Job {
@@ -311,6 +327,7 @@ impl Job {
             env: &job.spec.env,
             hermetic_seed: job.plan.hermetic_seed,
             workers: None,
+            engine: None,
         });
         Ok(job)
     }

@@ -3,6 +3,7 @@
 
 use super::*;
 use weft_spec::pipeline::{ComponentDecl, ParamType};
+use weft_spec::train_job::CollectiveEngine;
 
 /// The inputs of a parallelFor fed from each item: (input, field, type).
 type LoopParams = Vec<(String, String, ParamType)>;
@@ -31,6 +32,12 @@ impl Executor {
             env: &task.env,
             hermetic_seed: plan.hermetic_seed,
             workers: task.gang.as_ref().map(|g| g.workers),
+            engine: task
+                .gang
+                .as_ref()
+                .map(|g| g.engine)
+                .filter(|e| !matches!(e, CollectiveEngine::Auto | CollectiveEngine::Local))
+                .map(CollectiveEngine::as_str),
         });
         let items = loop_items(plan, &task, outputs)?;
         let loop_parallelism = task
@@ -54,6 +61,7 @@ impl Executor {
             cache_key: key,
             use_cache: plan.cache && task.cache.unwrap_or(true),
             pods: None,
+            gangs: None,
         })
     }
 }

@@ -1,0 +1,205 @@
+//! Engines `mpi` and `nccl` on this machine (a build with the `mpi` feature; `nccl` too for
+//! the second): a gang's workers are processes of one MPI job, started by OpenMPI's `mpirun` as Kubeflow's MPIJob launcher
+//! starts them, each `wasm-run task exec ORDER --mpi` with the same home.
+//!
+//! [`Mpirun`] is the runner's side (the pipeline executor's `GangLauncher`), [`worker`] the
+//! rank's. A rank whose step fails reports its result and exits without `MPI_Finalize`, which
+//! makes mpirun end the whole job at once instead of leaving its peers waiting in a
+//! collective; the executor's retry then restarts the gang from its checkpoint.
+
+use crate::home::Home;
+use anyhow::{anyhow, bail, Context, Result};
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+use weft_collective::mpi::MpiRank;
+use weft_collective::Communicator;
+use weft_pipeline::gang_order::{execute_rank, GangLauncher, GangLine, GangOrder};
+use weft_spec::train_job::CollectiveEngine;
+
+/// This rank's communicator for the gang's engine: MPI's own, or NCCL's over it.
+fn communicator(engine: CollectiveEngine) -> Result<Arc<dyn Communicator>> {
+    let mpi = MpiRank::world().map_err(|e| anyhow!("starting MPI: {e}"))?;
+    match engine {
+        #[cfg(feature = "nccl")]
+        CollectiveEngine::Nccl => {
+            let wait = weft_collective::Wait::at_most(Duration::from_secs(300));
+            let rank = weft_collective::nccl::NcclRank::over(mpi, &wait)?;
+            Ok(Arc::new(rank))
+        }
+        #[cfg(not(feature = "nccl"))]
+        CollectiveEngine::Nccl => Err(anyhow!(crate::train::nccl_here().err().unwrap_or_default())),
+        _ => Ok(Arc::new(mpi)),
+    }
+}
+
+/// Starts gangs with `mpirun -np N` of this very executable.
+pub struct Mpirun {
+    exe: PathBuf,
+    /// The global options every rank needs to see what the runner sees (home, stores, device).
+    globals: Vec<String>,
+}
+
+impl Mpirun {
+    pub fn new(home: &Home) -> Result<Mpirun> {
+        let exe = std::env::current_exe().context("finding this wasm-run to start its ranks")?;
+        let mut globals = vec!["--home".to_string(), home.path().display().to_string()];
+        if let Some(url) = home.artifact_store_url() {
+            globals.extend(["--artifact-store".to_string(), url.to_string()]);
+        }
+        globals.extend([
+            "--tensor-backend".to_string(),
+            home.tensor_backend().to_string(),
+        ]);
+        Ok(Mpirun { exe, globals })
+    }
+}
+
+/// `$WEFT_MPIRUN`, else `mpirun` on the PATH.
+fn mpirun() -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os("WEFT_MPIRUN") {
+        return Ok(PathBuf::from(p));
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join("mpirun"))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            anyhow!("engine mpi: mpirun is not on the PATH (install OpenMPI: openmpi-bin), or set WEFT_MPIRUN")
+        })
+}
+
+impl GangLauncher for Mpirun {
+    fn supports(&self, engine: CollectiveEngine) -> std::result::Result<(), String> {
+        match engine {
+            CollectiveEngine::Nccl => crate::train::nccl_here(),
+            _ => Ok(()),
+        }
+    }
+
+    fn run(
+        &self,
+        order: &str,
+        workers: usize,
+        limit: Duration,
+        cancel: &AtomicBool,
+        line: &mut dyn FnMut(&str),
+    ) -> Result<ExitStatus> {
+        let mpirun = mpirun()?;
+        let mut cmd = Command::new(&mpirun);
+        // One machine: as many ranks as asked whatever its cores, none pinned to a core.
+        cmd.args([
+            "-np",
+            &workers.to_string(),
+            "--oversubscribe",
+            "--bind-to",
+            "none",
+        ])
+        // Containers run as root; OpenMPI refuses that unless told.
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .arg(&self.exe)
+        .args(&self.globals)
+        .args(["task", "exec", order, "--mpi"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+        tracing::info!(?cmd, "starting the gang's MPI job");
+        let mut child = cmd
+            .spawn()
+            .with_context(|| format!("starting {}", mpirun.display()))?;
+        let stdout = child.stdout.take().expect("piped");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(l) => line(&l),
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                // Its output closed: the job is ending.
+                Err(mpsc::RecvTimeoutError::Disconnected) => break child.wait()?,
+            }
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if cancel.load(Ordering::Relaxed) || Instant::now() >= deadline {
+                stop(&mut child);
+                break child.wait()?;
+            }
+        };
+        // What the ranks printed before the job ended.
+        while let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
+            line(&l);
+        }
+        Ok(status)
+    }
+}
+
+/// Stops the job: SIGTERM, which mpirun passes to its ranks (SIGKILL would leave them
+/// running), then SIGKILL if it lingers.
+fn stop(child: &mut std::process::Child) {
+    let Ok(pid) = i32::try_from(child.id()) else {
+        let _ = child.kill();
+        return;
+    };
+    // SAFETY: kill(2) on our own child's pid; no memory is involved.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+}
+
+/// A rank of a gang's MPI job (`wasm-run task exec ORDER --mpi`, started by [`Mpirun`]): runs
+/// the work order's step with this process's rank, and prints its result's digest for the
+/// runner.
+pub fn worker(home: &Home, order: &str) -> Result<ExitCode> {
+    if std::env::var_os("OMPI_COMM_WORLD_SIZE").is_none() {
+        bail!("task exec --mpi runs as a rank of an MPI job: start it with mpirun");
+    }
+    let artifacts = Arc::new(home.open_artifacts()?);
+    let gang: Option<GangOrder> = weft_pipeline::gang_order::gang_of(&artifacts, order)?;
+    let engine = gang.map_or(CollectiveEngine::Mpi, |g| g.engine);
+    let comm = communicator(engine)?;
+    let rank = comm.rank();
+    let runtime = weft_runtime::Runtime::new(home.runtime_config(64))?;
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (result, digest) = execute_rank(
+        &runtime,
+        &artifacts,
+        &home.logs(),
+        order,
+        comm.clone(),
+        &cancel,
+    )
+    .with_context(|| format!("rank {rank} of gang work order {order}"))?;
+    GangLine::Result {
+        rank,
+        results: digest,
+    }
+    .print();
+    if let Err(why) = &result.outcome {
+        // Without MPI_Finalize: mpirun ends the job, and the peers' waits with it.
+        eprintln!("rank {rank}: {why}");
+        return Ok(ExitCode::FAILURE);
+    }
+    drop(comm);
+    weft_collective::mpi::finalize();
+    Ok(ExitCode::SUCCESS)
+}

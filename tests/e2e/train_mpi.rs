@@ -1,0 +1,138 @@
+//! `wasm-run train` with engine mpi: the workers are processes of one MPI job started by
+//! `mpirun` (OpenMPI from Debian), each `wasm-run task exec ORDER --mpi`, the collectives
+//! OpenMPI's own. They train the model the threads train, report their progress through the
+//! runner, and a worker that fails restarts the job from its checkpoint. With `CI` set, a
+//! wasm-run built without the `mpi` feature, or no mpirun, fails these tests.
+
+use crate::support::*;
+use crate::train::{job, losses, model, train};
+
+/// The iris TrainJob on `workers` workers of `engine`; None (the test does not run) where
+/// this wasm-run has no MPI and `CI` is not set.
+fn mpi_job(
+    s: &Scratch,
+    name: &str,
+    workers: u32,
+    engine: &str,
+    params: &str,
+) -> Option<std::path::PathBuf> {
+    let file = job(s, name, params, "");
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "numProcPerNode: 4",
+        &format!("numProcPerNode: {workers}\n    engine: {engine}"),
+    );
+    std::fs::write(&file, text).unwrap();
+    let out = s
+        .wasm_run()
+        .arg("train")
+        .arg(&file)
+        .arg("--validate")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.contains("engine mpi is not in this build") {
+        tool_missing("wasm-run was built without the `mpi` feature: engine mpi not tested");
+        return None;
+    }
+    assert!(out.status.success(), "{err}");
+    if !std::path::Path::new("/usr/bin/mpirun").exists()
+        && std::env::var_os("WEFT_MPIRUN").is_none()
+    {
+        tool_missing(
+            "mpirun not found (cargo xtask test installs openmpi-bin): engine mpi not tested",
+        );
+        return None;
+    }
+    Some(file)
+}
+
+/// Two ranks add their gradients up in the one order there is, so the MPI job's model is the
+/// threads' bit for bit; the runner shows each step's progress as the ranks report it, and
+/// keeps rank 1's series beside rank 0's.
+#[test]
+fn an_mpi_gang_trains_the_model_the_threads_train() {
+    let s = Scratch::new();
+    let params = ", epochs: 60, optimizer: sgd";
+    let Some(file) = mpi_job(&s, "over-mpi", 2, "mpi", params) else {
+        return;
+    };
+    let out = succeed(s.wasm_run().arg("train").arg(&file).arg("--json"));
+    let progress = String::from_utf8_lossy(&out.stderr);
+    assert!(progress.contains("processes under mpirun"), "{progress}");
+    assert!(progress.contains("step 50/60  loss "), "{progress}");
+    let over_mpi: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(over_mpi["state"], "SUCCEEDED", "{over_mpi}");
+    let local = mpi_job(&s, "threads", 2, "local", params).unwrap();
+    let threads = train(&s, &local, &[]);
+    assert_eq!(model(&over_mpi), model(&threads), "the models differ");
+    assert_eq!(losses(&over_mpi, "loss"), losses(&threads, "loss"));
+    assert_eq!(losses(&over_mpi, "rank-1/loss"), losses(&over_mpi, "loss"));
+    // Each rank's log is kept where the task's are.
+    let run = over_mpi["run_id"].as_str().unwrap();
+    let rank1 = s.path(&format!("home/logs/{run}/train.rank-1.log"));
+    assert!(rank1.exists(), "{}", rank1.display());
+}
+
+/// Four ranks reduce in OpenMPI's order, not the threads': the same training within float
+/// rounding.
+#[test]
+fn four_mpi_ranks_train_as_four_threads_do_within_rounding() {
+    let s = Scratch::new();
+    let params = ", epochs: 40, optimizer: sgd";
+    let Some(file) = mpi_job(&s, "four", 4, "mpi", params) else {
+        return;
+    };
+    let over_mpi = train(&s, &file, &[]);
+    let threads = train(
+        &s,
+        &mpi_job(&s, "four-threads", 4, "local", params).unwrap(),
+        &[],
+    );
+    let (a, b) = (losses(&over_mpi, "loss"), losses(&threads, "loss"));
+    assert_eq!(a.len(), b.len());
+    for ((sa, la), (sb, lb)) in a.iter().zip(&b) {
+        assert_eq!(sa, sb);
+        assert!((la - lb).abs() <= 1e-4 * lb.abs().max(1.0), "{a:?}\n{b:?}");
+    }
+    assert!(!losses(&over_mpi, "rank-3/loss").is_empty(), "{over_mpi}");
+}
+
+/// A rank that traps mid-job ends the MPI job at once (its peers are not left waiting in a
+/// collective); the retry starts the job again from the epoch-40 checkpoint, and the model is
+/// the uninterrupted job's.
+#[test]
+fn a_failed_mpi_rank_restarts_the_job_from_its_checkpoint() {
+    let s = Scratch::new();
+    let Some(whole) = mpi_job(&s, "whole", 2, "mpi", ", epochs: 120") else {
+        return;
+    };
+    let whole = train(&s, &whole, &[]);
+    let failing = mpi_job(
+        &s,
+        "failing",
+        2,
+        "mpi",
+        ", epochs: 120, fail_at_epoch: 50, fail_rank: 1",
+    )
+    .unwrap();
+    let out = succeed(s.wasm_run().arg("train").arg(&failing).arg("--json"));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("attempt 1 failed (worker 1 of 2:")
+            && log.contains("fault injected at epoch 50"),
+        "{log}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        model(&summary),
+        model(&whole),
+        "the restarted job's model differs"
+    );
+    let run = summary["run_id"].as_str().unwrap();
+    let attempt2 =
+        std::fs::read_to_string(s.path(&format!("home/logs/{run}/train.attempt-2.log"))).unwrap();
+    assert!(
+        attempt2.contains("restored the checkpoint of epoch 40"),
+        "{attempt2}"
+    );
+}
