@@ -22,17 +22,23 @@ fn mpi_job(
         &format!("numProcPerNode: {workers}\n    engine: {engine}"),
     );
     std::fs::write(&file, text).unwrap();
+    mpi_ready(s, &file).then_some(file)
+}
+
+/// Whether this wasm-run can run the engine mpi job `file` here (built with `mpi`, mpirun
+/// present); outside CI a test without them does not run, in CI it fails.
+fn mpi_ready(s: &Scratch, file: &std::path::Path) -> bool {
     let out = s
         .wasm_run()
         .arg("train")
-        .arg(&file)
+        .arg(file)
         .arg("--validate")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     if err.contains("engine mpi is not in this build") {
         tool_missing("wasm-run was built without the `mpi` feature: engine mpi not tested");
-        return None;
+        return false;
     }
     assert!(out.status.success(), "{err}");
     if !std::path::Path::new("/usr/bin/mpirun").exists()
@@ -41,9 +47,34 @@ fn mpi_job(
         tool_missing(
             "mpirun not found (cargo xtask test installs openmpi-bin): engine mpi not tested",
         );
-        return None;
+        return false;
     }
-    Some(file)
+    true
+}
+
+/// The examples as the README runs them: `iris-mlp.yaml` on 2 and 4 workers on threads, and
+/// `iris-mlp-mpi.yaml`, 2 nodes of 2 processes under mpirun; each trains the iris MLP to a
+/// loss a good model has.
+#[test]
+fn the_example_train_jobs_train_on_2_and_4_workers() {
+    let s = Scratch::new();
+    let final_loss = |summary: &serde_json::Value| {
+        assert_eq!(summary["state"], "SUCCEEDED", "{summary}");
+        losses(summary, "loss").last().unwrap().1
+    };
+    let threads = repo_file("examples/train/iris-mlp.yaml");
+    for workers in ["2", "4"] {
+        let loss = final_loss(&train(&s, &threads, &["--workers", workers]));
+        assert!(loss < 0.1, "{workers} workers: final loss {loss}");
+    }
+    let mpi = repo_file("examples/train/iris-mlp-mpi.yaml");
+    if !mpi_ready(&s, &mpi) {
+        return;
+    }
+    let summary = train(&s, &mpi, &[]);
+    let loss = final_loss(&summary);
+    assert!(loss < 0.1, "4 MPI ranks: final loss {loss}");
+    assert!(!losses(&summary, "rank-3/loss").is_empty(), "{summary}");
 }
 
 /// Two ranks add their gradients up in the one order there is, so the MPI job's model is the
@@ -71,6 +102,13 @@ fn an_mpi_gang_trains_the_model_the_threads_train() {
     let run = over_mpi["run_id"].as_str().unwrap();
     let rank1 = s.path(&format!("home/logs/{run}/train.rank-1.log"));
     assert!(rank1.exists(), "{}", rank1.display());
+    // Ranks in processes of their own ran the gang's work order (threads never write one).
+    let orders: Vec<_> = std::fs::read_dir(s.path("home/logs/orders"))
+        .expect("the ranks' work order logs")
+        .map(|e| e.unwrap().path().join("train.rank-1.log"))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(orders.len(), 1, "{orders:?}");
 }
 
 /// Four ranks reduce in OpenMPI's order, not the threads': the same training within float

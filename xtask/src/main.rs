@@ -167,7 +167,7 @@ fn test(repo: &Path) -> Result<()> {
         Ok(()) => {
             cmd.args([
                 "--features",
-                "weft-collective/mpi,weft-collective/nccl,wasm-run/mpi,wasm-run/nccl",
+                "weft-collective/mpi,weft-collective/nccl,weft-runtime/mpi,wasm-run/mpi,wasm-run/nccl",
             ]);
         }
         Err(e) => eprintln!("xtask: WARNING: MPI engine tests will not run: {e:#}"),
@@ -201,7 +201,7 @@ fn test(repo: &Path) -> Result<()> {
     if mpi.is_ok() {
         clippy.args([
             "--features",
-            "weft-collective/mpi,weft-collective/nccl,wasm-run/mpi,wasm-run/nccl",
+            "weft-collective/mpi,weft-collective/nccl,weft-runtime/mpi,wasm-run/mpi,wasm-run/nccl",
         ]);
     }
     run(clippy.args(["--", "-D", "warnings"]))

@@ -84,6 +84,38 @@ impl Wait {
     }
 }
 
+/// How a rank polling for a collective's end waits between tests: it yields the core for the
+/// first [`Backoff::SPIN`] (a collective of a small message ends within microseconds, and MPI
+/// makes progress only while it is tested), then sleeps, the sleeps growing to a millisecond
+/// (a rank waiting long for a slow peer leaves the cores to the others).
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) struct Backoff {
+    started: Instant,
+    sleep: Duration,
+}
+
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+impl Backoff {
+    const SPIN: Duration = Duration::from_millis(2);
+
+    pub(crate) fn new() -> Backoff {
+        Backoff {
+            started: Instant::now(),
+            sleep: Duration::from_micros(10),
+        }
+    }
+
+    /// Waits a little before the next test.
+    pub(crate) fn pause(&mut self) {
+        if self.started.elapsed() < Self::SPIN {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(self.sleep);
+            self.sleep = (self.sleep * 2).min(Duration::from_millis(1));
+        }
+    }
+}
+
 /// One rank's view of its group. Every rank calls the same collectives in the same order
 /// (MPI's rule); a call returns when all have made it.
 pub trait Communicator: Send + Sync + std::fmt::Debug {

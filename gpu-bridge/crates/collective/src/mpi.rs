@@ -8,13 +8,12 @@
 //! spin), abort the whole job (`MPI_Abort`): the gang fails, and the job restarts it from its
 //! checkpoint, as with every engine.
 
-use crate::{CollectiveError, Communicator, ReduceOp, Wait};
+use crate::{Backoff, CollectiveError, Communicator, ReduceOp, Wait};
 use mpi::collective::SystemOperation;
 use mpi::collective::{CommunicatorCollectives as _, Root as _};
 use mpi::topology::Communicator as _;
 use mpi::topology::SimpleCommunicator;
 use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
 
 /// The exit status of a job aborted because a wait ran out or a rank panicked.
 pub const ABORTED: i32 = 75;
@@ -143,7 +142,7 @@ fn complete<'a, D: ?Sized, S: mpi::request::Scope<'a>>(
     mut request: mpi::request::Request<'a, D, S>,
     wait: &Wait,
 ) -> Result<(), CollectiveError> {
-    let mut pause = Duration::from_micros(1);
+    let mut backoff = Backoff::new();
     loop {
         match request.test() {
             Ok(_) => return Ok(()),
@@ -153,8 +152,7 @@ fn complete<'a, D: ?Sized, S: mpi::request::Scope<'a>>(
             eprintln!("weft: rank {rank}: {e}: aborting the MPI job");
             world.abort(ABORTED);
         }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(1));
+        backoff.pause();
     }
 }
 

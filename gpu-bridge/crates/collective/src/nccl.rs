@@ -13,11 +13,10 @@
 //! aborts the job (`MPI_Abort`): NCCL has no way back from a peer that never joins either.
 
 use crate::mpi::{MpiRank, ABORTED};
-use crate::{CollectiveError, Communicator, ReduceOp, Wait};
+use crate::{Backoff, CollectiveError, Communicator, ReduceOp, Wait};
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
 use cudarc::nccl::{Comm, Id};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 /// Why NCCL could not be started on this machine.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -48,7 +47,12 @@ pub fn available() -> Result<usize, NcclError> {
     if !unsafe { cudarc::nccl::sys::is_culib_present() } {
         return Err(NcclError::NoLibrary);
     }
-    let devices = CudaContext::device_count().map_err(|e| NcclError::Start(format!("{e:?}")))?;
+    use cudarc::driver::sys::cudaError_enum::CUDA_ERROR_NO_DEVICE;
+    let devices = CudaContext::device_count().map_err(|e| match e.0 {
+        // A driver but no GPU it may use (none, or CUDA_VISIBLE_DEVICES hides them all).
+        CUDA_ERROR_NO_DEVICE => NcclError::NoDevice,
+        _ => NcclError::Start(format!("{e:?}")),
+    })?;
     match usize::try_from(devices) {
         Ok(0) | Err(_) => Err(NcclError::NoDevice),
         Ok(n) => Ok(n),
@@ -119,7 +123,8 @@ impl NcclRank {
     }
 
     /// `data` copied to the device, `f` run on it with the communicator, the result waited
-    /// for (or the job aborted when `wait` must end) and copied back into `out`.
+    /// for (or the job aborted when `wait` must end) and copied back into `out`, whose length
+    /// is the result's.
     fn staged(
         &self,
         data: &[f32],
@@ -146,6 +151,10 @@ impl NcclRank {
         self.finish(wait)?;
         self.stream
             .memcpy_dtoh(&recv, out)
+            .map_err(|e| fail("copying from the GPU", format!("{e:?}")))?;
+        // `out` is pageable memory, which CUDA copies to before returning; said outright.
+        self.stream
+            .synchronize()
             .map_err(|e| fail("copying from the GPU", format!("{e:?}")))
     }
 
@@ -155,7 +164,7 @@ impl NcclRank {
             .stream
             .record_event(None)
             .map_err(|e| CollectiveError::Peer(format!("NCCL: recording an event: {e:?}")))?;
-        let mut pause = Duration::from_micros(1);
+        let mut backoff = Backoff::new();
         loop {
             match done.try_is_complete() {
                 Ok(true) => return Ok(()),
@@ -166,8 +175,7 @@ impl NcclRank {
                 eprintln!("weft: rank {}: {e}: aborting the job", self.mpi.rank());
                 self.mpi.abort(ABORTED);
             }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(1));
+            backoff.pause();
         }
     }
 }

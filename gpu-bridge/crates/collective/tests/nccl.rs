@@ -89,6 +89,10 @@ fn every_collective_on_nccl_matches_a_direct_computation() {
     };
     let np = gpus.min(4);
     let Some((code, text)) = common::mpirun(np, "nccl_rank_checks", &[]) else {
+        assert!(
+            std::env::var_os("WEFT_REQUIRE_NCCL").is_none(),
+            "WEFT_REQUIRE_NCCL: a GPU but no mpirun to start the ranks (openmpi-bin)"
+        );
         return;
     };
     assert_eq!(code, Some(0), "{text}");

@@ -9,10 +9,10 @@
 
 use crate::home::Home;
 use anyhow::{anyhow, bail, Context, Result};
-use std::io::BufRead;
+use std::io::BufRead as _;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 use weft_collective::mpi::MpiRank;
@@ -54,6 +54,10 @@ impl Mpirun {
             "--tensor-backend".to_string(),
             home.tensor_backend().to_string(),
         ]);
+        // The ranks share the compiled-component cache: they keep it to the runner's bound.
+        if let Some(max) = home.cache_max() {
+            globals.extend(["--cache-max".to_string(), max.to_string()]);
+        }
         Ok(Mpirun { exe, globals })
     }
 }
@@ -76,7 +80,7 @@ fn mpirun() -> Result<PathBuf> {
 impl GangLauncher for Mpirun {
     fn supports(&self, engine: CollectiveEngine) -> std::result::Result<(), String> {
         match engine {
-            CollectiveEngine::Nccl => crate::train::nccl_here(),
+            CollectiveEngine::Nccl => crate::train::nccl_here().map(|_| ()),
             _ => Ok(()),
         }
     }
@@ -86,7 +90,7 @@ impl GangLauncher for Mpirun {
         order: &str,
         workers: usize,
         limit: Duration,
-        cancel: &AtomicBool,
+        halt: &dyn Fn() -> bool,
         line: &mut dyn FnMut(&str),
     ) -> Result<ExitStatus> {
         let mpirun = mpirun()?;
@@ -113,11 +117,13 @@ impl GangLauncher for Mpirun {
             .with_context(|| format!("starting {}", mpirun.display()))?;
         let stdout = child.stdout.take().expect("piped");
         let (tx, rx) = mpsc::channel();
+        // Every line, whatever its bytes, so the pipe is drained until mpirun closes it.
         std::thread::spawn(move || {
-            for l in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
+            let mut out = std::io::BufReader::new(stdout);
+            let mut buf = Vec::new();
+            while matches!(out.read_until(b'\n', &mut buf), Ok(n) if n > 0) {
+                let l = String::from_utf8_lossy(&buf).trim_end().to_string();
+                buf.clear();
                 if tx.send(l).is_err() {
                     break;
                 }
@@ -128,13 +134,15 @@ impl GangLauncher for Mpirun {
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(l) => line(&l),
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
-                // Its output closed: the job is ending.
-                Err(mpsc::RecvTimeoutError::Disconnected) => break child.wait()?,
+                // Its output closed: the job is ending (still watched below).
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
             }
             if let Some(status) = child.try_wait()? {
                 break status;
             }
-            if cancel.load(Ordering::Relaxed) || Instant::now() >= deadline {
+            if halt() || Instant::now() >= deadline {
                 stop(&mut child);
                 break child.wait()?;
             }
@@ -166,6 +174,28 @@ fn stop(child: &mut std::process::Child) {
     let _ = child.kill();
 }
 
+/// Engine nccl: this rank sees only the GPU of its local rank (the `local_rank`-th of those
+/// `CUDA_VISIBLE_DEVICES` shows, or of all), so the CUDA tensor backend, which opens the
+/// first GPU it sees, and NCCL compute on the same one, and no two ranks share one.
+fn one_gpu_per_rank() -> Result<()> {
+    let local: usize = std::env::var("OMPI_COMM_WORLD_LOCAL_RANK")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let gpu = match std::env::var("CUDA_VISIBLE_DEVICES") {
+        Ok(list) if !list.trim().is_empty() => list
+            .split(',')
+            .nth(local)
+            .map(|g| g.trim().to_string())
+            .ok_or_else(|| {
+                anyhow!("engine nccl: local rank {local} has no GPU of its own (CUDA_VISIBLE_DEVICES={list})")
+            })?,
+        _ => local.to_string(),
+    };
+    std::env::set_var("CUDA_VISIBLE_DEVICES", gpu);
+    Ok(())
+}
+
 /// A rank of a gang's MPI job (`wasm-run task exec ORDER --mpi`, started by [`Mpirun`]): runs
 /// the work order's step with this process's rank, and prints its result's digest for the
 /// runner.
@@ -176,6 +206,10 @@ pub fn worker(home: &Home, order: &str) -> Result<ExitCode> {
     let artifacts = Arc::new(home.open_artifacts()?);
     let gang: Option<GangOrder> = weft_pipeline::gang_order::gang_of(&artifacts, order)?;
     let engine = gang.map_or(CollectiveEngine::Mpi, |g| g.engine);
+    if engine == CollectiveEngine::Nccl {
+        // Before MPI, the runtime or CUDA start threads of their own.
+        one_gpu_per_rank()?;
+    }
     let comm = communicator(engine)?;
     let rank = comm.rank();
     let runtime = weft_runtime::Runtime::new(home.runtime_config(64))?;

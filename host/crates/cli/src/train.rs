@@ -153,7 +153,7 @@ fn start_or_resume(
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let _watch = runtime.watch_run(&run_id, Arc::new(StepProgress::new(steps, workers, sink)));
     let place = match job.spec.engine() {
-        CollectiveEngine::Mpi => "processes under mpirun",
+        CollectiveEngine::Mpi | CollectiveEngine::Nccl => "processes under mpirun",
         _ => "in process",
     };
     eprintln!(
@@ -186,7 +186,16 @@ fn workers(job: &TrainJob, asked: Option<u32>) -> Result<u32, String> {
                 }
             ))
         }
-        CollectiveEngine::Nccl => nccl_here()?,
+        CollectiveEngine::Nccl => {
+            // On one machine every rank is local, and each needs a GPU of its own.
+            let gpus = nccl_here()?;
+            let ranks = asked.map_or(world, u64::from);
+            if ranks > gpus as u64 {
+                return Err(format!(
+                    "engine nccl: {ranks} ranks on this machine but {gpus} GPU(s): NCCL needs a GPU per rank"
+                ));
+            }
+        }
         _ => {}
     }
     match asked {
@@ -299,16 +308,15 @@ impl MetricWatch for StepProgress {
     }
 }
 
-/// Whether engine nccl can run on this machine: a GPU and the NCCL library; else why not.
+/// Whether engine nccl can run on this machine (a GPU and the NCCL library), and how many
+/// GPUs it has; else why not.
 #[cfg(feature = "nccl")]
-pub(crate) fn nccl_here() -> std::result::Result<(), String> {
-    weft_collective::nccl::available()
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+pub(crate) fn nccl_here() -> std::result::Result<usize, String> {
+    weft_collective::nccl::available().map_err(|e| e.to_string())
 }
 
 /// Engine nccl is not built in.
 #[cfg(not(feature = "nccl"))]
-pub(crate) fn nccl_here() -> std::result::Result<(), String> {
+pub(crate) fn nccl_here() -> std::result::Result<usize, String> {
     Err("engine nccl is not in this build (wasm-run built without the `nccl` feature); use engine mpi or local".into())
 }

@@ -50,14 +50,14 @@ pub trait GangLauncher: Send + Sync {
     fn supports(&self, engine: CollectiveEngine) -> Result<(), String>;
 
     /// Runs work order `order` as `workers` ranks and blocks until they have all ended, or
-    /// `limit` has passed or `cancel` is set (then it stops them). `line` sees each line they
+    /// `limit` has passed or `stop` says so (then it stops them). `line` sees each line they
     /// print on standard output. The job's exit status is returned, success or not.
     fn run(
         &self,
         order: &str,
         workers: usize,
         limit: Duration,
-        cancel: &AtomicBool,
+        stop: &dyn Fn() -> bool,
         line: &mut dyn FnMut(&str),
     ) -> Result<std::process::ExitStatus>;
 }

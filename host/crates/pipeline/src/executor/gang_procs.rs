@@ -4,12 +4,13 @@
 //! live progress, a cluster's status), each rank's result at the end. Rank 0's outputs are
 //! the task's, as with threads.
 
+use super::checkpoints::RunCheckpoints;
 use super::checkpoints::{read_pointer, write_pointer, Pointer};
 use super::gang::{checkpoints, rank_log, rank_metrics, secondary};
 use super::*;
 use crate::gang_order::{read_result, GangLine, GangOrder, Gangs};
 use crate::work_order::{put_json, ORDER_FILE};
-use weft_runtime::{Metric, StepContext};
+use weft_runtime::{Metric, StepContext, Verdict};
 
 /// What the launcher gives the job beyond its workers' own time limit before stopping it:
 /// they stop themselves at the limit, and then still report.
@@ -61,44 +62,58 @@ pub(super) fn run(
     let order = put_json(&stores.artifacts, ORDER_FILE, &order).map_err(host)?;
     let watch = runtime.run_watch(&job.run_id);
     let mut results = BTreeMap::new();
+    // An early-stopping verdict on a rank's metric (a tuner's) stops the whole job.
+    let mut stopped: Option<String> = None;
+    let halt = AtomicBool::new(false);
+    let stop = || cancel.load(Ordering::Relaxed) || halt.load(Ordering::Relaxed);
     let started = Instant::now();
-    let status = launcher.run(&order, world, limit + GRACE, cancel, &mut |line| {
-        match GangLine::parse(line) {
+    let status = launcher.run(
+        &order,
+        world,
+        limit + GRACE,
+        &stop,
+        &mut |line| match GangLine::parse(line) {
             None => eprintln!("{line}"),
             Some(Err(e)) => tracing::warn!("{e:#}"),
             Some(Ok(GangLine::Metric {
                 name, value, step, ..
             })) => {
-                if let Some(w) = &watch {
-                    let metric = Metric {
-                        name,
-                        value: value.0,
-                        step,
-                    };
-                    w.observe(&context, &metric);
+                let metric = Metric {
+                    name,
+                    value: value.0,
+                    step,
+                };
+                let verdict = watch.as_ref().map(|w| w.observe(&context, &metric));
+                if let (Some(Verdict::Stop(why)), None) = (verdict, &stopped) {
+                    stopped = Some(why);
+                    halt.store(true, Ordering::Relaxed);
                 }
             }
             Some(Ok(GangLine::Checkpoint { step, digest, .. })) => {
-                // Kept where a restart or a resume of the run finds it.
-                if let Err(e) = write_pointer(&kept.pointer, &Pointer { step, digest }) {
-                    tracing::warn!("keeping the gang's checkpoint of step {step}: {e}");
-                }
+                keep_checkpoint(&kept, step, digest)
             }
             Some(Ok(GangLine::Result { rank, results: r })) => {
                 results.insert(rank, r);
             }
-        }
-    });
+        },
+    );
     if cancel.load(Ordering::Relaxed) {
         return Err(AttemptError::Cancelled);
+    }
+    if let Some(why) = stopped {
+        return Err(AttemptError::Stopped(why));
     }
     let status = status.map_err(host)?;
     let mut done = collect(stores, &results, world, log_path)?;
     let missing: Vec<usize> = (0..world).filter(|r| !done.contains_key(r)).collect();
     if !status.success() || !missing.is_empty() {
-        let why = format!(
-            "the MPI job of {world} workers ended ({status}) without a result from worker(s) {missing:?}"
-        );
+        let why = if started.elapsed() >= limit + GRACE {
+            format!("the MPI job of {world} workers ran past its time limit ({limit:?}) and was stopped")
+        } else if missing.is_empty() {
+            format!("the MPI job of {world} workers ended ({status}) after every worker reported its result")
+        } else {
+            format!("the MPI job of {world} workers ended ({status}) without a result from worker(s) {missing:?} (their own words are in the runner's log)")
+        };
         append_to_log(log_path, &format!("\n{why}\n"));
         return Err(AttemptError::Step(why));
     }
@@ -115,6 +130,18 @@ pub(super) fn run(
         duration_ms: started.elapsed().as_secs_f64() * 1e3,
         ..first
     })
+}
+
+/// A checkpoint a rank stored, kept where a restart or a resume of the run finds it (the
+/// pointer moves only to a well-formed digest).
+fn keep_checkpoint(kept: &RunCheckpoints, step: u64, digest: String) {
+    if let Err(e) = weft_spec::digest::parse(&digest) {
+        tracing::warn!("a gang worker's checkpoint of step {step}: {e}");
+        return;
+    }
+    if let Err(e) = write_pointer(&kept.pointer, &Pointer { step, digest }) {
+        tracing::warn!("keeping the gang's checkpoint of step {step}: {e}");
+    }
 }
 
 /// The ranks' results: their logs kept where the task's are, the ranks that succeeded with
