@@ -33,6 +33,35 @@ pub(crate) fn train(s: &Scratch, file: &std::path::Path, args: &[&str]) -> serde
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `out`, a `train --json` whose `worker` failed at epoch 50 and was retried: the retry
+/// restored the epoch-40 checkpoint and ended with `whole`'s model, bit for bit.
+pub(crate) fn assert_restarted_from_checkpoint(
+    s: &Scratch,
+    out: &std::process::Output,
+    worker: &str,
+    whole: &serde_json::Value,
+) {
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains(&format!("attempt 1 failed ({worker}:"))
+            && log.contains("fault injected at epoch 50"),
+        "{log}"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        model(&summary),
+        model(whole),
+        "the restarted run's model differs"
+    );
+    let run = summary["run_id"].as_str().unwrap();
+    let attempt2 =
+        std::fs::read_to_string(s.path(&format!("home/logs/{run}/train.attempt-2.log"))).unwrap();
+    assert!(
+        attempt2.contains("restored the checkpoint of epoch 40"),
+        "{attempt2}"
+    );
+}
+
 pub(crate) fn model(summary: &serde_json::Value) -> String {
     output_digest(summary, "train", "model")
 }
@@ -99,25 +128,7 @@ fn a_failed_worker_restarts_the_gang_from_the_checkpoint_and_ends_where_an_unint
         "",
     );
     let out = succeed(s.wasm_run().arg("train").arg(&failing).arg("--json"));
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        log.contains("attempt 1 failed (worker 2 of 4:")
-            && log.contains("fault injected at epoch 50"),
-        "{log}"
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        model(&summary),
-        model(&whole),
-        "the restarted run's model differs"
-    );
-    let run = summary["run_id"].as_str().unwrap();
-    let attempt2 =
-        std::fs::read_to_string(s.path(&format!("home/logs/{run}/train.attempt-2.log"))).unwrap();
-    assert!(
-        attempt2.contains("restored the checkpoint of epoch 40"),
-        "{attempt2}"
-    );
+    assert_restarted_from_checkpoint(&s, &out, "worker 2 of 4", &whole);
 }
 
 /// `activeDeadlineSeconds` bounds the whole job: the first attempt's workers stop at it, and the

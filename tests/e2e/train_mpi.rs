@@ -5,7 +5,7 @@
 //! wasm-run built without the `mpi` feature, or no mpirun, fails these tests.
 
 use crate::support::*;
-use crate::train::{job, losses, model, train};
+use crate::train::{assert_restarted_from_checkpoint, job, losses, model, train};
 
 /// The iris TrainJob on `workers` workers of `engine`; None (the test does not run) where
 /// this wasm-run has no MPI and `CI` is not set.
@@ -154,23 +154,5 @@ fn a_failed_mpi_rank_restarts_the_job_from_its_checkpoint() {
     )
     .unwrap();
     let out = succeed(s.wasm_run().arg("train").arg(&failing).arg("--json"));
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        log.contains("attempt 1 failed (worker 1 of 2:")
-            && log.contains("fault injected at epoch 50"),
-        "{log}"
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        model(&summary),
-        model(&whole),
-        "the restarted job's model differs"
-    );
-    let run = summary["run_id"].as_str().unwrap();
-    let attempt2 =
-        std::fs::read_to_string(s.path(&format!("home/logs/{run}/train.attempt-2.log"))).unwrap();
-    assert!(
-        attempt2.contains("restored the checkpoint of epoch 40"),
-        "{attempt2}"
-    );
+    assert_restarted_from_checkpoint(&s, &out, "worker 1 of 2", &whole);
 }

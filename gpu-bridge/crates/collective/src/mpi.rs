@@ -100,6 +100,16 @@ impl MpiRank {
         root: usize,
         wait: &Wait,
     ) -> Result<(), CollectiveError> {
+        self.broadcast_of(data, root, wait)
+    }
+
+    /// `data` becomes rank `root`'s, elements of any type MPI knows.
+    fn broadcast_of<T: mpi::datatype::Equivalence>(
+        &self,
+        data: &mut [T],
+        root: usize,
+        wait: &Wait,
+    ) -> Result<(), CollectiveError> {
         let root = self.root(root)?;
         self.with(|w| {
             mpi::request::scope(|scope| {
@@ -199,15 +209,7 @@ impl Communicator for MpiRank {
     }
 
     fn broadcast(&self, data: &mut [f32], root: usize, wait: &Wait) -> Result<(), CollectiveError> {
-        let root = self.root(root)?;
-        self.with(|w| {
-            mpi::request::scope(|scope| {
-                let r = w
-                    .process_at_rank(root)
-                    .immediate_broadcast_into(scope, data);
-                complete(w, self.rank, r, wait)
-            })
-        })
+        self.broadcast_of(data, root, wait)
     }
 
     fn all_gather(&self, data: &[f32], wait: &Wait) -> Result<Vec<f32>, CollectiveError> {
