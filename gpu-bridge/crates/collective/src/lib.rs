@@ -147,6 +147,27 @@ pub trait Communicator: Send + Sync + std::fmt::Debug {
     fn barrier(&self, wait: &Wait) -> Result<(), CollectiveError>;
 }
 
+/// The length of each rank's part of a reduce-scatter of `len` elements across `world` ranks,
+/// or the mismatch when `len` is not a multiple of `world`.
+pub(crate) fn scatter_part(len: usize, world: usize) -> Result<usize, CollectiveError> {
+    if world == 0 || !len.is_multiple_of(world) {
+        return Err(CollectiveError::Mismatch(format!(
+            "reduce-scatter of {len} elements across {world} ranks: the length must be a multiple of the world size"
+        )));
+    }
+    Ok(len / world)
+}
+
+/// The length of an all-gather of `len` elements from each of `world` ranks.
+#[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+pub(crate) fn gathered_len(len: usize, world: usize) -> Result<usize, CollectiveError> {
+    len.checked_mul(world).ok_or_else(|| {
+        CollectiveError::Mismatch(format!(
+            "all-gather of {len} elements from {world} ranks overflows"
+        ))
+    })
+}
+
 /// The items rank `rank` of `world` owns of `n`: contiguous, in rank order, sizes differing
 /// by at most one (the first `n % world` ranks get one more), so every item is owned once.
 pub fn shard(n: usize, rank: usize, world: usize) -> Range<usize> {

@@ -199,14 +199,8 @@ fn finish(parts: &[(Call, Vec<f32>)], world: usize) -> Result<Done, CollectiveEr
         Call::Broadcast(root) => Done::Same(inputs[root].to_vec()),
         Call::AllGather => Done::Same(inputs.concat()),
         Call::ReduceScatter(op) => {
-            if !first.len().is_multiple_of(world) {
-                return Err(CollectiveError::Mismatch(format!(
-                    "reduce-scatter of {} elements across {world} ranks: the length must be a multiple of the world size",
-                    first.len()
-                )));
-            }
+            let part = crate::scatter_part(first.len(), world)?;
             let full = reduce(&inputs, op);
-            let part = first.len() / world;
             Done::PerRank(
                 full.chunks(part.max(1))
                     .map(<[f32]>::to_vec)

@@ -8,7 +8,7 @@
 //! spin), abort the whole job (`MPI_Abort`): the gang fails, and the job restarts it from its
 //! checkpoint, as with every engine.
 
-use crate::{Backoff, CollectiveError, Communicator, ReduceOp, Wait};
+use crate::{gathered_len, scatter_part, Backoff, CollectiveError, Communicator, ReduceOp, Wait};
 use mpi::collective::SystemOperation;
 use mpi::collective::{CommunicatorCollectives as _, Root as _};
 use mpi::topology::Communicator as _;
@@ -213,7 +213,7 @@ impl Communicator for MpiRank {
     }
 
     fn all_gather(&self, data: &[f32], wait: &Wait) -> Result<Vec<f32>, CollectiveError> {
-        let mut out = vec![0.0; data.len() * self.size];
+        let mut out = vec![0.0; gathered_len(data.len(), self.size)?];
         self.with(|w| {
             mpi::request::scope(|scope| {
                 let r = w.immediate_all_gather_into(scope, data, &mut out[..]);
@@ -229,14 +229,7 @@ impl Communicator for MpiRank {
         op: ReduceOp,
         wait: &Wait,
     ) -> Result<Vec<f32>, CollectiveError> {
-        if !data.len().is_multiple_of(self.size) {
-            return Err(CollectiveError::Mismatch(format!(
-                "reduce-scatter of {} elements across {} ranks: the length must be a multiple of the world size",
-                data.len(),
-                self.size
-            )));
-        }
-        let mut out = vec![0.0; data.len() / self.size];
+        let mut out = vec![0.0; scatter_part(data.len(), self.size)?];
         let how = operation(op);
         self.with(|w| {
             mpi::request::scope(|scope| {

@@ -13,7 +13,7 @@
 //! aborts the job (`MPI_Abort`): NCCL has no way back from a peer that never joins either.
 
 use crate::mpi::{MpiRank, ABORTED};
-use crate::{Backoff, CollectiveError, Communicator, ReduceOp, Wait};
+use crate::{gathered_len, scatter_part, Backoff, CollectiveError, Communicator, ReduceOp, Wait};
 use cudarc::driver::{CudaContext, CudaSlice, CudaStream};
 use cudarc::nccl::{Comm, Id};
 use std::sync::{Arc, Mutex};
@@ -233,9 +233,7 @@ impl Communicator for NcclRank {
     }
 
     fn all_gather(&self, data: &[f32], wait: &Wait) -> Result<Vec<f32>, CollectiveError> {
-        let len = data.len().checked_mul(self.world_size()).ok_or_else(|| {
-            CollectiveError::Mismatch(format!("all-gather of {} elements overflows", data.len()))
-        })?;
+        let len = gathered_len(data.len(), self.world_size())?;
         let mut out = vec![0.0; len];
         self.staged(data, &mut out, wait, |c, s, r| status(c.all_gather(s, r)))?;
         Ok(out)
@@ -247,14 +245,7 @@ impl Communicator for NcclRank {
         op: ReduceOp,
         wait: &Wait,
     ) -> Result<Vec<f32>, CollectiveError> {
-        let world = self.world_size();
-        if !data.len().is_multiple_of(world) {
-            return Err(CollectiveError::Mismatch(format!(
-                "reduce-scatter of {} elements across {world} ranks: the length must be a multiple of the world size",
-                data.len()
-            )));
-        }
-        let len = data.len() / world;
+        let len = scatter_part(data.len(), self.world_size())?;
         let mut out = vec![0.0; len];
         self.staged(data, &mut out, wait, |c, s, r| {
             status(c.reduce_scatter(s, r, &nccl_op(op)))
