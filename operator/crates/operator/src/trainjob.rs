@@ -173,7 +173,7 @@ fn spec_file(tj: &TrainJob) -> Result<String, String> {
     }
     if t.num_nodes > 1 || matches!(t.engine, CollectiveEngine::Mpi | CollectiveEngine::Nccl) {
         return Err(format!(
-            "EngineUnavailable: numNodes {} with engine {}: this operator runs a job's workers in one pod (numNodes 1, engine local or auto); ranks in several pods (an MPIJob-style launcher and workers) are not in the operator yet",
+            "EngineUnavailable: numNodes {} with engine {}: this operator runs a job's workers in one pod (numNodes 1, engine local or auto); the MPI engine's ranks in several pods (an MPIJob-style launcher and workers) are not in the operator yet",
             t.num_nodes,
             t.engine.as_str()
         ));
