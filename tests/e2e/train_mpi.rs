@@ -156,3 +156,53 @@ fn a_failed_mpi_rank_restarts_the_job_from_its_checkpoint() {
     let out = succeed(s.wasm_run().arg("train").arg(&failing).arg("--json"));
     assert_restarted_from_checkpoint(&s, &out, "worker 1 of 2", &whole);
 }
+
+/// `--hostfile`: the ranks start on the hosts OpenMPI's hostfile names, within its slots (here
+/// this machine as `localhost`). Too few slots fails the job with mpirun's reason; a hostfile
+/// that is missing or names no host is refused before anything runs.
+#[test]
+fn train_on_the_hosts_of_a_hostfile() {
+    let s = Scratch::new();
+    let Some(file) = mpi_job(&s, "hosts", 2, "mpi", ", epochs: 20") else {
+        return;
+    };
+    let hosts = s.path("hosts");
+    std::fs::write(&hosts, "# this machine\nlocalhost slots=2\n").unwrap();
+    let summary = train(&s, &file, &["--hostfile", hosts.to_str().unwrap()]);
+    assert_eq!(summary["state"], "SUCCEEDED", "{summary}");
+    assert!(!losses(&summary, "rank-1/loss").is_empty(), "{summary}");
+
+    std::fs::write(&hosts, "localhost slots=1\n").unwrap();
+    // Other epochs than the first job's: not a cache hit of it.
+    let too_few = mpi_job(&s, "too-few", 2, "mpi", ", epochs: 21");
+    let out = s
+        .wasm_run()
+        .args(["train", too_few.unwrap().to_str().unwrap()])
+        .args(["--hostfile", hosts.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("not enough slots"), "{err}");
+    assert!(err.contains("the MPI job of 2 workers ended"), "{err}");
+
+    for (text, why) in [
+        (None, "No such file"),
+        (Some("# nobody\n\n"), "names no host"),
+    ] {
+        let bad = s.path("bad-hosts");
+        let _ = std::fs::remove_file(&bad);
+        if let Some(t) = text {
+            std::fs::write(&bad, t).unwrap();
+        }
+        let out = s
+            .wasm_run()
+            .args(["train", file.to_str().unwrap()])
+            .args(["--hostfile", bad.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{err}");
+        assert!(err.contains("--hostfile") && err.contains(why), "{err}");
+    }
+}

@@ -41,6 +41,8 @@ pub struct Mpirun {
     exe: PathBuf,
     /// The global options every rank needs to see what the runner sees (home, stores, device).
     globals: Vec<String>,
+    /// OpenMPI's hostfile: the ranks start on its hosts; None: all on this machine.
+    hostfile: Option<PathBuf>,
 }
 
 impl Mpirun {
@@ -58,7 +60,30 @@ impl Mpirun {
         if let Some(max) = home.cache_max() {
             globals.extend(["--cache-max".to_string(), max.to_string()]);
         }
-        Ok(Mpirun { exe, globals })
+        Ok(Mpirun {
+            exe,
+            globals,
+            hostfile: None,
+        })
+    }
+
+    /// This launcher starting its ranks on the hosts of OpenMPI's hostfile `file`, within
+    /// the slots it gives them.
+    pub fn on_hosts(self, file: &std::path::Path) -> Result<Mpirun> {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("--hostfile {}", file.display()))?;
+        if !text
+            .lines()
+            .any(|l| !l.trim().is_empty() && !l.trim().starts_with('#'))
+        {
+            bail!("--hostfile {}: names no host", file.display());
+        }
+        let file = std::fs::canonicalize(file)
+            .with_context(|| format!("--hostfile {}", file.display()))?;
+        Ok(Mpirun {
+            hostfile: Some(file),
+            ..self
+        })
     }
 }
 
@@ -95,22 +120,21 @@ impl GangLauncher for Mpirun {
     ) -> Result<ExitStatus> {
         let mpirun = mpirun()?;
         let mut cmd = Command::new(&mpirun);
-        // One machine: as many ranks as asked whatever its cores, none pinned to a core.
-        cmd.args([
-            "-np",
-            &workers.to_string(),
-            "--oversubscribe",
-            "--bind-to",
-            "none",
-        ])
+        cmd.args(["-np", &workers.to_string(), "--bind-to", "none"]);
+        match &self.hostfile {
+            // The hosts and their slots, as the user gave them.
+            Some(file) => cmd.arg("--hostfile").arg(file),
+            // One machine: as many ranks as asked whatever its cores.
+            None => cmd.arg("--oversubscribe"),
+        };
         // Containers run as root; OpenMPI refuses that unless told.
-        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-        .arg(&self.exe)
-        .args(&self.globals)
-        .args(["task", "exec", order, "--mpi"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
+        cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+            .arg(&self.exe)
+            .args(&self.globals)
+            .args(["task", "exec", order, "--mpi"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
         tracing::info!(?cmd, "starting the gang's MPI job");
         let mut child = cmd
             .spawn()

@@ -44,6 +44,11 @@ pub struct TrainArgs {
     /// a cluster does for the operator. Needs a build with the `kube` feature.
     #[arg(long, value_name = "NAMESPACE/NAME", value_parser = crate::pipeline::parse_run_ref)]
     kube_status: Option<(String, String)>,
+    /// Engines mpi and nccl: start the ranks on the hosts OpenMPI's hostfile FILE names
+    /// (`HOST slots=N` a line, reached by ssh, sharing the artifact store: `--artifact-store
+    /// s3://...` or a shared file system), not all on this machine.
+    #[arg(long, global = true, value_name = "FILE")]
+    hostfile: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -59,7 +64,7 @@ pub enum TrainCommand {
 
 pub fn train(home: &Home, args: TrainArgs) -> Result<ExitCode> {
     if let Some(TrainCommand::Resume { run, json }) = args.command {
-        let (runtime, exec) = crate::pipeline::open_shared(home)?;
+        let (runtime, exec) = open(home, args.hostfile.as_deref())?;
         let _watch = runtime.watch_run(&run, Arc::new(StepProgress::new(None, 0, None)));
         return crate::pipeline::resume_run(home, exec, &run, json);
     }
@@ -129,7 +134,7 @@ fn start_or_resume(
     sink: Option<crate::kube_status::TrainSink>,
     args: TrainArgs,
 ) -> Result<ExitCode> {
-    let (runtime, exec) = crate::pipeline::open_shared(home)?;
+    let (runtime, exec) = open(home, args.hostfile.as_deref())?;
     // The run this id names exists: this job started before and was interrupted (a runner pod
     // restarted), so it is resumed, its gang from the latest checkpoint.
     if let Some(id) = args.run_id.as_deref() {
@@ -306,6 +311,28 @@ impl MetricWatch for StepProgress {
         );
         Verdict::Continue
     }
+}
+
+/// The runtime and executor, whose gangs of engine mpi or nccl start on the hosts of
+/// `hostfile` when one is given.
+fn open(
+    home: &Home,
+    hostfile: Option<&Path>,
+) -> Result<(Arc<weft_runtime::Runtime>, weft_pipeline::Executor)> {
+    let (runtime, exec) = crate::pipeline::open_shared(home)?;
+    let Some(hostfile) = hostfile else {
+        return Ok((runtime, exec));
+    };
+    #[cfg(feature = "mpi")]
+    {
+        let launcher = crate::mpi_gang::Mpirun::new(home)?.on_hosts(hostfile)?;
+        Ok((runtime, exec.with_gangs(Arc::new(launcher))))
+    }
+    #[cfg(not(feature = "mpi"))]
+    bail!(
+        "--hostfile {}: this wasm-run was built without MPI (the `mpi` feature)",
+        hostfile.display()
+    )
 }
 
 /// Whether engine nccl can run on this machine (a GPU and the NCCL library), and how many
