@@ -121,18 +121,7 @@ fn test(repo: &Path) -> Result<()> {
         ),
         _ => {}
     }
-    let has_nextest = cargo(repo)
-        .args(["nextest", "--version"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    let mut cmd = cargo(repo);
-    if has_nextest {
-        cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
-    } else {
-        eprintln!("xtask: cargo-nextest not installed; using cargo test");
-        cmd.args(["test", "--workspace", "--no-fail-fast"]);
-    }
+    let mut cmd = test_runner(repo);
     cmd.args([
         "--features",
         "wasm-run/wgpu,weft-tensor/wgpu,wasm-run/onnx,wasm-run/cuda,weft-tensor/cuda",
@@ -185,6 +174,28 @@ fn test(repo: &Path) -> Result<()> {
         Ok(bin) => python_sdk_tests(repo, bin)?,
         Err(e) => eprintln!("xtask: WARNING: Python SDK tests skipped: no pytest ({e:#})"),
     }
+    lint(repo, mpi.is_ok())
+}
+
+/// cargo-nextest over the workspace where it is installed, else `cargo test`.
+fn test_runner(repo: &Path) -> Command {
+    let has_nextest = cargo(repo)
+        .args(["nextest", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    let mut cmd = cargo(repo);
+    if has_nextest {
+        cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]);
+    } else {
+        eprintln!("xtask: cargo-nextest not installed; using cargo test");
+        cmd.args(["test", "--workspace", "--no-fail-fast"]);
+    }
+    cmd
+}
+
+/// Formatting checked, and every feature the tests build linted; a warning fails CI.
+fn lint(repo: &Path, mpi: bool) -> Result<()> {
     // Doc tests are not run by nextest; the workspace has none that run, so nothing is skipped.
     run(cargo(repo).args(["fmt", "--all", "--", "--check"]))?;
     // Every feature the tests build, linted; a warning fails CI.
@@ -198,7 +209,7 @@ fn test(repo: &Path) -> Result<()> {
         "--features",
         "wasm-run/s3,wasm-run/kube,wasm-run/postgres,weft-store/postgres",
     ]);
-    if mpi.is_ok() {
+    if mpi {
         clippy.args([
             "--features",
             "weft-collective/mpi,weft-collective/nccl,weft-runtime/mpi,wasm-run/mpi,wasm-run/nccl",
