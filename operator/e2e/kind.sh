@@ -5,7 +5,9 @@
 #
 # It builds the image, loads it into kind, installs the chart with MinIO as the artifact store,
 # stores the example's components and data by digest, runs the iris pipeline as a PipelineRun,
-# serves the model it trains as an InferenceService, and queries it over V2.
+# serves the model it trains as an InferenceService, queries it over V2, and trains the iris
+# MLP as a TrainJob of 2 worker pods of 2 MPI ranks each (engine mpi: the MPI image's launcher
+# and workers, reached over ssh through a headless Service).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CLUSTER=${CLUSTER:-weft-e2e}
@@ -22,7 +24,11 @@ fi
 
 step "image"
 docker build -t "$IMAGE" .
-[[ -n "${USE_CURRENT_CONTEXT:-}" ]] || kind load docker-image "$IMAGE" --name "$CLUSTER"
+# The chart's default MPI image is the image's tag with `-mpi`.
+docker build -f Dockerfile.mpi -t "$IMAGE-mpi" .
+if [[ -z "${USE_CURRENT_CONTEXT:-}" ]]; then
+  kind load docker-image "$IMAGE" "$IMAGE-mpi" --name "$CLUSTER"
+fi
 
 step "MinIO (the S3-compatible artifact store)"
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f -
@@ -49,7 +55,7 @@ export AWS_ACCESS_KEY_ID=weft AWS_SECRET_ACCESS_KEY=weftweft AWS_REGION=us-east-
   AWS_ENDPOINT_URL=http://127.0.0.1:9000 AWS_ALLOW_HTTP=true
 WASM_RUN="cargo run -q --release -p wasm-run --features s3 -- --artifact-store s3://weft/artifacts"
 declare -A DIGEST
-for c in csv-transform split standardize train-logreg evaluate publish iris-predictor; do
+for c in csv-transform split standardize train-logreg evaluate publish iris-predictor train-mlp; do
   DIGEST[$c]=$($WASM_RUN artifacts put "target/wasm-guests/components/$c.wasm")
 done
 sed -e "s#source: ../../../target/wasm-guests/components/\(.*\)\.wasm#source: COMPONENT_\1#" \
@@ -88,4 +94,30 @@ kubectl -n "$NS" wait inferenceservice/iris --for=condition=Ready --timeout=180s
 kubectl -n "$NS" run v2-client --rm -i --restart=Never --image=curlimages/curl -- \
   curl -sf http://iris/v2/models/iris/infer -H 'Content-Type: application/json' \
   -d '{"inputs":[{"name":"input","datatype":"FP32","shape":[1,4],"data":[-0.9,1.0,-1.3,-1.3]}]}'
-echo; step "passed"
+echo
+
+step "distributed training: a TrainJob on 2 worker pods (engine mpi)"
+kubectl -n "$NS" apply -f - <<YAML
+apiVersion: weft.dev/v1alpha1
+kind: TrainJob
+metadata: {name: iris-mpi}
+spec:
+  trainer:
+    component: "${DIGEST[train-mlp]}"
+    params: {label: species, epochs: 200, learning_rate: 0.05, optimizer: sgd}
+    numNodes: 2
+    numProcPerNode: 2
+    engine: mpi
+    resourcesPerNode: {cpu: 500m, memory: 512Mi}
+  initializer:
+    dataset: {digest: "$DATA"}
+  checkpoint: {everySteps: 20}
+  runPolicy: {scheduleTimeoutSeconds: 300}
+YAML
+kubectl -n "$NS" wait trainjob/iris-mpi --for=jsonpath='{.status.state}'=Complete --timeout=600s
+kubectl -n "$NS" get trainjob iris-mpi -o jsonpath='{.status.trainerStatus}'; echo
+# The gang's workers are released once it ends; the launcher's log shows all 4 ranks.
+kubectl -n "$NS" wait job/iris-mpi-node --for=delete --timeout=60s
+kubectl -n "$NS" logs job/iris-mpi-runner | grep -q "4 workers"
+
+step "passed"

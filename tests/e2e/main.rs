@@ -34,6 +34,8 @@ mod support;
 mod task_pods;
 mod tensors;
 mod train;
+#[cfg(all(feature = "mpi", feature = "s3"))]
+mod train_hosts;
 mod train_mpi;
 mod transform;
 mod tune;

@@ -110,7 +110,7 @@ fn test(repo: &Path) -> Result<()> {
     // fail clearly without a GPU; run on one where a GPU is).
     let mpi = install_openmpi();
     if let (true, Err(e)) = (strict, &mpi) {
-        bail!("CI: could not install OpenMPI (libopenmpi-dev, openmpi-bin) for the MPI engine's tests: {e:#}");
+        bail!("CI: could not install OpenMPI and OpenSSH for the MPI engine's tests: {e:#}");
     }
     // A PostgreSQL server on loopback, for the metadata store's PostgreSQL backend.
     let postgres = Postgres::start(&target_dir(repo));
@@ -219,24 +219,33 @@ fn lint(repo: &Path, mpi: bool) -> Result<()> {
 }
 
 /// Debian's OpenMPI (installed when missing): `mpicc` for building rsmpi, `mpirun` for the
-/// tests.
+/// tests; and OpenSSH and iproute2, for the gang across hosts (sshd in network namespaces, as
+/// in the operator's worker pods).
 fn install_openmpi() -> Result<()> {
-    let found = |p: &str| Path::new(p).exists();
-    if !(found("/usr/bin/mpicc") && found("/usr/bin/mpirun")) {
+    const PACKAGES: [&str; 5] = [
+        "libopenmpi-dev",
+        "openmpi-bin",
+        "openssh-server",
+        "openssh-client",
+        "iproute2",
+    ];
+    const FILES: [&str; 5] = [
+        "/usr/bin/mpicc",
+        "/usr/bin/mpirun",
+        "/usr/sbin/sshd",
+        "/usr/bin/ssh",
+        "/usr/bin/unshare",
+    ];
+    let found = |p: &&str| Path::new(p).exists();
+    let has_ip = Command::new("ip").arg("-V").output().is_ok();
+    if !(FILES.iter().all(found) && has_ip) {
         apt(&["update", "-q"])?;
-        apt(&[
-            "install",
-            "-y",
-            "-q",
-            "--no-install-recommends",
-            "libopenmpi-dev",
-            "openmpi-bin",
-        ])?;
+        let mut args = vec!["install", "-y", "-q", "--no-install-recommends"];
+        args.extend(PACKAGES);
+        apt(&args)?;
     }
-    for p in ["/usr/bin/mpicc", "/usr/bin/mpirun"] {
-        if !found(p) {
-            bail!("installed libopenmpi-dev and openmpi-bin but {p} is missing");
-        }
+    if let Some(p) = FILES.iter().find(|p| !found(p)) {
+        bail!("installed {} but {p} is missing", PACKAGES.join(", "));
     }
     Ok(())
 }

@@ -18,6 +18,14 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
 
+{{- define "weft.mpiImage" -}}
+{{- if .Values.mpi.image.repository -}}
+{{ .Values.mpi.image.repository }}:{{ .Values.mpi.image.tag | default .Chart.AppVersion }}
+{{- else -}}
+{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}-mpi
+{{- end -}}
+{{- end -}}
+
 {{/* The UI's own name label, so the operator's selector never matches its pods. */}}
 {{- define "weft.uiSelector" -}}
 app.kubernetes.io/name: {{ include "weft.name" . }}-ui

@@ -105,7 +105,10 @@ fn mpirun() -> Result<PathBuf> {
 impl GangLauncher for Mpirun {
     fn supports(&self, engine: CollectiveEngine) -> std::result::Result<(), String> {
         match engine {
-            CollectiveEngine::Nccl => crate::train::nccl_here().map(|_| ()),
+            // Ranks on other hosts find their GPUs there (a rank without one fails saying so).
+            CollectiveEngine::Nccl if self.hostfile.is_none() => {
+                crate::train::nccl_here().map(|_| ())
+            }
             _ => Ok(()),
         }
     }
@@ -123,7 +126,7 @@ impl GangLauncher for Mpirun {
         cmd.args(["-np", &workers.to_string(), "--bind-to", "none"]);
         match &self.hostfile {
             // The hosts and their slots, as the user gave them.
-            Some(file) => cmd.arg("--hostfile").arg(file),
+            Some(file) => across_hosts(cmd.arg("--hostfile").arg(file)),
             // One machine: as many ranks as asked whatever its cores.
             None => cmd.arg("--oversubscribe"),
         };
@@ -177,6 +180,30 @@ impl GangLauncher for Mpirun {
         }
         Ok(status)
     }
+}
+
+/// What ranks on other hosts need that ranks here inherit: mpirun passes its own
+/// environment only to local ranks, and ssh sessions start with none, so the artifact
+/// store's settings (`AWS_*`) and `RUST_LOG` are exported with `-x` (by name: values stay out
+/// of the command line). Hostnames are kept whole (a worker pod's `NAME.SERVICE` would
+/// otherwise be cut at its first dot), and only the launcher starts daemons over ssh: the
+/// workers hold no client key.
+fn across_hosts(cmd: &mut Command) -> &mut Command {
+    for (var, value) in [
+        ("OMPI_MCA_orte_keep_fqdn_hostnames", "true"),
+        ("OMPI_MCA_plm_rsh_no_tree_spawn", "1"),
+    ] {
+        if std::env::var_os(var).is_none() {
+            cmd.env(var, value);
+        }
+    }
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("AWS_") || name == "RUST_LOG" {
+            cmd.args(["-x", name]);
+        }
+    }
+    cmd
 }
 
 /// Stops the job: SIGTERM, which mpirun passes to its ranks (SIGKILL would leave them

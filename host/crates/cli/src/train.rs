@@ -84,7 +84,7 @@ pub fn train(home: &Home, args: TrainArgs) -> Result<ExitCode> {
         }
     };
     let job = &doc.value;
-    let workers = match workers(job, args.workers) {
+    let workers = match workers(job, args.workers, args.hostfile.is_some()) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("error: {}: {e}", file.display());
@@ -179,7 +179,7 @@ fn load(file: &Path, text: &str) -> Result<Document<TrainJob>, Vec<weft_spec::Sp
 /// The gang's size: the spec's, or `--workers` where it fits; an engine this build cannot
 /// run is refused, never replaced by another. On one machine, numNodes × numProcPerNode
 /// ranks of engine mpi are all local processes (`mpirun -np N`).
-fn workers(job: &TrainJob, asked: Option<u32>) -> Result<u32, String> {
+fn workers(job: &TrainJob, asked: Option<u32>, on_hosts: bool) -> Result<u32, String> {
     let world = job.spec.world_size();
     match job.spec.engine() {
         CollectiveEngine::Mpi if !cfg!(feature = "mpi") => {
@@ -191,6 +191,9 @@ fn workers(job: &TrainJob, asked: Option<u32>) -> Result<u32, String> {
                 }
             ))
         }
+        // On the hosts of a hostfile (a launcher pod with no GPU of its own, say), each rank
+        // finds its GPU, or says why not, where it runs.
+        CollectiveEngine::Nccl if on_hosts => {}
         CollectiveEngine::Nccl => {
             // On one machine every rank is local, and each needs a GPU of its own.
             let gpus = nccl_here()?;

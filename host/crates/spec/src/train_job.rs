@@ -158,7 +158,17 @@ pub struct RunPolicy {
     /// Do not start (on Kubernetes: stop and keep the job, to resume later).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspend: bool,
+    /// On Kubernetes, a gang of several pods (engine mpi or nccl): how long its worker pods
+    /// may take to be all ready (scheduled, pulled, sshd listening) before the job fails and
+    /// releases the ones that were; all start or none (default 300). Kubeflow's
+    /// `schedulingPolicy.scheduleTimeoutSeconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub schedule_timeout_seconds: Option<u64>,
 }
+
+/// A gang's wait for its workers when `scheduleTimeoutSeconds` is not given.
+pub const DEFAULT_SCHEDULE_TIMEOUT_SECONDS: u64 = 300;
 
 fn backoff_limit() -> u32 {
     3
@@ -170,6 +180,7 @@ impl Default for RunPolicy {
             backoff_limit: backoff_limit(),
             active_deadline_seconds: None,
             suspend: false,
+            schedule_timeout_seconds: None,
         }
     }
 }

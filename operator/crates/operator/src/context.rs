@@ -15,6 +15,10 @@ pub const RUNNER: &str = "weft-runner";
 pub struct Config {
     /// The image with `wasm-run` that runner Jobs and serving pods run.
     pub image: String,
+    /// The image with OpenMPI and sshd beside a `wasm-run` built with `mpi` (the Dockerfile's
+    /// `mpi` target): launcher and workers of a TrainJob whose ranks span pods. None: such
+    /// jobs fail, saying so.
+    pub mpi_image: Option<String>,
     /// `--artifact-store` for runners and servers (e.g. `s3://bucket/weft`); None keeps
     /// artifacts on the runner's volume.
     pub artifact_store: Option<String>,
@@ -42,6 +46,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             image: "ghcr.io/weft-dev/wasm-run:latest".into(),
+            mpi_image: None,
             artifact_store: None,
             store_secret: None,
             metadata_secret: None,

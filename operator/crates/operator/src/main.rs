@@ -45,6 +45,10 @@ struct RunArgs {
         default_value = "ghcr.io/weft-dev/wasm-run:latest"
     )]
     image: String,
+    /// The image (OpenMPI, sshd and a `wasm-run` with `mpi`) of the launcher and workers of
+    /// TrainJobs whose ranks span pods.
+    #[arg(long, env = "WEFT_MPI_IMAGE")]
+    mpi_image: Option<String>,
     /// The artifact store runners and servers use, e.g. s3://bucket/prefix.
     #[arg(long, env = "WEFT_ARTIFACT_STORE")]
     artifact_store: Option<String>,
@@ -148,6 +152,7 @@ async fn run(args: RunArgs) -> Result<()> {
         metrics.clone(),
         Config {
             image: args.image,
+            mpi_image: args.mpi_image,
             artifact_store: args.artifact_store,
             store_secret: args.store_secret,
             metadata_secret: args.metadata_secret,

@@ -82,7 +82,10 @@ fn the_cluster_role_grants_what_the_controllers_use_and_nothing_broad() {
         ("", "serviceaccounts", "patch"),
         ("rbac.authorization.k8s.io", "rolebindings", "patch"),
         ("rbac.authorization.k8s.io", "clusterroles", "bind"),
-        // The TrainJob controller (src/trainjob.rs).
+        // The TrainJob controller (src/trainjob/): an MPI gang's keys, Service and workers.
+        ("", "secrets", "create"),
+        ("", "services", "create"),
+        ("", "services", "delete"),
         ("weft.dev", "trainjobs", "watch"),
         ("weft.dev", "trainjobs", "patch"),
         ("weft.dev", "trainjobs/status", "patch"),
@@ -106,7 +109,18 @@ fn the_cluster_role_grants_what_the_controllers_use_and_nothing_broad() {
     }
     let text = serde_json::to_string(&rules).unwrap();
     assert!(!text.contains("\"*\""), "a wildcard in {text}");
-    assert!(!text.contains("secrets"), "secrets access in {text}");
+    // Secrets: created (a gang's ssh keys), never read.
+    let secrets: Vec<&serde_json::Value> = rules
+        .iter()
+        .filter(|r| r["resources"].to_string().contains("secrets"))
+        .collect();
+    assert_eq!(secrets.len(), 1, "{text}");
+    assert_eq!(secrets[0]["verbs"], serde_json::json!(["create"]), "{text}");
+    assert_eq!(
+        secrets[0]["resources"],
+        serde_json::json!(["secrets"]),
+        "{text}"
+    );
     assert!(
         !granted(&rules, "weft.dev", "pipelines", "patch"),
         "pipelines are read-only"
@@ -217,7 +231,7 @@ fn the_dockerfile_passes_hadolint() {
         tool_missing("hadolint not installed: not run (cargo xtask test installs it)");
         return;
     };
-    for file in ["Dockerfile", "Dockerfile.notebook"] {
+    for file in ["Dockerfile", "Dockerfile.notebook", "Dockerfile.mpi"] {
         let out = Command::new(&hadolint).arg(repo(file)).output().unwrap();
         assert!(
             out.status.success(),
@@ -241,7 +255,7 @@ fn the_images_pin_what_the_code_pins() {
         .unwrap()
         .trim_matches('"');
     let notebook = read("Dockerfile.notebook");
-    for file in ["Dockerfile", "Dockerfile.notebook"] {
+    for file in ["Dockerfile", "Dockerfile.notebook", "Dockerfile.mpi"] {
         assert!(
             read(file).contains(&format!("FROM rust:{channel}-bookworm AS build")),
             "{file} must build with rust {channel}"
@@ -286,6 +300,7 @@ fn the_chart_renders_and_lints_with_helms_engine_and_its_manifests_are_valid() {
         "homePvc": "weft-home",
         "runnerServiceAccount": "my-runner",
         "image": {"tag": "v9", "pullPolicy": "Always"},
+        "mpi": {"image": {"repository": "registry.example/weft-mpi", "tag": "v9"}},
         "ui": {"tokenSecret": "weft-ui-token", "port": 9000},
         "notebooks": {"profile": {
             "image": {"repository": "registry.example/lab", "tag": "v3", "pullPolicy": "Always"},
@@ -377,6 +392,13 @@ fn the_chart_renders_and_lints_with_helms_engine_and_its_manifests_are_valid() {
         ] {
             assert!(env.contains(var), "{label}: {var} not in {env}");
         }
+        // The MPI gang's image: the chart's image tagged `-mpi`, or the one given.
+        let mpi = match label {
+            "everything" => "registry.example/weft-mpi:v9",
+            _ => "ghcr.io/weft-dev/weft:0.1.0-mpi",
+        };
+        let var = format!(r#"{{"name":"WEFT_MPI_IMAGE","value":"{mpi}"}}"#);
+        assert!(env.contains(&var), "{label}: {var} not in {env}");
         if label == "everything" {
             assert_eq!(deployment["spec"]["replicas"], 2);
             for wanted in [

@@ -1,87 +1,16 @@
 //! The TrainJob controller against a scripted API server: the spec ConfigMap and the runner
 //! Job (`wasm-run train` as a resumable run, in a pod asking for resourcesPerNode); a
-//! condition on every path: a refused child, an engine this operator lacks, suspend and
-//! resume, the runner's success and failure.
+//! condition on every path: a refused child, an engine this operator is not set up for,
+//! suspend and resume, the runner's success and failure.
+
+mod trainjob_support;
 
 use kube::runtime::controller::Action;
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::Duration;
+use trainjob_support::*;
 use weft_crd::TrainJob;
-use weft_kube_mock::{client, expect, within, Expect, Reply, Seen};
-use weft_operator::{trainjob, Config, Context};
-
-const NS: &str = "team-a";
-const TRAINJOBS: &str = "/apis/weft.dev/v1alpha1/namespaces/team-a/trainjobs";
-const JOB: &str = "/apis/batch/v1/namespaces/team-a/jobs/iris-runner";
-const PODS: &str = "/api/v1/namespaces/team-a/pods";
-const CONFIGMAP: &str = "/api/v1/namespaces/team-a/configmaps/iris-spec";
-const ACCOUNT: &str = "/api/v1/namespaces/team-a/serviceaccounts/weft-runner";
-const BINDING: &str =
-    "/apis/rbac.authorization.k8s.io/v1/namespaces/team-a/rolebindings/weft-runner";
-
-fn digest(byte: &str) -> String {
-    format!("sha256:{}", byte.repeat(32))
-}
-
-fn trainjob_object(status: Option<Value>) -> Value {
-    let mut o = json!({
-        "apiVersion": "weft.dev/v1alpha1",
-        "kind": "TrainJob",
-        "metadata": {"name": "iris", "namespace": NS, "uid": "7a6b5c4d-0000-1111-2222-333344445555",
-                     "generation": 1, "finalizers": [trainjob::FINALIZER]},
-        "spec": {
-            "trainer": {"component": digest("ab"), "params": {"label": "species", "epochs": 200},
-                        "numProcPerNode": 4,
-                        "resourcesPerNode": {"cpu": "4", "memory": "8Gi", "gpu": 1}},
-            "initializer": {"dataset": {"digest": digest("cd")}},
-            "checkpoint": {"everySteps": 20},
-        },
-    });
-    if let Some(s) = status {
-        o["status"] = s;
-    }
-    o
-}
-
-fn status_write(object: &Value) -> Expect {
-    expect(
-        "PATCH",
-        format!("{TRAINJOBS}/iris/status"),
-        Reply::MergeInto(object.clone()),
-    )
-}
-
-async fn reconcile(object: &Value, script: Vec<Expect>) -> (Action, Vec<Seen>) {
-    let (c, server) = client(script);
-    let ctx = Context::new(
-        c,
-        Default::default(),
-        Config {
-            image: "registry.example/wasm-run:test".into(),
-            artifact_store: Some("s3://bucket/weft".into()),
-            ..Default::default()
-        },
-    );
-    let tj: TrainJob = serde_json::from_value(object.clone()).unwrap();
-    let action = within(trainjob::reconcile(Arc::new(tj), ctx))
-        .await
-        .unwrap();
-    (action, server.finish().await)
-}
-
-fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
-    status["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == type_)
-        .unwrap_or_else(|| panic!("no {type_} condition in {status}"))
-}
-
-fn last_status(seen: &[Seen]) -> &Value {
-    &seen.last().unwrap().body["status"]
-}
+use weft_kube_mock::{expect, Reply};
 
 #[tokio::test]
 async fn a_new_job_gets_its_spec_and_a_runner_running_wasm_run_train_as_a_resumable_run() {
@@ -185,8 +114,8 @@ async fn a_refused_child_is_a_condition_and_is_tried_again() {
     );
 }
 
-/// Workers on several nodes (MPI) are not in this operator yet: the job fails saying so, and
-/// nothing is made.
+/// Ranks in several pods need the operator's MPI image: without one the job fails naming
+/// the setting, and nothing is made (the gang itself: trainjob_gang.rs).
 #[tokio::test]
 async fn a_job_this_operator_cannot_run_fails_naming_the_engine() {
     for (field, value) in [("numNodes", json!(2)), ("engine", json!("mpi"))] {
@@ -205,8 +134,9 @@ async fn a_job_this_operator_cannot_run_fails_naming_the_engine() {
             (&failed["status"], &failed["reason"]),
             (&json!("True"), &json!("EngineUnavailable"))
         );
+        let message = failed["message"].as_str().unwrap();
         assert!(
-            failed["message"].as_str().unwrap().contains("MPI engine"),
+            message.contains("MPI engine") && message.contains("--mpi-image"),
             "{failed}"
         );
     }

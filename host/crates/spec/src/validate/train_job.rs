@@ -113,11 +113,17 @@ pub fn validate_train_job(doc: &Document<TrainJob>) -> Result<(), Vec<SpecError>
             "everySteps must be at least 1".into(),
         );
     }
-    if job.spec.run_policy.active_deadline_seconds == Some(0) {
-        err(
-            &["spec", "runPolicy", "activeDeadlineSeconds"],
-            "activeDeadlineSeconds must be at least 1".into(),
-        );
+    let policy = &job.spec.run_policy;
+    for (field, value) in [
+        ("activeDeadlineSeconds", policy.active_deadline_seconds),
+        ("scheduleTimeoutSeconds", policy.schedule_timeout_seconds),
+    ] {
+        if value == Some(0) {
+            err(
+                &["spec", "runPolicy", field],
+                format!("{field} must be at least 1"),
+            );
+        }
     }
     if let Some(init) = &job.spec.initializer {
         let mut inputs = Vec::new();

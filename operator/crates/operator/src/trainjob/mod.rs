@@ -1,13 +1,21 @@
-//! The TrainJob controller: a training job is one runner Job executing `wasm-run train` on the
-//! job file (a ConfigMap), its gang of workers instances on threads of that one pod, which
-//! requests the job's `resourcesPerNode`. The runner's pod restarting (the Job's own retries)
-//! resumes the run, whose gang restarts from its latest checkpoint.
+//! The TrainJob controller. A job on one node is one runner Job executing `wasm-run train` on
+//! the job file (a ConfigMap), its workers instances on threads of that pod, which requests
+//! the job's `resourcesPerNode`. A job whose ranks span pods (engine mpi or nccl, or more
+//! than one node) is an MPI gang ([`gang`]): worker pods running sshd, and the runner Job as
+//! the launcher whose mpirun starts the ranks on them. Either way the runner's pod restarting (the Job's
+//! own retries) resumes the run, whose gang restarts from its latest checkpoint.
 //!
 //! Conditions are set on every path (Trainer's pain point: a JobSet that could not be created
 //! left no condition at all): `Created` False with the API server's words when a child is
-//! refused, `Failed` with `EngineUnavailable` for what this operator cannot run yet (workers on
-//! several nodes, MPI, NCCL), `Suspended` while `runPolicy.suspend` holds (the runner is
-//! stopped; unsuspending resumes the run), then `Complete` or `Failed` from the runner's Job.
+//! refused, `Created` with the workers' readiness while a gang waits for them, `Failed` with
+//! `EngineUnavailable` for what this operator is not set up to run and `GangTimeout` for a
+//! gang whose workers were not all ready in time, `Suspended` while `runPolicy.suspend`
+//! holds (the runner and workers are stopped; unsuspending resumes the run), then `Complete`
+//! or `Failed` from the runner's Job.
+
+mod gang;
+
+pub use gang::{spans_pods, ROLE_LABEL};
 
 use crate::apply::{self, child_name, labels, owner};
 use crate::conditions;
@@ -25,7 +33,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 use weft_crd::{RunnerStatus, TrainJob, TrainJobStatus};
-use weft_spec::train_job::CollectiveEngine;
 
 pub const FINALIZER: &str = "weft.dev/trainjob";
 /// The label that ties a runner Job (and its pod) to its training job.
@@ -71,13 +78,16 @@ async fn apply_trainjob(tj: &TrainJob, ctx: &Context, ns: &str) -> Result<Action
     let mut next = current.clone();
     let action = if tj.spec.0.run_policy.suspend {
         apply::delete(&jobs, &job_name).await?;
+        if gang::spans_pods(tj) {
+            gang::release(tj, ctx, ns).await?;
+        }
         next.state = Some("Suspended".into());
         next.message = Some("Suspended: runPolicy.suspend is set; the runner is stopped".into());
         Action::await_change()
     } else {
         match jobs.get_opt(&job_name).await? {
             None => match start(tj, ctx, ns, &job_name).await {
-                Ok(Ok(())) => {
+                Ok(Started::Runner) => {
                     next.state = Some("Created".into());
                     next.message = None;
                     next.start_time = next.start_time.or_else(|| Some(now()));
@@ -87,7 +97,13 @@ async fn apply_trainjob(tj: &TrainJob, ctx: &Context, ns: &str) -> Result<Action
                     });
                     Action::requeue(Duration::from_secs(30))
                 }
-                Ok(Err(message)) => {
+                Ok(Started::Waiting(message)) => {
+                    next.state = Some("Created".into());
+                    next.message = Some(message);
+                    next.start_time = next.start_time.or_else(|| Some(now()));
+                    Action::requeue(Duration::from_secs(5))
+                }
+                Ok(Started::Refused(message)) => {
                     next.state = Some("Failed".into());
                     next.message = Some(message);
                     next.completion_time = Some(now());
@@ -105,7 +121,12 @@ async fn apply_trainjob(tj: &TrainJob, ctx: &Context, ns: &str) -> Result<Action
                 let exit = runner_exit(ctx, ns, &job_name).await?;
                 observe_job(&job, exit, &mut next);
                 match is_terminal(next.state.as_deref()) {
-                    true => Action::await_change(),
+                    true => {
+                        if gang::spans_pods(tj) {
+                            gang::release(tj, ctx, ns).await?;
+                        }
+                        Action::await_change()
+                    }
                     false => Action::requeue(Duration::from_secs(30)),
                 }
             }
@@ -115,33 +136,53 @@ async fn apply_trainjob(tj: &TrainJob, ctx: &Context, ns: &str) -> Result<Action
     Ok(action)
 }
 
+/// How far starting a job got.
+enum Started {
+    /// The runner (or the gang's launcher) is made.
+    Runner,
+    /// A gang waits for its workers: why, in words.
+    Waiting(String),
+    /// The job cannot run here, or its gang timed out: it fails with this message.
+    Refused(String),
+}
+
 /// Checks the job as this operator can run it, then applies the spec ConfigMap and the
-/// runner Job. `Ok(Err(message))`: the job cannot run here (it fails); `Err`: the API server
-/// refused a child.
-async fn start(
-    tj: &TrainJob,
-    ctx: &Context,
-    ns: &str,
-    job_name: &str,
-) -> Result<Result<(), String>, Error> {
-    let file = match spec_file(tj) {
-        Ok(f) => f,
-        Err(message) => return Ok(Err(message)),
+/// runner Job; for a gang, first its workers, the launcher only once they are all ready.
+/// `Err`: the API server refused a child.
+async fn start(tj: &TrainJob, ctx: &Context, ns: &str, job_name: &str) -> Result<Started, Error> {
+    let gang_image = match gang::spans_pods(tj).then(|| gang::check(tj, &ctx.config)) {
+        Some(Err(message)) => return Ok(Started::Refused(message)),
+        Some(Ok(image)) => Some(image),
+        None => None,
     };
+    let mut files = match spec_file(tj) {
+        Ok(f) => BTreeMap::from([(TRAINJOB_FILE.to_string(), f)]),
+        Err(message) => return Ok(Started::Refused(message)),
+    };
+    if gang_image.is_some() {
+        files.extend(gang::spec_files(tj));
+    }
     let cm_name = child_name(&tj.name_any(), "spec");
     let configmaps: Api<ConfigMap> = Api::namespaced(ctx.client.clone(), ns);
-    apply::apply(&configmaps, &cm_name, &spec_configmap(tj, &cm_name, file)).await?;
+    apply::apply(&configmaps, &cm_name, &spec_configmap(tj, &cm_name, files)).await?;
     if ctx.config.runner_service_account.is_none() {
         runner_account(ctx, ns).await?;
     }
+    let mut job = runner_job(tj, &ctx.config, job_name, &cm_name);
+    if let Some(image) = &gang_image {
+        match gang::workers(tj, ctx, ns, image, &cm_name).await? {
+            gang::Workers::Ready => {}
+            gang::Workers::Waiting(why) => return Ok(Started::Waiting(why)),
+            gang::Workers::TimedOut(why) => {
+                gang::release(tj, ctx, ns).await?;
+                return Ok(Started::Refused(why));
+            }
+        }
+        job = gang::launcher(job, tj, image);
+    }
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
-    apply::apply(
-        &jobs,
-        job_name,
-        &runner_job(tj, &ctx.config, job_name, &cm_name),
-    )
-    .await?;
-    Ok(Ok(()))
+    apply::apply(&jobs, job_name, &job).await?;
+    Ok(Started::Runner)
 }
 
 /// The run's id in the runner's metadata store: stable per job (name and uid), so a restarted
@@ -158,7 +199,7 @@ pub fn run_id(tj: &TrainJob) -> String {
 }
 
 /// `trainjob.yaml` for the runner, checked as `wasm-run train` checks it, and for what a pod
-/// can run: its component and inputs in the cluster, its workers in one pod.
+/// can run: its component and inputs in the cluster.
 fn spec_file(tj: &TrainJob) -> Result<String, String> {
     use weft_spec::train_job as spec;
     let s = &tj.spec.0;
@@ -170,13 +211,6 @@ fn spec_file(tj: &TrainJob) -> Result<String, String> {
                 in_cluster(&format!("initializer.{what}.path"), p)?;
             }
         }
-    }
-    if t.num_nodes > 1 || matches!(t.engine, CollectiveEngine::Mpi | CollectiveEngine::Nccl) {
-        return Err(format!(
-            "EngineUnavailable: numNodes {} with engine {}: this operator runs a job's workers in one pod (numNodes 1, engine local or auto); the MPI engine's ranks in several pods (an MPIJob-style launcher and workers) are not in the operator yet",
-            t.num_nodes,
-            t.engine.as_str()
-        ));
     }
     let local = spec::TrainJob {
         api_version: weft_spec::pipeline::API_VERSION.into(),
@@ -197,7 +231,7 @@ fn spec_file(tj: &TrainJob) -> Result<String, String> {
     Ok(yaml)
 }
 
-fn spec_configmap(tj: &TrainJob, name: &str, file: String) -> ConfigMap {
+fn spec_configmap(tj: &TrainJob, name: &str, files: BTreeMap<String, String>) -> ConfigMap {
     ConfigMap {
         metadata: ObjectMeta {
             name: Some(name.into()),
@@ -206,13 +240,14 @@ fn spec_configmap(tj: &TrainJob, name: &str, file: String) -> ConfigMap {
             owner_references: Some(vec![owner(tj)]),
             ..Default::default()
         },
-        data: Some(BTreeMap::from([(TRAINJOB_FILE.to_string(), file)])),
+        data: Some(files),
         ..Default::default()
     }
 }
 
 /// The runner Job: `wasm-run train` on the job file as the job's run (resumed by a restarted
-/// pod), in a pod requesting `resourcesPerNode`, writing `trainerStatus` as it goes.
+/// pod), in a pod requesting `resourcesPerNode` (unless it is a gang's launcher, whose ranks
+/// run on the workers), writing `trainerStatus` as it goes.
 pub fn runner_job(tj: &TrainJob, config: &crate::Config, name: &str, cm: &str) -> Job {
     let file = format!("{}/{TRAINJOB_FILE}", pods::SPEC_DIR);
     let run = run_id(tj);
@@ -221,7 +256,7 @@ pub fn runner_job(tj: &TrainJob, config: &crate::Config, name: &str, cm: &str) -
     let mut job = runner_job_of(tj, TRAINJOB_LABEL, config, name, cm, &command);
     let resources = tj.spec.0.trainer.resources_per_node.as_ref();
     let pod = job.spec.as_mut().and_then(|s| s.template.spec.as_mut());
-    if let (Some(pod), Some(r)) = (pod, resources) {
+    if let (Some(pod), Some(r), false) = (pod, resources, gang::spans_pods(tj)) {
         weft_crd::resources::request_resources(pod, r);
     }
     job

@@ -1,0 +1,348 @@
+//! The TrainJob controller's MPI gang against a scripted API server: the job's ssh keys made
+//! once, the headless Service, the worker pods (an Indexed Job running sshd), the launcher
+//! only once every worker is ready, the workers released when the gang times out, when the
+//! job ends and when it is suspended; and a job the operator is not set up for.
+
+mod trainjob_support;
+
+use kube::runtime::controller::Action;
+use serde_json::{json, Value};
+use std::time::Duration;
+use trainjob_support::*;
+use weft_kube_mock::{expect, Expect, Reply, Seen};
+use weft_operator::Config;
+
+const SECRETS: &str = "/api/v1/namespaces/team-a/secrets";
+const SERVICE: &str = "/api/v1/namespaces/team-a/services/iris-workers";
+const WORKERS: &str = "/apis/batch/v1/namespaces/team-a/jobs/iris-node";
+
+/// 2 nodes of 2 ranks on engine mpi, each node asking for a GPU.
+fn gang_object(status: Option<Value>) -> Value {
+    let mut o = trainjob_object(status);
+    let t = &mut o["spec"]["trainer"];
+    t["numNodes"] = json!(2);
+    t["numProcPerNode"] = json!(2);
+    t["engine"] = json!("mpi");
+    o
+}
+
+fn gang_config() -> Config {
+    Config {
+        mpi_image: Some("registry.example/wasm-run:test-mpi".into()),
+        ..config()
+    }
+}
+
+async fn gang_reconcile(object: &Value, script: Vec<Expect>) -> (Action, Vec<Seen>) {
+    reconcile_with(gang_config(), object, script).await
+}
+
+/// A worker pod: ready, or pending with the scheduler's words.
+fn worker_pod(i: u32, ready: bool) -> Value {
+    let conditions = match ready {
+        true => {
+            json!([{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"}])
+        }
+        false => json!([{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                         "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."}]),
+    };
+    json!({"metadata": {"name": format!("iris-node-{i}-x")}, "status": {"conditions": conditions}})
+}
+
+fn pod_list(pods: Vec<Value>) -> Reply {
+    Reply::Json(json!({"apiVersion": "v1", "kind": "PodList", "metadata": {}, "items": pods}))
+}
+
+/// The requests of a gang's start up to its workers' readiness: spec, runner account, keys
+/// (`keys`: the reply to the Secret's creation), Service, workers (`workers`: the Job's
+/// reply), the worker pods.
+fn gang_start(keys: Reply, workers: Reply, pods: Reply) -> Vec<Expect> {
+    let mut script = vec![
+        expect("GET", JOB, Reply::NotFound),
+        expect("PATCH", CONFIGMAP, Reply::Echo),
+        expect("PATCH", ACCOUNT, Reply::Echo),
+        expect("PATCH", BINDING, Reply::Echo),
+    ];
+    script.push(expect("POST", SECRETS, keys));
+    script.extend([
+        expect("PATCH", SERVICE, Reply::Echo),
+        expect("PATCH", WORKERS, workers),
+        expect("GET", PODS, pods),
+    ]);
+    script
+}
+
+/// The keys were made by an earlier reconcile: the API server says so.
+fn exists() -> Reply {
+    Reply::Refuse(
+        409,
+        "AlreadyExists",
+        "secrets \"iris-ssh\" already exists".into(),
+    )
+}
+
+fn strings(v: &Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_gang_makes_its_keys_service_and_workers_then_waits_for_them() {
+    let o = gang_object(None);
+    let mut script = gang_start(
+        Reply::Echo,
+        Reply::Echo,
+        pod_list(vec![worker_pod(0, true), worker_pod(1, false)]),
+    );
+    script.push(status_write(&o));
+    let (action, seen) = gang_reconcile(&o, script).await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(5)));
+    let by = |method: &str, path: &str| -> &Seen {
+        seen.iter()
+            .find(|s| s.method == method && s.path == path)
+            .unwrap()
+    };
+    // OpenMPI's hostfile: each worker's DNS name with numProcPerNode slots; sshd's and ssh's
+    // configs beside it.
+    let data = &by("PATCH", CONFIGMAP).body["data"];
+    assert_eq!(
+        data["hostfile"],
+        "iris-node-0.iris-workers slots=2\niris-node-1.iris-workers slots=2\n"
+    );
+    assert!(data["sshd_config"]
+        .as_str()
+        .unwrap()
+        .contains("HostKey /etc/weft-ssh/host_ed25519"));
+    assert!(data["ssh_config"]
+        .as_str()
+        .unwrap()
+        .contains("StrictHostKeyChecking yes"));
+    // The keys: made once, owned by the job.
+    let secret = &by("POST", SECRETS).body;
+    assert_eq!(secret["metadata"]["ownerReferences"][0]["kind"], "TrainJob");
+    let files = secret["stringData"].as_object().unwrap();
+    let mut names: Vec<&str> = files.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "authorized_keys",
+            "host_ed25519",
+            "id_ed25519",
+            "known_hosts"
+        ]
+    );
+    assert!(files["id_ed25519"]
+        .as_str()
+        .unwrap()
+        .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
+    // The headless Service, publishing workers before they are ready.
+    let svc = &by("PATCH", SERVICE).body["spec"];
+    assert_eq!(svc["clusterIP"], "None");
+    assert_eq!(svc["publishNotReadyAddresses"], true);
+    assert_eq!(svc["selector"]["weft.dev/role"], "worker");
+    // The workers: an Indexed Job of 2 pods in the Service's subdomain, sshd as the pod's
+    // user on the MPI image, each asking for the node's resources.
+    let workers = &by("PATCH", WORKERS).body["spec"];
+    assert_eq!(
+        (
+            &workers["completionMode"],
+            &workers["completions"],
+            &workers["parallelism"]
+        ),
+        (&json!("Indexed"), &json!(2), &json!(2))
+    );
+    let pod = &workers["template"]["spec"];
+    assert_eq!(pod["subdomain"], "iris-workers");
+    assert_eq!(
+        workers["template"]["metadata"]["labels"]["weft.dev/role"],
+        "worker"
+    );
+    let c = &pod["containers"][0];
+    assert_eq!(c["image"], "registry.example/wasm-run:test-mpi");
+    assert_eq!(
+        strings(&c["command"]),
+        ["/usr/sbin/sshd", "-D", "-e", "-f", "/etc/weft/sshd_config"]
+    );
+    assert_eq!(c["readinessProbe"]["tcpSocket"]["port"], 2222);
+    assert_eq!(c["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(c["resources"]["limits"]["nvidia.com/gpu"], "1");
+    let ssh = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "ssh")
+        .unwrap();
+    assert_eq!(ssh["secret"]["secretName"], "iris-ssh");
+    // Only the job's workers are counted.
+    let pods = by("GET", PODS);
+    assert!(
+        pods.query.contains("weft.dev%2Frole%3Dworker"),
+        "{}",
+        pods.query
+    );
+    // No launcher yet: the job says what it waits for.
+    assert!(!seen.iter().any(|s| s.path == JOB && s.method == "PATCH"));
+    let status = last_status(&seen);
+    assert_eq!(status["state"], "Created");
+    let created = condition(status, "Created");
+    let message = created["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("WaitingForWorkers: 1 of 2 worker pods ready")
+            && message.contains("iris-node-1-x: Unschedulable: 0/3 nodes are available"),
+        "{created}"
+    );
+}
+
+#[tokio::test]
+async fn the_launcher_starts_once_every_worker_is_ready() {
+    let o = gang_object(Some(json!({"state": "Created"})));
+    let mut script = gang_start(
+        exists(),
+        Reply::Echo,
+        pod_list(vec![worker_pod(0, true), worker_pod(1, true)]),
+    );
+    script.extend([expect("PATCH", JOB, Reply::Echo), status_write(&o)]);
+    // The keys exist (the workers read them): theirs stand, and the start goes on.
+    let (action, seen) = gang_reconcile(&o, script).await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(30)));
+    let job = &seen.iter().rfind(|s| s.path == JOB).unwrap().body;
+    let pod = &job["spec"]["template"]["spec"];
+    assert_eq!(
+        job["spec"]["template"]["metadata"]["labels"]["weft.dev/role"],
+        "launcher"
+    );
+    let c = &pod["containers"][0];
+    assert_eq!(c["image"], "registry.example/wasm-run:test-mpi");
+    let args = strings(&c["args"]);
+    let train = args.iter().position(|a| *a == "train").unwrap();
+    assert_eq!(
+        &args[train..],
+        [
+            "train",
+            "/etc/weft/trainjob.yaml",
+            "--run-id",
+            "trainjob-iris-7a6b5c4d",
+            "--kube-status",
+            "team-a/iris",
+            "--hostfile",
+            "/etc/weft/hostfile"
+        ]
+    );
+    assert!(args.contains(&"--artifact-store"));
+    let rsh = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "OMPI_MCA_plm_rsh_args")
+        .unwrap();
+    assert_eq!(rsh["value"], "-F /etc/weft/ssh_config");
+    // The ranks run on the workers: the launcher asks for no GPU.
+    assert!(c["resources"].is_null(), "{c}");
+    let status = last_status(&seen);
+    assert_eq!(status["runner"]["job"], "iris-runner");
+}
+
+/// All or none: workers not all ready within scheduleTimeoutSeconds fail the job with the
+/// scheduler's words, and the ones that started are released.
+#[tokio::test]
+async fn workers_not_ready_in_time_fail_the_job_and_are_released() {
+    let mut o = gang_object(Some(json!({"state": "Created"})));
+    o["spec"]["runPolicy"] = json!({"scheduleTimeoutSeconds": 60});
+    let made = Reply::Json(json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "iris-node", "namespace": NS,
+                     "creationTimestamp": "2026-01-01T00:00:00Z"}}));
+    let mut script = gang_start(
+        exists(),
+        made,
+        pod_list(vec![worker_pod(0, true), worker_pod(1, false)]),
+    );
+    script.extend([
+        expect("DELETE", WORKERS, Reply::Echo),
+        expect("DELETE", SERVICE, Reply::Echo),
+        status_write(&o),
+    ]);
+    let (action, seen) = gang_reconcile(&o, script).await;
+    assert_eq!(action, Action::await_change());
+    let status = last_status(&seen);
+    assert_eq!(status["state"], "Failed");
+    let failed = condition(status, "Failed");
+    assert_eq!(
+        (&failed["status"], &failed["reason"]),
+        (&json!("True"), &json!("GangTimeout"))
+    );
+    let message = failed["message"].as_str().unwrap();
+    assert!(
+        message.contains("1 of 2 worker pods ready")
+            && message.contains("Insufficient nvidia.com/gpu")
+            && message.contains("scheduleTimeoutSeconds 60"),
+        "{failed}"
+    );
+}
+
+fn runner(status: Value) -> Reply {
+    Reply::Json(json!({"apiVersion": "batch/v1", "kind": "Job",
+                       "metadata": {"name": "iris-runner", "namespace": NS}, "status": status}))
+}
+
+#[tokio::test]
+async fn an_ended_gang_releases_its_workers_and_a_suspended_one_stops_them() {
+    let o = gang_object(Some(json!({"state": "Running"})));
+    let done = json!({"conditions": [{"type": "Complete", "status": "True"}]});
+    let (action, seen) = gang_reconcile(
+        &o,
+        vec![
+            expect("GET", JOB, runner(done)),
+            expect("GET", PODS, pod_list(vec![])),
+            expect("DELETE", WORKERS, Reply::Echo),
+            expect("DELETE", SERVICE, Reply::Echo),
+            status_write(&o),
+        ],
+    )
+    .await;
+    assert_eq!(action, Action::await_change());
+    assert_eq!(last_status(&seen)["state"], "Complete");
+
+    let mut suspended = o.clone();
+    suspended["spec"]["runPolicy"] = json!({"suspend": true});
+    let (_, seen) = gang_reconcile(
+        &suspended,
+        vec![
+            expect("DELETE", JOB, Reply::Echo),
+            expect("DELETE", WORKERS, Reply::Echo),
+            expect("DELETE", SERVICE, Reply::Echo),
+            status_write(&suspended),
+        ],
+    )
+    .await;
+    assert_eq!(last_status(&seen)["state"], "Suspended");
+}
+
+/// Ranks in several pods share only the artifact store: an operator without one fails the
+/// job naming the setting, and makes nothing.
+#[tokio::test]
+async fn a_gang_needs_the_operators_artifact_store() {
+    let o = gang_object(None);
+    let config = Config {
+        artifact_store: None,
+        ..gang_config()
+    };
+    let (_, seen) = reconcile_with(
+        config,
+        &o,
+        vec![expect("GET", JOB, Reply::NotFound), status_write(&o)],
+    )
+    .await;
+    let failed = condition(last_status(&seen), "Failed");
+    assert_eq!(failed["reason"], "EngineUnavailable");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("--artifact-store"),
+        "{failed}"
+    );
+}
