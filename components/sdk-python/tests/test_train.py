@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 import weft
-from weft.train import InvalidTrainJob, build_train_job
+from weft.train import InvalidTrainJob, TrainJobFailed, build_train_job
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 IRIS = REPO / "examples" / "data" / "iris.csv"
@@ -91,3 +91,80 @@ def test_the_document_names_digests_and_paths_as_trainer_v2_does():
     assert doc["spec"]["initializer"]["dataset"] == {"digest": "sha256:" + "a" * 64}
     assert doc["spec"]["initializer"]["model"]["path"].endswith("m.safetensors")
     assert doc["spec"]["runPolicy"] == {"backoffLimit": 3}
+
+
+def _stored_bytes(wasm_run, store, digest, to):
+    other = weft.Client(home=str(to / "home"), wasm_run=wasm_run)
+    other._run("--artifact-store", f"file://{store}", "artifacts", "get", digest, "--to", str(to / "got"))
+    return [p.read_bytes() for p in (to / "got").rglob("*") if p.is_file()]
+
+
+def test_a_cluster_train_job_goes_by_digest_and_its_progress_is_followed(tmp_path, wasm_run, train_mlp, cluster):
+    """`Client(kube=True).train`, through the real `kubernetes` client against the stand-in API
+    server: checked here first (engine nccl is the cluster's business, not this machine's), the
+    trainer and dataset put into the store by digest, the TrainJob created, then followed
+    through the `trainerStatus` the job writes, to its end."""
+    import json
+    import threading
+
+    import jsonschema
+
+    fake, kubeconfig = cluster
+    store = tmp_path / "store"
+    client = weft.Client(home=str(tmp_path / "home"), wasm_run=wasm_run, kube=True, namespace="ml",
+                         artifact_store=f"file://{store}", kubeconfig=kubeconfig)
+    options = dict(params={"label": "species", "epochs": 200}, num_workers=2, num_nodes=2, engine="nccl",
+                   dataset=str(IRIS), checkpoint_every=20, resources_per_node={"gpu": 1}, schedule_timeout=120)
+    created = client.train("iris-kube", train_mlp, package_dir=str(tmp_path / "job"), wait=False, **options)
+    assert created.state == "Created" and created.progress_percentage is None
+
+    job = fake.objects[("ml", "trainjobs", "iris-kube")]
+    schema = json.loads((REPO / "schemas" / "trainjob.schema.json").read_text())
+    jsonschema.validate({k: job[k] for k in ("apiVersion", "kind", "spec")} | {"metadata": {"name": "iris-kube"}},
+                        schema)
+    spec = job["spec"]
+    assert (spec["trainer"]["numNodes"], spec["trainer"]["engine"]) == (2, "nccl")
+    assert spec["runPolicy"] == {"backoffLimit": 3, "scheduleTimeoutSeconds": 120}
+    component, dataset = spec["trainer"]["component"], spec["initializer"]["dataset"]
+    assert _stored_bytes(wasm_run, store, component, tmp_path / "c") == [pathlib.Path(train_mlp).read_bytes()]
+    assert _stored_bytes(wasm_run, store, dataset["digest"], tmp_path / "d") == [IRIS.read_bytes()]
+    assert "path" not in dataset
+
+    # The job reports as it runs; the client hands each new report on, then the end.
+    job["status"] = {"state": "Running", "trainerStatus": {
+        "progressPercentage": 40, "estimatedRemainingSeconds": 12, "lastUpdatedTime": "2026-12-04T10:00:00Z",
+        "metrics": [{"name": "loss", "value": "0.5"}]}}
+
+    def finish():
+        job["status"] = {"state": "Complete", "message": "Complete: the workers finished training",
+                         "trainerStatus": {"progressPercentage": 100, "lastUpdatedTime": "2026-12-04T10:00:09Z",
+                                           "metrics": [{"name": "loss", "value": "0.06"}]}}
+
+    timer = threading.Timer(1.5, finish)
+    timer.start()
+    seen = []
+    done = client.wait_for_train_job("iris-kube", timeout=30, on_progress=seen.append)
+    timer.join()
+    assert done.state == "Complete" and done.metrics == {"loss": 0.06}
+    assert seen[0] == {"progress_percentage": 40, "state": "Running", "estimated_remaining_seconds": 12,
+                       "metrics": {"loss": 0.5}}, seen
+    assert seen[-1]["progress_percentage"] == 100 and len(seen) == 2, seen
+
+    # Still going past the timeout: an error naming it and what it waits for.
+    job["status"] = {"state": "Created", "message": "WaitingForWorkers: 1 of 2 worker pods ready"}
+    with pytest.raises(TimeoutError, match="ml/iris-kube not finished.*1 of 2 worker pods ready"):
+        client.wait_for_train_job("iris-kube", timeout=0)
+    # A failed job raises with its message.
+    job["status"] = {"state": "Failed", "message": "GangTimeout: 1 of 2 worker pods ready after 300s"}
+    with pytest.raises(TrainJobFailed, match="iris-kube Failed: GangTimeout") as failed:
+        client.wait_for_train_job("iris-kube", timeout=30)
+    assert failed.value.result.state == "Failed"
+    assert client.get_train_job("iris-kube").message.startswith("GangTimeout")
+
+    # The same name again is refused by the cluster, named; a bad job never reaches it.
+    with pytest.raises(ValueError, match="TrainJob ml/iris-kube already exists"):
+        client.train("iris-kube", train_mlp, package_dir=str(tmp_path / "job"), wait=False, **options)
+    posts = [r for r in fake.requests if r[0] == "POST"]
+    with pytest.raises(InvalidTrainJob, match="numProcPerNode must be at least 1"):
+        client.train("bad", train_mlp, num_workers=0, package_dir=str(tmp_path / "bad"))
+    assert [r for r in fake.requests if r[0] == "POST"] == posts

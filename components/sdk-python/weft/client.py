@@ -227,7 +227,8 @@ class Client:
               dataset: Optional[str] = None, model: Optional[str] = None, checkpoint_every: Optional[int] = None,
               backoff_limit: int = 3, timeout: Optional[str] = None, memory: Optional[str] = None,
               num_nodes: int = 1, resources_per_node: Optional[Dict[str, Any]] = None, engine: str = "auto",
-              package_dir: Optional[str] = None, on_progress=None) -> RunResult:
+              package_dir: Optional[str] = None, on_progress=None, wait: bool = True,
+              wait_timeout: Optional[float] = None, schedule_timeout: Optional[int] = None):
         """Trains data-parallel, as Kubeflow's `TrainerClient.train`: `trainer` (a component
         importing `weft:tensor/collective`, such as components/train-mlp; a `.wasm` path or
         `sha256:<hex>`) runs as `num_workers` workers, each on its shard of `dataset` (a path or
@@ -237,18 +238,43 @@ class Client:
         train`, handing `on_progress` a dict per reported step (`step`, `total`, `metric`,
         `value`, `steps_per_second`, `workers`); returns the run (`RunResult`: metrics, the
         model artifact). A job `wasm-run` refuses raises `weft.train.InvalidTrainJob` with its
-        located error; one that fails raises `RunFailed`. On a cluster: not yet (the TrainJob
-        controller is to come)."""
+        located error; one that fails raises `RunFailed`.
+
+        On a cluster (`Client(kube=True)`) the job is checked here, its component and data go
+        into the artifact store by digest, and the TrainJob is created for the operator (its
+        workers in one pod, or with `num_nodes` > 1 or engine mpi/nccl an MPI gang of worker
+        pods, which must all be ready within `schedule_timeout` seconds). With `wait` (default)
+        this follows it, handing `on_progress` each new `trainerStatus` as a dict
+        (`progress_percentage`, `estimated_remaining_seconds`, `metrics`, `state`), up to
+        `wait_timeout` seconds (None: as long as it takes), and returns a
+        `weft.train.TrainJobResult`; one that fails raises `weft.train.TrainJobFailed`.
+        `wait=False` returns at once (`wait_for_train_job` follows it later)."""
         from . import train as training
 
-        if self._kube is not None:
-            raise NotImplementedError("Client(kube=True).train: the TrainJob controller is not in the operator yet; "
-                                      "train locally with Client()")
         return training.train(self, name, trainer, package_dir=package_dir, on_progress=on_progress,
+                              kube=self._kube, wait=wait, wait_timeout=wait_timeout,
                               params=params, num_workers=num_workers, dataset=dataset, model=model,
-                              checkpoint_every=checkpoint_every, backoff_limit=backoff_limit, timeout=timeout,
-                              memory=memory, num_nodes=num_nodes, resources_per_node=resources_per_node,
-                              engine=engine)
+                              checkpoint_every=checkpoint_every, backoff_limit=backoff_limit,
+                              timeout=timeout, memory=memory, num_nodes=num_nodes,
+                              resources_per_node=resources_per_node, engine=engine,
+                              schedule_timeout=schedule_timeout)
+
+    def get_train_job(self, name: str):
+        """The cluster's TrainJob `name` as its status has it (`weft.train.TrainJobResult`)."""
+        from .train import TrainJobResult
+
+        if self._kube is None:
+            raise ValueError("get_train_job reads a cluster's TrainJob: use Client(kube=True); "
+                             "a local training job is a run (get_run)")
+        return TrainJobResult.from_resource(self._kube.get(name, "trainjobs"))
+
+    def wait_for_train_job(self, name: str, timeout: Optional[float] = 3600, on_progress=None):
+        """Follows the cluster's TrainJob `name` to its end (see `train`)."""
+        from . import train as training
+
+        if self._kube is None:
+            raise ValueError("wait_for_train_job follows a cluster's TrainJob: use Client(kube=True)")
+        return training.wait_train_job(self._kube, name, timeout, on_progress=on_progress)
 
     def wait_for_experiment(self, name: str, timeout: Optional[float] = 3600):
         """Waits until the cluster's experiment has ended (a local one has ended already)."""

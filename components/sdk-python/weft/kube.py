@@ -16,6 +16,8 @@ GROUP, VERSION = "weft.dev", "v1alpha1"
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")
 #: Katib's ended experiment states.
 EXPERIMENT_TERMINAL = ("Succeeded", "Failed")
+#: Trainer's ended TrainJob states.
+TRAINJOB_TERMINAL = ("Complete", "Failed")
 
 
 def _api(kubeconfig: Optional[str]):
@@ -123,13 +125,35 @@ class KubeRuns:
         return value if value.startswith("sha256:") else self._put(os.path.join(base, value))
 
     def create_experiment(self, doc: Dict[str, Any]) -> Dict[str, Any]:
-        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Experiment",
+        return self._create(doc, "experiments")
+
+
+    # TrainJobs (weft.dev/v1alpha1 TrainJob: the operator runs its workers, in pods of their
+    # own when its ranks span nodes).
+
+    def stored_train_job(self, doc: Dict[str, Any], base: str) -> Dict[str, Any]:
+        """`doc` ready for the cluster: the trainer component and the initializer's paths
+        become digests in the store."""
+        doc = copy.deepcopy(doc)
+        trainer = doc["spec"]["trainer"]
+        trainer["component"] = self._digest(trainer["component"], base)
+        for ref in (doc["spec"].get("initializer") or {}).values():
+            path = ref.pop("path", None)
+            if path is not None:
+                ref["digest"] = self._put(os.path.join(base, path))
+        return doc
+
+    def create_train_job(self, doc: Dict[str, Any]) -> Dict[str, Any]:
+        return self._create(doc, "trainjobs")
+
+    def _create(self, doc: Dict[str, Any], plural: str) -> Dict[str, Any]:
+        body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": doc["kind"],
                 "metadata": {"name": doc["metadata"]["name"]}, "spec": doc["spec"]}
         try:
-            return self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, "experiments", body)
+            return self.api.create_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, body)
         except self._error as e:
             if e.status == 409:
-                raise ValueError(f"Experiment {self.namespace}/{doc['metadata']['name']} already exists: "
+                raise ValueError(f"{doc['kind']} {self.namespace}/{doc['metadata']['name']} already exists: "
                                  "delete it or choose another name") from None
             raise
 

@@ -1,12 +1,15 @@
 """`weft.Client().train(...)`: data-parallel training as a Kubeflow Trainer `TrainJob`, run with
 `wasm-run train` (the trainer component as a gang of workers with collectives and
 checkpoints). Like the Trainer SDK's `TrainerClient.train`, it writes the job, starts it and
-follows its progress; the result is the job's run."""
+follows its progress; the result is the job's run. On a cluster (`Client(kube=True)`) the
+component and data go into the artifact store by digest, the TrainJob is created for the
+operator, and its progress is read from the `trainerStatus` the job writes as it runs."""
 
 import json
 import os
 import subprocess
 import tempfile
+import time
 from typing import Any, Callable, Dict, List, Optional
 
 from . import yaml
@@ -25,7 +28,7 @@ def build_train_job(name: str, trainer: str, params: Optional[Dict[str, Any]] = 
                     model: Optional[str] = None, checkpoint_every: Optional[int] = None,
                     backoff_limit: int = 3, timeout: Optional[str] = None,
                     memory: Optional[str] = None, resources_per_node: Optional[Dict[str, Any]] = None,
-                    engine: str = "auto") -> Dict[str, Any]:
+                    engine: str = "auto", schedule_timeout: Optional[int] = None) -> Dict[str, Any]:
     """The TrainJob document. `trainer`: a `.wasm` component (absolute, or relative to where
     the file is written) or `sha256:<hex>` of a stored one; `dataset`/`model`: a path or a
     `sha256:` digest, given to every worker as input `train`/`model`."""
@@ -40,6 +43,8 @@ def build_train_job(name: str, trainer: str, params: Optional[Dict[str, Any]] = 
     if resources_per_node:
         t["resourcesPerNode"] = dict(resources_per_node)
     spec: Dict[str, Any] = {"trainer": t, "runPolicy": {"backoffLimit": backoff_limit}}
+    if schedule_timeout is not None:
+        spec["runPolicy"]["scheduleTimeoutSeconds"] = schedule_timeout
     init = {}
     for key, ref in (("dataset", dataset), ("model", model)):
         if ref is not None:
@@ -100,9 +105,73 @@ def run_train_job(cmd: List[str], path: str, workers: Optional[int] = None,
     return result
 
 
+class TrainJobResult:
+    """A TrainJob on the cluster as its status has it: `state` (`Created`, `Running`,
+    `Suspended`, `Complete`, `Failed`), `message`, `conditions`, and Trainer's progress
+    (`progress_percentage`, `estimated_remaining_seconds`, `metrics`: the latest value of
+    each)."""
+
+    def __init__(self, name: str, status: Dict[str, Any]):
+        self.name = name
+        self.state = status.get("state") or "Created"
+        self.message = status.get("message")
+        self.conditions = status.get("conditions") or []
+        trainer = status.get("trainerStatus") or {}
+        self.progress_percentage = trainer.get("progressPercentage")
+        self.estimated_remaining_seconds = trainer.get("estimatedRemainingSeconds")
+        self.metrics = {m["name"]: float(m["value"]) for m in trainer.get("metrics") or []}
+        self.updated = trainer.get("lastUpdatedTime")
+
+    @classmethod
+    def from_resource(cls, obj: Dict[str, Any]) -> "TrainJobResult":
+        return cls(obj["metadata"]["name"], obj.get("status") or {})
+
+    def __repr__(self):
+        return f"TrainJobResult({self.name!r}, state={self.state!r}, progress={self.progress_percentage})"
+
+
+class TrainJobFailed(RuntimeError):
+    """A TrainJob on the cluster that ended `Failed`: its message, and the result."""
+
+    def __init__(self, result: TrainJobResult):
+        super().__init__(f"TrainJob {result.name} Failed: {result.message}")
+        self.result = result
+
+
+def wait_train_job(kube, name: str, timeout: Optional[float], poll: float = 1.0,
+                   on_progress: Optional[Callable[[Dict[str, Any]], None]] = None) -> TrainJobResult:
+    """Follows the cluster's TrainJob until it ends, handing `on_progress` each new
+    `trainerStatus` (`progress_percentage`, `estimated_remaining_seconds`, `metrics`, `state`);
+    a job that fails raises `TrainJobFailed`, one still going after `timeout` seconds
+    `TimeoutError`."""
+    from .kube import TRAINJOB_TERMINAL
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    last = None
+    while True:
+        result = TrainJobResult.from_resource(kube.get(name, "trainjobs"))
+        seen = (result.updated, result.progress_percentage, result.state)
+        if on_progress is not None and result.updated is not None and seen != last:
+            on_progress({"progress_percentage": result.progress_percentage, "state": result.state,
+                         "estimated_remaining_seconds": result.estimated_remaining_seconds,
+                         "metrics": dict(result.metrics)})
+        last = seen
+        if result.state in TRAINJOB_TERMINAL:
+            if result.state == "Failed":
+                raise TrainJobFailed(result)
+            return result
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"TrainJob {kube.namespace}/{name} not finished after {timeout:.0f}s "
+                               f"(state {result.state}: {result.message})")
+        time.sleep(poll)
+
+
 def train(client, name: str, trainer: str, package_dir: Optional[str] = None,
-          on_progress: Optional[Callable[[Dict[str, Any]], None]] = None, **options):
-    """`Client.train`'s body: write the TrainJob to `package_dir/trainjob.yaml`, run it here."""
+          on_progress: Optional[Callable[[Dict[str, Any]], None]] = None, kube=None, wait: bool = True,
+          wait_timeout: Optional[float] = None, **options):
+    """`Client.train`'s body: write the TrainJob to `package_dir/trainjob.yaml`, checked by
+    `wasm-run train --validate`; run it here, or (`kube`, a `weft.kube.KubeRuns`) submit it to
+    the cluster and, with `wait`, follow it to its end."""
     directory = os.path.abspath(package_dir or os.path.join(tempfile.gettempdir(), f"weft-train-{name}"))
     os.makedirs(directory, exist_ok=True)
     if not str(trainer).startswith("sha256:"):
@@ -112,4 +181,16 @@ def train(client, name: str, trainer: str, package_dir: Optional[str] = None,
     with open(path, "w") as f:
         f.write(f"# Written by the weft Python SDK (weft.Client().train); run it with `wasm-run train {os.path.basename(path)}`.\n")
         f.write(yaml.dumps(doc))
-    return run_train_job(client._cmd(), path, on_progress=on_progress)
+    if kube is None:
+        return run_train_job(client._cmd(), path, on_progress=on_progress)
+    # Refused here, with its located error, before anything reaches the cluster.
+    checked = subprocess.run(client._cmd() + ["train", path, "--validate", "--for-cluster"],
+                             capture_output=True, text=True)
+    if checked.returncode != 0:
+        errors = checked.stderr.strip().splitlines()
+        error = next((e[len("error: "):] for e in reversed(errors) if e.startswith("error: ")), checked.stderr)
+        raise InvalidTrainJob(error, path)
+    created = kube.create_train_job(kube.stored_train_job(doc, directory))
+    if not wait:
+        return TrainJobResult.from_resource(created)
+    return wait_train_job(kube, name, wait_timeout, on_progress=on_progress)

@@ -32,6 +32,10 @@ pub struct TrainArgs {
     /// Only check the file; run nothing.
     #[arg(long)]
     validate: bool,
+    /// With --validate: check the job as a cluster runs it (its engine need not be in this
+    /// build or have this machine's GPUs: the operator's pods run it).
+    #[arg(long, requires = "validate")]
+    for_cluster: bool,
     /// The run's id (default: random). When that run exists, it is resumed instead (how a
     /// restarted runner pod carries on).
     #[arg(long)]
@@ -84,7 +88,9 @@ pub fn train(home: &Home, args: TrainArgs) -> Result<ExitCode> {
         }
     };
     let job = &doc.value;
-    let workers = match workers(job, args.workers, args.hostfile.is_some()) {
+    // Ranks elsewhere (a hostfile's hosts, a cluster's pods) check their engine where they run.
+    let elsewhere = args.hostfile.is_some() || args.for_cluster;
+    let workers = match workers(job, args.workers, elsewhere) {
         Ok(w) => w,
         Err(e) => {
             eprintln!("error: {}: {e}", file.display());
@@ -178,11 +184,12 @@ fn load(file: &Path, text: &str) -> Result<Document<TrainJob>, Vec<weft_spec::Sp
 
 /// The gang's size: the spec's, or `--workers` where it fits; an engine this build cannot
 /// run is refused, never replaced by another. On one machine, numNodes × numProcPerNode
-/// ranks of engine mpi are all local processes (`mpirun -np N`).
-fn workers(job: &TrainJob, asked: Option<u32>, on_hosts: bool) -> Result<u32, String> {
+/// ranks of engine mpi are all local processes (`mpirun -np N`); `elsewhere`, they run on
+/// other hosts (a hostfile's, a cluster's pods), which check their engine themselves.
+fn workers(job: &TrainJob, asked: Option<u32>, elsewhere: bool) -> Result<u32, String> {
     let world = job.spec.world_size();
     match job.spec.engine() {
-        CollectiveEngine::Mpi if !cfg!(feature = "mpi") => {
+        CollectiveEngine::Mpi if !cfg!(feature = "mpi") && !elsewhere => {
             return Err(format!(
                 "engine mpi is not in this build (wasm-run built without the `mpi` feature){}",
                 match job.spec.trainer.num_nodes {
@@ -193,7 +200,7 @@ fn workers(job: &TrainJob, asked: Option<u32>, on_hosts: bool) -> Result<u32, St
         }
         // On the hosts of a hostfile (a launcher pod with no GPU of its own, say), each rank
         // finds its GPU, or says why not, where it runs.
-        CollectiveEngine::Nccl if on_hosts => {}
+        CollectiveEngine::Nccl if elsewhere => {}
         CollectiveEngine::Nccl => {
             // On one machine every rank is local, and each needs a GPU of its own.
             let gpus = nccl_here()?;

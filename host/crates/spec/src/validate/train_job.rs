@@ -255,6 +255,13 @@ spec:
                 "everySteps must be at least 1",
             ),
             (
+                (
+                    "{everySteps: 20}",
+                    "{everySteps: 20}\n  runPolicy: {scheduleTimeoutSeconds: 0}",
+                ),
+                "scheduleTimeoutSeconds must be at least 1",
+            ),
+            (
                 ("{path: iris.csv}", "{path: a, digest: sha256:00}"),
                 "give exactly one of path, digest, or run",
             ),
