@@ -6,7 +6,7 @@
 mod trainjob_support;
 
 use kube::runtime::controller::Action;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::time::Duration;
 use trainjob_support::*;
 use weft_crd::TrainJob;
@@ -188,11 +188,6 @@ async fn suspend_stops_the_runner_and_resuming_starts_it_again() {
         (&suspended["status"], &suspended["reason"]),
         (&json!("False"), &json!("Resumed"))
     );
-}
-
-fn runner(status: Value) -> Reply {
-    Reply::Json(json!({"apiVersion": "batch/v1", "kind": "Job",
-                       "metadata": {"name": "iris-runner", "namespace": NS}, "status": status}))
 }
 
 fn pods(exit: Option<(i32, &str)>) -> Reply {

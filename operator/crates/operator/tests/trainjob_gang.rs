@@ -283,11 +283,6 @@ async fn workers_not_ready_in_time_fail_the_job_and_are_released() {
     );
 }
 
-fn runner(status: Value) -> Reply {
-    Reply::Json(json!({"apiVersion": "batch/v1", "kind": "Job",
-                       "metadata": {"name": "iris-runner", "namespace": NS}, "status": status}))
-}
-
 #[tokio::test]
 async fn an_ended_gang_releases_its_workers_and_a_suspended_one_stops_them() {
     let o = gang_object(Some(json!({"state": "Running"})));

@@ -89,3 +89,9 @@ pub fn condition<'a>(status: &'a Value, type_: &str) -> &'a Value {
 pub fn last_status(seen: &[Seen]) -> &Value {
     &seen.last().unwrap().body["status"]
 }
+
+/// The runner Job with this status.
+pub fn runner(status: Value) -> Reply {
+    Reply::Json(json!({"apiVersion": "batch/v1", "kind": "Job",
+                       "metadata": {"name": "iris-runner", "namespace": NS}, "status": status}))
+}
