@@ -186,8 +186,8 @@ impl GangLauncher for Mpirun {
 /// environment only to local ranks, and ssh sessions start with none, so the artifact
 /// store's settings (`AWS_*`) and `RUST_LOG` are exported with `-x` (by name: values stay out
 /// of the command line). Hostnames are kept whole (a worker pod's `NAME.SERVICE` would
-/// otherwise be cut at its first dot), and only the launcher starts daemons over ssh: the
-/// workers hold no client key.
+/// otherwise be cut at its first dot), and only the launcher starts daemons over ssh (the
+/// operator's workers hold no client key).
 fn across_hosts(cmd: &mut Command) -> &mut Command {
     for (var, value) in [
         ("OMPI_MCA_orte_keep_fqdn_hostnames", "true"),

@@ -307,8 +307,15 @@ impl ArtifactStore {
                 continue;
             };
             if pid != std::process::id() && !crate::lease::process_alive(pid) {
-                if let Err(e) = weft_tree::remove_tree(&entry.path()) {
-                    tracing::warn!(path = %entry.path().display(), error = %e, "could not remove a leftover scratch directory");
+                match weft_tree::remove_tree(&entry.path()) {
+                    // Another process sharing this home (a gang's ranks start together) swept
+                    // part of it first.
+                    Err(weft_tree::TreeError::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        tracing::warn!(path = %entry.path().display(), error = %e, "could not remove a leftover scratch directory")
+                    }
+                    Ok(()) => {}
                 }
             }
         }

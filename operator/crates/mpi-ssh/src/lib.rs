@@ -109,7 +109,8 @@ X11Forwarding no
 }
 
 /// The launcher's ssh config (OpenMPI's `plm_rsh_args` gives it with `-F`): the job's key,
-/// the workers' host key checked, never a prompt; retries while a worker's DNS record is new.
+/// the workers' host key checked, never a prompt; a connection refused or timed out is tried
+/// again (a worker's sshd restarting).
 pub fn ssh_config(keys_dir: &str, port: u16) -> String {
     format!(
         "# Weft MPI launcher: reaches the job's workers only.

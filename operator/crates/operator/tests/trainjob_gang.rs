@@ -14,6 +14,7 @@ use weft_operator::Config;
 
 const SECRETS: &str = "/api/v1/namespaces/team-a/secrets";
 const SERVICE: &str = "/api/v1/namespaces/team-a/services/iris-workers";
+const SECRET_NAME: &str = "iris-ssh-7a6b5c4d";
 const WORKERS: &str = "/apis/batch/v1/namespaces/team-a/jobs/iris-node";
 
 /// 2 nodes of 2 ranks on engine mpi, each node asking for a GPU.
@@ -54,30 +55,46 @@ fn pod_list(pods: Vec<Value>) -> Reply {
 }
 
 /// The requests of a gang's start up to its workers' readiness: spec, runner account, keys
-/// (`keys`: the reply to the Secret's creation), Service, workers (`workers`: the Job's
-/// reply), the worker pods.
-fn gang_start(keys: Reply, workers: Reply, pods: Reply) -> Vec<Expect> {
+/// (`keys`: the reply to the Secret's creation), Service, workers (`workers`: the Job that
+/// exists, or None: it is made), the worker pods.
+fn gang_start(keys: Reply, workers: Option<Value>, pods: Reply) -> Vec<Expect> {
     let mut script = vec![
         expect("GET", JOB, Reply::NotFound),
         expect("PATCH", CONFIGMAP, Reply::Echo),
         expect("PATCH", ACCOUNT, Reply::Echo),
         expect("PATCH", BINDING, Reply::Echo),
-    ];
-    script.push(expect("POST", SECRETS, keys));
-    script.extend([
+        expect("POST", SECRETS, keys),
         expect("PATCH", SERVICE, Reply::Echo),
-        expect("PATCH", WORKERS, workers),
-        expect("GET", PODS, pods),
-    ]);
+    ];
+    match workers {
+        Some(job) => script.push(expect("GET", WORKERS, Reply::Json(job))),
+        None => script.extend([
+            expect("GET", WORKERS, Reply::NotFound),
+            expect("PATCH", WORKERS, Reply::Echo),
+        ]),
+    }
+    script.push(expect("GET", PODS, pods));
     script
 }
+
+/// The workers Job as the API server has it: made at `created`, owned by the TrainJob of
+/// `owner_uid`.
+fn workers_job(created: &str, owner_uid: &str) -> Value {
+    json!({"apiVersion": "batch/v1", "kind": "Job",
+           "metadata": {"name": "iris-node", "namespace": NS, "uid": "w-0001",
+                        "creationTimestamp": created,
+                        "ownerReferences": [{"apiVersion": "weft.dev/v1alpha1", "kind": "TrainJob",
+                                             "name": "iris", "uid": owner_uid, "controller": true}]}})
+}
+
+const UID: &str = "7a6b5c4d-0000-1111-2222-333344445555";
 
 /// The keys were made by an earlier reconcile: the API server says so.
 fn exists() -> Reply {
     Reply::Refuse(
         409,
         "AlreadyExists",
-        "secrets \"iris-ssh\" already exists".into(),
+        format!("secrets \"{SECRET_NAME}\" already exists"),
     )
 }
 
@@ -94,7 +111,7 @@ async fn a_gang_makes_its_keys_service_and_workers_then_waits_for_them() {
     let o = gang_object(None);
     let mut script = gang_start(
         Reply::Echo,
-        Reply::Echo,
+        None,
         pod_list(vec![worker_pod(0, true), worker_pod(1, false)]),
     );
     script.push(status_write(&o));
@@ -120,8 +137,9 @@ async fn a_gang_makes_its_keys_service_and_workers_then_waits_for_them() {
         .as_str()
         .unwrap()
         .contains("StrictHostKeyChecking yes"));
-    // The keys: made once, owned by the job.
+    // The keys: made once, owned by the job, named with its uid.
     let secret = &by("POST", SECRETS).body;
+    assert_eq!(secret["metadata"]["name"], SECRET_NAME);
     assert_eq!(secret["metadata"]["ownerReferences"][0]["kind"], "TrainJob");
     let files = secret["stringData"].as_object().unwrap();
     let mut names: Vec<&str> = files.keys().map(String::as_str).collect();
@@ -176,7 +194,22 @@ async fn a_gang_makes_its_keys_service_and_workers_then_waits_for_them() {
         .iter()
         .find(|v| v["name"] == "ssh")
         .unwrap();
-    assert_eq!(ssh["secret"]["secretName"], "iris-ssh");
+    assert_eq!(ssh["secret"]["secretName"], SECRET_NAME);
+    // A worker gets the host key and the launcher's public key, never the launcher's key.
+    let items: Vec<&Value> = ssh["secret"]["items"].as_array().unwrap().iter().collect();
+    assert_eq!(
+        items
+            .iter()
+            .map(|i| i["key"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["host_ed25519", "authorized_keys"]
+    );
+    assert_eq!(pod["restartPolicy"], "Never");
+    assert!(
+        c["volumeMounts"].to_string().contains("/dev/shm"),
+        "{}",
+        c["volumeMounts"]
+    );
     // Only the job's workers are counted.
     let pods = by("GET", PODS);
     assert!(
@@ -202,7 +235,7 @@ async fn the_launcher_starts_once_every_worker_is_ready() {
     let o = gang_object(Some(json!({"state": "Created"})));
     let mut script = gang_start(
         exists(),
-        Reply::Echo,
+        Some(workers_job("2026-12-04T10:00:00Z", UID)),
         pod_list(vec![worker_pod(0, true), worker_pod(1, true)]),
     );
     script.extend([expect("PATCH", JOB, Reply::Echo), status_write(&o)]);
@@ -217,6 +250,25 @@ async fn the_launcher_starts_once_every_worker_is_ready() {
     );
     let c = &pod["containers"][0];
     assert_eq!(c["image"], "registry.example/wasm-run:test-mpi");
+    // The launcher's key and the workers' host key to check, nothing else.
+    let ssh = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "ssh")
+        .unwrap();
+    assert_eq!(
+        ssh["secret"]["items"].to_string(),
+        r#"[{"key":"id_ed25519","path":"id_ed25519"},{"key":"known_hosts","path":"known_hosts"}]"#
+    );
+    // Only the pods of the workers Job that exists now are counted.
+    let pods = seen.iter().find(|s| s.path == PODS).unwrap();
+    assert!(
+        pods.query
+            .contains("batch.kubernetes.io%2Fcontroller-uid%3Dw-0001"),
+        "{}",
+        pods.query
+    );
     let args = strings(&c["args"]);
     let train = args.iter().position(|a| *a == "train").unwrap();
     assert_eq!(
@@ -252,12 +304,9 @@ async fn the_launcher_starts_once_every_worker_is_ready() {
 async fn workers_not_ready_in_time_fail_the_job_and_are_released() {
     let mut o = gang_object(Some(json!({"state": "Created"})));
     o["spec"]["runPolicy"] = json!({"scheduleTimeoutSeconds": 60});
-    let made = Reply::Json(json!({"apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": "iris-node", "namespace": NS,
-                     "creationTimestamp": "2026-01-01T00:00:00Z"}}));
     let mut script = gang_start(
         exists(),
-        made,
+        Some(workers_job("2026-01-01T00:00:00Z", UID)),
         pod_list(vec![worker_pod(0, true), worker_pod(1, false)]),
     );
     script.extend([
@@ -338,6 +387,104 @@ async fn a_gang_needs_the_operators_artifact_store() {
             .as_str()
             .unwrap()
             .contains("--artifact-store"),
+        "{failed}"
+    );
+}
+
+/// While the launcher runs, a workers Job that is gone (deleted, or failed for good) is made
+/// again, so the launcher's retry finds its hosts; one that is there is left alone.
+#[tokio::test]
+async fn a_running_gang_keeps_its_workers() {
+    let o = gang_object(Some(json!({"state": "Running"})));
+    let running = || runner(json!({"active": 1}));
+    let (action, seen) = gang_reconcile(
+        &o,
+        vec![
+            expect("GET", JOB, running()),
+            expect("GET", PODS, pod_list(vec![])),
+            expect("PATCH", SERVICE, Reply::Echo),
+            expect("GET", WORKERS, Reply::NotFound),
+            expect("PATCH", WORKERS, Reply::Echo),
+            status_write(&o),
+        ],
+    )
+    .await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(30)));
+    let made = &seen[4].body;
+    assert_eq!(made["spec"]["completionMode"], "Indexed");
+
+    let there = workers_job("2026-12-04T10:00:00Z", UID);
+    gang_reconcile(
+        &o,
+        vec![
+            expect("GET", JOB, running()),
+            expect("GET", PODS, pod_list(vec![])),
+            expect("PATCH", SERVICE, Reply::Echo),
+            expect("GET", WORKERS, Reply::Json(there)),
+            status_write(&o),
+        ],
+    )
+    .await;
+}
+
+/// The workers Job of an earlier TrainJob of the same name (deleted, its children not yet
+/// collected) is not this job's: its pods are not counted, and the job waits.
+#[tokio::test]
+async fn an_earlier_jobs_workers_are_not_taken_for_this_ones() {
+    let o = gang_object(Some(json!({"state": "Created"})));
+    let mut script = gang_start(
+        exists(),
+        Some(workers_job("2026-12-04T10:00:00Z", "0ld-0000")),
+        pod_list(vec![]),
+    );
+    script.pop(); // no pods are listed
+    script.push(status_write(&o));
+    let (action, seen) = gang_reconcile(&o, script).await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(5)));
+    let created = condition(last_status(&seen), "Created");
+    assert!(
+        created["message"]
+            .as_str()
+            .unwrap()
+            .contains("of an earlier job of this name is still being deleted"),
+        "{created}"
+    );
+}
+
+/// The workers' Service and hostnames are named after the job: a name that cannot be a DNS
+/// label is refused with the rule, before anything is made.
+#[tokio::test]
+async fn a_gang_whose_name_cannot_name_hosts_is_refused() {
+    let mut o = gang_object(None);
+    o["metadata"]["name"] = json!("iris.v2");
+    let (c, server) = weft_kube_mock::client(vec![
+        expect(
+            "GET",
+            "/apis/batch/v1/namespaces/team-a/jobs/iris.v2-runner",
+            Reply::NotFound,
+        ),
+        expect(
+            "PATCH",
+            format!("{TRAINJOBS}/iris.v2/status"),
+            Reply::MergeInto(o.clone()),
+        ),
+    ]);
+    let ctx = weft_operator::Context::new(c, Default::default(), gang_config());
+    let tj: weft_crd::TrainJob = serde_json::from_value(o).unwrap();
+    weft_kube_mock::within(weft_operator::trainjob::reconcile(
+        std::sync::Arc::new(tj),
+        ctx,
+    ))
+    .await
+    .unwrap();
+    let seen = server.finish().await;
+    let failed = condition(last_status(&seen), "Failed");
+    assert_eq!(failed["reason"], "InvalidSpec");
+    assert!(
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("must be a DNS label"),
         "{failed}"
     );
 }

@@ -14,10 +14,12 @@
 use crate::apply::{self, child_name, labels, owner};
 use crate::pods;
 use crate::{Config, Context, Error};
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
+};
 use k8s_openapi::api::core::v1::{
-    ContainerPort, EnvVar, Pod, PodTemplateSpec, Probe, SecretVolumeSource, Service, ServicePort,
-    ServiceSpec, TCPSocketAction, Volume, VolumeMount,
+    ContainerPort, EmptyDirVolumeSource, EnvVar, KeyToPath, Pod, PodTemplateSpec, Probe,
+    SecretVolumeSource, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -50,18 +52,50 @@ pub struct Names {
 impl Names {
     pub fn of(tj: &TrainJob) -> Names {
         let name = tj.name_any();
+        // A worker pod's hostname is `<workers>-<index>`, a DNS label: 63 characters at most.
+        let digits = tj
+            .spec
+            .0
+            .trainer
+            .num_nodes
+            .saturating_sub(1)
+            .to_string()
+            .len();
+        let keep = 63 - "-node".len() - 1 - digits;
+        let base = name.get(..keep).unwrap_or(&name);
+        // The keys carry the job's uid: a Secret left by an earlier job of the same name
+        // (awaiting garbage collection) is never taken for this one's.
+        let uid: String = tj
+            .uid()
+            .unwrap_or_default()
+            .chars()
+            .filter(|c| *c != '-')
+            .take(8)
+            .collect();
         Names {
-            workers: child_name(&name, "node"),
+            workers: child_name(base, "node"),
             service: child_name(&name, "workers"),
-            keys: child_name(&name, "ssh"),
+            keys: child_name(&name, &format!("ssh-{uid}")),
         }
     }
+}
+
+/// Whether `name` can name the workers' Service and hostnames: a DNS label (RFC 1035).
+fn dns_label(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// What this operator needs for a gang, or why it cannot run one (the job fails saying so).
 pub fn check(tj: &TrainJob, config: &Config) -> Result<String, String> {
     let t = &tj.spec.0.trainer;
     let what = format!("numNodes {} with engine {}", t.num_nodes, t.engine.as_str());
+    let name = tj.name_any();
+    if !dns_label(&name) {
+        return Err(format!("InvalidSpec: metadata.name `{name}`: a TrainJob whose ranks span pods names its workers' Service and hostnames after itself, so its name must be a DNS label (a-z, 0-9 and '-', starting with a letter)"));
+    }
     if config.artifact_store.is_none() {
         return Err(format!("EngineUnavailable: {what}: ranks in several pods share only the artifact store, and this operator has none (--artifact-store; the chart's artifactStore)"));
     }
@@ -113,16 +147,31 @@ pub async fn workers(
     let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
     apply::apply(&services, &names.service, &service(tj, &names)).await?;
     let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
-    let applied = apply::apply(
-        &jobs,
-        &names.workers,
-        &workers_job(tj, &ctx.config, image, cm, &names),
-    )
-    .await?;
+    let workers = match jobs.get_opt(&names.workers).await? {
+        // Made once: its pod template is immutable, and these are the pods the gang waits on.
+        Some(job) => job,
+        None => {
+            let job = workers_job(tj, &ctx.config, image, cm, &names);
+            apply::apply(&jobs, &names.workers, &job).await?
+        }
+    };
+    let ours = workers
+        .owner_references()
+        .iter()
+        .any(|o| Some(&o.uid) == tj.uid().as_ref());
+    if !ours || workers.metadata.deletion_timestamp.is_some() {
+        return Ok(Workers::Waiting(format!(
+            "WaitingForWorkers: the workers Job {} of an earlier job of this name is still being deleted",
+            names.workers
+        )));
+    }
+    // This Job's pods alone: not those of an earlier one still being deleted.
+    let mut selector = worker_selector(tj);
+    if let Some(uid) = &workers.metadata.uid {
+        selector += &format!(",batch.kubernetes.io/controller-uid={uid}");
+    }
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
-    let listed = pods
-        .list(&ListParams::default().labels(&worker_selector(tj)))
-        .await?;
+    let listed = pods.list(&ListParams::default().labels(&selector)).await?;
     let want = tj.spec.0.trainer.num_nodes as usize;
     let (ready, waiting) = readiness(&listed.items);
     if ready >= want {
@@ -138,7 +187,7 @@ pub async fn workers(
         .run_policy
         .schedule_timeout_seconds
         .unwrap_or(DEFAULT_SCHEDULE_TIMEOUT_SECONDS);
-    let waited = applied
+    let waited = workers
         .metadata
         .creation_timestamp
         .map(|t| {
@@ -193,6 +242,33 @@ fn readiness(items: &[Pod]) -> (usize, Vec<String>) {
         }
     }
     (ready, waiting)
+}
+
+/// Keeps a running gang's workers: a worker Job deleted or failed while the launcher runs is
+/// made again (its pods keep their names), so the launcher's retry finds its hosts.
+pub async fn keep(tj: &TrainJob, ctx: &Context, ns: &str) -> Result<(), Error> {
+    let Some(image) = ctx.config.mpi_image.as_deref() else {
+        return Ok(());
+    };
+    let names = Names::of(tj);
+    let services: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+    apply::apply(&services, &names.service, &service(tj, &names)).await?;
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), ns);
+    let failed = |j: &Job| {
+        let conds = j.status.as_ref().and_then(|s| s.conditions.as_ref());
+        conds
+            .into_iter()
+            .flatten()
+            .any(|c| c.type_ == "Failed" && c.status == "True")
+    };
+    match jobs.get_opt(&names.workers).await? {
+        Some(j) if !failed(&j) => return Ok(()),
+        Some(_) => apply::delete(&jobs, &names.workers).await?,
+        None => {}
+    }
+    let cm = child_name(&tj.name_any(), "spec");
+    let job = workers_job(tj, &ctx.config, image, &cm, &names);
+    apply::apply(&jobs, &names.workers, &job).await.map(|_| ())
 }
 
 /// Releases the workers and their Service (the job ended, was suspended, or its gang timed
@@ -253,7 +329,7 @@ fn child_meta(tj: &TrainJob, name: &str, role: Option<&str>) -> ObjectMeta {
 }
 
 /// The headless Service giving each worker pod a DNS name, published before the pods are
-/// ready (mpirun's ssh retries while a name is new).
+/// ready, so each has its name as soon as it has an address.
 fn service(tj: &TrainJob, names: &Names) -> Service {
     Service {
         metadata: child_meta(tj, &names.service, None),
@@ -272,13 +348,24 @@ fn service(tj: &TrainJob, names: &Names) -> Service {
     }
 }
 
-/// The keys Secret as a volume: root-owned files the pod's group (fsGroup) may read.
-fn keys_volume(name: &str) -> Volume {
+/// The keys Secret as a volume of `files` (each role gets its own: the workers never see the
+/// launcher's key, nor the launcher the workers' host key): root-owned files the pod's group
+/// (fsGroup) may read.
+fn keys_volume(name: &str, files: &[&str]) -> Volume {
+    let items = files
+        .iter()
+        .map(|f| KeyToPath {
+            key: f.to_string(),
+            path: f.to_string(),
+            mode: None,
+        })
+        .collect();
     Volume {
         name: "ssh".into(),
         secret: Some(SecretVolumeSource {
             secret_name: Some(name.into()),
             default_mode: Some(0o440),
+            items: Some(items),
             ..Default::default()
         }),
         ..Default::default()
@@ -322,17 +409,35 @@ fn workers_job(tj: &TrainJob, config: &Config, image: &str, cm: &str, names: &Na
         period_seconds: Some(2),
         ..Default::default()
     });
+    // OpenMPI's shared-memory transport and NCCL between a node's ranks want more than the
+    // container runtime's 64 MiB /dev/shm: memory-backed, counted in the pod's memory.
     container
         .volume_mounts
         .get_or_insert_with(Vec::new)
-        .push(keys_mount());
+        .extend([
+            keys_mount(),
+            VolumeMount {
+                name: "shm".into(),
+                mount_path: "/dev/shm".into(),
+                ..Default::default()
+            },
+        ]);
     // Each worker's own home: its ranks share only the artifact store with the launcher.
     let mut pod = pods::pod(container, cm, pods::scratch("home"));
-    pod.volumes
-        .get_or_insert_with(Vec::new)
-        .push(keys_volume(&names.keys));
+    pod.volumes.get_or_insert_with(Vec::new).extend([
+        keys_volume(&names.keys, &[ssh::HOST_KEY, ssh::AUTHORIZED_KEYS]),
+        Volume {
+            name: "shm".into(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                medium: Some("Memory".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ]);
     pod.subdomain = Some(names.service.clone());
-    pod.restart_policy = Some("OnFailure".into());
+    // A worker that dies is replaced by a pod of the same index, so of the same name.
+    pod.restart_policy = Some("Never".into());
     if let Some(r) = &tj.spec.0.trainer.resources_per_node {
         weft_crd::resources::request_resources(&mut pod, r);
     }
@@ -342,7 +447,18 @@ fn workers_job(tj: &TrainJob, config: &Config, image: &str, cm: &str, names: &Na
             completion_mode: Some("Indexed".into()),
             completions: Some(nodes),
             parallelism: Some(nodes),
-            backoff_limit: Some(6),
+            backoff_limit: Some(nodes.saturating_mul(10)),
+            // Evictions and preemptions do not count against the replacements.
+            pod_failure_policy: Some(PodFailurePolicy {
+                rules: vec![PodFailurePolicyRule {
+                    action: "Ignore".into(),
+                    on_exit_codes: None,
+                    on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
+                        type_: "DisruptionTarget".into(),
+                        status: "True".into(),
+                    }]),
+                }],
+            }),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(worker_labels(tj)),
@@ -363,9 +479,10 @@ pub fn launcher(mut job: Job, tj: &TrainJob, image: &str) -> Job {
     let Some(pod) = job.spec.as_mut().and_then(|s| s.template.spec.as_mut()) else {
         return job;
     };
-    pod.volumes
-        .get_or_insert_with(Vec::new)
-        .push(keys_volume(&names.keys));
+    pod.volumes.get_or_insert_with(Vec::new).push(keys_volume(
+        &names.keys,
+        &[ssh::CLIENT_KEY, ssh::KNOWN_HOSTS],
+    ));
     if let Some(c) = pod.containers.first_mut() {
         c.image = Some(image.into());
         let args = c.args.get_or_insert_with(Vec::new);
@@ -392,4 +509,46 @@ pub fn launcher(mut job: Job, tj: &TrainJob, image: &str) -> Job {
             .insert(ROLE_LABEL.into(), "launcher".into());
     }
     job
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(name: &str, nodes: u32) -> TrainJob {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "weft.dev/v1alpha1", "kind": "TrainJob",
+            "metadata": {"name": name, "uid": "0123abcd-ef"},
+            "spec": {"trainer": {"component": "sha256:00", "numNodes": nodes, "engine": "mpi"}},
+        }))
+        .unwrap()
+    }
+
+    /// Every worker's hostname (`<workers>-<index>`) is a DNS label however long the job's
+    /// name and however many its nodes.
+    #[test]
+    fn worker_hostnames_fit_a_dns_label() {
+        for (len, nodes) in [(5, 2), (55, 9), (63, 10), (63, 1000), (40, 4096)] {
+            let name = "a".repeat(len);
+            let names = Names::of(&job(&name, nodes));
+            let last = format!("{}-{}", names.workers, nodes - 1);
+            assert!(last.len() <= 63 && dns_label(&last), "{last}");
+            assert!(names.service.len() <= 63 && dns_label(&names.service));
+        }
+        let names = Names::of(&job("iris", 2));
+        assert_eq!(
+            (names.workers.as_str(), names.keys.as_str()),
+            ("iris-node", "iris-ssh-0123abcd")
+        );
+    }
+
+    #[test]
+    fn only_dns_labels_name_a_gang() {
+        for good in ["iris", "iris-2", "a"] {
+            assert!(dns_label(good), "{good}");
+        }
+        for bad in ["iris.v2", "2iris", "Iris", "", "iris_2"] {
+            assert!(!dns_label(bad), "{bad}");
+        }
+    }
 }

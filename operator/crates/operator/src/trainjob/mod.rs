@@ -127,7 +127,12 @@ async fn apply_trainjob(tj: &TrainJob, ctx: &Context, ns: &str) -> Result<Action
                         }
                         Action::await_change()
                     }
-                    false => Action::requeue(Duration::from_secs(30)),
+                    false => {
+                        if gang::spans_pods(tj) {
+                            gang::keep(tj, ctx, ns).await?;
+                        }
+                        Action::requeue(Duration::from_secs(30))
+                    }
                 }
             }
         }
