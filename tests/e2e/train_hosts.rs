@@ -2,11 +2,14 @@
 //! "pods" (each a network, hostname and mount namespace of its own, its own Weft home at the
 //! launcher's path) run sshd with the config and keys the operator gives them, and a launcher
 //! in a third namespace runs `wasm-run train --hostfile` with the operator's hostfile (the
-//! workers' DNS names) and ssh config. The ranks share only the S3 store (moto on the bridge
-//! between them), whose settings reach them through mpirun, not through ssh.
+//! workers' DNS names) and ssh config. As in the pods, sshd and the launcher run as an
+//! unprivileged user, and the keys are root's files that user's group may read (a Secret
+//! volume with fsGroup). The ranks share only the S3 store (moto on the bridge between
+//! them), whose settings reach them through mpirun, not through ssh.
 //!
-//! Needs root (namespaces, a bridge), iproute2, util-linux's unshare, openssh-server,
-//! OpenMPI and moto; `cargo xtask test` installs them, and with `CI` set a missing one fails.
+//! Needs root (namespaces, a bridge), iproute2, util-linux's unshare and setpriv,
+//! openssh-server, OpenMPI, moto and the user `weft-mpi`; `cargo xtask test` installs and adds
+//! them, and with `CI` set a missing one fails.
 
 use crate::support::*;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -32,6 +35,46 @@ fn ip(args: &[&str]) {
     sh(Command::new("ip").args(args));
 }
 
+/// The unprivileged user sshd and the launcher run as (the pods' uid 65532).
+const USER: &str = "weft-mpi";
+
+/// `USER`'s uid and gid.
+fn user() -> Option<(u32, u32)> {
+    let id = |flag: &str| -> Option<u32> {
+        let out = Command::new("id").args([flag, USER]).output().ok()?;
+        String::from_utf8(out.stdout).ok()?.trim().parse().ok()
+    };
+    Some((id("-u")?, id("-g")?))
+}
+
+/// `setpriv`'s arguments that run what follows as `USER`.
+fn as_user((uid, gid): (u32, u32)) -> Vec<String> {
+    vec![
+        "setpriv".into(),
+        format!("--reuid={uid}"),
+        format!("--regid={gid}"),
+        "--init-groups".into(),
+    ]
+}
+
+/// Keys as a Secret volume has them for `gid`: root's files, readable by the group alone.
+fn keys_as_secret(dir: &Path, gid: u32) {
+    use std::os::unix::fs::{chown, PermissionsExt};
+    chown(dir, Some(0), Some(gid)).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750)).unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        chown(&path, Some(0), Some(gid)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o440)).unwrap();
+    }
+}
+
+/// A directory `USER` owns (a pod's emptyDir).
+fn owned_dir(path: &Path, (uid, gid): (u32, u32)) {
+    std::fs::create_dir_all(path).unwrap();
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).unwrap();
+}
+
 /// Whether this machine can make the hosts (outside CI a test without them does not run).
 fn hosts_possible() -> bool {
     let root = Command::new("id")
@@ -44,6 +87,8 @@ fn hosts_possible() -> bool {
         (root, "root (network namespaces and a bridge)"),
         (found("/usr/sbin/sshd"), "/usr/sbin/sshd (openssh-server)"),
         (found("/usr/bin/unshare"), "unshare (util-linux)"),
+        (found("/usr/bin/setpriv"), "setpriv (util-linux)"),
+        (user().is_some(), "user weft-mpi (cargo xtask test adds it)"),
         (found("/usr/bin/mpirun"), "mpirun (openmpi-bin)"),
         (
             Command::new("ip").arg("-V").output().is_ok(),
@@ -192,18 +237,20 @@ fn s3_on(hosts: &mut Hosts) -> Vec<(String, String)> {
 }
 
 /// Worker `i` as its pod: its hostname, its own (empty) Weft home at the launcher's path,
-/// sshd with the operator's config in the foreground, logging to `log`.
+/// sshd with the operator's config in the foreground as `USER`, logging to `log`.
 fn start_worker(hosts: &mut Hosts, i: usize, s: &Scratch, config: &Path, log: &Path) {
+    let user = user().unwrap();
     let own_home = s.path(&format!("{WORKERS_JOB}-{i}-home"));
-    std::fs::create_dir_all(&own_home).unwrap();
-    std::fs::create_dir_all(s.path("home")).unwrap();
-    std::fs::create_dir_all("/run/sshd").unwrap();
+    owned_dir(&own_home, user);
     let child = hosts
         .exec(i)
         .args(["unshare", "--uts", "--mount", "--", "sh", "-c"])
-        .arg(r#"hostname "$0" && mount --bind "$1" "$2" && exec /usr/sbin/sshd -D -e -f "$3""#)
+        .arg(r#"hostname "$0" && mount --bind "$1" "$2" && shift 2 && exec "$@""#)
         .arg(format!("{WORKERS_JOB}-{i}"))
-        .args([&own_home, &s.path("home"), config])
+        .args([&own_home, &s.path("home")])
+        .args(as_user(user))
+        .args(["/usr/sbin/sshd", "-D", "-e", "-f"])
+        .arg(config)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()
@@ -243,6 +290,7 @@ fn launch(
             r#"hostname launcher && exec "$@""#,
         ])
         .arg("sh")
+        .args(as_user(user().unwrap()))
         .arg(env!("CARGO_BIN_EXE_wasm-run"))
         .args(["--artifact-store", "s3://weft-test/artifacts", "train"])
         .arg(file)
@@ -279,11 +327,17 @@ fn a_two_node_gang_trains_across_hosts_that_share_only_the_store() {
         return;
     }
     let s = Scratch::new();
+    let user = user().unwrap();
+    // The user reaches the scratch files (as a pod reads its mounts), and owns the homes.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    owned_dir(&s.path("home"), user);
     let mut hosts = Hosts::new(3);
     let store = s3_on(&mut hosts);
     // What the operator puts in the job's Secret and spec ConfigMap, at their own paths here.
     let keys = s.path("keys");
     ssh::Keys::generate().unwrap().write_to(&keys).unwrap();
+    keys_as_secret(&keys, user.1);
     let keys_dir = keys.to_str().unwrap();
     let sshd_config = s.path(ssh::SSHD_CONFIG);
     std::fs::write(&sshd_config, ssh::sshd_config(keys_dir, ssh::PORT)).unwrap();
@@ -314,7 +368,7 @@ fn a_two_node_gang_trains_across_hosts_that_share_only_the_store() {
         // The launcher reached each worker with the job's key...
         let sshd = std::fs::read_to_string(log).unwrap();
         assert!(
-            sshd.contains("Accepted publickey for"),
+            sshd.contains(&format!("Accepted publickey for {USER} ")),
             "worker {i}: {sshd}"
         );
         // ...and the ranks there worked in that worker's own home.
@@ -330,6 +384,7 @@ fn a_two_node_gang_trains_across_hosts_that_share_only_the_store() {
     let stranger = s.path("stranger");
     ssh::Keys::generate().unwrap().write_to(&stranger).unwrap();
     std::fs::copy(keys.join(ssh::CLIENT_KEY), stranger.join(ssh::CLIENT_KEY)).unwrap();
+    keys_as_secret(&stranger, user.1);
     let wrong = s.path("wrong_ssh_config");
     std::fs::write(
         &wrong,

@@ -219,8 +219,8 @@ fn lint(repo: &Path, mpi: bool) -> Result<()> {
 }
 
 /// Debian's OpenMPI (installed when missing): `mpicc` for building rsmpi, `mpirun` for the
-/// tests; and OpenSSH and iproute2, for the gang across hosts (sshd in network namespaces, as
-/// in the operator's worker pods).
+/// tests; and OpenSSH, iproute2 and an unprivileged user, for the gang across hosts (sshd in
+/// network namespaces, as in the operator's worker pods).
 fn install_openmpi() -> Result<()> {
     const PACKAGES: [&str; 5] = [
         "libopenmpi-dev",
@@ -247,8 +247,29 @@ fn install_openmpi() -> Result<()> {
     if let Some(p) = FILES.iter().find(|p| !found(p)) {
         bail!("installed {} but {p} is missing", PACKAGES.join(", "));
     }
+    // The unprivileged user the gang's sshd and launcher run as in that test, as in the
+    // operator's pods.
+    let has_user = Command::new("id")
+        .arg(MPI_TEST_USER)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_user {
+        run(Command::new("useradd").args([
+            "--system",
+            "--user-group",
+            "--create-home",
+            "--home-dir",
+            "/var/lib/weft-mpi",
+            "--shell",
+            "/bin/sh",
+            MPI_TEST_USER,
+        ]))?;
+    }
     Ok(())
 }
+
+/// The user tests/e2e/train_hosts.rs runs sshd and the launcher as.
+const MPI_TEST_USER: &str = "weft-mpi";
 
 /// Runs `apt-get ARGS` non-interactively.
 fn apt(args: &[&str]) -> Result<()> {
