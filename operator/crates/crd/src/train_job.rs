@@ -59,6 +59,10 @@ pub struct TrainJobStatus {
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// A gang's tries at getting all its workers ready within `scheduleTimeoutSeconds`, each
+    /// ended by releasing them; after `backoffLimit` more the job fails `GangTimeout`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_attempts: Option<u32>,
 }
 
 /// Trainer v2's `trainerStatus` (KEP 2779).

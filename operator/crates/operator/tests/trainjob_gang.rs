@@ -298,22 +298,46 @@ async fn the_launcher_starts_once_every_worker_is_ready() {
     assert_eq!(status["runner"]["job"], "iris-runner");
 }
 
-/// All or none: workers not all ready within scheduleTimeoutSeconds fail the job with the
-/// scheduler's words, and the ones that started are released.
+/// All or none: workers not all ready within scheduleTimeoutSeconds are released (they do
+/// not hold nodes for a gang that cannot run) and tried again later, a busy cluster being no
+/// verdict; after backoffLimit more tries the job fails with the scheduler's words.
 #[tokio::test]
-async fn workers_not_ready_in_time_fail_the_job_and_are_released() {
-    let mut o = gang_object(Some(json!({"state": "Created"})));
-    o["spec"]["runPolicy"] = json!({"scheduleTimeoutSeconds": 60});
-    let mut script = gang_start(
-        exists(),
-        Some(workers_job("2026-01-01T00:00:00Z", UID)),
-        pod_list(vec![worker_pod(0, true), worker_pod(1, false)]),
+async fn workers_not_ready_in_time_are_released_and_tried_again_then_fail_the_job() {
+    let timed_out = |tries: Option<u32>| {
+        let mut o = gang_object(Some(json!({"state": "Created", "scheduleAttempts": tries})));
+        o["spec"]["runPolicy"] = json!({"scheduleTimeoutSeconds": 60, "backoffLimit": 1});
+        let mut script = gang_start(
+            exists(),
+            Some(workers_job("2026-01-01T00:00:00Z", UID)),
+            pod_list(vec![worker_pod(0, true), worker_pod(1, false)]),
+        );
+        script.extend([
+            expect("DELETE", WORKERS, Reply::Echo),
+            expect("DELETE", SERVICE, Reply::Echo),
+            status_write(&o),
+        ]);
+        (o, script)
+    };
+    let (o, script) = timed_out(None);
+    let (action, seen) = gang_reconcile(&o, script).await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(30)));
+    let status = last_status(&seen);
+    assert_eq!(
+        (&status["state"], &status["scheduleAttempts"]),
+        (&json!("Created"), &json!(1))
     );
-    script.extend([
-        expect("DELETE", WORKERS, Reply::Echo),
-        expect("DELETE", SERVICE, Reply::Echo),
-        status_write(&o),
-    ]);
+    let created = condition(status, "Created");
+    let message = created["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("GangTimeout: 1 of 2 worker pods ready")
+            && message.contains("Insufficient nvidia.com/gpu")
+            && message.contains("scheduleTimeoutSeconds 60")
+            && message.ends_with("trying again in 30s (try 1 of 2)"),
+        "{created}"
+    );
+    assert_eq!(condition(status, "Failed")["status"], "False");
+
+    let (o, script) = timed_out(Some(1));
     let (action, seen) = gang_reconcile(&o, script).await;
     assert_eq!(action, Action::await_change());
     let status = last_status(&seen);
@@ -323,11 +347,11 @@ async fn workers_not_ready_in_time_fail_the_job_and_are_released() {
         (&failed["status"], &failed["reason"]),
         (&json!("True"), &json!("GangTimeout"))
     );
-    let message = failed["message"].as_str().unwrap();
     assert!(
-        message.contains("1 of 2 worker pods ready")
-            && message.contains("Insufficient nvidia.com/gpu")
-            && message.contains("scheduleTimeoutSeconds 60"),
+        failed["message"]
+            .as_str()
+            .unwrap()
+            .contains("2 tries (runPolicy.backoffLimit 1)"),
         "{failed}"
     );
 }

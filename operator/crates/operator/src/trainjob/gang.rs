@@ -7,8 +7,8 @@
 //! The job's ssh keys are a Secret made once per job: the launcher's client key, and the
 //! workers' host key, which the launcher checks (MPIJob turns host checking off). All start
 //! or none: the launcher is made only once every worker pod is ready, and workers that are
-//! not all ready within `scheduleTimeoutSeconds` fail the job and are released, rather than
-//! holding nodes for a gang that cannot run. Workers go when the job ends or is suspended;
+//! not all ready within `scheduleTimeoutSeconds` are released rather than holding nodes for a
+//! gang that cannot run, then tried again later (the job fails after `backoffLimit` more). Workers go when the job ends or is suspended;
 //! everything is owned by the job, so deleting it deletes them.
 
 use crate::apply::{self, child_name, labels, owner};

@@ -9,7 +9,8 @@
 //! left no condition at all): `Created` False with the API server's words when a child is
 //! refused, `Created` with the workers' readiness while a gang waits for them, `Failed` with
 //! `EngineUnavailable` for what this operator is not set up to run and `GangTimeout` for a
-//! gang whose workers were not all ready in time, `Suspended` while `runPolicy.suspend`
+//! gang whose workers were not all ready in time after `backoffLimit` more tries (`Created`
+//! with `GangTimeout` and the next try's time between them), `Suspended` while `runPolicy.suspend`
 //! holds (the runner and workers are stopped; unsuspending resumes the run), then `Complete`
 //! or `Failed` from the runner's Job.
 
@@ -103,6 +104,30 @@ async fn apply_trainjob(tj: &TrainJob, ctx: &Context, ns: &str) -> Result<Action
                     next.start_time = next.start_time.or_else(|| Some(now()));
                     Action::requeue(Duration::from_secs(5))
                 }
+                // Workers not all ready in time were released: tried again after a while
+                // (a busy cluster is not a verdict), up to backoffLimit times.
+                Ok(Started::TimedOut(message)) => {
+                    let tries = next.schedule_attempts.unwrap_or(0).saturating_add(1);
+                    next.schedule_attempts = Some(tries);
+                    let limit = tj.spec.0.run_policy.backoff_limit;
+                    if tries > limit {
+                        next.state = Some("Failed".into());
+                        next.message = Some(format!(
+                            "{message}; {tries} tries (runPolicy.backoffLimit {limit})"
+                        ));
+                        next.completion_time = Some(now());
+                        Action::await_change()
+                    } else {
+                        let pause = Duration::from_secs(30 * u64::from(tries.min(10)));
+                        next.state = Some("Created".into());
+                        next.message = Some(format!(
+                            "{message}; trying again in {}s (try {tries} of {})",
+                            pause.as_secs(),
+                            limit.saturating_add(1)
+                        ));
+                        Action::requeue(pause)
+                    }
+                }
                 Ok(Started::Refused(message)) => {
                     next.state = Some("Failed".into());
                     next.message = Some(message);
@@ -147,8 +172,10 @@ enum Started {
     Runner,
     /// A gang waits for its workers: why, in words.
     Waiting(String),
-    /// The job cannot run here, or its gang timed out: it fails with this message.
+    /// The job cannot run here: it fails with this message.
     Refused(String),
+    /// The gang's workers were not all ready in time and were released.
+    TimedOut(String),
 }
 
 /// Checks the job as this operator can run it, then applies the spec ConfigMap and the
@@ -180,7 +207,7 @@ async fn start(tj: &TrainJob, ctx: &Context, ns: &str, job_name: &str) -> Result
             gang::Workers::Waiting(why) => return Ok(Started::Waiting(why)),
             gang::Workers::TimedOut(why) => {
                 gang::release(tj, ctx, ns).await?;
-                return Ok(Started::Refused(why));
+                return Ok(Started::TimedOut(why));
             }
         }
         job = gang::launcher(job, tj, image);
