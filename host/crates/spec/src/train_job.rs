@@ -45,11 +45,13 @@ pub struct Trainer {
     /// Parameters every worker gets.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub params: BTreeMap<String, serde_json::Value>,
-    /// Machines (pods on Kubernetes). More than one needs the `mpi` engine.
+    /// Machines (pods on Kubernetes). More than one runs the ranks as MPI processes (engine
+    /// mpi or nccl).
     #[serde(default = "one")]
     #[schemars(range(min = 1))]
     pub num_nodes: u32,
-    /// Workers per node: component instances on threads of one process.
+    /// Workers per node: component instances on threads of one process (engine local), or
+    /// that many MPI processes (engines mpi and nccl).
     #[serde(default = "one")]
     #[schemars(range(min = 1))]
     pub num_proc_per_node: u32,

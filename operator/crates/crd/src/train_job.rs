@@ -1,6 +1,7 @@
 //! `TrainJob` as a custom resource: Kubeflow Trainer v2's data-parallel training job, its gang
 //! of workers run by one runner Job (`wasm-run train`: the workers as instances on threads of
-//! one pod), its status shaped like Trainer's (conditions, `trainerStatus`).
+//! one pod) or, when its ranks span pods, by an MPI gang of worker pods and that Job as their
+//! launcher; its status shaped like Trainer's (conditions, `trainerStatus`).
 
 use crate::pipeline::RunnerStatus;
 use crate::Condition;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
     shortname = "wtj",
     category = "weft",
     printcolumn = r#"{"name":"State","type":"string","jsonPath":".status.state"}"#,
+    printcolumn = r#"{"name":"Nodes","type":"integer","jsonPath":".spec.trainer.numNodes"}"#,
     printcolumn = r#"{"name":"Progress","type":"integer","jsonPath":".status.trainerStatus.progressPercentage"}"#,
     printcolumn = r#"{"name":"ETA (s)","type":"integer","jsonPath":".status.trainerStatus.estimatedRemainingSeconds","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
