@@ -1,6 +1,8 @@
 //! Ranks on threads of one process: each collective is a round in shared host memory. Every
 //! rank leaves its part; the last to arrive checks that all made the same call, computes the
-//! result once, and wakes the others.
+//! result once, and wakes the others. A large all-reduce is reduced by every rank at once,
+//! each its own slice of the elements (reduce-scatter then all-gather, in memory), so the
+//! reduction runs on as many cores as there are ranks rather than on the last to arrive.
 
 use crate::{reduce, CollectiveError, Communicator, ReduceOp, Wait};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -8,6 +10,10 @@ use std::time::Duration;
 
 /// How often a waiting rank looks at its deadline and cancel flag.
 const POLL: Duration = Duration::from_millis(50);
+
+/// Elements from which an all-reduce is reduced by every rank, each its slice: below it the
+/// second meeting (a thread wake-up, tens of µs) costs more than the reduction it shares.
+const SHARED_REDUCE_MIN: usize = 64 * 1024;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Call {
@@ -36,10 +42,19 @@ enum Done {
     PerRank(Vec<Vec<f32>>),
 }
 
+/// An all-reduce being reduced by every rank: the inputs, and each rank's reduced slice.
+struct Reducing {
+    op: ReduceOp,
+    inputs: Arc<Vec<Vec<f32>>>,
+    slices: Vec<Option<Vec<f32>>>,
+}
+
 struct State {
     /// Rounds finished so far.
     generation: u64,
     arrived: Vec<Option<(Call, Vec<f32>)>>,
+    /// This round's all-reduce, while its ranks reduce their slices.
+    reducing: Option<Reducing>,
     /// The last finished round's result.
     done: Option<Arc<Done>>,
     /// Why the group failed; every later call fails with it.
@@ -64,6 +79,7 @@ impl LocalGroup {
             state: Mutex::new(State {
                 generation: 0,
                 arrived: vec![None; world],
+                reducing: None,
                 done: None,
                 broken: None,
             }),
@@ -125,22 +141,57 @@ impl LocalRank {
         if st.arrived.iter().all(Option::is_some) {
             let parts: Vec<(Call, Vec<f32>)> =
                 st.arrived.iter_mut().filter_map(Option::take).collect();
-            return match finish(&parts, self.shared.world) {
-                Ok(done) => {
-                    let done = Arc::new(done);
-                    st.done = Some(done.clone());
-                    st.generation += 1;
-                    self.shared.cv.notify_all();
-                    Ok(done)
-                }
-                Err(e) => {
+            match (agree(&parts), parts[0].0) {
+                (Err(e), _) => {
                     st.broken = Some(e.clone());
                     self.shared.cv.notify_all();
-                    Err(e)
+                    return Err(e);
                 }
-            };
+                (Ok(()), Call::AllReduce(op))
+                    if parts[0].1.len() >= SHARED_REDUCE_MIN && self.shared.world > 1 =>
+                {
+                    // Every rank (this one too, below) reduces its slice.
+                    st.reducing = Some(Reducing {
+                        op,
+                        inputs: Arc::new(parts.into_iter().map(|(_, d)| d).collect()),
+                        slices: vec![None; self.shared.world],
+                    });
+                    self.shared.cv.notify_all();
+                }
+                (Ok(()), _) => {
+                    let finished = finish(&parts, self.shared.world);
+                    self.shared.cv.notify_all();
+                    return match finished {
+                        Ok(done) => {
+                            let done = Arc::new(done);
+                            st.done = Some(done.clone());
+                            st.generation += 1;
+                            Ok(done)
+                        }
+                        Err(e) => {
+                            st.broken = Some(e.clone());
+                            Err(e)
+                        }
+                    };
+                }
+            }
         }
         loop {
+            if let Some(r) = st
+                .reducing
+                .as_ref()
+                .filter(|r| r.slices[self.rank].is_none())
+            {
+                let (op, inputs) = (r.op, r.inputs.clone());
+                drop(st);
+                let slice = reduce_slice(&inputs, op, self.rank, self.shared.world);
+                st = self.lock();
+                if let Some(e) = &st.broken {
+                    return Err(e.clone());
+                }
+                self.slice_done(&mut st, slice);
+                continue;
+            }
             if st.generation != generation {
                 // The next round needs this rank, so `done` is still this round's.
                 return Ok(st.done.clone().expect("a finished round leaves its result"));
@@ -168,8 +219,41 @@ impl LocalRank {
     }
 }
 
-/// The round's result from every rank's call and data, or why the ranks disagree.
-fn finish(parts: &[(Call, Vec<f32>)], world: usize) -> Result<Done, CollectiveError> {
+impl LocalRank {
+    /// Leaves this rank's reduced slice; the last one joins the slices into the round's result.
+    fn slice_done(&self, st: &mut State, slice: Vec<f32>) {
+        let Some(r) = st.reducing.as_mut() else {
+            return;
+        };
+        r.slices[self.rank] = Some(slice);
+        if r.slices.iter().all(Option::is_some) {
+            let whole: Vec<f32> = r
+                .slices
+                .iter_mut()
+                .filter_map(Option::take)
+                .flatten()
+                .collect();
+            st.reducing = None;
+            st.done = Some(Arc::new(Done::Same(whole)));
+            st.generation += 1;
+            self.shared.cv.notify_all();
+        }
+    }
+}
+
+/// Rank `rank`'s share of the reduction of `inputs`: its slice of the elements, reduced as
+/// the whole would be (element by element in rank order, so the result is the same bits).
+fn reduce_slice(inputs: &[Vec<f32>], op: ReduceOp, rank: usize, world: usize) -> Vec<f32> {
+    let len = inputs.first().map_or(0, Vec::len);
+    let per = len.div_ceil(world.max(1));
+    let start = (rank * per).min(len);
+    let end = (start + per).min(len);
+    let parts: Vec<&[f32]> = inputs.iter().map(|d| &d[start..end]).collect();
+    reduce(&parts, op)
+}
+
+/// Whether every rank made the same call with as many elements; else how they differ.
+fn agree(parts: &[(Call, Vec<f32>)]) -> Result<(), CollectiveError> {
     let (call, first) = &parts[0];
     for (rank, (c, data)) in parts.iter().enumerate() {
         if c != call {
@@ -188,6 +272,12 @@ fn finish(parts: &[(Call, Vec<f32>)], world: usize) -> Result<Done, CollectiveEr
             )));
         }
     }
+    Ok(())
+}
+
+/// The round's result from every rank's call and data (which [`agree`]), or why not.
+fn finish(parts: &[(Call, Vec<f32>)], world: usize) -> Result<Done, CollectiveError> {
+    let (call, first) = &parts[0];
     let inputs: Vec<&[f32]> = parts.iter().map(|(_, d)| d.as_slice()).collect();
     Ok(match *call {
         Call::AllReduce(op) => Done::Same(reduce(&inputs, op)),

@@ -198,3 +198,44 @@ fn a_wait_that_runs_out_or_is_cancelled_fails_the_gang() {
         Err(CollectiveError::Peer("rank 0 was cancelled".into()))
     );
 }
+
+/// Rank r's large message: enough elements that every rank reduces its slice, with values
+/// whose sums depend on their order (so a different order would show in the bits).
+fn large(rank: usize, len: usize) -> Vec<f32> {
+    (0..len)
+        .map(|i| ((i * 7919 + rank * 104_729) % 1000) as f32 * 1e-3 + rank as f32 * 1e5)
+        .collect()
+}
+
+/// A large all-reduce, reduced by every rank at once (each its slice, lengths that do not
+/// divide evenly included), gives the bits the serial reduction gives, for every op, round
+/// after round.
+#[test]
+fn a_large_all_reduce_shared_by_the_ranks_is_the_serial_reduction_bit_for_bit() {
+    for (world, len) in [(2, 100_003), (3, 65_536), (5, 70_001)] {
+        for op in [ReduceOp::Sum, ReduceOp::Mean, ReduceOp::Max, ReduceOp::Min] {
+            let inputs: Vec<Vec<f32>> = (0..world).map(|r| large(r, len)).collect();
+            let slices: Vec<&[f32]> = inputs.iter().map(Vec::as_slice).collect();
+            let want = weft_collective::reduce(&slices, op);
+            let out = on_ranks(world, move |c| {
+                (0..3)
+                    .map(|_| {
+                        let mut d = large(c.rank(), len);
+                        c.all_reduce(&mut d, op, &wait()).unwrap();
+                        d
+                    })
+                    .collect::<Vec<_>>()
+            });
+            for (rank, rounds) in out.iter().enumerate() {
+                for got in rounds {
+                    let same = got.len() == want.len()
+                        && got
+                            .iter()
+                            .zip(&want)
+                            .all(|(a, b)| a.to_bits() == b.to_bits());
+                    assert!(same, "world {world}, {op:?}: rank {rank} differs");
+                }
+            }
+        }
+    }
+}
