@@ -451,8 +451,9 @@ async fn a_running_gang_keeps_its_workers() {
     .await;
 }
 
-/// The workers Job of an earlier TrainJob of the same name (deleted, its children not yet
-/// collected) is not this job's: its pods are not counted, and the job waits.
+/// A workers Job that is not this job's (an earlier TrainJob's of the same name, orphaned or
+/// not yet collected, or someone else's) is never taken for it: its pods are not counted, and
+/// the job waits saying what is in the way.
 #[tokio::test]
 async fn an_earlier_jobs_workers_are_not_taken_for_this_ones() {
     let o = gang_object(Some(json!({"state": "Created"})));
@@ -470,7 +471,7 @@ async fn an_earlier_jobs_workers_are_not_taken_for_this_ones() {
         created["message"]
             .as_str()
             .unwrap()
-            .contains("of an earlier job of this name is still being deleted"),
+            .contains("a Job iris-node that is not this TrainJob's is in the way"),
         "{created}"
     );
 }

@@ -130,7 +130,7 @@ pub enum Workers {
     Ready,
     /// Not yet: why, in words.
     Waiting(String),
-    /// Not within the schedule timeout: why (the job fails).
+    /// Not within the schedule timeout: why (the workers are released; tried again later).
     TimedOut(String),
 }
 
@@ -159,9 +159,15 @@ pub async fn workers(
         .owner_references()
         .iter()
         .any(|o| Some(&o.uid) == tj.uid().as_ref());
-    if !ours || workers.metadata.deletion_timestamp.is_some() {
+    if workers.metadata.deletion_timestamp.is_some() {
         return Ok(Workers::Waiting(format!(
             "WaitingForWorkers: the workers Job {} of an earlier job of this name is still being deleted",
+            names.workers
+        )));
+    }
+    if !ours {
+        return Ok(Workers::Waiting(format!(
+            "WaitingForWorkers: a Job {} that is not this TrainJob's is in the way (left by an earlier job of this name, or someone else's): delete it, or rename the TrainJob",
             names.workers
         )));
     }
