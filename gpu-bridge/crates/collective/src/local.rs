@@ -40,6 +40,9 @@ impl Call {
 enum Done {
     Same(Vec<f32>),
     PerRank(Vec<Vec<f32>>),
+    /// One result in consecutive slices (a shared reduction's, each copied out in place
+    /// rather than joined first).
+    Sliced(Vec<Vec<f32>>),
 }
 
 /// An all-reduce being reduced by every rank: the inputs, and each rank's reduced slice.
@@ -227,14 +230,9 @@ impl LocalRank {
         };
         r.slices[self.rank] = Some(slice);
         if r.slices.iter().all(Option::is_some) {
-            let whole: Vec<f32> = r
-                .slices
-                .iter_mut()
-                .filter_map(Option::take)
-                .flatten()
-                .collect();
+            let slices: Vec<Vec<f32>> = r.slices.iter_mut().filter_map(Option::take).collect();
             st.reducing = None;
-            st.done = Some(Arc::new(Done::Same(whole)));
+            st.done = Some(Arc::new(Done::Sliced(slices)));
             st.generation += 1;
             self.shared.cv.notify_all();
         }
@@ -322,7 +320,16 @@ impl Communicator for LocalRank {
         wait: &Wait,
     ) -> Result<(), CollectiveError> {
         let done = self.round(Call::AllReduce(op), data.to_vec(), wait)?;
-        data.copy_from_slice(same(&done));
+        match &*done {
+            Done::Sliced(slices) => {
+                let mut at = 0;
+                for slice in slices {
+                    data[at..at + slice.len()].copy_from_slice(slice);
+                    at += slice.len();
+                }
+            }
+            other => data.copy_from_slice(same(other)),
+        }
         Ok(())
     }
 
@@ -347,6 +354,7 @@ impl Communicator for LocalRank {
         Ok(match &*done {
             Done::PerRank(parts) => parts.get(self.rank).cloned().unwrap_or_default(),
             Done::Same(v) => v.clone(),
+            Done::Sliced(slices) => slices.concat(),
         })
     }
 
@@ -358,6 +366,6 @@ impl Communicator for LocalRank {
 fn same(done: &Done) -> &[f32] {
     match done {
         Done::Same(v) => v,
-        Done::PerRank(_) => &[],
+        Done::PerRank(_) | Done::Sliced(_) => &[],
     }
 }
