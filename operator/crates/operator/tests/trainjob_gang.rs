@@ -106,25 +106,9 @@ fn strings(v: &Value) -> Vec<&str> {
         .collect()
 }
 
-#[tokio::test]
-async fn a_gang_makes_its_keys_service_and_workers_then_waits_for_them() {
-    let o = gang_object(None);
-    let mut script = gang_start(
-        Reply::Echo,
-        None,
-        pod_list(vec![worker_pod(0, true), worker_pod(1, false)]),
-    );
-    script.push(status_write(&o));
-    let (action, seen) = gang_reconcile(&o, script).await;
-    assert_eq!(action, Action::requeue(Duration::from_secs(5)));
-    let by = |method: &str, path: &str| -> &Seen {
-        seen.iter()
-            .find(|s| s.method == method && s.path == path)
-            .unwrap()
-    };
-    // OpenMPI's hostfile: each worker's DNS name with numProcPerNode slots; sshd's and ssh's
-    // configs beside it.
-    let data = &by("PATCH", CONFIGMAP).body["data"];
+/// The spec ConfigMap's gang files: OpenMPI's hostfile (each worker's DNS name with
+/// numProcPerNode slots), sshd's and ssh's configs.
+fn assert_spec_files(data: &Value) {
     assert_eq!(
         data["hostfile"],
         "iris-node-0.iris-workers slots=2\niris-node-1.iris-workers slots=2\n"
@@ -137,8 +121,10 @@ async fn a_gang_makes_its_keys_service_and_workers_then_waits_for_them() {
         .as_str()
         .unwrap()
         .contains("StrictHostKeyChecking yes"));
-    // The keys: made once, owned by the job, named with its uid.
-    let secret = &by("POST", SECRETS).body;
+}
+
+/// The keys Secret: made once, owned by the job, named with its uid, OpenSSH's formats.
+fn assert_keys(secret: &Value) {
     assert_eq!(secret["metadata"]["name"], SECRET_NAME);
     assert_eq!(secret["metadata"]["ownerReferences"][0]["kind"], "TrainJob");
     let files = secret["stringData"].as_object().unwrap();
@@ -157,14 +143,11 @@ async fn a_gang_makes_its_keys_service_and_workers_then_waits_for_them() {
         .as_str()
         .unwrap()
         .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
-    // The headless Service, publishing workers before they are ready.
-    let svc = &by("PATCH", SERVICE).body["spec"];
-    assert_eq!(svc["clusterIP"], "None");
-    assert_eq!(svc["publishNotReadyAddresses"], true);
-    assert_eq!(svc["selector"]["weft.dev/role"], "worker");
-    // The workers: an Indexed Job of 2 pods in the Service's subdomain, sshd as the pod's
-    // user on the MPI image, each asking for the node's resources.
-    let workers = &by("PATCH", WORKERS).body["spec"];
+}
+
+/// The workers: an Indexed Job of 2 pods in the Service's subdomain, sshd as the pod's user
+/// on the MPI image, each asking for the node's resources, with only its keys.
+fn assert_workers(workers: &Value) {
     assert_eq!(
         (
             &workers["completionMode"],
@@ -210,6 +193,32 @@ async fn a_gang_makes_its_keys_service_and_workers_then_waits_for_them() {
         "{}",
         c["volumeMounts"]
     );
+}
+
+#[tokio::test]
+async fn a_gang_makes_its_keys_service_and_workers_then_waits_for_them() {
+    let o = gang_object(None);
+    let mut script = gang_start(
+        Reply::Echo,
+        None,
+        pod_list(vec![worker_pod(0, true), worker_pod(1, false)]),
+    );
+    script.push(status_write(&o));
+    let (action, seen) = gang_reconcile(&o, script).await;
+    assert_eq!(action, Action::requeue(Duration::from_secs(5)));
+    let by = |method: &str, path: &str| -> &Seen {
+        seen.iter()
+            .find(|s| s.method == method && s.path == path)
+            .unwrap()
+    };
+    assert_spec_files(&by("PATCH", CONFIGMAP).body["data"]);
+    assert_keys(&by("POST", SECRETS).body);
+    // The headless Service, publishing workers before they are ready.
+    let svc = &by("PATCH", SERVICE).body["spec"];
+    assert_eq!(svc["clusterIP"], "None");
+    assert_eq!(svc["publishNotReadyAddresses"], true);
+    assert_eq!(svc["selector"]["weft.dev/role"], "worker");
+    assert_workers(&by("PATCH", WORKERS).body["spec"]);
     // Only the job's workers are counted.
     let pods = by("GET", PODS);
     assert!(
