@@ -387,14 +387,7 @@ pub(crate) fn runner_job_of<K: Resource<DynamicType = ()>>(
                         }),
                         on_pod_conditions: None,
                     },
-                    PodFailurePolicyRule {
-                        action: "Ignore".into(),
-                        on_exit_codes: None,
-                        on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
-                            type_: "DisruptionTarget".into(),
-                            status: "True".into(),
-                        }]),
-                    },
+                    ignore_disruptions(),
                 ],
             }),
             template: PodTemplateSpec {
@@ -583,4 +576,17 @@ async fn cleanup(run: &PipelineRun, ctx: &Context, ns: &str) -> Result<Action, E
     apply::delete(&configmaps, &child_name(&name, "spec")).await?;
     tracing::info!(run = %name, namespace = %ns, "pipeline run deleted: runner stopped");
     Ok(Action::await_change())
+}
+
+/// A Job's rule that evictions and preemptions (a pod's `DisruptionTarget`) do not count
+/// against its retries.
+pub(crate) fn ignore_disruptions() -> PodFailurePolicyRule {
+    PodFailurePolicyRule {
+        action: "Ignore".into(),
+        on_exit_codes: None,
+        on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
+            type_: "DisruptionTarget".into(),
+            status: "True".into(),
+        }]),
+    }
 }

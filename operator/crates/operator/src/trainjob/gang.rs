@@ -14,9 +14,7 @@
 use crate::apply::{self, child_name, labels, owner};
 use crate::pods;
 use crate::{Config, Context, Error};
-use k8s_openapi::api::batch::v1::{
-    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
-};
+use k8s_openapi::api::batch::v1::{Job, JobSpec, PodFailurePolicy};
 use k8s_openapi::api::core::v1::{
     ContainerPort, EmptyDirVolumeSource, EnvVar, KeyToPath, Pod, PodTemplateSpec, Probe,
     SecretVolumeSource, Service, ServicePort, ServiceSpec, TCPSocketAction, Volume, VolumeMount,
@@ -65,13 +63,7 @@ impl Names {
         let base = name.get(..keep).unwrap_or(&name);
         // The keys carry the job's uid: a Secret left by an earlier job of the same name
         // (awaiting garbage collection) is never taken for this one's.
-        let uid: String = tj
-            .uid()
-            .unwrap_or_default()
-            .chars()
-            .filter(|c| *c != '-')
-            .take(8)
-            .collect();
+        let uid = super::uid8(tj);
         Names {
             workers: child_name(base, "node"),
             service: child_name(&name, "workers"),
@@ -456,14 +448,7 @@ fn workers_job(tj: &TrainJob, config: &Config, image: &str, cm: &str, names: &Na
             backoff_limit: Some(nodes.saturating_mul(10)),
             // Evictions and preemptions do not count against the replacements.
             pod_failure_policy: Some(PodFailurePolicy {
-                rules: vec![PodFailurePolicyRule {
-                    action: "Ignore".into(),
-                    on_exit_codes: None,
-                    on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
-                        type_: "DisruptionTarget".into(),
-                        status: "True".into(),
-                    }]),
-                }],
+                rules: vec![crate::pipelinerun::ignore_disruptions()],
             }),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {

@@ -220,14 +220,14 @@ async fn start(tj: &TrainJob, ctx: &Context, ns: &str, job_name: &str) -> Result
 /// The run's id in the runner's metadata store: stable per job (name and uid), so a restarted
 /// runner resumes the run rather than starting another.
 pub fn run_id(tj: &TrainJob) -> String {
-    let uid: String = tj
-        .uid()
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| *c != '-')
-        .take(8)
-        .collect();
-    format!("trainjob-{}-{uid}", tj.name_any())
+    format!("trainjob-{}-{}", tj.name_any(), uid8(tj))
+}
+
+/// The first 8 hex digits of the job's uid: what tells its children from those of an
+/// earlier job of the same name.
+fn uid8(tj: &TrainJob) -> String {
+    let uid = tj.uid().unwrap_or_default();
+    uid.chars().filter(|c| *c != '-').take(8).collect()
 }
 
 /// `trainjob.yaml` for the runner, checked as `wasm-run train` checks it, and for what a pod
