@@ -3,7 +3,7 @@
 
 use super::{valid_digest, valid_name};
 use crate::pipeline::API_VERSION;
-use crate::train_job::{ArtifactRef, CollectiveEngine, TrainJob};
+use crate::train_job::{ArtifactRef, CollectiveEngine, TrainJob, TrainJobSpec};
 use crate::{Document, SpecError};
 
 /// The most workers one job may have.
@@ -34,7 +34,21 @@ pub fn validate_train_job(doc: &Document<TrainJob>) -> Result<(), Vec<SpecError>
             "train job name: use letters, digits, `-` and `_` (at most 63)".into(),
         );
     }
-    let t = &job.spec.trainer;
+    check_trainer(&mut err, &job.spec);
+    check_policies(&mut err, &job.spec);
+    check_initializer(&mut err, &job.spec);
+    match errors.is_empty() {
+        true => Ok(()),
+        false => {
+            errors.sort_by_key(|e| (e.line, e.column));
+            Err(errors)
+        }
+    }
+}
+
+/// The trainer: its component, its gang's size and engine, its limits and outputs.
+fn check_trainer(err: &mut impl FnMut(&[&str], String), spec: &TrainJobSpec) {
+    let t = &spec.trainer;
     let tr = |f: &'static str| ["spec", "trainer", f];
     if t.component.is_empty() {
         err(
@@ -56,12 +70,12 @@ pub fn validate_train_job(doc: &Document<TrainJob>) -> Result<(), Vec<SpecError>
             "numProcPerNode must be at least 1".into(),
         );
     }
-    if job.spec.world_size() > MAX_WORKERS {
+    if spec.world_size() > MAX_WORKERS {
         err(
             &tr("numNodes"),
             format!(
                 "{} workers in all (numNodes × numProcPerNode): at most {MAX_WORKERS}",
-                job.spec.world_size()
+                spec.world_size()
             ),
         );
     }
@@ -102,18 +116,17 @@ pub fn validate_train_job(doc: &Document<TrainJob>) -> Result<(), Vec<SpecError>
             );
         }
     }
-    if job
-        .spec
-        .checkpoint
-        .as_ref()
-        .is_some_and(|c| c.every_steps == 0)
-    {
+}
+
+/// Checkpointing and the run policy.
+fn check_policies(err: &mut impl FnMut(&[&str], String), spec: &TrainJobSpec) {
+    if spec.checkpoint.as_ref().is_some_and(|c| c.every_steps == 0) {
         err(
             &["spec", "checkpoint", "everySteps"],
             "everySteps must be at least 1".into(),
         );
     }
-    let policy = &job.spec.run_policy;
+    let policy = &spec.run_policy;
     for (field, value) in [
         ("activeDeadlineSeconds", policy.active_deadline_seconds),
         ("scheduleTimeoutSeconds", policy.schedule_timeout_seconds),
@@ -125,31 +138,29 @@ pub fn validate_train_job(doc: &Document<TrainJob>) -> Result<(), Vec<SpecError>
             );
         }
     }
-    if let Some(init) = &job.spec.initializer {
-        let mut inputs = Vec::new();
-        for (field, r, default) in [
-            ("dataset", &init.dataset, "train"),
-            ("model", &init.model, "model"),
-        ] {
-            if let Some(r) = r {
-                check_ref(&mut err, field, r);
-                inputs.push((field, r.input.clone().unwrap_or_else(|| default.into())));
-            }
-        }
-        if let [(_, a), (_, b)] = inputs.as_slice() {
-            if a == b {
-                err(
-                    &["spec", "initializer", "model", "input"],
-                    format!("the dataset and the model are both input `{a}`"),
-                );
-            }
+}
+
+/// The initializer's dataset and model: each one artifact, as distinct inputs.
+fn check_initializer(err: &mut impl FnMut(&[&str], String), spec: &TrainJobSpec) {
+    let Some(init) = &spec.initializer else {
+        return;
+    };
+    let mut inputs = Vec::new();
+    for (field, r, default) in [
+        ("dataset", &init.dataset, "train"),
+        ("model", &init.model, "model"),
+    ] {
+        if let Some(r) = r {
+            check_ref(err, field, r);
+            inputs.push((field, r.input.clone().unwrap_or_else(|| default.into())));
         }
     }
-    match errors.is_empty() {
-        true => Ok(()),
-        false => {
-            errors.sort_by_key(|e| (e.line, e.column));
-            Err(errors)
+    if let [(_, a), (_, b)] = inputs.as_slice() {
+        if a == b {
+            err(
+                &["spec", "initializer", "model", "input"],
+                format!("the dataset and the model are both input `{a}`"),
+            );
         }
     }
 }
